@@ -1,0 +1,236 @@
+//! Logins: authentication, the addresses a login may send as, and a mailbox's quota and
+//! location.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::lookup::{self, MailboxRow};
+use crate::model::{MailboxLocation, Quota, TlsPolicy};
+use crate::resolve::unix_now;
+use crate::{Directory, DirectoryError};
+
+/// A mailbox that may log in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub mailbox_id: i64,
+    #[serde(serialize_with = "crate::resolve::serialize_address")]
+    pub address: Address,
+    /// Send-only mailboxes log in and send but receive nothing.
+    pub send_only: bool,
+    pub is_super_admin: bool,
+    pub location: MailboxLocation,
+    pub quota: Quota,
+}
+
+/// The result of a login attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Accepted(Account),
+    /// The address has no mailbox, the mailbox or its domain is deactivated, or the password
+    /// is wrong. Which of these is deliberately not said to the client; the reason is for logs.
+    Refused(AuthRefusal),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthRefusal {
+    UnknownLogin,
+    Deactivated,
+    WrongPassword,
+}
+
+/// The addresses a login owns for sending.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct OwnedAddresses {
+    exact: HashSet<Address>,
+    /// Domains where a catch-all alias names this login as a sender: any address there.
+    whole_domains: HashSet<String>,
+    /// Unix second at which one of the aliases expires.
+    valid_until: Option<i64>,
+}
+
+/// A fixed bcrypt hash to verify against when the login is unknown, so that an unknown login
+/// costs the same time as a wrong password and logins cannot be enumerated by timing.
+const DUMMY_HASH: &str = "$2y$10$USEoX.jFgWCG.Iukzg75Z.hYq63baXgQT5PG1Ctfuv6W3lnSpjTVa";
+
+impl Directory {
+    /// The account behind a login (the full address), without checking a password; `None`
+    /// when the login cannot log in. Cached.
+    ///
+    /// # Errors
+    /// A malformed login or a database failure.
+    pub async fn account(&self, login: &str) -> Result<Option<Account>, DirectoryError> {
+        let login = Address::parse(login)?;
+        let row = self.account_row(&login).await?;
+        Ok(row.as_ref().as_ref().and_then(usable_account))
+    }
+
+    async fn account_row(&self, login: &Address) -> Result<Arc<Option<MailboxRow>>, DirectoryError> {
+        let key = login.to_string();
+        if let Some(hit) = self.inner.caches.accounts.get(&key) {
+            return Ok(hit);
+        }
+        let row = Arc::new(lookup::mailbox_by_address(&self.inner.db, login).await?);
+        self.inner.caches.accounts.insert(key, Arc::clone(&row));
+        Ok(row)
+    }
+
+    /// Checks a login (the full address, as MUM's Dovecot `password_query` expects) and its
+    /// password. The login must be an active mailbox in an active domain; send-only mailboxes
+    /// may log in. Hashing runs on the blocking pool.
+    ///
+    /// # Errors
+    /// A malformed login, a database failure, or a stored hash that cannot be read.
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: &[u8],
+    ) -> Result<AuthOutcome, DirectoryError> {
+        let login = Address::parse(login)?;
+        let row = self.account_row(&login).await?;
+        let (stored, refusal) = match row.as_ref() {
+            None => (DUMMY_HASH.to_owned(), Some(AuthRefusal::UnknownLogin)),
+            Some(mailbox) if !mailbox.active || !mailbox.domain_active => {
+                (mailbox.password.clone(), Some(AuthRefusal::Deactivated))
+            }
+            Some(mailbox) => (mailbox.password.clone(), None),
+        };
+        let password = password.to_vec();
+        let verified = tokio::task::spawn_blocking(move || mailstead_password::verify(&stored, &password))
+            .await
+            .map_err(|err| DirectoryError::Invalid(format!("password check did not finish: {err}")))?;
+        let matches = verified.map_err(|err| DirectoryError::StoredPassword {
+            login: login.to_string(),
+            reason: err.to_string(),
+        })?;
+        if let Some(refusal) = refusal {
+            return Ok(AuthOutcome::Refused(refusal));
+        }
+        if !matches {
+            return Ok(AuthOutcome::Refused(AuthRefusal::WrongPassword));
+        }
+        match row.as_ref().as_ref().and_then(usable_account) {
+            Some(account) => Ok(AuthOutcome::Accepted(account)),
+            None => Ok(AuthOutcome::Refused(AuthRefusal::Deactivated)),
+        }
+    }
+
+    /// May `login` use `from` as its envelope sender? Yes for its own address and for the
+    /// aliases whose `alias_senders` name its mailbox (MUM's sender-login map), including
+    /// those addresses in alias domains and with a recipient-delimiter extension (`bob+x@`).
+    /// A catch-all alias naming it as sender gives it the whole domain, like Postfix's
+    /// `@domain` key in `smtpd_sender_login_maps`.
+    ///
+    /// # Errors
+    /// A malformed login or a database failure. A malformed `from` is simply not owned.
+    pub async fn may_send_as(&self, login: &str, from: &str) -> Result<bool, DirectoryError> {
+        let login = Address::parse(login)?;
+        let Ok(from) = Address::parse(from) else {
+            return Ok(false);
+        };
+        let owned = self.owned_addresses(&login).await?;
+        let mut candidates = vec![from.clone()];
+        if let Some((base, _)) = from.split_extension(&self.inner.options.recipient_delimiter) {
+            candidates.push(base);
+        }
+        if let Some((target, true)) = lookup::alias_domain_target(&self.inner.db, from.domain()).await? {
+            let mapped: Vec<Address> = candidates.iter().map(|a| a.with_domain(&target)).collect();
+            candidates.extend(mapped);
+        }
+        Ok(candidates
+            .iter()
+            .any(|candidate| owned.exact.contains(candidate) || owned.whole_domains.contains(candidate.domain())))
+    }
+
+    /// Every address `login` may send as, sorted, for display (`@domain` for a whole domain).
+    ///
+    /// # Errors
+    /// A malformed login or a database failure.
+    pub async fn sendable_addresses(&self, login: &str) -> Result<Vec<String>, DirectoryError> {
+        let login = Address::parse(login)?;
+        let owned = self.owned_addresses(&login).await?;
+        let mut all: Vec<String> = owned.exact.iter().map(Address::to_string).collect();
+        all.extend(owned.whole_domains.iter().map(|domain| format!("@{domain}")));
+        all.sort();
+        Ok(all)
+    }
+
+    pub(crate) async fn owned_addresses(&self, login: &Address) -> Result<Arc<OwnedAddresses>, DirectoryError> {
+        let key = login.to_string();
+        let now = unix_now();
+        if let Some(hit) = self.inner.caches.senders.get(&key)
+            && hit.valid_until.is_none_or(|until| until > now)
+        {
+            return Ok(hit);
+        }
+        let mut owned = OwnedAddresses::default();
+        let row = self.account_row(login).await?;
+        if let Some(mailbox) = row.as_ref().as_ref().filter(|m| m.active && m.domain_active) {
+            owned.exact.insert(mailbox.address.clone());
+            for (local, domain, deactivate_at) in lookup::sender_aliases(&self.inner.db, mailbox.id).await? {
+                if let Some(at) = deactivate_at {
+                    if at <= now {
+                        continue;
+                    }
+                    owned.valid_until = Some(owned.valid_until.map_or(at, |until| until.min(at)));
+                }
+                if local.is_empty() {
+                    owned.whole_domains.insert(domain);
+                } else {
+                    owned.exact.insert(Address::from_normalized(&local, &domain));
+                }
+            }
+        }
+        let owned = Arc::new(owned);
+        self.inner.caches.senders.insert(key, Arc::clone(&owned));
+        Ok(owned)
+    }
+
+    /// The quota of the mailbox at `address`: its own, else its domain's, else unlimited.
+    /// `None` when there is no such mailbox.
+    ///
+    /// # Errors
+    /// A malformed address or a database failure.
+    pub async fn quota(&self, address: &str) -> Result<Option<Quota>, DirectoryError> {
+        let address = Address::parse(address)?;
+        let row = self.account_row(&address).await?;
+        Ok(row.as_ref().as_ref().map(MailboxRow::effective_quota))
+    }
+
+    /// Where the mailbox at `address` lives on disk. `None` when there is no such mailbox.
+    ///
+    /// # Errors
+    /// A malformed address or a database failure.
+    pub async fn mailbox_location(&self, address: &str) -> Result<Option<MailboxLocation>, DirectoryError> {
+        let address = Address::parse(address)?;
+        let row = self.account_row(&address).await?;
+        Ok(row.as_ref().as_ref().map(|mailbox| mailbox.location.clone()))
+    }
+
+    /// The active TLS policy for mail to `domain`, if any. Cached.
+    ///
+    /// # Errors
+    /// A malformed domain or a database failure.
+    pub async fn tls_policy(&self, domain: &str) -> Result<Option<TlsPolicy>, DirectoryError> {
+        let domain = crate::address::normalize_domain(domain)?;
+        if let Some(hit) = self.inner.caches.tls_policies.get(&domain) {
+            return Ok(hit.as_ref().clone());
+        }
+        let policy = lookup::tls_policy(&self.inner.db, &domain).await?.filter(|policy| policy.active);
+        self.inner.caches.tls_policies.insert(domain, Arc::new(policy.clone()));
+        Ok(policy)
+    }
+}
+
+fn usable_account(mailbox: &MailboxRow) -> Option<Account> {
+    (mailbox.active && mailbox.domain_active).then(|| Account {
+        mailbox_id: mailbox.id,
+        address: mailbox.address.clone(),
+        send_only: mailbox.send_only,
+        is_super_admin: mailbox.is_super_admin,
+        location: mailbox.location.clone(),
+        quota: mailbox.effective_quota(),
+    })
+}

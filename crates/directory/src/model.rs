@@ -1,0 +1,367 @@
+//! The records the directory holds, as the rest of Mailstead sees them.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::address::{Address, AliasAddress};
+
+/// Bytes in MUM's quota unit: MUM stores quotas in whole GiB (its docs say "GB").
+pub const GIB: u64 = 1024 * 1024 * 1024;
+
+/// A storage limit in bytes; `None` is unlimited (MUM's `0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Quota {
+    pub bytes: Option<u64>,
+}
+
+impl Quota {
+    pub const UNLIMITED: Quota = Quota { bytes: None };
+
+    /// Reads MUM's pair of columns: `quota_bytes` (Mailstead's, exact) wins over `quota`
+    /// (MUM's, whole GiB). `Ok(None)` means both are NULL: inherit.
+    pub(crate) fn from_columns(quota_gib: Option<i64>, quota_bytes: Option<i64>) -> Option<Quota> {
+        let bytes = match (quota_bytes, quota_gib) {
+            (Some(bytes), _) => u64::try_from(bytes).unwrap_or(0),
+            (None, Some(gib)) => u64::try_from(gib).unwrap_or(0).saturating_mul(GIB),
+            (None, None) => return None,
+        };
+        Some(Quota {
+            bytes: (bytes != 0).then_some(bytes),
+        })
+    }
+
+    /// The columns to store: whole GiB go in MUM's `quota` alone; anything finer also sets
+    /// `quota_bytes` and rounds MUM's column up, so Dovecot reading MUM's column is never
+    /// stricter than Mailstead.
+    pub(crate) fn to_columns(self) -> (i64, Option<i64>) {
+        let bytes = self.bytes.unwrap_or(0);
+        let gib = bytes.div_ceil(GIB);
+        let gib = i64::try_from(gib).unwrap_or(i64::MAX);
+        if bytes % GIB == 0 {
+            (gib, None)
+        } else {
+            (gib, Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
+        }
+    }
+
+    /// Parses `500M`, `2G`, `1.5G`, `10240K`, `1T`, `0` or `unlimited` (binary units).
+    ///
+    /// # Errors
+    /// A sentence saying what to write instead.
+    pub fn parse(input: &str) -> Result<Quota, String> {
+        let text = input.trim();
+        if text == "0" || text.eq_ignore_ascii_case("unlimited") {
+            return Ok(Quota::UNLIMITED);
+        }
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let multiplier: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+            "B" => 1,
+            "K" | "KB" | "KIB" => 1024,
+            "M" | "MB" | "MIB" => 1024 * 1024,
+            "G" | "GB" | "GIB" => GIB,
+            "T" | "TB" | "TIB" => GIB * 1024,
+            "" => {
+                return Err(format!(
+                    "quota {input:?} has no unit; write it like 500M or 2G (0 = unlimited)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "quota {input:?} has an unknown unit {other:?}; use B, K, M, G or T"
+                ));
+            }
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("quota {input:?} is not a number followed by a unit like 2G"))?;
+        let bytes = (value * multiplier as f64).round();
+        if !(bytes.is_finite() && bytes >= 0.0 && bytes < 9.0e18) {
+            return Err(format!("quota {input:?} is out of range"));
+        }
+        let bytes = bytes as u64;
+        Ok(Quota {
+            bytes: (bytes != 0).then_some(bytes),
+        })
+    }
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(bytes) = self.bytes else {
+            return f.write_str("unlimited");
+        };
+        for (unit, size) in [("T", GIB * 1024), ("G", GIB), ("M", 1 << 20), ("K", 1 << 10)] {
+            if bytes >= size && bytes % size == 0 {
+                return write!(f, "{}{unit}", bytes / size);
+            }
+        }
+        write!(f, "{bytes}B")
+    }
+}
+
+/// How the folders of a Maildir are laid out on disk (Dovecot's `LAYOUT=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum MaildirLayout {
+    /// Maildir++: sub-folders are `.Folder` directories in the Maildir root (Dovecot's default).
+    MaildirPlusPlus,
+    /// `LAYOUT=fs`: sub-folders are plain directories (what MUM configures).
+    Fs,
+}
+
+/// Where a mailbox lives on disk, from MUM's `homedir` and `maildir` columns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MailboxLocation {
+    pub home: PathBuf,
+    /// The `maildir` column as stored: a Dovecot `mail_location` like
+    /// `maildir:/srv/mail/mailboxes/example.com/bob:LAYOUT=fs`.
+    pub mail: String,
+    pub maildir: PathBuf,
+    pub layout: MaildirLayout,
+}
+
+impl MailboxLocation {
+    /// Reads a Dovecot-style location: `maildir:PATH[:KEY=VALUE…]`, or a bare path. `~` and
+    /// `%h` stand for the home directory, as in Dovecot.
+    pub(crate) fn parse(home: &str, mail: &str) -> MailboxLocation {
+        let spec = mail.strip_prefix("maildir:").unwrap_or(mail);
+        let mut parts = spec.split(':');
+        let path = parts.next().unwrap_or("");
+        let mut layout = MaildirLayout::MaildirPlusPlus;
+        for option in parts {
+            if option.eq_ignore_ascii_case("LAYOUT=fs") {
+                layout = MaildirLayout::Fs;
+            }
+        }
+        let path = if let Some(rest) = path.strip_prefix("~") {
+            format!("{home}{rest}")
+        } else {
+            path.replace("%h", home)
+        };
+        let path = if path.is_empty() {
+            format!("{home}/Maildir")
+        } else {
+            path
+        };
+        MailboxLocation {
+            home: PathBuf::from(home),
+            mail: mail.to_owned(),
+            maildir: PathBuf::from(path),
+            layout,
+        }
+    }
+}
+
+/// A hosted domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Domain {
+    pub id: i64,
+    pub domain: String,
+    pub description: Option<String>,
+    /// The default quota of its mailboxes; `None` when the column is NULL (unlimited, as in
+    /// Dovecot's `COALESCE(mailboxes.quota, domains.quota, 0)`).
+    pub quota: Option<Quota>,
+    /// MUM's `max_quota` (GiB); stored and shown, and enforced on mailbox quotas here.
+    pub max_quota_gib: Option<i64>,
+    pub max_aliases: Option<i64>,
+    pub max_mailboxes: Option<i64>,
+    pub homedir: String,
+    pub active: bool,
+    pub mailbox_count: i64,
+    pub alias_count: i64,
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+}
+
+/// A mailbox: a login and (unless send-only) a place mail is delivered to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mailbox {
+    pub id: i64,
+    #[serde(serialize_with = "serialize_display")]
+    pub address: Address,
+    pub name: Option<String>,
+    pub alternative_email: Option<String>,
+    /// The mailbox's own quota; `None` inherits the domain's.
+    pub own_quota: Option<Quota>,
+    /// What applies: its own, else the domain's, else unlimited.
+    pub effective_quota: Quota,
+    pub location: MailboxLocation,
+    pub is_super_admin: bool,
+    pub send_only: bool,
+    pub active: bool,
+    pub domain_active: bool,
+    /// `{SCHEME}` of the stored password, for display; never the hash.
+    pub password_scheme: String,
+    pub created_at: Option<i64>,
+}
+
+/// An alias with its recipients and the mailboxes that may send as it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alias {
+    pub id: i64,
+    #[serde(serialize_with = "serialize_display")]
+    pub address: AliasAddress,
+    pub description: Option<String>,
+    pub active: bool,
+    /// Unix seconds after which the alias no longer receives (MUM's `deactivate_at`).
+    pub deactivate_at: Option<i64>,
+    pub recipients: Vec<String>,
+    pub senders: Vec<String>,
+    pub created_at: Option<i64>,
+}
+
+/// MUM's TLS policy values (Postfix `smtp_tls_policy_maps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsPolicyKind {
+    None,
+    May,
+    Encrypt,
+    Dane,
+    DaneOnly,
+    Fingerprint,
+    Verify,
+    Secure,
+}
+
+impl TlsPolicyKind {
+    pub const ALL: [TlsPolicyKind; 8] = [
+        TlsPolicyKind::None,
+        TlsPolicyKind::May,
+        TlsPolicyKind::Encrypt,
+        TlsPolicyKind::Dane,
+        TlsPolicyKind::DaneOnly,
+        TlsPolicyKind::Fingerprint,
+        TlsPolicyKind::Verify,
+        TlsPolicyKind::Secure,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsPolicyKind::None => "none",
+            TlsPolicyKind::May => "may",
+            TlsPolicyKind::Encrypt => "encrypt",
+            TlsPolicyKind::Dane => "dane",
+            TlsPolicyKind::DaneOnly => "dane-only",
+            TlsPolicyKind::Fingerprint => "fingerprint",
+            TlsPolicyKind::Verify => "verify",
+            TlsPolicyKind::Secure => "secure",
+        }
+    }
+
+    /// # Errors
+    /// A sentence listing the valid values.
+    pub fn parse(input: &str) -> Result<TlsPolicyKind, String> {
+        let lower = input.trim().to_ascii_lowercase();
+        TlsPolicyKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == lower)
+            .ok_or_else(|| {
+                format!(
+                    "unknown TLS policy {input:?}; use one of none, may, encrypt, dane, dane-only, fingerprint, verify, secure"
+                )
+            })
+    }
+}
+
+/// The TLS policy for mail to one remote domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TlsPolicy {
+    pub id: i64,
+    pub domain: String,
+    pub policy: TlsPolicyKind,
+    pub params: Option<String>,
+    pub description: Option<String>,
+    pub active: bool,
+}
+
+/// `domain` receives as `target`: `user@domain` is `user@target`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AliasDomain {
+    pub id: i64,
+    pub domain: String,
+    pub target: String,
+    pub description: Option<String>,
+    pub active: bool,
+}
+
+/// One change made through Mailstead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Unix seconds.
+    pub at: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: Option<String>,
+}
+
+fn serialize_display<T: fmt::Display, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_parses_units_and_refuses_bare_numbers() {
+        assert_eq!(Quota::parse("2G").unwrap().bytes, Some(2 * GIB));
+        assert_eq!(Quota::parse("500M").unwrap().bytes, Some(500 << 20));
+        assert_eq!(Quota::parse("1.5g").unwrap().bytes, Some(GIB + GIB / 2));
+        assert_eq!(Quota::parse("0").unwrap(), Quota::UNLIMITED);
+        assert_eq!(Quota::parse("unlimited").unwrap(), Quota::UNLIMITED);
+        assert!(Quota::parse("5").unwrap_err().contains("no unit"));
+        assert!(Quota::parse("5X").unwrap_err().contains("unknown unit"));
+        assert!(Quota::parse("G").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn quota_columns_round_trip_and_round_up_for_mum() {
+        let two_gib = Quota::parse("2G").unwrap();
+        assert_eq!(two_gib.to_columns(), (2, None));
+        let half = Quota::parse("500M").unwrap();
+        assert_eq!(half.to_columns(), (1, Some(500 << 20)));
+        assert_eq!(Quota::from_columns(Some(1), Some(500 << 20)), Some(half));
+        assert_eq!(Quota::from_columns(Some(2), None), Some(two_gib));
+        assert_eq!(Quota::from_columns(Some(0), None), Some(Quota::UNLIMITED));
+        assert_eq!(Quota::from_columns(None, None), None);
+        assert_eq!(Quota::UNLIMITED.to_columns(), (0, None));
+        assert_eq!(half.to_string(), "500M");
+        assert_eq!(two_gib.to_string(), "2G");
+    }
+
+    #[test]
+    fn location_reads_dovecot_mail_locations() {
+        let mum = MailboxLocation::parse(
+            "/srv/mail/mailboxes/example.com/bob",
+            "maildir:/srv/mail/mailboxes/example.com/bob:LAYOUT=fs",
+        );
+        assert_eq!(
+            mum.maildir,
+            PathBuf::from("/srv/mail/mailboxes/example.com/bob")
+        );
+        assert_eq!(mum.layout, MaildirLayout::Fs);
+        let tilde = MailboxLocation::parse("/home/bob", "maildir:~/Maildir");
+        assert_eq!(tilde.maildir, PathBuf::from("/home/bob/Maildir"));
+        assert_eq!(tilde.layout, MaildirLayout::MaildirPlusPlus);
+        let bare = MailboxLocation::parse("/home/bob", "");
+        assert_eq!(bare.maildir, PathBuf::from("/home/bob/Maildir"));
+    }
+
+    #[test]
+    fn tls_policy_kinds_parse() {
+        for kind in TlsPolicyKind::ALL {
+            assert_eq!(TlsPolicyKind::parse(kind.as_str()).unwrap(), kind);
+        }
+        assert!(TlsPolicyKind::parse("maybe").unwrap_err().contains("dane-only"));
+    }
+}
