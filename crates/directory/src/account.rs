@@ -67,7 +67,10 @@ impl Directory {
         Ok(row.as_ref().as_ref().and_then(usable_account))
     }
 
-    async fn account_row(&self, login: &Address) -> Result<Arc<Option<MailboxRow>>, DirectoryError> {
+    async fn account_row(
+        &self,
+        login: &Address,
+    ) -> Result<Arc<Option<MailboxRow>>, DirectoryError> {
         let key = login.to_string();
         if let Some(hit) = self.inner.caches.accounts.get(&key) {
             return Ok(hit);
@@ -98,9 +101,12 @@ impl Directory {
             Some(mailbox) => (mailbox.password.clone(), None),
         };
         let password = password.to_vec();
-        let verified = tokio::task::spawn_blocking(move || mailstead_password::verify(&stored, &password))
-            .await
-            .map_err(|err| DirectoryError::Invalid(format!("password check did not finish: {err}")))?;
+        let verified =
+            tokio::task::spawn_blocking(move || mailstead_password::verify(&stored, &password))
+                .await
+                .map_err(|err| {
+                    DirectoryError::Invalid(format!("password check did not finish: {err}"))
+                })?;
         let matches = verified.map_err(|err| DirectoryError::StoredPassword {
             login: login.to_string(),
             reason: err.to_string(),
@@ -135,13 +141,15 @@ impl Directory {
         if let Some((base, _)) = from.split_extension(&self.inner.options.recipient_delimiter) {
             candidates.push(base);
         }
-        if let Some((target, true)) = lookup::alias_domain_target(&self.inner.db, from.domain()).await? {
+        if let Some((target, true)) =
+            lookup::alias_domain_target(&self.inner.db, from.domain()).await?
+        {
             let mapped: Vec<Address> = candidates.iter().map(|a| a.with_domain(&target)).collect();
             candidates.extend(mapped);
         }
-        Ok(candidates
-            .iter()
-            .any(|candidate| owned.exact.contains(candidate) || owned.whole_domains.contains(candidate.domain())))
+        Ok(candidates.iter().any(|candidate| {
+            owned.exact.contains(candidate) || owned.whole_domains.contains(candidate.domain())
+        }))
     }
 
     /// Every address `login` may send as, sorted, for display (`@domain` for a whole domain).
@@ -152,12 +160,20 @@ impl Directory {
         let login = Address::parse(login)?;
         let owned = self.owned_addresses(&login).await?;
         let mut all: Vec<String> = owned.exact.iter().map(Address::to_string).collect();
-        all.extend(owned.whole_domains.iter().map(|domain| format!("@{domain}")));
+        all.extend(
+            owned
+                .whole_domains
+                .iter()
+                .map(|domain| format!("@{domain}")),
+        );
         all.sort();
         Ok(all)
     }
 
-    pub(crate) async fn owned_addresses(&self, login: &Address) -> Result<Arc<OwnedAddresses>, DirectoryError> {
+    pub(crate) async fn owned_addresses(
+        &self,
+        login: &Address,
+    ) -> Result<Arc<OwnedAddresses>, DirectoryError> {
         let key = login.to_string();
         let now = unix_now();
         if let Some(hit) = self.inner.caches.senders.get(&key)
@@ -167,9 +183,15 @@ impl Directory {
         }
         let mut owned = OwnedAddresses::default();
         let row = self.account_row(login).await?;
-        if let Some(mailbox) = row.as_ref().as_ref().filter(|m| m.active && m.domain_active) {
+        if let Some(mailbox) = row
+            .as_ref()
+            .as_ref()
+            .filter(|m| m.active && m.domain_active)
+        {
             owned.exact.insert(mailbox.address.clone());
-            for (local, domain, deactivate_at) in lookup::sender_aliases(&self.inner.db, mailbox.id).await? {
+            for (local, domain, deactivate_at) in
+                lookup::sender_aliases(&self.inner.db, mailbox.id).await?
+            {
                 if let Some(at) = deactivate_at {
                     if at <= now {
                         continue;
@@ -179,7 +201,9 @@ impl Directory {
                 if local.is_empty() {
                     owned.whole_domains.insert(domain);
                 } else {
-                    owned.exact.insert(Address::from_normalized(&local, &domain));
+                    owned
+                        .exact
+                        .insert(Address::from_normalized(&local, &domain));
                 }
             }
         }
@@ -203,10 +227,16 @@ impl Directory {
     ///
     /// # Errors
     /// A malformed address or a database failure.
-    pub async fn mailbox_location(&self, address: &str) -> Result<Option<MailboxLocation>, DirectoryError> {
+    pub async fn mailbox_location(
+        &self,
+        address: &str,
+    ) -> Result<Option<MailboxLocation>, DirectoryError> {
         let address = Address::parse(address)?;
         let row = self.account_row(&address).await?;
-        Ok(row.as_ref().as_ref().map(|mailbox| mailbox.location.clone()))
+        Ok(row
+            .as_ref()
+            .as_ref()
+            .map(|mailbox| mailbox.location.clone()))
     }
 
     /// The active TLS policy for mail to `domain`, if any. Cached.
@@ -218,8 +248,13 @@ impl Directory {
         if let Some(hit) = self.inner.caches.tls_policies.get(&domain) {
             return Ok(hit.as_ref().clone());
         }
-        let policy = lookup::tls_policy(&self.inner.db, &domain).await?.filter(|policy| policy.active);
-        self.inner.caches.tls_policies.insert(domain, Arc::new(policy.clone()));
+        let policy = lookup::tls_policy(&self.inner.db, &domain)
+            .await?
+            .filter(|policy| policy.active);
+        self.inner
+            .caches
+            .tls_policies
+            .insert(domain, Arc::new(policy.clone()));
         Ok(policy)
     }
 }

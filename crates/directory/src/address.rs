@@ -167,7 +167,9 @@ pub fn normalize_domain(input: &str) -> Result<String, AddressError> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(bad("it has characters other than letters, digits and hyphens"));
+            return Err(bad(
+                "it has characters other than letters, digits and hyphens",
+            ));
         }
     }
     Ok(ascii)

@@ -12,11 +12,11 @@ use std::time::Duration;
 use moka::sync::Cache;
 use tokio::task::JoinHandle;
 
+use crate::Directory;
+use crate::account::OwnedAddresses;
 use crate::lookup::{self, MailboxRow};
 use crate::model::TlsPolicy;
 use crate::resolve::Resolution;
-use crate::Directory;
-use crate::account::OwnedAddresses;
 
 pub(crate) struct Caches {
     pub(crate) resolutions: Cache<String, Arc<Resolution>>,

@@ -57,12 +57,11 @@ pub(crate) async fn domain_by_name(
     db: &Db,
     domain: &str,
 ) -> Result<Option<DomainRow>, DirectoryError> {
-    let row = sqlx::query(db.sql(
-        "SELECT domain, {flag:active} AS active FROM domains WHERE domain = ?",
-    ))
-    .bind(domain)
-    .fetch_optional(&db.pool)
-    .await?;
+    let row =
+        sqlx::query(db.sql("SELECT domain, {flag:active} AS active FROM domains WHERE domain = ?"))
+            .bind(domain)
+            .fetch_optional(&db.pool)
+            .await?;
     row.map(|row| {
         Ok(DomainRow {
             domain: row.try_get("domain")?,
@@ -151,9 +150,9 @@ pub(crate) async fn alias_by_parts(
         return Ok(None);
     };
     let id: i64 = row.try_get("id")?;
-    let recipients = sqlx::query_scalar(db.sql(
-        "SELECT recipient_address FROM alias_recipients WHERE alias_id = ? ORDER BY id",
-    ))
+    let recipients = sqlx::query_scalar(
+        db.sql("SELECT recipient_address FROM alias_recipients WHERE alias_id = ? ORDER BY id"),
+    )
     .bind(id)
     .fetch_all(&db.pool)
     .await?;

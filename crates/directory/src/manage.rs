@@ -222,14 +222,19 @@ impl Directory {
     }
 
     async fn domain_id(&self, tx: &mut Tx, domain: &str) -> Result<i64, DirectoryError> {
-        let id: Option<i64> = sqlx::query_scalar(self.inner.db.sql("SELECT id FROM domains WHERE domain = ?"))
-            .bind(domain)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let id: Option<i64> =
+            sqlx::query_scalar(self.inner.db.sql("SELECT id FROM domains WHERE domain = ?"))
+                .bind(domain)
+                .fetch_optional(&mut **tx)
+                .await?;
         id.ok_or_else(|| not_found_domain(domain))
     }
 
-    async fn mailbox_id(&self, tx: &mut Tx, address: &Address) -> Result<Option<i64>, DirectoryError> {
+    async fn mailbox_id(
+        &self,
+        tx: &mut Tx,
+        address: &Address,
+    ) -> Result<Option<i64>, DirectoryError> {
         Ok(sqlx::query_scalar(self.inner.db.sql(
             "SELECT m.id FROM mailboxes m INNER JOIN domains d ON m.domain_id = d.id WHERE m.local_part = ? AND d.domain = ?",
         ))
@@ -239,7 +244,12 @@ impl Directory {
         .await?)
     }
 
-    async fn alias_id(&self, tx: &mut Tx, local: &str, domain: &str) -> Result<Option<i64>, DirectoryError> {
+    async fn alias_id(
+        &self,
+        tx: &mut Tx,
+        local: &str,
+        domain: &str,
+    ) -> Result<Option<i64>, DirectoryError> {
         Ok(sqlx::query_scalar(self.inner.db.sql(
             "SELECT a.id FROM aliases a INNER JOIN domains d ON a.domain_id = d.id WHERE a.local_part = ? AND d.domain = ?",
         ))
@@ -250,7 +260,10 @@ impl Directory {
     }
 
     async fn count(&self, tx: &mut Tx, sql: &str, id: i64) -> Result<i64, DirectoryError> {
-        Ok(sqlx::query_scalar(self.inner.db.sql(sql)).bind(id).fetch_one(&mut **tx).await?)
+        Ok(sqlx::query_scalar(self.inner.db.sql(sql))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?)
     }
 
     // ---- domains ----
@@ -267,12 +280,15 @@ impl Directory {
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
         if self.domain_id(&mut tx, &domain).await.is_ok() {
-            return Err(DirectoryError::Conflict(format!("domain {domain} already exists")));
+            return Err(DirectoryError::Conflict(format!(
+                "domain {domain} already exists"
+            )));
         }
-        let alias_domain: Option<i64> = sqlx::query_scalar(db.sql("SELECT id FROM alias_domains WHERE domain = ?"))
-            .bind(&domain)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let alias_domain: Option<i64> =
+            sqlx::query_scalar(db.sql("SELECT id FROM alias_domains WHERE domain = ?"))
+                .bind(&domain)
+                .fetch_optional(&mut *tx)
+                .await?;
         if alias_domain.is_some() {
             return Err(DirectoryError::Conflict(format!(
                 "{domain} is an alias domain; remove it with `mailstead alias-domain remove {domain}` first"
@@ -314,7 +330,8 @@ impl Directory {
             max_aliases,
             new.active
         );
-        self.finish(tx, actor, "domain.add", &domain, Some(details)).await?;
+        self.finish(tx, actor, "domain.add", &domain, Some(details))
+            .await?;
         self.get_domain(&domain).await
     }
 
@@ -322,14 +339,23 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown domain, a bad value, or a database failure.
-    pub async fn update_domain(&self, actor: &str, domain: &str, update: DomainUpdate) -> Result<Domain, DirectoryError> {
+    pub async fn update_domain(
+        &self,
+        actor: &str,
+        domain: &str,
+        update: DomainUpdate,
+    ) -> Result<Domain, DirectoryError> {
         let domain = normalize_domain(domain)?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
         let id = self.domain_id(&mut tx, &domain).await?;
         let mut changes = Vec::new();
         if let Some(description) = &update.description {
-            sqlx::query(db.sql("UPDATE domains SET description = ? WHERE id = ?")).bind(description).bind(id).execute(&mut *tx).await?;
+            sqlx::query(db.sql("UPDATE domains SET description = ? WHERE id = ?"))
+                .bind(description)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             changes.push(format!("description={description:?}"));
         }
         if let Some(quota) = update.quota {
@@ -340,8 +366,16 @@ impl Directory {
                 }
                 None => (None, None),
             };
-            sqlx::query(db.sql("UPDATE domains SET quota = ?, quota_bytes = ? WHERE id = ?")).bind(gib).bind(bytes).bind(id).execute(&mut *tx).await?;
-            changes.push(format!("quota={}", quota.map_or("none".to_owned(), |q| q.to_string())));
+            sqlx::query(db.sql("UPDATE domains SET quota = ?, quota_bytes = ? WHERE id = ?"))
+                .bind(gib)
+                .bind(bytes)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            changes.push(format!(
+                "quota={}",
+                quota.map_or("none".to_owned(), |q| q.to_string())
+            ));
         }
         for (column, value, what) in [
             ("max_quota", update.max_quota_gib, "max quota"),
@@ -352,15 +386,28 @@ impl Directory {
         .filter_map(|(c, v, w)| v.map(|v| (c, v, w)))
         {
             let value = non_negative(value, what)?;
-            sqlx::query(db.sql(&format!("UPDATE domains SET {column} = ? WHERE id = ?"))).bind(value).bind(id).execute(&mut *tx).await?;
+            sqlx::query(db.sql(&format!("UPDATE domains SET {column} = ? WHERE id = ?")))
+                .bind(value)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             changes.push(format!("{column}={value:?}"));
         }
         if let Some(active) = update.active {
-            sqlx::query(db.sql("UPDATE domains SET active = ? WHERE id = ?")).bind(i64::from(active)).bind(id).execute(&mut *tx).await?;
+            sqlx::query(db.sql("UPDATE domains SET active = ? WHERE id = ?"))
+                .bind(i64::from(active))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             changes.push(format!("active={active}"));
         }
-        sqlx::query(db.sql("UPDATE domains SET updated_at = {ts} WHERE id = ?")).bind(unix_now()).bind(id).execute(&mut *tx).await?;
-        self.finish(tx, actor, "domain.update", &domain, Some(changes.join(" "))).await?;
+        sqlx::query(db.sql("UPDATE domains SET updated_at = {ts} WHERE id = ?"))
+            .bind(unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(tx, actor, "domain.update", &domain, Some(changes.join(" ")))
+            .await?;
         self.get_domain(&domain).await
     }
 
@@ -368,19 +415,46 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown domain, a non-empty domain without `force`, or a database failure.
-    pub async fn remove_domain(&self, actor: &str, domain: &str, force: bool) -> Result<(), DirectoryError> {
+    pub async fn remove_domain(
+        &self,
+        actor: &str,
+        domain: &str,
+        force: bool,
+    ) -> Result<(), DirectoryError> {
         let domain = normalize_domain(domain)?;
         let mut tx = self.begin().await?;
         let id = self.domain_id(&mut tx, &domain).await?;
-        let mailboxes = self.count(&mut tx, "SELECT COUNT(*) FROM mailboxes WHERE domain_id = ?", id).await?;
-        let aliases = self.count(&mut tx, "SELECT COUNT(*) FROM aliases WHERE domain_id = ?", id).await?;
+        let mailboxes = self
+            .count(
+                &mut tx,
+                "SELECT COUNT(*) FROM mailboxes WHERE domain_id = ?",
+                id,
+            )
+            .await?;
+        let aliases = self
+            .count(
+                &mut tx,
+                "SELECT COUNT(*) FROM aliases WHERE domain_id = ?",
+                id,
+            )
+            .await?;
         if (mailboxes > 0 || aliases > 0) && !force {
             return Err(DirectoryError::Conflict(format!(
                 "domain {domain} still has {mailboxes} mailboxes and {aliases} aliases; remove them or pass --force to remove them all"
             )));
         }
-        sqlx::query(self.inner.db.sql("DELETE FROM domains WHERE id = ?")).bind(id).execute(&mut *tx).await?;
-        self.finish(tx, actor, "domain.remove", &domain, Some(format!("mailboxes={mailboxes} aliases={aliases}"))).await
+        sqlx::query(self.inner.db.sql("DELETE FROM domains WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(
+            tx,
+            actor,
+            "domain.remove",
+            &domain,
+            Some(format!("mailboxes={mailboxes} aliases={aliases}")),
+        )
+        .await
     }
 
     /// All domains, by name.
@@ -388,9 +462,13 @@ impl Directory {
     /// # Errors
     /// A database failure.
     pub async fn list_domains(&self) -> Result<Vec<Domain>, DirectoryError> {
-        let rows = sqlx::query(self.inner.db.sql(&format!("{DOMAIN_SELECT} ORDER BY d.domain")))
-            .fetch_all(&self.inner.db.pool)
-            .await?;
+        let rows = sqlx::query(
+            self.inner
+                .db
+                .sql(&format!("{DOMAIN_SELECT} ORDER BY d.domain")),
+        )
+        .fetch_all(&self.inner.db.pool)
+        .await?;
         rows.iter().map(domain_from_row).collect()
     }
 
@@ -400,11 +478,18 @@ impl Directory {
     /// An unknown domain or a database failure.
     pub async fn get_domain(&self, domain: &str) -> Result<Domain, DirectoryError> {
         let domain = normalize_domain(domain)?;
-        let row = sqlx::query(self.inner.db.sql(&format!("{DOMAIN_SELECT} WHERE d.domain = ?")))
-            .bind(&domain)
-            .fetch_optional(&self.inner.db.pool)
-            .await?;
-        row.as_ref().map(domain_from_row).transpose()?.ok_or_else(|| not_found_domain(&domain))
+        let row = sqlx::query(
+            self.inner
+                .db
+                .sql(&format!("{DOMAIN_SELECT} WHERE d.domain = ?")),
+        )
+        .bind(&domain)
+        .fetch_optional(&self.inner.db.pool)
+        .await?;
+        row.as_ref()
+            .map(domain_from_row)
+            .transpose()?
+            .ok_or_else(|| not_found_domain(&domain))
     }
 
     // ---- mailboxes ----
@@ -414,24 +499,42 @@ impl Directory {
     ///
     /// # Errors
     /// A sentence saying which rule was broken, or a database failure.
-    pub async fn add_mailbox(&self, actor: &str, new: NewMailbox) -> Result<Mailbox, DirectoryError> {
+    pub async fn add_mailbox(
+        &self,
+        actor: &str,
+        new: NewMailbox,
+    ) -> Result<Mailbox, DirectoryError> {
         let address = Address::parse(&new.address)?;
         if new.password_hash.is_empty() {
-            return Err(DirectoryError::Invalid(format!("mailbox {address} needs a password")));
+            return Err(DirectoryError::Invalid(format!(
+                "mailbox {address} needs a password"
+            )));
         }
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
         let domain = self.load_domain_limits(&mut tx, address.domain()).await?;
         if self.mailbox_id(&mut tx, &address).await?.is_some() {
-            return Err(DirectoryError::Conflict(format!("{address} is already a mailbox")));
+            return Err(DirectoryError::Conflict(format!(
+                "{address} is already a mailbox"
+            )));
         }
-        if self.alias_id(&mut tx, address.local_part(), address.domain()).await?.is_some() {
+        if self
+            .alias_id(&mut tx, address.local_part(), address.domain())
+            .await?
+            .is_some()
+        {
             return Err(DirectoryError::Conflict(format!(
                 "{address} is already an alias; an address is either a mailbox or an alias"
             )));
         }
         if let Some(max) = domain.max_mailboxes {
-            let used = self.count(&mut tx, "SELECT COUNT(*) FROM mailboxes WHERE domain_id = ?", domain.id).await?;
+            let used = self
+                .count(
+                    &mut tx,
+                    "SELECT COUNT(*) FROM mailboxes WHERE domain_id = ?",
+                    domain.id,
+                )
+                .await?;
             if used >= max {
                 return Err(DirectoryError::LimitExceeded(format!(
                     "domain {} allows {max} mailboxes (max_mailboxes) and has {used}; raise it with `mailstead domain update {} --max-mailboxes N`",
@@ -441,8 +544,14 @@ impl Directory {
             }
         }
         check_max_quota(&address, new.quota, domain.max_quota_gib)?;
-        let homedir = new.homedir.clone().unwrap_or_else(|| fill_template(&self.inner.options.homedir_template, &address));
-        let maildir = new.maildir.clone().unwrap_or_else(|| fill_template(&self.inner.options.maildir_template, &address));
+        let homedir = new
+            .homedir
+            .clone()
+            .unwrap_or_else(|| fill_template(&self.inner.options.homedir_template, &address));
+        let maildir = new
+            .maildir
+            .clone()
+            .unwrap_or_else(|| fill_template(&self.inner.options.maildir_template, &address));
         let (quota, quota_bytes) = match new.quota {
             Some(quota) => {
                 let (gib, bytes) = quota.to_columns();
@@ -472,7 +581,9 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
-            return Err(unique_violation(err, || format!("homedir {homedir} or maildir {maildir} is already used by another mailbox")));
+            return Err(unique_violation(err, || {
+                format!("homedir {homedir} or maildir {maildir} is already used by another mailbox")
+            }));
         }
         let details = format!(
             "quota={} send_only={} active={} maildir={maildir}",
@@ -480,12 +591,26 @@ impl Directory {
             new.send_only,
             new.active
         );
-        self.finish(tx, actor, "mailbox.add", &address.to_string(), Some(details)).await?;
+        self.finish(
+            tx,
+            actor,
+            "mailbox.add",
+            &address.to_string(),
+            Some(details),
+        )
+        .await?;
         self.get_mailbox(&address.to_string()).await
     }
 
-    async fn load_domain_limits(&self, tx: &mut Tx, domain: &str) -> Result<DomainLimits, DirectoryError> {
-        let row = sqlx::query(self.inner.db.sql("SELECT id, max_quota, max_aliases, max_mailboxes FROM domains WHERE domain = ?"))
+    async fn load_domain_limits(
+        &self,
+        tx: &mut Tx,
+        domain: &str,
+    ) -> Result<DomainLimits, DirectoryError> {
+        let row =
+            sqlx::query(self.inner.db.sql(
+                "SELECT id, max_quota, max_aliases, max_mailboxes FROM domains WHERE domain = ?",
+            ))
             .bind(domain)
             .fetch_optional(&mut **tx)
             .await?;
@@ -504,15 +629,27 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown mailbox, a broken limit, or a database failure.
-    pub async fn update_mailbox(&self, actor: &str, address: &str, update: MailboxUpdate) -> Result<Mailbox, DirectoryError> {
+    pub async fn update_mailbox(
+        &self,
+        actor: &str,
+        address: &str,
+        update: MailboxUpdate,
+    ) -> Result<Mailbox, DirectoryError> {
         let address = Address::parse(address)?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
         let id = self.require_mailbox(&mut tx, &address).await?;
         let mut changes = Vec::new();
-        for (column, value) in [("name", &update.name), ("alternative_email", &update.alternative_email)] {
+        for (column, value) in [
+            ("name", &update.name),
+            ("alternative_email", &update.alternative_email),
+        ] {
             if let Some(value) = value {
-                sqlx::query(db.sql(&format!("UPDATE mailboxes SET {column} = ? WHERE id = ?"))).bind(value).bind(id).execute(&mut *tx).await?;
+                sqlx::query(db.sql(&format!("UPDATE mailboxes SET {column} = ? WHERE id = ?")))
+                    .bind(value)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 changes.push(format!("{column}={value:?}"));
             }
         }
@@ -526,17 +663,44 @@ impl Directory {
                 }
                 None => (None, None),
             };
-            sqlx::query(db.sql("UPDATE mailboxes SET quota = ?, quota_bytes = ? WHERE id = ?")).bind(gib).bind(bytes).bind(id).execute(&mut *tx).await?;
-            changes.push(format!("quota={}", quota.map_or("inherit".to_owned(), |q| q.to_string())));
+            sqlx::query(db.sql("UPDATE mailboxes SET quota = ?, quota_bytes = ? WHERE id = ?"))
+                .bind(gib)
+                .bind(bytes)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            changes.push(format!(
+                "quota={}",
+                quota.map_or("inherit".to_owned(), |q| q.to_string())
+            ));
         }
-        for (column, value) in [("send_only", update.send_only), ("active", update.active), ("is_super_admin", update.is_super_admin)] {
+        for (column, value) in [
+            ("send_only", update.send_only),
+            ("active", update.active),
+            ("is_super_admin", update.is_super_admin),
+        ] {
             if let Some(value) = value {
-                sqlx::query(db.sql(&format!("UPDATE mailboxes SET {column} = ? WHERE id = ?"))).bind(i64::from(value)).bind(id).execute(&mut *tx).await?;
+                sqlx::query(db.sql(&format!("UPDATE mailboxes SET {column} = ? WHERE id = ?")))
+                    .bind(i64::from(value))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 changes.push(format!("{column}={value}"));
             }
         }
-        sqlx::query(db.sql("UPDATE mailboxes SET updated_at = {ts} WHERE id = ?")).bind(unix_now()).bind(id).execute(&mut *tx).await?;
-        self.finish(tx, actor, "mailbox.update", &address.to_string(), Some(changes.join(" "))).await?;
+        sqlx::query(db.sql("UPDATE mailboxes SET updated_at = {ts} WHERE id = ?"))
+            .bind(unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(
+            tx,
+            actor,
+            "mailbox.update",
+            &address.to_string(),
+            Some(changes.join(" ")),
+        )
+        .await?;
         self.get_mailbox(&address.to_string()).await
     }
 
@@ -544,21 +708,39 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown mailbox or a database failure.
-    pub async fn set_password(&self, actor: &str, address: &str, password_hash: &str) -> Result<(), DirectoryError> {
+    pub async fn set_password(
+        &self,
+        actor: &str,
+        address: &str,
+        password_hash: &str,
+    ) -> Result<(), DirectoryError> {
         let address = Address::parse(address)?;
         if password_hash.is_empty() {
-            return Err(DirectoryError::Invalid("the password hash is empty".to_owned()));
+            return Err(DirectoryError::Invalid(
+                "the password hash is empty".to_owned(),
+            ));
         }
         let mut tx = self.begin().await?;
         let id = self.require_mailbox(&mut tx, &address).await?;
-        sqlx::query(self.inner.db.sql("UPDATE mailboxes SET password = ?, updated_at = {ts} WHERE id = ?"))
-            .bind(password_hash)
-            .bind(unix_now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            self.inner
+                .db
+                .sql("UPDATE mailboxes SET password = ?, updated_at = {ts} WHERE id = ?"),
+        )
+        .bind(password_hash)
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let scheme = mailstead_password::scheme_name(password_hash).unwrap_or("unknown");
-        self.finish(tx, actor, "mailbox.passwd", &address.to_string(), Some(format!("scheme={scheme}"))).await
+        self.finish(
+            tx,
+            actor,
+            "mailbox.passwd",
+            &address.to_string(),
+            Some(format!("scheme={scheme}")),
+        )
+        .await
     }
 
     /// Removes a mailbox (its alias memberships and sender rights go with it; mail on disk stays).
@@ -569,13 +751,20 @@ impl Directory {
         let address = Address::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_mailbox(&mut tx, &address).await?;
-        sqlx::query(self.inner.db.sql("DELETE FROM mailboxes WHERE id = ?")).bind(id).execute(&mut *tx).await?;
-        self.finish(tx, actor, "mailbox.remove", &address.to_string(), None).await
+        sqlx::query(self.inner.db.sql("DELETE FROM mailboxes WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(tx, actor, "mailbox.remove", &address.to_string(), None)
+            .await
     }
 
     async fn require_mailbox(&self, tx: &mut Tx, address: &Address) -> Result<i64, DirectoryError> {
         self.mailbox_id(tx, address).await?.ok_or_else(|| {
-            DirectoryError::NotFound(format!("no mailbox {address}; see `mailstead mailbox list {}`", address.domain()))
+            DirectoryError::NotFound(format!(
+                "no mailbox {address}; see `mailstead mailbox list {}`",
+                address.domain()
+            ))
         })
     }
 
@@ -583,17 +772,26 @@ impl Directory {
     ///
     /// # Errors
     /// A database failure.
-    pub async fn list_mailboxes(&self, domain: Option<&str>) -> Result<Vec<Mailbox>, DirectoryError> {
+    pub async fn list_mailboxes(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<Vec<Mailbox>, DirectoryError> {
         let db = &self.inner.db;
         let rows = match domain {
             Some(domain) => {
                 let domain = normalize_domain(domain)?;
-                sqlx::query(db.sql(&format!("{MAILBOX_SELECT} WHERE d.domain = ? ORDER BY d.domain, m.local_part")))
-                    .bind(domain)
+                sqlx::query(db.sql(&format!(
+                    "{MAILBOX_SELECT} WHERE d.domain = ? ORDER BY d.domain, m.local_part"
+                )))
+                .bind(domain)
+                .fetch_all(&db.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(db.sql(&format!("{MAILBOX_SELECT} ORDER BY d.domain, m.local_part")))
                     .fetch_all(&db.pool)
                     .await?
             }
-            None => sqlx::query(db.sql(&format!("{MAILBOX_SELECT} ORDER BY d.domain, m.local_part"))).fetch_all(&db.pool).await?,
         };
         rows.iter().map(mailbox_from_row).collect()
     }
@@ -605,12 +803,17 @@ impl Directory {
     pub async fn get_mailbox(&self, address: &str) -> Result<Mailbox, DirectoryError> {
         let address = Address::parse(address)?;
         let db = &self.inner.db;
-        let row = sqlx::query(db.sql(&format!("{MAILBOX_SELECT} WHERE m.local_part = ? AND d.domain = ?")))
-            .bind(address.local_part())
-            .bind(address.domain())
-            .fetch_optional(&db.pool)
-            .await?;
-        row.as_ref().map(mailbox_from_row).transpose()?.ok_or_else(|| DirectoryError::NotFound(format!("no mailbox {address}")))
+        let row = sqlx::query(db.sql(&format!(
+            "{MAILBOX_SELECT} WHERE m.local_part = ? AND d.domain = ?"
+        )))
+        .bind(address.local_part())
+        .bind(address.domain())
+        .fetch_optional(&db.pool)
+        .await?;
+        row.as_ref()
+            .map(mailbox_from_row)
+            .transpose()?
+            .ok_or_else(|| DirectoryError::NotFound(format!("no mailbox {address}")))
     }
 
     // ---- aliases ----
@@ -623,8 +826,14 @@ impl Directory {
         let address = AliasAddress::parse(&new.address)?;
         let mut tx = self.begin().await?;
         let domain = self.load_domain_limits(&mut tx, address.domain()).await?;
-        if self.alias_id(&mut tx, address.local_part(), address.domain()).await?.is_some() {
-            return Err(DirectoryError::Conflict(format!("{address} is already an alias")));
+        if self
+            .alias_id(&mut tx, address.local_part(), address.domain())
+            .await?
+            .is_some()
+        {
+            return Err(DirectoryError::Conflict(format!(
+                "{address} is already an alias"
+            )));
         }
         if !address.is_catch_all() {
             let as_mailbox = Address::from_normalized(address.local_part(), address.domain());
@@ -635,7 +844,13 @@ impl Directory {
             }
         }
         if let Some(max) = domain.max_aliases {
-            let used = self.count(&mut tx, "SELECT COUNT(*) FROM aliases WHERE domain_id = ?", domain.id).await?;
+            let used = self
+                .count(
+                    &mut tx,
+                    "SELECT COUNT(*) FROM aliases WHERE domain_id = ?",
+                    domain.id,
+                )
+                .await?;
             if used >= max {
                 return Err(DirectoryError::LimitExceeded(format!(
                     "domain {} allows {max} aliases (max_aliases) and has {used}; raise it with `mailstead domain update {} --max-aliases N`",
@@ -660,25 +875,43 @@ impl Directory {
         let alias_id = self
             .alias_id(&mut tx, address.local_part(), address.domain())
             .await?
-            .ok_or_else(|| DirectoryError::Invalid(format!("alias {address} vanished while being created")))?;
-        let recipients = self.insert_recipients(&mut tx, alias_id, &new.recipients).await?;
+            .ok_or_else(|| {
+                DirectoryError::Invalid(format!("alias {address} vanished while being created"))
+            })?;
+        let recipients = self
+            .insert_recipients(&mut tx, alias_id, &new.recipients)
+            .await?;
         let senders = self.insert_senders(&mut tx, alias_id, &new.senders).await?;
-        let details = format!("recipients={} senders={} active={} deactivate_at={:?}", recipients.join(","), senders.join(","), new.active, new.deactivate_at);
-        self.finish(tx, actor, "alias.add", &address.to_string(), Some(details)).await?;
+        let details = format!(
+            "recipients={} senders={} active={} deactivate_at={:?}",
+            recipients.join(","),
+            senders.join(","),
+            new.active,
+            new.deactivate_at
+        );
+        self.finish(tx, actor, "alias.add", &address.to_string(), Some(details))
+            .await?;
         self.get_alias(&address.to_string()).await
     }
 
-    async fn insert_recipients(&self, tx: &mut Tx, alias_id: i64, recipients: &[String]) -> Result<Vec<String>, DirectoryError> {
+    async fn insert_recipients(
+        &self,
+        tx: &mut Tx,
+        alias_id: i64,
+        recipients: &[String],
+    ) -> Result<Vec<String>, DirectoryError> {
         let mut added = Vec::new();
         for recipient in recipients {
             let address = Address::parse(recipient)?;
             let mailbox_id = self.mailbox_id(tx, &address).await?;
             let text = address.to_string();
-            let exists: Option<i64> = sqlx::query_scalar(self.inner.db.sql("SELECT id FROM alias_recipients WHERE alias_id = ? AND recipient_address = ?"))
-                .bind(alias_id)
-                .bind(&text)
-                .fetch_optional(&mut **tx)
-                .await?;
+            let exists: Option<i64> = sqlx::query_scalar(self.inner.db.sql(
+                "SELECT id FROM alias_recipients WHERE alias_id = ? AND recipient_address = ?",
+            ))
+            .bind(alias_id)
+            .bind(&text)
+            .fetch_optional(&mut **tx)
+            .await?;
             if exists.is_some() {
                 continue;
             }
@@ -693,7 +926,12 @@ impl Directory {
         Ok(added)
     }
 
-    async fn insert_senders(&self, tx: &mut Tx, alias_id: i64, senders: &[String]) -> Result<Vec<String>, DirectoryError> {
+    async fn insert_senders(
+        &self,
+        tx: &mut Tx,
+        alias_id: i64,
+        senders: &[String],
+    ) -> Result<Vec<String>, DirectoryError> {
         let mut added = Vec::new();
         for sender in senders {
             let address = Address::parse(sender)?;
@@ -702,58 +940,103 @@ impl Directory {
                     "sender {address} is not a mailbox; only mailboxes can send as an alias"
                 )));
             };
-            let exists: Option<i64> = sqlx::query_scalar(self.inner.db.sql("SELECT id FROM alias_senders WHERE alias_id = ? AND mailbox_id = ?"))
-                .bind(alias_id)
-                .bind(mailbox_id)
-                .fetch_optional(&mut **tx)
-                .await?;
+            let exists: Option<i64> = sqlx::query_scalar(
+                self.inner
+                    .db
+                    .sql("SELECT id FROM alias_senders WHERE alias_id = ? AND mailbox_id = ?"),
+            )
+            .bind(alias_id)
+            .bind(mailbox_id)
+            .fetch_optional(&mut **tx)
+            .await?;
             if exists.is_some() {
                 continue;
             }
-            sqlx::query(self.inner.db.sql("INSERT INTO alias_senders (mailbox_id, alias_id) VALUES (?, ?)"))
-                .bind(mailbox_id)
-                .bind(alias_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                self.inner
+                    .db
+                    .sql("INSERT INTO alias_senders (mailbox_id, alias_id) VALUES (?, ?)"),
+            )
+            .bind(mailbox_id)
+            .bind(alias_id)
+            .execute(&mut **tx)
+            .await?;
             added.push(address.to_string());
         }
         Ok(added)
     }
 
-    async fn require_alias(&self, tx: &mut Tx, address: &AliasAddress) -> Result<i64, DirectoryError> {
-        self.alias_id(tx, address.local_part(), address.domain()).await?.ok_or_else(|| {
-            DirectoryError::NotFound(format!("no alias {address}; see `mailstead alias list {}`", address.domain()))
-        })
+    async fn require_alias(
+        &self,
+        tx: &mut Tx,
+        address: &AliasAddress,
+    ) -> Result<i64, DirectoryError> {
+        self.alias_id(tx, address.local_part(), address.domain())
+            .await?
+            .ok_or_else(|| {
+                DirectoryError::NotFound(format!(
+                    "no alias {address}; see `mailstead alias list {}`",
+                    address.domain()
+                ))
+            })
     }
 
     /// Changes an alias. Activating it clears `deactivate_at`, as MUM does.
     ///
     /// # Errors
     /// An unknown alias or a database failure.
-    pub async fn update_alias(&self, actor: &str, address: &str, update: AliasUpdate) -> Result<Alias, DirectoryError> {
+    pub async fn update_alias(
+        &self,
+        actor: &str,
+        address: &str,
+        update: AliasUpdate,
+    ) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(address)?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
         let mut changes = Vec::new();
         if let Some(description) = &update.description {
-            sqlx::query(db.sql("UPDATE aliases SET description = ? WHERE id = ?")).bind(description).bind(id).execute(&mut *tx).await?;
+            sqlx::query(db.sql("UPDATE aliases SET description = ? WHERE id = ?"))
+                .bind(description)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             changes.push(format!("description={description:?}"));
         }
         let mut deactivate_at = update.deactivate_at;
         if let Some(active) = update.active {
-            sqlx::query(db.sql("UPDATE aliases SET active = ? WHERE id = ?")).bind(i64::from(active)).bind(id).execute(&mut *tx).await?;
+            sqlx::query(db.sql("UPDATE aliases SET active = ? WHERE id = ?"))
+                .bind(i64::from(active))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             changes.push(format!("active={active}"));
             if active && deactivate_at.is_none() {
                 deactivate_at = Some(None);
             }
         }
         if let Some(at) = deactivate_at {
-            sqlx::query(db.sql("UPDATE aliases SET deactivate_at = {ts} WHERE id = ?")).bind(at).bind(id).execute(&mut *tx).await?;
+            sqlx::query(db.sql("UPDATE aliases SET deactivate_at = {ts} WHERE id = ?"))
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             changes.push(format!("deactivate_at={at:?}"));
         }
-        sqlx::query(db.sql("UPDATE aliases SET updated_at = {ts} WHERE id = ?")).bind(unix_now()).bind(id).execute(&mut *tx).await?;
-        self.finish(tx, actor, "alias.update", &address.to_string(), Some(changes.join(" "))).await?;
+        sqlx::query(db.sql("UPDATE aliases SET updated_at = {ts} WHERE id = ?"))
+            .bind(unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(
+            tx,
+            actor,
+            "alias.update",
+            &address.to_string(),
+            Some(changes.join(" ")),
+        )
+        .await?;
         self.get_alias(&address.to_string()).await
     }
 
@@ -761,12 +1044,24 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown alias, a malformed recipient, or a database failure.
-    pub async fn add_alias_recipients(&self, actor: &str, address: &str, recipients: &[String]) -> Result<Alias, DirectoryError> {
+    pub async fn add_alias_recipients(
+        &self,
+        actor: &str,
+        address: &str,
+        recipients: &[String],
+    ) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
         let added = self.insert_recipients(&mut tx, id, recipients).await?;
-        self.finish(tx, actor, "alias.recipient.add", &address.to_string(), Some(added.join(","))).await?;
+        self.finish(
+            tx,
+            actor,
+            "alias.recipient.add",
+            &address.to_string(),
+            Some(added.join(",")),
+        )
+        .await?;
         self.get_alias(&address.to_string()).await
     }
 
@@ -774,24 +1069,41 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown alias, a recipient the alias does not have, or a database failure.
-    pub async fn remove_alias_recipients(&self, actor: &str, address: &str, recipients: &[String]) -> Result<Alias, DirectoryError> {
+    pub async fn remove_alias_recipients(
+        &self,
+        actor: &str,
+        address: &str,
+        recipients: &[String],
+    ) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
         let mut removed = Vec::new();
         for recipient in recipients {
             let recipient = Address::parse(recipient)?.to_string();
-            let done = sqlx::query(self.inner.db.sql("DELETE FROM alias_recipients WHERE alias_id = ? AND recipient_address = ?"))
+            let done =
+                sqlx::query(self.inner.db.sql(
+                    "DELETE FROM alias_recipients WHERE alias_id = ? AND recipient_address = ?",
+                ))
                 .bind(id)
                 .bind(&recipient)
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() == 0 {
-                return Err(DirectoryError::NotFound(format!("{recipient} is not a recipient of {address}")));
+                return Err(DirectoryError::NotFound(format!(
+                    "{recipient} is not a recipient of {address}"
+                )));
             }
             removed.push(recipient);
         }
-        self.finish(tx, actor, "alias.recipient.remove", &address.to_string(), Some(removed.join(","))).await?;
+        self.finish(
+            tx,
+            actor,
+            "alias.recipient.remove",
+            &address.to_string(),
+            Some(removed.join(",")),
+        )
+        .await?;
         self.get_alias(&address.to_string()).await
     }
 
@@ -799,12 +1111,26 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown alias or mailbox, or a database failure.
-    pub async fn add_sender(&self, actor: &str, alias: &str, mailbox: &str) -> Result<Alias, DirectoryError> {
+    pub async fn add_sender(
+        &self,
+        actor: &str,
+        alias: &str,
+        mailbox: &str,
+    ) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(alias)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
-        let added = self.insert_senders(&mut tx, id, &[mailbox.to_owned()]).await?;
-        self.finish(tx, actor, "sender.add", &address.to_string(), Some(added.join(","))).await?;
+        let added = self
+            .insert_senders(&mut tx, id, &[mailbox.to_owned()])
+            .await?;
+        self.finish(
+            tx,
+            actor,
+            "sender.add",
+            &address.to_string(),
+            Some(added.join(",")),
+        )
+        .await?;
         self.get_alias(&address.to_string()).await
     }
 
@@ -812,21 +1138,39 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown alias, a mailbox without that right, or a database failure.
-    pub async fn remove_sender(&self, actor: &str, alias: &str, mailbox: &str) -> Result<Alias, DirectoryError> {
+    pub async fn remove_sender(
+        &self,
+        actor: &str,
+        alias: &str,
+        mailbox: &str,
+    ) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(alias)?;
         let sender = Address::parse(mailbox)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
         let mailbox_id = self.require_mailbox(&mut tx, &sender).await?;
-        let done = sqlx::query(self.inner.db.sql("DELETE FROM alias_senders WHERE alias_id = ? AND mailbox_id = ?"))
-            .bind(id)
-            .bind(mailbox_id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            self.inner
+                .db
+                .sql("DELETE FROM alias_senders WHERE alias_id = ? AND mailbox_id = ?"),
+        )
+        .bind(id)
+        .bind(mailbox_id)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!("{sender} may not send as {address} anyway")));
+            return Err(DirectoryError::NotFound(format!(
+                "{sender} may not send as {address} anyway"
+            )));
         }
-        self.finish(tx, actor, "sender.remove", &address.to_string(), Some(sender.to_string())).await?;
+        self.finish(
+            tx,
+            actor,
+            "sender.remove",
+            &address.to_string(),
+            Some(sender.to_string()),
+        )
+        .await?;
         self.get_alias(&address.to_string()).await
     }
 
@@ -838,8 +1182,12 @@ impl Directory {
         let address = AliasAddress::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
-        sqlx::query(self.inner.db.sql("DELETE FROM aliases WHERE id = ?")).bind(id).execute(&mut *tx).await?;
-        self.finish(tx, actor, "alias.remove", &address.to_string(), None).await
+        sqlx::query(self.inner.db.sql("DELETE FROM aliases WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.finish(tx, actor, "alias.remove", &address.to_string(), None)
+            .await
     }
 
     /// Aliases, optionally of one domain.
@@ -851,12 +1199,18 @@ impl Directory {
         let rows = match domain {
             Some(domain) => {
                 let domain = normalize_domain(domain)?;
-                sqlx::query(db.sql(&format!("{ALIAS_SELECT} WHERE d.domain = ? ORDER BY d.domain, a.local_part")))
-                    .bind(domain)
+                sqlx::query(db.sql(&format!(
+                    "{ALIAS_SELECT} WHERE d.domain = ? ORDER BY d.domain, a.local_part"
+                )))
+                .bind(domain)
+                .fetch_all(&db.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(db.sql(&format!("{ALIAS_SELECT} ORDER BY d.domain, a.local_part")))
                     .fetch_all(&db.pool)
                     .await?
             }
-            None => sqlx::query(db.sql(&format!("{ALIAS_SELECT} ORDER BY d.domain, a.local_part"))).fetch_all(&db.pool).await?,
         };
         let mut aliases = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -872,11 +1226,13 @@ impl Directory {
     pub async fn get_alias(&self, address: &str) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(address)?;
         let db = &self.inner.db;
-        let row = sqlx::query(db.sql(&format!("{ALIAS_SELECT} WHERE a.local_part = ? AND d.domain = ?")))
-            .bind(address.local_part())
-            .bind(address.domain())
-            .fetch_optional(&db.pool)
-            .await?;
+        let row = sqlx::query(db.sql(&format!(
+            "{ALIAS_SELECT} WHERE a.local_part = ? AND d.domain = ?"
+        )))
+        .bind(address.local_part())
+        .bind(address.domain())
+        .fetch_optional(&db.pool)
+        .await?;
         match row {
             Some(row) => self.alias_from_row(&row).await,
             None => Err(DirectoryError::NotFound(format!("no alias {address}"))),
@@ -918,7 +1274,13 @@ impl Directory {
         .await?;
         let mut senders = rows
             .iter()
-            .map(|r| Ok(format!("{}@{}", r.try_get::<String, _>("local_part")?, r.try_get::<String, _>("domain")?)))
+            .map(|r| {
+                Ok(format!(
+                    "{}@{}",
+                    r.try_get::<String, _>("local_part")?,
+                    r.try_get::<String, _>("domain")?
+                ))
+            })
             .collect::<Result<Vec<String>, DirectoryError>>()?;
         senders.sort();
         Ok(senders)
@@ -930,12 +1292,20 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown target, a name that is already a domain, or a database failure.
-    pub async fn add_alias_domain(&self, actor: &str, domain: &str, target: &str, description: Option<String>) -> Result<AliasDomain, DirectoryError> {
+    pub async fn add_alias_domain(
+        &self,
+        actor: &str,
+        domain: &str,
+        target: &str,
+        description: Option<String>,
+    ) -> Result<AliasDomain, DirectoryError> {
         let domain = normalize_domain(domain)?;
         let target = normalize_domain(target)?;
         let mut tx = self.begin().await?;
         if self.domain_id(&mut tx, &domain).await.is_ok() {
-            return Err(DirectoryError::Conflict(format!("{domain} is a hosted domain; an alias domain cannot also be one")));
+            return Err(DirectoryError::Conflict(format!(
+                "{domain} is a hosted domain; an alias domain cannot also be one"
+            )));
         }
         let target_id = self.domain_id(&mut tx, &target).await?;
         let now = unix_now();
@@ -950,24 +1320,51 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
-            return Err(unique_violation(err, || format!("{domain} is already an alias domain")));
+            return Err(unique_violation(err, || {
+                format!("{domain} is already an alias domain")
+            }));
         }
-        self.finish(tx, actor, "alias-domain.add", &domain, Some(format!("target={target}"))).await?;
-        self.list_alias_domains().await?.into_iter().find(|a| a.domain == domain).ok_or_else(|| DirectoryError::NotFound(domain))
+        self.finish(
+            tx,
+            actor,
+            "alias-domain.add",
+            &domain,
+            Some(format!("target={target}")),
+        )
+        .await?;
+        self.list_alias_domains()
+            .await?
+            .into_iter()
+            .find(|a| a.domain == domain)
+            .ok_or_else(|| DirectoryError::NotFound(domain))
     }
 
     /// Removes an alias domain.
     ///
     /// # Errors
     /// An unknown alias domain or a database failure.
-    pub async fn remove_alias_domain(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
+    pub async fn remove_alias_domain(
+        &self,
+        actor: &str,
+        domain: &str,
+    ) -> Result<(), DirectoryError> {
         let domain = normalize_domain(domain)?;
         let mut tx = self.begin().await?;
-        let done = sqlx::query(self.inner.db.sql("DELETE FROM alias_domains WHERE domain = ?")).bind(&domain).execute(&mut *tx).await?;
+        let done = sqlx::query(
+            self.inner
+                .db
+                .sql("DELETE FROM alias_domains WHERE domain = ?"),
+        )
+        .bind(&domain)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!("no alias domain {domain}")));
+            return Err(DirectoryError::NotFound(format!(
+                "no alias domain {domain}"
+            )));
         }
-        self.finish(tx, actor, "alias-domain.remove", &domain, None).await
+        self.finish(tx, actor, "alias-domain.remove", &domain, None)
+            .await
     }
 
     /// All alias domains.
@@ -1000,7 +1397,11 @@ impl Directory {
     ///
     /// # Errors
     /// A bad domain, an existing policy, or a database failure.
-    pub async fn add_tls_policy(&self, actor: &str, new: NewTlsPolicy) -> Result<TlsPolicy, DirectoryError> {
+    pub async fn add_tls_policy(
+        &self,
+        actor: &str,
+        new: NewTlsPolicy,
+    ) -> Result<TlsPolicy, DirectoryError> {
         let domain = normalize_domain(&new.domain)?;
         let mut tx = self.begin().await?;
         let now = unix_now();
@@ -1018,10 +1419,23 @@ impl Directory {
         .await;
         if let Err(err) = inserted {
             return Err(unique_violation(err, || {
-                format!("{domain} already has a TLS policy; change it with `mailstead tls-policy update {domain}`")
+                format!(
+                    "{domain} already has a TLS policy; change it with `mailstead tls-policy update {domain}`"
+                )
             }));
         }
-        self.finish(tx, actor, "tls-policy.add", &domain, Some(format!("policy={} params={:?}", new.policy.as_str(), new.params))).await?;
+        self.finish(
+            tx,
+            actor,
+            "tls-policy.add",
+            &domain,
+            Some(format!(
+                "policy={} params={:?}",
+                new.policy.as_str(),
+                new.params
+            )),
+        )
+        .await?;
         self.get_tls_policy(&domain).await
     }
 
@@ -1029,7 +1443,12 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown policy or a database failure.
-    pub async fn update_tls_policy(&self, actor: &str, domain: &str, update: TlsPolicyUpdate) -> Result<TlsPolicy, DirectoryError> {
+    pub async fn update_tls_policy(
+        &self,
+        actor: &str,
+        domain: &str,
+        update: TlsPolicyUpdate,
+    ) -> Result<TlsPolicy, DirectoryError> {
         let domain = normalize_domain(domain)?;
         let existing = self.get_tls_policy(&domain).await?;
         let db = &self.inner.db;
@@ -1047,7 +1466,17 @@ impl Directory {
             .bind(existing.id)
             .execute(&mut *tx)
             .await?;
-        self.finish(tx, actor, "tls-policy.update", &domain, Some(format!("policy={} params={params:?} active={active}", policy.as_str()))).await?;
+        self.finish(
+            tx,
+            actor,
+            "tls-policy.update",
+            &domain,
+            Some(format!(
+                "policy={} params={params:?} active={active}",
+                policy.as_str()
+            )),
+        )
+        .await?;
         self.get_tls_policy(&domain).await
     }
 
@@ -1058,11 +1487,21 @@ impl Directory {
     pub async fn remove_tls_policy(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
         let domain = normalize_domain(domain)?;
         let mut tx = self.begin().await?;
-        let done = sqlx::query(self.inner.db.sql("DELETE FROM tls_policies WHERE domain = ?")).bind(&domain).execute(&mut *tx).await?;
+        let done = sqlx::query(
+            self.inner
+                .db
+                .sql("DELETE FROM tls_policies WHERE domain = ?"),
+        )
+        .bind(&domain)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!("no TLS policy for {domain}")));
+            return Err(DirectoryError::NotFound(format!(
+                "no TLS policy for {domain}"
+            )));
         }
-        self.finish(tx, actor, "tls-policy.remove", &domain, None).await
+        self.finish(tx, actor, "tls-policy.remove", &domain, None)
+            .await
     }
 
     /// All TLS policies, active or not.
@@ -1070,8 +1509,13 @@ impl Directory {
     /// # Errors
     /// A database failure.
     pub async fn list_tls_policies(&self) -> Result<Vec<TlsPolicy>, DirectoryError> {
-        let sql = format!("SELECT {} FROM tls_policies ORDER BY domain", lookup::TLS_POLICY_COLUMNS);
-        let rows = sqlx::query(self.inner.db.sql(&sql)).fetch_all(&self.inner.db.pool).await?;
+        let sql = format!(
+            "SELECT {} FROM tls_policies ORDER BY domain",
+            lookup::TLS_POLICY_COLUMNS
+        );
+        let rows = sqlx::query(self.inner.db.sql(&sql))
+            .fetch_all(&self.inner.db.pool)
+            .await?;
         rows.iter().map(lookup::tls_policy_from_row).collect()
     }
 
@@ -1081,7 +1525,9 @@ impl Directory {
     /// An unknown policy or a database failure.
     pub async fn get_tls_policy(&self, domain: &str) -> Result<TlsPolicy, DirectoryError> {
         let domain = normalize_domain(domain)?;
-        lookup::tls_policy(&self.inner.db, &domain).await?.ok_or_else(|| DirectoryError::NotFound(format!("no TLS policy for {domain}")))
+        lookup::tls_policy(&self.inner.db, &domain)
+            .await?
+            .ok_or_else(|| DirectoryError::NotFound(format!("no TLS policy for {domain}")))
     }
 
     // ---- audit and import ----
@@ -1202,14 +1648,20 @@ struct DomainLimits {
     max_mailboxes: Option<i64>,
 }
 
-fn check_max_quota(address: &Address, quota: Option<Quota>, max_quota_gib: Option<i64>) -> Result<(), DirectoryError> {
+fn check_max_quota(
+    address: &Address,
+    quota: Option<Quota>,
+    max_quota_gib: Option<i64>,
+) -> Result<(), DirectoryError> {
     let (Some(quota), Some(max_gib)) = (quota, max_quota_gib) else {
         return Ok(());
     };
     if max_gib <= 0 {
         return Ok(());
     }
-    let max_bytes = u64::try_from(max_gib).unwrap_or(0).saturating_mul(crate::model::GIB);
+    let max_bytes = u64::try_from(max_gib)
+        .unwrap_or(0)
+        .saturating_mul(crate::model::GIB);
     match quota.bytes {
         Some(bytes) if bytes <= max_bytes => Ok(()),
         _ => Err(DirectoryError::LimitExceeded(format!(
@@ -1222,7 +1674,9 @@ fn check_max_quota(address: &Address, quota: Option<Quota>, max_quota_gib: Optio
 
 fn unique_violation(err: sqlx::Error, message: impl FnOnce() -> String) -> DirectoryError {
     match &err {
-        sqlx::Error::Database(db_err) if db_err.is_unique_violation() => DirectoryError::Conflict(message()),
+        sqlx::Error::Database(db_err) if db_err.is_unique_violation() => {
+            DirectoryError::Conflict(message())
+        }
         _ => DirectoryError::from(err),
     }
 }
@@ -1262,7 +1716,9 @@ fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox, DirectoryError> {
     Ok(Mailbox {
         id: base.id,
         effective_quota: base.effective_quota(),
-        password_scheme: mailstead_password::scheme_name(&base.password).unwrap_or("unknown").to_owned(),
+        password_scheme: mailstead_password::scheme_name(&base.password)
+            .unwrap_or("unknown")
+            .to_owned(),
         address: base.address,
         name: row.try_get("name")?,
         alternative_email: row.try_get("alternative_email")?,

@@ -39,7 +39,7 @@ impl Quota {
         let bytes = self.bytes.unwrap_or(0);
         let gib = bytes.div_ceil(GIB);
         let gib = i64::try_from(gib).unwrap_or(i64::MAX);
-        if bytes % GIB == 0 {
+        if bytes.is_multiple_of(GIB) {
             (gib, None)
         } else {
             (gib, Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
@@ -80,7 +80,7 @@ impl Quota {
             .parse()
             .map_err(|_| format!("quota {input:?} is not a number followed by a unit like 2G"))?;
         let bytes = (value * multiplier as f64).round();
-        if !(bytes.is_finite() && bytes >= 0.0 && bytes < 9.0e18) {
+        if !(bytes.is_finite() && (0.0..9.0e18).contains(&bytes)) {
             return Err(format!("quota {input:?} is out of range"));
         }
         let bytes = bytes as u64;
@@ -95,8 +95,13 @@ impl fmt::Display for Quota {
         let Some(bytes) = self.bytes else {
             return f.write_str("unlimited");
         };
-        for (unit, size) in [("T", GIB * 1024), ("G", GIB), ("M", 1 << 20), ("K", 1 << 10)] {
-            if bytes >= size && bytes % size == 0 {
+        for (unit, size) in [
+            ("T", GIB * 1024),
+            ("G", GIB),
+            ("M", 1 << 20),
+            ("K", 1 << 10),
+        ] {
+            if bytes >= size && bytes.is_multiple_of(size) {
                 return write!(f, "{}{unit}", bytes / size);
             }
         }
@@ -362,6 +367,10 @@ mod tests {
         for kind in TlsPolicyKind::ALL {
             assert_eq!(TlsPolicyKind::parse(kind.as_str()).unwrap(), kind);
         }
-        assert!(TlsPolicyKind::parse("maybe").unwrap_err().contains("dane-only"));
+        assert!(
+            TlsPolicyKind::parse("maybe")
+                .unwrap_err()
+                .contains("dane-only")
+        );
     }
 }

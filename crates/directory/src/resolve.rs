@@ -202,7 +202,10 @@ impl Directory {
                 Step::NotHosted if is_top => return Ok(Outcome::Reject(Rejection::NotHosted)),
                 Step::NotHosted => {
                     expansion.note(format!("{address} is external"));
-                    if !recipients.iter().any(|r| matches!(r, Recipient::External { address: a } if *a == address)) {
+                    if !recipients
+                        .iter()
+                        .any(|r| matches!(r, Recipient::External { address: a } if *a == address))
+                    {
                         recipients.push(Recipient::External { address });
                     }
                 }
@@ -228,13 +231,21 @@ impl Directory {
                         let member = match Address::parse(member) {
                             Ok(member) => member,
                             Err(err) => {
-                                expansion.note(format!("recipient {member:?} of {alias_address} skipped: {err}"));
+                                expansion.note(format!(
+                                    "recipient {member:?} of {alias_address} skipped: {err}"
+                                ));
                                 continue;
                             }
                         };
                         if member == alias_address {
                             // Postfix: an alias naming itself delivers to the mailbox of that name.
-                            self.deliver_to_own_mailbox(&member, expansion, &mut mailboxes_seen, &mut recipients).await?;
+                            self.deliver_to_own_mailbox(
+                                &member,
+                                expansion,
+                                &mut mailboxes_seen,
+                                &mut recipients,
+                            )
+                            .await?;
                             continue;
                         }
                         n_addresses += 1;
@@ -276,7 +287,9 @@ impl Directory {
                     }
                 }
             },
-            None => expansion.note(format!("{address} lists itself but has no mailbox; skipped")),
+            None => expansion.note(format!(
+                "{address} lists itself but has no mailbox; skipped"
+            )),
         }
         Ok(())
     }
@@ -293,10 +306,16 @@ impl Directory {
             None => match lookup::alias_domain_target(db, address.domain()).await? {
                 Some((target, active)) => {
                     if !active {
-                        expansion.note(format!("{} is a deactivated alias domain", address.domain()));
+                        expansion.note(format!(
+                            "{} is a deactivated alias domain",
+                            address.domain()
+                        ));
                         return Ok(Step::Refused(Rejection::DomainInactive));
                     }
-                    expansion.note(format!("{} is an alias domain of {target}", address.domain()));
+                    expansion.note(format!(
+                        "{} is an alias domain of {target}",
+                        address.domain()
+                    ));
                     match lookup::domain_by_name(db, &target).await? {
                         Some(domain) => domain,
                         None => return Ok(Step::NotHosted),
@@ -315,28 +334,44 @@ impl Directory {
         let address = address.with_domain(&domain.domain);
 
         let mut candidates = vec![(address.clone(), None)];
-        if let Some((base, extension)) = address.split_extension(&self.inner.options.recipient_delimiter) {
+        if let Some((base, extension)) =
+            address.split_extension(&self.inner.options.recipient_delimiter)
+        {
             candidates.push((base, Some(extension)));
         }
         for (candidate, extension) in candidates {
-            if let Some(alias) = lookup::alias_by_parts(db, candidate.local_part(), candidate.domain()).await? {
+            if let Some(alias) =
+                lookup::alias_by_parts(db, candidate.local_part(), candidate.domain()).await?
+            {
                 return Ok(self.alias_step(candidate, alias, expansion));
             }
             if let Some(mailbox) = lookup::mailbox_by_address(db, &candidate).await? {
                 if let Some(rejection) = mailbox_refusal(&mailbox) {
-                    expansion.note(format!("{candidate} is a mailbox: {}", rejection.describe()));
+                    expansion.note(format!(
+                        "{candidate} is a mailbox: {}",
+                        rejection.describe()
+                    ));
                     return Ok(Step::Refused(rejection));
                 }
-                expansion.note(format!("{candidate} is a mailbox (quota {})", mailbox.effective_quota()));
+                expansion.note(format!(
+                    "{candidate} is a mailbox (quota {})",
+                    mailbox.effective_quota()
+                ));
                 return Ok(Step::Mailbox(mailbox, extension));
             }
         }
         if let Some(alias) = lookup::alias_by_parts(db, "", &domain.domain).await? {
             let catch_all = Address::from_normalized("", &domain.domain);
-            expansion.note(format!("{address} matched no mailbox or alias; the catch-all @{} applies", domain.domain));
+            expansion.note(format!(
+                "{address} matched no mailbox or alias; the catch-all @{} applies",
+                domain.domain
+            ));
             return Ok(self.alias_step(catch_all, alias, expansion));
         }
-        expansion.note(format!("{address} is no mailbox or alias of {}", domain.domain));
+        expansion.note(format!(
+            "{address} is no mailbox or alias of {}",
+            domain.domain
+        ));
         Ok(Step::Refused(Rejection::UnknownUser))
     }
 
@@ -359,7 +394,11 @@ impl Directory {
         }
         expansion.note(format!(
             "{shown} is an alias for {}",
-            if alias.recipients.is_empty() { "nobody".to_owned() } else { alias.recipients.join(", ") }
+            if alias.recipients.is_empty() {
+                "nobody".to_owned()
+            } else {
+                alias.recipients.join(", ")
+            }
         ));
         Step::Alias(address, alias)
     }

@@ -143,9 +143,15 @@ impl Db {
     /// The schema version the database is at: 0 when it has none yet.
     pub(crate) async fn current_version(&self) -> Result<i64, DirectoryError> {
         let table_exists = match self.backend {
-            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
-            Backend::MySql => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'",
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+            Backend::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = '_sqlx_migrations'"
+            }
         };
         let count: i64 = sqlx::query_scalar(table_exists)
             .fetch_one(&self.pool)
@@ -154,10 +160,9 @@ impl Db {
             return Ok(0);
         }
         let version: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
                 .fetch_one(&self.pool)
-                .await
-                .or_else(|_| Ok::<_, DirectoryError>(None))?;
+                .await?;
         Ok(version.unwrap_or(0))
     }
 
@@ -287,7 +292,8 @@ mod tests {
 
     #[test]
     fn renders_markers_per_backend() {
-        let template = "SELECT {flag:m.active}, {epoch:a.deactivate_at} FROM t WHERE x = ? AND y = {ts}";
+        let template =
+            "SELECT {flag:m.active}, {epoch:a.deactivate_at} FROM t WHERE x = ? AND y = {ts}";
         assert_eq!(
             render(Backend::MySql, template),
             "SELECT CAST(m.active AS SIGNED), CAST(UNIX_TIMESTAMP(a.deactivate_at) AS SIGNED) FROM t WHERE x = ? AND y = FROM_UNIXTIME(?)"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Make sure everything the test suite talks to is installed and running: PostgreSQL and
+# MariaDB (backend tests), and Debian's Dovecot, Postfix and mail clients (real peers).
+# Idempotent; run as root. Used by .ci/run and by `scripts/test.sh`.
+set -euo pipefail
+
+need_packages=()
+for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks isync msmtp; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
+done
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "installing: ${need_packages[*]}"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  echo "postfix postfix/mailname string localhost" | debconf-set-selections
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_packages[@]}"
+fi
+
+# PostgreSQL on 127.0.0.1:5432 with trust auth for local TCP and a database `test`.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  cluster_version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$cluster_version" main start || true
+fi
+for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+pg_isready -h 127.0.0.1 -p 5432
+if ! psql -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null 2>&1; then
+  su postgres -c "psql -c 'CREATE DATABASE test'" >/dev/null 2>&1 || true
+fi
+psql -h 127.0.0.1 -U postgres -d test -c 'SELECT 1' >/dev/null
+
+# MariaDB on 127.0.0.1:3306, root without a password, database `test`.
+if ! mariadb -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; then
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 30); do mariadb -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done
+fi
+mariadb -h 127.0.0.1 -P 3306 -u root -e 'CREATE DATABASE IF NOT EXISTS test'
+echo "test services: PostgreSQL and MariaDB are up"
