@@ -126,8 +126,9 @@ impl Directory {
     /// May `login` use `from` as its envelope sender? Yes for its own address and for the
     /// aliases whose `alias_senders` name its mailbox (MUM's sender-login map), including
     /// those addresses in alias domains and with a recipient-delimiter extension (`bob+x@`).
-    /// A catch-all alias naming it as sender gives it the whole domain, like Postfix's
-    /// `@domain` key in `smtpd_sender_login_maps`.
+    /// A catch-all alias naming it as sender gives it every address of the domain that has no
+    /// entry of its own in MUM's sender-login map (no active mailbox, no alias with senders),
+    /// like Postfix's `@domain` key, which applies only when no more specific key matches.
     ///
     /// # Errors
     /// A malformed login or a database failure. A malformed `from` is simply not owned.
@@ -147,9 +148,34 @@ impl Directory {
             let mapped: Vec<Address> = candidates.iter().map(|a| a.with_domain(&target)).collect();
             candidates.extend(mapped);
         }
-        Ok(candidates.iter().any(|candidate| {
-            owned.exact.contains(candidate) || owned.whole_domains.contains(candidate.domain())
-        }))
+        if candidates
+            .iter()
+            .any(|candidate| owned.exact.contains(candidate))
+        {
+            return Ok(true);
+        }
+        for candidate in candidates
+            .iter()
+            .filter(|candidate| owned.whole_domains.contains(candidate.domain()))
+        {
+            // Postfix takes the first key that matches: an address with an entry of its own in
+            // the sender-login map is decided by that entry, never by the domain's catch-all.
+            if !self.has_own_entry(candidate).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether MUM's sender-login map has a row for `address`: an active mailbox in an active
+    /// domain, or an active alias with senders.
+    async fn has_own_entry(&self, address: &Address) -> Result<bool, DirectoryError> {
+        let db = &self.inner.db;
+        let mailbox = lookup::mailbox_by_address(db, address).await?;
+        if mailbox.is_some_and(|m| m.active && m.domain_active) {
+            return Ok(true);
+        }
+        Ok(lookup::alias_sender_count(db, address).await? > 0)
     }
 
     /// Every address `login` may send as, sorted, for display (`@domain` for a whole domain).

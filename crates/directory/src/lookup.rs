@@ -193,6 +193,23 @@ pub(crate) async fn sender_aliases(
         .collect()
 }
 
+/// How many mailboxes may send as the alias at `address`, with the conditions of MUM's
+/// sender-login map (alias and both domains active).
+pub(crate) async fn alias_sender_count(db: &Db, address: &Address) -> Result<i64, DirectoryError> {
+    Ok(sqlx::query_scalar(db.sql(
+        "SELECT COUNT(*) FROM aliases a \
+         INNER JOIN domains ad ON a.domain_id = ad.id \
+         INNER JOIN alias_senders s ON s.alias_id = a.id \
+         INNER JOIN mailboxes m ON s.mailbox_id = m.id \
+         INNER JOIN domains md ON m.domain_id = md.id \
+         WHERE a.local_part = ? AND ad.domain = ? AND a.active = 1 AND ad.active = 1 AND md.active = 1",
+    ))
+    .bind(address.local_part())
+    .bind(address.domain())
+    .fetch_one(&db.pool)
+    .await?)
+}
+
 pub(crate) fn tls_policy_from_row(row: &AnyRow) -> Result<TlsPolicy, DirectoryError> {
     let policy: String = row.try_get("policy")?;
     Ok(TlsPolicy {

@@ -1069,6 +1069,36 @@ async fn send_as_follows_alias_senders(backend: TestBackend) {
             .await
             .unwrap()
     );
+    // …but not addresses with an entry of their own in the sender-login map (Postfix: the
+    // more specific key wins): an active mailbox, or an active alias with senders.
+    dir.update_alias(
+        ACTOR,
+        "sales@example.org",
+        AliasUpdate {
+            active: Some(true),
+            ..AliasUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    mailbox(dir, "erin@example.org").await;
+    assert!(
+        !dir.may_send_as("carol@example.com", "sales@example.org")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !dir.may_send_as("carol@example.com", "erin@example.org")
+            .await
+            .unwrap()
+    );
+    // An alias without senders has no entry of its own: the catch-all decides.
+    alias(dir, "list@example.org", &["bob@example.com"]).await;
+    assert!(
+        dir.may_send_as("carol@example.com", "list@example.org")
+            .await
+            .unwrap()
+    );
     test.cleanup().await;
 }
 
