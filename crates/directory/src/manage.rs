@@ -28,6 +28,8 @@ pub struct NewDomain {
     pub max_aliases: Option<i64>,
     pub max_mailboxes: Option<i64>,
     pub active: bool,
+    /// Kept when importing; otherwise MUM's rule: the homedir template cut after `%d`.
+    pub homedir: Option<String>,
 }
 
 /// Changes to a domain; `None` leaves a field alone, `Some(None)` clears it.
@@ -122,6 +124,7 @@ pub struct MumSnapshot {
 #[derive(Clone, Debug, Serialize)]
 pub struct NewDomainRecord {
     pub domain: String,
+    pub homedir: String,
     pub description: Option<String>,
     pub quota_gib: Option<i64>,
     pub max_quota_gib: Option<i64>,
@@ -170,11 +173,22 @@ fn not_found_domain(domain: &str) -> DirectoryError {
     ))
 }
 
-fn fill_template(template: &str, address: &Address) -> String {
+/// Fills MUM's `%d` (domain), `%n` (local part) and `%u` (address) placeholders.
+pub fn fill_template(template: &str, address: &Address) -> String {
     template
         .replace("%u", &address.to_string())
         .replace("%d", address.domain())
         .replace("%n", address.local_part())
+}
+
+/// A number for the audit log, or `none`.
+fn show_number(value: Option<i64>) -> String {
+    value.map_or_else(|| "none".to_owned(), |n| n.to_string())
+}
+
+/// A text for the audit log, quoted, or `none`.
+fn show_text(value: Option<&str>) -> String {
+    value.map_or_else(|| "none".to_owned(), |text| format!("{text:?}"))
 }
 
 fn non_negative(value: Option<i64>, what: &str) -> Result<Option<i64>, DirectoryError> {
@@ -295,9 +309,11 @@ impl Directory {
             )));
         }
         // MUM: the domain's homedir is the mailbox template cut after %d.
-        let template = &self.inner.options.homedir_template;
-        let cut = template.find("%d").map_or(template.len(), |at| at + 2);
-        let homedir = template[..cut].replace("%d", &domain);
+        let homedir = new.homedir.clone().unwrap_or_else(|| {
+            let template = &self.inner.options.homedir_template;
+            let cut = template.find("%d").map_or(template.len(), |at| at + 2);
+            template[..cut].replace("%d", &domain)
+        });
         let (quota, quota_bytes) = match new.quota {
             Some(quota) => {
                 let (gib, bytes) = quota.to_columns();
@@ -324,10 +340,10 @@ impl Directory {
         .execute(&mut *tx)
         .await?;
         let details = format!(
-            "quota={} max_mailboxes={:?} max_aliases={:?} active={}",
+            "quota={} max_mailboxes={} max_aliases={} active={}",
             new.quota.map_or("inherit".to_owned(), |q| q.to_string()),
-            max_mailboxes,
-            max_aliases,
+            show_number(max_mailboxes),
+            show_number(max_aliases),
             new.active
         );
         self.finish(tx, actor, "domain.add", &domain, Some(details))
@@ -356,7 +372,7 @@ impl Directory {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            changes.push(format!("description={description:?}"));
+            changes.push(format!("description={}", show_text(description.as_deref())));
         }
         if let Some(quota) = update.quota {
             let (gib, bytes) = match quota {
@@ -391,7 +407,7 @@ impl Directory {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            changes.push(format!("{column}={value:?}"));
+            changes.push(format!("{column}={}", show_number(value)));
         }
         if let Some(active) = update.active {
             sqlx::query(db.sql("UPDATE domains SET active = ? WHERE id = ?"))
@@ -650,7 +666,7 @@ impl Directory {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                changes.push(format!("{column}={value:?}"));
+                changes.push(format!("{column}={}", show_text(value.as_deref())));
             }
         }
         if let Some(quota) = update.quota {
@@ -816,6 +832,18 @@ impl Directory {
             .ok_or_else(|| DirectoryError::NotFound(format!("no mailbox {address}")))
     }
 
+    /// The stored password hash of a mailbox, exactly as in the database; for imports that
+    /// must tell an unchanged password from a changed one. Never print it.
+    ///
+    /// # Errors
+    /// A malformed address or a database failure.
+    pub async fn password_hash(&self, address: &str) -> Result<Option<String>, DirectoryError> {
+        let address = Address::parse(address)?;
+        Ok(lookup::mailbox_by_address(&self.inner.db, &address)
+            .await?
+            .map(|mailbox| mailbox.password))
+    }
+
     // ---- aliases ----
 
     /// Adds an alias with its recipients and senders.
@@ -883,11 +911,11 @@ impl Directory {
             .await?;
         let senders = self.insert_senders(&mut tx, alias_id, &new.senders).await?;
         let details = format!(
-            "recipients={} senders={} active={} deactivate_at={:?}",
+            "recipients={} senders={} active={} deactivate_at={}",
             recipients.join(","),
             senders.join(","),
             new.active,
-            new.deactivate_at
+            show_number(new.deactivate_at)
         );
         self.finish(tx, actor, "alias.add", &address.to_string(), Some(details))
             .await?;
@@ -1002,7 +1030,7 @@ impl Directory {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            changes.push(format!("description={description:?}"));
+            changes.push(format!("description={}", show_text(description.as_deref())));
         }
         let mut deactivate_at = update.deactivate_at;
         if let Some(active) = update.active {
@@ -1022,7 +1050,7 @@ impl Directory {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            changes.push(format!("deactivate_at={at:?}"));
+            changes.push(format!("deactivate_at={}", show_number(at)));
         }
         sqlx::query(db.sql("UPDATE aliases SET updated_at = {ts} WHERE id = ?"))
             .bind(unix_now())
@@ -1430,9 +1458,9 @@ impl Directory {
             "tls-policy.add",
             &domain,
             Some(format!(
-                "policy={} params={:?}",
+                "policy={} params={}",
                 new.policy.as_str(),
-                new.params
+                show_text(new.params.as_deref())
             )),
         )
         .await?;
@@ -1472,8 +1500,9 @@ impl Directory {
             "tls-policy.update",
             &domain,
             Some(format!(
-                "policy={} params={params:?} active={active}",
-                policy.as_str()
+                "policy={} params={} active={active}",
+                policy.as_str(),
+                show_text(params.as_deref())
             )),
         )
         .await?;
@@ -1566,13 +1595,14 @@ impl Directory {
         let pool = &db.pool;
         let mut snapshot = MumSnapshot::default();
         for row in sqlx::query(db.sql(
-            "SELECT domain, description, quota, max_quota, max_aliases, max_mailboxes, {flag:active} AS active FROM domains ORDER BY id",
+            "SELECT domain, homedir, description, quota, max_quota, max_aliases, max_mailboxes, {flag:active} AS active FROM domains ORDER BY id",
         ))
         .fetch_all(pool)
         .await?
         {
             snapshot.domains.push(NewDomainRecord {
                 domain: row.try_get("domain")?,
+                homedir: row.try_get("homedir")?,
                 description: row.try_get("description")?,
                 quota_gib: row.try_get("quota")?,
                 max_quota_gib: row.try_get("max_quota")?,

@@ -20,8 +20,8 @@ impl Quota {
     pub const UNLIMITED: Quota = Quota { bytes: None };
 
     /// Reads MUM's pair of columns: `quota_bytes` (Mailstead's, exact) wins over `quota`
-    /// (MUM's, whole GiB). `Ok(None)` means both are NULL: inherit.
-    pub(crate) fn from_columns(quota_gib: Option<i64>, quota_bytes: Option<i64>) -> Option<Quota> {
+    /// (MUM's, whole GiB). `None` means both are NULL: inherit.
+    pub fn from_columns(quota_gib: Option<i64>, quota_bytes: Option<i64>) -> Option<Quota> {
         let bytes = match (quota_bytes, quota_gib) {
             (Some(bytes), _) => u64::try_from(bytes).unwrap_or(0),
             (None, Some(gib)) => u64::try_from(gib).unwrap_or(0).saturating_mul(GIB),

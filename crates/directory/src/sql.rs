@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor};
 
 use crate::DirectoryError;
 
@@ -55,6 +55,9 @@ impl Backend {
         }
     }
 }
+
+/// How long opening the first connection may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -93,9 +96,22 @@ impl Db {
         }
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|err| DirectoryError::BadUrl(err.to_string()))?;
+        // One plain connection first: a pool that cannot connect only reports "timed out",
+        // while this surfaces the cause ("connection refused", "unknown database") at once.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, AnyConnection::connect_with(&options))
+            .await
+            .map_err(|_| DirectoryError::Connect {
+                backend: backend.name(),
+                source: Arc::new(sqlx::Error::PoolTimedOut),
+            })?
+            .map_err(|source| DirectoryError::Connect {
+                backend: backend.name(),
+                source: Arc::new(source),
+            })?;
+        probe.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT * 2)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // Timestamps are UTC in every backend; see the module comment.

@@ -1,1 +1,68 @@
-fn main() {}
+//! The `mailstead` binary: the mail server (`mailstead serve`) and its management commands.
+//!
+//! This file only parses the command line, starts the async runtime and turns the outcome
+//! into an exit code; the commands live in `cli`, configuration in `config`, certificates in
+//! `tls`.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+#[allow(dead_code)]
+mod config;
+#[allow(dead_code)]
+mod tls;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(err) => return usage_error(&err),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mailstead: cannot start the async runtime: {err}");
+            return ExitCode::from(cli::exit::SOFTWARE);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(err) => {
+            // Every error type of ours carries its cause in its own message, so only the top
+            // is printed (`{:#}` would repeat each cause).
+            eprintln!("mailstead: {err}");
+            ExitCode::from(cli::exit::code_for(&err))
+        }
+    }
+}
+
+/// Help and version go to stdout with status 0; anything else clap refuses is a usage error
+/// (64, not clap's 2), printed like our other errors.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Nothing useful can be done if stdout is gone.
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{}", err.render());
+            ExitCode::from(cli::exit::USAGE)
+        }
+        _ => {
+            let text = err.render().to_string();
+            eprint!(
+                "mailstead: {}",
+                text.strip_prefix("error: ").unwrap_or(&text)
+            );
+            ExitCode::from(cli::exit::USAGE)
+        }
+    }
+}
