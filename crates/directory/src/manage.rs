@@ -235,13 +235,23 @@ impl Directory {
         Ok(())
     }
 
-    async fn domain_id(&self, tx: &mut Tx, domain: &str) -> Result<i64, DirectoryError> {
-        let id: Option<i64> =
+    async fn find_domain_id(
+        &self,
+        tx: &mut Tx,
+        domain: &str,
+    ) -> Result<Option<i64>, DirectoryError> {
+        Ok(
             sqlx::query_scalar(self.inner.db.sql("SELECT id FROM domains WHERE domain = ?"))
                 .bind(domain)
                 .fetch_optional(&mut **tx)
-                .await?;
-        id.ok_or_else(|| not_found_domain(domain))
+                .await?,
+        )
+    }
+
+    async fn domain_id(&self, tx: &mut Tx, domain: &str) -> Result<i64, DirectoryError> {
+        self.find_domain_id(tx, domain)
+            .await?
+            .ok_or_else(|| not_found_domain(domain))
     }
 
     async fn mailbox_id(
@@ -293,7 +303,7 @@ impl Directory {
         let max_mailboxes = non_negative(new.max_mailboxes, "max mailboxes")?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
-        if self.domain_id(&mut tx, &domain).await.is_ok() {
+        if self.find_domain_id(&mut tx, &domain).await?.is_some() {
             return Err(DirectoryError::Conflict(format!(
                 "domain {domain} already exists"
             )));
@@ -1330,7 +1340,7 @@ impl Directory {
         let domain = normalize_domain(domain)?;
         let target = normalize_domain(target)?;
         let mut tx = self.begin().await?;
-        if self.domain_id(&mut tx, &domain).await.is_ok() {
+        if self.find_domain_id(&mut tx, &domain).await?.is_some() {
             return Err(DirectoryError::Conflict(format!(
                 "{domain} is a hosted domain; an alias domain cannot also be one"
             )));

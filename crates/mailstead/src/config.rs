@@ -239,10 +239,6 @@ impl fmt::Display for DatabaseKind {
 pub struct DatabaseUrl(String);
 
 impl DatabaseUrl {
-    pub fn new(url: impl Into<String>) -> DatabaseUrl {
-        DatabaseUrl(url.into())
-    }
-
     /// The URL with its password, for handing to the database driver only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -930,71 +926,6 @@ fn deserialize_duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Du
     deserializer.deserialize_any(DurationVisitor)
 }
 
-/// A size in bytes, written in TOML as a number of bytes or a string such as
-/// "500M" or "2G". Multipliers are binary (K = 1024), like Dovecot's; an
-/// optional "B" or "iB" may follow ("500MB" = "500MiB" = "500M").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    pub fn bytes(self) -> u64 {
-        self.0
-    }
-}
-
-/// Parses "1048576", "1024K", "500M", "2G", "1T" (see [`ByteSize`]).
-pub fn parse_size(text: &str) -> Result<ByteSize, String> {
-    let trimmed = text.trim();
-    let digits = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let bad = || {
-        format!(
-            "invalid size {text:?}; use a whole number of bytes or one followed by K, M, G or T, \
-             e.g. \"500M\" or \"2G\""
-        )
-    };
-    let number: u64 = trimmed[..digits].parse().map_err(|_| bad())?;
-    let unit = trimmed[digits..].trim().to_ascii_uppercase();
-    let unit = unit
-        .strip_suffix("IB")
-        .or_else(|| unit.strip_suffix('B'))
-        .unwrap_or(&unit);
-    let shift = match unit {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(bad()),
-    };
-    number
-        .checked_mul(1u64 << shift)
-        .map(ByteSize)
-        .ok_or_else(|| format!("size {text:?} is too large"))
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ByteSize, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size such as 1048576, \"500M\" or \"2G\"")
-            }
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<ByteSize, E> {
-                parse_size(value).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<ByteSize, E> {
-                u64::try_from(value)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom(format!("a size cannot be negative ({value})")))
-            }
-        }
-        deserializer.deserialize_any(SizeVisitor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1321,28 +1252,6 @@ mod tests {
         let config = load("[directory]\ncache_ttl = \"5m\"\nchange_poll = \"1s\"\n").unwrap();
         assert_eq!(config.directory.cache_ttl, Duration::from_secs(300));
         assert_eq!(config.directory.change_poll, Duration::from_secs(1));
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("1048576"), Ok(ByteSize(1_048_576)));
-        assert_eq!(parse_size("10K"), Ok(ByteSize(10 << 10)));
-        assert_eq!(parse_size("500M"), Ok(ByteSize(500 << 20)));
-        assert_eq!(parse_size("500MB"), Ok(ByteSize(500 << 20)));
-        assert_eq!(parse_size("500MiB"), Ok(ByteSize(500 << 20)));
-        assert_eq!(parse_size("2g"), Ok(ByteSize(2 << 30)));
-        assert_eq!(parse_size("1T"), Ok(ByteSize(1 << 40)));
-        for bad in ["", "M", "5X", "1.5G", "-1", "99999999999T"] {
-            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
-        }
-        #[derive(Deserialize)]
-        struct Sizes {
-            a: ByteSize,
-            b: ByteSize,
-        }
-        let sizes: Sizes = toml::from_str("a = 4096\nb = \"2G\"\n").unwrap();
-        assert_eq!((sizes.a.bytes(), sizes.b.bytes()), (4096, 2 << 30));
-        assert!(toml::from_str::<Sizes>("a = -1\nb = 1\n").is_err());
     }
 
     #[test]

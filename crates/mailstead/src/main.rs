@@ -7,9 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-#[allow(dead_code)]
 mod config;
-#[allow(dead_code)]
 mod tls;
 
 use std::process::ExitCode;
