@@ -101,6 +101,10 @@ impl Directory {
             Some(mailbox) => (mailbox.password.clone(), None),
         };
         let password = password.to_vec();
+        let _permit =
+            self.inner.hashing.acquire().await.map_err(|_| {
+                DirectoryError::Invalid("the directory is shutting down".to_owned())
+            })?;
         let verified =
             tokio::task::spawn_blocking(move || mailstead_password::verify(&stored, &password))
                 .await

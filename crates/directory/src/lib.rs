@@ -141,6 +141,9 @@ struct Inner {
     db: Db,
     options: DirectoryOptions,
     caches: Caches,
+    /// Password hashing is CPU- and (Argon2) memory-bound: at most one check per core runs at
+    /// once, the rest wait, so a burst of logins cannot take every core or gigabytes of memory.
+    hashing: tokio::sync::Semaphore,
 }
 
 impl Directory {
@@ -175,11 +178,13 @@ impl Directory {
     pub async fn connect(options: DirectoryOptions) -> Result<Directory, DirectoryError> {
         let db = Db::connect(&options.url, options.max_connections).await?;
         let caches = Caches::new(options.cache_capacity, options.cache_ttl);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Directory {
             inner: Arc::new(Inner {
                 db,
                 options,
                 caches,
+                hashing: tokio::sync::Semaphore::new(cores),
             }),
         })
     }

@@ -1,6 +1,9 @@
 //! The read queries behind every answer, uncached. One function per question; each returns
 //! plain rows that `resolve`, `cache` and `manage` turn into answers.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -53,22 +56,94 @@ pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, DirectoryError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
 }
 
-pub(crate) async fn domain_by_name(
+/// Everything one address can be in its domain, fetched in one round trip: the domain, the
+/// aliases (with recipients) and the mailboxes among the candidate local parts, and the
+/// catch-all alias. Resolution picks from it in its own order.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    pub(crate) domain: Option<DomainRow>,
+    /// By local part; the catch-all under "".
+    pub(crate) aliases: HashMap<String, AliasRow>,
+    pub(crate) mailboxes: HashMap<String, MailboxRow>,
+}
+
+/// The columns of the three branches line up; a branch fills only its own and NULLs the rest.
+/// The first branch types its NULLs, and integers are cast, so that every backend agrees on
+/// one type per column (MySQL would otherwise widen unsigned mixes to DECIMAL).
+const CANDIDATES_SQL: &str = "\
+SELECT 'domain' AS kind, '' AS local_part, d.id AS id, {flag:d.active} AS active, \
+       {int:NULL} AS deactivate_at, {text:NULL} AS recipient, {text:NULL} AS password, \
+       {text:NULL} AS homedir, {text:NULL} AS maildir, {int:NULL} AS quota, \
+       {int:NULL} AS quota_bytes, {int:NULL} AS domain_quota, {int:NULL} AS domain_quota_bytes, \
+       0 AS send_only, {flag:d.active} AS domain_active, 0 AS is_super_admin, d.domain AS domain \
+  FROM domains d WHERE d.domain = ? \
+UNION ALL \
+SELECT 'alias', a.local_part, a.id, {flag:a.active}, {epoch:a.deactivate_at}, r.recipient_address, \
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, {flag:d.active}, 0, d.domain \
+  FROM aliases a INNER JOIN domains d ON a.domain_id = d.id \
+  LEFT JOIN alias_recipients r ON r.alias_id = a.id \
+ WHERE d.domain = ? AND a.local_part IN (?, ?, '') \
+UNION ALL \
+SELECT 'mailbox', m.local_part, m.id, {flag:m.active}, NULL, NULL, m.password, m.homedir, m.maildir, \
+       {int:m.quota}, {int:m.quota_bytes}, {int:d.quota}, {int:d.quota_bytes}, {flag:m.send_only}, \
+       {flag:d.active}, {flag:m.is_super_admin}, d.domain \
+  FROM mailboxes m INNER JOIN domains d ON m.domain_id = d.id \
+ WHERE d.domain = ? AND m.local_part IN (?, ?)";
+
+/// [`Candidates`] for `exact` and, when the address had an extension, `base` (local parts).
+pub(crate) async fn candidates(
     db: &Db,
     domain: &str,
-) -> Result<Option<DomainRow>, DirectoryError> {
-    let row =
-        sqlx::query(db.sql("SELECT domain, {flag:active} AS active FROM domains WHERE domain = ?"))
-            .bind(domain)
-            .fetch_optional(&db.pool)
-            .await?;
-    row.map(|row| {
-        Ok(DomainRow {
-            domain: row.try_get("domain")?,
-            active: flag(&row, "active")?,
-        })
-    })
-    .transpose()
+    exact: &str,
+    base: Option<&str>,
+) -> Result<Candidates, DirectoryError> {
+    let base = base.unwrap_or(exact);
+    let rows = sqlx::query(db.sql(CANDIDATES_SQL))
+        .bind(domain)
+        .bind(domain)
+        .bind(exact)
+        .bind(base)
+        .bind(domain)
+        .bind(exact)
+        .bind(base)
+        .fetch_all(&db.pool)
+        .await?;
+    let mut found = Candidates::default();
+    for row in &rows {
+        let kind: String = row.try_get("kind")?;
+        match kind.as_str() {
+            "domain" => {
+                found.domain = Some(DomainRow {
+                    domain: row.try_get("domain")?,
+                    active: flag(row, "active")?,
+                });
+            }
+            "alias" => {
+                let local: String = row.try_get("local_part")?;
+                let recipient: Option<String> = row.try_get("recipient")?;
+                let alias = match found.aliases.entry(local) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => entry.insert(AliasRow {
+                        active: flag(row, "active")?,
+                        deactivate_at: row.try_get("deactivate_at")?,
+                        recipients: Vec::new(),
+                    }),
+                };
+                alias.recipients.extend(recipient);
+            }
+            _ => {
+                let mailbox = mailbox_from_row(row)?;
+                found
+                    .mailboxes
+                    .insert(mailbox.address.local_part().to_owned(), mailbox);
+            }
+        }
+    }
+    for alias in found.aliases.values_mut() {
+        // One order whatever the join returned, so the trace and the fan-out are stable.
+        alias.recipients.sort();
+    }
+    Ok(found)
 }
 
 /// The target of an alias domain: `(target domain, alias domain active)`.
@@ -129,38 +204,6 @@ pub(crate) async fn mailbox_by_address(
         .fetch_optional(&db.pool)
         .await?;
     row.as_ref().map(mailbox_from_row).transpose()
-}
-
-/// An alias by its local part (empty for the catch-all) and domain.
-pub(crate) async fn alias_by_parts(
-    db: &Db,
-    local_part: &str,
-    domain: &str,
-) -> Result<Option<AliasRow>, DirectoryError> {
-    let row = sqlx::query(db.sql(
-        "SELECT a.id AS id, {flag:a.active} AS active, {epoch:a.deactivate_at} AS deactivate_at \
-         FROM aliases a INNER JOIN domains d ON a.domain_id = d.id \
-         WHERE a.local_part = ? AND d.domain = ?",
-    ))
-    .bind(local_part)
-    .bind(domain)
-    .fetch_optional(&db.pool)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let id: i64 = row.try_get("id")?;
-    let recipients = sqlx::query_scalar(
-        db.sql("SELECT recipient_address FROM alias_recipients WHERE alias_id = ? ORDER BY id"),
-    )
-    .bind(id)
-    .fetch_all(&db.pool)
-    .await?;
-    Ok(Some(AliasRow {
-        active: flag(&row, "active")?,
-        deactivate_at: row.try_get("deactivate_at")?,
-        recipients,
-    }))
 }
 
 /// The aliases a mailbox may send as, with the semantics of MUM's sender-login map: the alias

@@ -301,7 +301,11 @@ impl Directory {
         expansion: &mut Expansion,
     ) -> Result<Step, DirectoryError> {
         let db = &self.inner.db;
-        let domain = match lookup::domain_by_name(db, address.domain()).await? {
+        let extension = address.split_extension(&self.inner.options.recipient_delimiter);
+        let base = extension.as_ref().map(|(base, _)| base.local_part());
+        let mut found =
+            lookup::candidates(db, address.domain(), address.local_part(), base).await?;
+        let domain = match found.domain.take() {
             Some(domain) => domain,
             None => match lookup::alias_domain_target(db, address.domain()).await? {
                 Some((target, active)) => {
@@ -316,7 +320,8 @@ impl Directory {
                         "{} is an alias domain of {target}",
                         address.domain()
                     ));
-                    match lookup::domain_by_name(db, &target).await? {
+                    found = lookup::candidates(db, &target, address.local_part(), base).await?;
+                    match found.domain.take() {
                         Some(domain) => domain,
                         None => return Ok(Step::NotHosted),
                     }
@@ -334,18 +339,14 @@ impl Directory {
         let address = address.with_domain(&domain.domain);
 
         let mut candidates = vec![(address.clone(), None)];
-        if let Some((base, extension)) =
-            address.split_extension(&self.inner.options.recipient_delimiter)
-        {
-            candidates.push((base, Some(extension)));
+        if let Some((base, extension)) = extension {
+            candidates.push((base.with_domain(&domain.domain), Some(extension)));
         }
         for (candidate, extension) in candidates {
-            if let Some(alias) =
-                lookup::alias_by_parts(db, candidate.local_part(), candidate.domain()).await?
-            {
+            if let Some(alias) = found.aliases.remove(candidate.local_part()) {
                 return Ok(self.alias_step(candidate, alias, expansion));
             }
-            if let Some(mailbox) = lookup::mailbox_by_address(db, &candidate).await? {
+            if let Some(mailbox) = found.mailboxes.remove(candidate.local_part()) {
                 if let Some(rejection) = mailbox_refusal(&mailbox) {
                     expansion.note(format!(
                         "{candidate} is a mailbox: {}",
@@ -360,7 +361,7 @@ impl Directory {
                 return Ok(Step::Mailbox(mailbox, extension));
             }
         }
-        if let Some(alias) = lookup::alias_by_parts(db, "", &domain.domain).await? {
+        if let Some(alias) = found.aliases.remove("") {
             let catch_all = Address::from_normalized("", &domain.domain);
             expansion.note(format!(
                 "{address} matched no mailbox or alias; the catch-all @{} applies",
