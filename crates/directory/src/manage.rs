@@ -181,6 +181,17 @@ pub fn fill_template(template: &str, address: &Address) -> String {
         .replace("%n", address.local_part())
 }
 
+/// MUM's `quota` and Mailstead's `quota_bytes` columns for an optional quota (NULL inherits).
+fn quota_columns(quota: Option<Quota>) -> (Option<i64>, Option<i64>) {
+    match quota {
+        Some(quota) => {
+            let (gib, bytes) = quota.to_columns();
+            (Some(gib), bytes)
+        }
+        None => (None, None),
+    }
+}
+
 /// A number for the audit log, or `none`.
 fn show_number(value: Option<i64>) -> String {
     value.map_or_else(|| "none".to_owned(), |n| n.to_string())
@@ -324,13 +335,7 @@ impl Directory {
             let cut = template.find("%d").map_or(template.len(), |at| at + 2);
             template[..cut].replace("%d", &domain)
         });
-        let (quota, quota_bytes) = match new.quota {
-            Some(quota) => {
-                let (gib, bytes) = quota.to_columns();
-                (Some(gib), bytes)
-            }
-            None => (None, None),
-        };
+        let (quota, quota_bytes) = quota_columns(new.quota);
         let now = unix_now();
         sqlx::query(db.sql(
             "INSERT INTO domains (domain, description, quota, quota_bytes, max_quota, max_aliases, max_mailboxes, homedir, active, created_at, updated_at) \
@@ -385,13 +390,7 @@ impl Directory {
             changes.push(format!("description={}", show_text(description.as_deref())));
         }
         if let Some(quota) = update.quota {
-            let (gib, bytes) = match quota {
-                Some(quota) => {
-                    let (gib, bytes) = quota.to_columns();
-                    (Some(gib), bytes)
-                }
-                None => (None, None),
-            };
+            let (gib, bytes) = quota_columns(quota);
             sqlx::query(db.sql("UPDATE domains SET quota = ?, quota_bytes = ? WHERE id = ?"))
                 .bind(gib)
                 .bind(bytes)
@@ -578,13 +577,7 @@ impl Directory {
             .maildir
             .clone()
             .unwrap_or_else(|| fill_template(&self.inner.options.maildir_template, &address));
-        let (quota, quota_bytes) = match new.quota {
-            Some(quota) => {
-                let (gib, bytes) = quota.to_columns();
-                (Some(gib), bytes)
-            }
-            None => (None, None),
-        };
+        let (quota, quota_bytes) = quota_columns(new.quota);
         let now = unix_now();
         let inserted = sqlx::query(db.sql(
             "INSERT INTO mailboxes (local_part, password, name, domain_id, alternative_email, quota, quota_bytes, homedir, maildir, is_super_admin, send_only, active, created_at, updated_at) \
@@ -682,13 +675,7 @@ impl Directory {
         if let Some(quota) = update.quota {
             let limits = self.load_domain_limits(&mut tx, address.domain()).await?;
             check_max_quota(&address, quota, limits.max_quota_gib)?;
-            let (gib, bytes) = match quota {
-                Some(quota) => {
-                    let (gib, bytes) = quota.to_columns();
-                    (Some(gib), bytes)
-                }
-                None => (None, None),
-            };
+            let (gib, bytes) = quota_columns(quota);
             sqlx::query(db.sql("UPDATE mailboxes SET quota = ?, quota_bytes = ? WHERE id = ?"))
                 .bind(gib)
                 .bind(bytes)
