@@ -246,6 +246,18 @@ impl Directory {
         Ok(())
     }
 
+    /// Sets `updated_at` of row `id` in `table` (one of ours, never user input) to now.
+    async fn touch(&self, tx: &mut Tx, table: &'static str, id: i64) -> Result<(), DirectoryError> {
+        sqlx::query(self.inner.db.sql(&format!(
+            "UPDATE {table} SET updated_at = {{ts}} WHERE id = ?"
+        )))
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     async fn find_domain_id(
         &self,
         tx: &mut Tx,
@@ -426,11 +438,7 @@ impl Directory {
                 .await?;
             changes.push(format!("active={active}"));
         }
-        sqlx::query(db.sql("UPDATE domains SET updated_at = {ts} WHERE id = ?"))
-            .bind(unix_now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        self.touch(&mut tx, "domains", id).await?;
         self.finish(tx, actor, "domain.update", &domain, Some(changes.join(" ")))
             .await?;
         self.get_domain(&domain).await
@@ -701,11 +709,7 @@ impl Directory {
                 changes.push(format!("{column}={value}"));
             }
         }
-        sqlx::query(db.sql("UPDATE mailboxes SET updated_at = {ts} WHERE id = ?"))
-            .bind(unix_now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        self.touch(&mut tx, "mailboxes", id).await?;
         self.finish(
             tx,
             actor,
@@ -1049,11 +1053,7 @@ impl Directory {
                 .await?;
             changes.push(format!("deactivate_at={}", show_number(at)));
         }
-        sqlx::query(db.sql("UPDATE aliases SET updated_at = {ts} WHERE id = ?"))
-            .bind(unix_now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        self.touch(&mut tx, "aliases", id).await?;
         self.finish(
             tx,
             actor,
