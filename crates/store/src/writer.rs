@@ -1,0 +1,274 @@
+//! Spooling a message: CRLF in, LF on disk, both sizes counted on the way.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mailstead_directory::model::Quota;
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use crate::{Delivered, StoreError, StoreInner, maildir, run_blocking};
+
+/// How much of a message is held in memory before it goes to the file.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// A message being received. Dropping it before [`MessageWriter::finish`] removes the
+/// temporary file: nothing of it is ever delivered.
+#[derive(Debug)]
+pub struct MessageWriter {
+    inner: Arc<StoreInner>,
+    /// `None` once finished; the file is closed before it is synced and handed on.
+    file: Option<BufWriter<tokio::fs::File>>,
+    path: PathBuf,
+    line_endings: LineEndings,
+    /// Scratch space for the converted bytes of one `write_all`.
+    converted: Vec<u8>,
+}
+
+/// A complete, fsync'd message in the spool, ready to be delivered to any number of
+/// mailboxes. Dropping it removes the spool file; delivered copies stay.
+#[derive(Debug)]
+pub struct SpooledMessage {
+    inner: Arc<StoreInner>,
+    path: PathBuf,
+    size: u64,
+    vsize: u64,
+}
+
+impl MessageWriter {
+    pub(crate) async fn create(inner: Arc<StoreInner>) -> Result<MessageWriter, StoreError> {
+        let spool_tmp = inner.spool_tmp.clone();
+        let hostname = inner.hostname.clone();
+        let (file, path) = run_blocking(move || {
+            loop {
+                let path = spool_tmp.join(maildir::unique_name(&hostname));
+                let res = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path);
+                match res {
+                    Ok(file) => return Ok((file, path)),
+                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(err) => return Err(StoreError::io(&path, err)),
+                }
+            }
+        })
+        .await?;
+        Ok(MessageWriter {
+            inner,
+            file: Some(BufWriter::with_capacity(
+                WRITE_BUFFER,
+                tokio::fs::File::from_std(file),
+            )),
+            path,
+            line_endings: LineEndings::default(),
+            converted: Vec::new(),
+        })
+    }
+
+    /// Appends wire bytes (CRLF line endings); they are stored with LF line endings.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the spool file cannot be written (disk full: temporary).
+    pub async fn write_all(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.converted.clear();
+        self.line_endings.convert(bytes, &mut self.converted);
+        let Some(file) = self.file.as_mut() else {
+            return Err(StoreError::Task("write after a failed finish".to_owned()));
+        };
+        match file.write_all(&self.converted).await {
+            Ok(()) => Ok(()),
+            Err(err) => Err(StoreError::io(&self.path, err)),
+        }
+    }
+
+    /// The bytes stored so far (LF line endings).
+    pub fn size(&self) -> u64 {
+        self.line_endings.size
+    }
+
+    /// Flushes and fsyncs the file.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file cannot be written or synced; the file is removed.
+    pub async fn finish(mut self) -> Result<SpooledMessage, StoreError> {
+        let tail = self.line_endings.finish();
+        let Some(mut file) = self.file.take() else {
+            return Err(StoreError::Task("finish called twice".to_owned()));
+        };
+        let res = async {
+            file.write_all(&tail).await?;
+            file.flush().await?;
+            file.get_mut().sync_all().await
+        }
+        .await;
+        if let Err(err) = res {
+            // Drop removes the file.
+            return Err(StoreError::io(&self.path, err));
+        }
+        drop(file);
+        let path = std::mem::take(&mut self.path);
+        Ok(SpooledMessage {
+            inner: Arc::clone(&self.inner),
+            path,
+            size: self.line_endings.size,
+            vsize: self.line_endings.vsize,
+        })
+    }
+}
+
+impl Drop for MessageWriter {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            remove_quietly(&self.path);
+        }
+    }
+}
+
+impl SpooledMessage {
+    /// The size on disk, LF line endings: Maildir's `S=`.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The size with CRLF line endings, what IMAP's `RFC822.SIZE` reports: Maildir's `W=`.
+    pub fn vsize(&self) -> u64 {
+        self.vsize
+    }
+
+    /// Delivers into the INBOX of the Maildir at `maildir`, creating `cur/`, `new/` and `tmp/`
+    /// if missing. The quota is checked first, from `maildirsize` (recalculated when missing
+    /// or stale); a message that does not fit is refused before anything is written.
+    /// Returns once the file and the `new/` directory are fsync'd.
+    ///
+    /// # Errors
+    ///
+    /// `OverQuota` (permanent) when `used + size > limit`; `Io` (temporary) for anything the
+    /// file system refuses.
+    pub async fn deliver(&self, maildir: &Path, quota: Quota) -> Result<Delivered, StoreError> {
+        let message = maildir::Message {
+            spool_path: self.path.clone(),
+            size: self.size,
+            vsize: self.vsize,
+        };
+        let hostname = self.inner.hostname.clone();
+        let maildir = maildir.to_path_buf();
+        run_blocking(move || maildir::deliver(&message, &maildir, &hostname, quota.bytes)).await
+    }
+}
+
+impl Drop for SpooledMessage {
+    fn drop(&mut self) {
+        remove_quietly(&self.path);
+    }
+}
+
+/// Removing one directory entry is quick enough to do inline, even from async code; an
+/// error leaves a file `clean_spool` removes at the next start.
+fn remove_quietly(path: &Path) {
+    if let Err(err) = std::fs::remove_file(path)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), cause = %err, "cannot remove spool file");
+    }
+}
+
+/// Turns CRLF into LF across chunk boundaries and counts the stored size and the CRLF size.
+/// A CR not followed by LF is kept as it is.
+#[derive(Debug, Default)]
+struct LineEndings {
+    /// The previous chunk ended in CR; whether it is a line ending depends on the next byte.
+    pending_cr: bool,
+    /// The last byte stored, to tell a stored CRLF (a bare CR before a line end, which counts
+    /// once) from a bare LF (which counts twice in the virtual size).
+    last_stored: Option<u8>,
+    size: u64,
+    vsize: u64,
+}
+
+impl LineEndings {
+    fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.reserve(input.len());
+        let mut rest = input;
+        if self.pending_cr {
+            self.pending_cr = false;
+            if rest.first() != Some(&b'\n') {
+                self.push(b'\r', out);
+            }
+        }
+        while let Some((&byte, tail)) = rest.split_first() {
+            rest = tail;
+            if byte == b'\r' {
+                match rest.first() {
+                    Some(b'\n') => continue,
+                    Some(_) => self.push(b'\r', out),
+                    None => self.pending_cr = true,
+                }
+                continue;
+            }
+            self.push(byte, out);
+        }
+    }
+
+    /// The bytes held back at the end of the message (a trailing bare CR).
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.pending_cr {
+            self.pending_cr = false;
+            self.push(b'\r', &mut out);
+        }
+        out
+    }
+
+    fn push(&mut self, byte: u8, out: &mut Vec<u8>) {
+        out.push(byte);
+        self.size += 1;
+        self.vsize += 1;
+        if byte == b'\n' && self.last_stored != Some(b'\r') {
+            self.vsize += 1;
+        }
+        self.last_stored = Some(byte);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert_in_chunks(input: &[u8], chunk: usize) -> (Vec<u8>, u64, u64) {
+        let mut conv = LineEndings::default();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk) {
+            let mut part = Vec::new();
+            conv.convert(piece, &mut part);
+            out.extend_from_slice(&part);
+        }
+        out.extend_from_slice(&conv.finish());
+        (out, conv.size, conv.vsize)
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_vsize_counts_crlf() {
+        let input = b"Subject: x\r\n\r\nline one\r\nbare\rcr\r\r\nend\r";
+        let expected = b"Subject: x\n\nline one\nbare\rcr\r\nend\r";
+        for chunk in 1..=input.len() {
+            let (out, size, vsize) = convert_in_chunks(input, chunk);
+            assert_eq!(out, expected, "chunk size {chunk}");
+            assert_eq!(size, expected.len() as u64);
+            // Every LF not already after a CR becomes CRLF: "x\n", "\n", "one\n" (3 more
+            // bytes); the "\r\n" kept from "\r\r\n" counts as it is.
+            assert_eq!(vsize, expected.len() as u64 + 3, "chunk size {chunk}");
+        }
+    }
+
+    #[test]
+    fn bare_lf_input_counts_as_crlf() {
+        let (out, size, vsize) = convert_in_chunks(b"a\nb\n", 3);
+        assert_eq!(out, b"a\nb\n");
+        assert_eq!((size, vsize), (4, 6));
+    }
+}
