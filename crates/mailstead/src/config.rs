@@ -90,6 +90,58 @@ pub struct Config {
     pub directory: DirectorySection,
     pub tls: TlsSection,
     pub log: LogSection,
+    pub smtp: SmtpSection,
+    pub lmtp: LmtpSection,
+    pub limits: LimitsSection,
+}
+
+/// `[smtp]`: the inbound MX listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    /// Addresses to accept SMTP on, like "0.0.0.0:25"; empty turns SMTP off.
+    pub listen: Vec<String>,
+}
+
+impl Default for SmtpSection {
+    fn default() -> Self {
+        SmtpSection {
+            listen: vec!["0.0.0.0:25".to_owned()],
+        }
+    }
+}
+
+/// `[lmtp]`: LMTP listeners for a local MTA, "127.0.0.1:24" or "unix:/path".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmtpSection {
+    pub listen: Vec<String>,
+}
+
+/// `[limits]`: what one SMTP/LMTP client may make the server do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest message in bytes (Postfix's message_size_limit).
+    pub max_message_size: u64,
+    pub max_recipients: u32,
+    pub max_connections_per_ip: u32,
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub command_timeout: Duration,
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub data_timeout: Duration,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_message_size: 10_240_000,
+            max_recipients: 1000,
+            max_connections_per_ip: 50,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(300),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -188,6 +240,9 @@ impl Default for Config {
             directory: DirectorySection::default(),
             tls: TlsSection::default(),
             log: LogSection::default(),
+            smtp: SmtpSection::default(),
+            lmtp: LmtpSection::default(),
+            limits: LimitsSection::default(),
         };
         match config.clone().make_paths_absolute() {
             Ok(absolute) => absolute,

@@ -1,15 +1,20 @@
 //! `mailstead serve`: start, prepare what the server needs, wait for SIGINT or SIGTERM.
 //!
-//! The protocol listeners (SMTP, LMTP, IMAP) come later; for now this makes the data
-//! directory, the certificate and the directory schema, keeps the directory's cache honest
-//! (the change watcher), and shuts down cleanly on a signal.
+//! Makes the data directory, the certificate and the directory schema, keeps the directory's
+//! cache honest (the change watcher), binds the SMTP and LMTP listeners, and on a signal stops
+//! accepting, tells idle sessions `421` and waits (at most `SHUTDOWN_GRACE`) for sessions
+//! receiving a message to finish it. IMAP comes later.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 
 use mailstead_directory::Directory;
+use mailstead_smtp::{Limits, Mode, SmtpContext};
+use mailstead_store::Store;
 
 use crate::cli::exit::CliError;
 use crate::cli::{Ctx, directory_options};
@@ -53,13 +58,131 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     );
     let watcher = directory.watch_changes();
 
-    info!("no protocol listeners yet; running until SIGINT or SIGTERM");
+    let spool = data_dir.join("spool");
+    let store =
+        Store::new(config.hostname(), spool.clone()).map_err(|err| CliError::CantCreate {
+            path: spool.display().to_string(),
+            source: std::io::Error::other(err),
+        })?;
+    match store.clean_spool().await {
+        Ok(0) => {}
+        Ok(removed) => info!(removed, "removed unfinished messages from the spool"),
+        Err(err) => {
+            return Err(CliError::CantCreate {
+                path: spool.display().to_string(),
+                source: std::io::Error::other(err),
+            }
+            .into());
+        }
+    }
+    let tls_config = tls::server_config(&certificate)?;
+    let limits = Limits {
+        max_message_size: config.limits.max_message_size,
+        max_recipients: usize::try_from(config.limits.max_recipients).unwrap_or(usize::MAX),
+        max_connections_per_ip: usize::try_from(config.limits.max_connections_per_ip)
+            .unwrap_or(usize::MAX),
+        command_timeout: config.limits.command_timeout,
+        data_timeout: config.limits.data_timeout,
+        ..Limits::default()
+    };
+    let context = |mode: Mode| {
+        Arc::new(SmtpContext {
+            directory: directory.clone(),
+            store: store.clone(),
+            hostname: config.hostname().to_owned(),
+            tls: Some(Arc::clone(&tls_config)),
+            limits: limits.clone(),
+            mode,
+        })
+    };
+
+    // Every listener is bound before any is served, so a bad address fails the start.
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut receiver = stop_receiver.clone();
+        async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for address in &config.smtp.listen {
+        let listener = bind_tcp(address, "smtp.listen").await?;
+        info!(%address, "SMTP listening");
+        servers.spawn(mailstead_smtp::serve(
+            listener,
+            context(Mode::Smtp),
+            stopped(),
+        ));
+    }
+    for address in &config.lmtp.listen {
+        match address.strip_prefix("unix:") {
+            Some(path) => {
+                // A socket left by an earlier run would make bind fail.
+                let _ = std::fs::remove_file(path);
+                let listener = tokio::net::UnixListener::bind(path).map_err(|source| CliError::Io {
+                    what: format!(
+                        "cannot listen for LMTP on {address} (check that the directory exists and is writable, or change lmtp.listen)"
+                    ),
+                    source,
+                })?;
+                info!(%address, "LMTP listening");
+                servers.spawn(mailstead_smtp::serve_unix(
+                    listener,
+                    context(Mode::Lmtp),
+                    stopped(),
+                ));
+            }
+            None => {
+                let listener = bind_tcp(address, "lmtp.listen").await?;
+                info!(%address, "LMTP listening");
+                servers.spawn(mailstead_smtp::serve(
+                    listener,
+                    context(Mode::Lmtp),
+                    stopped(),
+                ));
+            }
+        }
+    }
+
+    info!("running until SIGINT or SIGTERM");
     tokio::select! {
         _ = terminate.recv() => info!("SIGTERM received; shutting down"),
         _ = interrupt.recv() => info!("SIGINT received; shutting down"),
+    }
+    let _ = stop_sender.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        info!("sessions still running after {SHUTDOWN_GRACE:?}; stopping them");
+        servers.abort_all();
     }
     drop(watcher);
     directory.close().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long sessions receiving a message may take to finish it after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+async fn bind_tcp(address: &str, key: &str) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| {
+            let hint = match source.kind() {
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE (setcap cap_net_bind_service=+ep on the binary), or change {key}"
+                ),
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another program (Postfix?) already listens there; stop it or change {key}"
+                ),
+                _ => format!("check the address or change {key}"),
+            };
+            CliError::Io {
+                what: format!("cannot listen on {address} ({hint})"),
+                source,
+            }
+        })
 }

@@ -1,0 +1,144 @@
+//! Inbound SMTP (the MX on port 25) and LMTP: one session state machine for both.
+//!
+//! # SUMMARY
+//!
+//! [`serve`] (TCP) and [`serve_unix`] (LMTP over a Unix socket) accept connections and run
+//! one session each. Every `RCPT TO` is decided by the directory; after `DATA` (or the last
+//! `BDAT` chunk) the message is spooled once by the store and delivered into every local
+//! mailbox, fsync'd, before the `250` (SMTP) or the per-recipient replies (LMTP) are sent.
+//! External recipients are refused with a temporary error until the outbound queue exists:
+//! nothing is ever accepted and then dropped.
+//!
+//! # STANDARDS
+//!
+//! RFC 5321 (SMTP), RFC 2033 (LMTP), RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 3030
+//! (CHUNKING), RFC 3207 (STARTTLS), RFC 6531 (SMTPUTF8), RFC 2034 (ENHANCEDSTATUSCODES).
+//!
+//! # SECURITY
+//!
+//! Everything read from the socket is untrusted. Lines are bounded (`Limits::max_line`),
+//! messages are bounded while streaming (`Limits::max_message_size`), every read has a
+//! timeout, connections are bounded per listener and per client address. Only
+//! `<CR><LF>.<CR><LF>` ends DATA; a bare CR or LF anywhere in DATA refuses the message
+//! (SMTP smuggling, CVE-2023-51764). Plaintext pipelined after STARTTLS is discarded and the
+//! connection closed. This crate builds no Maildir paths and issues no SQL: it asks the
+//! `Directory` and hands messages to the `Store`.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: `SmtpContext`, `Limits`, `Mode`, `serve`, `serve_unix`.
+//! - `server.rs`: the accept loop (semaphore permit before accept, per-address limit,
+//!   shutdown and draining).
+//! - `connection.rs`: all bytes: bounded line reads, buffered replies, STARTTLS upgrade.
+//! - `data.rs`: the DATA decoder (end marker, dot-unstuffing, bare CR/LF detection).
+//! - `cmd/mod.rs`: the command parser (verbs, paths, parameters) and `Reply`.
+//! - `session.rs`: the state machine, recipient decisions, delivery and `reply_for`.
+//!
+//! Command parsing is hand-written rather than taken from `smtp-proto`: the grammar needed
+//! here (verb, one path, `KEY=VALUE` parameters) is some 150 lines, it keeps the build free of
+//! a new dependency that was not in the offline registry cache, and it lets the parser refuse
+//! NUL bytes and invalid UTF-8 with the exact replies this server sends.
+
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailstead_directory::Directory;
+use mailstead_store::Store;
+use tokio::net::{TcpListener, UnixListener};
+
+mod cmd;
+mod connection;
+mod data;
+mod server;
+mod session;
+
+/// Which protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Inbound SMTP from other mail servers (port 25).
+    Smtp,
+    /// LMTP (RFC 2033) from a local MTA: `LHLO`, and one reply per recipient after DATA.
+    Lmtp,
+}
+
+/// Bounds on what one client may make the server do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted, in bytes as received (Postfix's `message_size_limit`).
+    pub max_message_size: u64,
+    /// Most recipients in one transaction; more get `452 4.5.3`.
+    pub max_recipients: usize,
+    /// Longest command line in bytes; longer ones get `500 5.5.2 line too long`.
+    pub max_line: usize,
+    /// How long to wait for a command.
+    pub command_timeout: Duration,
+    /// How long to wait for each piece of a message body.
+    pub data_timeout: Duration,
+    /// Concurrent connections from one client address (Postfix's anvil default is 50).
+    pub max_connections_per_ip: usize,
+    /// Concurrent connections on one listener.
+    pub max_connections: usize,
+    /// Errors (4xx/5xx replies) after which the session is closed with `421 4.7.0`.
+    pub max_errors: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message_size: 10_240_000,
+            max_recipients: 1000,
+            // 1000 is RFC 5321's text line limit; the slack allows long SMTPUTF8 paths with
+            // parameters, as Postfix's `line_length_limit` of 2048 does.
+            max_line: 2048,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(300),
+            max_connections_per_ip: 50,
+            max_connections: 1000,
+            max_errors: 10,
+        }
+    }
+}
+
+/// Everything a session needs; shared by every session of one listener.
+pub struct SmtpContext {
+    /// Decides every recipient.
+    pub directory: Directory,
+    /// Spools and delivers every accepted message.
+    pub store: Store,
+    /// The name in the banner, EHLO reply and Received: header.
+    pub hostname: String,
+    /// Offered as STARTTLS when present.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub limits: Limits,
+    pub mode: Mode,
+}
+
+/// Serves SMTP or LMTP (per `ctx.mode`) on a bound TCP listener until `shutdown` completes,
+/// then tells idle sessions `421` and waits for every session to end (messages being
+/// received are finished).
+pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>, shutdown: impl Future) {
+    server::run(server::Listener::Tcp(listener), ctx, shutdown).await;
+}
+
+/// [`serve`] on a Unix socket (LMTP from a local MTA); no per-address limit applies.
+pub async fn serve_unix(listener: UnixListener, ctx: Arc<SmtpContext>, shutdown: impl Future) {
+    server::run(server::Listener::Unix(listener), ctx, shutdown).await;
+}
+
+/// Runs one session over any byte stream, as if accepted from `peer_ip`; for fuzzing and
+/// tests that need no socket.
+#[doc(hidden)]
+pub async fn serve_stream<S>(stream: S, peer_ip: std::net::IpAddr, ctx: Arc<SmtpContext>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (_sender, receiver) = tokio::sync::watch::channel(false);
+    let peer = session::Peer {
+        ip: Some(peer_ip),
+        description: peer_ip.to_string(),
+    };
+    session::run(Box::new(stream), peer, ctx, receiver).await;
+}

@@ -1,0 +1,97 @@
+//! Feeds arbitrary bytes into one SMTP session over an in-memory duplex stream, with a real
+//! SQLite directory (one domain, one mailbox) and a real spool: the session must never panic
+//! and must end when the input does.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use mailstead_directory::manage::{NewDomain, NewMailbox};
+use mailstead_directory::{Directory, DirectoryOptions};
+use mailstead_smtp::{Limits, Mode, SmtpContext};
+use mailstead_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    ctx: Arc<SmtpContext>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = runtime.block_on(async {
+            let url = format!("sqlite://{}", dir.path().join("directory.db").display());
+            let mail_root = dir.path().join("mail").display().to_string();
+            let (directory, _) =
+                Directory::open_and_migrate(DirectoryOptions::new(url, &mail_root))
+                    .await
+                    .expect("directory");
+            let domain = NewDomain {
+                domain: "example.com".into(),
+                active: true,
+                ..NewDomain::default()
+            };
+            directory.add_domain("fuzz", domain).await.expect("domain");
+            let mailbox = NewMailbox {
+                address: "alice@example.com".into(),
+                password_hash: "{PLAIN}x".into(),
+                active: true,
+                ..NewMailbox::default()
+            };
+            directory
+                .add_mailbox("fuzz", mailbox)
+                .await
+                .expect("mailbox");
+            let store = Store::new("fuzz", dir.path().join("spool")).expect("store");
+            let limits = Limits {
+                command_timeout: Duration::from_millis(50),
+                data_timeout: Duration::from_millis(50),
+                max_message_size: 4096,
+                ..Limits::default()
+            };
+            Arc::new(SmtpContext {
+                directory,
+                store,
+                hostname: "mx.example.com".into(),
+                tls: None,
+                limits,
+                mode: Mode::Smtp,
+            })
+        });
+        Fixture {
+            runtime,
+            ctx,
+            _dir: dir,
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let fixture = fixture();
+    let data = data.to_vec();
+    fixture.runtime.block_on(async move {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(mailstead_smtp::serve_stream(
+            server,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Arc::clone(&fixture.ctx),
+        ));
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = client.write_all(&data).await;
+            let _ = client.shutdown().await;
+            let _ = client.read_to_end(&mut sink).await;
+        });
+        let _ = session.await;
+        let _ = reader.await;
+    });
+});
