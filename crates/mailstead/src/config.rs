@@ -101,12 +101,30 @@ pub struct Config {
 pub struct SmtpSection {
     /// Addresses to accept SMTP on, like "0.0.0.0:25"; empty turns SMTP off.
     pub listen: Vec<String>,
+    /// Postfix's reject_non_fqdn_sender.
+    pub reject_non_fqdn_sender: bool,
+    /// Postfix's reject_non_fqdn_recipient.
+    pub reject_non_fqdn_recipient: bool,
+    /// Postfix's smtpd_soft_error_limit: errors after which each error reply
+    /// waits `error_sleep_time`.
+    pub soft_error_limit: u32,
+    /// Postfix's smtpd_hard_error_limit: errors after which the session is
+    /// closed with 421.
+    pub hard_error_limit: u32,
+    /// Postfix's smtpd_error_sleep_time.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub error_sleep_time: Duration,
 }
 
 impl Default for SmtpSection {
     fn default() -> Self {
         SmtpSection {
             listen: vec!["0.0.0.0:25".to_owned()],
+            reject_non_fqdn_sender: true,
+            reject_non_fqdn_recipient: true,
+            soft_error_limit: 10,
+            hard_error_limit: 20,
+            error_sleep_time: Duration::from_secs(1),
         }
     }
 }
@@ -208,11 +226,26 @@ impl Default for DirectorySection {
 
 /// `cert` and `key` are both set or both unset; unset means a self-signed
 /// certificate under `<data_dir>/tls/`. Absolute after loading.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// How often the running server looks whether the certificate or key
+    /// file changed (and reloads them); zero turns the check off (SIGHUP
+    /// still reloads).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub reload_check: Duration,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert: None,
+            key: None,
+            reload_check: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -607,6 +640,20 @@ impl Config {
                         .to_owned(),
                 );
             }
+        }
+
+        // [smtp]
+        if self.smtp.hard_error_limit == 0 {
+            return fail(
+                "smtp.hard_error_limit",
+                "must be at least 1 (Postfix's default is 20)".to_owned(),
+            );
+        }
+        if self.smtp.error_sleep_time > Duration::from_secs(300) {
+            return fail(
+                "smtp.error_sleep_time",
+                "must be at most \"5m\" (Postfix's default is \"1s\")".to_owned(),
+            );
         }
 
         // [log]
@@ -1412,6 +1459,14 @@ mod tests {
             "[tls]",
             "cert",
             "key",
+            "reload_check",
+            "[smtp]",
+            "listen",
+            "reject_non_fqdn_sender",
+            "reject_non_fqdn_recipient",
+            "soft_error_limit",
+            "hard_error_limit",
+            "error_sleep_time",
             "[log]",
             "level",
         ] {

@@ -203,6 +203,67 @@ pub fn server_config(paths: &CertificatePaths) -> Result<Arc<rustls::ServerConfi
     Ok(Arc::new(config))
 }
 
+/// Keeps the TLS configuration new STARTTLS sessions use in step with the
+/// certificate files: [`CertificateReloader::reload`] (on SIGHUP) rebuilds it
+/// with [`server_config`], [`CertificateReloader::reload_if_changed`] (polled)
+/// does so when either file changed. A pair that fails to load leaves the
+/// configuration in use as it is.
+pub struct CertificateReloader {
+    paths: CertificatePaths,
+    current: Arc<mailstead_smtp::TlsConfig>,
+    seen: FileStamps,
+}
+
+/// What tells a changed file from the same one: modification time, inode and
+/// length of the certificate and the key (following symbolic links, as
+/// certbot's `live/` directory uses them).
+type FileStamps = [Option<(std::time::SystemTime, u64, u64)>; 2];
+
+impl CertificateReloader {
+    /// `current` must hold the configuration built from `paths`.
+    pub fn new(paths: CertificatePaths, current: Arc<mailstead_smtp::TlsConfig>) -> Self {
+        let seen = stamps(&paths);
+        CertificateReloader {
+            paths,
+            current,
+            seen,
+        }
+    }
+
+    /// Rebuilds the configuration from the files and installs it for every
+    /// later handshake.
+    ///
+    /// # Errors
+    /// [`TlsError`] when the new pair cannot be used; the old configuration
+    /// stays in use.
+    pub fn reload(&mut self) -> Result<(), TlsError> {
+        self.seen = stamps(&self.paths);
+        let config = server_config(&self.paths)?;
+        self.current.set(config);
+        Ok(())
+    }
+
+    /// [`CertificateReloader::reload`] when the certificate or key file has
+    /// changed since the last look; `None` when neither has. A failed pair is
+    /// tried again only after another change (a certificate written before
+    /// its key loads once the key follows).
+    pub fn reload_if_changed(&mut self) -> Option<Result<(), TlsError>> {
+        if stamps(&self.paths) == self.seen {
+            return None;
+        }
+        Some(self.reload())
+    }
+}
+
+fn stamps(paths: &CertificatePaths) -> FileStamps {
+    use std::os::unix::fs::MetadataExt;
+    [&paths.cert, &paths.key].map(|path| {
+        fs::metadata(path)
+            .ok()
+            .and_then(|meta| Some((meta.modified().ok()?, meta.ino(), meta.len())))
+    })
+}
+
 /// The certificate chain in `path`, leaf first.
 ///
 /// # Errors
@@ -545,6 +606,99 @@ mod tests {
             let server_name = rustls::pki_types::ServerName::try_from("other.example").unwrap();
             let error = connector.connect(server_name, tcp).await.unwrap_err();
             assert!(error.to_string().contains("certificate"), "{error}");
+        };
+        tokio::time::timeout(Duration::from_secs(30), run)
+            .await
+            .unwrap();
+        server.abort();
+    }
+
+    /// Replacing the files and reloading makes the next handshake present
+    /// the new certificate; a bad pair keeps the old one.
+    #[tokio::test]
+    async fn reload_swaps_the_certificate_for_new_handshakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = CertificatePaths {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            origin: CertificateOrigin::Configured,
+        };
+        let write_pair = |(cert, key): &(String, String)| {
+            write_atomically(&paths.key, key.as_bytes(), 0o600).unwrap();
+            write_atomically(&paths.cert, cert.as_bytes(), 0o644).unwrap();
+        };
+        let first = generate_self_signed("localhost").unwrap();
+        let second = generate_self_signed("localhost").unwrap();
+        let der = |pem: &str| {
+            CertificateDer::pem_slice_iter(pem.as_bytes())
+                .next()
+                .unwrap()
+                .unwrap()
+        };
+        write_pair(&first);
+        let cell = Arc::new(mailstead_smtp::TlsConfig::new(
+            server_config(&paths).unwrap(),
+        ));
+        let mut reloader = CertificateReloader::new(paths.clone(), Arc::clone(&cell));
+        assert!(reloader.reload_if_changed().is_none());
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der(&first.0)).unwrap();
+        roots.add(der(&second.0)).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // Each connection takes the configuration current when it starts,
+        // as a STARTTLS does.
+        let server_cell = Arc::clone(&cell);
+        let server = tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(server_cell.get());
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let _ = tls.write_all(b"hi").await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        let presented = || async {
+            let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            let mut buf = [0u8; 2];
+            tls.read_exact(&mut buf).await.unwrap();
+            let (_, connection) = tls.get_ref();
+            connection.peer_certificates().unwrap()[0].clone()
+        };
+        let run = async {
+            assert_eq!(presented().await, der(&first.0));
+            // Renewed: the polled check sees the change and swaps.
+            write_pair(&second);
+            assert!(matches!(reloader.reload_if_changed(), Some(Ok(()))));
+            assert_eq!(presented().await, der(&second.0));
+            // A key that does not match: an error, and the second pair stays.
+            write_atomically(&paths.key, first.1.as_bytes(), 0o600).unwrap();
+            let error = reloader.reload().unwrap_err();
+            assert!(matches!(error, TlsError::KeyMismatch { .. }), "{error}");
+            assert!(reloader.reload_if_changed().is_none());
+            assert_eq!(presented().await, der(&second.0));
+            // Garbage too.
+            write_atomically(&paths.cert, b"garbage", 0o644).unwrap();
+            assert!(matches!(reloader.reload_if_changed(), Some(Err(_))));
+            assert_eq!(presented().await, der(&second.0));
+            // Back to the first pair on SIGHUP.
+            write_pair(&first);
+            reloader.reload().unwrap();
+            assert_eq!(presented().await, der(&first.0));
         };
         tokio::time::timeout(Duration::from_secs(30), run)
             .await

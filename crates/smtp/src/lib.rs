@@ -42,7 +42,7 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mailstead_directory::Directory;
@@ -81,8 +81,20 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Concurrent connections on one listener.
     pub max_connections: usize,
-    /// Errors (4xx/5xx replies) after which the session is closed with `421 4.7.0`.
+    /// Errors (4xx/5xx replies) after which the session is closed with `421 4.7.0`
+    /// (Postfix's `smtpd_hard_error_limit`, 20).
     pub max_errors: u32,
+    /// Errors after which every further error reply is delayed by `error_sleep` (Postfix's
+    /// `smtpd_soft_error_limit`, 10).
+    pub soft_error_limit: u32,
+    /// The tarpit delay (Postfix's `smtpd_error_sleep_time`, 1 s).
+    pub error_sleep: Duration,
+    /// Refuse `MAIL FROM` addresses whose domain is not fully qualified (Postfix's
+    /// `reject_non_fqdn_sender`).
+    pub reject_non_fqdn_sender: bool,
+    /// Refuse `RCPT TO` addresses whose domain is not fully qualified (Postfix's
+    /// `reject_non_fqdn_recipient`).
+    pub reject_non_fqdn_recipient: bool,
 }
 
 impl Default for Limits {
@@ -97,7 +109,11 @@ impl Default for Limits {
             data_timeout: Duration::from_secs(300),
             max_connections_per_ip: 50,
             max_connections: 1000,
-            max_errors: 10,
+            max_errors: 20,
+            soft_error_limit: 10,
+            error_sleep: Duration::from_secs(1),
+            reject_non_fqdn_sender: true,
+            reject_non_fqdn_recipient: true,
         }
     }
 }
@@ -110,10 +126,49 @@ pub struct SmtpContext {
     pub store: Store,
     /// The name in the banner, EHLO reply and Received: header.
     pub hostname: String,
-    /// Offered as STARTTLS when present.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Offered as STARTTLS when present; replaceable while serving (certificate renewal).
+    pub tls: Option<Arc<TlsConfig>>,
     pub limits: Limits,
     pub mode: Mode,
+}
+
+/// The TLS configuration new STARTTLS sessions use, swapped as a whole when the certificate
+/// is renewed; sessions already in TLS keep the one they started with.
+#[derive(Debug)]
+pub struct TlsConfig {
+    current: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl TlsConfig {
+    pub fn new(config: Arc<rustls::ServerConfig>) -> TlsConfig {
+        TlsConfig {
+            current: RwLock::new(config),
+        }
+    }
+
+    /// The configuration for a handshake starting now.
+    pub fn get(&self) -> Arc<rustls::ServerConfig> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Arc::clone(&current)
+    }
+
+    /// Replaces the configuration for every later handshake.
+    pub fn set(&self, config: Arc<rustls::ServerConfig>) {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *current = config;
+    }
+}
+
+impl From<Arc<rustls::ServerConfig>> for TlsConfig {
+    fn from(config: Arc<rustls::ServerConfig>) -> TlsConfig {
+        TlsConfig::new(config)
+    }
 }
 
 /// Serves SMTP or LMTP (per `ctx.mode`) on a bound TCP listener until `shutdown` completes,

@@ -95,6 +95,8 @@ struct Session {
     recipients: Vec<Accepted>,
     chunks: Option<Chunks>,
     errors: u32,
+    /// Tarpit delay owed before the queued error replies are sent.
+    delay: std::time::Duration,
 }
 
 /// What to do after a command.
@@ -120,6 +122,7 @@ pub(crate) async fn run(
         recipients: Vec::new(),
         chunks: None,
         errors: 0,
+        delay: std::time::Duration::ZERO,
     };
     // Postfix's smtpd_forbid_unauth_pipelining: a client talking before the banner is not a
     // mail server waiting for it.
@@ -148,7 +151,12 @@ pub(crate) async fn run(
             Ok(Ok(Line::Eof)) => break,
             Ok(Ok(Line::TooLong)) => {
                 let reply = Reply::new(500, "5.5.2 Error: line too long");
-                if let Next::Close = session.send(&mut conn, reply) {
+                let next = session.send(&mut conn, reply);
+                let delay = std::mem::take(&mut session.delay);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                if let Next::Close = next {
                     break;
                 }
                 continue;
@@ -168,7 +176,13 @@ pub(crate) async fn run(
             conn.queue(&Reply::new(554, "5.5.0 Error: SMTP protocol synchronization").to_wire());
             break;
         }
-        match session.command(&mut conn, &line).await {
+        let next = session.command(&mut conn, &line).await;
+        // The error tarpit: replies are still queued, so sleeping here delays them.
+        let delay = std::mem::take(&mut session.delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        match next {
             Ok(Next::Continue) => {}
             Ok(Next::Close) => break,
             Err(err) => {
@@ -190,6 +204,19 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Whether `address` is `local@domain` with a fully-qualified domain (one with a dot, not at
+/// either end) or an address literal.
+fn fully_qualified(address: &str) -> bool {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && ((domain.starts_with('[') && domain.ends_with(']'))
+                    || (domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')))
+        }
+        None => false,
+    }
+}
+
 static QUEUE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A short id naming one received message in replies, headers and logs.
@@ -207,10 +234,14 @@ fn new_queue_id() -> String {
 }
 
 impl Session {
-    /// Queues a reply, counting errors; closes after too many.
+    /// Queues a reply, counting errors: past `soft_error_limit` each error reply owes the
+    /// tarpit delay (Postfix's `smtpd_error_sleep_time`); at `max_errors` the session closes.
     fn send(&mut self, conn: &mut Connection, reply: Reply) -> Next {
         conn.queue(&reply.to_wire());
         if reply.is_error() {
+            if self.errors >= self.ctx.limits.soft_error_limit {
+                self.delay += self.ctx.limits.error_sleep;
+            }
             self.errors += 1;
             if self.errors >= self.ctx.limits.max_errors {
                 conn.queue(
@@ -314,18 +345,9 @@ impl Session {
                 _ => return Reply::new(555, format!("5.5.4 Unsupported option: {key}")),
             }
         }
-        if !path.address.is_empty() {
+        if !path.address.is_empty() && self.ctx.limits.reject_non_fqdn_sender {
             // Postfix's reject_non_fqdn_sender.
-            let fqdn = match path.address.rsplit_once('@') {
-                Some((local, domain)) => {
-                    !local.is_empty()
-                        && domain.contains('.')
-                        && !domain.starts_with('.')
-                        && !domain.ends_with('.')
-                }
-                None => false,
-            };
-            if !fqdn {
+            if !fully_qualified(&path.address) {
                 return Reply::new(
                     504,
                     format!(
@@ -348,6 +370,19 @@ impl Session {
         }
         if self.recipients.len() >= self.ctx.limits.max_recipients {
             return Reply::new(452, "4.5.3 Error: too many recipients");
+        }
+        // Postfix's reject_non_fqdn_recipient; RFC 5321 requires a bare <postmaster> to work.
+        if self.ctx.limits.reject_non_fqdn_recipient
+            && !path.address.eq_ignore_ascii_case("postmaster")
+            && !fully_qualified(&path.address)
+        {
+            return Reply::new(
+                504,
+                format!(
+                    "5.5.2 <{}>: Recipient address rejected: need fully-qualified address",
+                    path.address
+                ),
+            );
         }
         let address = match Directory::parse_address(&path.address) {
             Ok(address) => address,
@@ -654,7 +689,19 @@ impl Session {
                 if outcomes.contains_key(&maildir) {
                     continue;
                 }
-                let outcome = match spooled.deliver(&maildir, local.quota).await {
+                // Delivered-To: names the final mailbox, as Postfix's virtual and Dovecot's
+                // LMTP add it; the spool file is shared, so it goes only into this copy.
+                let address: String = local
+                    .address
+                    .to_string()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect();
+                let prefix = format!("Delivered-To: {address}\r\n");
+                let outcome = match spooled
+                    .deliver(&maildir, local.quota, Some(prefix.as_bytes()))
+                    .await
+                {
                     Ok(_) => Ok(()),
                     Err(err) => {
                         warn!(queue_id, mailbox = %local.address, cause = %err, "delivery failed");
@@ -711,6 +758,30 @@ impl Session {
                 }
                 Ok(next)
             }
+            Mode::Smtp if outcomes.values().any(Result::is_ok) => {
+                // One reply covers every recipient: once any mailbox has the message, a
+                // failure reply would make the client retry (duplicates) or bounce wrongly.
+                // The failed mailboxes should get a bounce, which needs the outbound queue
+                // (not there yet); until then they are logged.
+                for recipient in &recipients {
+                    for local in &recipient.locals {
+                        if let Some(Err(reply)) = outcomes.get(&local.location.maildir) {
+                            warn!(
+                                queue_id,
+                                recipient = %recipient.address,
+                                mailbox = %local.address,
+                                reason = %reply.lines.join(" "),
+                                code = reply.code,
+                                "message accepted but not delivered to this mailbox"
+                            );
+                        }
+                    }
+                }
+                Ok(self.send(
+                    conn,
+                    Reply::new(250, format!("2.0.0 Ok: queued as {queue_id}")),
+                ))
+            }
             Mode::Smtp => {
                 let temporary = per_recipient
                     .iter()
@@ -730,7 +801,7 @@ impl Session {
             (_, Some(_), _) => {
                 return Ok(self.send(conn, Reply::new(554, "5.5.1 Error: TLS already active")));
             }
-            (Some(config), None, Mode::Smtp) => Arc::clone(config),
+            (Some(config), None, Mode::Smtp) => config.get(),
             _ => return Ok(self.send(conn, Reply::new(454, "4.7.0 TLS not available"))),
         };
         if conn.has_buffered_input() {

@@ -93,6 +93,18 @@ async fn start(mode: Mode, limits: Limits) -> Server {
         .add_alias(
             "test",
             NewAlias {
+                address: "partial@example.com".into(),
+                recipients: vec!["alice@example.com".into(), "full@example.com".into()],
+                active: true,
+                ..NewAlias::default()
+            },
+        )
+        .await
+        .unwrap();
+    directory
+        .add_alias(
+            "test",
+            NewAlias {
                 address: "fwd@example.com".into(),
                 recipients: vec!["someone@elsewhere.org".into()],
                 active: true,
@@ -106,7 +118,7 @@ async fn start(mode: Mode, limits: Limits) -> Server {
         directory: directory.clone(),
         store,
         hostname: "mx.example.com".into(),
-        tls: Some(tls_config()),
+        tls: Some(Arc::new(tls_config().into())),
         limits,
         mode,
     });
@@ -245,7 +257,9 @@ s.quit()
         .unwrap();
     let text = std::fs::read_to_string(entry.path()).unwrap();
     assert!(
-        text.starts_with("Return-Path: <sender@client.example.org>\n"),
+        text.starts_with(
+            "Delivered-To: bob@example.com\nReturn-Path: <sender@client.example.org>\n"
+        ),
         "{text}"
     );
     assert!(
@@ -300,6 +314,7 @@ async fn swaks_delivers_plain_and_with_starttls() {
 async fn recipient_rejections_have_postfix_codes() {
     let limits = Limits {
         max_errors: 50,
+        soft_error_limit: 50,
         ..Limits::default()
     };
     let server = start(Mode::Smtp, limits).await;
@@ -518,7 +533,12 @@ async fn smtp_over_quota_is_552() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_gets_clear_replies_and_the_tarpit_closes() {
-    let server = start(Mode::Smtp, Limits::default()).await;
+    let limits = Limits {
+        max_errors: 10,
+        soft_error_limit: 10,
+        ..Limits::default()
+    };
+    let server = start(Mode::Smtp, limits).await;
     let mut raw = Raw::connect(server.port).await;
     assert_code(&raw.command("EHLO client.example.org").await, "250");
     assert_code(&raw.command("\0\0\0").await, "500 5.5.2");
@@ -558,4 +578,206 @@ async fn starttls_with_pipelined_plaintext_is_refused() {
     assert_code(&raw.command("EHLO client.example.org").await, "250");
     raw.send(b"STARTTLS\r\nMAIL FROM:<a@b.example>\r\n").await;
     assert_code(&raw.reply().await, "554 5.5.1");
+}
+
+/// The newest file in `<maildir>/new`.
+async fn only_message(server: &Server, address: &str) -> Vec<u8> {
+    let new = server.maildir(address).await.join("new");
+    let entries: Vec<_> = std::fs::read_dir(&new)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(entries.len(), 1, "{address}");
+    std::fs::read(entries[0].path()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_recipient_gets_its_own_delivered_to() {
+    let server = start(Mode::Smtp, Limits::default()).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+    assert_code(&raw.command("RCPT TO:<bob@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: two\r\n\r\nbody\r\n.\r\n").await;
+    assert_code(&raw.reply().await, "250 2.0.0");
+    for name in ["alice", "bob"] {
+        let text =
+            String::from_utf8(only_message(&server, &format!("{name}@example.com")).await).unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "Delivered-To: {name}@example.com\nReturn-Path: <a@b.example>\n"
+            )),
+            "{text}"
+        );
+        assert_eq!(text.matches("Delivered-To:").count(), 1, "{text}");
+        assert!(text.ends_with("\n\nbody\n"), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_fqdn_addresses_are_refused_unless_switched_off() {
+    let server = start(Mode::Smtp, Limits::default()).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(
+        &raw.command("MAIL FROM:<a@localhost>").await,
+        "504 5.5.2 <a@localhost>: Sender address rejected: need fully-qualified address",
+    );
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(
+        &raw.command("RCPT TO:<user@localhost>").await,
+        "504 5.5.2 <user@localhost>: Recipient address rejected: need fully-qualified address",
+    );
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+
+    let limits = Limits {
+        reject_non_fqdn_sender: false,
+        reject_non_fqdn_recipient: false,
+        ..Limits::default()
+    };
+    let server = start(Mode::Smtp, limits).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@localhost>").await, "250");
+    // Not refused as non-FQDN: the directory decides (not a domain of ours).
+    assert_code(&raw.command("RCPT TO:<user@localhost>").await, "554 5.7.1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn error_tarpit_delays_after_the_soft_limit_and_closes_at_the_hard_limit() {
+    let sleep = Duration::from_millis(300);
+    let limits = Limits {
+        soft_error_limit: 2,
+        max_errors: 4,
+        error_sleep: sleep,
+        ..Limits::default()
+    };
+    let server = start(Mode::Smtp, limits).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        assert_code(&raw.command("BOGUS").await, "500");
+        assert!(started.elapsed() < sleep, "{:?}", started.elapsed());
+    }
+    let started = std::time::Instant::now();
+    assert_code(&raw.command("BOGUS").await, "500");
+    assert!(started.elapsed() >= sleep, "{:?}", started.elapsed());
+    // A good command is not delayed.
+    let started = std::time::Instant::now();
+    assert_code(&raw.command("NOOP").await, "250");
+    assert!(started.elapsed() < sleep, "{:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    assert_code(&raw.command("BOGUS").await, "500");
+    assert!(started.elapsed() >= sleep, "{:?}", started.elapsed());
+    assert_code(&raw.reply().await, "421 4.7.0");
+    assert_eq!(raw.reply().await, "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_recipients_get_452() {
+    let limits = Limits {
+        max_recipients: 2,
+        ..Limits::default()
+    };
+    let server = start(Mode::Smtp, limits).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+    assert_code(&raw.command("RCPT TO:<bob@example.com>").await, "250");
+    assert_code(
+        &raw.command("RCPT TO:<team@example.com>").await,
+        "452 4.5.3 Error: too many recipients",
+    );
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: x\r\n\r\nbody\r\n.\r\n").await;
+    assert_code(&raw.reply().await, "250 2.0.0");
+    assert_eq!(server.count_new("alice@example.com").await, 1);
+    assert_eq!(server.count_new("bob@example.com").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_partial_failure_is_accepted_when_one_mailbox_got_it() {
+    let server = start(Mode::Smtp, Limits::default()).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    // An alias fanning out to a mailbox with room and one over quota.
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<partial@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: q\r\n\r\nmore than ten bytes\r\n.\r\n")
+        .await;
+    assert_code(&raw.reply().await, "250 2.0.0");
+    assert_eq!(server.count_new("alice@example.com").await, 1);
+    assert_eq!(server.count_new("full@example.com").await, 0);
+    // Two recipients, one over quota: accepted too.
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<full@example.com>").await, "250");
+    assert_code(&raw.command("RCPT TO:<bob@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: q\r\n\r\nmore than ten bytes\r\n.\r\n")
+        .await;
+    assert_code(&raw.reply().await, "250 2.0.0");
+    assert_eq!(server.count_new("bob@example.com").await, 1);
+    // Every delivery failed: still 552.
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<full@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: q\r\n\r\nmore than ten bytes\r\n.\r\n")
+        .await;
+    assert_code(&raw.reply().await, "552 5.2.2");
+    assert_eq!(server.count_new("full@example.com").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtputf8_and_8bit_bodies_are_stored_unchanged() {
+    let server = start(Mode::Smtp, Limits::default()).await;
+    server
+        .directory
+        .add_mailbox(
+            "test",
+            NewMailbox {
+                address: "jösé@example.com".into(),
+                password_hash: "{PLAIN}secret".into(),
+                active: true,
+                ..NewMailbox::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(
+        &raw.command("MAIL FROM:<zoë@b.example> SMTPUTF8 BODY=8BITMIME")
+            .await,
+        "250",
+    );
+    assert_code(&raw.command("RCPT TO:<jösé@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    // UTF-8 in headers and body, and a Latin-1 byte that is not UTF-8 at all.
+    let body: &[u8] = "Subject: ünïcödé ✉\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nGrüße, 日本語 \u{1F600}\r\n"
+        .as_bytes();
+    let mut wire = body.to_vec();
+    wire.extend_from_slice(b"latin-1: caf\xe9\r\n.\r\n");
+    raw.send(&wire).await;
+    assert_code(&raw.reply().await, "250 2.0.0");
+    let stored = only_message(&server, "jösé@example.com").await;
+    let expected_tail = {
+        let mut tail = String::from_utf8(body.to_vec())
+            .unwrap()
+            .replace("\r\n", "\n")
+            .into_bytes();
+        tail.extend_from_slice(b"latin-1: caf\xe9\n");
+        tail
+    };
+    assert!(stored.ends_with(&expected_tail), "{stored:?}");
+    let text = String::from_utf8_lossy(&stored);
+    assert!(
+        text.starts_with("Delivered-To: jösé@example.com\n"),
+        "{text}"
+    );
+    assert!(text.contains("Return-Path: <zoë@b.example>\n"), "{text}");
 }

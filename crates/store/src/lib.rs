@@ -10,6 +10,8 @@
 //! [`MessageWriter::finish`] fsyncs the file and returns a [`SpooledMessage`], which
 //! [`SpooledMessage::deliver`] links (or copies, across filesystems) into every recipient's
 //! Maildir as `new/<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize>`.
+//! A per-recipient header prefix (`Delivered-To:`) may be given to `deliver`: that copy is then
+//! written (prefix, then the spooled bytes) instead of linked, and its sizes include the prefix.
 //! Dropping the `SpooledMessage` removes the spool file; the Maildir copies stay.
 //!
 //! # Layout
@@ -279,7 +281,7 @@ mod tests {
         assert_eq!(message.vsize(), MESSAGE.len() as u64);
 
         let delivered = message
-            .deliver(&fx.maildir, Quota::UNLIMITED)
+            .deliver(&fx.maildir, Quota::UNLIMITED, None)
             .await
             .expect("deliver");
         assert_eq!(fs::read(&delivered.path).expect("read"), stored);
@@ -309,7 +311,7 @@ mod tests {
         // The same spooled message goes to a second mailbox; dropping it empties the spool.
         let other = fx.maildir.with_file_name("alice");
         message
-            .deliver(&other, Quota::UNLIMITED)
+            .deliver(&other, Quota::UNLIMITED, None)
             .await
             .expect("deliver");
         drop(message);
@@ -319,11 +321,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn prefix_is_per_copy_and_counted_in_sizes() {
+        let fx = fixture();
+        let message = spool(&fx.store, MESSAGE).await;
+        let stored = b"From: a@example.com\nSubject: test\n\nHello\nworld\n";
+        let other = fx.maildir.with_file_name("alice");
+        let bob = message
+            .deliver(
+                &fx.maildir,
+                Quota::UNLIMITED,
+                Some(b"Delivered-To: bob@example.com\r\n"),
+            )
+            .await
+            .expect("bob");
+        let alice = message
+            .deliver(
+                &other,
+                limit(1 << 20),
+                Some(b"Delivered-To: alice@example.com\r\n"),
+            )
+            .await
+            .expect("alice");
+        let plain = message
+            .deliver(&fx.maildir, Quota::UNLIMITED, None)
+            .await
+            .expect("plain");
+        for (delivered, address) in [(&bob, "bob"), (&alice, "alice")] {
+            let mut expected = format!("Delivered-To: {address}@example.com\n").into_bytes();
+            expected.extend_from_slice(stored);
+            assert_eq!(fs::read(&delivered.path).expect("read"), expected);
+            assert_eq!(delivered.size, expected.len() as u64);
+            let name = delivered.path.to_string_lossy().into_owned();
+            let vsize = expected.len() + expected.iter().filter(|&&b| b == b'\n').count();
+            assert!(
+                name.ends_with(&format!(",S={},W={vsize}", expected.len())),
+                "{name}"
+            );
+        }
+        // Copies, not links: the spool file and the plain copy are untouched.
+        assert_eq!(fs::read(&plain.path).expect("read"), stored);
+        assert_eq!(plain.size, message.size());
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fs::metadata(&bob.path).expect("stat").nlink(), 1);
+        assert_eq!(
+            fs::read_to_string(other.join("maildirsize")).expect("maildirsize"),
+            format!("1048576S\n{} 1\n", alice.size)
+        );
+    }
+
+    #[tokio::test]
     async fn over_quota_is_refused_before_any_write() {
         let fx = fixture();
         let message = spool(&fx.store, MESSAGE).await;
         let err = message
-            .deliver(&fx.maildir, limit(message.size() - 1))
+            .deliver(&fx.maildir, limit(message.size() - 1), None)
             .await
             .expect_err("over quota");
         assert!(
@@ -338,11 +389,11 @@ mod tests {
 
         // Exactly full is allowed; one more byte is not, and leaves the Maildir untouched.
         message
-            .deliver(&fx.maildir, limit(message.size() * 2))
+            .deliver(&fx.maildir, limit(message.size() * 2), None)
             .await
             .expect("fits");
         message
-            .deliver(&fx.maildir, limit(message.size() * 2))
+            .deliver(&fx.maildir, limit(message.size() * 2), None)
             .await
             .expect("fits exactly");
         let before: Vec<Vec<String>> = ["new", "cur", "tmp", ""]
@@ -351,7 +402,7 @@ mod tests {
             .collect();
         let maildirsize = fs::read(fx.maildir.join("maildirsize")).expect("maildirsize");
         let err = message
-            .deliver(&fx.maildir, limit(message.size() * 2))
+            .deliver(&fx.maildir, limit(message.size() * 2), None)
             .await
             .expect_err("full");
         assert!(matches!(err, StoreError::OverQuota { .. }), "{err}");
@@ -372,13 +423,19 @@ mod tests {
         let quota = limit(1 << 20);
         let message = spool(&fx.store, MESSAGE).await;
         let size = message.size();
-        message.deliver(&fx.maildir, quota).await.expect("first");
+        message
+            .deliver(&fx.maildir, quota, None)
+            .await
+            .expect("first");
         let path = fx.maildir.join("maildirsize");
         assert_eq!(
             fs::read_to_string(&path).expect("created"),
             format!("1048576S\n{size} 1\n")
         );
-        message.deliver(&fx.maildir, quota).await.expect("second");
+        message
+            .deliver(&fx.maildir, quota, None)
+            .await
+            .expect("second");
         assert_eq!(
             fs::read_to_string(&path).expect("appended"),
             format!("1048576S\n{size} 1\n{size} 1\n")
@@ -388,7 +445,7 @@ mod tests {
         // Dovecot has moved to cur/ with flags.
         let folder = fx.maildir.join(".Archive");
         message
-            .deliver(&folder, Quota::UNLIMITED)
+            .deliver(&folder, Quota::UNLIMITED, None)
             .await
             .expect("folder");
         let new_files = files_in(&fx.maildir.join("new"));
@@ -398,7 +455,10 @@ mod tests {
         )
         .expect("move to cur");
         fs::remove_file(&path).expect("delete maildirsize");
-        message.deliver(&fx.maildir, quota).await.expect("third");
+        message
+            .deliver(&fx.maildir, quota, None)
+            .await
+            .expect("third");
         assert_eq!(
             fs::read_to_string(&path).expect("recalculated"),
             format!("1048576S\n{} 4\n", size * 4)
@@ -407,7 +467,7 @@ mod tests {
         // A changed limit makes the file stale too.
         let message_count = 5;
         message
-            .deliver(&fx.maildir, limit(1 << 21))
+            .deliver(&fx.maildir, limit(1 << 21), None)
             .await
             .expect("fourth");
         assert_eq!(
@@ -419,7 +479,7 @@ mod tests {
         // refuses on it without scanning.
         fs::write(&path, "100S\n90 1\n").expect("write");
         let err = message
-            .deliver(&fx.maildir, limit(100))
+            .deliver(&fx.maildir, limit(100), None)
             .await
             .expect_err("over");
         assert!(
@@ -453,6 +513,7 @@ mod tests {
                             Quota {
                                 bytes: Some(1 << 30),
                             },
+                            None,
                         )
                         .await
                         .expect("deliver");
@@ -520,7 +581,7 @@ mod tests {
         assert_eq!(message.size(), 20_000 * (line.len() as u64 - 1));
         assert_eq!(message.vsize(), 20_000 * line.len() as u64);
         let delivered = message
-            .deliver(&fx.maildir, Quota::UNLIMITED)
+            .deliver(&fx.maildir, Quota::UNLIMITED, None)
             .await
             .expect("deliver");
         assert_eq!(

@@ -20,6 +20,9 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// What `deliver` needs of a spooled message.
 pub(crate) struct Message {
     pub(crate) spool_path: PathBuf,
+    /// Bytes (LF line endings) written before the spooled content in this copy; `size` and
+    /// `vsize` include them.
+    pub(crate) prefix: Option<Vec<u8>>,
     pub(crate) size: u64,
     pub(crate) vsize: u64,
 }
@@ -80,7 +83,10 @@ pub(crate) fn deliver(
     let tmp_dir = maildir.join("tmp");
     let new_dir = maildir.join("new");
 
-    let tmp_path = place_in_tmp(&message.spool_path, &tmp_dir, hostname)?;
+    let tmp_path = match &message.prefix {
+        None => place_in_tmp(&message.spool_path, &tmp_dir, hostname)?,
+        Some(prefix) => copy_into_tmp(&message.spool_path, prefix, &tmp_dir, hostname)?,
+    };
     let res = move_into_new(&tmp_path, &new_dir, hostname, message);
     if res.is_err() {
         let _ = fs::remove_file(&tmp_path);
@@ -170,6 +176,28 @@ fn place_in_tmp(spool_path: &Path, tmp_dir: &Path, hostname: &str) -> Result<Pat
     Err(StoreError::io(tmp_dir, names_exhausted()))
 }
 
+/// Copies the spool file, after `prefix`, into `tmp/` under a fresh name, and fsyncs it: a
+/// per-recipient copy cannot share the spool file's inode.
+fn copy_into_tmp(
+    spool_path: &Path,
+    prefix: &[u8],
+    tmp_dir: &Path,
+    hostname: &str,
+) -> Result<PathBuf, StoreError> {
+    for _ in 0..NAME_ATTEMPTS {
+        let tmp_path = tmp_dir.join(unique_name(hostname));
+        match copy_synced_with(spool_path, prefix, &tmp_path) {
+            Ok(true) => return Ok(tmp_path),
+            Ok(false) => continue,
+            Err(err) => {
+                let _ = fs::remove_file(&tmp_path);
+                return Err(StoreError::io(&tmp_path, err));
+            }
+        }
+    }
+    Err(StoreError::io(tmp_dir, names_exhausted()))
+}
+
 /// `link(2)` fails with EXDEV across filesystems and with EPERM or EOPNOTSUPP on filesystems
 /// without hard links; all three mean "copy instead".
 fn link_unsupported(err: &io::Error) -> bool {
@@ -183,6 +211,12 @@ fn link_unsupported(err: &io::Error) -> bool {
 
 /// Copies `from` to a new file `to` and fsyncs it. `Ok(false)` when `to` already exists.
 fn copy_synced(from: &Path, to: &Path) -> io::Result<bool> {
+    copy_synced_with(from, &[], to)
+}
+
+/// Writes `prefix` then the contents of `from` to a new file `to` and fsyncs it. `Ok(false)`
+/// when `to` already exists.
+fn copy_synced_with(from: &Path, prefix: &[u8], to: &Path) -> io::Result<bool> {
     let mut source = File::open(from)?;
     let res = OpenOptions::new()
         .write(true)
@@ -194,6 +228,7 @@ fn copy_synced(from: &Path, to: &Path) -> io::Result<bool> {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
         Err(err) => return Err(err),
     };
+    io::Write::write_all(&mut target, prefix)?;
     io::copy(&mut source, &mut target)?;
     target.sync_all()?;
     Ok(true)

@@ -145,15 +145,40 @@ impl SpooledMessage {
     /// or stale); a message that does not fit is refused before anything is written.
     /// Returns once the file and the `new/` directory are fsync'd.
     ///
+    /// `prefix`, when given, is written before the spooled message in this copy only: the
+    /// per-recipient header lines such as `Delivered-To:` (wire bytes, CRLF line endings,
+    /// stored with LF like the rest). Such a copy is a copy, never a hard link to the shared
+    /// spool file, and its `S=`/`W=` sizes and quota charge include the prefix.
+    ///
     /// # Errors
     ///
     /// `OverQuota` (permanent) when `used + size > limit`; `Io` (temporary) for anything the
     /// file system refuses.
-    pub async fn deliver(&self, maildir: &Path, quota: Quota) -> Result<Delivered, StoreError> {
+    pub async fn deliver(
+        &self,
+        maildir: &Path,
+        quota: Quota,
+        prefix: Option<&[u8]>,
+    ) -> Result<Delivered, StoreError> {
+        let (prefix, size, vsize) = match prefix {
+            Some(bytes) => {
+                let mut endings = LineEndings::default();
+                let mut stored = Vec::with_capacity(bytes.len());
+                endings.convert(bytes, &mut stored);
+                stored.extend_from_slice(&endings.finish());
+                (
+                    Some(stored),
+                    self.size + endings.size,
+                    self.vsize + endings.vsize,
+                )
+            }
+            None => (None, self.size, self.vsize),
+        };
         let message = maildir::Message {
             spool_path: self.path.clone(),
-            size: self.size,
-            vsize: self.vsize,
+            prefix,
+            size,
+            vsize,
         };
         let hostname = self.inner.hostname.clone();
         let maildir = maildir.to_path_buf();

@@ -108,6 +108,7 @@ async fn dovecot_reads_what_we_deliver() {
                 Quota {
                     bytes: Some(QUOTA_BYTES),
                 },
+                None,
             )
             .await
             .expect("deliver");

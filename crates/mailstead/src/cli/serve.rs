@@ -1,4 +1,6 @@
 //! `mailstead serve`: start, prepare what the server needs, wait for SIGINT or SIGTERM.
+//! SIGHUP (or a change of the files, checked every `tls.reload_check`) reloads the TLS
+//! certificate for new sessions.
 //!
 //! Makes the data directory, the certificate and the directory schema, keeps the directory's
 //! cache honest (the change watcher), binds the SMTP and LMTP listeners, and on a signal stops
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::info;
+use tracing::{error, info};
 
 use mailstead_directory::Directory;
 use mailstead_smtp::{Limits, Mode, SmtpContext};
@@ -31,6 +33,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     };
     let mut terminate = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
+    let hangup = listen(SignalKind::hangup(), "SIGHUP")?;
 
     let config = &ctx.config;
     let data_dir = config.data_dir();
@@ -75,7 +78,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    let tls_config = tls::server_config(&certificate)?;
+    // One cell for every listener: a reload reaches every new STARTTLS session.
+    let tls_config = Arc::new(mailstead_smtp::TlsConfig::new(tls::server_config(
+        &certificate,
+    )?));
+    let reloader = tokio::spawn(reload_certificate(
+        tls::CertificateReloader::new(certificate.clone(), Arc::clone(&tls_config)),
+        hangup,
+        config.tls.reload_check,
+    ));
     let limits = Limits {
         max_message_size: config.limits.max_message_size,
         max_recipients: usize::try_from(config.limits.max_recipients).unwrap_or(usize::MAX),
@@ -83,6 +94,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .unwrap_or(usize::MAX),
         command_timeout: config.limits.command_timeout,
         data_timeout: config.limits.data_timeout,
+        max_errors: config.smtp.hard_error_limit,
+        soft_error_limit: config.smtp.soft_error_limit,
+        error_sleep: config.smtp.error_sleep_time,
+        reject_non_fqdn_sender: config.smtp.reject_non_fqdn_sender,
+        reject_non_fqdn_recipient: config.smtp.reject_non_fqdn_recipient,
         ..Limits::default()
     };
     let context = |mode: Mode| {
@@ -149,6 +165,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         _ = terminate.recv() => info!("SIGTERM received; shutting down"),
         _ = interrupt.recv() => info!("SIGINT received; shutting down"),
     }
+    reloader.abort();
     let _ = stop_sender.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while servers.join_next().await.is_some() {}
@@ -162,6 +179,44 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     directory.close().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads the certificate on SIGHUP and, every `check` (unless zero), when its files
+/// changed. A pair that fails to load is logged and the one in use kept.
+async fn reload_certificate(
+    mut reloader: tls::CertificateReloader,
+    mut hangup: tokio::signal::unix::Signal,
+    check: Duration,
+) {
+    let mut ticks = (!check.is_zero()).then(|| {
+        let mut interval = tokio::time::interval(check);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+    loop {
+        let result = tokio::select! {
+            received = hangup.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                info!("SIGHUP received; reloading the TLS certificate");
+                Some(reloader.reload())
+            }
+            _ = async {
+                match ticks.as_mut() {
+                    Some(interval) => interval.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => reloader.reload_if_changed(),
+        };
+        match result {
+            None => {}
+            Some(Ok(())) => info!("TLS certificate reloaded; new sessions use it"),
+            Some(Err(err)) => {
+                error!(cause = %err, "cannot reload the TLS certificate; keeping the one in use");
+            }
+        }
+    }
 }
 
 /// How long sessions receiving a message may take to finish it after a shutdown signal.

@@ -1,0 +1,562 @@
+//! Reliability of the real `mailstead serve`: a SIGKILL while twenty clients deliver loses
+//! nothing that was acknowledged and leaves nothing partial in a Maildir; a message over quota
+//! is refused after DATA without a trace and without breaking the connection; garbage and a
+//! client that vanishes in the middle of DATA leave the server serving.
+//!
+//! Each test runs the binary in its own temporary directory with its own config file and free
+//! loopback ports, and speaks SMTP itself over a plain `TcpStream`.
+
+// The helpers below are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
+const DOMAIN: &str = "example.test";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A data directory, a config file, and (while running) a `mailstead serve` child.
+struct Server {
+    dir: tempfile::TempDir,
+    smtp_port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn new() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server {
+            dir,
+            smtp_port: 0,
+            child: None,
+        };
+        server.write_config();
+        server
+    }
+
+    /// Writes the config with fresh ports (a restart gets new ones, so nothing waits for the
+    /// old sockets).
+    fn write_config(&mut self) {
+        self.smtp_port = free_port();
+        let lmtp_port = free_port();
+        let config = format!(
+            "[server]\nhostname = \"mx.mailstead.test\"\ndata_dir = \"{}\"\n\n\
+             [smtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
+             [lmtp]\nlisten = [\"127.0.0.1:{lmtp_port}\"]\n\n\
+             [log]\nlevel = \"warn\"\n",
+            self.data_dir().display(),
+            self.smtp_port
+        );
+        fs::write(self.config_path(), config).unwrap();
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("mailstead.toml")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn maildir(&self, user: &str) -> PathBuf {
+        self.data_dir()
+            .join("mailboxes")
+            .join(DOMAIN)
+            .join(user)
+            .join("Maildir")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("MAILSTEAD_CONFIG")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    /// Runs a CLI command (with `stdin` piped in, if any) and expects success.
+    fn cli(&self, args: &[&str], stdin: Option<&str>) {
+        let mut child = self
+            .command(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "mailstead {args:?}\nstdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn add_mailbox(&self, user: &str, extra: &[&str]) {
+        let address = format!("{user}@{DOMAIN}");
+        let mut args = vec!["mailbox", "add", address.as_str()];
+        args.extend_from_slice(extra);
+        self.cli(&args, Some("a-long-enough-secret-1\n"));
+    }
+
+    /// Starts `serve` and waits until its SMTP listener greets.
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("serve.log"))
+            .unwrap();
+        let child = self
+            .command(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.smtp_port)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut line = String::new();
+                if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("220") {
+                    let _ = (&stream).write_all(b"QUIT\r\n");
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("serve exited with {status}; log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen; log:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    fn connect(&self) -> Client {
+        Client::connect(self.smtp_port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A minimal SMTP client: one command, one reply.
+struct Client {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+#[derive(Debug)]
+struct Reply {
+    code: u16,
+    text: String,
+}
+
+impl Client {
+    fn try_connect(port: u16) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let mut client = Client {
+            reader: BufReader::new(stream.try_clone()?),
+            stream,
+        };
+        let banner = client.read_reply()?;
+        if banner.code != 220 {
+            return Err(std::io::Error::other(format!("banner {banner:?}")));
+        }
+        let ehlo = client.command("EHLO client.test")?;
+        if ehlo.code != 250 {
+            return Err(std::io::Error::other(format!("EHLO {ehlo:?}")));
+        }
+        Ok(client)
+    }
+
+    fn connect(port: u16) -> Client {
+        Client::try_connect(port).unwrap()
+    }
+
+    fn read_reply(&mut self) -> std::io::Result<Reply> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let line = line.trim_end();
+            if line.len() < 3 {
+                return Err(std::io::Error::other(format!("bad reply line {line:?}")));
+            }
+            text.push_str(line);
+            text.push('\n');
+            if line.as_bytes().get(3) != Some(&b'-') {
+                let code = line[..3]
+                    .parse()
+                    .map_err(|_| std::io::Error::other(format!("bad reply line {line:?}")))?;
+                return Ok(Reply { code, text });
+            }
+        }
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    fn command(&mut self, line: &str) -> std::io::Result<Reply> {
+        self.send_raw(format!("{line}\r\n").as_bytes())?;
+        self.read_reply()
+    }
+
+    fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let reply = self.command(line).unwrap();
+        assert_eq!(reply.code, code, "{line}: {reply:?}");
+        reply
+    }
+
+    /// MAIL, RCPT, DATA and the body; returns the reply to the final dot. `body` uses CRLF
+    /// and needs no dot-stuffing (no line starts with a dot).
+    fn send_message(&mut self, to: &str, body: &str) -> std::io::Result<Reply> {
+        for (line, code) in [
+            ("MAIL FROM:<sender@client.test>".to_owned(), 250),
+            (format!("RCPT TO:<{to}>"), 250),
+            ("DATA".to_owned(), 354),
+        ] {
+            let reply = self.command(&line)?;
+            if reply.code != code {
+                return Err(std::io::Error::other(format!("{line}: {reply:?}")));
+            }
+        }
+        self.send_raw(body.as_bytes())?;
+        self.send_raw(b".\r\n")?;
+        self.read_reply()
+    }
+}
+
+/// A message whose every line names `token`, `filler` lines long after the headers.
+fn message(token: &str, filler: usize) -> String {
+    let mut body = format!("Subject: {token}\r\nMessage-ID: <{token}@client.test>\r\n\r\n");
+    for line in 0..filler {
+        body.push_str(&format!(
+            "{token} line {line:05} abcdefghijklmnopqrstuvwxyz0123456789\r\n"
+        ));
+    }
+    body.push_str(&format!("end of {token}\r\n"));
+    body
+}
+
+/// The files of a Maildir's `new/` and `cur/` (none when the Maildir does not exist yet).
+fn delivered(maildir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(entries) = fs::read_dir(maildir.join(sub)) {
+            for entry in entries {
+                files.push(entry.unwrap().path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The `,S=<size>` of a Maildir file name.
+fn size_in_name(path: &Path) -> u64 {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let start = name
+        .find(",S=")
+        .unwrap_or_else(|| panic!("no ,S= in {name}"))
+        + 3;
+    let rest = &name[start..];
+    let end = rest.find([',', ':']).unwrap_or(rest.len());
+    rest[..end].parse().unwrap()
+}
+
+/// Checks that `path` is whole: its size is its `,S=` and it ends with one of `sent`
+/// (CRLF turned into LF as on disk). Returns the token it carries.
+fn check_whole(path: &Path, sent: &BTreeMap<String, String>) -> String {
+    let content = fs::read(path).unwrap();
+    assert_eq!(
+        content.len() as u64,
+        size_in_name(path),
+        "{} is not whole",
+        path.display()
+    );
+    let text = String::from_utf8(content).unwrap();
+    let subject = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Subject: "))
+        .unwrap_or_else(|| panic!("{} has no Subject", path.display()));
+    let body = sent
+        .get(subject)
+        .unwrap_or_else(|| panic!("{} carries {subject}, never sent", path.display()));
+    assert!(
+        text.ends_with(&body.replace("\r\n", "\n")),
+        "{} does not end with the message sent",
+        path.display()
+    );
+    subject.to_owned()
+}
+
+fn setup(mailboxes: &[(&str, &[&str])]) -> Server {
+    let server = Server::new();
+    server.cli(&["domain", "add", DOMAIN], None);
+    for (user, extra) in mailboxes {
+        server.add_mailbox(user, extra);
+    }
+    server
+}
+
+#[test]
+fn kill_9_while_20_clients_deliver_loses_nothing_acknowledged() {
+    let mut server = setup(&[("user1", &[])]);
+    server.start();
+    let port = server.smtp_port;
+    let to = format!("user1@{DOMAIN}");
+
+    let sent = Arc::new(Mutex::new(BTreeMap::<String, String>::new()));
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let running = Arc::new(AtomicBool::new(true));
+    let clients: Vec<_> = (0..20)
+        .map(|client| {
+            let (sent, acknowledged, running, to) = (
+                Arc::clone(&sent),
+                Arc::clone(&acknowledged),
+                Arc::clone(&running),
+                to.clone(),
+            );
+            thread::spawn(move || {
+                let Ok(mut smtp) = Client::try_connect(port) else {
+                    return;
+                };
+                let mut number = 0usize;
+                while running.load(Ordering::SeqCst) {
+                    let token = format!("token-c{client:02}-m{number:05}");
+                    // From a few hundred bytes to about 40 KiB, so the kill lands mid-write.
+                    let body = message(&token, (client * 37 + number * 53) % 500);
+                    number += 1;
+                    sent.lock().unwrap().insert(token.clone(), body.clone());
+                    match smtp.send_message(&to, &body) {
+                        Ok(reply) if reply.code == 250 => acknowledged.lock().unwrap().push(token),
+                        Ok(reply) => panic!("{token}: unexpected {reply:?}"),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+
+    thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    running.store(false, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    let sent = sent.lock().unwrap().clone();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 20,
+        "only {} messages acknowledged before the kill",
+        acknowledged.len()
+    );
+
+    let maildir = server.maildir("user1");
+    let mut copies = BTreeMap::<String, usize>::new();
+    for path in delivered(&maildir) {
+        *copies.entry(check_whole(&path, &sent)).or_default() += 1;
+    }
+    for (token, count) in &copies {
+        assert_eq!(*count, 1, "{token} delivered {count} times");
+    }
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|token| !copies.contains_key(*token))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not in the Maildir: {missing:?}"
+    );
+    eprintln!(
+        "{} acknowledged, {} in the Maildir, {} sent",
+        acknowledged.len(),
+        copies.len(),
+        sent.len()
+    );
+
+    // A restart cleans the spool and delivers again.
+    server.write_config();
+    server.start();
+    let spool_tmp = server.data_dir().join("spool/tmp");
+    assert!(
+        files_in(&spool_tmp).is_empty(),
+        "spool/tmp after restart: {:?}",
+        files_in(&spool_tmp)
+    );
+    let mut sent_after = sent.clone();
+    let body = message("token-after-restart", 3);
+    sent_after.insert("token-after-restart".to_owned(), body.clone());
+    let mut smtp = server.connect();
+    let reply = smtp.send_message(&to, &body).unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    smtp.expect("QUIT", 221);
+    let after: BTreeSet<String> = delivered(&maildir)
+        .iter()
+        .map(|path| check_whole(path, &sent_after))
+        .collect();
+    assert!(after.contains("token-after-restart"));
+    assert_eq!(after.len(), copies.len() + 1);
+}
+
+#[test]
+fn over_quota_mid_stream_gives_552_and_no_partial_file_and_the_connection_stays_usable() {
+    let mut server = setup(&[("small", &["--quota", "10K"])]);
+    server.start();
+    let to = format!("small@{DOMAIN}");
+    let maildir = server.maildir("small");
+
+    let mut smtp = server.connect();
+    // About 50 KiB.
+    let big = message("token-big", 900);
+    assert!(big.len() >= 50 * 1024, "{}", big.len());
+    let reply = smtp.send_message(&to, &big).unwrap();
+    assert_eq!(reply.code, 552, "{reply:?}");
+    assert!(reply.text.contains("5.2.2"), "{reply:?}");
+    assert!(delivered(&maildir).is_empty(), "{:?}", delivered(&maildir));
+    assert!(files_in(&maildir.join("tmp")).is_empty());
+
+    smtp.expect("RSET", 250);
+    let small = message("token-small", 2);
+    let reply = smtp.send_message(&to, &small).unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    smtp.expect("QUIT", 221);
+
+    let sent = BTreeMap::from([("token-small".to_owned(), small)]);
+    let files = delivered(&maildir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(check_whole(&files[0], &sent), "token-small");
+}
+
+#[test]
+fn garbage_and_a_client_that_stops_mid_data() {
+    let mut server = setup(&[("user1", &[])]);
+    server.start();
+    let to = format!("user1@{DOMAIN}");
+    let maildir = server.maildir("user1");
+
+    // NUL bytes in a command.
+    let mut smtp = server.connect();
+    smtp.send_raw(b"NO\0OP\0\r\n").unwrap();
+    let reply = smtp.read_reply().unwrap();
+    assert_eq!(reply.code, 500, "{reply:?}");
+    assert!(reply.text.contains("NUL"), "{reply:?}");
+    smtp.expect("NOOP", 250);
+
+    // A 10,000-byte line.
+    let mut long = vec![b'A'; 10_000];
+    long.extend_from_slice(b"\r\n");
+    smtp.send_raw(&long).unwrap();
+    let reply = smtp.read_reply().unwrap();
+    assert_eq!(reply.code, 500, "{reply:?}");
+    assert!(reply.text.contains("line too long"), "{reply:?}");
+    smtp.expect("NOOP", 250);
+    smtp.expect("QUIT", 221);
+
+    // Half a DATA body, then the client is gone.
+    let mut half = server.connect();
+    half.expect("MAIL FROM:<sender@client.test>", 250);
+    half.expect(&format!("RCPT TO:<{to}>"), 250);
+    half.expect("DATA", 354);
+    let body = message("token-half", 200);
+    half.send_raw(&body.as_bytes()[..body.len() / 2]).unwrap();
+    half.stream.shutdown(Shutdown::Both).unwrap();
+    drop(half);
+
+    // The server notices, drops the spooled half, and delivers nothing.
+    let spool_tmp = server.data_dir().join("spool/tmp");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !files_in(&spool_tmp).is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        files_in(&spool_tmp).is_empty(),
+        "half a message left in the spool: {:?}",
+        files_in(&spool_tmp)
+    );
+    assert!(delivered(&maildir).is_empty(), "{:?}", delivered(&maildir));
+
+    // A new connection is served.
+    let mut smtp = server.connect();
+    let whole = message("token-whole", 5);
+    let reply = smtp.send_message(&to, &whole).unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    smtp.expect("QUIT", 221);
+    let sent = BTreeMap::from([("token-whole".to_owned(), whole)]);
+    let files = delivered(&maildir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(check_whole(&files[0], &sent), "token-whole");
+    // Nothing was written for the half message.
+    let rest = files_in(&maildir.join("tmp"));
+    assert!(rest.is_empty(), "{rest:?}");
+}
