@@ -114,6 +114,9 @@ pub struct SmtpSection {
     /// Postfix's smtpd_error_sleep_time.
     #[serde(deserialize_with = "deserialize_duration")]
     pub error_sleep_time: Duration,
+    /// Dovecot's quota_full_tempfail: over quota answers 452 4.2.2 (try again
+    /// later) instead of 552 5.2.2 (bounce); applies to LMTP too.
+    pub quota_full_tempfail: bool,
 }
 
 impl Default for SmtpSection {
@@ -125,6 +128,7 @@ impl Default for SmtpSection {
             soft_error_limit: 10,
             hard_error_limit: 20,
             error_sleep_time: Duration::from_secs(1),
+            quota_full_tempfail: false,
         }
     }
 }
@@ -1112,6 +1116,18 @@ mod tests {
     }
 
     #[test]
+    fn quota_full_tempfail_and_timeouts_load() {
+        assert!(!Config::default().smtp.quota_full_tempfail);
+        let config = load(
+            "[smtp]\nquota_full_tempfail = true\n[limits]\ncommand_timeout = \"2s\"\ndata_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        assert!(config.smtp.quota_full_tempfail);
+        assert_eq!(config.limits.command_timeout, Duration::from_secs(2));
+        assert_eq!(config.limits.data_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
     fn relative_paths_become_absolute() {
         let config = load(
             "[server]\ndata_dir = \"var/ms\"\n[tls]\ncert = \"c.pem\"\nkey = \"/etc/k.pem\"\n",
@@ -1467,6 +1483,11 @@ mod tests {
             "soft_error_limit",
             "hard_error_limit",
             "error_sleep_time",
+            "quota_full_tempfail",
+            "[lmtp]",
+            "[limits]",
+            "command_timeout",
+            "data_timeout",
             "[log]",
             "level",
         ] {

@@ -537,3 +537,184 @@ fn garbage_and_a_client_that_stops_mid_data() {
     let rest = files_in(&maildir.join("tmp"));
     assert!(rest.is_empty(), "{rest:?}");
 }
+
+#[test]
+fn leftovers_in_maildir_tmp_are_cleaned_at_start_and_live_files_are_not() {
+    let mut server = setup(&[("user1", &[]), ("user2", &[])]);
+    let mut leftovers = Vec::new();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for user in ["user1", "user2"] {
+        let tmp = server.maildir(user).join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let path = tmp.join(format!("1.M1P1Q1.crashed-{user}"));
+        let file = fs::File::create(&path).unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+        leftovers.push(path);
+    }
+    server.start();
+    // Written after the start: it may be a delivery in progress and must stay.
+    let live = server.maildir("user1").join("tmp/2.M1P1Q2.live");
+    fs::write(&live, b"being written").unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while leftovers.iter().any(|path| path.exists()) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for path in &leftovers {
+        assert!(!path.exists(), "{} not cleaned", path.display());
+    }
+    assert!(live.exists(), "a file newer than the start was removed");
+
+    // Delivery still works into the cleaned Maildir.
+    let mut smtp = server.connect();
+    let body = message("token-clean", 2);
+    let reply = smtp
+        .send_message(&format!("user1@{DOMAIN}"), &body)
+        .unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    smtp.expect("QUIT", 221);
+    assert_eq!(delivered(&server.maildir("user1")).len(), 1);
+}
+
+#[test]
+fn configured_timeouts_close_idle_and_stalled_clients_without_leaving_files() {
+    let mut server = setup(&[("user1", &[])]);
+    let mut config = fs::read_to_string(server.config_path()).unwrap();
+    config.push_str("\n[limits]\ncommand_timeout = \"1s\"\ndata_timeout = \"1s\"\n");
+    fs::write(server.config_path(), config).unwrap();
+    server.start();
+    let maildir = server.maildir("user1");
+    let spool_tmp = server.data_dir().join("spool/tmp");
+
+    let mut idle = server.connect();
+    let started = Instant::now();
+    let reply = idle.read_reply().unwrap();
+    assert_eq!(reply.code, 421, "{reply:?}");
+    assert!(
+        reply.text.contains("4.4.2") && reply.text.contains("Error: timeout exceeded"),
+        "{reply:?}"
+    );
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    let eof = idle.read_reply().unwrap_err();
+    assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof, "{eof:?}");
+
+    let mut stalled = server.connect();
+    stalled.expect("MAIL FROM:<sender@client.test>", 250);
+    stalled.expect(&format!("RCPT TO:<user1@{DOMAIN}>"), 250);
+    stalled.expect("DATA", 354);
+    let body = message("token-stalled", 100);
+    stalled
+        .send_raw(&body.as_bytes()[..body.len() / 2])
+        .unwrap();
+    let reply = stalled.read_reply().unwrap();
+    assert_eq!(reply.code, 421, "{reply:?}");
+    assert!(reply.text.contains("4.4.2"), "{reply:?}");
+    assert!(stalled.read_reply().is_err(), "still connected");
+    assert!(
+        files_in(&spool_tmp).is_empty(),
+        "{:?}",
+        files_in(&spool_tmp)
+    );
+    assert!(delivered(&maildir).is_empty(), "{:?}", delivered(&maildir));
+    assert!(files_in(&maildir.join("tmp")).is_empty());
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily if still busy) when dropped.
+struct TmpfsMount {
+    path: PathBuf,
+}
+
+impl TmpfsMount {
+    /// `None` when mounting is not permitted here (not root, or no CAP_SYS_ADMIN).
+    fn try_mount(path: &Path, size: &str) -> Option<TmpfsMount> {
+        fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| TmpfsMount {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+#[test]
+fn disk_full_mid_stream_gives_4xx_and_no_partial_file_and_the_connection_stays_usable() {
+    let mut server = Server::new();
+    // The directory lives outside the tiny filesystem; only the data directory (spool,
+    // Maildirs, certificate) is on it.
+    let mut config = fs::read_to_string(server.config_path()).unwrap();
+    config.push_str(&format!(
+        "\n[directory]\nurl = \"sqlite://{}\"\n",
+        server.dir.path().join("directory.db").display()
+    ));
+    fs::write(server.config_path(), config).unwrap();
+    // The test suite runs as root (scripts/test.sh installs and starts services): a tmpfs that
+    // cannot be mounted fails the test rather than letting it pass having checked nothing.
+    let mount = TmpfsMount::try_mount(&server.data_dir(), "256k")
+        .expect("cannot mount a 256k tmpfs: the disk-full test needs root");
+    server.cli(&["domain", "add", DOMAIN], None);
+    server.add_mailbox("user1", &[]);
+    server.start();
+    let to = format!("user1@{DOMAIN}");
+    let maildir = server.maildir("user1");
+    let spool_tmp = server.data_dir().join("spool/tmp");
+
+    let mut smtp = server.connect();
+    // About 1 MiB, four times the whole filesystem.
+    let big = message("token-big", 18_000);
+    assert!(big.len() >= 1 << 20, "{}", big.len());
+    let reply = smtp.send_message(&to, &big).unwrap();
+    assert!(
+        reply.code == 452 && reply.text.contains("4.3.1 Insufficient system storage"),
+        "{reply:?}; log:\n{}",
+        server.log()
+    );
+    assert!(delivered(&maildir).is_empty(), "{:?}", delivered(&maildir));
+    assert!(files_in(&maildir.join("tmp")).is_empty());
+    assert!(
+        files_in(&spool_tmp).is_empty(),
+        "{:?}",
+        files_in(&spool_tmp)
+    );
+
+    smtp.expect("NOOP", 250);
+    smtp.expect("RSET", 250);
+    // The space came back with the failed message: a small one is delivered whole.
+    let small = message("token-small", 2);
+    let reply = smtp.send_message(&to, &small).unwrap();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    smtp.expect("QUIT", 221);
+    let sent = BTreeMap::from([("token-small".to_owned(), small)]);
+    let files = delivered(&maildir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(check_whole(&files[0], &sent), "token-small");
+
+    // Stop the server before unmounting its data directory.
+    server.kill();
+    drop(mount);
+}

@@ -95,6 +95,9 @@ pub struct Limits {
     /// Refuse `RCPT TO` addresses whose domain is not fully qualified (Postfix's
     /// `reject_non_fqdn_recipient`).
     pub reject_non_fqdn_recipient: bool,
+    /// Answer a mailbox over quota with `452 4.2.2 Mailbox full` (try again later) instead of
+    /// `552 5.2.2` (Dovecot's `quota_full_tempfail`).
+    pub quota_full_tempfail: bool,
 }
 
 impl Default for Limits {
@@ -114,6 +117,7 @@ impl Default for Limits {
             error_sleep: Duration::from_secs(1),
             reject_non_fqdn_sender: true,
             reject_non_fqdn_recipient: true,
+            quota_full_tempfail: false,
         }
     }
 }

@@ -47,6 +47,15 @@ pub(crate) fn reply_for(err: &SessionError) -> Reply {
         SessionError::Store(StoreError::OverQuota { .. }) => {
             Reply::new(552, "5.2.2 Error: mailbox is over quota")
         }
+        SessionError::Store(StoreError::Io { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            warn!(cause = %err, "store failure: out of disk space");
+            Reply::new(452, "4.3.1 Insufficient system storage")
+        }
         SessionError::Store(err) if err.is_temporary() => {
             warn!(cause = %err, "store failure");
             Reply::new(451, "4.3.0 Error: local delivery failed, try again later")
@@ -69,6 +78,11 @@ pub(crate) fn reply_for(err: &SessionError) -> Reply {
     }
 }
 
+/// What a client that stopped talking gets before the connection is closed (Postfix's words).
+fn timeout_reply(hostname: &str) -> Reply {
+    Reply::new(421, format!("4.4.2 {hostname} Error: timeout exceeded"))
+}
+
 /// A recipient accepted at RCPT time.
 struct Accepted {
     /// As the client wrote it (LMTP replies name it).
@@ -79,6 +93,8 @@ struct Accepted {
 /// A BDAT transaction in progress.
 struct Chunks {
     writer: Option<MessageWriter>,
+    /// Why `writer` is gone, when a store failure took it.
+    failure: Option<StoreError>,
     size: u64,
     queue_id: String,
 }
@@ -166,7 +182,8 @@ pub(crate) async fn run(
                 break;
             }
             Err(_elapsed) => {
-                conn.queue(&reply_for(&SessionError::Timeout).to_wire());
+                conn.queue(&timeout_reply(&ctx.hostname).to_wire());
+                info!(peer = %session.peer.description, "timeout waiting for a command");
                 break;
             }
         };
@@ -186,8 +203,10 @@ pub(crate) async fn run(
             Ok(Next::Continue) => {}
             Ok(Next::Close) => break,
             Err(err) => {
-                if !matches!(err, SessionError::Io(_)) {
-                    conn.queue(&reply_for(&err).to_wire());
+                match err {
+                    SessionError::Io(_) => {}
+                    SessionError::Timeout => conn.queue(&timeout_reply(&ctx.hostname).to_wire()),
+                    _ => conn.queue(&reply_for(&err).to_wire()),
                 }
                 info!(peer = %session.peer.description, cause = %err, "session ended");
                 break;
@@ -255,6 +274,17 @@ impl Session {
             }
         }
         Next::Continue
+    }
+
+    /// The reply for a failed local delivery: `reply_for`, except that over quota is
+    /// temporary when `quota_full_tempfail` says so (Dovecot's setting of that name).
+    fn delivery_reply(&self, err: StoreError) -> Reply {
+        match err {
+            StoreError::OverQuota { .. } if self.ctx.limits.quota_full_tempfail => {
+                Reply::new(452, "4.2.2 Mailbox full")
+            }
+            err => reply_for(&SessionError::Store(err)),
+        }
     }
 
     fn reset_transaction(&mut self) {
@@ -569,21 +599,22 @@ impl Session {
         if self.chunks.is_none() && refusal.is_none() {
             let queue_id = new_queue_id();
             let headers = self.trace_headers(&queue_id, true);
-            let writer = match self.ctx.store.begin().await {
+            let (writer, failure) = match self.ctx.store.begin().await {
                 Ok(mut writer) => match writer.write_all(headers.as_bytes()).await {
-                    Ok(()) => Some(writer),
+                    Ok(()) => (Some(writer), None),
                     Err(err) => {
                         warn!(cause = %err, "store failure");
-                        None
+                        (None, Some(err))
                     }
                 },
                 Err(err) => {
                     warn!(cause = %err, "store failure");
-                    None
+                    (None, Some(err))
                 }
             };
             self.chunks = Some(Chunks {
                 writer,
+                failure,
                 size: 0,
                 queue_id,
             });
@@ -615,6 +646,7 @@ impl Session {
                 {
                     warn!(cause = %err, "store failure");
                     chunks.writer = None;
+                    chunks.failure = Some(err);
                 }
             }
             conn.consume(available);
@@ -636,9 +668,10 @@ impl Session {
         let Some(chunks) = self.chunks.take() else {
             return Ok(self.send(conn, Reply::new(503, "5.5.1 Error: no BDAT transaction")));
         };
-        let failure = match chunks.writer {
-            Some(_) => None,
-            None => Some(SessionError::Io(std::io::Error::other(
+        let failure = match (&chunks.writer, chunks.failure) {
+            (Some(_), _) => None,
+            (None, Some(err)) => Some(SessionError::Store(err)),
+            (None, None) => Some(SessionError::Io(std::io::Error::other(
                 "spool write failed",
             ))),
         };
@@ -705,7 +738,7 @@ impl Session {
                     Ok(_) => Ok(()),
                     Err(err) => {
                         warn!(queue_id, mailbox = %local.address, cause = %err, "delivery failed");
-                        Err(reply_for(&SessionError::Store(err)))
+                        Err(self.delivery_reply(err))
                     }
                 };
                 outcomes.insert(maildir, outcome);
@@ -833,5 +866,32 @@ impl Session {
             }
             Err(_elapsed) => Ok(Next::Close),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_io(kind: std::io::ErrorKind) -> SessionError {
+        SessionError::Store(StoreError::Io {
+            path: PathBuf::from("/spool/tmp/x"),
+            source: std::io::Error::from(kind),
+        })
+    }
+
+    #[test]
+    fn out_of_space_is_452_4_3_1_and_other_io_is_451() {
+        for kind in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::QuotaExceeded,
+        ] {
+            let reply = reply_for(&store_io(kind));
+            assert_eq!(reply.code, 452);
+            assert_eq!(reply.lines, ["4.3.1 Insufficient system storage"]);
+        }
+        let reply = reply_for(&store_io(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(reply.code, 451);
+        assert_eq!(timeout_reply("mx.example").code, 421);
     }
 }

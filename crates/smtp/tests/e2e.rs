@@ -532,6 +532,41 @@ async fn smtp_over_quota_is_552() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn quota_full_tempfail_answers_452_in_smtp_and_per_recipient_in_lmtp() {
+    let limits = Limits {
+        quota_full_tempfail: true,
+        ..Limits::default()
+    };
+    let server = start(Mode::Smtp, limits.clone()).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<full@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: q\r\n\r\nmore than ten bytes\r\n.\r\n")
+        .await;
+    assert_code(&raw.reply().await, "452 4.2.2 Mailbox full");
+    assert_eq!(server.count_new("full@example.com").await, 0);
+    assert_code(&raw.command("NOOP").await, "250");
+
+    let server = start(Mode::Lmtp, limits).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("LHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<full@example.com>").await, "250");
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: lmtp\r\n\r\nmore than ten bytes of text\r\n.\r\n")
+        .await;
+    let first = raw.reply().await;
+    assert_code(&first, "452 4.2.2 Mailbox full");
+    assert!(first.contains("<full@example.com>"), "{first}");
+    assert_code(&raw.reply().await, "250 2.0.0 <alice@example.com>");
+    assert_eq!(server.count_new("alice@example.com").await, 1);
+    assert_eq!(server.count_new("full@example.com").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn garbage_gets_clear_replies_and_the_tarpit_closes() {
     let limits = Limits {
         max_errors: 10,
@@ -569,6 +604,64 @@ async fn disconnect_mid_data_leaves_no_file() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(server.count_new("alice@example.com").await, 0);
     assert_eq!(count_files(&server._dir.path().join("spool/tmp")), 0);
+}
+
+fn short_timeouts() -> Limits {
+    Limits {
+        command_timeout: Duration::from_millis(400),
+        data_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_client_gets_421_timeout_and_is_disconnected() {
+    let server = start(Mode::Smtp, short_timeouts()).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    let started = std::time::Instant::now();
+    let reply = raw.reply().await;
+    assert_code(&reply, "421 4.4.2 mx.example.com Error: timeout exceeded");
+    assert!(started.elapsed() >= Duration::from_millis(350), "{reply}");
+    assert_eq!(raw.reply().await, "", "the connection stays open");
+
+    // Before any command too.
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.reply().await, "421 4.4.2");
+    assert_eq!(raw.reply().await, "");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_stalling_mid_data_or_bdat_times_out_and_leaves_no_file() {
+    let server = start(Mode::Smtp, short_timeouts()).await;
+    let spool_tmp = server._dir.path().join("spool/tmp");
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+    assert_code(&raw.command("DATA").await, "354");
+    raw.send(b"Subject: stalled\r\n\r\nhalf a bo").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(count_files(&spool_tmp), 1, "the body is being spooled");
+    assert_code(
+        &raw.reply().await,
+        "421 4.4.2 mx.example.com Error: timeout exceeded",
+    );
+    assert_eq!(raw.reply().await, "");
+    assert_eq!(count_files(&spool_tmp), 0);
+    assert_eq!(server.count_new("alice@example.com").await, 0);
+
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+    raw.send(b"BDAT 100 LAST\r\nSubject: stalled\r\n").await;
+    assert_code(&raw.reply().await, "421 4.4.2");
+    assert_eq!(raw.reply().await, "");
+    assert_eq!(count_files(&spool_tmp), 0);
+    assert_eq!(server.count_new("alice@example.com").await, 0);
+    let maildir = server.maildir("alice@example.com").await;
+    assert_eq!(count_files(&maildir.join("tmp")), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,7 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs`: `Store`, `StoreError`.
+//! - `lib.rs`: `Store`, `StoreError`, `clean_maildir_tmp`.
 //! - `writer.rs`: `MessageWriter`, `SpooledMessage`, the CRLF to LF conversion.
 //! - `maildir.rs`: file names, creating a Maildir, the tmp/ to new/ dance.
 //! - `quota.rs`: the Maildir++ `maildirsize` file, as Dovecot's `quota = maildir` backend
@@ -29,7 +29,8 @@
 //! Nothing partial is ever visible in `new/` or `cur/`: files are complete in `tmp/` before
 //! they get a name in `new/`, and that name is made with `link(2)`, which never replaces an
 //! existing message. A crash leaves at most stray files in `tmp/` (Dovecot deletes those
-//! older than 36 hours; [`Store::clean_spool`] deletes the spool's).
+//! older than 36 hours; [`Store::clean_spool`] deletes the spool's, [`clean_maildir_tmp`] a
+//! Maildir's, from before the server started).
 //! The `maildirsize` update comes after the message is safe and is best effort: a failure is
 //! logged, and the file is recalculated when it is missing or looks wrong.
 //! Quota is checked before anything is written into the Maildir, so a refused message leaves
@@ -55,6 +56,7 @@ mod writer;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 pub use writer::{MessageWriter, SpooledMessage};
 
@@ -169,6 +171,19 @@ impl Store {
         let spool_tmp = self.inner.spool_tmp.clone();
         run_blocking(move || maildir::remove_files_in(&spool_tmp)).await
     }
+}
+
+/// Removes what a crash left in `<maildir>/tmp`: regular files last modified before
+/// `before` (give the server's start time, or earlier, so that deliveries in progress are
+/// never touched). Dovecot does the same for files older than 36 hours. A Maildir without
+/// `tmp/` has nothing to clean. Returns how many files were removed.
+///
+/// # Errors
+///
+/// `Io` when the directory cannot be read or a file cannot be removed.
+pub async fn clean_maildir_tmp(maildir: &Path, before: SystemTime) -> Result<u64, StoreError> {
+    let tmp = maildir.join("tmp");
+    run_blocking(move || maildir::remove_stale_files_in(&tmp, before)).await
 }
 
 /// Runs blocking file-system work off the async threads.
@@ -556,6 +571,52 @@ mod tests {
         assert_eq!(fx.store.clean_spool().await.expect("clean"), 2);
         assert!(files_in(&fx.spool.join("tmp")).is_empty());
         assert_eq!(fx.store.clean_spool().await.expect("clean again"), 0);
+    }
+
+    #[tokio::test]
+    async fn clean_maildir_tmp_removes_only_old_regular_files() {
+        let fx = fixture();
+        // No Maildir yet: nothing to do.
+        let now = std::time::SystemTime::now();
+        assert_eq!(clean_maildir_tmp(&fx.maildir, now).await.expect("clean"), 0);
+
+        let message = spool(&fx.store, MESSAGE).await;
+        let delivered = message
+            .deliver(&fx.maildir, Quota::UNLIMITED, None)
+            .await
+            .expect("deliver");
+        let tmp = fx.maildir.join("tmp");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for name in ["1.M1P1Q1.old", "2.M1P1Q2.old"] {
+            let file = fs::File::create(tmp.join(name)).expect("create");
+            file.set_modified(old).expect("mtime");
+        }
+        fs::write(tmp.join("3.M1P1Q3.live"), b"being written").expect("write");
+        fs::create_dir(tmp.join("subdir")).expect("mkdir");
+        let outside = fx.maildir.with_file_name("outside");
+        fs::write(&outside, b"not ours").expect("write");
+        std::os::unix::fs::symlink(&outside, tmp.join("link")).expect("symlink");
+
+        let started = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        assert_eq!(
+            clean_maildir_tmp(&fx.maildir, started)
+                .await
+                .expect("clean"),
+            2
+        );
+        assert_eq!(files_in(&tmp), ["3.M1P1Q3.live", "link", "subdir"]);
+        assert!(outside.exists());
+        // new/ and cur/ are never touched.
+        assert_eq!(
+            fs::read(&delivered.path).expect("kept").len() as u64,
+            delivered.size
+        );
+        assert_eq!(
+            clean_maildir_tmp(&fx.maildir, started)
+                .await
+                .expect("again"),
+            0
+        );
     }
 
     #[tokio::test]

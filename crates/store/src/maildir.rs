@@ -358,6 +358,45 @@ pub(crate) fn remove_files_in(dir: &Path) -> Result<u64, StoreError> {
     Ok(n_removed)
 }
 
+/// Removes the regular files in `dir` last modified before `before`; a missing `dir` has
+/// none. Returns how many were removed. Anything newer may be a delivery in progress and
+/// is left alone, as are directories, symlinks and other special files.
+pub(crate) fn remove_stale_files_in(dir: &Path, before: SystemTime) -> Result<u64, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(StoreError::io(dir, err)),
+    };
+    let mut n_removed = 0;
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => return Err(StoreError::io(dir, err)),
+        };
+        let path = entry.path();
+        // `symlink_metadata`: a symlink is judged as itself, never by what it points to.
+        let metadata = match fs::symlink_metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(StoreError::io(&path, err)),
+        };
+        if !metadata.file_type().is_file() {
+            continue;
+        }
+        match metadata.modified() {
+            Ok(modified) if modified < before => {}
+            Ok(_) => continue,
+            Err(err) => return Err(StoreError::io(&path, err)),
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => n_removed += 1,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(StoreError::io(&path, err)),
+        }
+    }
+    Ok(n_removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,17 +2,18 @@
 //! SIGHUP (or a change of the files, checked every `tls.reload_check`) reloads the TLS
 //! certificate for new sessions.
 //!
-//! Makes the data directory, the certificate and the directory schema, keeps the directory's
+//! Makes the data directory, the certificate and the directory schema, cleans what a crash
+//! left in the spool and (in the background) in every Maildir's `tmp/`, keeps the directory's
 //! cache honest (the change watcher), binds the SMTP and LMTP listeners, and on a signal stops
 //! accepting, tells idle sessions `421` and waits (at most `SHUTDOWN_GRACE`) for sessions
 //! receiving a message to finish it. IMAP comes later.
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use mailstead_directory::Directory;
 use mailstead_smtp::{Limits, Mode, SmtpContext};
@@ -35,6 +36,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let mut interrupt = listen(SignalKind::interrupt(), "SIGINT")?;
     let hangup = listen(SignalKind::hangup(), "SIGHUP")?;
 
+    // Files in a Maildir's tmp/ older than this are leftovers of an earlier run.
+    let started = SystemTime::now();
     let config = &ctx.config;
     let data_dir = config.data_dir();
     std::fs::create_dir_all(data_dir).map_err(|source| CliError::CantCreate {
@@ -78,6 +81,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
+    // Leftovers of deliveries cut short by a crash, cleaned while the server already serves.
+    let tmp_cleaner = tokio::spawn(clean_maildir_tmps(directory.clone(), started));
     // One cell for every listener: a reload reaches every new STARTTLS session.
     let tls_config = Arc::new(mailstead_smtp::TlsConfig::new(tls::server_config(
         &certificate,
@@ -99,6 +104,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         error_sleep: config.smtp.error_sleep_time,
         reject_non_fqdn_sender: config.smtp.reject_non_fqdn_sender,
         reject_non_fqdn_recipient: config.smtp.reject_non_fqdn_recipient,
+        quota_full_tempfail: config.smtp.quota_full_tempfail,
         ..Limits::default()
     };
     let context = |mode: Mode| {
@@ -166,6 +172,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         _ = interrupt.recv() => info!("SIGINT received; shutting down"),
     }
     reloader.abort();
+    tmp_cleaner.abort();
     let _ = stop_sender.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while servers.join_next().await.is_some() {}
@@ -217,6 +224,34 @@ async fn reload_certificate(
             }
         }
     }
+}
+
+/// Removes, in every mailbox's Maildir, the files left in `tmp/` from before `started` (a
+/// crash between writing a message and linking it into `new/`). Only files older than the
+/// start are touched, so deliveries already running are safe. Failures are logged.
+async fn clean_maildir_tmps(directory: Directory, started: SystemTime) {
+    let mailboxes = match directory.list_mailboxes(None).await {
+        Ok(mailboxes) => mailboxes,
+        Err(err) => {
+            warn!(cause = %err, "cannot list mailboxes to clean their Maildir tmp/");
+            return;
+        }
+    };
+    let mut removed = 0u64;
+    for mailbox in &mailboxes {
+        match mailstead_store::clean_maildir_tmp(&mailbox.location.maildir, started).await {
+            Ok(count) => removed += count,
+            Err(err) => warn!(
+                mailbox = %mailbox.address,
+                cause = %err,
+                "cannot clean the Maildir's tmp/"
+            ),
+        }
+    }
+    info!(
+        mailboxes = mailboxes.len(),
+        removed, "cleaned leftovers in Maildir tmp/ directories"
+    );
 }
 
 /// How long sessions receiving a message may take to finish it after a shutdown signal.
