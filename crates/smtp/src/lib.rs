@@ -34,10 +34,11 @@
 //! - `cmd/mod.rs`: the command parser (verbs, paths, parameters) and `Reply`.
 //! - `session.rs`: the state machine, recipient decisions, delivery and `reply_for`.
 //!
-//! Command parsing is hand-written rather than taken from `smtp-proto`: the grammar needed
-//! here (verb, one path, `KEY=VALUE` parameters) is some 150 lines, it keeps the build free of
-//! a new dependency that was not in the offline registry cache, and it lets the parser refuse
-//! NUL bytes and invalid UTF-8 with the exact replies this server sends.
+//! Command parsing is hand-written: the grammar needed here (a verb, one path, `KEY=VALUE`
+//! parameters) is some 150 lines, and owning it lets the parser refuse NUL bytes, invalid
+//! UTF-8 and unknown parameters with the exact replies this server sends. `smtp-proto` (fuzzed,
+//! zero-copy) is the crate to weigh against it; it has not been evaluated in depth yet, so
+//! moving to it stays open. The `smtp_session` fuzz target covers this parser.
 
 #![forbid(unsafe_code)]
 
