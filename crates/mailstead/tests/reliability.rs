@@ -60,12 +60,17 @@ impl Server {
         let config = format!(
             "[server]\nhostname = \"mx.mailstead.test\"\ndata_dir = \"{}\"\n\n\
              [smtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
-             [lmtp]\nlisten = [\"127.0.0.1:{lmtp_port}\"]\n\n\
+             [lmtp]\nlisten = [\"127.0.0.1:{lmtp_port}\", \"unix:{}\"]\n\n\
              [log]\nlevel = \"warn\"\n",
             self.data_dir().display(),
-            self.smtp_port
+            self.smtp_port,
+            self.lmtp_socket().display()
         );
         fs::write(self.config_path(), config).unwrap();
+    }
+
+    fn lmtp_socket(&self) -> PathBuf {
+        self.dir.path().join("lmtp.sock")
     }
 
     fn config_path(&self) -> PathBuf {
@@ -717,4 +722,63 @@ fn disk_full_mid_stream_gives_4xx_and_no_partial_file_and_the_connection_stays_u
     // Stop the server before unmounting its data directory.
     server.kill();
     drop(mount);
+}
+
+#[test]
+fn lmtp_over_a_unix_socket_answers_per_recipient_and_delivers() {
+    use std::os::unix::net::UnixStream;
+
+    let mut server = Server::new();
+    server.cli(&["domain", "add", DOMAIN], None);
+    server.add_mailbox("user1", &[]);
+    server.add_mailbox("user2", &[]);
+    server.start();
+    let stream = UnixStream::connect(server.lmtp_socket()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut reply = || {
+        // Multi-line replies end at the line whose code is followed by a space.
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "connection closed");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return line;
+            }
+        }
+    };
+    assert!(reply().starts_with("220"));
+    let mut send = |text: &str| writer.write_all(text.as_bytes()).unwrap();
+    send("LHLO client.example.org\r\n");
+    assert!(reply().starts_with("250"));
+    send("MAIL FROM:<someone@example.org>\r\n");
+    assert!(reply().starts_with("250"));
+    for user in ["user1", "user2", "nobody"] {
+        send(&format!("RCPT TO:<{user}@{DOMAIN}>\r\n"));
+        let answer = reply();
+        let expected = if user == "nobody" { "550 5.1.1" } else { "250" };
+        assert!(answer.starts_with(expected), "{user}: {answer}");
+    }
+    send("DATA\r\n");
+    assert!(reply().starts_with("354"));
+    send("Subject: over a unix socket\r\n\r\nhello\r\n.\r\n");
+    // One reply per accepted recipient, in order (RFC 2033).
+    for user in ["user1", "user2"] {
+        let answer = reply();
+        assert!(answer.starts_with("250 2.0.0"), "{user}: {answer}");
+        assert!(
+            answer.contains(&format!("<{user}@{DOMAIN}>")),
+            "{user}: {answer}"
+        );
+    }
+    send("QUIT\r\n");
+    assert!(reply().starts_with("221"));
+    for user in ["user1", "user2"] {
+        let new = server.maildir(user).join("new");
+        let files = fs::read_dir(&new).unwrap().count();
+        assert_eq!(files, 1, "{user}: {}", new.display());
+    }
 }
