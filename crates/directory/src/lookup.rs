@@ -162,7 +162,7 @@ pub(crate) async fn alias_domain_target(
         .transpose()
 }
 
-const MAILBOX_COLUMNS: &str = "m.id AS id, m.local_part AS local_part, d.domain AS domain, \
+pub(crate) const MAILBOX_COLUMNS: &str = "m.id AS id, m.local_part AS local_part, d.domain AS domain, \
      m.password AS password, m.homedir AS homedir, m.maildir AS maildir, m.quota AS quota, \
      m.quota_bytes AS quota_bytes, d.quota AS domain_quota, d.quota_bytes AS domain_quota_bytes, \
      {flag:m.send_only} AS send_only, {flag:m.active} AS active, {flag:d.active} AS domain_active, \

@@ -258,6 +258,25 @@ impl Directory {
         Ok(())
     }
 
+    /// Stores a quota (or NULL: inherit) in row `id` of `table` (`domains` or `mailboxes`).
+    async fn set_quota(
+        &self,
+        tx: &mut Tx,
+        table: &'static str,
+        id: i64,
+        quota: Option<Quota>,
+    ) -> Result<(), DirectoryError> {
+        let (gib, bytes) = quota_columns(quota);
+        let sql = format!("UPDATE {table} SET quota = ?, quota_bytes = ? WHERE id = ?");
+        sqlx::query(self.inner.db.sql(&sql))
+            .bind(gib)
+            .bind(bytes)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn find_domain_id(
         &self,
         tx: &mut Tx,
@@ -402,13 +421,7 @@ impl Directory {
             changes.push(format!("description={}", show_text(description.as_deref())));
         }
         if let Some(quota) = update.quota {
-            let (gib, bytes) = quota_columns(quota);
-            sqlx::query(db.sql("UPDATE domains SET quota = ?, quota_bytes = ? WHERE id = ?"))
-                .bind(gib)
-                .bind(bytes)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            self.set_quota(&mut tx, "domains", id, quota).await?;
             changes.push(format!(
                 "quota={}",
                 quota.map_or("none".to_owned(), |q| q.to_string())
@@ -683,13 +696,7 @@ impl Directory {
         if let Some(quota) = update.quota {
             let limits = self.load_domain_limits(&mut tx, address.domain()).await?;
             check_max_quota(&address, quota, limits.max_quota_gib)?;
-            let (gib, bytes) = quota_columns(quota);
-            sqlx::query(db.sql("UPDATE mailboxes SET quota = ?, quota_bytes = ? WHERE id = ?"))
-                .bind(gib)
-                .bind(bytes)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            self.set_quota(&mut tx, "mailboxes", id, quota).await?;
             changes.push(format!(
                 "quota={}",
                 quota.map_or("inherit".to_owned(), |q| q.to_string())
@@ -798,16 +805,20 @@ impl Directory {
             Some(domain) => {
                 let domain = normalize_domain(domain)?;
                 sqlx::query(db.sql(&format!(
-                    "{MAILBOX_SELECT} WHERE d.domain = ? ORDER BY d.domain, m.local_part"
+                    "{} WHERE d.domain = ? ORDER BY d.domain, m.local_part",
+                    mailbox_select()
                 )))
                 .bind(domain)
                 .fetch_all(&db.pool)
                 .await?
             }
             None => {
-                sqlx::query(db.sql(&format!("{MAILBOX_SELECT} ORDER BY d.domain, m.local_part")))
-                    .fetch_all(&db.pool)
-                    .await?
+                sqlx::query(db.sql(&format!(
+                    "{} ORDER BY d.domain, m.local_part",
+                    mailbox_select()
+                )))
+                .fetch_all(&db.pool)
+                .await?
             }
         };
         rows.iter().map(mailbox_from_row).collect()
@@ -821,7 +832,8 @@ impl Directory {
         let address = Address::parse(address)?;
         let db = &self.inner.db;
         let row = sqlx::query(db.sql(&format!(
-            "{MAILBOX_SELECT} WHERE m.local_part = ? AND d.domain = ?"
+            "{} WHERE m.local_part = ? AND d.domain = ?",
+            mailbox_select()
         )))
         .bind(address.local_part())
         .bind(address.domain())
@@ -1732,11 +1744,14 @@ fn domain_from_row(row: &AnyRow) -> Result<Domain, DirectoryError> {
     })
 }
 
-const MAILBOX_SELECT: &str = "SELECT m.id AS id, m.local_part AS local_part, d.domain AS domain, m.password AS password, m.name AS name, \
-     m.alternative_email AS alternative_email, m.homedir AS homedir, m.maildir AS maildir, m.quota AS quota, m.quota_bytes AS quota_bytes, \
-     d.quota AS domain_quota, d.quota_bytes AS domain_quota_bytes, {flag:m.send_only} AS send_only, {flag:m.active} AS active, \
-     {flag:d.active} AS domain_active, {flag:m.is_super_admin} AS is_super_admin, {epoch:m.created_at} AS created_at \
-     FROM mailboxes m INNER JOIN domains d ON m.domain_id = d.id";
+/// What a login needs (`lookup::MAILBOX_COLUMNS`) plus what only management shows.
+fn mailbox_select() -> String {
+    format!(
+        "SELECT {}, m.name AS name, m.alternative_email AS alternative_email, \
+         {{epoch:m.created_at}} AS created_at FROM mailboxes m INNER JOIN domains d ON m.domain_id = d.id",
+        lookup::MAILBOX_COLUMNS
+    )
+}
 
 fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox, DirectoryError> {
     let base = lookup::mailbox_from_row(row)?;
