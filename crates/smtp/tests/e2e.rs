@@ -77,42 +77,24 @@ async fn start(mode: Mode, limits: Limits) -> Server {
             .await
             .unwrap();
     }
-    directory
-        .add_alias(
-            "test",
-            NewAlias {
-                address: "team@example.com".into(),
-                recipients: vec!["alice@example.com".into(), "bob@example.com".into()],
-                active: true,
-                ..NewAlias::default()
-            },
-        )
-        .await
-        .unwrap();
-    directory
-        .add_alias(
-            "test",
-            NewAlias {
-                address: "partial@example.com".into(),
-                recipients: vec!["alice@example.com".into(), "full@example.com".into()],
-                active: true,
-                ..NewAlias::default()
-            },
-        )
-        .await
-        .unwrap();
-    directory
-        .add_alias(
-            "test",
-            NewAlias {
-                address: "fwd@example.com".into(),
-                recipients: vec!["someone@elsewhere.org".into()],
-                active: true,
-                ..NewAlias::default()
-            },
-        )
-        .await
-        .unwrap();
+    for (alias, recipients) in [
+        ("team", &["alice@example.com", "bob@example.com"][..]),
+        ("partial", &["alice@example.com", "full@example.com"][..]),
+        ("fwd", &["someone@elsewhere.org"][..]),
+    ] {
+        directory
+            .add_alias(
+                "test",
+                NewAlias {
+                    address: format!("{alias}@example.com"),
+                    recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+                    active: true,
+                    ..NewAlias::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
     let store = Store::new("mx.test", dir.path().join("spool")).unwrap();
     let ctx = Arc::new(SmtpContext {
         directory: directory.clone(),
