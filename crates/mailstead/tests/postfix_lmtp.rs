@@ -13,7 +13,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,14 +22,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 const DOMAIN: &str = "example.test";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_for_port(port: u16, what: &str, log: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -334,9 +326,9 @@ fn postfix_delivers_through_lmtp() {
     let mailstead_dir = temp.path().join("mailstead");
     fs::create_dir_all(&mailstead_dir).unwrap();
 
-    let smtp_port = free_port();
-    let lmtp_port = free_port();
-    let postfix_port = free_port();
+    let smtp_port = support::free_port();
+    let lmtp_port = support::free_port();
+    let postfix_port = support::free_port();
     fs::write(
         mailstead_dir.join("mailstead.toml"),
         format!(

@@ -14,7 +14,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +24,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 const DOMAIN: &str = "example.test";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A data directory, a config file, and (while running) a `mailstead serve` child.
 struct Server {
@@ -55,8 +47,8 @@ impl Server {
     /// Writes the config with fresh ports (a restart gets new ones, so nothing waits for the
     /// old sockets).
     fn write_config(&mut self) {
-        self.smtp_port = free_port();
-        let lmtp_port = free_port();
+        self.smtp_port = support::free_port();
+        let lmtp_port = support::free_port();
         let config = format!(
             "[server]\nhostname = \"mx.mailstead.test\"\ndata_dir = \"{}\"\n\n\
              [smtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
