@@ -36,3 +36,11 @@ if ! mariadb -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; then
 fi
 mariadb -h 127.0.0.1 -P 3306 -u root -e 'CREATE DATABASE IF NOT EXISTS test'
 echo "test services: PostgreSQL and MariaDB are up"
+
+# The tests run their own Dovecot and Postfix instances on free ports; a system-wide one that
+# a package install started would hold 25/143/993, which the `serve` test binds by default.
+for service in dovecot postfix; do
+  if pgrep -x "$service" >/dev/null 2>&1 || pgrep -f "/usr/lib/postfix/sbin/master" >/dev/null 2>&1; then
+    service "$service" stop >/dev/null 2>&1 || true
+  fi
+done

@@ -4,6 +4,8 @@
 # 127.0.0.1:24024, which writes Maildir under $PEER/vmail/<domain>/<user>/Maildir; Dovecot
 # IMAP on 127.0.0.1:14300. Users: user1..user50@example.test with password "pass".
 # Usage: bench/peers/setup.sh PEER_DIR   (as root; bench/peers/stop.sh PEER_DIR stops it)
+# Dovecot settings in PEER_DIR/dovecot/extra.conf, if the caller wrote one before, are
+# included last (bench/idle.sh raises process and client limits there).
 set -euo pipefail
 PEER=${1:?usage: setup.sh PEER_DIR}
 mkdir -p "$PEER"
@@ -68,6 +70,7 @@ service lmtp {
 protocol lmtp {
   postmaster_address = postmaster@example.test
 }
+!include_try $PEER/dovecot/extra.conf
 CONF
 
 cat > "$PEER/postfix/conf/main.cf" <<CONF
@@ -128,7 +131,8 @@ CONF
 dovecot -c "$PEER/dovecot/dovecot.conf" </dev/null >>"$PEER/dovecot/start.log" 2>&1
 postfix -c "$PEER/postfix/conf" start </dev/null >>"$PEER/postfix/start.log" 2>&1
 for _ in $(seq 1 100); do
-  ss -ltn | grep -q '127.0.0.1:2525 ' && ss -ltn | grep -q '127.0.0.1:24024 ' && exit 0
+  ss -ltn | grep -q '127.0.0.1:2525 ' && ss -ltn | grep -q '127.0.0.1:24024 ' \
+    && ss -ltn | grep -q '127.0.0.1:14300 ' && exit 0
   sleep 0.1
 done
 echo "peers did not start; see $PEER/dovecot/dovecot.log and $PEER/postfix/maillog" >&2

@@ -92,7 +92,44 @@ pub struct Config {
     pub log: LogSection,
     pub smtp: SmtpSection,
     pub lmtp: LmtpSection,
+    pub imap: ImapSection,
     pub limits: LimitsSection,
+}
+
+/// `[imap]`: the IMAP listeners.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapSection {
+    /// Addresses for IMAP with STARTTLS, like "0.0.0.0:143"; empty turns them off.
+    pub listen: Vec<String>,
+    /// Addresses for IMAP over implicit TLS, like "0.0.0.0:993".
+    pub listen_tls: Vec<String>,
+    /// Accept LOGIN/AUTHENTICATE without TLS from 127.0.0.0/8 and ::1 (webmail on the same
+    /// host, local tools). Everywhere else passwords need TLS: LOGINDISABLED until STARTTLS.
+    pub login_on_loopback_without_tls: bool,
+    /// Logged-in sessions one user may hold at once (Thunderbird opens up to 5 per account).
+    pub max_connections_per_user: u32,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: u32,
+    /// How long a logged-in client may stay silent; RFC 3501 asks for at least 30 minutes.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub idle_timeout: Duration,
+    /// Longest command line without its literals (Dovecot's imap_max_line_length).
+    pub max_line_length: usize,
+}
+
+impl Default for ImapSection {
+    fn default() -> Self {
+        ImapSection {
+            listen: vec!["0.0.0.0:143".to_owned()],
+            listen_tls: vec!["0.0.0.0:993".to_owned()],
+            login_on_loopback_without_tls: false,
+            max_connections_per_user: 20,
+            max_connections_per_ip: 200,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_line_length: 64 * 1024,
+        }
+    }
 }
 
 /// `[smtp]`: the inbound MX listener.
@@ -279,6 +316,7 @@ impl Default for Config {
             log: LogSection::default(),
             smtp: SmtpSection::default(),
             lmtp: LmtpSection::default(),
+            imap: ImapSection::default(),
             limits: LimitsSection::default(),
         };
         match config.clone().make_paths_absolute() {
@@ -657,6 +695,29 @@ impl Config {
             return fail(
                 "smtp.error_sleep_time",
                 "must be at most \"5m\" (Postfix's default is \"1s\")".to_owned(),
+            );
+        }
+
+        // [imap]
+        if self.imap.idle_timeout < Duration::from_secs(30 * 60) {
+            return fail(
+                "imap.idle_timeout",
+                "must be at least \"30m\": RFC 3501 requires clients to be allowed 30 minutes \
+                 of inactivity"
+                    .to_owned(),
+            );
+        }
+        if self.imap.max_connections_per_user == 0 || self.imap.max_connections_per_ip == 0 {
+            return fail(
+                "imap.max_connections_per_user",
+                "imap.max_connections_per_user and imap.max_connections_per_ip must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.imap.max_line_length < 1024 {
+            return fail(
+                "imap.max_line_length",
+                "must be at least 1024 (Dovecot's default is 65536)".to_owned(),
             );
         }
 
@@ -1485,6 +1546,12 @@ mod tests {
             "error_sleep_time",
             "quota_full_tempfail",
             "[lmtp]",
+            "[imap]",
+            "listen_tls",
+            "login_on_loopback_without_tls",
+            "max_connections_per_user",
+            "idle_timeout",
+            "max_line_length",
             "[limits]",
             "command_timeout",
             "data_timeout",

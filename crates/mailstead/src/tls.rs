@@ -210,7 +210,7 @@ pub fn server_config(paths: &CertificatePaths) -> Result<Arc<rustls::ServerConfi
 /// configuration in use as it is.
 pub struct CertificateReloader {
     paths: CertificatePaths,
-    current: Arc<mailstead_smtp::TlsConfig>,
+    current: Arc<mailstead_net::TlsConfig>,
     seen: FileStamps,
 }
 
@@ -221,7 +221,7 @@ type FileStamps = [Option<(std::time::SystemTime, u64, u64)>; 2];
 
 impl CertificateReloader {
     /// `current` must hold the configuration built from `paths`.
-    pub fn new(paths: CertificatePaths, current: Arc<mailstead_smtp::TlsConfig>) -> Self {
+    pub fn new(paths: CertificatePaths, current: Arc<mailstead_net::TlsConfig>) -> Self {
         let seen = stamps(&paths);
         CertificateReloader {
             paths,
@@ -636,7 +636,7 @@ mod tests {
                 .unwrap()
         };
         write_pair(&first);
-        let cell = Arc::new(mailstead_smtp::TlsConfig::new(
+        let cell = Arc::new(mailstead_net::TlsConfig::new(
             server_config(&paths).unwrap(),
         ));
         let mut reloader = CertificateReloader::new(paths.clone(), Arc::clone(&cell));

@@ -43,7 +43,7 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mailstead_directory::Directory;
@@ -137,44 +137,7 @@ pub struct SmtpContext {
     pub mode: Mode,
 }
 
-/// The TLS configuration new STARTTLS sessions use, swapped as a whole when the certificate
-/// is renewed; sessions already in TLS keep the one they started with.
-#[derive(Debug)]
-pub struct TlsConfig {
-    current: RwLock<Arc<rustls::ServerConfig>>,
-}
-
-impl TlsConfig {
-    pub fn new(config: Arc<rustls::ServerConfig>) -> TlsConfig {
-        TlsConfig {
-            current: RwLock::new(config),
-        }
-    }
-
-    /// The configuration for a handshake starting now.
-    pub fn get(&self) -> Arc<rustls::ServerConfig> {
-        let current = self
-            .current
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner());
-        Arc::clone(&current)
-    }
-
-    /// Replaces the configuration for every later handshake.
-    pub fn set(&self, config: Arc<rustls::ServerConfig>) {
-        let mut current = self
-            .current
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner());
-        *current = config;
-    }
-}
-
-impl From<Arc<rustls::ServerConfig>> for TlsConfig {
-    fn from(config: Arc<rustls::ServerConfig>) -> TlsConfig {
-        TlsConfig::new(config)
-    }
-}
+pub use mailstead_net::TlsConfig;
 
 /// Serves SMTP or LMTP (per `ctx.mode`) on a bound TCP listener until `shutdown` completes,
 /// then tells idle sessions `421` and waits for every session to end (messages being

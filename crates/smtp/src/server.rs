@@ -1,12 +1,11 @@
 //! The accept loop: a semaphore permit before `accept()`, a per-address connection count,
 //! exponential back-off on failed accepts, and draining on shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use mailstead_net::ConnectionCounter;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
@@ -51,53 +50,9 @@ impl Listener {
     }
 }
 
-/// Counts connections per client address; a `Slot` gives its place back when dropped.
-#[derive(Clone, Default)]
-struct PerAddress {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-struct Slot {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl PerAddress {
-    fn take(&self, ip: IpAddr, limit: usize) -> Option<Slot> {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= limit {
-            return None;
-        }
-        *count += 1;
-        Some(Slot {
-            counts: Arc::clone(&self.counts),
-            ip,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 pub(crate) async fn run(listener: Listener, ctx: Arc<SmtpContext>, shutdown: impl Future) {
     let semaphore = Arc::new(Semaphore::new(ctx.limits.max_connections.max(1)));
-    let per_address = PerAddress::default();
+    let per_address: ConnectionCounter = ConnectionCounter::default();
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let mut sessions = JoinSet::new();
     let mut backoff = Duration::from_secs(1);

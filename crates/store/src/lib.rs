@@ -21,6 +21,9 @@
 //! - `maildir.rs`: file names, creating a Maildir, the tmp/ to new/ dance.
 //! - `quota.rs`: the Maildir++ `maildirsize` file, as Dovecot's `quota = maildir` backend
 //!   reads and writes it.
+//! - `mailbox/`: the IMAP-facing side: [`MailStore`], [`Account`], [`Folder`] (folders, UIDs,
+//!   flags, keywords, modseqs) in Dovecot 2.3's own files; a delivery wakes the open
+//!   [`Folder`] of its Maildir through a registry shared with [`Store`].
 //!
 //! # Durability contract
 //!
@@ -49,6 +52,7 @@
 //! The Maildir path comes from the directory and is trusted. Files are created `0600`,
 //! directories `0700`. This crate knows nothing about SQL, IMAP or SMTP.
 
+pub mod mailbox;
 mod maildir;
 mod quota;
 mod writer;
@@ -58,6 +62,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use mailbox::{
+    Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
+    MessageMeta, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags,
+};
 pub use writer::{MessageWriter, SpooledMessage};
 
 /// The handle to local delivery; cheap to clone.
@@ -72,6 +80,8 @@ struct StoreInner {
     hostname: String,
     /// `<spool>/tmp`, where messages are written before they are linked into mailboxes.
     spool_tmp: PathBuf,
+    /// Open IMAP folders by Maildir path, woken after a delivery (shared with `MailStore`).
+    notifier: Arc<mailbox::notify::Notifier>,
 }
 
 /// One message written into one Maildir.
@@ -147,6 +157,7 @@ impl Store {
             inner: Arc::new(StoreInner {
                 hostname,
                 spool_tmp,
+                notifier: Arc::default(),
             }),
         })
     }

@@ -181,8 +181,13 @@ impl SpooledMessage {
             vsize,
         };
         let hostname = self.inner.hostname.clone();
-        let maildir = maildir.to_path_buf();
-        run_blocking(move || maildir::deliver(&message, &maildir, &hostname, quota.bytes)).await
+        let target = maildir.to_path_buf();
+        let delivered =
+            run_blocking(move || maildir::deliver(&message, &target, &hostname, quota.bytes))
+                .await?;
+        // Wakes an IDLE session on this Maildir's INBOX within milliseconds.
+        self.inner.notifier.notify(maildir);
+        Ok(delivered)
     }
 }
 

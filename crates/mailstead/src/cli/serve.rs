@@ -6,7 +6,9 @@
 //! left in the spool and (in the background) in every Maildir's `tmp/`, keeps the directory's
 //! cache honest (the change watcher), binds the SMTP and LMTP listeners, and on a signal stops
 //! accepting, tells idle sessions `421` and waits (at most `SHUTDOWN_GRACE`) for sessions
-//! receiving a message to finish it. IMAP comes later.
+//! receiving a message to finish it. The IMAP listeners (STARTTLS and implicit TLS) share the
+//! directory, the certificate and, through the store's `MailStore`, the delivery
+//! notifications that wake IDLE sessions.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,8 +18,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use mailstead_directory::Directory;
+use mailstead_imap::{ImapContext, Security};
 use mailstead_smtp::{Limits, Mode, SmtpContext};
-use mailstead_store::Store;
+use mailstead_store::{MailStore, Store};
 
 use crate::cli::exit::CliError;
 use crate::cli::{Ctx, directory_options};
@@ -84,7 +87,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // Leftovers of deliveries cut short by a crash, cleaned while the server already serves.
     let tmp_cleaner = tokio::spawn(clean_maildir_tmps(directory.clone(), started));
     // One cell for every listener: a reload reaches every new STARTTLS session.
-    let tls_config = Arc::new(mailstead_smtp::TlsConfig::new(tls::server_config(
+    let tls_config = Arc::new(mailstead_net::TlsConfig::new(tls::server_config(
         &certificate,
     )?));
     let reloader = tokio::spawn(reload_certificate(
@@ -163,6 +166,44 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     stopped(),
                 ));
             }
+        }
+    }
+
+    let imap = Arc::new(ImapContext::new(
+        directory.clone(),
+        MailStore::new(&store),
+        config.hostname().to_owned(),
+        Some(Arc::clone(&tls_config)),
+        mailstead_imap::Limits {
+            max_line: config.imap.max_line_length,
+            max_literal: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
+            idle_timeout: config.imap.idle_timeout,
+            max_connections_per_ip: usize::try_from(config.imap.max_connections_per_ip)
+                .unwrap_or(usize::MAX),
+            max_connections_per_user: usize::try_from(config.imap.max_connections_per_user)
+                .unwrap_or(usize::MAX),
+            ..mailstead_imap::Limits::default()
+        },
+        config.imap.login_on_loopback_without_tls,
+    ));
+    let imap_listeners = [
+        (&config.imap.listen, Security::StartTls, "imap.listen"),
+        (
+            &config.imap.listen_tls,
+            Security::ImplicitTls,
+            "imap.listen_tls",
+        ),
+    ];
+    for (addresses, security, key) in imap_listeners {
+        for address in addresses {
+            let listener = bind_tcp(address, key).await?;
+            info!(%address, ?security, "IMAP listening");
+            servers.spawn(mailstead_imap::serve(
+                listener,
+                Arc::clone(&imap),
+                security,
+                stopped(),
+            ));
         }
     }
 

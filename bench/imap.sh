@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# IMAP under load, side by side on this machine in one run: imap-bench (bench/src/imap) runs N
+# clients, each repeating one session (LOGIN, SELECT, FETCH flags/envelopes/bodies, UID STORE,
+# UID SEARCH, APPEND, STORE \Deleted + EXPUNGE, LOGOUT) for DURATION seconds, against
+#   (a) Debian's Dovecot (bench/peers/setup.sh, IMAP 127.0.0.1:14300), then
+#   (b) Mailstead (127.0.0.1:1143, embedded SQLite directory),
+# one server at a time, on the same generated Maildir files (USERS x MESSAGES, deterministic).
+# Both check the same {PLAIN} password (Dovecot's passwd-file, imported as is into Mailstead).
+# Prints per-command ops/s, p50/p99 and the ratio Mailstead/Dovecot for each client count.
+# Usage: bench/imap.sh [CLIENTS...]   (as root; default 10 50)
+# Environment: DURATION (s, default 20), USERS (default 50, at most 50), MESSAGES (default
+# 1000), SERVERS ("dovecot mailstead", the default, or one of them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || set -- 10 50
+DURATION=${DURATION:-20}
+USERS=${USERS:-50}
+MESSAGES=${MESSAGES:-1000}
+SERVERS=${SERVERS:-dovecot mailstead}
+[ "$USERS" -le 50 ] || { echo "USERS must be at most 50 (the peer's passdb)" >&2; exit 64; }
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+WORK=$(mktemp -d /tmp/mailstead-imap.XXXXXX)
+chmod 755 "$WORK"
+MAILSTEAD_PID=
+cleanup() {
+  if [ -n "$MAILSTEAD_PID" ]; then kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; fi
+  [ -d "$WORK/peer" ] && bench/peers/stop.sh "$WORK/peer"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+ulimit -n 65536 2>/dev/null || true
+
+wait_port() { # PORT SECONDS: until something listens on 127.0.0.1:PORT
+  for _ in $(seq 1 $(($2 * 10))); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done
+  return 1
+}
+wait_port_free() {
+  for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " || return 0; sleep 0.1; done
+  echo "port $1 still in use" >&2; return 1
+}
+
+echo "building (release) ..." >&2
+if [[ " $SERVERS " == *" mailstead "* ]]; then
+  cargo build --release --locked -q -p mailstead -p mailstead-bench --bin mailstead --bin imap-bench
+else
+  cargo build --release --locked -q -p mailstead-bench --bin imap-bench
+fi
+BIN=$TARGET/release/mailstead
+BENCH=$TARGET/release/imap-bench
+
+"$BENCH" gen-data --dir "$WORK/data" --users "$USERS" --messages "$MESSAGES"
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(dovecot --version 2>/dev/null | sed 's/^/Dovecot /'); load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "data: $USERS users x $MESSAGES messages (same files for both); $DURATION s per run; client i logs in as user (i % $USERS)+1"
+echo
+
+run_loads() { # LABEL PORT
+  "$BENCH" warm --addr "127.0.0.1:$2" --users "$USERS" 2>&1
+  for clients in "${CLIENTS[@]}"; do
+    echo "$1: $clients clients for $DURATION s ..." >&2
+    "$BENCH" load --addr "127.0.0.1:$2" --clients "$clients" --users "$USERS" \
+      --duration "$DURATION" --label "$1" --out "$WORK/$1-$clients.tsv" 2>"$WORK/$1-$clients.log" \
+      || { cat "$WORK/$1-$clients.log" >&2; return 1; }
+  done
+}
+CLIENTS=("$@")
+status=0
+
+# (a) Dovecot
+if [[ " $SERVERS " == *" dovecot "* ]]; then
+  bench/peers/setup.sh "$WORK/peer"
+  mkdir -p "$WORK/peer/vmail/example.test"
+  for i in $(seq 1 "$USERS"); do cp -a "$WORK/data/user$i" "$WORK/peer/vmail/example.test/"; done
+  chown -R vmail:vmail "$WORK/peer/vmail"
+  chmod 755 "$WORK/peer/vmail" "$WORK/peer/vmail/example.test"
+  run_loads Dovecot 14300 || status=1
+  bench/peers/stop.sh "$WORK/peer"
+  wait_port_free 14300
+fi
+
+# (b) Mailstead
+if [[ " $SERVERS " == *" mailstead "* ]]; then
+  cat > "$WORK/mailstead.toml" <<CONF
+[server]
+hostname = "bench.test"
+data_dir = "$WORK/mailstead"
+[imap]
+listen = ["127.0.0.1:1143"]
+listen_tls = []
+login_on_loopback_without_tls = true
+max_connections_per_user = 1000
+max_connections_per_ip = 20000
+[smtp]
+listen = []
+[log]
+level = "warn"
+CONF
+  export MAILSTEAD_CONFIG=$WORK/mailstead.toml
+  # The same passwd-file as the Dovecot peer's ({PLAIN}pass), imported with hashes as they are.
+  for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$WORK/users"
+  if "$BIN" domain add example.test >/dev/null && "$BIN" import passwd-file "$WORK/users" >"$WORK/import.log"; then
+    for i in $(seq 1 "$USERS"); do
+      maildir=$("$BIN" --json mailbox show "user$i@example.test" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["location"]["maildir"])')
+      mkdir -p "$maildir"
+      cp -a "$WORK/data/user$i/Maildir/." "$maildir/"
+    done
+    "$BIN" serve >"$WORK/mailstead.log" 2>&1 &
+    MAILSTEAD_PID=$!
+    if wait_port 1143 30; then
+      run_loads Mailstead 1143 || status=1
+    else
+      echo "Mailstead did not listen on 127.0.0.1:1143; its log:" >&2; tail -20 "$WORK/mailstead.log" >&2
+      status=1
+    fi
+    kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; MAILSTEAD_PID=
+  else
+    echo "could not create Mailstead's users" >&2; cat "$WORK/import.log" >&2; status=1
+  fi
+fi
+
+for clients in "${CLIENTS[@]}"; do
+  m=$WORK/Mailstead-$clients.tsv d=$WORK/Dovecot-$clients.tsv
+  if [ -f "$m" ] && [ -f "$d" ]; then "$BENCH" compare "$m" "$d"
+  elif [ -f "$d" ]; then "$BENCH" compare "$d"
+  elif [ -f "$m" ]; then "$BENCH" compare "$m"
+  fi
+done
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+exit $status

@@ -1,0 +1,215 @@
+//! STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) and ENABLE.
+
+use std::io;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use mailstead_directory::account::AuthOutcome;
+use mailstead_directory::model::MaildirLayout;
+use mailstead_store::FolderLayout;
+use tracing::{error, info, warn};
+
+use crate::session::{Done, Session, User};
+
+impl Session {
+    pub(crate) async fn starttls(&mut self, tag: &str) -> io::Result<Done> {
+        if self.conn.tls {
+            return Ok(Done::bad("TLS is already active."));
+        }
+        let Some(tls) = self.ctx.tls.as_ref().map(|tls| tls.get()) else {
+            return Ok(Done::bad("TLS support isn't enabled."));
+        };
+        self.conn
+            .write(format!("{tag} OK Begin TLS negotiation now.\r\n").as_bytes())
+            .await?;
+        // A failed handshake leaves nothing to talk over: the error ends the session.
+        self.conn.start_tls(tls).await?;
+        Ok(Done::written())
+    }
+
+    pub(crate) async fn login(&mut self, user: &str, password: &[u8]) -> io::Result<Done> {
+        if !self.login_allowed() {
+            return Ok(Done::no(
+                "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            ));
+        }
+        self.log_in(user, password).await
+    }
+
+    pub(crate) async fn authenticate(
+        &mut self,
+        mechanism: &str,
+        initial_response: Option<Vec<u8>>,
+    ) -> io::Result<Done> {
+        if !self.login_allowed() {
+            return Ok(Done::no(
+                "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+            ));
+        }
+        if mechanism.eq_ignore_ascii_case("PLAIN") {
+            let response = match initial_response {
+                Some(response) => response,
+                None => match self.sasl_response("").await? {
+                    Ok(response) => response,
+                    Err(done) => return Ok(done),
+                },
+            };
+            // authzid NUL authcid NUL password; acting as another user is not offered.
+            let mut parts = response.split(|&byte| byte == 0);
+            let (Some(authzid), Some(authcid), Some(password), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Ok(Done::bad("Invalid AUTHENTICATE PLAIN response."));
+            };
+            let Ok(user) = std::str::from_utf8(authcid) else {
+                return Ok(Done::bad("Invalid AUTHENTICATE PLAIN response."));
+            };
+            if !authzid.is_empty() && authzid != authcid {
+                return Ok(Done::no("[AUTHORIZATIONFAILED] Authorization failed."));
+            }
+            let user = user.to_owned();
+            let password = password.to_vec();
+            self.log_in(&user, &password).await
+        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
+            let user = match initial_response {
+                Some(user) => user,
+                None => match self.sasl_response("VXNlcm5hbWU6").await? {
+                    Ok(user) => user,
+                    Err(done) => return Ok(done),
+                },
+            };
+            let password = match self.sasl_response("UGFzc3dvcmQ6").await? {
+                Ok(password) => password,
+                Err(done) => return Ok(done),
+            };
+            let Ok(user) = String::from_utf8(user) else {
+                return Ok(Done::bad("Invalid user name."));
+            };
+            self.log_in(&user, &password).await
+        } else {
+            Ok(Done::no("[CANNOT] Unsupported authentication mechanism."))
+        }
+    }
+
+    /// Sends a `+` challenge and reads the base64 answer; `Err` is the response to end the
+    /// exchange with (cancelled by `*`, invalid base64, connection gone).
+    async fn sasl_response(&mut self, challenge: &str) -> io::Result<Result<Vec<u8>, Done>> {
+        self.conn
+            .write(format!("+ {challenge}\r\n").as_bytes())
+            .await?;
+        let line = tokio::time::timeout(self.ctx.limits.login_timeout, self.conn.read_line()).await;
+        let line = match line {
+            Err(_elapsed) => {
+                return Ok(Err(Done::bad("Authentication timed out.").then_close()));
+            }
+            Ok(line) => line?,
+        };
+        let Some(line) = line else {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "client left during AUTHENTICATE",
+            ));
+        };
+        let Ok(line) = line else {
+            return Ok(Err(Done::bad("Authentication response too long.")));
+        };
+        if line == b"*" {
+            return Ok(Err(Done::bad("Authentication aborted by client.")));
+        }
+        match BASE64.decode(line.trim_ascii()) {
+            Ok(decoded) => Ok(Ok(decoded)),
+            Err(_) => Ok(Err(Done::bad(
+                "Invalid base64 data in AUTHENTICATE response.",
+            ))),
+        }
+    }
+
+    /// Checks the password, takes a per-user connection slot and opens the mail.
+    async fn log_in(&mut self, login: &str, password: &[u8]) -> io::Result<Done> {
+        let outcome = match self.ctx.directory.authenticate(login, password).await {
+            Ok(outcome) => outcome,
+            // A login that is not an address cannot belong to anyone.
+            Err(mailstead_directory::DirectoryError::Address(_)) => {
+                AuthOutcome::Refused(mailstead_directory::account::AuthRefusal::UnknownLogin)
+            }
+            Err(err) => {
+                error!(peer = %self.peer, cause = %err, "IMAP authentication failed: directory error");
+                return Ok(Done::no("[UNAVAILABLE] Temporary authentication failure."));
+            }
+        };
+        let account = match outcome {
+            AuthOutcome::Accepted(account) => account,
+            AuthOutcome::Refused(reason) => {
+                self.failed_logins += 1;
+                info!(peer = %self.peer, user = %login, ?reason, "IMAP login refused");
+                tokio::time::sleep(self.ctx.limits.failed_login_delay).await;
+                let done = Done::no("[AUTHENTICATIONFAILED] Authentication failed.");
+                if self.failed_logins >= self.ctx.limits.max_failed_logins {
+                    self.conn
+                        .write(b"* BYE Too many failed logins.\r\n")
+                        .await?;
+                    return Ok(done.then_close());
+                }
+                return Ok(done);
+            }
+        };
+        let address = account.address.to_string();
+        let Some(slot) = self
+            .ctx
+            .user_sessions
+            .take(address.clone(), self.ctx.limits.max_connections_per_user)
+        else {
+            warn!(peer = %self.peer, user = %address, "too many IMAP connections for one user");
+            return Ok(Done::no(
+                "[LIMIT] Maximum number of connections for this user exceeded.",
+            ));
+        };
+        let layout = match account.location.layout {
+            MaildirLayout::Fs => FolderLayout::Fs,
+            MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
+        };
+        let mail = match self
+            .ctx
+            .mail
+            .open_account(&account.location.maildir, layout, account.quota.bytes)
+            .await
+        {
+            Ok(mail) => mail,
+            Err(err) => {
+                error!(user = %address, cause = %err, "cannot open the mailbox's Maildir");
+                return Ok(Done::no(
+                    "[SERVERBUG] Cannot open your mailbox. Refer to server log.",
+                ));
+            }
+        };
+        self.log_login(&address);
+        self.user = Some(User::new(account, mail, slot));
+        Ok(Done::ok(format!(
+            "[CAPABILITY {}] Logged in",
+            self.capabilities()
+        )))
+    }
+
+    pub(crate) async fn enable(&mut self, names: &[String]) -> io::Result<Done> {
+        let mut enabled = Vec::new();
+        for name in names {
+            if name.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
+                self.condstore = true;
+                enabled.push("CONDSTORE");
+            } else if name.eq_ignore_ascii_case("QRESYNC") && !self.qresync {
+                // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
+                self.qresync = true;
+                self.condstore = true;
+                enabled.push("QRESYNC");
+            }
+        }
+        let mut line = String::from("* ENABLED");
+        for name in enabled {
+            line.push(' ');
+            line.push_str(name);
+        }
+        line.push_str("\r\n");
+        self.conn.write(line.as_bytes()).await?;
+        Ok(Done::ok("Enabled."))
+    }
+}

@@ -1,0 +1,447 @@
+//! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE and QRESYNC's VANISHED.
+
+use std::collections::HashSet;
+use std::io;
+use std::sync::Arc;
+
+use mailstead_store::{CacheKey, FlagOperation, MessageMeta, Snapshot, SystemFlags};
+use tracing::error;
+
+use crate::cmd::{internal_date, uid_set_string, write_flags};
+use crate::command::{FetchAttribute, FetchCommand, Partial, Section, SectionText};
+use crate::message::{Message, to_crlf};
+use crate::session::{Done, Session};
+use crate::wire;
+
+/// The bytes a FETCH item reads from a message, loaded at most once per message.
+enum Content {
+    NotLoaded,
+    Raw(Vec<u8>),
+    Parsed(Box<Message>),
+}
+
+impl FetchAttribute {
+    /// Whether the item sets `\Seen` (RFC 3501 6.4.5).
+    fn sets_seen(&self) -> bool {
+        match self {
+            FetchAttribute::Rfc822 | FetchAttribute::Rfc822Text => true,
+            FetchAttribute::BodySection { peek, .. } | FetchAttribute::Binary { peek, .. } => !peek,
+            _ => false,
+        }
+    }
+
+    /// Whether the item needs the MIME structure (not just the bytes or the index).
+    fn needs_parse(&self) -> bool {
+        match self {
+            FetchAttribute::Flags
+            | FetchAttribute::InternalDate
+            | FetchAttribute::Rfc822Size
+            | FetchAttribute::Uid
+            | FetchAttribute::ModSeq
+            | FetchAttribute::Rfc822 => false,
+            FetchAttribute::BodySection { section, .. } => !is_whole_message(section),
+            _ => true,
+        }
+    }
+}
+
+fn is_whole_message(section: &Section) -> bool {
+    section.part.is_empty() && section.text.is_none()
+}
+
+fn cache_key(attribute: &FetchAttribute) -> Option<CacheKey> {
+    match attribute {
+        FetchAttribute::Envelope => Some(CacheKey::Envelope),
+        FetchAttribute::BodyStructure => Some(CacheKey::BodyStructure),
+        FetchAttribute::Body => Some(CacheKey::Body),
+        _ => None,
+    }
+}
+
+/// `1.2.HEADER.FIELDS (From To)` as it is echoed in the response.
+fn section_label(section: &Section) -> String {
+    let mut label: Vec<String> = section.part.iter().map(u32::to_string).collect();
+    match &section.text {
+        None => {}
+        Some(SectionText::Header) => label.push("HEADER".into()),
+        Some(SectionText::Text) => label.push("TEXT".into()),
+        Some(SectionText::Mime) => label.push("MIME".into()),
+        Some(SectionText::HeaderFields { not, fields }) => {
+            let mut quoted = Vec::new();
+            for field in fields {
+                wire::astring(&mut quoted, field.as_bytes());
+                quoted.push(b' ');
+            }
+            quoted.pop();
+            label.push(format!(
+                "HEADER.FIELDS{} ({})",
+                if *not { ".NOT" } else { "" },
+                String::from_utf8_lossy(&quoted)
+            ));
+        }
+    }
+    label.join(".")
+}
+
+fn apply_partial(bytes: &[u8], partial: Option<Partial>) -> &[u8] {
+    match partial {
+        None => bytes,
+        Some(Partial { offset, count }) => {
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(count as usize).min(bytes.len());
+            bytes.get(start..end).unwrap_or_default()
+        }
+    }
+}
+
+fn partial_suffix(partial: Option<Partial>) -> String {
+    partial.map_or_else(String::new, |p| format!("<{}>", p.offset))
+}
+
+impl Session {
+    pub(crate) async fn fetch(&mut self, fetch: FetchCommand) -> io::Result<Done> {
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        if fetch.vanished && (!fetch.uid || fetch.changed_since.is_none() || !self.qresync) {
+            return Ok(Done::bad(
+                "VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled.",
+            ));
+        }
+        let positions = match selected.resolve(&fetch.set, fetch.uid) {
+            Ok(positions) => positions,
+            Err(message) => return Ok(Done::bad(message)),
+        };
+        let mut attributes = fetch.attributes.clone();
+        if fetch.uid && !attributes.contains(&FetchAttribute::Uid) {
+            attributes.insert(0, FetchAttribute::Uid);
+        }
+        if fetch.changed_since.is_some() && !attributes.contains(&FetchAttribute::ModSeq) {
+            attributes.push(FetchAttribute::ModSeq);
+        }
+        if attributes.contains(&FetchAttribute::ModSeq) {
+            self.condstore = true;
+        }
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        let folder = Arc::clone(&selected.folder);
+        let targets: Vec<(usize, u32)> = positions
+            .iter()
+            .filter_map(|&position| selected.uids.get(position).map(|uid| (position, *uid)))
+            .collect();
+
+        // Reading a body marks it seen: one store for all, before the responses, so they
+        // carry the new flags.
+        let mut seen_now: HashSet<u32> = HashSet::new();
+        if !selected.read_only && attributes.iter().any(FetchAttribute::sets_seen) {
+            let snapshot = folder.snapshot();
+            let unseen: Vec<u32> = targets
+                .iter()
+                .filter(|(_, uid)| {
+                    snapshot.position(*uid).is_some_and(|i| {
+                        snapshot
+                            .messages
+                            .get(i)
+                            .is_some_and(|meta| !meta.flags.contains(SystemFlags::SEEN))
+                    })
+                })
+                .map(|(_, uid)| *uid)
+                .collect();
+            if !unseen.is_empty() {
+                match folder
+                    .store(&unseen, FlagOperation::Add, SystemFlags::SEEN, &[], None)
+                    .await
+                {
+                    Ok(result) => seen_now.extend(result.updated),
+                    Err(err) => return Ok(self.no_for(&err)),
+                }
+            }
+        }
+        let snapshot = folder.snapshot();
+        if !seen_now.is_empty() {
+            for uid in &seen_now {
+                if let Some(meta) = snapshot
+                    .position(*uid)
+                    .and_then(|i| snapshot.messages.get(i))
+                {
+                    selected.own_changes.insert(*uid, meta.modseq);
+                }
+            }
+        }
+        if fetch.vanished
+            && let Some(since) = fetch.changed_since
+        {
+            let largest = selected
+                .uids
+                .last()
+                .copied()
+                .unwrap_or(0)
+                .max(snapshot.uid_next.saturating_sub(1));
+            let vanished: Vec<u32> = folder
+                .vanished_since(since)
+                .into_iter()
+                .filter(|uid| fetch.set.contains(*uid, largest))
+                .collect();
+            if !vanished.is_empty() {
+                let line = format!("* VANISHED (EARLIER) {}\r\n", uid_set_string(&vanished));
+                self.conn.write(line.as_bytes()).await?;
+            }
+        }
+        let recent: HashSet<u32> = self
+            .selected
+            .as_ref()
+            .map(|selected| selected.recent.iter().copied().collect())
+            .unwrap_or_default();
+        let needs_read = attributes.iter().any(|attribute| {
+            attribute.needs_parse()
+                || matches!(
+                    attribute,
+                    FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
+                )
+        });
+        for (position, uid) in targets {
+            let Some(meta) = snapshot
+                .position(uid)
+                .and_then(|i| snapshot.messages.get(i))
+            else {
+                // Expunged by another session; it is reported at the next refresh.
+                continue;
+            };
+            if fetch
+                .changed_since
+                .is_some_and(|since| meta.modseq <= since)
+            {
+                continue;
+            }
+            let all_cached = attributes
+                .iter()
+                .all(|attribute| match cache_key(attribute) {
+                    Some(key) => folder.cached(uid, key).is_some(),
+                    None => {
+                        !attribute.needs_parse()
+                            && !matches!(
+                                attribute,
+                                FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
+                            )
+                    }
+                });
+            let mut content = Content::NotLoaded;
+            if needs_read && !all_cached {
+                match folder.read(uid).await {
+                    Ok(Some(bytes)) => content = Content::Raw(bytes),
+                    Ok(None) => continue,
+                    Err(err) => {
+                        error!(uid, cause = %err, "cannot read message");
+                        return Ok(self.no_for(&err));
+                    }
+                }
+            }
+            let mut line = format!("* {} FETCH (", position + 1).into_bytes();
+            let mut wrote_flags = false;
+            for (index, attribute) in attributes.iter().enumerate() {
+                if index > 0 {
+                    line.push(b' ');
+                }
+                if let Err(done) = write_item(
+                    &mut line,
+                    attribute,
+                    meta,
+                    &snapshot,
+                    recent.contains(&uid),
+                    &folder,
+                    &mut content,
+                ) {
+                    return Ok(done);
+                }
+                wrote_flags |= *attribute == FetchAttribute::Flags;
+            }
+            if seen_now.contains(&uid) && !wrote_flags {
+                line.push(b' ');
+                write_flags(&mut line, meta, &snapshot, recent.contains(&uid));
+            }
+            line.extend_from_slice(b")\r\n");
+            self.conn.write(&line).await?;
+        }
+        Ok(Done::ok("Fetch completed."))
+    }
+}
+
+fn parsed(content: &mut Content) -> Option<&Message> {
+    if let Content::Raw(bytes) = content {
+        let message = Message::parse(bytes);
+        *content = Content::Parsed(Box::new(message));
+    }
+    match content {
+        Content::Parsed(message) => Some(message),
+        _ => None,
+    }
+}
+
+/// `1.2` for BINARY's part path.
+fn part_label(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A part with its transfer encoding undone (BINARY); `Err` ends the FETCH.
+fn decoded(content: &mut Content, part: &[u32]) -> Result<Option<Vec<u8>>, Done> {
+    let message =
+        parsed(content).ok_or_else(|| Done::no("[SERVERBUG] Message content unavailable."))?;
+    message
+        .binary(part)
+        .map_err(|_| Done::no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding."))
+}
+
+/// Writes one item of a FETCH response; `Err` is the tagged response that ends the command.
+fn write_item(
+    out: &mut Vec<u8>,
+    attribute: &FetchAttribute,
+    meta: &MessageMeta,
+    snapshot: &Snapshot,
+    recent: bool,
+    folder: &mailstead_store::Folder,
+    content: &mut Content,
+) -> Result<(), Done> {
+    let missing = || Done::no("[SERVERBUG] Message content unavailable.");
+    match attribute {
+        FetchAttribute::Flags => write_flags(out, meta, snapshot, recent),
+        FetchAttribute::Uid => out.extend_from_slice(format!("UID {}", meta.uid).as_bytes()),
+        FetchAttribute::ModSeq => {
+            out.extend_from_slice(format!("MODSEQ ({})", meta.modseq).as_bytes());
+        }
+        FetchAttribute::InternalDate => {
+            out.extend_from_slice(b"INTERNALDATE ");
+            out.extend_from_slice(internal_date(meta.internal_date).as_bytes());
+        }
+        FetchAttribute::Rfc822Size => {
+            out.extend_from_slice(format!("RFC822.SIZE {}", meta.rfc822_size).as_bytes());
+        }
+        FetchAttribute::Envelope | FetchAttribute::Body | FetchAttribute::BodyStructure => {
+            let (name, key) = match attribute {
+                FetchAttribute::Envelope => ("ENVELOPE ", CacheKey::Envelope),
+                FetchAttribute::Body => ("BODY ", CacheKey::Body),
+                _ => ("BODYSTRUCTURE ", CacheKey::BodyStructure),
+            };
+            out.extend_from_slice(name.as_bytes());
+            if let Some(cached) = folder.cached(meta.uid, key) {
+                out.extend_from_slice(&cached);
+            } else {
+                let message = parsed(content).ok_or_else(missing)?;
+                let mut value = Vec::new();
+                match key {
+                    CacheKey::Envelope => message.envelope(&mut value),
+                    CacheKey::Body => message.body_structure(&mut value, false),
+                    _ => message.body_structure(&mut value, true),
+                }
+                out.extend_from_slice(&value);
+                folder.cache(meta.uid, key, Arc::from(value));
+            }
+        }
+        FetchAttribute::Rfc822 => {
+            let Content::Raw(bytes) = &*content else {
+                let message = parsed(content).ok_or_else(missing)?;
+                out.extend_from_slice(b"RFC822 ");
+                wire::literal(out, message.raw());
+                return Ok(());
+            };
+            out.extend_from_slice(b"RFC822 ");
+            wire::literal(out, &to_crlf(bytes));
+        }
+        FetchAttribute::Rfc822Header | FetchAttribute::Rfc822Text => {
+            let (name, text) = if *attribute == FetchAttribute::Rfc822Header {
+                ("RFC822.HEADER ", SectionText::Header)
+            } else {
+                ("RFC822.TEXT ", SectionText::Text)
+            };
+            let message = parsed(content).ok_or_else(missing)?;
+            let section = Section {
+                part: Vec::new(),
+                text: Some(text),
+            };
+            out.extend_from_slice(name.as_bytes());
+            wire::nstring(out, message.section(&section).as_deref());
+        }
+        FetchAttribute::BodySection {
+            section, partial, ..
+        } => {
+            out.extend_from_slice(
+                format!(
+                    "BODY[{}]{} ",
+                    section_label(section),
+                    partial_suffix(*partial)
+                )
+                .as_bytes(),
+            );
+            if is_whole_message(section) {
+                if let Content::Raw(bytes) = &*content {
+                    let crlf = to_crlf(bytes);
+                    wire::literal(out, apply_partial(&crlf, *partial));
+                    return Ok(());
+                }
+                let message = parsed(content).ok_or_else(missing)?;
+                wire::literal(out, apply_partial(message.raw(), *partial));
+            } else {
+                let message = parsed(content).ok_or_else(missing)?;
+                match message.section(section) {
+                    Some(bytes) => wire::literal(out, apply_partial(&bytes, *partial)),
+                    None => out.extend_from_slice(b"NIL"),
+                }
+            }
+        }
+        FetchAttribute::Binary { part, partial, .. } => {
+            let label = part_label(part);
+            out.extend_from_slice(
+                format!("BINARY[{label}]{} ", partial_suffix(*partial)).as_bytes(),
+            );
+            match decoded(content, part)? {
+                Some(bytes) => {
+                    let bytes = apply_partial(&bytes, *partial);
+                    if bytes.contains(&0) {
+                        out.push(b'~');
+                    }
+                    wire::literal(out, bytes);
+                }
+                None => out.extend_from_slice(b"NIL"),
+            }
+        }
+        FetchAttribute::BinarySize { part } => {
+            let size = decoded(content, part)?.map_or(0, |bytes| bytes.len());
+            out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", part_label(part)).as_bytes());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn section_labels_echo_the_request() {
+        let section = Section {
+            part: vec![1, 2],
+            text: Some(SectionText::HeaderFields {
+                not: true,
+                fields: vec!["From".into(), "X-Spam Flag".into()],
+            }),
+        };
+        assert_eq!(
+            section_label(&section),
+            "1.2.HEADER.FIELDS.NOT (From \"X-Spam Flag\")"
+        );
+        assert_eq!(section_label(&Section::default()), "");
+    }
+
+    #[test]
+    fn partials_clamp_to_the_data() {
+        let data = b"0123456789";
+        let p = |offset, count| Some(Partial { offset, count });
+        assert_eq!(apply_partial(data, p(2, 3)), b"234");
+        assert_eq!(apply_partial(data, p(8, 10)), b"89");
+        assert_eq!(apply_partial(data, p(20, 1)), b"");
+        assert_eq!(apply_partial(data, None), data);
+    }
+}

@@ -1,0 +1,62 @@
+//! IDLE (RFC 2177): the session waits for DONE while the selected folder's changes (another
+//! session, a delivery over SMTP/LMTP) are sent as they happen.
+
+use std::io;
+use std::time::Duration;
+
+use crate::session::{Done, Session};
+
+/// Changes made outside this server (Dovecot's LDA, a shell) are found by looking again this
+/// often; changes made through Mailstead wake the session at once.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+impl Session {
+    pub(crate) async fn idle(&mut self) -> io::Result<Done> {
+        self.conn.write(b"+ idling\r\n").await?;
+        self.conn.flush().await?;
+        let mut changes = self
+            .selected
+            .as_ref()
+            .map(|selected| selected.folder.changes());
+        let deadline = tokio::time::Instant::now() + self.ctx.limits.idle_timeout;
+        let mut check = tokio::time::interval(DISK_CHECK_INTERVAL);
+        check.reset();
+        loop {
+            let changed = async {
+                match changes.as_mut() {
+                    Some(receiver) => receiver.changed().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    self.conn.write(b"* BYE Server shutting down.\r\n").await?;
+                    return Ok(Done::ok("IDLE terminated.").then_close());
+                }
+                line = self.conn.read_line() => {
+                    return match line? {
+                        None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client left during IDLE")),
+                        Some(Ok(line)) if line.eq_ignore_ascii_case(b"DONE") => Ok(Done::ok("IDLE terminated.")),
+                        Some(_) => Ok(Done::bad("Expected DONE.")),
+                    };
+                }
+                alive = changed => {
+                    if !alive {
+                        changes = None;
+                    }
+                    self.refresh(true).await?;
+                    self.conn.flush().await?;
+                }
+                _ = check.tick() => {
+                    self.refresh(true).await?;
+                    self.conn.flush().await?;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.conn.write(b"* BYE Disconnected for inactivity.\r\n").await?;
+                    return Ok(Done::ok("IDLE terminated.").then_close());
+                }
+            }
+        }
+    }
+}

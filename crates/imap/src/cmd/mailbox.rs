@@ -1,0 +1,449 @@
+//! The commands on folders as a whole: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
+//! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, STATUS,
+//! APPEND, GETQUOTA and GETQUOTAROOT.
+
+use std::io;
+
+use mailstead_store::{FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
+use time::OffsetDateTime;
+
+use crate::cmd::split_flags;
+use crate::command::{Flag, ListCommand, StatusItem};
+use crate::session::{Done, Session};
+use crate::wire;
+
+/// The hierarchy separator shown to clients, whatever the folder layout on disk.
+const SEPARATOR: char = '/';
+
+/// `INBOX` in any case is the INBOX (RFC 3501 5.1); other names are case-sensitive.
+fn normalize(name: &str) -> String {
+    let trimmed = name.strip_suffix(SEPARATOR).unwrap_or(name);
+    match trimmed.get(..5) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("INBOX") => {
+            let rest = trimmed.get(5..).unwrap_or("");
+            if rest.is_empty() || rest.starts_with(SEPARATOR) {
+                return format!("INBOX{rest}");
+            }
+            trimmed.to_owned()
+        }
+        _ => trimmed.to_owned(),
+    }
+}
+
+/// LIST wildcards: `*` matches anything, `%` anything but the separator. Dynamic programming
+/// rather than backtracking, so a pattern of many `*` cannot make it exponential.
+pub(crate) fn list_matches(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    // row[j]: pattern[..i] matches name[..j].
+    let mut row = vec![false; name.len() + 1];
+    row[0] = true;
+    for &p in &pattern {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            '*' | '%' => {
+                // A wildcard span starts wherever the pattern so far matched and, for `%`,
+                // cannot run over a separator.
+                let mut reachable = false;
+                for j in 0..=name.len() {
+                    if p == '%' && j > 0 && name[j - 1] == SEPARATOR {
+                        reachable = false;
+                    }
+                    if row[j] {
+                        reachable = true;
+                    }
+                    next[j] = reachable;
+                }
+            }
+            _ => {
+                for j in 1..=name.len() {
+                    next[j] = row[j - 1] && name[j - 1] == p;
+                }
+            }
+        }
+        row = next;
+    }
+    row[name.len()]
+}
+
+fn list_pattern_matches(pattern: &str, name: &str) -> bool {
+    if name == "INBOX" {
+        // The INBOX matches its name in any case.
+        return list_matches(&normalize(pattern), name) || list_matches(pattern, name);
+    }
+    list_matches(pattern, name)
+}
+
+impl Session {
+    pub(crate) async fn create(
+        &mut self,
+        mailbox: &str,
+        special_use: &[String],
+    ) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        if !crate::utf7::is_valid(mailbox) {
+            return Ok(Done::no("[CANNOT] Mailbox name is not valid mUTF-7."));
+        }
+        let name = normalize(mailbox);
+        if name == "INBOX" {
+            return Ok(Done::no("[ALREADYEXISTS] Mailbox already exists."));
+        }
+        let use_attribute = match special_use {
+            [] => None,
+            [one] => match SpecialUse::from_attribute(one) {
+                Some(attribute) => Some(attribute),
+                None => return Ok(Done::no("[USEATTR] Unsupported special-use attribute.")),
+            },
+            _ => {
+                return Ok(Done::no(
+                    "[USEATTR] Only one special-use attribute per mailbox.",
+                ));
+            }
+        };
+        match mail.create(&name, use_attribute).await {
+            Ok(()) => Ok(Done::ok("Create completed.")),
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+
+    pub(crate) async fn delete(&mut self, mailbox: &str) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        let name = normalize(mailbox);
+        if name == "INBOX" {
+            return Ok(Done::no("[CANNOT] INBOX can't be deleted."));
+        }
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|selected| selected.folder.name() == name)
+        {
+            return Ok(Done::no("[INUSE] Can't delete the selected mailbox."));
+        }
+        match mail.delete(&name).await {
+            Ok(()) => Ok(Done::ok("Delete completed.")),
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+
+    pub(crate) async fn rename(&mut self, from: &str, to: &str) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        if !crate::utf7::is_valid(to) {
+            return Ok(Done::no("[CANNOT] Mailbox name is not valid mUTF-7."));
+        }
+        match mail.rename(&normalize(from), &normalize(to)).await {
+            Ok(()) => Ok(Done::ok("Rename completed.")),
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+
+    pub(crate) async fn subscribe(&mut self, mailbox: &str, subscribed: bool) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        match mail.set_subscribed(&normalize(mailbox), subscribed).await {
+            Ok(()) => Ok(Done::ok(if subscribed {
+                "Subscribe completed."
+            } else {
+                "Unsubscribe completed."
+            })),
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+
+    pub(crate) async fn list(&mut self, list: ListCommand) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        // `LIST "" ""` asks for the hierarchy separator.
+        if list.patterns.iter().all(String::is_empty) && !list.patterns.is_empty() {
+            self.conn
+                .write(b"* LIST (\\Noselect) \"/\" \"\"\r\n")
+                .await?;
+            return Ok(Done::ok("List completed."));
+        }
+        let folders = match mail.list().await {
+            Ok(folders) => folders,
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        let need_subscriptions = list.subscribed || list.return_subscribed;
+        let subscriptions = if need_subscriptions {
+            match mail.subscriptions().await {
+                Ok(subscriptions) => subscriptions,
+                Err(err) => return Ok(self.no_for(&err)),
+            }
+        } else {
+            Vec::new()
+        };
+        let patterns: Vec<String> = list
+            .patterns
+            .iter()
+            .map(|pattern| format!("{}{pattern}", list.reference))
+            .collect();
+        let matches = |name: &str| {
+            patterns
+                .iter()
+                .any(|pattern| list_pattern_matches(pattern, name))
+        };
+        let is_subscribed = |name: &str| subscriptions.iter().any(|s| s == name);
+
+        let mut entries: Vec<(String, Option<&FolderInfo>)> = Vec::new();
+        if list.subscribed {
+            for name in &subscriptions {
+                if matches(name) {
+                    entries.push((name.clone(), folders.iter().find(|f| &f.name == name)));
+                }
+            }
+        } else {
+            for folder in &folders {
+                if matches(&folder.name) {
+                    entries.push((folder.name.clone(), Some(folder)));
+                }
+            }
+        }
+        for (name, folder) in entries {
+            if list.special_use_only && folder.and_then(|f| f.special_use).is_none() {
+                continue;
+            }
+            let mut attributes: Vec<&str> = Vec::new();
+            match folder {
+                Some(folder) => {
+                    attributes.push(if folder.has_children {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    });
+                    if let Some(special_use) = folder.special_use {
+                        attributes.push(special_use.attribute());
+                    }
+                }
+                None => attributes.push("\\NonExistent"),
+            }
+            if (list.subscribed || list.return_subscribed) && is_subscribed(&name) {
+                attributes.push("\\Subscribed");
+            }
+            let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
+            wire::astring(&mut line, name.as_bytes());
+            line.extend_from_slice(b"\r\n");
+            self.conn.write(&line).await?;
+            if let (Some(items), Some(_)) = (&list.return_status, folder) {
+                // A folder that vanished between LIST and STATUS is simply not reported.
+                if let Ok(status) = status_line(&mail, &name, items).await {
+                    self.conn.write(&status).await?;
+                }
+            }
+        }
+        Ok(Done::ok("List completed."))
+    }
+
+    pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        let subscriptions = match mail.subscriptions().await {
+            Ok(subscriptions) => subscriptions,
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        let pattern = format!("{reference}{pattern}");
+        for name in subscriptions {
+            if list_pattern_matches(&pattern, &name) {
+                let mut line = b"* LSUB () \"/\" ".to_vec();
+                wire::astring(&mut line, name.as_bytes());
+                line.extend_from_slice(b"\r\n");
+                self.conn.write(&line).await?;
+            }
+        }
+        Ok(Done::ok("Lsub completed."))
+    }
+
+    pub(crate) async fn status(&mut self, mailbox: &str, items: &[StatusItem]) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.condstore = true;
+        }
+        match status_line(&mail, &normalize(mailbox), items).await {
+            Ok(line) => {
+                self.conn.write(&line).await?;
+                Ok(Done::ok("Status completed."))
+            }
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+}
+
+/// `* STATUS name (...)`.
+async fn status_line(
+    mail: &mailstead_store::Account,
+    name: &str,
+    items: &[StatusItem],
+) -> Result<Vec<u8>, MailboxError> {
+    let folder = mail.open(name).await?;
+    let snapshot = folder.sync().await?;
+    let mut line = b"* STATUS ".to_vec();
+    wire::astring(&mut line, name.as_bytes());
+    line.extend_from_slice(b" (");
+    let values: Vec<String> = items
+        .iter()
+        .map(|item| status_item(&snapshot, *item))
+        .collect();
+    line.extend_from_slice(values.join(" ").as_bytes());
+    line.extend_from_slice(b")\r\n");
+    Ok(line)
+}
+
+impl Session {
+    pub(crate) async fn append(
+        &mut self,
+        mailbox: &str,
+        flags: &[Flag],
+        date: Option<OffsetDateTime>,
+        message: &[u8],
+    ) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        let (system, keywords) = match split_flags(flags) {
+            Ok(split) => split,
+            Err(message) => return Ok(Done::bad(message)),
+        };
+        if message.is_empty() {
+            return Ok(Done::no("Can't save a zero byte message."));
+        }
+        let folder = match mail.open(&normalize(mailbox)).await {
+            Ok(folder) => folder,
+            Err(MailboxError::NotFound(_)) => {
+                return Ok(Done::no("[TRYCREATE] Mailbox doesn't exist."));
+            }
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        let date = date.map(OffsetDateTime::unix_timestamp);
+        match folder.append(message, system, &keywords, date).await {
+            Ok(uid) => {
+                let uid_validity = folder.snapshot().uid_validity;
+                Ok(Done::ok(format!(
+                    "[APPENDUID {uid_validity} {uid}] Append completed."
+                )))
+            }
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+
+    pub(crate) async fn get_quota_root(&mut self, mailbox: &str) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        if let Err(err) = mail.open(&normalize(mailbox)).await {
+            return Ok(self.no_for(&err));
+        }
+        let usage = match mail.quota_usage().await {
+            Ok(usage) => usage,
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        let mut line = b"* QUOTAROOT ".to_vec();
+        wire::astring(&mut line, normalize(mailbox).as_bytes());
+        if let Some(limit) = usage.limit_bytes {
+            line.extend_from_slice(b" \"\"\r\n");
+            line.extend_from_slice(quota_line(usage.bytes, limit).as_bytes());
+        } else {
+            line.extend_from_slice(b"\r\n");
+        }
+        self.conn.write(&line).await?;
+        Ok(Done::ok("Getquotaroot completed."))
+    }
+
+    pub(crate) async fn get_quota(&mut self, root: &str) -> io::Result<Done> {
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        let usage = match mail.quota_usage().await {
+            Ok(usage) => usage,
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        match usage.limit_bytes {
+            Some(limit) if root.is_empty() => {
+                self.conn
+                    .write(quota_line(usage.bytes, limit).as_bytes())
+                    .await?;
+                Ok(Done::ok("Getquota completed."))
+            }
+            _ => Ok(Done::no("[NONEXISTENT] Quota root doesn't exist.")),
+        }
+    }
+}
+
+/// `* QUOTA "" (STORAGE used limit)` in KiB, as RFC 9208 counts.
+fn quota_line(used_bytes: u64, limit_bytes: u64) -> String {
+    format!(
+        "* QUOTA \"\" (STORAGE {} {})\r\n",
+        used_bytes.div_ceil(1024),
+        limit_bytes / 1024
+    )
+}
+
+fn status_item(snapshot: &Snapshot, item: StatusItem) -> String {
+    let count = |flag: SystemFlags, set: bool| {
+        snapshot
+            .messages
+            .iter()
+            .filter(|meta| meta.flags.contains(flag) == set)
+            .count()
+    };
+    match item {
+        StatusItem::Messages => format!("MESSAGES {}", snapshot.messages.len()),
+        // \Recent belongs to the session that selects the folder first; a STATUS does not
+        // claim it, and what no session has claimed yet is not tracked apart.
+        StatusItem::Recent => "RECENT 0".to_owned(),
+        StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
+        StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
+        StatusItem::Unseen => format!("UNSEEN {}", count(SystemFlags::SEEN, false)),
+        StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", snapshot.highest_modseq),
+        StatusItem::Size => format!(
+            "SIZE {}",
+            snapshot
+                .messages
+                .iter()
+                .map(|meta| meta.rfc822_size)
+                .sum::<u64>()
+        ),
+        StatusItem::Deleted => format!("DELETED {}", count(SystemFlags::DELETED, true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_wildcards() {
+        assert!(list_matches("*", "a/b/c"));
+        assert!(list_matches("%", "Sent"));
+        assert!(!list_matches("%", "a/b"));
+        assert!(list_matches("a/%", "a/b"));
+        assert!(!list_matches("a/%", "a/b/c"));
+        assert!(list_matches("a/*", "a/b/c"));
+        assert!(list_matches("*b*", "a/b/c"));
+        assert!(!list_matches("Sent", "Sentx"));
+        assert!(list_matches("S%t", "Sent"));
+        assert!(!list_matches("a%c", "a/c"));
+        assert!(list_matches("%/%", "a/c"));
+        let long = "*".repeat(500);
+        assert!(list_matches(&long, "abc"));
+    }
+
+    #[test]
+    fn inbox_is_case_insensitive() {
+        assert_eq!(normalize("inbox"), "INBOX");
+        assert_eq!(normalize("Inbox/Sub"), "INBOX/Sub");
+        assert_eq!(normalize("Inboxes"), "Inboxes");
+        assert_eq!(normalize("Sent/"), "Sent");
+        assert!(list_pattern_matches("inbox", "INBOX"));
+        assert!(list_pattern_matches("IN%", "INBOX"));
+    }
+}

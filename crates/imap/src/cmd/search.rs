@@ -1,0 +1,283 @@
+//! SEARCH and UID SEARCH: every RFC 3501 key, CONDSTORE's MODSEQ, ESEARCH's RETURN options.
+
+use std::io;
+use std::sync::Arc;
+
+use mailstead_store::{CacheKey, MessageMeta, Snapshot, SystemFlags};
+use time::{Date, OffsetDateTime};
+use tracing::error;
+
+use crate::cmd::uid_set_string;
+use crate::command::{SearchCommand, SearchKey, SearchReturn, Section, SectionText};
+use crate::message::Message;
+use crate::session::{Done, Session};
+use crate::wire;
+
+/// What a key is evaluated against.
+struct Candidate<'a> {
+    sequence: u32,
+    meta: &'a MessageMeta,
+    recent: bool,
+    snapshot: &'a Snapshot,
+    message: Option<&'a Message>,
+    /// The largest sequence number and UID, for `*`.
+    last_sequence: u32,
+    last_uid: u32,
+}
+
+/// The header fields kept in the folder's cache for SEARCH (`CacheKey::SearchHeaders`).
+const CACHED_FIELDS: [&str; 10] = [
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Subject",
+    "Date",
+    "Sender",
+    "Reply-To",
+    "Message-ID",
+    "In-Reply-To",
+];
+
+/// What of a message a search has to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    /// Flags, sizes, dates, UIDs: the index answers.
+    Nothing,
+    /// Only fields in [`CACHED_FIELDS`].
+    CachedHeaders,
+    /// The body, or another header field.
+    Message,
+}
+
+fn need(key: &SearchKey) -> Need {
+    match key {
+        SearchKey::Bcc(_)
+        | SearchKey::Cc(_)
+        | SearchKey::From(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::To(_) => Need::CachedHeaders,
+        SearchKey::Header(field, _) => {
+            if CACHED_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(field)) {
+                Need::CachedHeaders
+            } else {
+                Need::Message
+            }
+        }
+        SearchKey::Body(_) | SearchKey::Text(_) => Need::Message,
+        SearchKey::Not(inner) => need(inner),
+        SearchKey::Or(a, b) => need(a).max(need(b)),
+        SearchKey::And(keys) => keys.iter().map(need).max().unwrap_or(Need::Nothing),
+        _ => Need::Nothing,
+    }
+}
+
+/// The cached header fields of a message, as a header-only message.
+fn search_headers(message: &Message) -> Vec<u8> {
+    let section = Section {
+        part: Vec::new(),
+        text: Some(SectionText::HeaderFields {
+            not: false,
+            fields: CACHED_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+        }),
+    };
+    message.section(&section).unwrap_or_default()
+}
+
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(inner) => uses_modseq(inner),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
+}
+
+/// INTERNALDATE as a date, in UTC as it is kept.
+fn internal_day(meta: &MessageMeta) -> Option<Date> {
+    OffsetDateTime::from_unix_timestamp(meta.internal_date)
+        .ok()
+        .map(OffsetDateTime::date)
+}
+
+fn has_keyword(candidate: &Candidate<'_>, name: &str) -> bool {
+    candidate
+        .snapshot
+        .keywords
+        .iter()
+        .position(|keyword| keyword.eq_ignore_ascii_case(name))
+        .is_some_and(|index| index < 32 && candidate.meta.keywords & (1 << index) != 0)
+}
+
+fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
+    let flag = |flag: SystemFlags| c.meta.flags.contains(flag);
+    let header = |field: &str, needle: &str| {
+        c.message
+            .is_some_and(|message| message.header_contains(field, needle))
+    };
+    let sent = |compare: &dyn Fn(Date) -> bool| {
+        c.message.and_then(Message::sent_date).is_some_and(compare)
+    };
+    let internal = |compare: &dyn Fn(Date) -> bool| internal_day(c.meta).is_some_and(compare);
+    match key {
+        SearchKey::All => true,
+        SearchKey::Answered => flag(SystemFlags::ANSWERED),
+        SearchKey::Unanswered => !flag(SystemFlags::ANSWERED),
+        SearchKey::Deleted => flag(SystemFlags::DELETED),
+        SearchKey::Undeleted => !flag(SystemFlags::DELETED),
+        SearchKey::Draft => flag(SystemFlags::DRAFT),
+        SearchKey::Undraft => !flag(SystemFlags::DRAFT),
+        SearchKey::Flagged => flag(SystemFlags::FLAGGED),
+        SearchKey::Unflagged => !flag(SystemFlags::FLAGGED),
+        SearchKey::Seen => flag(SystemFlags::SEEN),
+        SearchKey::Unseen => !flag(SystemFlags::SEEN),
+        SearchKey::Recent => c.recent,
+        SearchKey::New => c.recent && !flag(SystemFlags::SEEN),
+        SearchKey::Old => !c.recent,
+        SearchKey::Keyword(name) => has_keyword(c, name),
+        SearchKey::Unkeyword(name) => !has_keyword(c, name),
+        SearchKey::Larger(size) => c.meta.rfc822_size > *size,
+        SearchKey::Smaller(size) => c.meta.rfc822_size < *size,
+        SearchKey::Before(date) => internal(&|day| day < *date),
+        SearchKey::On(date) => internal(&|day| day == *date),
+        SearchKey::Since(date) => internal(&|day| day >= *date),
+        SearchKey::SentBefore(date) => sent(&|day| day < *date),
+        SearchKey::SentOn(date) => sent(&|day| day == *date),
+        SearchKey::SentSince(date) => sent(&|day| day >= *date),
+        SearchKey::Bcc(needle) => header("Bcc", needle),
+        SearchKey::Cc(needle) => header("Cc", needle),
+        SearchKey::From(needle) => header("From", needle),
+        SearchKey::To(needle) => header("To", needle),
+        SearchKey::Subject(needle) => header("Subject", needle),
+        SearchKey::Header(field, needle) => header(field, needle),
+        SearchKey::Body(needle) => c.message.is_some_and(|m| m.body_contains(needle)),
+        SearchKey::Text(needle) => c.message.is_some_and(|m| m.text_contains(needle)),
+        SearchKey::Uid(set) => set.contains(c.meta.uid, c.last_uid),
+        SearchKey::Sequence(set) => set.contains(c.sequence, c.last_sequence),
+        SearchKey::ModSeq(modseq) => c.meta.modseq >= *modseq,
+        SearchKey::Not(inner) => !matches(inner, c),
+        SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
+        SearchKey::And(keys) => keys.iter().all(|key| matches(key, c)),
+    }
+}
+
+impl Session {
+    pub(crate) async fn search(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
+        if let Some(charset) = &search.charset
+            && !charset.eq_ignore_ascii_case("UTF-8")
+            && !charset.eq_ignore_ascii_case("US-ASCII")
+        {
+            return Ok(Done::no(
+                "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.",
+            ));
+        }
+        let modseq_key = uses_modseq(&search.criteria);
+        if modseq_key {
+            self.condstore = true;
+        }
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        let folder = Arc::clone(&selected.folder);
+        let snapshot = folder.snapshot();
+        let need = need(&search.criteria);
+        let last_sequence = u32::try_from(selected.uids.len()).unwrap_or(u32::MAX);
+        let last_uid = selected.uids.last().copied().unwrap_or(0);
+        let mut found: Vec<(u32, u32, u64)> = Vec::new();
+        for (index, uid) in selected.uids.iter().enumerate() {
+            let Some(meta) = snapshot
+                .position(*uid)
+                .and_then(|i| snapshot.messages.get(i))
+            else {
+                continue;
+            };
+            let cached = match need {
+                Need::CachedHeaders => folder.cached(*uid, CacheKey::SearchHeaders),
+                _ => None,
+            };
+            let message = match (need, cached) {
+                (Need::Nothing, _) => None,
+                (_, Some(headers)) => Some(Message::parse(&headers)),
+                (_, None) => match folder.read(*uid).await {
+                    Ok(Some(bytes)) => {
+                        let message = Message::parse(&bytes);
+                        folder.cache(
+                            *uid,
+                            CacheKey::SearchHeaders,
+                            Arc::from(search_headers(&message)),
+                        );
+                        Some(message)
+                    }
+                    Ok(None) => continue,
+                    Err(err) => {
+                        error!(uid, cause = %err, "cannot read message for SEARCH");
+                        return Ok(self.no_for(&err));
+                    }
+                },
+            };
+            let candidate = Candidate {
+                sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                meta,
+                recent: selected.is_recent(*uid),
+                snapshot: &snapshot,
+                message: message.as_ref(),
+                last_sequence,
+                last_uid,
+            };
+            if matches(&search.criteria, &candidate) {
+                found.push((candidate.sequence, *uid, meta.modseq));
+            }
+        }
+        let numbers: Vec<u32> = found
+            .iter()
+            .map(|(sequence, uid, _)| if search.uid { *uid } else { *sequence })
+            .collect();
+        let highest_modseq = found.iter().map(|(_, _, modseq)| *modseq).max();
+        let mut line = Vec::new();
+        match &search.return_options {
+            None => {
+                line.extend_from_slice(b"* SEARCH");
+                for number in &numbers {
+                    line.extend_from_slice(format!(" {number}").as_bytes());
+                }
+                if modseq_key && let Some(modseq) = highest_modseq {
+                    line.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
+                }
+            }
+            Some(options) => {
+                let all = options.is_empty();
+                line.extend_from_slice(b"* ESEARCH (TAG ");
+                wire::string(&mut line, tag.as_bytes());
+                line.push(b')');
+                if search.uid {
+                    line.extend_from_slice(b" UID");
+                }
+                let wants = |option: SearchReturn| {
+                    all && option == SearchReturn::All || options.contains(&option)
+                };
+                if let (true, Some(min)) = (wants(SearchReturn::Min), numbers.iter().min()) {
+                    line.extend_from_slice(format!(" MIN {min}").as_bytes());
+                }
+                if let (true, Some(max)) = (wants(SearchReturn::Max), numbers.iter().max()) {
+                    line.extend_from_slice(format!(" MAX {max}").as_bytes());
+                }
+                if wants(SearchReturn::Count) {
+                    line.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
+                }
+                if wants(SearchReturn::All) && !numbers.is_empty() {
+                    line.extend_from_slice(format!(" ALL {}", uid_set_string(&numbers)).as_bytes());
+                }
+                if modseq_key && let Some(modseq) = highest_modseq {
+                    line.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
+                }
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        self.conn.write(&line).await?;
+        Ok(Done::ok("Search completed."))
+    }
+}

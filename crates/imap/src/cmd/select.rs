@@ -1,0 +1,165 @@
+//! SELECT, EXAMINE (with CONDSTORE and QRESYNC), CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE.
+
+use std::collections::HashMap;
+use std::io;
+
+use mailstead_store::SystemFlags;
+
+use crate::cmd::{flags_announcement, uid_set_string, write_flags};
+use crate::command::{SelectCommand, SequenceSet};
+use crate::session::{Done, Selected, Session};
+
+impl Session {
+    pub(crate) async fn select(
+        &mut self,
+        command: SelectCommand,
+        read_only: bool,
+    ) -> io::Result<Done> {
+        if command.qresync.is_some() && !self.qresync {
+            return Ok(Done::bad("QRESYNC isn't enabled."));
+        }
+        if command.condstore {
+            self.condstore = true;
+        }
+        // A SELECT that fails leaves no mailbox selected (RFC 3501 6.3.1).
+        if self.selected.take().is_some() && self.qresync {
+            self.conn
+                .write(b"* OK [CLOSED] Previous mailbox closed.\r\n")
+                .await?;
+        }
+        let Some(mail) = self.mail().cloned() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        let folder = match mail.open(&command.mailbox).await {
+            Ok(folder) => folder,
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        let snapshot = match folder.sync().await {
+            Ok(snapshot) => snapshot,
+            Err(err) => return Ok(self.no_for(&err)),
+        };
+        let uids: Vec<u32> = snapshot.messages.iter().map(|meta| meta.uid).collect();
+        let recent = if read_only {
+            Vec::new()
+        } else {
+            let first_recent = folder.claim_recent(snapshot.uid_next);
+            uids.iter()
+                .copied()
+                .filter(|uid| *uid >= first_recent)
+                .collect()
+        };
+        let mut out = flags_announcement(&snapshot, read_only);
+        out.extend_from_slice(format!("* {} EXISTS\r\n", uids.len()).as_bytes());
+        out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
+        if let Some(position) = snapshot
+            .messages
+            .iter()
+            .position(|meta| !meta.flags.contains(SystemFlags::SEEN))
+        {
+            out.extend_from_slice(
+                format!("* OK [UNSEEN {}] First unseen.\r\n", position + 1).as_bytes(),
+            );
+        }
+        out.extend_from_slice(
+            format!(
+                "* OK [UIDVALIDITY {}] UIDs valid.\r\n* OK [UIDNEXT {}] Predicted next UID.\r\n* OK [HIGHESTMODSEQ {}] Highest.\r\n",
+                snapshot.uid_validity, snapshot.uid_next, snapshot.highest_modseq
+            )
+            .as_bytes(),
+        );
+        if let Some(qresync) = command
+            .qresync
+            .as_ref()
+            .filter(|params| params.uid_validity == snapshot.uid_validity)
+        {
+            let known = |uid: u32| {
+                qresync
+                    .known_uids
+                    .as_ref()
+                    .is_none_or(|set| set.contains(uid, snapshot.uid_next.saturating_sub(1)))
+            };
+            let vanished: Vec<u32> = folder
+                .vanished_since(qresync.modseq)
+                .into_iter()
+                .filter(|uid| known(*uid))
+                .collect();
+            if !vanished.is_empty() {
+                out.extend_from_slice(
+                    format!("* VANISHED (EARLIER) {}\r\n", uid_set_string(&vanished)).as_bytes(),
+                );
+            }
+            for (index, meta) in snapshot.messages.iter().enumerate() {
+                if meta.modseq > qresync.modseq && known(meta.uid) {
+                    out.extend_from_slice(
+                        format!("* {} FETCH (UID {} ", index + 1, meta.uid).as_bytes(),
+                    );
+                    let is_recent = recent.binary_search(&meta.uid).is_ok();
+                    write_flags(&mut out, meta, &snapshot, is_recent);
+                    out.extend_from_slice(format!(" MODSEQ ({}))\r\n", meta.modseq).as_bytes());
+                }
+            }
+        }
+        self.conn.write(&out).await?;
+        self.selected = Some(Selected {
+            folder,
+            read_only,
+            uids,
+            recent,
+            uid_next: snapshot.uid_next,
+            known_modseq: snapshot.highest_modseq,
+            known_keywords: snapshot.keywords.len(),
+            own_changes: HashMap::new(),
+        });
+        Ok(Done::ok(if read_only {
+            "[READ-ONLY] Examine completed."
+        } else {
+            "[READ-WRITE] Select completed."
+        }))
+    }
+
+    /// CLOSE (`expunge`: removes `\Deleted` messages silently first) and UNSELECT.
+    pub(crate) async fn close(&mut self, expunge: bool) -> io::Result<Done> {
+        let Some(selected) = self.selected.take() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        if expunge
+            && !selected.read_only
+            && let Err(err) = selected.folder.expunge(None).await
+        {
+            return Ok(self.no_for(&err));
+        }
+        Ok(Done::ok(if expunge {
+            "Close completed."
+        } else {
+            "Unselect completed."
+        }))
+    }
+
+    /// EXPUNGE and UID EXPUNGE; the expunged messages are reported by the refresh that
+    /// follows every command.
+    pub(crate) async fn expunge(&mut self, set: Option<SequenceSet>) -> io::Result<Done> {
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        if selected.read_only {
+            return Ok(Done::no("[READ-ONLY] Mailbox is read-only."));
+        }
+        let uids = match &set {
+            Some(set) => match selected.resolve(set, true) {
+                Ok(positions) => Some(
+                    positions
+                        .iter()
+                        .filter_map(|&position| selected.uids.get(position).copied())
+                        .collect::<Vec<u32>>(),
+                ),
+                Err(message) => return Ok(Done::bad(message)),
+            },
+            None => None,
+        };
+        let folder = std::sync::Arc::clone(&selected.folder);
+        match folder.expunge(uids.as_deref()).await {
+            Ok(_) => Ok(Done::ok("Expunge completed.")),
+            Err(err) => Ok(self.no_for(&err)),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! All bytes of a session: reading into the framer, buffered responses (flushed before the
+//! next blocking read, so pipelined commands get their responses in one write), and the
+//! STARTTLS upgrade, which throws away any plaintext read ahead.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::framing::{CommandFramer, Frame, FramingLimits, LineTooLong};
+
+/// Any stream a session can run over: TCP, TLS over it, or memory.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Responses are written out once this much is queued, so a large FETCH streams instead of
+/// being held whole in memory.
+const FLUSH_AT: usize = 64 * 1024;
+/// Buffers larger than this are given back after use: thousands of idle sessions must not
+/// each keep the largest response they ever sent.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+pub(crate) struct Connection {
+    stream: Box<dyn Io>,
+    framer: CommandFramer,
+    limits: FramingLimits,
+    output: Vec<u8>,
+    pub(crate) tls: bool,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: Box<dyn Io>, limits: FramingLimits, tls: bool) -> Connection {
+        Connection {
+            stream,
+            framer: CommandFramer::new(limits),
+            limits,
+            output: Vec::new(),
+            tls,
+        }
+    }
+
+    /// Queues response bytes; written before the next blocking read, by `flush`, or once
+    /// enough has accumulated.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.output.extend_from_slice(bytes);
+        if self.output.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        if !self.output.is_empty() {
+            let result = self.stream.write_all(&self.output).await;
+            self.output.clear();
+            if self.output.capacity() > KEEP_CAPACITY {
+                self.output = Vec::new();
+            }
+            result?;
+        }
+        self.stream.flush().await
+    }
+
+    /// The next frame; `None` at end of stream. Pending output is written first.
+    pub(crate) async fn read_frame(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            if let Some(frame) = self.framer.next_frame() {
+                return Ok(Some(frame));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// One raw line (AUTHENTICATE responses, IDLE's DONE); `None` at end of stream.
+    pub(crate) async fn read_line(&mut self) -> io::Result<Option<Result<Vec<u8>, LineTooLong>>> {
+        loop {
+            if let Some(line) = self.framer.next_line() {
+                return Ok(Some(line));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads more bytes into the framer; false at end of stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        self.flush().await?;
+        // A small stack buffer: an idle session's future holds it while it waits.
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.framer.push(chunk.get(..n).unwrap_or_default());
+        Ok(true)
+    }
+
+    /// Upgrades to TLS. Plaintext read ahead is discarded first: it was sent before the
+    /// handshake and must not be taken as coming over TLS (CVE-2011-0411's lesson).
+    pub(crate) async fn start_tls(&mut self, config: Arc<rustls::ServerConfig>) -> io::Result<()> {
+        self.flush().await?;
+        self.framer = CommandFramer::new(self.limits);
+        let placeholder: Box<dyn Io> =
+            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let plain = std::mem::replace(&mut self.stream, placeholder);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let tls = acceptor.accept(plain).await?;
+        self.stream = Box::new(tls);
+        self.tls = true;
+        Ok(())
+    }
+
+    pub(crate) async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}

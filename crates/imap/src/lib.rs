@@ -1,0 +1,171 @@
+//! Mailstead's IMAP4rev1 server (RFC 3501 and the extensions clients rely on), reading and
+//! changing the store's Maildir folders for the accounts of the directory.
+//!
+//! # SUMMARY
+//!
+//! [`serve`] accepts connections (plain with STARTTLS on 143, implicit TLS on 993) and runs
+//! one session each. A session logs in against the [`Directory`], opens the account's folders
+//! through the store's [`MailStore`] (which shares one in-memory state per folder between all
+//! sessions and the SMTP/LMTP delivery), and answers commands. Changes made by other sessions
+//! or by delivery reach a session as untagged EXISTS/EXPUNGE/FETCH responses at the points the
+//! RFC allows, and wake an IDLE at once.
+//!
+//! # STANDARDS
+//!
+//! RFC 3501 (IMAP4rev1), 2177 (IDLE), 4315 (UIDPLUS), 6851 (MOVE), 7888 (LITERAL+), 4959
+//! (SASL-IR), 5161 (ENABLE), 2971 (ID), 2342 (NAMESPACE), 3691 (UNSELECT), 3348 (CHILDREN),
+//! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
+//! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 4616 (PLAIN).
+//!
+//! # SECURITY
+//!
+//! Everything read from the socket is untrusted: command lines and literals are bounded by the
+//! framer, every read has a timeout, connections are bounded per listener, per client address
+//! and per user, failed logins are delayed and counted. No password is accepted before TLS
+//! unless the client is on loopback and the configuration allows it. Mailbox names are checked
+//! by the store before they reach a path.
+//!
+//! # Layout
+//!
+//! - `lib.rs`: `ImapContext`, `Limits`, `serve`.
+//! - `server.rs`: the accept loop (limits, implicit TLS, shutdown and draining).
+//! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
+//! - `session.rs`: the state machine, the selected folder's view and its untagged updates.
+//! - `cmd/`: one file per group of commands.
+//! - `command.rs`: the commands as the parser hands them to the session.
+//! - `framing.rs`: where a command ends (lines and literals) and the size limits.
+//! - `parser.rs`: bytes of one command to a [`command::Tagged`].
+//! - `utf7.rs`: modified UTF-7 mailbox names (RFC 3501 5.1.3).
+//! - `wire.rs`: strings in responses (quoted, literal, NIL).
+//! - `message.rs`: what FETCH and SEARCH read from a message (ENVELOPE, BODYSTRUCTURE,
+//!   sections, text matching), on top of mail-parser.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mailstead_directory::Directory;
+use mailstead_net::ConnectionCounter;
+pub use mailstead_net::TlsConfig;
+use mailstead_store::MailStore;
+use tokio::net::TcpListener;
+
+mod cmd;
+pub mod command;
+mod connection;
+pub mod framing;
+pub mod message;
+pub mod parser;
+mod server;
+mod session;
+pub mod utf7;
+pub mod wire;
+
+/// Bounds on what one client may make the server do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest command line without its literals (Dovecot's `imap_max_line_length`, 64 KiB).
+    pub max_line: usize,
+    /// Largest literal, which bounds APPEND (the message size limit).
+    pub max_literal: usize,
+    /// How long an authenticated client may stay silent (RFC 3501 5.4: at least 30 minutes).
+    pub idle_timeout: Duration,
+    /// How long a client may take to log in.
+    pub login_timeout: Duration,
+    /// Concurrent connections on one listener.
+    pub max_connections: usize,
+    /// Concurrent connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// Concurrent logged-in sessions of one user.
+    pub max_connections_per_user: usize,
+    /// Wait before answering a failed login (Dovecot's `auth_failure_delay`).
+    pub failed_login_delay: Duration,
+    /// Failed logins after which the connection is closed.
+    pub max_failed_logins: u32,
+    /// Malformed or refused commands after which the connection is closed.
+    pub max_bad_commands: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_line: 64 * 1024,
+            max_literal: 50 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30 * 60),
+            login_timeout: Duration::from_secs(60),
+            max_connections: 20_000,
+            max_connections_per_ip: 200,
+            max_connections_per_user: 20,
+            failed_login_delay: Duration::from_secs(2),
+            max_failed_logins: 3,
+            max_bad_commands: 20,
+        }
+    }
+}
+
+/// Everything a session needs; shared by every session of every IMAP listener.
+pub struct ImapContext {
+    /// Logins and the account behind them.
+    pub directory: Directory,
+    /// The folders, shared with delivery so IDLE wakes on new mail.
+    pub mail: MailStore,
+    /// The name in the greeting.
+    pub hostname: String,
+    /// For STARTTLS and implicit TLS; replaceable while serving (certificate renewal).
+    pub tls: Option<Arc<TlsConfig>>,
+    pub limits: Limits,
+    /// Allow LOGIN/AUTHENTICATE without TLS from 127.0.0.0/8 and ::1 (local tools, tests).
+    pub login_on_loopback_without_tls: bool,
+    /// Logged-in sessions per user, across listeners.
+    user_sessions: ConnectionCounter<String>,
+}
+
+impl ImapContext {
+    pub fn new(
+        directory: Directory,
+        mail: MailStore,
+        hostname: String,
+        tls: Option<Arc<TlsConfig>>,
+        limits: Limits,
+        login_on_loopback_without_tls: bool,
+    ) -> ImapContext {
+        ImapContext {
+            directory,
+            mail,
+            hostname,
+            tls,
+            limits,
+            login_on_loopback_without_tls,
+            user_sessions: ConnectionCounter::default(),
+        }
+    }
+}
+
+/// Whether a listener's connections start in TLS (993) or plain with STARTTLS (143).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    StartTls,
+    ImplicitTls,
+}
+
+/// Serves IMAP on a bound listener until `shutdown` completes, then says `* BYE` to every
+/// session (a command in progress finishes first) and waits for them to end.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<ImapContext>,
+    security: Security,
+    shutdown: impl Future,
+) {
+    server::run(listener, ctx, security, shutdown).await;
+}
+
+/// Runs one plain session over any byte stream, as if accepted from `peer_ip`; for fuzzing and
+/// tests that need no socket.
+#[doc(hidden)]
+pub async fn serve_stream<S>(stream: S, peer_ip: std::net::IpAddr, ctx: Arc<ImapContext>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (_sender, receiver) = tokio::sync::watch::channel(false);
+    session::run(Box::new(stream), peer_ip, false, ctx, receiver).await;
+}

@@ -1,0 +1,583 @@
+//! One IMAP session: the state machine (not authenticated, authenticated, selected, logout),
+//! command dispatch, and the selected folder as this session sees it.
+//!
+//! A session keeps its own list of UIDs in sequence-number order, because sequence numbers may
+//! only change when the session is told (EXPUNGE/VANISHED) and that may only happen at certain
+//! points (never during FETCH, STORE or SEARCH, RFC 3501 7.4.1). The folder's shared state is a
+//! copy-on-write snapshot in the store; `refresh` compares it with this session's view and
+//! sends the untagged responses for what others changed: new messages, expunges, flags (found
+//! by modification sequence, so a refresh with no changes costs nothing).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mailstead_directory::account::Account as DirectoryAccount;
+use mailstead_net::Slot;
+use mailstead_store::{Folder, MailboxError, Snapshot};
+use tokio::sync::watch;
+use tracing::{debug, error, info};
+
+use crate::ImapContext;
+use crate::command::{Command, Tagged};
+use crate::connection::{Connection, Io};
+use crate::framing::{Frame, FramingLimits};
+use crate::parser::parse_command;
+
+/// What to do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// How a command ended: the tagged response to send after the untagged updates.
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub(crate) status: Status,
+    pub(crate) text: String,
+    /// Close the connection after the response (LOGOUT, too many failed logins).
+    pub(crate) close: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    Ok,
+    No,
+    Bad,
+    /// The handler wrote the tagged response itself (STARTTLS must, before the handshake).
+    Written,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::Ok | Status::Written => "OK",
+            Status::No => "NO",
+            Status::Bad => "BAD",
+        }
+    }
+}
+
+impl Done {
+    pub(crate) fn ok(text: impl Into<String>) -> Done {
+        Done {
+            status: Status::Ok,
+            text: text.into(),
+            close: false,
+        }
+    }
+
+    pub(crate) fn no(text: impl Into<String>) -> Done {
+        Done {
+            status: Status::No,
+            text: text.into(),
+            close: false,
+        }
+    }
+
+    pub(crate) fn bad(text: impl Into<String>) -> Done {
+        Done {
+            status: Status::Bad,
+            text: text.into(),
+            close: false,
+        }
+    }
+
+    pub(crate) fn written() -> Done {
+        Done {
+            status: Status::Written,
+            text: String::new(),
+            close: false,
+        }
+    }
+
+    pub(crate) fn then_close(mut self) -> Done {
+        self.close = true;
+        self
+    }
+}
+
+/// A logged-in user.
+pub(crate) struct User {
+    pub(crate) account: DirectoryAccount,
+    pub(crate) mail: mailstead_store::Account,
+    /// Counts this session against the user's connection limit until dropped.
+    _slot: Slot<String>,
+}
+
+impl User {
+    pub(crate) fn new(
+        account: DirectoryAccount,
+        mail: mailstead_store::Account,
+        slot: Slot<String>,
+    ) -> User {
+        User {
+            account,
+            mail,
+            _slot: slot,
+        }
+    }
+}
+
+/// The selected folder as this session knows it.
+pub(crate) struct Selected {
+    pub(crate) folder: Arc<Folder>,
+    pub(crate) read_only: bool,
+    /// UIDs by sequence number (index + 1), as last told to the client.
+    pub(crate) uids: Vec<u32>,
+    /// UIDs that are `\Recent` in this session, ascending.
+    pub(crate) recent: Vec<u32>,
+    /// Messages with a UID from here on have not been announced yet.
+    pub(crate) uid_next: u32,
+    /// Flag changes up to this modification sequence have been reported.
+    pub(crate) known_modseq: u64,
+    /// Keywords the client has been told about (`* FLAGS`).
+    pub(crate) known_keywords: usize,
+    /// Flag changes this session made and already reported, by UID: the modseq they got.
+    pub(crate) own_changes: HashMap<u32, u64>,
+}
+
+impl Selected {
+    pub(crate) fn is_recent(&self, uid: u32) -> bool {
+        self.recent.binary_search(&uid).is_ok()
+    }
+}
+
+pub(crate) struct Session {
+    pub(crate) ctx: Arc<ImapContext>,
+    pub(crate) conn: Connection,
+    pub(crate) peer: IpAddr,
+    pub(crate) user: Option<User>,
+    pub(crate) selected: Option<Selected>,
+    /// The client is CONDSTORE-aware (ENABLE, SELECT (CONDSTORE), or a MODSEQ item or key).
+    pub(crate) condstore: bool,
+    /// ENABLE QRESYNC: expunges are reported as VANISHED.
+    pub(crate) qresync: bool,
+    pub(crate) failed_logins: u32,
+    bad_commands: u32,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+pub(crate) async fn run(
+    stream: Box<dyn Io>,
+    peer: IpAddr,
+    tls: bool,
+    ctx: Arc<ImapContext>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let limits = FramingLimits {
+        max_line: ctx.limits.max_line,
+        max_literal: ctx.limits.max_literal,
+        max_command: ctx.limits.max_literal.saturating_add(ctx.limits.max_line),
+    };
+    let conn = Connection::new(stream, limits, tls);
+    let mut session = Session {
+        ctx,
+        conn,
+        peer,
+        user: None,
+        selected: None,
+        condstore: false,
+        qresync: false,
+        failed_logins: 0,
+        bad_commands: 0,
+        shutdown,
+    };
+    if let Err(err) = session.serve().await {
+        debug!(peer = %session.peer, cause = %err, "IMAP connection ended");
+    }
+    session.conn.shutdown().await;
+}
+
+impl Session {
+    async fn serve(&mut self) -> io::Result<()> {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} Mailstead ready.\r\n",
+            self.capabilities(),
+            self.ctx.hostname
+        );
+        self.conn.write(greeting.as_bytes()).await?;
+        loop {
+            let timeout = if self.user.is_some() {
+                self.ctx.limits.idle_timeout
+            } else {
+                self.ctx.limits.login_timeout
+            };
+            let frame = tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    self.conn.write(b"* BYE Server shutting down.\r\n").await?;
+                    return Ok(());
+                }
+                frame = tokio::time::timeout(timeout, self.conn.read_frame()) => frame,
+            };
+            let frame = match frame {
+                Err(_elapsed) => {
+                    self.conn
+                        .write(b"* BYE Disconnected for inactivity.\r\n")
+                        .await?;
+                    return Ok(());
+                }
+                Ok(frame) => frame?,
+            };
+            let Some(frame) = frame else {
+                return Ok(());
+            };
+            let flow = match frame {
+                Frame::Continue => {
+                    self.conn.write(b"+ Ready for literal data\r\n").await?;
+                    self.conn.flush().await?;
+                    Flow::Continue
+                }
+                Frame::Reject { tag, response } => {
+                    let tag = tag.unwrap_or_else(|| "*".to_owned());
+                    self.conn
+                        .write(format!("{tag} {response}\r\n").as_bytes())
+                        .await?;
+                    self.count_bad().await?
+                }
+                Frame::Fatal { response } => {
+                    self.conn
+                        .write(format!("* {response}\r\n").as_bytes())
+                        .await?;
+                    Flow::Close
+                }
+                Frame::Command(bytes) => match parse_command(&bytes) {
+                    Ok(tagged) => self.execute(tagged).await?,
+                    Err(err) => {
+                        let tag = err.tag.clone().unwrap_or_else(|| "*".to_owned());
+                        self.conn
+                            .write(format!("{tag} BAD {}\r\n", err.message).as_bytes())
+                            .await?;
+                        self.count_bad().await?
+                    }
+                },
+            };
+            if flow == Flow::Close {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn count_bad(&mut self) -> io::Result<Flow> {
+        self.bad_commands += 1;
+        if self.bad_commands >= self.ctx.limits.max_bad_commands {
+            self.conn
+                .write(b"* BYE Too many invalid commands.\r\n")
+                .await?;
+            return Ok(Flow::Close);
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Runs one command in the state it is allowed in, then tells the client what changed in
+    /// the selected folder, then answers with the tagged response.
+    async fn execute(&mut self, tagged: Tagged) -> io::Result<Flow> {
+        let Tagged { tag, command } = tagged;
+        let authenticated = self.user.is_some();
+        let selected = self.selected.is_some();
+        let allowed = match &command {
+            Command::Capability | Command::Noop | Command::Logout | Command::Id(_) => true,
+            Command::StartTls | Command::Login { .. } | Command::Authenticate { .. } => {
+                !authenticated
+            }
+            Command::Check
+            | Command::Close
+            | Command::Unselect
+            | Command::Expunge
+            | Command::UidExpunge(_)
+            | Command::Search(_)
+            | Command::Fetch(_)
+            | Command::Store(_)
+            | Command::Copy { .. }
+            | Command::Move { .. } => selected,
+            _ => authenticated,
+        };
+        if !allowed {
+            let message = if authenticated && !selected {
+                "No mailbox selected."
+            } else if authenticated {
+                "Already logged in."
+            } else {
+                "Please log in first."
+            };
+            self.bad(&tag, message).await?;
+            return self.count_bad().await;
+        }
+        // Sequence numbers must not change during these (RFC 3501 7.4.1).
+        let expunges_allowed = match &command {
+            Command::Fetch(fetch) => fetch.uid,
+            Command::Store(store) => store.uid,
+            Command::Search(search) => search.uid,
+            _ => true,
+        };
+        let done = match command {
+            Command::Capability => {
+                let line = format!("* CAPABILITY {}\r\n", self.capabilities());
+                self.conn.write(line.as_bytes()).await?;
+                Done::ok("Capability completed.")
+            }
+            Command::Noop => Done::ok("NOOP completed."),
+            Command::Check => Done::ok("CHECK completed."),
+            Command::Logout => {
+                self.conn.write(b"* BYE Logging out.\r\n").await?;
+                Done::ok("Logout completed.").then_close()
+            }
+            Command::Id(_) => {
+                let line = format!(
+                    "* ID (\"name\" \"Mailstead\" \"version\" \"{}\")\r\n",
+                    env!("CARGO_PKG_VERSION")
+                );
+                self.conn.write(line.as_bytes()).await?;
+                Done::ok("ID completed.")
+            }
+            Command::StartTls => self.starttls(&tag).await?,
+            Command::Login { user, password } => self.login(&user, password.as_bytes()).await?,
+            Command::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(&mechanism, initial_response).await?,
+            Command::Enable(names) => self.enable(&names).await?,
+            Command::Select(select) => self.select(select, false).await?,
+            Command::Examine(select) => self.select(select, true).await?,
+            Command::Create {
+                mailbox,
+                special_use,
+            } => self.create(&mailbox, &special_use).await?,
+            Command::Delete(mailbox) => self.delete(&mailbox).await?,
+            Command::Rename { from, to } => self.rename(&from, &to).await?,
+            Command::Subscribe(mailbox) => self.subscribe(&mailbox, true).await?,
+            Command::Unsubscribe(mailbox) => self.subscribe(&mailbox, false).await?,
+            Command::List(list) => self.list(list).await?,
+            Command::Lsub { reference, pattern } => self.lsub(&reference, &pattern).await?,
+            Command::Namespace => {
+                self.conn
+                    .write(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")
+                    .await?;
+                Done::ok("Namespace completed.")
+            }
+            Command::Status { mailbox, items } => self.status(&mailbox, &items).await?,
+            Command::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(&mailbox, &flags, date, &message).await?,
+            Command::Idle => self.idle().await?,
+            Command::GetQuota(root) => self.get_quota(&root).await?,
+            Command::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox).await?,
+            Command::SetQuota(_) => Done::no("[NOPERM] Quotas are set by the administrator."),
+            Command::Close => self.close(true).await?,
+            Command::Unselect => self.close(false).await?,
+            Command::Expunge => self.expunge(None).await?,
+            Command::UidExpunge(set) => self.expunge(Some(set)).await?,
+            Command::Search(search) => self.search(&tag, search).await?,
+            Command::Fetch(fetch) => self.fetch(fetch).await?,
+            Command::Store(store) => self.store(store).await?,
+            Command::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false).await?,
+            Command::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true).await?,
+        };
+        if done.status == Status::Written {
+            return Ok(if done.close {
+                Flow::Close
+            } else {
+                Flow::Continue
+            });
+        }
+        if done.status != Status::Bad {
+            self.refresh(expunges_allowed).await?;
+        }
+        let line = format!("{tag} {} {}\r\n", done.status.word(), done.text);
+        self.conn.write(line.as_bytes()).await?;
+        if done.close {
+            return Ok(Flow::Close);
+        }
+        if done.status == Status::Bad {
+            return self.count_bad().await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The capabilities for the current state.
+    pub(crate) fn capabilities(&self) -> String {
+        let mut caps = String::from("IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+");
+        if self.user.is_none() {
+            if !self.conn.tls && self.ctx.tls.is_some() {
+                caps.push_str(" STARTTLS");
+            }
+            if self.login_allowed() {
+                caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        } else {
+            caps.push_str(
+                " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED \
+                 LIST-STATUS ESEARCH QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC BINARY \
+                 STATUS=SIZE",
+            );
+        }
+        caps
+    }
+
+    /// Passwords only over TLS, or on loopback when configured.
+    pub(crate) fn login_allowed(&self) -> bool {
+        self.conn.tls || (self.ctx.login_on_loopback_without_tls && self.peer.is_loopback())
+    }
+
+    pub(crate) async fn bad(&mut self, tag: &str, text: &str) -> io::Result<()> {
+        self.conn
+            .write(format!("{tag} BAD {text}\r\n").as_bytes())
+            .await
+    }
+
+    /// The tagged NO for a store error: the client learns the kind, the log the details.
+    pub(crate) fn no_for(&self, err: &MailboxError) -> Done {
+        let text = match err {
+            MailboxError::NotFound(_) => "[NONEXISTENT] Mailbox doesn't exist.".to_owned(),
+            MailboxError::AlreadyExists(_) => "[ALREADYEXISTS] Mailbox already exists.".to_owned(),
+            MailboxError::InvalidName { reason, .. } => {
+                format!("[CANNOT] Invalid mailbox name: {reason}.")
+            }
+            MailboxError::CannotDeleteInbox => "[CANNOT] INBOX can't be deleted.".to_owned(),
+            MailboxError::HasChildren(_) => {
+                "[INUSE] Mailbox has children, delete them first.".to_owned()
+            }
+            MailboxError::OverQuota { .. } => "[OVERQUOTA] Quota exceeded.".to_owned(),
+            other => {
+                error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %other, "IMAP store error");
+                "[SERVERBUG] Internal error occurred. Refer to server log for more information."
+                    .to_owned()
+            }
+        };
+        Done::no(text)
+    }
+
+    pub(crate) fn mail(&self) -> Option<&mailstead_store::Account> {
+        self.user.as_ref().map(|user| &user.mail)
+    }
+
+    /// Picks up changes in the selected folder and tells the client: new messages (EXISTS,
+    /// RECENT), flag changes by others (FETCH), and, when `expunges` is true, expunged
+    /// messages (EXPUNGE, or VANISHED with QRESYNC).
+    pub(crate) async fn refresh(&mut self, expunges: bool) -> io::Result<()> {
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let snapshot = match selected.folder.sync().await {
+            Ok(snapshot) => snapshot,
+            Err(err) => {
+                error!(cause = %err, "cannot sync folder");
+                selected.folder.snapshot()
+            }
+        };
+        self.apply_snapshot(&snapshot, expunges).await
+    }
+
+    pub(crate) async fn apply_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        expunges: bool,
+    ) -> io::Result<()> {
+        let condstore = self.condstore;
+        let qresync = self.qresync;
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        if expunges {
+            let mut gone = Vec::new();
+            for (index, uid) in selected.uids.iter().enumerate() {
+                if snapshot.position(*uid).is_none() {
+                    gone.push((index, *uid));
+                }
+            }
+            if !gone.is_empty() {
+                if qresync {
+                    let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
+                    out.extend_from_slice(
+                        format!("* VANISHED {}\r\n", crate::cmd::uid_set_string(&uids)).as_bytes(),
+                    );
+                } else {
+                    // Highest first, so each number is still valid when the client reads it.
+                    for (index, _) in gone.iter().rev() {
+                        out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
+                    }
+                }
+                selected
+                    .uids
+                    .retain(|uid| snapshot.position(*uid).is_some());
+                selected
+                    .recent
+                    .retain(|uid| snapshot.position(*uid).is_some());
+            }
+        }
+        if snapshot.keywords.len() != selected.known_keywords {
+            selected.known_keywords = snapshot.keywords.len();
+            out.extend_from_slice(&crate::cmd::flags_announcement(
+                snapshot,
+                selected.read_only,
+            ));
+        }
+        if snapshot.highest_modseq > selected.known_modseq {
+            let known = selected.known_modseq;
+            for (index, uid) in selected.uids.iter().enumerate() {
+                let Some(position) = snapshot.position(*uid) else {
+                    continue;
+                };
+                let Some(meta) = snapshot.messages.get(position) else {
+                    continue;
+                };
+                if meta.modseq <= known || selected.own_changes.get(uid) == Some(&meta.modseq) {
+                    continue;
+                }
+                out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+                if qresync {
+                    out.extend_from_slice(format!("UID {} ", meta.uid).as_bytes());
+                }
+                crate::cmd::write_flags(&mut out, meta, snapshot, selected.is_recent(*uid));
+                if condstore {
+                    out.extend_from_slice(format!(" MODSEQ ({})", meta.modseq).as_bytes());
+                }
+                out.extend_from_slice(b")\r\n");
+            }
+            selected.known_modseq = snapshot.highest_modseq;
+            selected.own_changes.clear();
+        }
+        if snapshot.uid_next > selected.uid_next {
+            let first_new = selected.uid_next;
+            let start = snapshot
+                .messages
+                .partition_point(|meta| meta.uid < first_new);
+            let new: Vec<u32> = snapshot
+                .messages
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .map(|meta| meta.uid)
+                .collect();
+            selected.uid_next = snapshot.uid_next;
+            if !new.is_empty() {
+                if !selected.read_only {
+                    let first_recent = selected.folder.claim_recent(snapshot.uid_next);
+                    selected
+                        .recent
+                        .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
+                }
+                selected.uids.extend(new);
+                out.extend_from_slice(format!("* {} EXISTS\r\n", selected.uids.len()).as_bytes());
+                out.extend_from_slice(format!("* {} RECENT\r\n", selected.recent.len()).as_bytes());
+            }
+        }
+        if !out.is_empty() {
+            self.conn.write(&out).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn log_login(&self, address: &str) {
+        info!(peer = %self.peer, user = %address, tls = self.conn.tls, "IMAP login");
+    }
+}

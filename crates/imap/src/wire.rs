@@ -1,0 +1,85 @@
+//! Writing IMAP strings into responses: quoted where the bytes allow it, a literal otherwise,
+//! `NIL` for nothing. Every response that carries data from a message or a client goes
+//! through these, so no CR, LF, `"` or `\` can break the response syntax.
+
+/// Appends `bytes` as an IMAP string: quoted when short and free of CR, LF, NUL and 8-bit
+/// bytes, a `{n}` literal otherwise.
+pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() <= 1024 && bytes.iter().all(|&b| is_quotable(b)) {
+        out.push(b'"');
+        for &byte in bytes {
+            if byte == b'"' || byte == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(byte);
+        }
+        out.push(b'"');
+    } else {
+        literal(out, bytes);
+    }
+}
+
+/// Appends `{n}\r\n` and the bytes.
+pub fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// `NIL` or [`string`].
+pub fn nstring(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => string(out, bytes),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// An astring: bare when it is a plain atom (mailbox names like `INBOX`, `Sent`), else
+/// [`string`].
+pub fn astring(out: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.is_empty() && bytes.iter().all(|&b| is_astring_char(b)) {
+        out.extend_from_slice(bytes);
+    } else {
+        string(out, bytes);
+    }
+}
+
+fn is_quotable(byte: u8) -> bool {
+    (0x01..=0x7f).contains(&byte) && byte != b'\r' && byte != b'\n'
+}
+
+/// RFC 3501 ASTRING-CHAR: ATOM-CHAR or `]`.
+pub fn is_astring_char(byte: u8) -> bool {
+    is_atom_char(byte) || byte == b']'
+}
+
+/// RFC 3501 ATOM-CHAR: any CHAR except atom-specials.
+pub fn is_atom_char(byte: u8) -> bool {
+    (0x21..0x7f).contains(&byte)
+        && !matches!(byte, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(f: impl Fn(&mut Vec<u8>)) -> String {
+        let mut out = Vec::new();
+        f(&mut out);
+        String::from_utf8(out).expect("ascii")
+    }
+
+    #[test]
+    fn quotes_escape_and_literals() {
+        assert_eq!(render(|o| string(o, b"a \"b\" \\c")), r#""a \"b\" \\c""#);
+        assert_eq!(
+            render(|o| string(o, b"line\r\nbreak")),
+            "{11}\r\nline\r\nbreak"
+        );
+        assert_eq!(render(|o| string(o, "é".as_bytes())), "{2}\r\né");
+        assert_eq!(render(|o| nstring(o, None)), "NIL");
+        assert_eq!(render(|o| astring(o, b"INBOX")), "INBOX");
+        assert_eq!(render(|o| astring(o, b"My Folder")), "\"My Folder\"");
+        assert_eq!(render(|o| astring(o, b"")), "\"\"");
+        assert_eq!(render(|o| astring(o, b"a%b")), "\"a%b\"");
+    }
+}

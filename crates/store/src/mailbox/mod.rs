@@ -1,0 +1,991 @@
+//! The IMAP-facing side of the Maildir: folders, UIDs, flags, keywords, modseqs, kept in
+//! Dovecot 2.3's own files so a Dovecot Maildir moves in (and back) with its UIDs.
+//!
+//! # Files
+//!
+//! - `dovecot-uidlist` (v3): UIDVALIDITY, next UID and `uid :base` lines; written under the
+//!   `dovecot-uidlist.lock` dotlock, always as a new file renamed over the old one.
+//! - `dovecot-keywords`: `<index> <name>`; letter `a + index` in file names.
+//! - file names `<base>:2,<letters>` carry the flags; `new/` files move to `cur/` on sync.
+//! - `subscriptions` (Dovecot 2.3 format) at the account root.
+//! - Ours: `mailstead.index` per folder (a cache, never trusted over the files above),
+//!   `mailstead-special-use` and `mailstead-defaults` at the account root.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the public types, `MailStore` and `Account` (folder names, the folder list).
+//! - `folder.rs`: `Folder`: sync, append, flags, copy/move, expunge.
+//! - `format.rs`: parsers and writers for Dovecot's files.
+//! - `index.rs`: the binary index file.
+//! - `notify.rs`: the registry through which delivery wakes IDLE sessions.
+
+mod folder;
+mod format;
+mod index;
+pub(crate) mod notify;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+pub use folder::Folder;
+
+use crate::Store;
+
+/// Dovecot's limit: keyword letters are `a` to `z`.
+pub(crate) const MAX_KEYWORDS: usize = 26;
+
+const SPECIAL_USE_FILE: &str = "mailstead-special-use";
+const DEFAULTS_MARKER: &str = "mailstead-defaults";
+const SUBSCRIPTIONS_FILE: &str = "subscriptions";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FolderLayout {
+    /// `.Sent`, `.Work.Projects`, each with a `maildirfolder` file.
+    MaildirPlusPlus,
+    /// `Sent/`, `Work/Projects/` (Dovecot's `LAYOUT=fs`).
+    Fs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SpecialUse {
+    Drafts,
+    Sent,
+    Trash,
+    Junk,
+    Archive,
+}
+
+impl SpecialUse {
+    pub const ALL: [SpecialUse; 5] = [
+        SpecialUse::Drafts,
+        SpecialUse::Sent,
+        SpecialUse::Trash,
+        SpecialUse::Junk,
+        SpecialUse::Archive,
+    ];
+
+    /// The RFC 6154 attribute, e.g. `\Sent`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Archive => "\\Archive",
+        }
+    }
+
+    /// Case-insensitive, with or without the leading `\`.
+    pub fn from_attribute(s: &str) -> Option<SpecialUse> {
+        let bare = s.strip_prefix('\\').unwrap_or(s);
+        SpecialUse::ALL
+            .into_iter()
+            .find(|u| u.attribute()[1..].eq_ignore_ascii_case(bare))
+    }
+
+    /// The folder created for it in a new account.
+    fn default_name(self) -> &'static str {
+        &self.attribute()[1..]
+    }
+}
+
+/// IMAP system flags (`\Recent` is per session, see [`Folder::claim_recent`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SystemFlags(u8);
+
+impl SystemFlags {
+    pub const SEEN: SystemFlags = SystemFlags(1);
+    pub const ANSWERED: SystemFlags = SystemFlags(2);
+    pub const FLAGGED: SystemFlags = SystemFlags(4);
+    pub const DELETED: SystemFlags = SystemFlags(8);
+    pub const DRAFT: SystemFlags = SystemFlags(16);
+
+    pub fn empty() -> SystemFlags {
+        SystemFlags(0)
+    }
+    pub fn from_bits(bits: u8) -> SystemFlags {
+        SystemFlags(bits & 31)
+    }
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+    pub fn contains(self, other: SystemFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn insert(&mut self, other: SystemFlags) {
+        self.0 |= other.0;
+    }
+    pub fn remove(&mut self, other: SystemFlags) {
+        self.0 &= !other.0;
+    }
+    pub fn union(self, other: SystemFlags) -> SystemFlags {
+        SystemFlags(self.0 | other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageMeta {
+    pub uid: u32,
+    pub flags: SystemFlags,
+    /// Bit `i` is `Snapshot::keywords[i]`.
+    pub keywords: u32,
+    pub modseq: u64,
+    /// The size with CRLF line endings (from `W=`, or counted).
+    pub rfc822_size: u64,
+    /// Unix seconds (the file's mtime).
+    pub internal_date: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub highest_modseq: u64,
+    /// Ascending UIDs.
+    pub messages: Vec<MessageMeta>,
+    /// Indexed like `dovecot-keywords`; an empty string is an unused index.
+    pub keywords: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn position(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderInfo {
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
+    pub has_children: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagOperation {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreResult {
+    /// UIDs whose flags changed.
+    pub updated: Vec<u32>,
+    /// UIDs refused because they changed after `unchanged_since`.
+    pub modified: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CacheKey {
+    Envelope,
+    BodyStructure,
+    Body,
+    /// The header fields SEARCH asks about most (From, To, Subject, ...), so such a search
+    /// reads no message file a second time.
+    SearchHeaders,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaUsage {
+    pub bytes: u64,
+    pub messages: u64,
+    pub limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("no mailbox {0:?}")]
+    NotFound(String),
+    #[error("mailbox {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("invalid mailbox name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("INBOX cannot be deleted")]
+    CannotDeleteInbox,
+    #[error("mailbox {0:?} has child mailboxes; delete them first")]
+    HasChildren(String),
+    #[error("over quota: {used} of {limit} bytes used, message is {size} bytes")]
+    OverQuota { limit: u64, used: u64, size: u64 },
+    #[error("keyword {0:?} cannot be stored: a mailbox holds at most 26 keywords")]
+    TooManyKeywords(String),
+    #[error("{0:?} is not a valid keyword")]
+    InvalidKeyword(String),
+    #[error("{}: lock held too long by another process", path.display())]
+    LockTimeout { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// A blocking file-system task panicked or was cancelled.
+    #[error("a file-system task failed: {0}")]
+    Task(String),
+}
+
+impl MailboxError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> MailboxError {
+        MailboxError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl From<crate::StoreError> for MailboxError {
+    fn from(err: crate::StoreError) -> MailboxError {
+        match err {
+            crate::StoreError::OverQuota {
+                limit, used, size, ..
+            } => MailboxError::OverQuota { limit, used, size },
+            crate::StoreError::Io { path, source } => MailboxError::Io { path, source },
+            other => MailboxError::Task(other.to_string()),
+        }
+    }
+}
+
+/// Runs blocking file-system work off the async threads.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, MailboxError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, MailboxError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(res) => res,
+        Err(err) => Err(MailboxError::Task(err.to_string())),
+    }
+}
+
+/// The registry of open folders, shared by every session; cheap to clone.
+#[derive(Clone)]
+pub struct MailStore {
+    inner: Arc<MailStoreInner>,
+}
+
+struct MailStoreInner {
+    notifier: Arc<notify::Notifier>,
+    hostname: Arc<str>,
+    folders: Mutex<HashMap<PathBuf, Weak<Folder>>>,
+}
+
+impl MailStore {
+    /// Shares `store`'s delivery notifier: a delivery wakes the open folder it went into.
+    pub fn new(store: &Store) -> MailStore {
+        MailStore {
+            inner: Arc::new(MailStoreInner {
+                notifier: Arc::clone(&store.inner.notifier),
+                hostname: Arc::from(store.inner.hostname.as_str()),
+                folders: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Opens the account whose INBOX is the Maildir at `root`, creating it (and, the first
+    /// time only, the Drafts, Sent, Trash, Junk and Archive folders) if missing.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the Maildir cannot be created.
+    pub async fn open_account(
+        &self,
+        root: &Path,
+        layout: FolderLayout,
+        quota_bytes: Option<u64>,
+    ) -> Result<Account, MailboxError> {
+        let account = Account {
+            inner: Arc::new(AccountInner {
+                root: root.to_path_buf(),
+                layout,
+                quota_bytes,
+                store: self.clone(),
+                meta: Mutex::new(()),
+            }),
+        };
+        let setup = account.clone();
+        blocking(move || setup.inner.ensure_defaults()).await?;
+        Ok(account)
+    }
+}
+
+/// One user's folders; cheap to clone.
+#[derive(Clone)]
+pub struct Account {
+    inner: Arc<AccountInner>,
+}
+
+struct AccountInner {
+    root: PathBuf,
+    layout: FolderLayout,
+    quota_bytes: Option<u64>,
+    store: MailStore,
+    /// Serialises changes to the folder tree and the account's side files in this process.
+    meta: Mutex<()>,
+}
+
+impl Account {
+    /// Every folder, `INBOX` first, then by name; names use `/` as the separator.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the Maildir cannot be read.
+    pub async fn list(&self) -> Result<Vec<FolderInfo>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.list()).await
+    }
+
+    /// Creates a folder and any missing parents.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidName`, `AlreadyExists`, `Io`.
+    pub async fn create(
+        &self,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<(), MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let name = name.to_owned();
+        blocking(move || {
+            let _guard = inner.lock_meta();
+            inner.create(&name, special_use)
+        })
+        .await
+    }
+
+    /// Deletes a folder and its messages. Folders with children are refused.
+    ///
+    /// # Errors
+    ///
+    /// `CannotDeleteInbox`, `NotFound`, `HasChildren`, `Io`.
+    pub async fn delete(&self, name: &str) -> Result<(), MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let name = name.to_owned();
+        blocking(move || {
+            let _guard = inner.lock_meta();
+            inner.delete(&name)
+        })
+        .await
+    }
+
+    /// Renames a folder with its children. Renaming INBOX moves its messages into a new
+    /// folder and leaves INBOX empty (RFC 3501).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `AlreadyExists`, `InvalidName`, `Io`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let (from, to) = (from.to_owned(), to.to_owned());
+        blocking(move || {
+            let _guard = inner.lock_meta();
+            inner.rename(&from, &to)
+        })
+        .await
+    }
+
+    /// Subscribed names, from Dovecot's `subscriptions` file.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file exists but cannot be read.
+    pub async fn subscriptions(&self) -> Result<Vec<String>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.read_subscriptions()).await
+    }
+
+    /// # Errors
+    ///
+    /// `InvalidName`, `Io`.
+    pub async fn set_subscribed(&self, name: &str, subscribed: bool) -> Result<(), MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let name = name.to_owned();
+        blocking(move || {
+            let _guard = inner.lock_meta();
+            let name = normalize(&name)?;
+            let mut names = inner.read_subscriptions()?;
+            let present = names.contains(&name);
+            if subscribed == present {
+                return Ok(());
+            }
+            if subscribed {
+                names.push(name);
+            } else {
+                names.retain(|n| *n != name);
+            }
+            write_atomic(
+                &inner.root.join(SUBSCRIPTIONS_FILE),
+                &format::write_subscriptions(&names),
+            )
+        })
+        .await
+    }
+
+    /// Opens a folder: every caller gets the same `Arc<Folder>` while one is alive. `INBOX`
+    /// is case-insensitive. The folder is synced before it is returned.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound`, `InvalidName`, `Io`.
+    pub async fn open(&self, name: &str) -> Result<Arc<Folder>, MailboxError> {
+        let name = normalize(name)?;
+        let dir = self.inner.folder_dir(&name)?;
+        let folder = {
+            let mut folders = lock(&self.inner.store.inner.folders);
+            match folders.get(&dir).and_then(Weak::upgrade) {
+                Some(folder) => folder,
+                None => {
+                    if !dir.join("cur").is_dir() && name != "INBOX" {
+                        return Err(MailboxError::NotFound(name));
+                    }
+                    let special_use = self.inner.special_uses().get(&name).copied();
+                    let folder = Arc::new(Folder::new(
+                        name.clone(),
+                        special_use,
+                        dir.clone(),
+                        self.inner.root.clone(),
+                        self.inner.quota_bytes,
+                        Arc::clone(&self.inner.store.inner.hostname),
+                        &self.inner.store.inner.notifier,
+                    ));
+                    folders.retain(|_, weak| weak.strong_count() > 0);
+                    folders.insert(dir, Arc::downgrade(&folder));
+                    folder
+                }
+            }
+        };
+        folder.sync().await?;
+        Ok(folder)
+    }
+
+    /// The account's usage, from `maildirsize` (recalculated when missing or stale).
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the Maildir cannot be scanned.
+    pub async fn quota_usage(&self) -> Result<QuotaUsage, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let root = &inner.root;
+            let limit = inner.quota_bytes;
+            // Make `maildirsize` fresh (the check recalculates a stale one), then sum it.
+            if let Some(state) = crate::quota::check(root, limit, 0).map_err(MailboxError::from)?
+                && state.needs_rewrite()
+            {
+                crate::quota::record(root, &state, 0, limit).map_err(MailboxError::from)?;
+            }
+            let (bytes, messages) = match fs::read(root.join("maildirsize")) {
+                Ok(contents) => sum_maildirsize(&contents),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                    count_usage(root, inner.layout)
+                }
+                Err(err) => return Err(MailboxError::io(&root.join("maildirsize"), err)),
+            };
+            Ok(QuotaUsage {
+                bytes,
+                messages,
+                limit_bytes: limit,
+            })
+        })
+        .await
+    }
+}
+
+fn sum_maildirsize(contents: &[u8]) -> (u64, u64) {
+    let text = String::from_utf8_lossy(contents);
+    let (mut bytes, mut count) = (0i64, 0i64);
+    for line in text.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        let b = fields
+            .next()
+            .and_then(|f| f.parse::<i64>().ok())
+            .unwrap_or(0);
+        let c = fields
+            .next()
+            .and_then(|f| f.parse::<i64>().ok())
+            .unwrap_or(0);
+        bytes = bytes.saturating_add(b);
+        count = count.saturating_add(c);
+    }
+    (
+        u64::try_from(bytes).unwrap_or(0),
+        u64::try_from(count).unwrap_or(0),
+    )
+}
+
+/// Usage without a `maildirsize` (no limit): counted from the file names.
+fn count_usage(root: &Path, layout: FolderLayout) -> (u64, u64) {
+    let mut dirs = vec![root.to_path_buf()];
+    if let Ok(inner) = list_dirs(root, layout) {
+        dirs.extend(inner.into_iter().map(|(_, dir)| dir));
+    }
+    let (mut bytes, mut count) = (0, 0);
+    for dir in dirs {
+        for sub in ["cur", "new"] {
+            let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                let size = format::size_field(format::base_name(&name), 'S')
+                    .or_else(|| entry.metadata().ok().map(|m| m.len()))
+                    .unwrap_or(0);
+                bytes += size;
+                count += 1;
+            }
+        }
+    }
+    (bytes, count)
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take every session down with it.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `INBOX` in any case becomes `INBOX`; checks the name's shape.
+fn normalize(name: &str) -> Result<String, MailboxError> {
+    let invalid = |reason| MailboxError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("the name is empty"));
+    }
+    if name.len() > 1000 {
+        return Err(invalid("the name is too long"));
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return Err(invalid("empty hierarchy level"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid("control characters are not allowed"));
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| *p == "." || *p == ".." || p.starts_with('.') || p.contains('~'))
+    {
+        return Err(invalid("a level may not start with '.' or contain '~'"));
+    }
+    if parts
+        .first()
+        .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"))
+    {
+        parts[0] = "INBOX";
+    }
+    Ok(parts.join("/"))
+}
+
+impl AccountInner {
+    fn lock_meta(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.meta)
+    }
+
+    /// The Maildir of a (normalized) folder name.
+    fn folder_dir(&self, name: &str) -> Result<PathBuf, MailboxError> {
+        if name == "INBOX" {
+            return Ok(self.root.clone());
+        }
+        let parts: Vec<String> = name.split('/').map(format::mutf7_encode).collect();
+        match self.layout {
+            FolderLayout::MaildirPlusPlus => {
+                if parts.iter().any(|p| p.contains('.')) {
+                    return Err(MailboxError::InvalidName {
+                        name: name.to_owned(),
+                        reason: "'.' is the hierarchy separator on disk",
+                    });
+                }
+                Ok(self.root.join(format!(".{}", parts.join("."))))
+            }
+            FolderLayout::Fs => {
+                if parts
+                    .iter()
+                    .any(|p| matches!(p.as_str(), "cur" | "new" | "tmp"))
+                {
+                    return Err(MailboxError::InvalidName {
+                        name: name.to_owned(),
+                        reason: "cur, new and tmp are Maildir's own directories",
+                    });
+                }
+                let mut dir = self.root.clone();
+                dir.extend(parts);
+                Ok(dir)
+            }
+        }
+    }
+
+    fn ensure_defaults(&self) -> Result<(), MailboxError> {
+        let _guard = self.lock_meta();
+        folder::ensure_maildir(&self.root)?;
+        let marker = self.root.join(DEFAULTS_MARKER);
+        if marker.exists() {
+            return Ok(());
+        }
+        let existing = self.list()?;
+        let mut subscribe = Vec::new();
+        for special_use in SpecialUse::ALL {
+            let name = special_use.default_name();
+            if existing.iter().any(|f| f.special_use == Some(special_use)) {
+                continue;
+            }
+            match self.create(name, Some(special_use)) {
+                Ok(()) => subscribe.push(name.to_owned()),
+                // A Dovecot account already has it: give it the attribute.
+                Err(MailboxError::AlreadyExists(_)) => {
+                    let mut uses = self.special_uses();
+                    uses.entry(name.to_owned()).or_insert(special_use);
+                    self.write_special_uses(&uses)?;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let mut names = self.read_subscriptions()?;
+        for name in std::iter::once("INBOX".to_owned()).chain(subscribe) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        write_atomic(
+            &self.root.join(SUBSCRIPTIONS_FILE),
+            &format::write_subscriptions(&names),
+        )?;
+        write_atomic(&marker, b"1\n")
+    }
+
+    fn list(&self) -> Result<Vec<FolderInfo>, MailboxError> {
+        let uses = self.special_uses();
+        let mut names: Vec<String> = list_dirs(&self.root, self.layout)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        let has_children = |name: &str| {
+            names.iter().any(|n| {
+                n.len() > name.len() + 1
+                    && n.starts_with(name)
+                    && n.as_bytes().get(name.len()) == Some(&b'/')
+            })
+        };
+        let mut out = vec![FolderInfo {
+            name: "INBOX".to_owned(),
+            special_use: None,
+            has_children: has_children("INBOX"),
+        }];
+        for name in &names {
+            if name == "INBOX" {
+                continue;
+            }
+            out.push(FolderInfo {
+                name: name.clone(),
+                special_use: uses.get(name).copied(),
+                has_children: has_children(name),
+            });
+        }
+        Ok(out)
+    }
+
+    fn create(&self, name: &str, special_use: Option<SpecialUse>) -> Result<(), MailboxError> {
+        let name = normalize(name)?;
+        if name == "INBOX" {
+            return Err(MailboxError::AlreadyExists(name));
+        }
+        let dir = self.folder_dir(&name)?;
+        if dir.join("cur").is_dir() {
+            return Err(MailboxError::AlreadyExists(name));
+        }
+        // Parents first, so that every level is a real folder.
+        let parts: Vec<&str> = name.split('/').collect();
+        for depth in 1..=parts.len() {
+            let level = parts[..depth].join("/");
+            let level_dir = self.folder_dir(&level)?;
+            if level_dir.join("cur").is_dir() {
+                continue;
+            }
+            folder::ensure_maildir(&level_dir)?;
+            if self.layout == FolderLayout::MaildirPlusPlus {
+                let marker = level_dir.join("maildirfolder");
+                if let Err(err) = fs::write(&marker, b"") {
+                    return Err(MailboxError::io(&marker, err));
+                }
+            }
+        }
+        if let Some(special_use) = special_use {
+            let mut uses = self.special_uses();
+            uses.retain(|_, u| *u != special_use);
+            uses.insert(name, special_use);
+            self.write_special_uses(&uses)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, name: &str) -> Result<(), MailboxError> {
+        let name = normalize(name)?;
+        if name == "INBOX" {
+            return Err(MailboxError::CannotDeleteInbox);
+        }
+        let dir = self.folder_dir(&name)?;
+        if !dir.join("cur").is_dir() {
+            return Err(MailboxError::NotFound(name));
+        }
+        let prefix = format!("{name}/");
+        if list_dirs(&self.root, self.layout)?
+            .iter()
+            .any(|(n, _)| n.starts_with(&prefix))
+        {
+            return Err(MailboxError::HasChildren(name));
+        }
+        self.forget_open(&dir);
+        if let Err(err) = fs::remove_dir_all(&dir) {
+            return Err(MailboxError::io(&dir, err));
+        }
+        let mut uses = self.special_uses();
+        if uses.remove(&name).is_some() {
+            self.write_special_uses(&uses)?;
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<(), MailboxError> {
+        let from = normalize(from)?;
+        let to = normalize(to)?;
+        if to == "INBOX" || to.starts_with("INBOX/") && from == "INBOX" {
+            return Err(MailboxError::InvalidName {
+                name: to,
+                reason: "cannot rename to INBOX or below it",
+            });
+        }
+        let to_dir = self.folder_dir(&to)?;
+        if to_dir.join("cur").is_dir() {
+            return Err(MailboxError::AlreadyExists(to));
+        }
+        if from == "INBOX" {
+            self.create(&to, None)?;
+            return folder::move_all_files(&self.root, &to_dir);
+        }
+        let from_dir = self.folder_dir(&from)?;
+        if !from_dir.join("cur").is_dir() {
+            return Err(MailboxError::NotFound(from));
+        }
+        if to.starts_with(&format!("{from}/")) {
+            return Err(MailboxError::InvalidName {
+                name: to,
+                reason: "cannot move a folder below itself",
+            });
+        }
+        // Parents of the new name must exist.
+        if let Some((parent, _)) = to.rsplit_once('/') {
+            let parent_dir = self.folder_dir(parent)?;
+            if !parent_dir.join("cur").is_dir() {
+                self.create(parent, None)?;
+            }
+        }
+        let children: Vec<(String, PathBuf)> = list_dirs(&self.root, self.layout)?
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&format!("{from}/")))
+            .collect();
+        self.forget_open(&from_dir);
+        for (_, dir) in &children {
+            self.forget_open(dir);
+        }
+        if let Err(err) = fs::rename(&from_dir, &to_dir) {
+            return Err(MailboxError::io(&from_dir, err));
+        }
+        if self.layout == FolderLayout::MaildirPlusPlus {
+            for (child, dir) in children {
+                let new_name = format!("{to}{}", &child[from.len()..]);
+                let new_dir = self.folder_dir(&new_name)?;
+                if let Err(err) = fs::rename(&dir, &new_dir) {
+                    return Err(MailboxError::io(&dir, err));
+                }
+            }
+        }
+        let uses: HashMap<String, SpecialUse> = self
+            .special_uses()
+            .into_iter()
+            .map(|(name, u)| {
+                if name == from {
+                    (to.clone(), u)
+                } else if let Some(rest) = name.strip_prefix(&format!("{from}/")) {
+                    (format!("{to}/{rest}"), u)
+                } else {
+                    (name, u)
+                }
+            })
+            .collect();
+        self.write_special_uses(&uses)
+    }
+
+    /// A renamed or deleted folder's open handle must not be handed out again.
+    fn forget_open(&self, dir: &Path) {
+        lock(&self.store.inner.folders).remove(dir);
+    }
+
+    fn read_subscriptions(&self) -> Result<Vec<String>, MailboxError> {
+        let path = self.root.join(SUBSCRIPTIONS_FILE);
+        match fs::read(&path) {
+            Ok(contents) => {
+                let separator = match self.layout {
+                    FolderLayout::MaildirPlusPlus => '.',
+                    FolderLayout::Fs => '/',
+                };
+                Ok(format::parse_subscriptions(&contents, separator))
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(err) => Err(MailboxError::io(&path, err)),
+        }
+    }
+
+    fn special_uses(&self) -> HashMap<String, SpecialUse> {
+        let Ok(contents) = fs::read(self.root.join(SPECIAL_USE_FILE)) else {
+            return HashMap::new();
+        };
+        String::from_utf8_lossy(&contents)
+            .lines()
+            .filter_map(|line| {
+                let (attribute, name) = line.split_once(' ')?;
+                Some((name.to_owned(), SpecialUse::from_attribute(attribute)?))
+            })
+            .collect()
+    }
+
+    fn write_special_uses(&self, uses: &HashMap<String, SpecialUse>) -> Result<(), MailboxError> {
+        let mut lines: Vec<String> = uses
+            .iter()
+            .map(|(name, u)| format!("{} {name}\n", u.attribute()))
+            .collect();
+        lines.sort();
+        write_atomic(&self.root.join(SPECIAL_USE_FILE), lines.concat().as_bytes())
+    }
+}
+
+/// Folders below `root` as (name, directory), INBOX not included.
+fn list_dirs(root: &Path, layout: FolderLayout) -> Result<Vec<(String, PathBuf)>, MailboxError> {
+    let mut out = Vec::new();
+    match layout {
+        FolderLayout::MaildirPlusPlus => {
+            let entries = fs::read_dir(root).map_err(|err| MailboxError::io(root, err))?;
+            for entry in entries.flatten() {
+                let file_name = entry.file_name();
+                let Some(disk) = file_name.to_str() else {
+                    continue;
+                };
+                let Some(rest) = disk.strip_prefix('.') else {
+                    continue;
+                };
+                if rest.is_empty() || rest.starts_with('.') || !entry.path().join("cur").is_dir() {
+                    continue;
+                }
+                let name: Vec<String> = rest.split('.').map(decode_level).collect();
+                out.push((name.join("/"), entry.path()));
+            }
+        }
+        FolderLayout::Fs => walk_fs(root, "", 0, &mut out)?,
+    }
+    Ok(out)
+}
+
+fn walk_fs(
+    dir: &Path,
+    prefix: &str,
+    depth: u32,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), MailboxError> {
+    if depth > 32 {
+        return Ok(());
+    }
+    let entries = fs::read_dir(dir).map_err(|err| MailboxError::io(dir, err))?;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(disk) = file_name.to_str() else {
+            continue;
+        };
+        if disk.starts_with('.') || matches!(disk, "cur" | "new" | "tmp") {
+            continue;
+        }
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = format!("{prefix}{}", decode_level(disk));
+        let path = entry.path();
+        if path.join("cur").is_dir() {
+            out.push((name.clone(), path.clone()));
+        }
+        walk_fs(&path, &format!("{name}/"), depth + 1, out)?;
+    }
+    Ok(())
+}
+
+fn decode_level(disk: &str) -> String {
+    format::mutf7_decode(disk).unwrap_or_else(|| disk.to_owned())
+}
+
+/// Unique among this process's writers (several folders or accounts may write the same
+/// file at once).
+pub(crate) fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// Writes a whole file: temporary name, fsync, rename.
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), MailboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", unique_suffix()));
+    let tmp = PathBuf::from(tmp_name);
+    let res = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(contents).and_then(|()| file.sync_all()))
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(err) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(MailboxError::io(path, err));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_use_attributes() {
+        for u in SpecialUse::ALL {
+            assert_eq!(SpecialUse::from_attribute(u.attribute()), Some(u));
+        }
+        assert_eq!(SpecialUse::from_attribute("sent"), Some(SpecialUse::Sent));
+        assert_eq!(SpecialUse::from_attribute("\\JUNK"), Some(SpecialUse::Junk));
+        assert_eq!(SpecialUse::from_attribute("\\All"), None);
+        assert_eq!(SpecialUse::from_attribute(""), None);
+    }
+
+    #[test]
+    fn names_are_normalized() {
+        assert_eq!(normalize("inbox").expect("ok"), "INBOX");
+        assert_eq!(normalize("Inbox/Sub").expect("ok"), "INBOX/Sub");
+        for bad in ["", "/a", "a/", "a//b", "a/../b", ".hidden", "a\nb", "a~b"] {
+            assert!(normalize(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn system_flags() {
+        let mut flags = SystemFlags::empty();
+        assert!(flags.is_empty());
+        flags.insert(SystemFlags::SEEN.union(SystemFlags::DRAFT));
+        assert!(flags.contains(SystemFlags::SEEN));
+        flags.remove(SystemFlags::SEEN);
+        assert_eq!(flags, SystemFlags::DRAFT);
+        assert_eq!(SystemFlags::from_bits(0xff).bits(), 31);
+    }
+}

@@ -1,0 +1,125 @@
+//! Feeds arbitrary bytes into one IMAP session over an in-memory duplex stream, after a login
+//! and a SELECT so the fuzzer starts where most commands are allowed, with a real SQLite
+//! directory and a real Maildir holding two messages: the session must never panic and must
+//! end when the input does.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use mailstead_directory::manage::{NewDomain, NewMailbox};
+use mailstead_directory::{Directory, DirectoryOptions};
+use mailstead_imap::{ImapContext, Limits};
+use mailstead_store::{MailStore, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    ctx: Arc<ImapContext>,
+    _dir: tempfile::TempDir,
+}
+
+const PROLOGUE: &[u8] = b"a LOGIN alice@example.com x\r\nb SELECT INBOX\r\n";
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = runtime.block_on(async {
+            let url = format!("sqlite://{}", dir.path().join("directory.db").display());
+            let mail_root = dir.path().join("mail").display().to_string();
+            let (directory, _) =
+                Directory::open_and_migrate(DirectoryOptions::new(url, &mail_root))
+                    .await
+                    .expect("directory");
+            let domain = NewDomain {
+                domain: "example.com".into(),
+                active: true,
+                ..NewDomain::default()
+            };
+            directory.add_domain("fuzz", domain).await.expect("domain");
+            let mailbox = NewMailbox {
+                address: "alice@example.com".into(),
+                password_hash: "{PLAIN}x".into(),
+                active: true,
+                ..NewMailbox::default()
+            };
+            directory
+                .add_mailbox("fuzz", mailbox)
+                .await
+                .expect("mailbox");
+            let store = Store::new("fuzz", dir.path().join("spool")).expect("store");
+            let location = directory
+                .mailbox_location("alice@example.com")
+                .await
+                .expect("location")
+                .expect("mailbox exists");
+            let quota = directory
+                .quota("alice@example.com")
+                .await
+                .expect("quota")
+                .expect("mailbox exists");
+            for message in [
+                &b"From: a@example.org\r\nSubject: one\r\n\r\nbody\r\n"[..],
+                b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\npart\r\n--x--\r\n",
+            ] {
+                let mut writer = store.begin().await.expect("spool");
+                writer.write_all(message).await.expect("write");
+                let spooled = writer.finish().await.expect("finish");
+                spooled
+                    .deliver(&location.maildir, quota.clone(), None)
+                    .await
+                    .expect("deliver");
+            }
+            let limits = Limits {
+                max_line: 1024,
+                max_literal: 4096,
+                idle_timeout: Duration::from_millis(50),
+                login_timeout: Duration::from_millis(50),
+                failed_login_delay: Duration::ZERO,
+                ..Limits::default()
+            };
+            Arc::new(ImapContext::new(
+                directory,
+                MailStore::new(&store),
+                "imap.example.com".into(),
+                None,
+                limits,
+                true,
+            ))
+        });
+        Fixture {
+            runtime,
+            ctx,
+            _dir: dir,
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let fixture = fixture();
+    let mut input = PROLOGUE.to_vec();
+    input.extend_from_slice(data);
+    fixture.runtime.block_on(async move {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(mailstead_imap::serve_stream(
+            server,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Arc::clone(&fixture.ctx),
+        ));
+        let reader = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = client.write_all(&input).await;
+            let _ = client.shutdown().await;
+            let _ = client.read_to_end(&mut sink).await;
+        });
+        let _ = session.await;
+        let _ = reader.await;
+    });
+});
