@@ -29,10 +29,10 @@ const KEYWORDS: &str = "dovecot-keywords";
 const INDEX: &str = "mailstead.index";
 /// Directory mtimes this recent may hide a change made in the same clock tick: rescan.
 /// File systems with nanosecond timestamps (ext4, XFS, btrfs, tmpfs) stamp from the kernel's
-/// coarse clock, a tick of at most 10 ms, so 100 ms is ample there; on file systems with
+/// coarse clock, a tick of at most 10 ms (HZ=100), so 20 ms covers it; on file systems with
 /// whole-second timestamps two seconds are needed (as Dovecot assumes). Under steady load a
 /// long slack would mean a full rescan of `cur/` before every command.
-const MTIME_SLACK_NS: i128 = 100_000_000;
+const MTIME_SLACK_NS: i128 = 20_000_000;
 const MTIME_SLACK_COARSE_NS: i128 = 2_000_000_000;
 /// How often a dirty index is written while the folder stays open.
 const INDEX_WRITE_INTERVAL: Duration = Duration::from_secs(5);
@@ -100,6 +100,9 @@ struct State {
     highest_modseq: u64,
     vanished: Vec<(u64, u32)>,
     stamp: Option<Stamp>,
+    /// `stamp` was read right after a change of our own, not by a scan: the directory is as
+    /// this state says without scanning it again, even while its mtimes are within the slack.
+    stamp_is_own: bool,
     /// No index was found: the first scan decides where \Recent starts.
     recent_unknown: bool,
     dirty: bool,
@@ -610,14 +613,18 @@ impl Inner {
             .send_modify(|serial| *serial = serial.wrapping_add(1));
     }
 
-    /// After an operation: the stamp covers our own writes (a change by someone else in the
-    /// same instant leaves an mtime within the slack, which forces the next rescan).
+    /// After an operation: the stamp covers our own writes. Under steady load a session
+    /// changes its folder every few commands; rescanning `cur/` after each of our own changes
+    /// (because the mtime is within the slack) would cost more than the command. The price:
+    /// another process's change in the same clock tick as ours is seen at the folder's next
+    /// change or rescan, not at once.
     fn finish_change(&self, st: &mut State) {
         if st.stamp.is_some()
             && let Ok(stamp) = self.read_stamp()
             && st.stamp != Some(stamp)
         {
             st.stamp = Some(stamp);
+            st.stamp_is_own = true;
             st.dirty = true;
         }
         self.maybe_write_index(st);
@@ -742,9 +749,10 @@ impl Inner {
             MTIME_SLACK_NS
         };
         let settled = times.iter().all(|&t| now - t >= slack);
-        if st.stamp == Some(stamp) && settled && st.uid_validity != 0 {
+        if st.stamp == Some(stamp) && (settled || st.stamp_is_own) && st.uid_validity != 0 {
             return Ok(false);
         }
+        st.stamp_is_own = false;
         self.full_scan(st)
     }
 
