@@ -129,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let snapshot = again.sync().await?;
     timed(
-        "sync right after a change (rescan)",
+        "sync right after our own change",
         started,
         snapshot.messages.len(),
     );
