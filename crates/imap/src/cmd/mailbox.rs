@@ -16,7 +16,7 @@ use crate::wire;
 const SEPARATOR: char = '/';
 
 /// `INBOX` in any case is the INBOX (RFC 3501 5.1); other names are case-sensitive.
-fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let trimmed = name.strip_suffix(SEPARATOR).unwrap_or(name);
     match trimmed.get(..5) {
         Some(prefix) if prefix.eq_ignore_ascii_case("INBOX") => {

@@ -5,6 +5,7 @@ use std::io;
 
 use mailstead_store::SystemFlags;
 
+use crate::cmd::mailbox::normalize;
 use crate::cmd::{flags_announcement, uid_set_string, write_flags};
 use crate::command::{SelectCommand, SequenceSet};
 use crate::session::{Done, Selected, Session};
@@ -30,7 +31,7 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
-        let folder = match mail.open(&command.mailbox).await {
+        let folder = match mail.open(&normalize(&command.mailbox)).await {
             Ok(folder) => folder,
             Err(err) => return Ok(self.no_for(&err)),
         };

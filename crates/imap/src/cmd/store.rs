@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use mailstead_store::{FlagOperation, MailboxError};
 
+use crate::cmd::mailbox::normalize;
 use crate::cmd::{split_flags, uid_set_string, write_flags};
 use crate::command::{SequenceSet, StoreCommand, StoreOperation};
 use crate::session::{Done, Session};
@@ -136,12 +137,7 @@ impl Session {
             .filter_map(|&position| selected.uids.get(position).copied())
             .collect();
         let source = Arc::clone(&selected.folder);
-        let name = if mailbox.eq_ignore_ascii_case("INBOX") {
-            "INBOX"
-        } else {
-            mailbox
-        };
-        let destination = match mail.open(name).await {
+        let destination = match mail.open(&normalize(mailbox)).await {
             Ok(folder) => folder,
             Err(MailboxError::NotFound(_)) => {
                 return Ok(Done::no("[TRYCREATE] Mailbox doesn't exist."));
