@@ -4,15 +4,16 @@
 //! end when the input does.
 #![no_main]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use mailstead_directory::manage::{NewDomain, NewMailbox};
-use mailstead_directory::{Directory, DirectoryOptions};
 use mailstead_imap::{ImapContext, Limits};
-use mailstead_store::{MailStore, Store};
+use mailstead_store::MailStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Fixture {
@@ -26,35 +27,10 @@ const PROLOGUE: &[u8] = b"a LOGIN alice@example.com x\r\nb SELECT INBOX\r\n";
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = common::runtime();
         let dir = tempfile::tempdir().expect("temp dir");
         let ctx = runtime.block_on(async {
-            let url = format!("sqlite://{}", dir.path().join("directory.db").display());
-            let mail_root = dir.path().join("mail").display().to_string();
-            let (directory, _) =
-                Directory::open_and_migrate(DirectoryOptions::new(url, &mail_root))
-                    .await
-                    .expect("directory");
-            let domain = NewDomain {
-                domain: "example.com".into(),
-                active: true,
-                ..NewDomain::default()
-            };
-            directory.add_domain("fuzz", domain).await.expect("domain");
-            let mailbox = NewMailbox {
-                address: "alice@example.com".into(),
-                password_hash: "{PLAIN}x".into(),
-                active: true,
-                ..NewMailbox::default()
-            };
-            directory
-                .add_mailbox("fuzz", mailbox)
-                .await
-                .expect("mailbox");
-            let store = Store::new("fuzz", dir.path().join("spool")).expect("store");
+            let (directory, store) = common::directory_and_store(dir.path()).await;
             let location = directory
                 .mailbox_location("alice@example.com")
                 .await

@@ -12,8 +12,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,50 +20,6 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 const DOMAIN: &str = "example.test";
-
-fn wait_for_port(port: u16, what: &str, log: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("220") {
-                let _ = (&stream).write_all(b"QUIT\r\n");
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not listen on {port}; log:\n{}",
-            log()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Fails the test, with a hint, when a required program is missing.
-fn require(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .env(
-            "PATH",
-            format!(
-                "{}:/usr/sbin:/sbin",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(
-        found,
-        "{program} is missing: install the Debian package {package} (scripts/test-services.sh does)"
-    );
-}
 
 /// `mailstead serve` in its own data directory.
 struct Mailstead {
@@ -267,7 +221,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         fs::read_to_string(root.join("start.log")).unwrap_or_default()
     );
     let start_log = root.join("start.log");
-    wait_for_port(smtp_port, "postfix", || {
+    support::wait_for_greeting(smtp_port, "220", "postfix", || {
         format!(
             "{}\n{}",
             fs::read_to_string(&start_log).unwrap_or_default(),
@@ -318,8 +272,8 @@ fn swaks(port: u16, to: &str, subject: &str) {
 
 #[test]
 fn postfix_delivers_through_lmtp() {
-    require("postfix", "postfix");
-    require("swaks", "swaks");
+    support::require("postfix", "Debian's postfix");
+    support::require("swaks", "Debian's swaks");
 
     let temp = tempfile::tempdir().unwrap();
     fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -372,7 +326,7 @@ fn postfix_delivers_through_lmtp() {
             .spawn()
             .unwrap(),
     );
-    wait_for_port(lmtp_port, "mailstead lmtp", || mailstead.log());
+    support::wait_for_greeting(lmtp_port, "220", "mailstead lmtp", || mailstead.log());
 
     let postfix = start_postfix(&temp.path().join("postfix"), postfix_port, lmtp_port);
 

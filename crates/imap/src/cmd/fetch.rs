@@ -30,6 +30,15 @@ impl FetchAttribute {
         }
     }
 
+    /// Whether the item needs the message file (unless the folder's cache has it).
+    fn reads_file(&self) -> bool {
+        self.needs_parse()
+            || matches!(
+                self,
+                FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
+            )
+    }
+
     /// Whether the item needs the MIME structure (not just the bytes or the index).
     fn needs_parse(&self) -> bool {
         match self {
@@ -193,13 +202,6 @@ impl Session {
             .as_ref()
             .map(|selected| selected.recent.iter().copied().collect())
             .unwrap_or_default();
-        let needs_read = attributes.iter().any(|attribute| {
-            attribute.needs_parse()
-                || matches!(
-                    attribute,
-                    FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
-                )
-        });
         for (position, uid) in targets {
             let Some(meta) = snapshot
                 .position(uid)
@@ -214,20 +216,13 @@ impl Session {
             {
                 continue;
             }
-            let all_cached = attributes
-                .iter()
-                .all(|attribute| match cache_key(attribute) {
-                    Some(key) => folder.cached(uid, key).is_some(),
-                    None => {
-                        !attribute.needs_parse()
-                            && !matches!(
-                                attribute,
-                                FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
-                            )
-                    }
-                });
+            // The file is read only for items the folder's cache cannot answer.
+            let needs_file = attributes.iter().any(|attribute| {
+                attribute.reads_file()
+                    && cache_key(attribute).is_none_or(|key| folder.cached(uid, key).is_none())
+            });
             let mut content = Content::NotLoaded;
-            if needs_read && !all_cached {
+            if needs_file {
                 match folder.read(uid).await {
                     Ok(Some(bytes)) => content = Content::Raw(bytes),
                     Ok(None) => continue,

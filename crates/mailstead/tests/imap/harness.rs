@@ -19,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support;
+pub use crate::support::{require, wait_for_greeting};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 pub const DOMAIN: &str = "example.test";
@@ -29,28 +30,6 @@ pub const MAIL_UID: u32 = 65534;
 /// The directory of the Python scripts and mbsync templates.
 pub fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/imap")
-}
-
-/// Fails the test, with a hint, when a required program is missing.
-pub fn require(program: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .env(
-            "PATH",
-            format!(
-                "{}:/usr/sbin:/sbin",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(
-        found,
-        "{program} is missing: install {package} (scripts/test-services.sh does)"
-    );
 }
 
 /// Both output streams of a finished program, for failure messages and logs.
@@ -74,28 +53,6 @@ pub fn python(script: &str, args: &[String]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-/// Waits until `port` greets with a line starting with `greeting` (plain IMAP, SMTP, LMTP).
-pub fn wait_for_greeting(port: u16, greeting: &str, what: &str, log: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut line = String::new();
-            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with(greeting) {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not greet on port {port}; log:\n{}",
-            log()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Waits until something accepts TCP connections on `port` (a TLS-only port).

@@ -2,8 +2,11 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 /// Runs `command` with `stdin` piped in (as a script would give it), or none; captures output.
 pub fn run(mut command: Command, stdin: Option<&str>) -> Output {
@@ -63,4 +66,48 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port between {FIRST} and {}", FIRST + SPAN);
+}
+
+/// Fails the test, with a hint, when a required program is missing.
+pub fn require(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/sbin:/sbin",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(
+        found,
+        "{program} is missing: install {package} (scripts/test-services.sh does)"
+    );
+}
+
+/// Waits until `port` greets with a line starting with `greeting` (plain IMAP, SMTP, LMTP).
+pub fn wait_for_greeting(port: u16, greeting: &str, what: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with(greeting) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not greet on port {port}; log:\n{}",
+            log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
