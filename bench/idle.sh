@@ -45,14 +45,7 @@ ulimit -n "$FDS"
 OLD_INOTIFY=$(sysctl -n fs.inotify.max_user_instances)
 [ "$OLD_INOTIFY" -ge $((N + 1000)) ] && OLD_INOTIFY= || sysctl -q -w fs.inotify.max_user_instances=$((N + 1000))
 
-wait_port() {
-  for _ in $(seq 1 $(($2 * 10))); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done
-  return 1
-}
-wait_port_free() {
-  for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " || return 0; sleep 0.1; done
-  echo "port $1 still in use" >&2; return 1
-}
+. bench/lib.sh
 
 echo "building (release) ..." >&2
 if [[ " $SERVERS " == *" mailstead "* ]]; then
@@ -119,31 +112,17 @@ listen = []
 level = "warn"
 CONF
   export MAILSTEAD_CONFIG=$WORK/mailstead.toml
-  for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$WORK/users"
-  if "$BIN" domain add example.test >/dev/null && "$BIN" import passwd-file "$WORK/users" >"$WORK/import.log"; then
-    for i in $(seq 1 "$USERS"); do
-      maildir=$("$BIN" --json mailbox show "user$i@example.test" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["location"]["maildir"])')
-      mkdir -p "$maildir"
-      cp -a "$WORK/data/user$i/Maildir/." "$maildir/"
-    done
-    "$BIN" serve >"$WORK/mailstead.log" 2>&1 &
-    MAILSTEAD_PID=$!
-    if wait_port 1143 30; then
-      "$BENCH" warm --addr 127.0.0.1:1143 --users "$USERS" 2>&1
-      if out=$("$BENCH" idle --addr 127.0.0.1:1143 --connections "$N" --users "$USERS" --pid "$MAILSTEAD_PID" --label Mailstead); then
-        echo "$out" | grep -v '^RESULT'
-        MAILSTEAD_RESULT=$(echo "$out" | grep '^RESULT')
-      else
-        status=1
-      fi
+  if mailstead_load_users && mailstead_start; then
+    "$BENCH" warm --addr 127.0.0.1:1143 --users "$USERS" 2>&1
+    if out=$("$BENCH" idle --addr 127.0.0.1:1143 --connections "$N" --users "$USERS" --pid "$MAILSTEAD_PID" --label Mailstead); then
+      echo "$out" | grep -v '^RESULT'
+      MAILSTEAD_RESULT=$(echo "$out" | grep '^RESULT')
     else
-      echo "Mailstead did not listen on 127.0.0.1:1143; its log:" >&2; tail -20 "$WORK/mailstead.log" >&2
       status=1
     fi
     echo
   else
-    echo "could not create Mailstead's users" >&2; cat "$WORK/import.log" >&2; status=1
+    status=1
   fi
 fi
 

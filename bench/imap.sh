@@ -31,14 +31,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || true
 
-wait_port() { # PORT SECONDS: until something listens on 127.0.0.1:PORT
-  for _ in $(seq 1 $(($2 * 10))); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done
-  return 1
-}
-wait_port_free() {
-  for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " || return 0; sleep 0.1; done
-  echo "port $1 still in use" >&2; return 1
-}
+. bench/lib.sh
 
 echo "building (release) ..." >&2
 if [[ " $SERVERS " == *" mailstead "* ]]; then
@@ -97,26 +90,13 @@ listen = []
 level = "warn"
 CONF
   export MAILSTEAD_CONFIG=$WORK/mailstead.toml
-  # The same passwd-file as the Dovecot peer's ({PLAIN}pass), imported with hashes as they are.
-  for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$WORK/users"
-  if "$BIN" domain add example.test >/dev/null && "$BIN" import passwd-file "$WORK/users" >"$WORK/import.log"; then
-    for i in $(seq 1 "$USERS"); do
-      maildir=$("$BIN" --json mailbox show "user$i@example.test" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["location"]["maildir"])')
-      mkdir -p "$maildir"
-      cp -a "$WORK/data/user$i/Maildir/." "$maildir/"
-    done
-    "$BIN" serve >"$WORK/mailstead.log" 2>&1 &
-    MAILSTEAD_PID=$!
-    if wait_port 1143 30; then
-      run_loads Mailstead 1143 || status=1
-    else
-      echo "Mailstead did not listen on 127.0.0.1:1143; its log:" >&2; tail -20 "$WORK/mailstead.log" >&2
-      status=1
-    fi
-    kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; MAILSTEAD_PID=
+  if mailstead_load_users && mailstead_start; then
+    run_loads Mailstead 1143 || status=1
   else
-    echo "could not create Mailstead's users" >&2; cat "$WORK/import.log" >&2; status=1
+    status=1
+  fi
+  if [ -n "$MAILSTEAD_PID" ]; then
+    kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; MAILSTEAD_PID=
   fi
 fi
 

@@ -1,0 +1,41 @@
+# Shell functions the IMAP benchmarks share; sourced by bench/imap.sh and bench/idle.sh.
+# They expect BIN (the mailstead binary), WORK (the run's temp dir), USERS and, for the data,
+# $WORK/data/user<i>/Maildir written by `imap-bench gen-data`.
+
+wait_port() { # PORT SECONDS: until something listens on 127.0.0.1:PORT
+  for _ in $(seq 1 $(($2 * 10))); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done
+  return 1
+}
+
+wait_port_free() { # PORT: until nothing listens on 127.0.0.1:PORT (10 s)
+  for _ in $(seq 1 100); do ss -ltn | grep -q "127.0.0.1:$1 " || return 0; sleep 0.1; done
+  echo "port $1 still in use" >&2; return 1
+}
+
+# Creates user1..USERS@example.test in Mailstead's directory with the Dovecot peer's own
+# passwd-file ({PLAIN}pass, imported as is, so both servers check the same password the same
+# way) and copies the generated Maildirs into their mailboxes. MAILSTEAD_CONFIG must be set.
+mailstead_load_users() {
+  for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$WORK/users"
+  if ! "$BIN" domain add example.test >/dev/null \
+    || ! "$BIN" import passwd-file "$WORK/users" >"$WORK/import.log"; then
+    echo "could not create Mailstead's users" >&2; cat "$WORK/import.log" >&2
+    return 1
+  fi
+  for i in $(seq 1 "$USERS"); do
+    maildir=$("$BIN" --json mailbox show "user$i@example.test" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["location"]["maildir"])')
+    mkdir -p "$maildir"
+    cp -a "$WORK/data/user$i/Maildir/." "$maildir/"
+  done
+}
+
+# Starts `mailstead serve` (MAILSTEAD_PID) and waits for its IMAP port 1143.
+mailstead_start() {
+  "$BIN" serve >"$WORK/mailstead.log" 2>&1 &
+  MAILSTEAD_PID=$!
+  if ! wait_port 1143 30; then
+    echo "Mailstead did not listen on 127.0.0.1:1143; its log:" >&2; tail -20 "$WORK/mailstead.log" >&2
+    return 1
+  fi
+}
