@@ -313,6 +313,8 @@ impl Session {
             Command::Search(search) => search.uid,
             _ => true,
         };
+        // SELECT has just built the view from a fresh sync: a refresh would sync again.
+        let refresh_after = !matches!(&command, Command::Select(_) | Command::Examine(_));
         let done = match command {
             Command::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -386,7 +388,7 @@ impl Session {
                 Flow::Continue
             });
         }
-        if done.status != Status::Bad {
+        if done.status != Status::Bad && refresh_after {
             self.refresh(expunges_allowed).await?;
         }
         let line = format!("{tag} {} {}\r\n", done.status.word(), done.text);
