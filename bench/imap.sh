@@ -67,7 +67,11 @@ if [[ " $SERVERS " == *" dovecot "* ]]; then
   for i in $(seq 1 "$USERS"); do cp -a "$WORK/data/user$i" "$WORK/peer/vmail/example.test/"; done
   chown -R vmail:vmail "$WORK/peer/vmail"
   chmod 755 "$WORK/peer/vmail" "$WORK/peer/vmail/example.test"
+  master=$(cat "$WORK/peer/dovecot/run/master.pid")
+  dovecot_start_rss=$(tree_rss_kib "$master")
   run_loads Dovecot 14300 || status=1
+  sleep 5
+  dovecot_idle_rss=$(tree_rss_kib "$master")
   bench/peers/stop.sh "$WORK/peer"
   wait_port_free 14300
 fi
@@ -91,7 +95,11 @@ level = "warn"
 CONF
   export MAILSTEAD_CONFIG=$WORK/mailstead.toml
   if mailstead_load_users && mailstead_start; then
+    mailstead_start_rss=$(tree_rss_kib "$MAILSTEAD_PID")
     run_loads Mailstead 1143 || status=1
+    sleep 5
+    mailstead_idle_rss=$(tree_rss_kib "$MAILSTEAD_PID")
+    mailstead_peak_rss=$(awk '/VmHWM/ {print $2}' "/proc/$MAILSTEAD_PID/status")
   else
     status=1
   fi
@@ -107,5 +115,8 @@ for clients in "${CLIENTS[@]}"; do
   elif [ -f "$m" ]; then "$BENCH" compare "$m"
   fi
 done
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+[ -n "${dovecot_start_rss:-}" ] && echo "Dovecot RSS (all processes): $(mib "$dovecot_start_rss") at start, $(mib "$dovecot_idle_rss") idle 5 s after the load"
+[ -n "${mailstead_start_rss:-}" ] && echo "Mailstead RSS: $(mib "$mailstead_start_rss") at start, $(mib "$mailstead_peak_rss") peak, $(mib "$mailstead_idle_rss") idle 5 s after the load ($(awk -v a="$mailstead_idle_rss" -v b="$mailstead_start_rss" 'BEGIN { printf "%.1fx", a / b }') start)"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 exit $status

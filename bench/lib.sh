@@ -39,3 +39,26 @@ mailstead_start() {
     return 1
   fi
 }
+
+# Resident memory in KiB of PID and all its descendants (VmRSS summed; Dovecot is a tree).
+tree_rss_kib() {
+  python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); parents = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        parents[int(pid)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    except OSError:
+        pass
+todo, total = [root], 0
+while todo:
+    pid = todo.pop()
+    todo += [child for child, parent in parents.items() if parent == pid]
+    try:
+        total += next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        pass
+print(total)
+PY
+}

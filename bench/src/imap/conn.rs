@@ -122,7 +122,13 @@ fn literal_len(line: &[u8]) -> Option<usize> {
 impl Conn {
     /// Connects and reads the greeting, which must be `* OK`.
     pub async fn connect(addr: &str) -> Result<Conn> {
-        let stream = tokio::time::timeout(COMMAND_TIMEOUT, TcpStream::connect(addr))
+        Conn::connect_from(addr, None).await
+    }
+
+    /// [`Conn::connect`] from a chosen local address (another loopback address than the
+    /// victims', so that penalties per client address tell attacker and victim apart).
+    pub async fn connect_from(addr: &str, source: Option<std::net::IpAddr>) -> Result<Conn> {
+        let stream = tokio::time::timeout(COMMAND_TIMEOUT, open_stream(addr, source))
             .await
             .with_context(|| format!("connecting to {addr}: timed out"))?
             .with_context(|| format!("connecting to {addr}"))?;
@@ -265,6 +271,33 @@ impl Conn {
         .await
     }
 
+    /// Sends `tag head` and, when the server asks for it with `+`, `literal` and `tail`;
+    /// returns the tagged status line whatever it says (attacks expect NO and BAD).
+    pub async fn exchange(&mut self, head: &str, literal: &[u8], tail: &str) -> Result<Vec<u8>> {
+        let tag = self.tag();
+        let what = format!("{tag} {}", shorten(head.as_bytes()));
+        self.timed(&what, async |c| {
+            c.send(format!("{tag} {head}\r\n").as_bytes()).await?;
+            let mut sent_literal = literal.is_empty();
+            loop {
+                let (line, _) = c.read_response().await?;
+                if line.starts_with(b"+") && !sent_literal {
+                    c.send(literal).await?;
+                    c.send(format!("{tail}\r\n").as_bytes()).await?;
+                    sent_literal = true;
+                } else if let Some(status) = line
+                    .strip_prefix(tag.as_bytes())
+                    .and_then(|rest| rest.strip_prefix(b" "))
+                {
+                    return Ok(status.to_vec());
+                } else if !line.starts_with(b"* ") {
+                    bail!("unexpected response line {}", shorten(&line));
+                }
+            }
+        })
+        .await
+    }
+
     /// Reads until a `+` continuation; a tagged reply first is an error.
     async fn wait_continuation(&mut self, tag: &str) -> Result<Vec<u8>> {
         loop {
@@ -313,6 +346,23 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+async fn open_stream(addr: &str, source: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let target = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
+    let socket = if target.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(source, 0))?;
+    socket.connect(target).await
 }
 
 /// An IMAP quoted string.

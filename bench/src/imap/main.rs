@@ -2,6 +2,7 @@
 //! with `bench/imap.sh` (the session mix under load) and `bench/idle.sh` (memory per idling
 //! connection); see bench/README.md for what each number means.
 
+mod attack;
 mod conn;
 mod idle;
 mod load;
@@ -68,6 +69,32 @@ enum Command {
     Compare {
         first: PathBuf,
         second: Option<PathBuf>,
+    },
+    /// Victims repeat LOGIN+SELECT+FETCH while attackers run one attack; prints a TSV line
+    Attack {
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value_t = 10)]
+        victims: usize,
+        #[arg(long, default_value_t = 2)]
+        attackers: usize,
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+        #[arg(long, default_value = "pass")]
+        password: String,
+        /// Seconds
+        #[arg(long, default_value_t = 15.0)]
+        duration: f64,
+        #[arg(long, value_enum)]
+        kind: attack::Kind,
+        #[arg(long)]
+        label: String,
+        /// The server process to measure after the run
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Add up the process and all its descendants (Dovecot)
+        #[arg(long)]
+        tree: bool,
     },
     /// Hold N connections in IDLE and measure the server's memory (process PID, or its tree)
     Idle {
@@ -192,6 +219,33 @@ async fn main() -> Result<()> {
                 }
                 None => println!("{}", load::table_one(&first)),
             }
+        }
+        Command::Attack {
+            addr,
+            victims,
+            attackers,
+            users,
+            password,
+            duration,
+            kind,
+            label,
+            pid,
+            tree,
+        } => {
+            let line = attack::run(attack::AttackArgs {
+                addr,
+                victims,
+                attackers,
+                users,
+                password,
+                duration: Duration::from_secs_f64(duration),
+                kind,
+                label,
+                pid,
+                tree,
+            })
+            .await?;
+            println!("{line}");
         }
         Command::Idle {
             addr,
