@@ -97,7 +97,7 @@ for line in open(sys.argv[1]):
         continue
     rows.setdefault(f[1], {})[f[0]] = f
 print()
-print("| attack | server | sessions/s | p50 ms | p99 ms | max ms | failed sessions | attack rounds | server RSS after, MiB |")
+print("| attack | server | sessions/s | p50 ms | p99 ms | max ms | failed sessions | attack commands answered | server RSS after, MiB |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for kind, by in rows.items():
     for label in ("Dovecot", "Mailstead"):

@@ -96,6 +96,8 @@ CONF
   export MAILSTEAD_CONFIG=$WORK/mailstead.toml
   if mailstead_load_users && mailstead_start; then
     mailstead_start_rss=$(tree_rss_kib "$MAILSTEAD_PID")
+    "$BENCH" warm --addr 127.0.0.1:1143 --users "$USERS" >/dev/null 2>&1
+    mailstead_warm_rss=$(tree_rss_kib "$MAILSTEAD_PID")
     run_loads Mailstead 1143 || status=1
     sleep 5
     mailstead_idle_rss=$(tree_rss_kib "$MAILSTEAD_PID")
@@ -117,6 +119,6 @@ for clients in "${CLIENTS[@]}"; do
 done
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 [ -n "${dovecot_start_rss:-}" ] && echo "Dovecot RSS (all processes): $(mib "$dovecot_start_rss") at start, $(mib "$dovecot_idle_rss") idle 5 s after the load"
-[ -n "${mailstead_start_rss:-}" ] && echo "Mailstead RSS: $(mib "$mailstead_start_rss") at start, $(mib "$mailstead_peak_rss") peak, $(mib "$mailstead_idle_rss") idle 5 s after the load ($(awk -v a="$mailstead_idle_rss" -v b="$mailstead_start_rss" 'BEGIN { printf "%.1fx", a / b }') start)"
+[ -n "${mailstead_start_rss:-}" ] && echo "Mailstead RSS: $(mib "$mailstead_start_rss") at start, $(mib "$mailstead_warm_rss") after opening every INBOX once, $(mib "$mailstead_peak_rss") peak, $(mib "$mailstead_idle_rss") idle 5 s after the load ($(awk -v a="$mailstead_idle_rss" -v b="$mailstead_start_rss" 'BEGIN { printf "%.1fx", a / b }') start)"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 exit $status

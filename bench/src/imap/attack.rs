@@ -81,8 +81,9 @@ async fn logged_in(addr: &str, user: usize, password: &str) -> Result<Conn> {
     Ok(conn)
 }
 
-/// One round of the attack; returns when the server answered (or dropped the connection).
-async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
+/// One round of the attack, counting each command the server answered in `done`; returns when
+/// the round is over or the server dropped the connection.
+async fn attack_round(args: &AttackArgs, user: usize, done: &AtomicU64) -> Result<()> {
     match args.kind {
         Kind::None => tokio::time::sleep(args.duration).await,
         Kind::LoginLiteral => {
@@ -91,7 +92,11 @@ async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
                 let addr = args.addr.clone();
                 rounds.spawn(async move { login_literal(&addr).await });
             }
-            while rounds.join_next().await.is_some() {}
+            while let Some(round) = rounds.join_next().await {
+                if matches!(round, Ok(Ok(()))) {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         Kind::Brute => {
             let mut conn = Conn::connect_from(&args.addr, Some(ATTACKER_SOURCE)).await?;
@@ -103,6 +108,7 @@ async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
                     "",
                 )
                 .await?;
+                done.fetch_add(1, Ordering::Relaxed);
             }
         }
         Kind::ListPattern => {
@@ -111,6 +117,7 @@ async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
             loop {
                 conn.exchange(&format!("LIST \"\" {{{}}}", pattern.len()), &pattern, "")
                     .await?;
+                done.fetch_add(1, Ordering::Relaxed);
             }
         }
         Kind::SearchText => {
@@ -121,6 +128,7 @@ async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
             }
             loop {
                 conn.exchange(&command, b"", "").await?;
+                done.fetch_add(1, Ordering::Relaxed);
             }
         }
         Kind::FetchSets => {
@@ -132,6 +140,7 @@ async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
             let command = format!("FETCH {sets} (FLAGS)");
             loop {
                 conn.exchange(&command, b"", "").await?;
+                done.fetch_add(1, Ordering::Relaxed);
             }
         }
         Kind::Silent => {
@@ -139,6 +148,7 @@ async fn attack_round(args: &AttackArgs, user: usize) -> Result<()> {
             for _ in 0..500 {
                 if let Ok(conn) = Conn::connect_from(&args.addr, Some(ATTACKER_SOURCE)).await {
                     held.push(conn);
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
             }
             tokio::time::sleep(args.duration).await;
@@ -188,11 +198,13 @@ pub async fn run(args: AttackArgs) -> Result<String> {
         attackers.spawn(async move {
             while Instant::now() < deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match tokio::time::timeout(left, attack_round(&args, attack_user)).await {
-                    Ok(Ok(())) => rounds.fetch_add(1, Ordering::Relaxed),
-                    Ok(Err(_)) => errors.fetch_add(1, Ordering::Relaxed),
+                match tokio::time::timeout(left, attack_round(&args, attack_user, &rounds)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_elapsed) => break,
-                };
+                }
             }
         });
     }

@@ -15,6 +15,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
+/// mimalloc rather than glibc's malloc: glibc keeps what a thread freed in that thread's arena,
+/// so a burst of work on many threads (the blocking pool, hashing, large literals) left the
+/// server holding its peak memory for good; mimalloc gives freed pages back to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
