@@ -15,11 +15,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::error::ErrorKind;
 
-/// mimalloc rather than glibc's malloc: glibc keeps what a thread freed in that thread's arena,
+/// jemalloc rather than glibc's malloc: glibc keeps what a thread freed in that thread's arena,
 /// so a burst of work on many threads (the blocking pool, hashing, large literals) left the
-/// server holding its peak memory for good; mimalloc gives freed pages back to the system.
+/// server holding its peak memory for good; jemalloc's background thread gives pages unused
+/// for a second back to the system (`.cargo/config.toml` sets the decay).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
