@@ -1816,3 +1816,24 @@ fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox, DirectoryError> {
 const ALIAS_SELECT: &str = "SELECT a.id AS id, a.local_part AS local_part, d.domain AS domain, a.description AS description, \
      {flag:a.active} AS active, {epoch:a.deactivate_at} AS deactivate_at, {epoch:a.created_at} AS created_at \
      FROM aliases a INNER JOIN domains d ON a.domain_id = d.id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_in_one_pass_and_refuse_unsafe_addresses() {
+        let address = Address::parse("x%d@example.com").expect("an address");
+        assert_eq!(
+            fill_template("/m/%d/%n", &address).expect("filled"),
+            "/m/example.com/x%d"
+        );
+        assert_eq!(
+            fill_template("/m/%u/%h/%", &address).expect("filled"),
+            "/m/x%d@example.com/%h/%"
+        );
+        let slash = Address::parse("alice/work@example.com").expect("an address");
+        let err = fill_template("/m/%d/%n", &slash).expect_err("refused");
+        assert!(err.to_string().contains("contains '/'"), "{err}");
+    }
+}
