@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::DirectoryError;
 use crate::address::Address;
-use crate::model::{MailboxLocation, Quota, TlsPolicy, TlsPolicyKind};
+use crate::model::{MailboxLocation, Quota, TlsPolicy, TlsPolicyKind, unsafe_location};
 use crate::sql::Db;
 
 /// A hosted domain as resolution needs it.
@@ -214,12 +214,8 @@ pub(crate) async fn mailbox_by_address(
 /// hand-written SQL) may have: such a row counts as absent for delivery and logins, so it can
 /// never reach another mailbox's files. Management still lists it, to be removed.
 fn safe_to_serve(mailbox: &MailboxRow) -> bool {
-    let problem = match mailbox.address.check_path_safe() {
-        Err(err) => err.to_string(),
-        Ok(()) => match mailbox.location.escape_problem() {
-            Some(why) => why.to_owned(),
-            None => return true,
-        },
+    let Some(problem) = unsafe_location(&mailbox.address, &mailbox.location) else {
+        return true;
     };
     tracing::warn!(
         mailbox = ?mailbox.address.to_string(),

@@ -180,6 +180,17 @@ impl MailboxLocation {
     }
 }
 
+/// Why mail must not be delivered to or read from `location` of `address`, or `None`: the
+/// address is unsafe as a path ([`Address::check_path_safe`]) or the location climbs out
+/// ([`MailboxLocation::escape_problem`]). Mailstead never creates such a mailbox, but another
+/// writer may have: the lookups and anything walking every Maildir skip it.
+pub fn unsafe_location(address: &Address, location: &MailboxLocation) -> Option<String> {
+    match address.check_path_safe() {
+        Err(err) => Some(err.to_string()),
+        Ok(()) => location.escape_problem().map(str::to_owned),
+    }
+}
+
 /// A hosted domain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Domain {
