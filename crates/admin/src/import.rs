@@ -22,11 +22,13 @@ use std::fmt::Display;
 
 use serde::Serialize;
 
-use mailstead_directory::address::{Address, AliasAddress, normalize_domain};
+use mailstead_directory::address::{
+    Address, AliasAddress, check_domain_path_safe, normalize_domain,
+};
 use mailstead_directory::manage::{
     DomainUpdate, MumSnapshot, NewAlias, NewDomain, NewMailbox, NewTlsPolicy, fill_template,
 };
-use mailstead_directory::model::{Mailbox, Quota, TlsPolicyKind};
+use mailstead_directory::model::{Mailbox, MailboxLocation, Quota, TlsPolicyKind};
 use mailstead_directory::{Backend, Directory, DirectoryError, DirectoryOptions};
 
 use crate::AdminError;
@@ -278,7 +280,12 @@ pub async fn plan_passwd_file(
 
 async fn plan_passwd_mailbox(target: &Directory, entry: &PasswdEntry) -> Result<Step, AdminError> {
     let address = entry.address.to_string();
-    let template_home = fill_template(&target.options().homedir_template, &entry.address);
+    let template_home = match fill_template(&target.options().homedir_template, &entry.address) {
+        Ok(home) => home,
+        Err(err) => {
+            return Ok(skipped(Kind::Mailbox, &address, err).with_notes(entry.notes.clone()));
+        }
+    };
     let home = entry.home.clone().unwrap_or(template_home);
     let mail = entry.mail_location(&home);
     let step = match lookup_mailbox(target, &address).await? {
@@ -480,7 +487,11 @@ pub async fn plan_mum(
     }
 
     for record in &snapshot.mailboxes {
-        let address = match Address::parse(&record.address) {
+        let parsed = Address::parse(&record.address).and_then(|address| {
+            address.check_path_safe()?;
+            Ok(address)
+        });
+        let address = match parsed {
             Ok(address) => address.to_string(),
             Err(err) => {
                 steps.push(skipped(Kind::Mailbox, &record.address, err));
@@ -489,6 +500,16 @@ pub async fn plan_mum(
         };
         if record.password.is_empty() {
             let reason = "it has no password in MUM".to_owned();
+            steps.push(Step::new(
+                Kind::Mailbox,
+                address,
+                Status::Skipped { reason },
+            ));
+            continue;
+        }
+        if let Some(why) = MailboxLocation::parse(&record.homedir, &record.maildir).escape_problem()
+        {
+            let reason = format!("{why} in MUM; correct its homedir and maildir there first");
             steps.push(Step::new(
                 Kind::Mailbox,
                 address,
@@ -596,7 +617,11 @@ pub async fn plan_mum(
     }
 
     for record in &snapshot.aliases {
-        let address = match AliasAddress::parse(&record.address) {
+        let parsed = AliasAddress::parse(&record.address).and_then(|address| {
+            address.check_path_safe()?;
+            Ok(address)
+        });
+        let address = match parsed {
             Ok(address) => address,
             Err(err) => {
                 steps.push(skipped(Kind::Alias, &record.address, err));
@@ -860,6 +885,9 @@ async fn plan_domain(
     compare: impl FnOnce(&mailstead_directory::model::Domain) -> Vec<String>,
 ) -> Result<Step, AdminError> {
     let domain = new.domain.clone();
+    if let Err(err) = check_domain_path_safe(&domain) {
+        return Ok(skipped(Kind::Domain, &domain, err));
+    }
     match target.get_domain(&domain).await {
         Ok(existing) => Ok(existing_status(Kind::Domain, domain, compare(&existing))),
         Err(DirectoryError::NotFound(_)) if alias_domains.contains(&domain) => {

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use mailstead_directory::address::Address;
+use mailstead_directory::manage::fill_template;
 use mailstead_directory::model::Quota;
 
 use crate::AdminError;
@@ -213,9 +214,14 @@ fn parse_entry(line_text: &str, line: usize) -> Result<PasswdEntry, String> {
     {
         return Err(format!("home {home:?} is not an absolute path"));
     }
-    let mail = mail
-        .map(|mail| expand_user_variables(&mail, &address))
-        .transpose()?;
+    // The location of an address unsafe as a path is never built: the import plan reports
+    // and skips that entry (see `import::plan_passwd_file`), and the rest of the file goes on.
+    let mail = match mail {
+        Some(mail) if address.check_path_safe().is_ok() => {
+            Some(expand_user_variables(&mail, &address)?)
+        }
+        _ => None,
+    };
     if let Some(mail) = &mail {
         let (driver, path) = split_driver(mail);
         if driver.is_some_and(|driver| !driver.eq_ignore_ascii_case("maildir")) {
@@ -330,14 +336,12 @@ fn parse_dovecot_size(amount: &str, default_unit: u64) -> Result<u64, String> {
 
 /// Expands the per-user Dovecot variables of a mail location; `~` and `%h` wait for the home.
 fn expand_user_variables(mail: &str, address: &Address) -> Result<String, String> {
-    let expanded = mail
+    let long_names_shortened = mail
         .replace("%{user}", "%u")
         .replace("%{username}", "%n")
         .replace("%{domain}", "%d")
-        .replace("%{home}", "%h")
-        .replace("%u", &address.to_string())
-        .replace("%n", address.local_part())
-        .replace("%d", address.domain());
+        .replace("%{home}", "%h");
+    let expanded = fill_template(&long_names_shortened, address).map_err(|err| err.to_string())?;
     if expanded
         .match_indices('%')
         .any(|(at, _)| !expanded[at..].starts_with("%h"))

@@ -238,3 +238,95 @@ async fn mum_snapshot_plan_apply_and_rerun() {
             .any(|d| d.contains("$2y$") || d.contains("argon2"))
     );
 }
+
+/// The reason a step was skipped, by subject.
+fn skip_reason(import: &import::Import, subject: &str) -> String {
+    let step = import
+        .steps
+        .iter()
+        .find(|step| step.subject == subject)
+        .unwrap_or_else(|| panic!("no step for {subject}: {:?}", statuses(import)));
+    match &step.status {
+        Status::Skipped { reason } => reason.clone(),
+        other => panic!("{subject} is {other:?}, not skipped"),
+    }
+}
+
+#[tokio::test]
+async fn passwd_file_skips_addresses_unsafe_as_paths_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = target(&dir).await;
+    let entries = passwd_file::parse(
+        "alice@example.org:{PLAIN}secret-one\n\
+         alice/work@example.org:{PLAIN}secret-two::::::userdb_mail=maildir:/var/vmail/%d/%n\n\
+         bob@example.org:{PLAIN}secret-three\n",
+        "users",
+    )
+    .unwrap();
+    let mut plan = import::plan_passwd_file(&target, "users", &entries)
+        .await
+        .unwrap();
+    let reason = skip_reason(&plan, "alice/work@example.org");
+    assert!(reason.contains("local part contains '/'"), "{reason}");
+    import::apply(&target, "import:test", &mut plan)
+        .await
+        .unwrap();
+    assert!(plan.is_incomplete());
+    assert_eq!(plan.counts().mailboxes.created, 2, "{:?}", statuses(&plan));
+    let addresses: Vec<String> = target
+        .list_mailboxes(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|mailbox| mailbox.address.to_string())
+        .collect();
+    assert_eq!(addresses, ["alice@example.org", "bob@example.org"]);
+}
+
+#[tokio::test]
+async fn mum_import_skips_addresses_and_locations_unsafe_as_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = target(&dir).await;
+    let mut climbing = mailbox("mallory@mum.example", None);
+    climbing.maildir = "maildir:/srv/mail/mum.example/mallory/../alice:LAYOUT=fs".to_owned();
+    let snapshot = MumSnapshot {
+        domains: vec![NewDomainRecord {
+            domain: "mum.example".to_owned(),
+            homedir: "/srv/mail/mum.example".to_owned(),
+            description: None,
+            quota_gib: None,
+            max_quota_gib: None,
+            max_aliases: None,
+            max_mailboxes: None,
+            active: true,
+        }],
+        mailboxes: vec![
+            mailbox("alice@mum.example", None),
+            mailbox("alice/work@mum.example", None),
+            climbing,
+        ],
+        aliases: vec![NewAliasRecord {
+            address: "team/x@mum.example".to_owned(),
+            description: None,
+            active: true,
+            deactivate_at: None,
+            recipients: vec!["alice@mum.example".to_owned()],
+            senders: Vec::new(),
+        }],
+        tls_policies: Vec::new(),
+    };
+    let mut plan = import::plan_mum(&snapshot, "mum", &target).await.unwrap();
+    let reason = skip_reason(&plan, "alice/work@mum.example");
+    assert!(reason.contains("local part contains '/'"), "{reason}");
+    let reason = skip_reason(&plan, "mallory@mum.example");
+    assert!(reason.contains("'..'"), "{reason}");
+    let reason = skip_reason(&plan, "team/x@mum.example");
+    assert!(reason.contains("local part contains '/'"), "{reason}");
+    import::apply(&target, "import:mum", &mut plan)
+        .await
+        .unwrap();
+    let counts = plan.counts();
+    assert_eq!((counts.total.created, counts.total.skipped), (2, 3));
+    assert_eq!(target.list_mailboxes(None).await.unwrap().len(), 1);
+    assert!(target.list_aliases(None).await.unwrap().is_empty());
+}

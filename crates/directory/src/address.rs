@@ -4,6 +4,11 @@
 //! to lowercase ASCII (so `Bücher.Example` and `xn--bcher-kva.example` are one domain), the local
 //! part lowercased (local parts compare case-insensitively here, as they do in MUM's MySQL
 //! collation). Everything stored in the database is in this form.
+//!
+//! Mail lives in directories named after the address (MUM's `%d/%n`), so an address that is
+//! created here (a mailbox, an alias, a domain or an alias domain) must also be safe as a path
+//! component: [`path_component_problem`] is that one rule. Looking an address up stays liberal
+//! (RFC 5321 allows `/` in a local part, and remote addresses may have one).
 
 use std::fmt;
 
@@ -34,6 +39,56 @@ pub enum AddressError {
     BadLocalPart { address: String, bad: char },
     #[error("{domain:?} is not a domain name: {why}")]
     BadDomain { domain: String, why: &'static str },
+    #[error(
+        "{address:?} cannot be created here: its {part} {why}, which is unsafe in the path of a mail directory; choose a name without '/', '\\', control characters or a leading '.'"
+    )]
+    PathUnsafe {
+        address: String,
+        part: &'static str,
+        why: &'static str,
+    },
+}
+
+/// Why `component` (a local part, a domain, a domain label) cannot be one component of a path
+/// on disk, or `None` when it can: no separator (`/`, `\`), no NUL or other control character,
+/// not `.` or `..`, and no leading `.` (which would also collide with Maildir++ folders and the
+/// `.removed-…` names mail is moved aside to).
+pub fn path_component_problem(component: &str) -> Option<&'static str> {
+    if component.is_empty() {
+        Some("is empty")
+    } else if component == "." || component == ".." {
+        Some("is '.' or '..'")
+    } else if component.starts_with('.') {
+        Some("starts with '.'")
+    } else if component.contains('/') {
+        Some("contains '/'")
+    } else if component.contains('\\') {
+        Some("contains '\\'")
+    } else if component.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
+    }
+}
+
+/// Refuses a domain that cannot name a directory, as a whole and label by label.
+///
+/// # Errors
+/// [`AddressError::PathUnsafe`] saying why.
+pub fn check_domain_path_safe(domain: &str) -> Result<(), AddressError> {
+    let problem = path_component_problem(domain).or_else(|| {
+        domain
+            .split('.')
+            .find_map(|label| path_component_problem(label).map(|_| "has an unsafe label"))
+    });
+    match problem {
+        Some(why) => Err(AddressError::PathUnsafe {
+            address: domain.to_owned(),
+            part: "domain",
+            why,
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Address {
@@ -53,6 +108,29 @@ impl Address {
         let local = normalize_local_part(local, input)?;
         let domain = normalize_domain(domain)?;
         Ok(Address { local, domain })
+    }
+
+    /// Refuses an address whose local part or domain cannot name a directory (see
+    /// [`path_component_problem`]): what every entry point that creates an address checks.
+    ///
+    /// # Errors
+    /// [`AddressError::PathUnsafe`] saying which part and why.
+    pub fn check_path_safe(&self) -> Result<(), AddressError> {
+        if let Some(why) = path_component_problem(&self.local) {
+            return Err(AddressError::PathUnsafe {
+                address: self.to_string(),
+                part: "local part",
+                why,
+            });
+        }
+        check_domain_path_safe(&self.domain).map_err(|err| match err {
+            AddressError::PathUnsafe { part, why, .. } => AddressError::PathUnsafe {
+                address: self.to_string(),
+                part,
+                why,
+            },
+            other => other,
+        })
     }
 
     /// Builds an address from parts that are already normalised (read back from the database).
@@ -215,6 +293,17 @@ impl AliasAddress {
     pub fn is_catch_all(&self) -> bool {
         self.local.is_empty()
     }
+
+    /// [`Address::check_path_safe`]; a catch-all's empty local part names no directory.
+    ///
+    /// # Errors
+    /// [`AddressError::PathUnsafe`] saying which part and why.
+    pub fn check_path_safe(&self) -> Result<(), AddressError> {
+        if self.is_catch_all() {
+            return check_domain_path_safe(&self.domain);
+        }
+        Address::from_normalized(&self.local, &self.domain).check_path_safe()
+    }
 }
 
 impl fmt::Display for AliasAddress {
@@ -284,6 +373,49 @@ mod tests {
         }
         let leading = Address::parse("+tag@example.com").unwrap();
         assert!(leading.split_extension("+").is_none());
+    }
+
+    #[test]
+    fn path_unsafe_parts_are_refused_for_new_addresses_only() {
+        for (input, expect) in [
+            ("alice/work@example.test", "contains '/'"),
+            ("../x@example.test", "is not an address"),
+            ("../x/y@example.test", "is not an address"),
+            ("a/b.c@example.test", "contains '/'"),
+        ] {
+            let err = match Address::parse(input) {
+                Ok(address) => address.check_path_safe().unwrap_err().to_string(),
+                Err(err) => err.to_string(),
+            };
+            assert!(err.contains(expect), "{input}: {err}");
+        }
+        let slash = Address::parse("alice/work@example.test").unwrap();
+        let err = slash.check_path_safe().unwrap_err().to_string();
+        assert!(err.contains("local part contains '/'"), "{err}");
+        assert!(err.contains("choose a name without"), "{err}");
+        assert!(
+            Address::parse("alice@example.test")
+                .unwrap()
+                .check_path_safe()
+                .is_ok()
+        );
+        assert!(
+            AliasAddress::parse("@example.test")
+                .unwrap()
+                .check_path_safe()
+                .is_ok()
+        );
+        let alias = AliasAddress::parse("a/b@example.test").unwrap();
+        assert!(alias.check_path_safe().is_err());
+        for component in [".", "..", ".removed-1", "a/b", "a\\b", "a\0b", "a\nb", ""] {
+            assert!(path_component_problem(component).is_some(), "{component:?}");
+        }
+        for component in ["alice", "a.b", "example.test", "ünï", "x..y"] {
+            assert!(path_component_problem(component).is_none(), "{component:?}");
+        }
+        assert!(check_domain_path_safe("example.test").is_ok());
+        assert!(check_domain_path_safe("..").is_err());
+        assert!(check_domain_path_safe("a..b").is_err());
     }
 
     #[test]

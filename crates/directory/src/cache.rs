@@ -1,14 +1,22 @@
 //! The in-process answer cache and the watcher that keeps it honest.
 //!
-//! Answers (not rows) are cached, so a hit costs one hash lookup. Every write made through
-//! Mailstead bumps `directory_state.change_serial` in its own transaction; a running server
-//! polls that one row ([`Directory::watch_changes`]) and drops everything when it moves, so a
-//! change made with the CLI in another process is seen within one poll interval. Writers that
-//! do not bump the counter (MUM's own UI, hand-written SQL) are seen within the cache TTL.
+//! Answers (not rows) are cached, so a hit costs one hash lookup. Every write to a table the
+//! directory reads bumps `directory_state.change_serial` in its own transaction: Mailstead's
+//! writes do it themselves, and database triggers (migration 0004) do it for every other writer
+//! (MUM's web UI, hand-written SQL). A running server polls that one row
+//! ([`Directory::watch_changes`]) and drops everything when it moves, so any change is seen
+//! within one poll interval.
+//!
+//! Should the triggers be missing (dropped by hand, or a database restored without them), the
+//! TTLs bound the staleness: `cache_ttl` for answers that say yes, and the much shorter
+//! `negative_cache_ttl` for answers that say no (an unknown recipient, an unknown or
+//! deactivated login), so that a mailbox created elsewhere is never refused for long: the
+//! sender of a `550` gives up for good.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use moka::Expiry;
 use moka::sync::Cache;
 use tokio::task::JoinHandle;
 
@@ -16,7 +24,7 @@ use crate::Directory;
 use crate::account::OwnedAddresses;
 use crate::lookup::{self, MailboxRow};
 use crate::model::TlsPolicy;
-use crate::resolve::Resolution;
+use crate::resolve::{Outcome, Resolution};
 
 pub(crate) struct Caches {
     pub(crate) resolutions: Cache<String, Arc<Resolution>>,
@@ -25,22 +33,87 @@ pub(crate) struct Caches {
     pub(crate) tls_policies: Cache<String, Arc<Option<TlsPolicy>>>,
 }
 
+/// A cached answer that may say no.
+pub(crate) trait Answer {
+    /// Whether the answer refuses (or finds nothing): such answers live `negative_ttl` only.
+    fn is_negative(&self) -> bool;
+}
+
+impl Answer for Arc<Resolution> {
+    fn is_negative(&self) -> bool {
+        matches!(self.outcome, Outcome::Reject(_))
+    }
+}
+
+impl Answer for Arc<Option<MailboxRow>> {
+    fn is_negative(&self) -> bool {
+        self.as_ref()
+            .as_ref()
+            .is_none_or(|mailbox| !mailbox.active || !mailbox.domain_active)
+    }
+}
+
+impl Answer for Arc<OwnedAddresses> {
+    fn is_negative(&self) -> bool {
+        false
+    }
+}
+
+impl Answer for Arc<Option<TlsPolicy>> {
+    fn is_negative(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// How long an answer is trusted: one policy for every cache.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Freshness {
+    pub(crate) ttl: Duration,
+    pub(crate) negative_ttl: Duration,
+}
+
+impl Freshness {
+    pub(crate) fn ttl_for(&self, answer: &impl Answer) -> Duration {
+        if answer.is_negative() {
+            self.negative_ttl.min(self.ttl)
+        } else {
+            self.ttl
+        }
+    }
+}
+
+impl<V: Answer> Expiry<String, V> for Freshness {
+    fn expire_after_create(&self, _key: &String, value: &V, _at: Instant) -> Option<Duration> {
+        Some(self.ttl_for(value))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &V,
+        _at: Instant,
+        _left: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.ttl_for(value))
+    }
+}
+
 impl Caches {
-    pub(crate) fn new(capacity: u64, ttl: Duration) -> Caches {
-        fn build<V: Clone + Send + Sync + 'static>(
+    pub(crate) fn new(capacity: u64, freshness: Freshness) -> Caches {
+        fn build<V: Answer + Clone + Send + Sync + 'static>(
             capacity: u64,
-            ttl: Duration,
+            freshness: Freshness,
         ) -> Cache<String, V> {
             Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(ttl)
+                .expire_after(freshness)
                 .build()
         }
         Caches {
-            resolutions: build(capacity, ttl),
-            accounts: build(capacity, ttl),
-            senders: build(capacity, ttl),
-            tls_policies: build(capacity / 10 + 1, ttl),
+            resolutions: build(capacity, freshness),
+            accounts: build(capacity, freshness),
+            senders: build(capacity, freshness),
+            tls_policies: build(capacity / 10 + 1, freshness),
         }
     }
 
@@ -92,5 +165,42 @@ impl Directory {
             }
         });
         ChangeWatcher { task }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use crate::resolve::Rejection;
+
+    fn resolution(outcome: Outcome) -> Arc<Resolution> {
+        Arc::new(Resolution {
+            address: Address::parse("bob@example.com").expect("an address"),
+            outcome,
+            trace: Vec::new(),
+            valid_until: None,
+        })
+    }
+
+    #[test]
+    fn refusals_get_the_short_ttl_and_never_a_longer_one() {
+        let freshness = Freshness {
+            ttl: Duration::from_secs(10),
+            negative_ttl: Duration::from_secs(5),
+        };
+        let unknown = resolution(Outcome::Reject(Rejection::UnknownUser));
+        assert_eq!(freshness.ttl_for(&unknown), Duration::from_secs(5));
+        let deliver = resolution(Outcome::Deliver(Vec::new()));
+        assert_eq!(freshness.ttl_for(&deliver), Duration::from_secs(10));
+        let no_login: Arc<Option<MailboxRow>> = Arc::new(None);
+        assert_eq!(freshness.ttl_for(&no_login), Duration::from_secs(5));
+        let no_policy: Arc<Option<TlsPolicy>> = Arc::new(None);
+        assert_eq!(freshness.ttl_for(&no_policy), Duration::from_secs(5));
+        let longer = Freshness {
+            ttl: Duration::from_secs(1),
+            negative_ttl: Duration::from_secs(5),
+        };
+        assert_eq!(longer.ttl_for(&unknown), Duration::from_secs(1));
     }
 }

@@ -34,10 +34,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::address::{Address, AddressError};
-use crate::cache::Caches;
+use crate::cache::{Caches, Freshness};
 use crate::sql::Db;
 
 pub use crate::sql::{Backend, MigrationReport};
+
+/// [`DirectoryOptions::cache_ttl`] by default.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(10);
+/// [`DirectoryOptions::negative_cache_ttl`] by default.
+pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// How to reach the directory and how it behaves; the binary fills it from the config file.
 #[derive(Clone, Debug)]
@@ -47,9 +52,12 @@ pub struct DirectoryOptions {
     pub max_connections: u32,
     /// How many answers to keep in memory.
     pub cache_capacity: u64,
-    /// The longest a cached answer is trusted: the bound on staleness for changes made by
-    /// writers that do not bump the change counter (MUM's web UI, hand-written SQL).
+    /// The longest a cached answer is trusted. Every writer bumps the change counter (through
+    /// the database's triggers), so this only bounds staleness when the triggers are missing.
     pub cache_ttl: Duration,
+    /// The longest a refusal (unknown recipient, unknown or deactivated login, no TLS policy)
+    /// is trusted; never longer than `cache_ttl`. Short, because a `550` bounces for good.
+    pub negative_cache_ttl: Duration,
     /// How often [`Directory::watch_changes`] polls the change counter.
     pub change_poll: Duration,
     /// The set of characters that split `user+tag`; empty disables.
@@ -71,7 +79,8 @@ impl DirectoryOptions {
             url: url.into(),
             max_connections: 8,
             cache_capacity: 100_000,
-            cache_ttl: Duration::from_secs(60),
+            cache_ttl: DEFAULT_CACHE_TTL,
+            negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
             change_poll: Duration::from_millis(250),
             recipient_delimiter: "+".to_owned(),
             expansion_limit: 1000,
@@ -177,7 +186,13 @@ impl Directory {
     /// Connection failures.
     pub async fn connect(options: DirectoryOptions) -> Result<Directory, DirectoryError> {
         let db = Db::connect(&options.url, options.max_connections).await?;
-        let caches = Caches::new(options.cache_capacity, options.cache_ttl);
+        let caches = Caches::new(
+            options.cache_capacity,
+            Freshness {
+                ttl: options.cache_ttl,
+                negative_ttl: options.negative_cache_ttl,
+            },
+        );
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Directory {
             inner: Arc::new(Inner {

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::DirectoryError;
 use crate::address::Address;
-use crate::model::{MailboxLocation, Quota, TlsPolicy, TlsPolicyKind};
+use crate::model::{MailboxLocation, Quota, TlsPolicy, TlsPolicyKind, unsafe_location};
 use crate::sql::Db;
 
 /// A hosted domain as resolution needs it.
@@ -133,9 +133,11 @@ pub(crate) async fn candidates(
             }
             _ => {
                 let mailbox = mailbox_from_row(row)?;
-                found
-                    .mailboxes
-                    .insert(mailbox.address.local_part().to_owned(), mailbox);
+                if safe_to_serve(&mailbox) {
+                    found
+                        .mailboxes
+                        .insert(mailbox.address.local_part().to_owned(), mailbox);
+                }
             }
         }
     }
@@ -203,7 +205,24 @@ pub(crate) async fn mailbox_by_address(
         .bind(address.domain())
         .fetch_optional(&db.pool)
         .await?;
-    row.as_ref().map(mailbox_from_row).transpose()
+    let mailbox = row.as_ref().map(mailbox_from_row).transpose()?;
+    Ok(mailbox.filter(safe_to_serve))
+}
+
+/// Whether mail may be delivered to and read from this row's location. Mailstead refuses to
+/// create a mailbox whose address or location is unsafe as a path, but another writer (MUM,
+/// hand-written SQL) may have: such a row counts as absent for delivery and logins, so it can
+/// never reach another mailbox's files. Management still lists it, to be removed.
+fn safe_to_serve(mailbox: &MailboxRow) -> bool {
+    let Some(problem) = unsafe_location(&mailbox.address, &mailbox.location) else {
+        return true;
+    };
+    tracing::warn!(
+        mailbox = ?mailbox.address.to_string(),
+        problem = ?problem,
+        "mailbox row ignored for delivery and logins: its location is unsafe"
+    );
+    false
 }
 
 /// The aliases a mailbox may send as, with the semantics of MUM's sender-login map: the alias

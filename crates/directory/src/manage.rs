@@ -10,10 +10,13 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::address::{Address, AliasAddress, normalize_domain};
+use crate::address::{
+    Address, AddressError, AliasAddress, check_domain_path_safe, normalize_domain,
+};
 use crate::lookup::{self, flag};
 use crate::model::{
-    Alias, AliasDomain, AuditEntry, Domain, Mailbox, Quota, TlsPolicy, TlsPolicyKind,
+    Alias, AliasDomain, AuditEntry, Domain, Mailbox, MailboxLocation, Quota, TlsPolicy,
+    TlsPolicyKind,
 };
 use crate::resolve::unix_now;
 use crate::{Directory, DirectoryError};
@@ -173,12 +176,39 @@ fn not_found_domain(domain: &str) -> DirectoryError {
     ))
 }
 
-/// Fills MUM's `%d` (domain), `%n` (local part) and `%u` (address) placeholders.
-pub fn fill_template(template: &str, address: &Address) -> String {
-    template
-        .replace("%u", &address.to_string())
-        .replace("%d", address.domain())
-        .replace("%n", address.local_part())
+/// Fills MUM's `%d` (domain), `%n` (local part) and `%u` (address) placeholders in one pass
+/// (a value is never read again as a placeholder); any other `%x` is left as it is. This is
+/// where a mailbox's location is built from its address, so an address whose parts could
+/// climb out of their directory (`/`, `..`, a leading `.`; see
+/// [`crate::address::path_component_problem`]) is refused here whoever asks.
+///
+/// # Errors
+/// [`AddressError::PathUnsafe`] for such an address.
+pub fn fill_template(template: &str, address: &Address) -> Result<String, AddressError> {
+    address.check_path_safe()?;
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str(address.domain()),
+            Some('n') => out.push_str(address.local_part()),
+            Some('u') => {
+                out.push_str(address.local_part());
+                out.push('@');
+                out.push_str(address.domain());
+            }
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    Ok(out)
 }
 
 /// MUM's `quota` and Mailstead's `quota_bytes` columns for an optional quota (NULL inherits).
@@ -340,6 +370,7 @@ impl Directory {
     /// A bad name, an existing domain or alias domain, or a database failure.
     pub async fn add_domain(&self, actor: &str, new: NewDomain) -> Result<Domain, DirectoryError> {
         let domain = normalize_domain(&new.domain)?;
+        check_domain_path_safe(&domain)?;
         let max_quota_gib = non_negative(new.max_quota_gib, "max quota")?;
         let max_aliases = non_negative(new.max_aliases, "max aliases")?;
         let max_mailboxes = non_negative(new.max_mailboxes, "max mailboxes")?;
@@ -551,6 +582,7 @@ impl Directory {
         new: NewMailbox,
     ) -> Result<Mailbox, DirectoryError> {
         let address = Address::parse(&new.address)?;
+        address.check_path_safe()?;
         if new.password_hash.is_empty() {
             return Err(DirectoryError::Invalid(format!(
                 "mailbox {address} needs a password"
@@ -590,14 +622,19 @@ impl Directory {
             }
         }
         check_max_quota(&address, new.quota, domain.max_quota_gib)?;
-        let homedir = new
-            .homedir
-            .clone()
-            .unwrap_or_else(|| fill_template(&self.inner.options.homedir_template, &address));
-        let maildir = new
-            .maildir
-            .clone()
-            .unwrap_or_else(|| fill_template(&self.inner.options.maildir_template, &address));
+        let homedir = match &new.homedir {
+            Some(homedir) => homedir.clone(),
+            None => fill_template(&self.inner.options.homedir_template, &address)?,
+        };
+        let maildir = match &new.maildir {
+            Some(maildir) => maildir.clone(),
+            None => fill_template(&self.inner.options.maildir_template, &address)?,
+        };
+        if let Some(why) = MailboxLocation::parse(&homedir, &maildir).escape_problem() {
+            return Err(DirectoryError::Invalid(format!(
+                "mailbox {address} cannot be created: {why}; give a home and Maildir without '..'"
+            )));
+        }
         let (quota, quota_bytes) = quota_columns(new.quota);
         let now = unix_now();
         let inserted = sqlx::query(db.sql(
@@ -865,6 +902,7 @@ impl Directory {
     /// A sentence saying which rule was broken, or a database failure.
     pub async fn add_alias(&self, actor: &str, new: NewAlias) -> Result<Alias, DirectoryError> {
         let address = AliasAddress::parse(&new.address)?;
+        address.check_path_safe()?;
         let mut tx = self.begin().await?;
         let domain = self.load_domain_limits(&mut tx, address.domain()).await?;
         if self
@@ -1338,6 +1376,7 @@ impl Directory {
     ) -> Result<AliasDomain, DirectoryError> {
         let domain = normalize_domain(domain)?;
         let target = normalize_domain(target)?;
+        check_domain_path_safe(&domain)?;
         let mut tx = self.begin().await?;
         if self.find_domain_id(&mut tx, &domain).await?.is_some() {
             return Err(DirectoryError::Conflict(format!(
@@ -1777,3 +1816,24 @@ fn mailbox_from_row(row: &AnyRow) -> Result<Mailbox, DirectoryError> {
 const ALIAS_SELECT: &str = "SELECT a.id AS id, a.local_part AS local_part, d.domain AS domain, a.description AS description, \
      {flag:a.active} AS active, {epoch:a.deactivate_at} AS deactivate_at, {epoch:a.created_at} AS created_at \
      FROM aliases a INNER JOIN domains d ON a.domain_id = d.id";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_in_one_pass_and_refuse_unsafe_addresses() {
+        let address = Address::parse("x%d@example.com").expect("an address");
+        assert_eq!(
+            fill_template("/m/%d/%n", &address).expect("filled"),
+            "/m/example.com/x%d"
+        );
+        assert_eq!(
+            fill_template("/m/%u/%h/%", &address).expect("filled"),
+            "/m/x%d@example.com/%h/%"
+        );
+        let slash = Address::parse("alice/work@example.com").expect("an address");
+        let err = fill_template("/m/%d/%n", &slash).expect_err("refused");
+        assert!(err.to_string().contains("contains '/'"), "{err}");
+    }
+}

@@ -132,7 +132,7 @@ pub struct MailboxLocation {
 impl MailboxLocation {
     /// Reads a Dovecot-style location: `maildir:PATH[:KEY=VALUE…]`, or a bare path. `~` and
     /// `%h` stand for the home directory, as in Dovecot.
-    pub(crate) fn parse(home: &str, mail: &str) -> MailboxLocation {
+    pub fn parse(home: &str, mail: &str) -> MailboxLocation {
         let spec = mail.strip_prefix("maildir:").unwrap_or(mail);
         let mut parts = spec.split(':');
         let path = parts.next().unwrap_or("");
@@ -158,6 +158,36 @@ impl MailboxLocation {
             maildir: PathBuf::from(path),
             layout,
         }
+    }
+}
+
+impl MailboxLocation {
+    /// Why this location could lead outside the directories it names (a `..` component in
+    /// the home or the Maildir), or `None`. Checked when a mailbox is created and on every
+    /// row read for delivery or a login, whoever wrote it.
+    pub fn escape_problem(&self) -> Option<&'static str> {
+        let climbs = |path: &std::path::Path| {
+            path.components()
+                .any(|component| component == std::path::Component::ParentDir)
+        };
+        if climbs(&self.home) {
+            Some("its home has a '..' component")
+        } else if climbs(&self.maildir) {
+            Some("its Maildir has a '..' component")
+        } else {
+            None
+        }
+    }
+}
+
+/// Why mail must not be delivered to or read from `location` of `address`, or `None`: the
+/// address is unsafe as a path ([`Address::check_path_safe`]) or the location climbs out
+/// ([`MailboxLocation::escape_problem`]). Mailstead never creates such a mailbox, but another
+/// writer may have: the lookups and anything walking every Maildir skip it.
+pub fn unsafe_location(address: &Address, location: &MailboxLocation) -> Option<String> {
+    match address.check_path_safe() {
+        Err(err) => Some(err.to_string()),
+        Ok(()) => location.escape_problem().map(str::to_owned),
     }
 }
 
@@ -360,6 +390,16 @@ mod tests {
         assert_eq!(tilde.layout, MaildirLayout::MaildirPlusPlus);
         let bare = MailboxLocation::parse("/home/bob", "");
         assert_eq!(bare.maildir, PathBuf::from("/home/bob/Maildir"));
+    }
+
+    #[test]
+    fn locations_that_climb_out_are_flagged() {
+        let fine = MailboxLocation::parse("/srv/mail/example.com/bob", "maildir:~/Maildir");
+        assert_eq!(fine.escape_problem(), None);
+        let home = MailboxLocation::parse("/srv/mail/example.com/../bob", "maildir:/srv/x");
+        assert!(home.escape_problem().is_some());
+        let mail = MailboxLocation::parse("/srv/mail/bob", "maildir:~/../alice/Maildir");
+        assert!(mail.escape_problem().is_some());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use mailstead_directory::manage::{
 use mailstead_directory::model::{Quota, TlsPolicyKind};
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError, DirectoryOptions};
-use support::{TestBackend, fresh_directory};
+use support::{TestBackend, fresh_database, fresh_directory};
 
 const ACTOR: &str = "test";
 /// `doveadm pw -s SHA512-CRYPT -p secret-one` (Debian's Dovecot 2.3.19).
@@ -120,6 +120,12 @@ on_every_backend!(
     every_change_is_audited,
     changes_reach_a_running_server_before_its_cache_expires,
     newer_schema_is_refused,
+    path_unsafe_addresses_are_refused_where_they_are_created,
+    unsafe_rows_of_other_writers_are_never_served,
+    every_table_the_directory_reads_bumps_the_change_counter,
+    other_writers_reach_a_running_server,
+    refusals_expire_after_the_negative_ttl,
+    an_existing_database_of_the_previous_version_is_upgraded,
 );
 
 async fn domains_are_managed_with_clear_errors(backend: TestBackend) {
@@ -1388,4 +1394,407 @@ async fn execute(url: &str, sql: &str) {
         .await
         .unwrap();
     connection.close().await.unwrap();
+}
+
+/// How long a test waits for a change to show before failing: generous, so that a loaded
+/// machine does not fail it; the behaviour, not the speed, is what is checked.
+const EVENTUALLY: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it holds; fails naming `what` after [`EVENTUALLY`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < EVENTUALLY,
+            "{what}: not seen within {EVENTUALLY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The change counter, read behind the directory's back.
+async fn change_serial(url: &str) -> i64 {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(url).await.unwrap();
+    let serial: i64 = sqlx::query_scalar("SELECT change_serial FROM directory_state WHERE id = 1")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    serial
+}
+
+/// A mailbox row written the way MUM's web UI writes one, not through Mailstead.
+fn foreign_mailbox_insert(local: &str, home: &str, maildir: &str) -> String {
+    format!(
+        "INSERT INTO mailboxes (local_part, password, domain_id, homedir, maildir, created_at, updated_at) \
+         SELECT '{local}', '{SHA512_SECRET_ONE}', id, '{home}', '{maildir}', NULL, NULL FROM domains WHERE domain = 'example.com'"
+    )
+}
+
+async fn path_unsafe_addresses_are_refused_where_they_are_created(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let dir = &test.directory;
+    domain(dir, "example.test").await;
+    mailbox(dir, "alice@example.test").await;
+    let new_mailbox = |address: &str| NewMailbox {
+        address: address.to_owned(),
+        password_hash: SHA512_SECRET_ONE.to_owned(),
+        active: true,
+        ..NewMailbox::default()
+    };
+    let err = dir
+        .add_mailbox(ACTOR, new_mailbox("alice/work@example.test"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::Address(_)), "{err}");
+    assert!(
+        err.to_string().contains("its local part contains '/'"),
+        "{err}"
+    );
+    let err = dir
+        .add_alias(
+            ACTOR,
+            NewAlias {
+                address: "alice/work@example.test".to_owned(),
+                recipients: vec!["alice@example.test".to_owned()],
+                active: true,
+                ..NewAlias::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::Address(_)), "{err}");
+    for bad_domain in ["..", ".hidden.example", "a/b.example"] {
+        let err = dir
+            .add_domain(
+                ACTOR,
+                NewDomain {
+                    domain: bad_domain.to_owned(),
+                    active: true,
+                    ..NewDomain::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DirectoryError::Address(_)),
+            "{bad_domain}: {err}"
+        );
+        let err = dir
+            .add_alias_domain(ACTOR, bad_domain, "example.test", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DirectoryError::Address(_)),
+            "{bad_domain}: {err}"
+        );
+    }
+    // A location given by an import must not climb out either.
+    let mut imported = new_mailbox("imported@example.test");
+    imported.homedir = Some("/srv/mail/example.test/imported".to_owned());
+    imported.maildir = Some("maildir:/srv/mail/example.test/imported/../alice/Maildir".to_owned());
+    let err = dir.add_mailbox(ACTOR, imported).await.unwrap_err();
+    assert!(err.to_string().contains("'..'"), "{err}");
+    let addresses: Vec<String> = dir
+        .list_mailboxes(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.address.to_string())
+        .collect();
+    assert_eq!(addresses, ["alice@example.test"]);
+    assert!(dir.list_aliases(None).await.unwrap().is_empty());
+    test.cleanup().await;
+}
+
+async fn unsafe_rows_of_other_writers_are_never_served(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let dir = &test.directory;
+    domain(dir, "example.com").await;
+    mailbox(dir, "alice@example.com").await;
+    let alice = dir.get_mailbox("alice@example.com").await.unwrap();
+    let alice_home = alice.location.home.display().to_string();
+    // Rows another tool wrote: one named so that its home is inside alice's, one whose
+    // Maildir climbs into hers.
+    execute(
+        &test.url,
+        &foreign_mailbox_insert(
+            "alice/work",
+            &format!("{alice_home}/work"),
+            &format!("maildir:{alice_home}/work:LAYOUT=fs"),
+        ),
+    )
+    .await;
+    execute(
+        &test.url,
+        &foreign_mailbox_insert(
+            "mallory",
+            "/srv/mail/example.com/mallory",
+            &format!("maildir:/srv/mail/example.com/mallory/..{alice_home}/Maildir"),
+        ),
+    )
+    .await;
+    for address in ["alice/work@example.com", "mallory@example.com"] {
+        assert_eq!(
+            resolved(dir, address).await,
+            Err(Rejection::UnknownUser),
+            "{address}"
+        );
+        assert!(dir.account(address).await.unwrap().is_none(), "{address}");
+        let login = dir.authenticate(address, b"secret-one").await.unwrap();
+        assert_eq!(
+            login,
+            AuthOutcome::Refused(AuthRefusal::UnknownLogin),
+            "{address}"
+        );
+    }
+    alias(
+        dir,
+        "team@example.com",
+        &["alice/work@example.com", "alice@example.com"],
+    )
+    .await;
+    assert_eq!(
+        resolved(dir, "team@example.com").await,
+        Ok(vec!["local:alice@example.com".to_owned()])
+    );
+    // Management still shows them, so that they can be removed.
+    assert_eq!(dir.list_mailboxes(None).await.unwrap().len(), 3);
+    dir.remove_mailbox(ACTOR, "alice/work@example.com")
+        .await
+        .unwrap();
+    test.cleanup().await;
+}
+
+async fn every_table_the_directory_reads_bumps_the_change_counter(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let dir = &test.directory;
+    domain(dir, "example.com").await;
+    mailbox(dir, "bob@example.com").await;
+    mailbox(dir, "carol@example.com").await;
+    let statements = [
+        "INSERT INTO domains (domain, homedir, active) VALUES ('other.example', '/srv/mail/other.example', 1)",
+        "UPDATE domains SET description = 'changed' WHERE domain = 'other.example'",
+        "DELETE FROM domains WHERE domain = 'other.example'",
+        &foreign_mailbox_insert(
+            "zed",
+            "/srv/mail/example.com/zed",
+            "maildir:/srv/mail/example.com/zed",
+        ),
+        "UPDATE mailboxes SET active = 0 WHERE local_part = 'zed'",
+        "DELETE FROM mailboxes WHERE local_part = 'zed'",
+        "INSERT INTO aliases (local_part, domain_id, active) SELECT 'list', id, 1 FROM domains WHERE domain = 'example.com'",
+        "UPDATE aliases SET description = 'changed' WHERE local_part = 'list'",
+        "INSERT INTO alias_recipients (alias_id, recipient_address) SELECT id, 'x@elsewhere.example' FROM aliases WHERE local_part = 'list'",
+        "UPDATE alias_recipients SET recipient_address = 'y@elsewhere.example' WHERE recipient_address = 'x@elsewhere.example'",
+        "DELETE FROM alias_recipients WHERE recipient_address = 'y@elsewhere.example'",
+        "INSERT INTO alias_senders (mailbox_id, alias_id) SELECT m.id, a.id FROM mailboxes m, aliases a WHERE m.local_part = 'bob' AND a.local_part = 'list'",
+        "UPDATE alias_senders SET mailbox_id = (SELECT id FROM mailboxes WHERE local_part = 'carol')",
+        "DELETE FROM alias_senders",
+        "DELETE FROM aliases WHERE local_part = 'list'",
+        "INSERT INTO tls_policies (domain, policy, active) VALUES ('tls.example', 'encrypt', 1)",
+        "UPDATE tls_policies SET policy = 'secure' WHERE domain = 'tls.example'",
+        "DELETE FROM tls_policies WHERE domain = 'tls.example'",
+        "INSERT INTO alias_domains (domain, target_domain_id, active) SELECT 'alias.example', id, 1 FROM domains WHERE domain = 'example.com'",
+        "UPDATE alias_domains SET active = 0 WHERE domain = 'alias.example'",
+        "DELETE FROM alias_domains WHERE domain = 'alias.example'",
+    ];
+    for statement in statements {
+        let before = change_serial(&test.url).await;
+        execute(&test.url, statement).await;
+        let after = change_serial(&test.url).await;
+        assert!(
+            after > before,
+            "{statement}: the change counter stayed at {before}"
+        );
+    }
+    test.cleanup().await;
+}
+
+async fn other_writers_reach_a_running_server(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let writer = &test.directory;
+    domain(writer, "example.com").await;
+    mailbox(writer, "bob@example.com").await;
+    mailbox(writer, "carol@example.com").await;
+    alias(
+        writer,
+        "team@example.com",
+        &["carol@example.com", "friend@elsewhere.example"],
+    )
+    .await;
+    // The server trusts its cache for an hour: only the change counter can tell it.
+    let mut options: DirectoryOptions = writer.options().clone();
+    options.cache_ttl = Duration::from_secs(3600);
+    options.negative_cache_ttl = Duration::from_secs(3600);
+    let server = Directory::open(options).await.unwrap();
+    let _watcher = server.watch_changes();
+    assert_eq!(
+        resolved(&server, "bob@example.com").await,
+        Ok(vec!["local:bob@example.com".to_owned()])
+    );
+    assert!(server.account("bob@example.com").await.unwrap().is_some());
+    assert_eq!(
+        resolved(&server, "dave@example.com").await,
+        Err(Rejection::UnknownUser)
+    );
+    assert_eq!(
+        resolved(&server, "team@example.com").await.unwrap().len(),
+        2
+    );
+
+    // A mailbox deactivated in MUM's web UI stops receiving and logging in.
+    execute(
+        &test.url,
+        "UPDATE mailboxes SET active = 0, updated_at = NULL WHERE local_part = 'bob'",
+    )
+    .await;
+    eventually("bob deactivated by another writer", || async {
+        resolved(&server, "bob@example.com").await == Err(Rejection::MailboxInactive)
+    })
+    .await;
+    assert!(server.account("bob@example.com").await.unwrap().is_none());
+
+    // A mailbox created there receives.
+    let home = writer
+        .get_mailbox("carol@example.com")
+        .await
+        .unwrap()
+        .location
+        .home;
+    let dave_home = home.with_file_name("dave").display().to_string();
+    execute(
+        &test.url,
+        &foreign_mailbox_insert("dave", &dave_home, &format!("maildir:{dave_home}/Maildir")),
+    )
+    .await;
+    eventually("dave created by another writer", || async {
+        resolved(&server, "dave@example.com").await == Ok(vec!["local:dave@example.com".to_owned()])
+    })
+    .await;
+
+    // A recipient removed from an alias there is no longer delivered to.
+    execute(
+        &test.url,
+        "DELETE FROM alias_recipients WHERE recipient_address = 'friend@elsewhere.example'",
+    )
+    .await;
+    eventually("a recipient removed by another writer", || async {
+        resolved(&server, "team@example.com").await
+            == Ok(vec!["local:carol@example.com".to_owned()])
+    })
+    .await;
+    server.close().await;
+    test.cleanup().await;
+}
+
+async fn refusals_expire_after_the_negative_ttl(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let writer = &test.directory;
+    domain(writer, "example.com").await;
+    mailbox(writer, "bob@example.com").await;
+    // No change watcher: as if the triggers were missing, only the TTLs bound staleness.
+    let mut options: DirectoryOptions = writer.options().clone();
+    options.cache_ttl = Duration::from_secs(3600);
+    options.negative_cache_ttl = Duration::from_millis(200);
+    let server = Directory::open(options).await.unwrap();
+    assert_eq!(
+        resolved(&server, "dave@example.com").await,
+        Err(Rejection::UnknownUser)
+    );
+    assert!(server.account("dave@example.com").await.unwrap().is_none());
+    assert!(server.account("bob@example.com").await.unwrap().is_some());
+
+    let home = writer
+        .get_mailbox("bob@example.com")
+        .await
+        .unwrap()
+        .location
+        .home;
+    let dave_home = home.with_file_name("dave").display().to_string();
+    execute(
+        &test.url,
+        &foreign_mailbox_insert("dave", &dave_home, &format!("maildir:{dave_home}/Maildir")),
+    )
+    .await;
+    execute(
+        &test.url,
+        "UPDATE mailboxes SET active = 0 WHERE local_part = 'bob'",
+    )
+    .await;
+    eventually("the refusal of dave expiring", || async {
+        resolved(&server, "dave@example.com").await == Ok(vec!["local:dave@example.com".to_owned()])
+    })
+    .await;
+    eventually("the unknown login dave expiring", || async {
+        server.account("dave@example.com").await.unwrap().is_some()
+    })
+    .await;
+    // The positive answer about bob is still the cached one: only refusals expire early.
+    assert!(server.account("bob@example.com").await.unwrap().is_some());
+    server.close().await;
+    test.cleanup().await;
+}
+
+async fn an_existing_database_of_the_previous_version_is_upgraded(backend: TestBackend) {
+    use sqlx::Connection;
+    let database = fresh_database(backend).await;
+    let migrator = match backend {
+        TestBackend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        TestBackend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        TestBackend::MariaDb => sqlx::migrate!("./migrations/mysql"),
+    };
+    let mut versions: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    versions.sort_unstable();
+    let latest = versions.pop().unwrap();
+    let previous = versions.pop().unwrap();
+    // The database as the previous release left it: its schema, and data written by it.
+    let url = if backend == TestBackend::Sqlite {
+        format!("{}?mode=rwc", database.url)
+    } else {
+        database.url.clone()
+    };
+    sqlx::any::install_default_drivers();
+    let mut connection = sqlx::AnyConnection::connect(&url).await.unwrap();
+    migrator.run_to(previous, &mut connection).await.unwrap();
+    connection.close().await.unwrap();
+    let old = Directory::connect(database.options()).await.unwrap();
+    assert_eq!(old.schema_versions().await.unwrap(), (previous, latest));
+    domain(&old, "example.com").await;
+    mailbox(&old, "bob@example.com").await;
+    old.close().await;
+    let refused = Directory::open(database.options()).await.err().unwrap();
+    assert!(
+        matches!(refused, DirectoryError::SchemaTooOld { .. }),
+        "{refused}"
+    );
+
+    // The server trusts its cache for an hour: only the change counter can tell it.
+    let mut options = database.options();
+    options.cache_ttl = Duration::from_secs(3600);
+    options.negative_cache_ttl = Duration::from_secs(3600);
+    let (server, report) = Directory::open_and_migrate(options).await.unwrap();
+    assert_eq!((report.from_version, report.to_version), (previous, latest));
+    let _watcher = server.watch_changes();
+    assert_eq!(
+        resolved(&server, "bob@example.com").await,
+        Ok(vec!["local:bob@example.com".to_owned()])
+    );
+    execute(
+        &database.url,
+        "UPDATE mailboxes SET active = 0 WHERE local_part = 'bob'",
+    )
+    .await;
+    eventually("a change by another writer after the upgrade", || async {
+        resolved(&server, "bob@example.com").await == Err(Rejection::MailboxInactive)
+    })
+    .await;
+    server.close().await;
+    database.cleanup().await;
 }

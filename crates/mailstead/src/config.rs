@@ -230,9 +230,14 @@ pub struct DirectorySection {
     pub max_connections: u32,
     /// Number of cached lookup answers; 0 disables the cache.
     pub cache_capacity: u64,
-    /// Upper bound on staleness for changes made behind Mailstead's back.
+    /// Upper bound on staleness should the database's change triggers be
+    /// missing (every writer bumps the change counter through them).
     #[serde(deserialize_with = "deserialize_duration")]
     pub cache_ttl: Duration,
+    /// The same bound for refusals (unknown recipient or login); at most
+    /// `cache_ttl`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub negative_cache_ttl: Duration,
     /// How often the directory's change counter is polled.
     #[serde(deserialize_with = "deserialize_duration")]
     pub change_poll: Duration,
@@ -254,7 +259,8 @@ impl Default for DirectorySection {
             url: None,
             max_connections: 8,
             cache_capacity: 100_000,
-            cache_ttl: Duration::from_secs(60),
+            cache_ttl: mailstead_directory::DEFAULT_CACHE_TTL,
+            negative_cache_ttl: mailstead_directory::DEFAULT_NEGATIVE_CACHE_TTL,
             change_poll: Duration::from_millis(250),
             recipient_delimiter: "+".to_owned(),
             expansion_limit: 1000,
@@ -606,6 +612,12 @@ impl Config {
                 "must be greater than 0, e.g. \"60s\" (set directory.cache_capacity = 0 to \
                  disable the cache)"
                     .to_owned(),
+            );
+        }
+        if directory.negative_cache_ttl.is_zero() {
+            return fail(
+                "directory.negative_cache_ttl",
+                "must be greater than 0, e.g. \"5s\"".to_owned(),
             );
         }
         if directory.change_poll < Duration::from_millis(10) {
@@ -1149,7 +1161,8 @@ mod tests {
         assert!(!config.hostname().is_empty());
         assert_eq!(config.directory.max_connections, 8);
         assert_eq!(config.directory.cache_capacity, 100_000);
-        assert_eq!(config.directory.cache_ttl, Duration::from_secs(60));
+        assert_eq!(config.directory.cache_ttl, Duration::from_secs(10));
+        assert_eq!(config.directory.negative_cache_ttl, Duration::from_secs(5));
         assert_eq!(config.directory.change_poll, Duration::from_millis(250));
         assert_eq!(config.directory.recipient_delimiter, "+");
         assert_eq!(config.directory.expansion_limit, 1000);
@@ -1272,6 +1285,11 @@ mod tests {
         assert_invalid(
             "[directory]\ncache_ttl = \"0s\"\n",
             "directory.cache_ttl",
+            "greater than 0",
+        );
+        assert_invalid(
+            "[directory]\nnegative_cache_ttl = \"0s\"\n",
+            "directory.negative_cache_ttl",
             "greater than 0",
         );
         assert_invalid(
@@ -1527,6 +1545,7 @@ mod tests {
             "max_connections",
             "cache_capacity",
             "cache_ttl",
+            "negative_cache_ttl",
             "change_poll",
             "recipient_delimiter",
             "expansion_limit",

@@ -500,6 +500,34 @@ fn errors_have_exact_codes_and_messages() {
 }
 
 #[test]
+fn addresses_unsafe_as_paths_are_refused_with_what_to_fix() {
+    let env = Env::new();
+    env.ok(&["domain", "add", "example.test"]);
+    env.ok_with(
+        &["mailbox", "add", "alice@example.test"],
+        "alice-secret-1\n",
+    );
+    // Refused before the password is asked for: nothing is read from stdin.
+    let err = env.fails(&["mailbox", "add", "alice/work@example.test"], None, 64);
+    assert_eq!(
+        err,
+        "mailstead: \"alice/work@example.test\" cannot be created here: its local part contains '/', which is unsafe in the path of a mail directory; choose a name without '/', '\\', control characters or a leading '.'\n"
+    );
+    let err = env.fails(
+        &[
+            "alias",
+            "add",
+            "alice/work@example.test",
+            "alice@example.test",
+        ],
+        None,
+        64,
+    );
+    assert!(err.contains("its local part contains '/'"), "{err}");
+    assert_eq!(env.mailbox_addresses(), ["alice@example.test"]);
+}
+
+#[test]
 fn db_migrate_and_status() {
     let env = Env::new();
     let out = env.ok(&["db", "migrate"]);

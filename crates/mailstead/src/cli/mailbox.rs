@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use mailstead_admin::{input, output};
-use mailstead_directory::Directory;
 use mailstead_directory::manage::{MailboxUpdate, NewMailbox};
 use mailstead_directory::model::Quota;
+use mailstead_directory::{Directory, DirectoryError};
 
 use crate::cli::values::{self, QuotaSetting};
 use crate::cli::{Ctx, actor, password, require_change, text_change, toggle};
@@ -85,6 +85,7 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
         } => {
             // Everything that can be checked is checked before the password is asked for.
             let parsed = Directory::parse_address(&address)?;
+            parsed.check_path_safe().map_err(DirectoryError::from)?;
             let directory = ctx.directory().await?;
             directory.get_domain(parsed.domain()).await?;
             let address = parsed.to_string();

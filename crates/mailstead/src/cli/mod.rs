@@ -213,6 +213,7 @@ pub fn directory_options(config: &Config) -> DirectoryOptions {
     options.max_connections = directory.max_connections;
     options.cache_capacity = directory.cache_capacity;
     options.cache_ttl = directory.cache_ttl;
+    options.negative_cache_ttl = directory.negative_cache_ttl;
     options.change_poll = directory.change_poll;
     options.recipient_delimiter = directory.recipient_delimiter.clone();
     options.expansion_limit = usize::try_from(directory.expansion_limit).unwrap_or(usize::MAX);

@@ -18,6 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 use mailstead_directory::Directory;
+use mailstead_directory::model::unsafe_location;
 use mailstead_imap::{ImapContext, Security};
 use mailstead_smtp::{Limits, Mode, SmtpContext};
 use mailstead_store::{MailStore, Store};
@@ -280,6 +281,9 @@ async fn clean_maildir_tmps(directory: Directory, started: SystemTime) {
     };
     let mut removed = 0u64;
     for mailbox in &mailboxes {
+        if unsafe_location(&mailbox.address, &mailbox.location).is_some() {
+            continue; // Another writer's row that could reach someone else's files.
+        }
         match mailstead_store::clean_maildir_tmp(&mailbox.location.maildir, started).await {
             Ok(count) => removed += count,
             Err(err) => warn!(

@@ -1,0 +1,110 @@
+-- Every writer bumps the change counter, not only Mailstead: MUM's web UI and hand-written SQL
+-- change these tables too, and running servers cache answers read from them. A trigger on
+-- each table the directory reads (INSERT, UPDATE, DELETE) bumps directory_state.change_serial
+-- in the writer's own transaction, so the change reaches every running server's cache within
+-- one change_poll. The statements that write these tables are unchanged.
+
+CREATE TRIGGER mailstead_domains_insert AFTER INSERT ON domains
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_domains_update AFTER UPDATE ON domains
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_domains_delete AFTER DELETE ON domains
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_mailboxes_insert AFTER INSERT ON mailboxes
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_mailboxes_update AFTER UPDATE ON mailboxes
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_mailboxes_delete AFTER DELETE ON mailboxes
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_aliases_insert AFTER INSERT ON aliases
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_aliases_update AFTER UPDATE ON aliases
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_aliases_delete AFTER DELETE ON aliases
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_recipients_insert AFTER INSERT ON alias_recipients
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_recipients_update AFTER UPDATE ON alias_recipients
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_recipients_delete AFTER DELETE ON alias_recipients
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_senders_insert AFTER INSERT ON alias_senders
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_senders_update AFTER UPDATE ON alias_senders
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_senders_delete AFTER DELETE ON alias_senders
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_tls_policies_insert AFTER INSERT ON tls_policies
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_tls_policies_update AFTER UPDATE ON tls_policies
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_tls_policies_delete AFTER DELETE ON tls_policies
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_domains_insert AFTER INSERT ON alias_domains
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_domains_update AFTER UPDATE ON alias_domains
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
+
+CREATE TRIGGER mailstead_alias_domains_delete AFTER DELETE ON alias_domains
+BEGIN
+    UPDATE directory_state SET change_serial = change_serial + 1 WHERE id = 1;
+END;
