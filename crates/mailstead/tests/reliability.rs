@@ -35,6 +35,7 @@ struct Server {
 impl Server {
     fn new() -> Server {
         let dir = tempfile::tempdir().unwrap();
+        support::reachable_by_server(dir.path());
         let mut server = Server {
             dir,
             smtp_port: 0,
