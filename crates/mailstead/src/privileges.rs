@@ -227,6 +227,47 @@ fn run_tool(command: &mut Command) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Lets `account` reach `data_dir` when a directory above it shuts it out (the README's
+/// `./data` in a checkout under root's 0700 home): adds search permission only (o+x, no
+/// listing) to each such directory, and says so.
+pub fn open_path_to(data_dir: &Path, account: &Account) -> Result<(), CliError> {
+    for ancestor in data_dir.ancestors().skip(1) {
+        let metadata = std::fs::metadata(ancestor).map_err(|source| CliError::Io {
+            what: format!("cannot read {}", ancestor.display()),
+            source,
+        })?;
+        let search = if metadata.uid() == account.uid.as_raw() {
+            0o100
+        } else if metadata.gid() == account.gid.as_raw() {
+            0o010
+        } else {
+            0o001
+        };
+        if metadata.mode() & search == 0 {
+            let mode = (metadata.mode() & 0o7777) | 0o001;
+            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| CliError::Io {
+                    what: format!(
+                        "cannot let the user {} reach {} (put server.data_dir where it can, \
+                         e.g. /var/lib/mailstead)",
+                        account.name,
+                        data_dir.display()
+                    ),
+                    source,
+                },
+            )?;
+            warn!(
+                directory = %ancestor.display(),
+                mode = %format_args!("{mode:o}"),
+                user = %account.name,
+                "added search permission (o+x, no listing) so the server's user reaches its data \
+                 directory; put server.data_dir elsewhere (e.g. /var/lib/mailstead) to avoid it"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Gives the data directory tree to `account` when the directory is not already its own
 /// (first start, or an upgrade from a version that ran as root). Symlinks are never followed
 /// (lchown, no descent), so a link planted in a Maildir cannot hand over anything outside.

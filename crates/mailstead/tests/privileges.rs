@@ -29,6 +29,11 @@ impl Server {
     fn new(extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         support::reachable_by_server(dir.path());
+        Server::in_dir(dir, extra)
+    }
+
+    /// In `dir` as it is (tempfile makes it 0700, as root's home is).
+    fn in_dir(dir: tempfile::TempDir, extra: &str) -> Server {
         let server = Server {
             dir,
             smtp_port: support::free_port(),
@@ -379,5 +384,31 @@ fn the_systemd_unit_verifies() {
     assert!(
         !stderr.contains("mailstead.service"),
         "warnings about the unit:\n{stderr}"
+    );
+}
+
+/// The README's first command runs `serve` as root in a checkout, often under root's 0700 home:
+/// the server's user must still reach `./data` after the drop.
+#[test]
+fn a_data_dir_below_a_private_directory_is_reached_after_the_drop() {
+    if !is_root() {
+        eprintln!("skipped: the privilege drop is only tried when the test runs as root");
+        return;
+    }
+    let private = tempfile::tempdir().unwrap();
+    fs::set_permissions(private.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let mut server = Server::in_dir(private, "");
+    server.add_mailbox("alice");
+    server.serve(None);
+    let answer = deliver(server.smtp_port, "EHLO", &format!("alice@{DOMAIN}"));
+    assert!(
+        answer.starts_with("250"),
+        "{answer}\nlog:\n{}",
+        server.log()
+    );
+    assert_eq!(
+        mode(server.dir.path()) & 0o777,
+        0o701,
+        "search only, no listing, for others"
     );
 }

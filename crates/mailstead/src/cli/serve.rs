@@ -72,6 +72,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // before the privilege drop, which ports below 1024 need.
     let account = privileges::account_to_run_as(config)?;
     if let Some(account) = &account {
+        privileges::open_path_to(data_dir, account)?;
         privileges::hand_over_data_dir(data_dir, account)?;
     }
     let listeners = bind_listeners(config).await?;
