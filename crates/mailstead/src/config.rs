@@ -1154,6 +1154,28 @@ mod tests {
         assert!(shown.starts_with(&format!("test.toml: {key}: ")), "{shown}");
     }
 
+    #[test]
+    fn the_account_to_run_as_is_never_root_and_the_connection_cap_is_positive() {
+        let config = load("").unwrap();
+        assert_eq!(config.server.user, "mailstead");
+        assert_eq!(config.server.group, "mailstead");
+        assert_eq!(config.limits.max_connections, 20_000);
+        assert_invalid("[server]\nuser = \"root\"\n", "server.user", "unprivileged");
+        assert_invalid(
+            "[server]\ngroup = \"root\"\n",
+            "server.group",
+            "unprivileged",
+        );
+        assert_invalid("[server]\nuser = \"\"\n", "server.user", "unprivileged");
+        assert_invalid(
+            "[limits]\nmax_connections = 0\n",
+            "limits.max_connections",
+            "at least 1",
+        );
+        let config = load("[server]\nuser = \"vmail\"\ngroup = \"vmail\"\n").unwrap();
+        assert_eq!(config.server.user, "vmail");
+    }
+
     fn example_path() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mailstead.example.toml")
     }
