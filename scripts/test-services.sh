@@ -5,7 +5,8 @@
 set -euo pipefail
 
 need_packages=()
-for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks isync msmtp; do
+# systemd: systemd-analyze verifies dist/mailstead.service; util-linux: prlimit, passwd: useradd.
+for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks isync msmtp systemd util-linux passwd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ]; then

@@ -5,13 +5,12 @@
 use std::io;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::framing::{CommandFramer, Frame, FramingLimits, LineTooLong};
 
 /// Any stream a session can run over: TCP, TLS over it, or memory.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub(crate) use mailstead_net::Io;
 
 /// Responses are written out once this much is queued, so a large FETCH streams instead of
 /// being held whole in memory.

@@ -28,7 +28,8 @@
 //! # Layout
 //!
 //! - `lib.rs`: `ImapContext`, `Limits`, `serve`.
-//! - `server.rs`: the accept loop (limits, implicit TLS, shutdown and draining).
+//! - `server.rs`: IMAP for the shared accept loop of `mailstead_net` (caps, eviction of idle
+//!   connections, implicit TLS, shutdown and draining): the session and the `* BYE` of a refusal.
 //! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates.
 //! - `cmd/`: one file per group of commands.
@@ -46,7 +47,7 @@ use std::time::Duration;
 
 use mailstead_directory::Directory;
 use mailstead_net::ConnectionCounter;
-pub use mailstead_net::TlsConfig;
+pub use mailstead_net::{Connections, TlsConfig};
 use mailstead_store::MailStore;
 use tokio::net::TcpListener;
 
@@ -72,8 +73,6 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// How long a client may take to log in.
     pub login_timeout: Duration,
-    /// Concurrent connections on one listener.
-    pub max_connections: usize,
     /// Concurrent connections from one client address.
     pub max_connections_per_ip: usize,
     /// Concurrent logged-in sessions of one user.
@@ -93,7 +92,6 @@ impl Default for Limits {
             max_literal: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
             login_timeout: Duration::from_secs(60),
-            max_connections: 20_000,
             max_connections_per_ip: 200,
             max_connections_per_user: 20,
             failed_login_delay: Duration::from_secs(2),
@@ -149,14 +147,17 @@ pub enum Security {
 }
 
 /// Serves IMAP on a bound listener until `shutdown` completes, then says `* BYE` to every
-/// session (a command in progress finishes first) and waits for them to end.
+/// session (a command in progress finishes first) and waits for them to end. `connections`
+/// is the process-wide registry every listener shares: its capacity bounds all listeners
+/// together.
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<ImapContext>,
     security: Security,
+    connections: Connections,
     shutdown: impl Future,
 ) {
-    server::run(listener, ctx, security, shutdown).await;
+    server::run(listener, ctx, security, connections, shutdown).await;
 }
 
 /// Runs one plain session over any byte stream, as if accepted from `peer_ip`; for fuzzing and
@@ -166,6 +167,12 @@ pub async fn serve_stream<S>(stream: S, peer_ip: std::net::IpAddr, ctx: Arc<Imap
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (_sender, receiver) = tokio::sync::watch::channel(false);
-    session::run(Box::new(stream), peer_ip, false, ctx, receiver).await;
+    session::run(
+        Box::new(stream),
+        peer_ip,
+        false,
+        ctx,
+        mailstead_net::ConnectionHandle::detached(),
+    )
+    .await;
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use mailstead_directory::account::Account as DirectoryAccount;
 use mailstead_net::Slot;
+use mailstead_net::{Closing, ConnectionHandle};
 use mailstead_store::{Folder, MailboxError, Snapshot};
-use tokio::sync::watch;
 use tracing::{debug, error, info};
 
 use crate::ImapContext;
@@ -145,6 +145,10 @@ impl Selected {
     }
 }
 
+/// What an idle connection before login closed to make room for a new one is told; a full
+/// server's refusal says the same.
+pub(crate) const EVICTED: &[u8] = b"* BYE Too many connections; try again later.\r\n";
+
 pub(crate) struct Session {
     pub(crate) ctx: Arc<ImapContext>,
     pub(crate) conn: Connection,
@@ -157,7 +161,8 @@ pub(crate) struct Session {
     pub(crate) qresync: bool,
     pub(crate) failed_logins: u32,
     bad_commands: u32,
-    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Asks the session to close (shutdown, eviction); told when it logs in.
+    pub(crate) connection: ConnectionHandle,
 }
 
 pub(crate) async fn run(
@@ -165,7 +170,7 @@ pub(crate) async fn run(
     peer: IpAddr,
     tls: bool,
     ctx: Arc<ImapContext>,
-    shutdown: watch::Receiver<bool>,
+    connection: ConnectionHandle,
 ) {
     let limits = FramingLimits {
         max_line: ctx.limits.max_line,
@@ -183,7 +188,7 @@ pub(crate) async fn run(
         qresync: false,
         failed_logins: 0,
         bad_commands: 0,
-        shutdown,
+        connection,
     };
     if let Err(err) = session.serve().await {
         debug!(peer = %session.peer, cause = %err, "IMAP connection ended");
@@ -207,8 +212,12 @@ impl Session {
             };
             let frame = tokio::select! {
                 biased;
-                _ = self.shutdown.changed() => {
-                    self.conn.write(b"* BYE Server shutting down.\r\n").await?;
+                closing = self.connection.closing() => {
+                    let goodbye: &[u8] = match closing {
+                        Closing::Shutdown => b"* BYE Server shutting down.\r\n",
+                        Closing::Evicted => EVICTED,
+                    };
+                    self.conn.write(goodbye).await?;
                     return Ok(());
                 }
                 frame = tokio::time::timeout(timeout, self.conn.read_frame()) => frame,
@@ -255,6 +264,8 @@ impl Session {
                     }
                 },
             };
+            // Logged in, the session is no longer evictable to make room for others.
+            self.connection.set_pre_login(self.user.is_none());
             if flow == Flow::Close {
                 return Ok(());
             }

@@ -45,6 +45,11 @@ fn tls_config() -> (
 }
 
 async fn start(login_on_loopback: bool) -> Server {
+    start_with_capacity(login_on_loopback, 1000).await
+}
+
+/// A server whose registry admits `capacity` connections across both listeners.
+async fn start_with_capacity(login_on_loopback: bool, capacity: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("directory.db").display());
     let mail_root = dir.path().join("mail");
@@ -92,6 +97,7 @@ async fn start(login_on_loopback: bool) -> Server {
         },
         login_on_loopback,
     ));
+    let connections = mailstead_imap::Connections::new(capacity);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -102,6 +108,7 @@ async fn start(login_on_loopback: bool) -> Server {
         listener,
         Arc::clone(&ctx),
         Security::StartTls,
+        connections.clone(),
         async move {
             let _ = stopped.await;
             let _ = stop_tls.send(());
@@ -111,6 +118,7 @@ async fn start(login_on_loopback: bool) -> Server {
         tls_listener,
         ctx,
         Security::ImplicitTls,
+        connections,
         async move {
             let _ = stopped_tls.await;
         },
@@ -684,4 +692,61 @@ async fn connections_per_user_are_limited() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         fifth = server.client().await;
     }
+}
+
+#[tokio::test]
+async fn a_full_server_closes_the_oldest_connection_not_logged_in() {
+    let server = start_with_capacity(true, 3).await;
+    let mut oldest_silent = server.client().await;
+    let mut logged_in = server.logged_in("alice").await;
+    let mut newer_silent = server.client().await;
+
+    // Full: a new client still gets its greeting (client() checks it) ...
+    let mut newcomer = server.client().await;
+    // ... because the oldest connection not logged in was told why and closed.
+    let goodbye = oldest_silent.line().await;
+    assert!(
+        goodbye.starts_with("* BYE Too many connections"),
+        "{goodbye}"
+    );
+    let mut rest = String::new();
+    let read = oldest_silent.stream.read_line(&mut rest).await.unwrap();
+    assert_eq!(read, 0, "closed after the goodbye: {rest}");
+    // A logged-in session is never the one evicted.
+    let (_, done) = logged_in.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+
+    // The implicit-TLS listener shares the cap and the handshake comes first.
+    let stream = TcpStream::connect(("127.0.0.1", server.tls_port))
+        .await
+        .unwrap();
+    let tls = server
+        .tls_connector()
+        .connect("localhost".try_into().unwrap(), stream)
+        .await
+        .unwrap();
+    let mut over_tls = Client::new(tls);
+    let greeting = over_tls.line().await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    assert!(
+        newer_silent
+            .line()
+            .await
+            .starts_with("* BYE Too many connections")
+    );
+
+    // Nobody left to evict: the new connection is refused with the same words.
+    let (_, done) = newcomer.run("LOGIN bob@example.com secret").await;
+    assert!(done.contains("OK"), "{done}");
+    let (_, done) = over_tls.run("LOGIN alice@example.com secret").await;
+    assert!(done.contains("OK"), "{done}");
+    let stream = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let mut refused = Client::new(stream);
+    let refusal = refused.line().await;
+    assert!(
+        refusal.starts_with("* BYE Too many connections"),
+        "{refusal}"
+    );
 }

@@ -185,6 +185,10 @@ pub struct LimitsSection {
     pub max_message_size: u64,
     pub max_recipients: u32,
     pub max_connections_per_ip: u32,
+    /// Connections of every listener together (SMTP, LMTP, IMAP); when full, the oldest
+    /// idle one not logged in is closed to make room. Lowered at start to what the
+    /// open-file limit holds.
+    pub max_connections: u32,
     #[serde(deserialize_with = "deserialize_duration")]
     pub command_timeout: Duration,
     #[serde(deserialize_with = "deserialize_duration")]
@@ -197,6 +201,7 @@ impl Default for LimitsSection {
             max_message_size: 10_240_000,
             max_recipients: 1000,
             max_connections_per_ip: 50,
+            max_connections: 20_000,
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(300),
         }
@@ -210,6 +215,10 @@ pub struct ServerSection {
     pub hostname: String,
     /// Root of everything Mailstead writes; absolute after loading.
     pub data_dir: PathBuf,
+    /// The account `serve` runs as once its ports are bound, when started as root (created
+    /// with useradd when missing). Never root.
+    pub user: String,
+    pub group: String,
 }
 
 impl Default for ServerSection {
@@ -217,6 +226,8 @@ impl Default for ServerSection {
         ServerSection {
             hostname: system_hostname(),
             data_dir: PathBuf::from("data"),
+            user: "mailstead".to_owned(),
+            group: "mailstead".to_owned(),
         }
     }
 }
@@ -596,6 +607,24 @@ impl Config {
                     ),
                 );
             }
+        }
+
+        for (key, name) in [
+            ("server.user", &self.server.user),
+            ("server.group", &self.server.group),
+        ] {
+            if name.is_empty() || name == "root" || name.contains(['/', ':', '\n']) {
+                return fail(
+                    key,
+                    format!(
+                        "{name:?} cannot be used: the server drops root privileges to an \
+                         unprivileged account; use e.g. \"mailstead\""
+                    ),
+                );
+            }
+        }
+        if self.limits.max_connections == 0 {
+            return fail("limits.max_connections", "must be at least 1".to_owned());
         }
 
         // [directory]
@@ -1135,6 +1164,28 @@ mod tests {
         }
         let shown = error(text);
         assert!(shown.starts_with(&format!("test.toml: {key}: ")), "{shown}");
+    }
+
+    #[test]
+    fn the_account_to_run_as_is_never_root_and_the_connection_cap_is_positive() {
+        let config = load("").unwrap();
+        assert_eq!(config.server.user, "mailstead");
+        assert_eq!(config.server.group, "mailstead");
+        assert_eq!(config.limits.max_connections, 20_000);
+        assert_invalid("[server]\nuser = \"root\"\n", "server.user", "unprivileged");
+        assert_invalid(
+            "[server]\ngroup = \"root\"\n",
+            "server.group",
+            "unprivileged",
+        );
+        assert_invalid("[server]\nuser = \"\"\n", "server.user", "unprivileged");
+        assert_invalid(
+            "[limits]\nmax_connections = 0\n",
+            "limits.max_connections",
+            "at least 1",
+        );
+        let config = load("[server]\nuser = \"vmail\"\ngroup = \"vmail\"\n").unwrap();
+        assert_eq!(config.server.user, "vmail");
     }
 
     fn example_path() -> PathBuf {

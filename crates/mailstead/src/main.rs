@@ -8,6 +8,7 @@
 
 mod cli;
 mod config;
+mod privileges;
 mod tls;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ use clap::error::ErrorKind;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // Before anything can create a file: the database, keys and mail are private.
+    privileges::set_umask();
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(err) => return usage_error(&err),

@@ -36,9 +36,9 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        support::reachable_by_server(dir.path());
+        Env { dir }
     }
 
     fn path(&self) -> &Path {

@@ -23,7 +23,10 @@ mod support;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use harness::{DOMAIN, Delivery, Dovecot, MAIL_UID, Mailstead, Target, chown_recursive, imap_tool};
+use harness::{
+    DOMAIN, Delivery, Dovecot, MAIL_ACCOUNT, MAIL_UID, Mailstead, Target, chown_recursive,
+    imap_tool,
+};
 use serde_json::{Value, json};
 
 fn message(id: &str, subject: &str) -> String {
@@ -229,9 +232,10 @@ fn maildir_moves_from_dovecot_to_mailstead_and_back() {
             "maildir:~/Maildir",
             &homes,
         )),
-        _ => Target::Mailstead(Mailstead::start(
+        _ => Target::Mailstead(Mailstead::start_as(
             &temp.path().join("mailstead"),
             std::slice::from_ref(&user),
+            MAIL_ACCOUNT,
             "login_on_loopback_without_tls = true\n",
             &format!(
                 "\n[directory]\nhomedir_template = \"{homes}/%d/%n\"\n\
@@ -313,7 +317,7 @@ fn maildir_moves_from_dovecot_to_mailstead_and_back() {
 fn uids_follow_the_arrival_order_of_maildir_names() {
     let temp = tempfile::tempdir().unwrap();
     let user = format!("user1@{DOMAIN}");
-    let target = Target::start(temp.path(), std::slice::from_ref(&user), "");
+    let target = Target::start_as(temp.path(), std::slice::from_ref(&user), MAIL_ACCOUNT, "");
     let maildir = target.maildir("user1");
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(maildir.join(sub)).unwrap();

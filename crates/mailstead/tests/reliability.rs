@@ -35,6 +35,7 @@ struct Server {
 impl Server {
     fn new() -> Server {
         let dir = tempfile::tempdir().unwrap();
+        support::reachable_by_server(dir.path());
         let mut server = Server {
             dir,
             smtp_port: 0,
@@ -664,10 +665,17 @@ fn disk_full_mid_stream_gives_4xx_and_no_partial_file_and_the_connection_stays_u
     let mut server = Server::new();
     // The directory lives outside the tiny filesystem; only the data directory (spool,
     // Maildirs, certificate) is on it.
-    let mut config = fs::read_to_string(server.config_path()).unwrap();
+    // Outside the data directory the server does not hand files over to the user it drops
+    // to, so the test runs it as `nobody` and gives it the database's directory.
+    let database_dir = server.dir.path().join("directory");
+    fs::create_dir(&database_dir).unwrap();
+    let mut config = fs::read_to_string(server.config_path()).unwrap().replace(
+        "[server]\n",
+        "[server]\nuser = \"nobody\"\ngroup = \"nogroup\"\n",
+    );
     config.push_str(&format!(
         "\n[directory]\nurl = \"sqlite://{}\"\n",
-        server.dir.path().join("directory.db").display()
+        database_dir.join("directory.db").display()
     ));
     fs::write(server.config_path(), config).unwrap();
     // The test suite runs as root (scripts/test.sh installs and starts services): a tmpfs that
@@ -676,6 +684,7 @@ fn disk_full_mid_stream_gives_4xx_and_no_partial_file_and_the_connection_stays_u
         .expect("cannot mount a 256k tmpfs: the disk-full test needs root");
     server.cli(&["domain", "add", DOMAIN], None);
     server.add_mailbox("user1", &[]);
+    give_to_nobody(&database_dir);
     server.start();
     let to = format!("user1@{DOMAIN}");
     let maildir = server.maildir("user1");
@@ -772,5 +781,15 @@ fn lmtp_over_a_unix_socket_answers_per_recipient_and_delivers() {
         let new = server.maildir(user).join("new");
         let files = fs::read_dir(&new).unwrap().count();
         assert_eq!(files, 1, "{user}: {}", new.display());
+    }
+}
+
+/// Chowns `dir` and what is in it to `nobody` (65534), as an administrator would for a
+/// database the server opens outside its data directory.
+fn give_to_nobody(dir: &Path) {
+    const NOBODY: u32 = 65534;
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    for entry in fs::read_dir(dir).unwrap() {
+        std::os::unix::fs::lchown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
     }
 }

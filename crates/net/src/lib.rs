@@ -1,6 +1,21 @@
-//! What every listener of Mailstead needs, whatever protocol it speaks: the TLS configuration
+//! What every listener of Mailstead needs, whatever protocol it speaks: the one accept loop
+//! ([`serve`]) with the process-wide registry of connections ([`Connections`]: the global
+//! cap, and the oldest idle connection before login evicted when full), the TLS configuration
 //! that certificate renewal swaps under running listeners, and a count of connections per
 //! client address.
+
+#![forbid(unsafe_code)]
+
+mod accept;
+mod registry;
+
+pub use accept::{
+    HANDSHAKE_TIMEOUT, Io, Listener, ListenerOptions, Peer, Protocol, Refusal, serve,
+};
+pub use registry::{
+    Closing, ConnectionHandle, Connections, Full, MAX_EVICTING, MAX_REFUSING, Refusing,
+    TRANSIENT_CONNECTIONS,
+};
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -5,11 +5,10 @@
 use std::io;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Any stream a session can run over: TCP, a Unix socket, TLS over either, or memory.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub(crate) use mailstead_net::Io;
 
 /// One line read from the client.
 #[derive(Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@
 //!
 //! Everything read from the socket is untrusted. Lines are bounded (`Limits::max_line`),
 //! messages are bounded while streaming (`Limits::max_message_size`), every read has a
-//! timeout, connections are bounded per listener and per client address. Only
+//! timeout, connections are bounded per process (the shared registry) and per client address. Only
 //! `<CR><LF>.<CR><LF>` ends DATA; a bare CR or LF anywhere in DATA refuses the message
 //! (SMTP smuggling, CVE-2023-51764). Plaintext pipelined after STARTTLS is discarded and the
 //! connection closed. This crate builds no Maildir paths and issues no SQL: it asks the
@@ -27,8 +27,8 @@
 //! # Layout
 //!
 //! - `lib.rs`: `SmtpContext`, `Limits`, `Mode`, `serve`, `serve_unix`.
-//! - `server.rs`: the accept loop (semaphore permit before accept, per-address limit,
-//!   shutdown and draining).
+//! - `server.rs`: SMTP/LMTP for the shared accept loop of `mailstead_net` (caps, eviction
+//!   of idle connections, shutdown and draining): the session and the `421` of a refusal.
 //! - `connection.rs`: all bytes: bounded line reads, buffered replies, STARTTLS upgrade.
 //! - `data.rs`: the DATA decoder (end marker, dot-unstuffing, bare CR/LF detection).
 //! - `cmd/mod.rs`: the command parser (verbs, paths, parameters) and `Reply`.
@@ -47,6 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailstead_directory::Directory;
+use mailstead_net::ConnectionHandle;
 use mailstead_store::Store;
 use tokio::net::{TcpListener, UnixListener};
 
@@ -80,8 +81,6 @@ pub struct Limits {
     pub data_timeout: Duration,
     /// Concurrent connections from one client address (Postfix's anvil default is 50).
     pub max_connections_per_ip: usize,
-    /// Concurrent connections on one listener.
-    pub max_connections: usize,
     /// Errors (4xx/5xx replies) after which the session is closed with `421 4.7.0`
     /// (Postfix's `smtpd_hard_error_limit`, 20).
     pub max_errors: u32,
@@ -112,7 +111,6 @@ impl Default for Limits {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(300),
             max_connections_per_ip: 50,
-            max_connections: 1000,
             max_errors: 20,
             soft_error_limit: 10,
             error_sleep: Duration::from_secs(1),
@@ -137,18 +135,46 @@ pub struct SmtpContext {
     pub mode: Mode,
 }
 
-pub use mailstead_net::TlsConfig;
+pub use mailstead_net::{Connections, TlsConfig};
 
 /// Serves SMTP or LMTP (per `ctx.mode`) on a bound TCP listener until `shutdown` completes,
 /// then tells idle sessions `421` and waits for every session to end (messages being
-/// received are finished).
-pub async fn serve(listener: TcpListener, ctx: Arc<SmtpContext>, shutdown: impl Future) {
-    server::run(server::Listener::Tcp(listener), ctx, shutdown).await;
+/// received are finished). `connections` is the process-wide registry every listener
+/// shares: its capacity bounds all listeners together.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SmtpContext>,
+    connections: Connections,
+    shutdown: impl Future,
+) {
+    serve_listener(listener.into(), ctx, connections, shutdown).await;
 }
 
 /// [`serve`] on a Unix socket (LMTP from a local MTA); no per-address limit applies.
-pub async fn serve_unix(listener: UnixListener, ctx: Arc<SmtpContext>, shutdown: impl Future) {
-    server::run(server::Listener::Unix(listener), ctx, shutdown).await;
+pub async fn serve_unix(
+    listener: UnixListener,
+    ctx: Arc<SmtpContext>,
+    connections: Connections,
+    shutdown: impl Future,
+) {
+    serve_listener(listener.into(), ctx, connections, shutdown).await;
+}
+
+async fn serve_listener(
+    listener: mailstead_net::Listener,
+    ctx: Arc<SmtpContext>,
+    connections: Connections,
+    shutdown: impl Future,
+) {
+    let options = mailstead_net::ListenerOptions { implicit_tls: None };
+    mailstead_net::serve(
+        listener,
+        Arc::new(server::Smtp(ctx)),
+        options,
+        connections,
+        shutdown,
+    )
+    .await;
 }
 
 /// Runs one session over any byte stream, as if accepted from `peer_ip`; for fuzzing and
@@ -158,10 +184,9 @@ pub async fn serve_stream<S>(stream: S, peer_ip: std::net::IpAddr, ctx: Arc<Smtp
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (_sender, receiver) = tokio::sync::watch::channel(false);
     let peer = session::Peer {
         ip: Some(peer_ip),
         description: peer_ip.to_string(),
     };
-    session::run(Box::new(stream), peer, ctx, receiver).await;
+    session::run(Box::new(stream), peer, ctx, ConnectionHandle::detached()).await;
 }

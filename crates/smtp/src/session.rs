@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
+use mailstead_net::{Closing, ConnectionHandle};
 use mailstead_store::{MessageWriter, StoreError};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cmd::{self, Command, PathCommand, Reply};
@@ -125,7 +125,7 @@ pub(crate) async fn run(
     stream: Box<dyn Io>,
     peer: Peer,
     ctx: Arc<SmtpContext>,
-    mut shutdown: watch::Receiver<bool>,
+    mut connection: ConnectionHandle,
 ) {
     let mut conn = Connection::new(stream, ctx.limits.max_line);
     let mut session = Session {
@@ -156,8 +156,12 @@ pub(crate) async fn run(
     loop {
         let line = tokio::select! {
             biased;
-            _ = shutdown_requested(&mut shutdown) => {
-                conn.queue(&Reply::new(421, format!("4.3.2 {} Service shutting down", ctx.hostname)).to_wire());
+            closing = connection.closing() => {
+                let reply = match closing {
+                    Closing::Shutdown => Reply::new(421, format!("4.3.2 {} Service shutting down", ctx.hostname)),
+                    Closing::Evicted => evicted_reply(&ctx.hostname),
+                };
+                conn.queue(&reply.to_wire());
                 break;
             }
             line = tokio::time::timeout(ctx.limits.command_timeout, conn.read_line()) => line,
@@ -194,6 +198,8 @@ pub(crate) async fn run(
             break;
         }
         let next = session.command(&mut conn, &line).await;
+        // A session in a mail transaction is busy, not idle: the accept loop does not evict it.
+        connection.set_pre_login(session.mail_from.is_none() && session.chunks.is_none());
         // The error tarpit: replies are still queued, so sleeping here delays them.
         let delay = std::mem::take(&mut session.delay);
         if !delay.is_zero() {
@@ -216,11 +222,13 @@ pub(crate) async fn run(
     conn.shutdown().await;
 }
 
-/// Completes when the server asks sessions to stop; never if it cannot say so any more.
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
-    if shutdown.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
+/// What an idle connection closed to make room for a new one is told; the accept loop's
+/// refusal of a full server says the same.
+pub(crate) fn evicted_reply(hostname: &str) -> Reply {
+    Reply::new(
+        421,
+        format!("4.7.0 {hostname} Error: too many connections; try again later"),
+    )
 }
 
 /// Whether `address` is `local@domain` with a fully-qualified domain (one with a dot, not at

@@ -40,6 +40,11 @@ fn tls_config() -> Arc<rustls::ServerConfig> {
 }
 
 async fn start(mode: Mode, limits: Limits) -> Server {
+    start_with_capacity(mode, limits, 1000).await
+}
+
+/// A server whose registry admits `capacity` connections in all.
+async fn start_with_capacity(mode: Mode, limits: Limits, capacity: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("directory.db").display());
     let mail_root = dir.path().join("mail");
@@ -107,9 +112,15 @@ async fn start(mode: Mode, limits: Limits) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(mailstead_smtp::serve(listener, ctx, async move {
-        let _ = stopped.await;
-    }));
+    let connections = mailstead_smtp::Connections::new(capacity);
+    tokio::spawn(mailstead_smtp::serve(
+        listener,
+        ctx,
+        connections,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Server {
         port,
         directory,
@@ -853,4 +864,47 @@ async fn smtputf8_and_8bit_bodies_are_stored_unchanged() {
         "{text}"
     );
     assert!(text.contains("Return-Path: <zoë@b.example>\n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_full_server_closes_the_oldest_idle_connection_for_a_new_client() {
+    let server = start_with_capacity(Mode::Smtp, Limits::default(), 3).await;
+    let mut oldest_silent = Raw::connect(server.port).await;
+    let mut in_transaction = Raw::connect(server.port).await;
+    assert_code(
+        &in_transaction.command("EHLO client.example.org").await,
+        "250",
+    );
+    assert_code(
+        &in_transaction.command("MAIL FROM:<a@example.org>").await,
+        "250",
+    );
+    let mut newer_silent = Raw::connect(server.port).await;
+
+    // Full: a new client still gets its banner (Raw::connect checks it) ...
+    let mut newcomer = Raw::connect(server.port).await;
+    // ... because the oldest silent connection was told why and closed.
+    let goodbye = oldest_silent.reply().await;
+    assert!(goodbye.starts_with("421 4.7.0"), "{goodbye:?}");
+    assert_eq!(oldest_silent.reply().await, "", "closed after the goodbye");
+    // A session in a mail transaction is never the one evicted.
+    assert_code(
+        &in_transaction.command("RCPT TO:<bob@example.com>").await,
+        "250",
+    );
+
+    // When every slot is busy, the new connection is the one refused.
+    assert_code(&newcomer.command("EHLO client.example.org").await, "250");
+    assert_code(&newcomer.command("MAIL FROM:<b@example.org>").await, "250");
+    let _ = Raw::connect(server.port).await; // evicts newer_silent
+    assert_code(&newer_silent.reply().await, "421");
+    let mut last_idle = Raw::connect(server.port).await; // evicts the previous newcomer
+    assert_code(&last_idle.command("EHLO client.example.org").await, "250");
+    assert_code(&last_idle.command("MAIL FROM:<c@example.org>").await, "250");
+    let mut refused = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    refused.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("421 4.7.0"), "{reply:?}");
 }

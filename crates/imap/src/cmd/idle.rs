@@ -30,7 +30,7 @@ impl Session {
             };
             tokio::select! {
                 biased;
-                _ = self.shutdown.changed() => {
+                _ = self.connection.closing() => {
                     self.conn.write(b"* BYE Server shutting down.\r\n").await?;
                     return Ok(Done::ok("IDLE terminated.").then_close());
                 }

@@ -48,6 +48,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The configuration cannot be acted on as it stands (an account that is root's).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The status for an error that ends a command.
@@ -57,6 +60,7 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             CliError::Usage(_) => USAGE,
             CliError::CantCreate { .. } => CANT_CREATE,
             CliError::Io { .. } => IO,
+            CliError::Config(_) => CONFIG,
         };
     }
     if let Some(err) = err.downcast_ref::<AdminError>() {

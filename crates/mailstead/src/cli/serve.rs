@@ -2,14 +2,18 @@
 //! SIGHUP (or a change of the files, checked every `tls.reload_check`) reloads the TLS
 //! certificate for new sessions.
 //!
-//! Makes the data directory, the certificate and the directory schema, cleans what a crash
-//! left in the spool and (in the background) in every Maildir's `tmp/`, keeps the directory's
-//! cache honest (the change watcher), binds the SMTP and LMTP listeners, and on a signal stops
+//! Makes the data directory (private, 0700) and the certificate, binds every listener, and,
+//! when started as root, gives the data directory to `[server] user` and becomes that user
+//! before anything reads the network or the database. Then it makes the directory schema,
+//! cleans what a crash left in the spool and (in the background) in every Maildir's `tmp/`,
+//! keeps the directory's cache honest (the change watcher), serves every listener through one
+//! registry of connections (`[limits] max_connections`, within the open-file limit), and on a signal stops
 //! accepting, tells idle sessions `421` and waits (at most `SHUTDOWN_GRACE`) for sessions
 //! receiving a message to finish it. The IMAP listeners (STARTTLS and implicit TLS) share the
 //! directory, the certificate and, through the store's `MailStore`, the delivery
 //! notifications that wake IDLE sessions.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,12 +24,14 @@ use tracing::{error, info, warn};
 use mailstead_directory::Directory;
 use mailstead_directory::model::unsafe_location;
 use mailstead_imap::{ImapContext, Security};
+use mailstead_net::Connections;
 use mailstead_smtp::{Limits, Mode, SmtpContext};
 use mailstead_store::{MailStore, Store};
 
 use crate::cli::exit::CliError;
 use crate::cli::{Ctx, directory_options};
-use crate::tls;
+use crate::config::Config;
+use crate::{privileges, tls};
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // Installed first, so that a signal during start-up ends the process cleanly once it is
@@ -48,8 +54,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         path: data_dir.display().to_string(),
         source,
     })?;
+    privileges::secure_data_dir(config)?;
     info!(data_dir = %data_dir.display(), hostname = config.hostname(), "starting");
 
+    // Read (or made) while still root: a key readable by root only is fine.
     let certificate = tls::ensure_certificate(config)?;
     info!(
         cert = %certificate.cert.display(),
@@ -57,6 +65,27 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         origin = ?certificate.origin,
         "TLS certificate ready"
     );
+    let tls_config = Arc::new(mailstead_net::TlsConfig::new(tls::server_config(
+        &certificate,
+    )?));
+
+    // Every listener is bound before any is served, so a bad address fails the start; and
+    // before the privilege drop, which ports below 1024 need.
+    let account = privileges::account_to_run_as(config)?;
+    if let Some(account) = &account {
+        privileges::open_path_to(data_dir, account)?;
+        privileges::hand_over_data_dir(data_dir, account)?;
+    }
+    let listeners = bind_listeners(config).await?;
+    if let Some(account) = &account {
+        privileges::drop_to(account)?;
+    }
+
+    // One registry for every listener: the cap is the process's, within its descriptors.
+    let reserve = u64::from(config.directory.max_connections)
+        + u64::try_from(mailstead_net::TRANSIENT_CONNECTIONS + listeners.len()).unwrap_or(0);
+    let max_connections = usize::try_from(config.limits.max_connections).unwrap_or(usize::MAX);
+    let connections = Connections::new(privileges::connection_capacity(max_connections, reserve));
 
     let (directory, report) = Directory::open_and_migrate(directory_options(config)).await?;
     info!(
@@ -88,9 +117,6 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // Leftovers of deliveries cut short by a crash, cleaned while the server already serves.
     let tmp_cleaner = tokio::spawn(clean_maildir_tmps(directory.clone(), started));
     // One cell for every listener: a reload reaches every new STARTTLS session.
-    let tls_config = Arc::new(mailstead_net::TlsConfig::new(tls::server_config(
-        &certificate,
-    )?));
     let reloader = tokio::spawn(reload_certificate(
         tls::CertificateReloader::new(certificate.clone(), Arc::clone(&tls_config)),
         hangup,
@@ -121,55 +147,6 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             mode,
         })
     };
-
-    // Every listener is bound before any is served, so a bad address fails the start.
-    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut receiver = stop_receiver.clone();
-        async move {
-            let _ = receiver.wait_for(|stop| *stop).await;
-        }
-    };
-    let mut servers = tokio::task::JoinSet::new();
-    for address in &config.smtp.listen {
-        let listener = bind_tcp(address, "smtp.listen").await?;
-        info!(%address, "SMTP listening");
-        servers.spawn(mailstead_smtp::serve(
-            listener,
-            context(Mode::Smtp),
-            stopped(),
-        ));
-    }
-    for address in &config.lmtp.listen {
-        match address.strip_prefix("unix:") {
-            Some(path) => {
-                // A socket left by an earlier run would make bind fail.
-                let _ = std::fs::remove_file(path);
-                let listener = tokio::net::UnixListener::bind(path).map_err(|source| CliError::Io {
-                    what: format!(
-                        "cannot listen for LMTP on {address} (check that the directory exists and is writable, or change lmtp.listen)"
-                    ),
-                    source,
-                })?;
-                info!(%address, "LMTP listening");
-                servers.spawn(mailstead_smtp::serve_unix(
-                    listener,
-                    context(Mode::Lmtp),
-                    stopped(),
-                ));
-            }
-            None => {
-                let listener = bind_tcp(address, "lmtp.listen").await?;
-                info!(%address, "LMTP listening");
-                servers.spawn(mailstead_smtp::serve(
-                    listener,
-                    context(Mode::Lmtp),
-                    stopped(),
-                ));
-            }
-        }
-    }
-
     let imap = Arc::new(ImapContext::new(
         directory.clone(),
         MailStore::new(&store),
@@ -187,24 +164,51 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         },
         config.imap.login_on_loopback_without_tls,
     ));
-    let imap_listeners = [
-        (&config.imap.listen, Security::StartTls, "imap.listen"),
-        (
-            &config.imap.listen_tls,
-            Security::ImplicitTls,
-            "imap.listen_tls",
-        ),
-    ];
-    for (addresses, security, key) in imap_listeners {
-        for address in addresses {
-            let listener = bind_tcp(address, key).await?;
-            info!(%address, ?security, "IMAP listening");
-            servers.spawn(mailstead_imap::serve(
-                listener,
-                Arc::clone(&imap),
-                security,
-                stopped(),
-            ));
+
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut receiver = stop_receiver.clone();
+        async move {
+            let _ = receiver.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let connections = connections.clone();
+        match listener {
+            Bound::Smtp(listener) => {
+                servers.spawn(mailstead_smtp::serve(
+                    listener,
+                    context(Mode::Smtp),
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::LmtpTcp(listener) => {
+                servers.spawn(mailstead_smtp::serve(
+                    listener,
+                    context(Mode::Lmtp),
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::LmtpUnix(listener) => {
+                servers.spawn(mailstead_smtp::serve_unix(
+                    listener,
+                    context(Mode::Lmtp),
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::Imap(listener, security) => {
+                servers.spawn(mailstead_imap::serve(
+                    listener,
+                    Arc::clone(&imap),
+                    security,
+                    connections,
+                    stopped(),
+                ));
+            }
         }
     }
 
@@ -301,6 +305,63 @@ async fn clean_maildir_tmps(directory: Directory, started: SystemTime) {
 
 /// How long sessions receiving a message may take to finish it after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+/// A listener bound at start, before it is served.
+enum Bound {
+    Smtp(tokio::net::TcpListener),
+    LmtpTcp(tokio::net::TcpListener),
+    LmtpUnix(tokio::net::UnixListener),
+    Imap(tokio::net::TcpListener, Security),
+}
+
+/// Binds every configured listener, or fails on the first address that cannot be bound.
+async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
+    let mut bound = Vec::new();
+    for address in &config.smtp.listen {
+        bound.push(Bound::Smtp(bind_tcp(address, "smtp.listen").await?));
+        info!(%address, "SMTP listening");
+    }
+    for address in &config.lmtp.listen {
+        match address.strip_prefix("unix:") {
+            Some(path) => {
+                // A socket left by an earlier run would make bind fail.
+                let _ = std::fs::remove_file(path);
+                let listener = tokio::net::UnixListener::bind(path).map_err(|source| CliError::Io {
+                    what: format!(
+                        "cannot listen for LMTP on {address} (check that the directory exists and is writable, or change lmtp.listen)"
+                    ),
+                    source,
+                })?;
+                // The local MTA connects as its own user (Dovecot's LMTP socket is 0666 too);
+                // the umask made it private.
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(
+                    |source| CliError::Io {
+                        what: format!("cannot open the LMTP socket {path} to local users"),
+                        source,
+                    },
+                )?;
+                bound.push(Bound::LmtpUnix(listener));
+            }
+            None => bound.push(Bound::LmtpTcp(bind_tcp(address, "lmtp.listen").await?)),
+        }
+        info!(%address, "LMTP listening");
+    }
+    let imap_listeners = [
+        (&config.imap.listen, Security::StartTls, "imap.listen"),
+        (
+            &config.imap.listen_tls,
+            Security::ImplicitTls,
+            "imap.listen_tls",
+        ),
+    ];
+    for (addresses, security, key) in imap_listeners {
+        for address in addresses {
+            bound.push(Bound::Imap(bind_tcp(address, key).await?, security));
+            info!(%address, ?security, "IMAP listening");
+        }
+    }
+    Ok(bound)
+}
 
 async fn bind_tcp(address: &str, key: &str) -> Result<tokio::net::TcpListener, CliError> {
     tokio::net::TcpListener::bind(address)

@@ -26,6 +26,9 @@ pub const DOMAIN: &str = "example.test";
 pub const PASSWORD: &str = "imap-test-secret-1";
 /// The uid Dovecot accesses mail as (it refuses root): Debian's `nobody`.
 pub const MAIL_UID: u32 = 65534;
+/// `[server]` keys for a Mailstead that shares Maildirs with that Dovecot: it runs as the
+/// same account.
+pub const MAIL_ACCOUNT: &str = "user = \"nobody\"\ngroup = \"nogroup\"\n";
 
 /// The directory of the Python scripts and mbsync templates.
 pub fn scripts_dir() -> PathBuf {
@@ -417,14 +420,27 @@ impl Mailstead {
     /// Writes the config (with `extra` appended: more sections or keys of later sections),
     /// creates `users` (full addresses, password [`PASSWORD`]) and starts `serve`.
     pub fn start(dir: &Path, users: &[String], imap_extra: &str, extra: &str) -> Mailstead {
+        Mailstead::start_as(dir, users, "", imap_extra, extra)
+    }
+
+    /// [`Mailstead::start`] with `server_extra` in the `[server]` section (the account to run
+    /// as, [`MAIL_ACCOUNT`]).
+    pub fn start_as(
+        dir: &Path,
+        users: &[String],
+        server_extra: &str,
+        imap_extra: &str,
+        extra: &str,
+    ) -> Mailstead {
         fs::create_dir_all(dir).unwrap();
+        support::reachable_by_server(dir);
         let imap_port = support::free_port();
         let imaps_port = support::free_port();
         let smtp_port = support::free_port();
         fs::write(
             dir.join("mailstead.toml"),
             format!(
-                "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"{data}\"\n\n\
+                "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"{data}\"\n{server_extra}\n\
                  [imap]\nlisten = [\"127.0.0.1:{imap_port}\"]\n\
                  listen_tls = [\"127.0.0.1:{imaps_port}\"]\n\
                  max_connections_per_user = 20\nmax_connections_per_ip = 200\n{imap_extra}\n\
@@ -552,8 +568,14 @@ impl Target {
     /// Starts the server under test in `dir` with `users`; `imap_extra` is added to
     /// Mailstead's `[imap]` section (Dovecot ignores it).
     pub fn start(dir: &Path, users: &[String], imap_extra: &str) -> Target {
+        Target::start_as(dir, users, "", imap_extra)
+    }
+
+    /// [`Target::start`] with `server_extra` in Mailstead's `[server]` section.
+    pub fn start_as(dir: &Path, users: &[String], server_extra: &str, imap_extra: &str) -> Target {
         fs::create_dir_all(dir).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        support::reachable_by_server(dir);
         match std::env::var("MAILSTEAD_IMAP_TEST_TARGET").as_deref() {
             Ok("dovecot") => {
                 let mail = dir.join("mail");
@@ -564,9 +586,10 @@ impl Target {
                     &mail,
                 ))
             }
-            Ok("mailstead") | Err(_) => Target::Mailstead(Mailstead::start(
+            Ok("mailstead") | Err(_) => Target::Mailstead(Mailstead::start_as(
                 &dir.join("mailstead"),
                 users,
+                server_extra,
                 &format!("login_on_loopback_without_tls = true\n{imap_extra}"),
                 "",
             )),

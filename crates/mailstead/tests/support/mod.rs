@@ -111,3 +111,23 @@ pub fn wait_for_greeting(port: u16, greeting: &str, what: &str, log: impl Fn() -
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Lets the account `serve` drops to (it starts as root) reach `path`: every directory from
+/// the system's temporary directory down to it gets o+x (tempfile makes them 0700).
+pub fn reachable_by_server(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let temp = std::env::temp_dir();
+    for ancestor in path.ancestors() {
+        if !ancestor.starts_with(&temp) || ancestor == temp {
+            break;
+        }
+        let Ok(metadata) = std::fs::metadata(ancestor) else {
+            continue;
+        };
+        if metadata.is_dir() {
+            let mode = metadata.permissions().mode() | 0o711;
+            std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
