@@ -70,7 +70,12 @@ pub struct Limits {
     pub max_literal: usize,
     /// How long an authenticated client may stay silent (RFC 3501 5.4: at least 30 minutes).
     pub idle_timeout: Duration,
-    /// How long a client may take to log in.
+    /// Longest line and largest literal before login, AUTHENTICATE responses included
+    /// (8 KiB, like Dovecot's pre-login buffers): an unauthenticated client cannot make the
+    /// server hold more than a few times this.
+    pub max_input_before_login: usize,
+    /// How long a connection may stay unauthenticated, counted from its start whatever the
+    /// client sends; then `* BYE`.
     pub login_timeout: Duration,
     /// Concurrent connections on one listener.
     pub max_connections: usize,
@@ -92,6 +97,7 @@ impl Default for Limits {
             max_line: 64 * 1024,
             max_literal: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
+            max_input_before_login: 8 * 1024,
             login_timeout: Duration::from_secs(60),
             max_connections: 20_000,
             max_connections_per_ip: 200,

@@ -45,6 +45,11 @@ fn tls_config() -> (
 }
 
 async fn start(login_on_loopback: bool) -> Server {
+    start_with(login_on_loopback, |_| {}).await
+}
+
+/// A server whose limits `adjust` changes from the ones every test uses.
+async fn start_with(login_on_loopback: bool, adjust: impl FnOnce(&mut Limits)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("directory.db").display());
     let mail_root = dir.path().join("mail");
@@ -78,18 +83,20 @@ async fn start(login_on_loopback: bool) -> Server {
     }
     let store = Store::new("imap.test", dir.path().join("spool")).unwrap();
     let (tls, certificate) = tls_config();
+    let mut limits = Limits {
+        max_line: 4096,
+        max_literal: 100_000,
+        failed_login_delay: Duration::from_millis(10),
+        max_connections_per_user: 4,
+        ..Limits::default()
+    };
+    adjust(&mut limits);
     let ctx = Arc::new(ImapContext::new(
         directory.clone(),
         MailStore::new(&store),
         "imap.test".into(),
         Some(Arc::new(TlsConfig::new(tls))),
-        Limits {
-            max_line: 4096,
-            max_literal: 100_000,
-            failed_login_delay: Duration::from_millis(10),
-            max_connections_per_user: 4,
-            ..Limits::default()
-        },
+        limits,
         login_on_loopback,
     ));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -684,4 +691,70 @@ async fn connections_per_user_are_limited() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         fifth = server.client().await;
     }
+}
+
+#[tokio::test]
+async fn literals_before_login_are_small() {
+    // The production sizes: 64 KiB lines, 50 MiB literals (APPEND) once logged in.
+    let server = start_with(true, |limits| {
+        limits.max_line = Limits::default().max_line;
+        limits.max_literal = Limits::default().max_literal;
+    })
+    .await;
+    let mut client = server.client().await;
+    // Refused without a continuation: the client never gets to send the 10 MB.
+    client.send(b"a1 LOGIN {10000000}\r\n").await;
+    let answer = client.line().await;
+    assert!(answer.starts_with("a1 NO [TOOBIG]"), "{answer}");
+    // A small literal is still taken.
+    client.send(b"a2 LOGIN {17}\r\n").await;
+    assert!(client.line().await.starts_with("+ "));
+    client.send(b"alice@example.com {6}\r\n").await;
+    assert!(client.line().await.starts_with("+ "));
+    client.send(b"wrong!\r\n").await;
+    let (_, done) = client.until_tagged("a2").await;
+    assert!(done.starts_with("NO [AUTHENTICATIONFAILED]"), "{done}");
+    // A non-synchronizing literal too big is already on its way: the connection ends.
+    client.send(b"a3 LOGIN {10000000+}\r\n").await;
+    let answer = client.line().await;
+    assert!(answer.starts_with("* BYE [TOOBIG]"), "{answer}");
+
+    // A line over the pre-login limit (though under max_line) is refused as well.
+    let mut client = server.client().await;
+    let long = format!("a4 LOGIN alice@example.com \"{}\"\r\n", "x".repeat(9000));
+    client.send(long.as_bytes()).await;
+    let answer = client.line().await;
+    assert!(answer.starts_with("a4 BAD"), "{answer}");
+    // A SASL response of more than a few KB is refused too.
+    client.send(b"a5 AUTHENTICATE PLAIN\r\n").await;
+    assert!(client.line().await.starts_with("+"));
+    client
+        .send(format!("{}\r\n", "QUFB".repeat(3000)).as_bytes())
+        .await;
+    let (_, done) = client.until_tagged("a5").await;
+    assert!(done.starts_with("BAD"), "{done}");
+    // Once logged in, the configured limits apply.
+    let (_, done) = client.run("LOGIN alice@example.com secret").await;
+    assert!(done.starts_with("OK"), "{done}");
+    client.send(b"a9 APPEND INBOX {20000}\r\n").await;
+    assert!(client.line().await.starts_with("+ "));
+}
+
+#[tokio::test]
+async fn an_unauthenticated_connection_ends_after_login_timeout_whatever_it_sends() {
+    let server = start(true).await;
+    let mut client = server.client().await;
+    // The server's clock: 60 s from the connection's start (Limits::default()).
+    tokio::time::pause();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        client.send(b"n NOOP\r\n").await;
+        let answer = client.line().await;
+        if answer.starts_with("* BYE") {
+            assert_eq!(answer, "* BYE Login timed out.\r\n");
+            return;
+        }
+        assert_eq!(answer, "n OK NOOP completed.\r\n");
+    }
+    panic!("a NOOP every 25 s kept an unauthenticated connection open for 75 s");
 }
