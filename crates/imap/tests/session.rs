@@ -758,3 +758,57 @@ async fn an_unauthenticated_connection_ends_after_login_timeout_whatever_it_send
     }
     panic!("a NOOP every 25 s kept an unauthenticated connection open for 75 s");
 }
+
+#[tokio::test]
+async fn a_set_written_many_times_fetches_each_message_once() {
+    let server = start(true).await;
+    for n in 0..5 {
+        server
+            .deliver("alice", &message(&format!("m{n}"), "hi"))
+            .await;
+    }
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    // As many `1:*` as the test's 4 KiB line holds, plus overlapping and reversed ranges.
+    let set = format!("{},3:1,*:2,5", vec!["1:*"; 900].join(","));
+    let (untagged, done) = client.run(&format!("FETCH {set} (UID)")).await;
+    assert_eq!(done, "OK Fetch completed.");
+    assert_eq!(
+        untagged,
+        (1..=5)
+            .map(|n| format!("* {n} FETCH (UID {n})"))
+            .collect::<Vec<_>>()
+    );
+    let (untagged, _) = client.run(&format!("SEARCH {set}")).await;
+    assert_eq!(untagged, vec!["* SEARCH 1 2 3 4 5"]);
+}
+
+#[tokio::test]
+async fn patterns_search_keys_and_lists_are_bounded() {
+    let server = start_with(true, |limits| {
+        limits.max_line = Limits::default().max_line;
+    })
+    .await;
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    // A 100 KB pattern (as a literal) is refused before it is matched against anything.
+    let pattern = "*a".repeat(50_000);
+    let (_, done) = client
+        .run(&format!("LIST \"\" {{{}+}}\r\n{pattern}", pattern.len()))
+        .await;
+    assert_eq!(done, "BAD Mailbox pattern longer than 1024 bytes");
+    let (_, done) = client
+        .run(&format!("SEARCH{}", " NOT TEXT x".repeat(600)))
+        .await;
+    assert_eq!(done, "BAD More than 1000 search keys");
+    let (_, done) = client
+        .run(&format!("SEARCH {}SEEN{}", "(".repeat(40), ")".repeat(40)))
+        .await;
+    assert_eq!(done, "BAD Search criteria nested more than 32 levels deep");
+    let (_, done) = client
+        .run(&format!("FETCH 1:* ({})", vec!["FLAGS"; 1000].join(" ")))
+        .await;
+    assert_eq!(done, "BAD Too many items in the FETCH attributes");
+    let (_, done) = client.run("NOOP").await;
+    assert_eq!(done, "OK NOOP completed.");
+}

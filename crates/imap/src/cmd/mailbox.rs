@@ -30,40 +30,59 @@ pub(crate) fn normalize(name: &str) -> String {
     }
 }
 
-/// LIST wildcards: `*` matches anything, `%` anything but the separator. Dynamic programming
-/// rather than backtracking, so a pattern of many `*` cannot make it exponential.
+/// LIST wildcards: `*` matches anything, `%` anything but the separator. One pass over the
+/// name per pattern character with two reused rows (no backtracking, no allocation per step),
+/// so the cost is at most pattern length x name length; the parser bounds the pattern.
 pub(crate) fn list_matches(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
     let name: Vec<char> = name.chars().collect();
-    // row[j]: pattern[..i] matches name[..j].
+    // row[j]: the pattern so far matches name[..j].
     let mut row = vec![false; name.len() + 1];
-    row[0] = true;
-    for &p in &pattern {
-        let mut next = vec![false; name.len() + 1];
+    let mut next = vec![false; name.len() + 1];
+    if let Some(first) = row.first_mut() {
+        *first = true;
+    }
+    let mut previous = None;
+    for p in pattern.chars() {
+        // `**` and `*%` match what `*` matches, `%%` what `%` does.
+        let repeated = match p {
+            '*' => previous == Some('*'),
+            '%' => matches!(previous, Some('*' | '%')),
+            _ => false,
+        };
+        if repeated {
+            continue;
+        }
         match p {
             '*' | '%' => {
                 // A wildcard span starts wherever the pattern so far matched and, for `%`,
                 // cannot run over a separator.
                 let mut reachable = false;
-                for j in 0..=name.len() {
-                    if p == '%' && j > 0 && name[j - 1] == SEPARATOR {
+                for (j, slot) in next.iter_mut().enumerate() {
+                    if p == '%' && j > 0 && name.get(j - 1) == Some(&SEPARATOR) {
                         reachable = false;
                     }
-                    if row[j] {
+                    if row.get(j) == Some(&true) {
                         reachable = true;
                     }
-                    next[j] = reachable;
+                    *slot = reachable;
                 }
             }
             _ => {
+                if let Some(first) = next.first_mut() {
+                    *first = false;
+                }
                 for j in 1..=name.len() {
                     next[j] = row[j - 1] && name[j - 1] == p;
                 }
             }
         }
-        row = next;
+        std::mem::swap(&mut row, &mut next);
+        if !row.contains(&true) {
+            return false;
+        }
+        previous = Some(p);
     }
-    row[name.len()]
+    row.last() == Some(&true)
 }
 
 fn list_pattern_matches(pattern: &str, name: &str) -> bool {
@@ -433,8 +452,14 @@ mod tests {
         assert!(list_matches("S%t", "Sent"));
         assert!(!list_matches("a%c", "a/c"));
         assert!(list_matches("%/%", "a/c"));
+        assert!(list_matches("*%", "a/b") && !list_matches("%%", "a/b"));
+        assert!(list_matches("a**%*c", "a/b/c") && !list_matches("a%%c", "a/b/c"));
         let long = "*".repeat(500);
         assert!(list_matches(&long, "abc"));
+        // What makes a backtracking matcher exponential is one pass per pattern character here.
+        let name = format!("{}b", "a".repeat(300));
+        assert!(!list_matches(&"*a".repeat(512), &name));
+        assert!(list_matches(&format!("{}b", "%a".repeat(150)), &name));
     }
 
     #[test]
