@@ -30,6 +30,7 @@
 //! - `lib.rs`: `ImapContext`, `Limits`, `serve`.
 //! - `server.rs`: the accept loop (limits, implicit TLS, shutdown and draining).
 //! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
+//! - `cpu.rs`: the bounded pool where CPU-heavy command work runs, off the I/O threads.
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates.
 //! - `cmd/`: one file per group of commands.
 //! - `command.rs`: the commands as the parser hands them to the session.
@@ -53,6 +54,7 @@ use tokio::net::TcpListener;
 mod cmd;
 pub mod command;
 mod connection;
+mod cpu;
 pub mod framing;
 pub mod message;
 pub mod parser;
@@ -124,6 +126,8 @@ pub struct ImapContext {
     pub login_on_loopback_without_tls: bool,
     /// Logged-in sessions per user, across listeners.
     user_sessions: ConnectionCounter<String>,
+    /// Where CPU-heavy command work runs, off the I/O threads.
+    pub(crate) cpu: cpu::CpuPool,
 }
 
 impl ImapContext {
@@ -143,6 +147,7 @@ impl ImapContext {
             limits,
             login_on_loopback_without_tls,
             user_sessions: ConnectionCounter::default(),
+            cpu: cpu::CpuPool::for_this_machine(),
         }
     }
 }

@@ -812,3 +812,89 @@ async fn patterns_search_keys_and_lists_are_bounded() {
     let (_, done) = client.run("NOOP").await;
     assert_eq!(done, "OK NOOP completed.");
 }
+
+/// Two sessions run a search that costs seconds of CPU on a folder of 3,000 messages, on a
+/// server with two worker threads (one per searcher): a third session's NOOP must still be
+/// answered while they run, since their matching happens off the I/O threads. The server has
+/// its own runtime so that the clients' reads do not depend on the threads under test.
+#[test]
+fn heavy_searches_leave_the_io_threads_to_other_sessions() {
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_runtime.block_on(async {
+        let server = start_with(true, |limits| {
+            limits.max_line = Limits::default().max_line;
+        })
+        .await;
+        server.deliver("alice", &message("first", "hello")).await;
+        let cur = server.maildir("alice").await.join("cur");
+        for n in 0..3000 {
+            let body = format!(
+                "From: Sender {n} <sender{n}@example.org>\nTo: alice@example.com\n\
+                 Subject: =?UTF-8?Q?message_number_{n}?= =?ISO-8859-1?Q?caf=E9_cr=E8me_br=FBl=E9e_{n}?=\n\n{}\n",
+                "Some text of the message.\n".repeat(20)
+            );
+            std::fs::write(cur.join(format!("1700000000.M{n}P1.imap.test:2,")), body).unwrap();
+        }
+        server
+    });
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client_runtime.block_on(async {
+        let mut searchers = Vec::new();
+        for _ in 0..2 {
+            let mut client = server.logged_in("alice").await;
+            let (untagged, _) = client.run("SELECT INBOX").await;
+            assert!(
+                untagged.contains(&"* 3001 EXISTS".to_owned()),
+                "{untagged:?}"
+            );
+            searchers.push(client);
+        }
+        let mut bystander = server.logged_in("alice").await;
+        bystander.run("SELECT INBOX").await;
+        // Reads every message once and keeps its headers in the folder's cache.
+        let (untagged, _) = searchers[0].run("SEARCH FROM nobody").await;
+        assert_eq!(untagged, vec!["* SEARCH"]);
+        // A second or more of matching for each, in a debug build.
+        let heavy: String = (0..100)
+            .map(|n| format!(" NOT SUBJECT nobody{n}"))
+            .collect();
+        for searcher in &mut searchers {
+            searcher
+                .send(format!("heavy SEARCH{heavy}\r\n").as_bytes())
+                .await;
+        }
+        // Both searches are under way before the NOOP is sent (the wait only sets the scene).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let replies = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut waiting = Vec::new();
+        for mut searcher in searchers {
+            let replies = Arc::clone(&replies);
+            waiting.push(tokio::spawn(async move {
+                let (untagged, done) = searcher.until_tagged("heavy").await;
+                replies.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (untagged, done)
+            }));
+        }
+        let (_, done) = bystander.run("NOOP").await;
+        assert_eq!(done, "OK NOOP completed.");
+        assert_eq!(
+            replies.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a search finished before the NOOP was answered"
+        );
+        for search in waiting {
+            let (untagged, done) = search.await.unwrap();
+            assert_eq!(done, "OK Search completed.");
+            assert_eq!(untagged.len(), 1);
+            assert_eq!(untagged[0].split(' ').count(), 2 + 3001);
+        }
+    });
+    drop(server);
+}

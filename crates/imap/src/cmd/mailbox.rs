@@ -2,6 +2,7 @@
 //! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, STATUS,
 //! APPEND, GETQUOTA and GETQUOTAROOT.
 
+use std::collections::{HashMap, HashSet};
 use std::io;
 
 use mailstead_store::{FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
@@ -204,27 +205,46 @@ impl Session {
             .iter()
             .map(|pattern| format!("{}{pattern}", list.reference))
             .collect();
-        let matches = |name: &str| {
-            patterns
-                .iter()
-                .any(|pattern| list_pattern_matches(pattern, name))
-        };
-        let is_subscribed = |name: &str| subscriptions.iter().any(|s| s == name);
-
-        let mut entries: Vec<(String, Option<&FolderInfo>)> = Vec::new();
-        if list.subscribed {
-            for name in &subscriptions {
-                if matches(name) {
-                    entries.push((name.clone(), folders.iter().find(|f| &f.name == name)));
-                }
-            }
-        } else {
-            for folder in &folders {
-                if matches(&folder.name) {
-                    entries.push((folder.name.clone(), Some(folder)));
-                }
-            }
-        }
+        // Matching every folder (or subscription) against every pattern is done off the I/O
+        // threads: the names (with the index of the folder they are, if any) in order.
+        let subscribed_only = list.subscribed;
+        let (folders, subscriptions, matched) = self
+            .ctx
+            .cpu
+            .run(move || {
+                let matches = |name: &str| {
+                    patterns
+                        .iter()
+                        .any(|pattern| list_pattern_matches(pattern, name))
+                };
+                let matched: Vec<(String, Option<usize>)> = if subscribed_only {
+                    let by_name: HashMap<&str, usize> = folders
+                        .iter()
+                        .enumerate()
+                        .map(|(index, folder)| (folder.name.as_str(), index))
+                        .collect();
+                    subscriptions
+                        .iter()
+                        .filter(|name| matches(name))
+                        .map(|name| (name.clone(), by_name.get(name.as_str()).copied()))
+                        .collect()
+                } else {
+                    folders
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, folder)| matches(&folder.name))
+                        .map(|(index, folder)| (folder.name.clone(), Some(index)))
+                        .collect()
+                };
+                (folders, subscriptions, matched)
+            })
+            .await?;
+        let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
+        let is_subscribed = |name: &str| subscribed.contains(name);
+        let entries: Vec<(String, Option<&FolderInfo>)> = matched
+            .into_iter()
+            .map(|(name, index)| (name, index.and_then(|index| folders.get(index))))
+            .collect();
         for (name, folder) in entries {
             if list.special_use_only && folder.and_then(|f| f.special_use).is_none() {
                 continue;
@@ -269,13 +289,21 @@ impl Session {
             Err(err) => return Ok(self.no_for(&err)),
         };
         let pattern = format!("{reference}{pattern}");
-        for name in subscriptions {
-            if list_pattern_matches(&pattern, &name) {
-                let mut line = b"* LSUB () \"/\" ".to_vec();
-                wire::astring(&mut line, name.as_bytes());
-                line.extend_from_slice(b"\r\n");
-                self.conn.write(&line).await?;
-            }
+        let matched = self
+            .ctx
+            .cpu
+            .run(move || {
+                subscriptions
+                    .into_iter()
+                    .filter(|name| list_pattern_matches(&pattern, name))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        for name in matched {
+            let mut line = b"* LSUB () \"/\" ".to_vec();
+            wire::astring(&mut line, name.as_bytes());
+            line.extend_from_slice(b"\r\n");
+            self.conn.write(&line).await?;
         }
         Ok(Done::ok("Lsub completed."))
     }
