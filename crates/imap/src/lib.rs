@@ -25,6 +25,17 @@
 //! unless the client is on loopback and the configuration allows it. Mailbox names are checked
 //! by the store before they reach a path.
 //!
+//! Before login, lines, literals and AUTHENTICATE responses are at most
+//! [`Limits::max_input_before_login`] (8 KiB; a synchronizing literal over it gets
+//! `NO [TOOBIG]` without a continuation, a LITERAL+ one `* BYE`), and the connection is closed
+//! [`Limits::login_timeout`] after it started, whatever the client sends meanwhile.
+//! What one command can cost is bounded in the parser: 1,000 search keys nested 32 deep,
+//! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
+//! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
+//! SEARCH keys against messages, MIME parsing for FETCH, LIST pattern matching, which takes at
+//! most pattern x name steps, never backtracking) runs in a pool of blocking threads bounded
+//! to two per core, so that it never delays another session's I/O.
+//!
 //! # Layout
 //!
 //! - `lib.rs`: `ImapContext`, `Limits`, `serve`.

@@ -26,7 +26,8 @@ use crate::wire::{is_astring_char, is_atom_char};
 pub const MAX_DEPTH: usize = 32;
 /// Search keys in one SEARCH, every level counted: each is evaluated for every message.
 pub const MAX_SEARCH_KEYS: usize = 1000;
-/// Longest LIST/LSUB reference and pattern, in bytes; each is matched against every folder.
+/// Longest LIST/LSUB reference, and longest pattern (all of a LIST's patterns together), in
+/// bytes: each is matched against every folder.
 pub const MAX_PATTERN: usize = 1024;
 /// Items in one parenthesised list (FETCH attributes, flags, header fields, options), in
 /// ENABLE and in a STORE flag list.
@@ -798,6 +799,13 @@ impl<'a> Parser<'a> {
         } else {
             vec![self.list_mailbox()?]
         };
+        // Every pattern is matched against every folder: the bound is on them all together.
+        let total: usize = list.patterns.iter().map(String::len).sum();
+        if total > MAX_PATTERN {
+            return Err(format!(
+                "Mailbox patterns longer than {MAX_PATTERN} bytes in all"
+            ));
+        }
         if self.eat(b' ') {
             self.keyword("RETURN")?;
             self.sp()?;
@@ -2238,6 +2246,11 @@ mod tests {
         );
         assert!(err(&format!("a1 LIST \"\" {{1025}}\r\n{pattern}")).starts_with("Mailbox pattern"));
         assert!(err(&format!("a1 LSUB \"{pattern}\" %")).starts_with("Mailbox pattern"));
+        let patterns = vec!["%".repeat(600); 2].join(" ");
+        assert_eq!(
+            err(&format!("a1 LIST \"\" ({patterns})")),
+            "Mailbox patterns longer than 1024 bytes in all"
+        );
         match ok(&format!("a1 LIST \"\" {}", "%".repeat(1024))) {
             Command::List(list) => assert_eq!(list.patterns[0].len(), 1024),
             other => panic!("{other:?}"),
