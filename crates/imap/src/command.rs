@@ -162,10 +162,16 @@ pub enum Flag {
     Extension(String),
 }
 
-/// `1:4,7,9:*`. Ranges are kept as sent; `*` is resolved by the session against the
-/// mailbox's largest sequence number or UID.
+/// `1:4,7,9:*`, held in a bounded form whatever the client wrote (`1:*,1:*,...` is one
+/// range): ranges between numbers are sorted and merged; ranges that involve `*`, whose value
+/// only the mailbox knows, are kept as at most two (`n:*` with the smallest and the largest
+/// `n`: their union covers every other one, since each contains `*`). The session resolves `*`
+/// against the mailbox's largest sequence number or UID.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SequenceSet(pub Vec<SeqRange>);
+pub struct SequenceSet {
+    /// Number ranges (low <= high) ascending and disjoint, then at most two ranges with `*`.
+    ranges: Vec<SeqRange>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeqRange {
@@ -181,19 +187,102 @@ pub enum SeqNumber {
 }
 
 impl SequenceSet {
-    /// Whether `n` is in the set, with `*` meaning `largest`. `a:b` and `b:a` are the same.
-    pub fn contains(&self, n: u32, largest: u32) -> bool {
-        self.0.iter().any(|range| {
-            let start = range.start.resolve(largest);
-            let end = range.end.resolve(largest);
-            let (low, high) = if start <= end {
-                (start, end)
-            } else {
-                (end, start)
-            };
-            low <= n && n <= high
-        })
+    /// The set of `ranges` as written (`a:b` and `b:a` are the same), in its bounded form.
+    pub fn new(ranges: impl IntoIterator<Item = SeqRange>) -> SequenceSet {
+        let mut numbers: Vec<(u32, u32)> = Vec::new();
+        // The smallest and largest `n` of the `n:*` ranges; `*:*` alone is `Some(None)`.
+        let mut star: Option<Option<(u32, u32)>> = None;
+        for range in ranges {
+            match (range.start, range.end) {
+                (SeqNumber::Value(a), SeqNumber::Value(b)) => numbers.push((a.min(b), a.max(b))),
+                (SeqNumber::Value(n), SeqNumber::Largest)
+                | (SeqNumber::Largest, SeqNumber::Value(n)) => {
+                    star = Some(Some(match star.flatten() {
+                        Some((low, high)) => (low.min(n), high.max(n)),
+                        None => (n, n),
+                    }));
+                }
+                (SeqNumber::Largest, SeqNumber::Largest) => star = Some(star.flatten()),
+            }
+        }
+        let mut ranges: Vec<SeqRange> = merge(numbers)
+            .into_iter()
+            .map(|(low, high)| SeqRange {
+                start: SeqNumber::Value(low),
+                end: SeqNumber::Value(high),
+            })
+            .collect();
+        match star {
+            None => {}
+            Some(None) => ranges.push(SeqRange {
+                start: SeqNumber::Largest,
+                end: SeqNumber::Largest,
+            }),
+            Some(Some((low, high))) => {
+                let mut ends = vec![low];
+                if high != low {
+                    ends.push(high);
+                }
+                ranges.extend(ends.into_iter().map(|n| SeqRange {
+                    start: SeqNumber::Value(n),
+                    end: SeqNumber::Largest,
+                }));
+            }
+        }
+        SequenceSet { ranges }
     }
+
+    /// The ranges of the bounded form (see [`SequenceSet`]).
+    pub fn ranges(&self) -> &[SeqRange] {
+        &self.ranges
+    }
+
+    /// The numbers in the set with `*` meaning `largest`, as ascending disjoint ranges.
+    pub fn resolve(&self, largest: u32) -> Vec<(u32, u32)> {
+        merge(
+            self.ranges
+                .iter()
+                .map(|range| {
+                    let a = range.start.resolve(largest);
+                    let b = range.end.resolve(largest);
+                    (a.min(b), a.max(b))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `n` is in the set, with `*` meaning `largest`; a binary search.
+    pub fn contains(&self, n: u32, largest: u32) -> bool {
+        let numbers = self
+            .ranges
+            .iter()
+            .rposition(|range| range.start != SeqNumber::Largest && range.end != SeqNumber::Largest)
+            .map_or(0, |last| last + 1);
+        let (numbers, stars) = self.ranges.split_at(numbers);
+        let in_star = stars.iter().any(|range| {
+            let a = range.start.resolve(largest);
+            let b = range.end.resolve(largest);
+            a.min(b) <= n && n <= a.max(b)
+        });
+        let after = numbers.partition_point(|range| range.end.resolve(largest) < n);
+        in_star
+            || numbers
+                .get(after)
+                .is_some_and(|range| range.start.resolve(largest) <= n)
+    }
+}
+
+/// Sorts ranges and merges those that overlap or touch.
+fn merge(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+    for (low, high) in ranges {
+        match merged.last_mut() {
+            Some(last) if low <= last.1.saturating_add(1) => last.1 = last.1.max(high),
+            _ => merged.push((low, high)),
+        }
+    }
+    merged
 }
 
 impl SeqNumber {
@@ -365,4 +454,49 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// `MODSEQ [entry-name entry-type] n`: the entry is ignored, as Dovecot does.
     ModSeq(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SeqNumber::{Largest, Value};
+
+    fn range(start: SeqNumber, end: SeqNumber) -> SeqRange {
+        SeqRange { start, end }
+    }
+
+    #[test]
+    fn sets_stay_small_however_they_are_written() {
+        // `1:*` sixteen thousand times, as fits in one 64 KiB line.
+        let set = SequenceSet::new(std::iter::repeat_n(range(Value(1), Largest), 16_000));
+        assert_eq!(set.ranges(), &[range(Value(1), Largest)]);
+        assert_eq!(set.resolve(5000), vec![(1, 5000)]);
+        // Overlapping, touching, reversed and starred ranges.
+        let set = SequenceSet::new([
+            range(Value(9), Value(7)),
+            range(Value(1), Value(3)),
+            range(Value(4), Value(4)),
+            range(Value(2), Value(5)),
+            range(Largest, Value(20)),
+            range(Largest, Largest),
+            range(Value(12), Largest),
+            range(Value(30), Largest),
+        ]);
+        assert_eq!(
+            set.ranges(),
+            &[
+                range(Value(1), Value(5)),
+                range(Value(7), Value(9)),
+                range(Value(12), Largest),
+                range(Value(30), Largest),
+            ]
+        );
+        assert_eq!(set.resolve(15), vec![(1, 5), (7, 9), (12, 30)]);
+        assert_eq!(set.resolve(100), vec![(1, 5), (7, 9), (12, 100)]);
+        assert!(set.contains(8, 15) && set.contains(30, 15) && set.contains(13, 100));
+        assert!(!set.contains(6, 15) && !set.contains(10, 15) && !set.contains(31, 15));
+        let star = SequenceSet::new([range(Largest, Largest), range(Largest, Largest)]);
+        assert_eq!(star.ranges(), &[range(Largest, Largest)]);
+        assert!(star.contains(4, 4) && !star.contains(3, 4));
+    }
 }

@@ -38,6 +38,14 @@ impl Connection {
         }
     }
 
+    /// The limits for the next commands (see [`CommandFramer::set_limits`]).
+    pub(crate) fn set_limits(&mut self, limits: FramingLimits) {
+        if self.limits != limits {
+            self.limits = limits;
+            self.framer.set_limits(limits);
+        }
+    }
+
     /// Queues response bytes; written before the next blocking read, by `flush`, or once
     /// enough has accumulated.
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {

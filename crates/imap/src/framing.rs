@@ -106,6 +106,13 @@ impl CommandFramer {
         }
     }
 
+    /// Changes the limits for the commands not yet scanned (the session passes from the
+    /// small pre-login limits to the authenticated ones, and back for a new session state).
+    /// Only called between commands, so the current command is scanned under one set.
+    pub fn set_limits(&mut self, limits: FramingLimits) {
+        self.limits = limits;
+    }
+
     /// Bytes read from the socket.
     pub fn push(&mut self, mut bytes: &[u8]) {
         match self.state {
@@ -518,6 +525,29 @@ mod tests {
         f.push(b"b NOOP\r\n");
         assert_eq!(frames(&mut f), vec![]);
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn new_limits_apply_from_the_next_command() {
+        let mut f = CommandFramer::new(small());
+        f.push(b"a LOGIN {50}\r\n");
+        assert_eq!(frames(&mut f), vec![Frame::Continue]);
+        f.push(&[b'u'; 50]);
+        f.push(b" p\r\n");
+        assert!(matches!(&frames(&mut f)[..], [Frame::Command(_)]));
+        f.set_limits(FramingLimits {
+            max_line: 40,
+            max_literal: 10,
+            max_command: 100,
+        });
+        f.push(b"b LOGIN {50}\r\n");
+        assert_eq!(
+            frames(&mut f),
+            vec![Frame::Reject {
+                tag: Some("b".into()),
+                response: "NO [TOOBIG] Literal too big".into()
+            }]
+        );
     }
 
     #[test]

@@ -25,12 +25,24 @@
 //! unless the client is on loopback and the configuration allows it. Mailbox names are checked
 //! by the store before they reach a path.
 //!
+//! Before login, lines, literals and AUTHENTICATE responses are at most
+//! [`Limits::max_input_before_login`] (8 KiB; a synchronizing literal over it gets
+//! `NO [TOOBIG]` without a continuation, a LITERAL+ one `* BYE`), and the connection is closed
+//! [`Limits::login_timeout`] after it started, whatever the client sends meanwhile.
+//! What one command can cost is bounded in the parser: 1,000 search keys nested 32 deep,
+//! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
+//! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
+//! SEARCH keys against messages, MIME parsing for FETCH, LIST pattern matching, which takes at
+//! most pattern x name steps, never backtracking) runs in a pool of blocking threads bounded
+//! to two per core, so that it never delays another session's I/O.
+//!
 //! # Layout
 //!
 //! - `lib.rs`: `ImapContext`, `Limits`, `serve`.
 //! - `server.rs`: IMAP for the shared accept loop of `mailstead_net` (caps, eviction of idle
 //!   connections, implicit TLS, shutdown and draining): the session and the `* BYE` of a refusal.
 //! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
+//! - `cpu.rs`: the bounded pool where CPU-heavy command work runs, off the I/O threads.
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates.
 //! - `cmd/`: one file per group of commands.
 //! - `command.rs`: the commands as the parser hands them to the session.
@@ -54,6 +66,7 @@ use tokio::net::TcpListener;
 mod cmd;
 pub mod command;
 mod connection;
+mod cpu;
 pub mod framing;
 pub mod message;
 pub mod parser;
@@ -71,7 +84,12 @@ pub struct Limits {
     pub max_literal: usize,
     /// How long an authenticated client may stay silent (RFC 3501 5.4: at least 30 minutes).
     pub idle_timeout: Duration,
-    /// How long a client may take to log in.
+    /// Longest line and largest literal before login, AUTHENTICATE responses included
+    /// (8 KiB, like Dovecot's pre-login buffers): an unauthenticated client cannot make the
+    /// server hold more than a few times this.
+    pub max_input_before_login: usize,
+    /// How long a connection may stay unauthenticated, counted from its start whatever the
+    /// client sends; then `* BYE`.
     pub login_timeout: Duration,
     /// Concurrent connections from one client address.
     pub max_connections_per_ip: usize,
@@ -91,6 +109,7 @@ impl Default for Limits {
             max_line: 64 * 1024,
             max_literal: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
+            max_input_before_login: 8 * 1024,
             login_timeout: Duration::from_secs(60),
             max_connections_per_ip: 200,
             max_connections_per_user: 20,
@@ -116,6 +135,8 @@ pub struct ImapContext {
     pub login_on_loopback_without_tls: bool,
     /// Logged-in sessions per user, across listeners.
     user_sessions: ConnectionCounter<String>,
+    /// Where CPU-heavy command work runs, off the I/O threads.
+    pub(crate) cpu: cpu::CpuPool,
 }
 
 impl ImapContext {
@@ -135,6 +156,7 @@ impl ImapContext {
             limits,
             login_on_loopback_without_tls,
             user_sessions: ConnectionCounter::default(),
+            cpu: cpu::CpuPool::for_this_machine(),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! fuzzed (`fuzz/fuzz_targets/imap_command.rs`).
 //!
 //! Robustness rules: no panics on any input (no indexing, only `get`), allocation bounded by
-//! the input's size, recursion bounded by [`MAX_DEPTH`]. Keywords are case-insensitive;
+//! the input's size, recursion bounded by [`MAX_DEPTH`] (search keys are the only recursive
+//! path), and what a command makes the session do bounded here, once: search keys, list items,
+//! sequence set ranges, LIST pattern length. Keywords are case-insensitive;
 //! strings are kept as sent (mailbox names, `INBOX` included, stay in modified UTF-7).
 
 use base64::Engine;
@@ -20,8 +22,21 @@ use crate::command::{
 use crate::wire::{is_astring_char, is_atom_char};
 
 /// Nesting limit for search keys (parentheses, NOT, OR): deep enough for any real client,
-/// shallow enough that the stack cannot overflow.
-pub const MAX_DEPTH: usize = 64;
+/// shallow enough that the stack cannot overflow (parsing, evaluating and dropping them).
+pub const MAX_DEPTH: usize = 32;
+/// Search keys in one SEARCH, every level counted: each is evaluated for every message.
+pub const MAX_SEARCH_KEYS: usize = 1000;
+/// Longest LIST/LSUB reference, and longest pattern (all of a LIST's patterns together), in
+/// bytes: each is matched against every folder.
+pub const MAX_PATTERN: usize = 1024;
+/// Items in one parenthesised list (FETCH attributes, flags, header fields, options), in
+/// ENABLE and in a STORE flag list.
+pub const MAX_LIST_ITEMS: usize = 256;
+/// RFC 2971 3.3: at most 30 field-value pairs, values of at most 1024 bytes.
+pub const MAX_ID_FIELDS: usize = 30;
+const MAX_ID_VALUE: usize = 1024;
+/// Ranges of one sequence set once merged (a 64 KiB line holds about 13,000 distinct ones).
+pub const MAX_SET_RANGES: usize = 16_384;
 
 /// A command that could not be parsed; the session answers `<tag> BAD <message>`, or
 /// `* BAD <message>` when no tag could be read.
@@ -36,7 +51,11 @@ type Result<T> = std::result::Result<T, String>;
 
 /// Parses one command, with its CRLF (or LF, or nothing) at the end.
 pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
-    let mut p = Parser { input, pos: 0 };
+    let mut p = Parser {
+        input,
+        pos: 0,
+        search_keys: 0,
+    };
     let tag = p
         .tag()
         .map_err(|message| ParseError { tag: None, message })?;
@@ -58,6 +77,8 @@ pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Search keys read so far (bounded by [`MAX_SEARCH_KEYS`]).
+    search_keys: usize,
 }
 
 fn is_tag_char(byte: u8) -> bool {
@@ -288,19 +309,25 @@ impl<'a> Parser<'a> {
         self.astring("mailbox name")
     }
 
-    /// list-mailbox = 1*list-char / string.
+    /// list-mailbox = 1*list-char / string, at most [`MAX_PATTERN`] bytes.
     fn list_mailbox(&mut self) -> Result<String> {
-        match self.peek() {
-            Some(b'"' | b'{') => self.string(),
+        let pattern = match self.peek() {
+            Some(b'"' | b'{') => self.string()?,
             _ => {
                 let pattern = self.take_while(is_list_char);
                 if pattern.is_empty() {
-                    Err("Missing mailbox pattern".into())
-                } else {
-                    Ok(ascii(pattern))
+                    return Err("Missing mailbox pattern".into());
                 }
+                ascii(pattern)
             }
-        }
+        };
+        bounded_pattern(pattern)
+    }
+
+    /// The reference name of LIST and LSUB, at most [`MAX_PATTERN`] bytes.
+    fn list_reference(&mut self) -> Result<String> {
+        let reference = self.mailbox()?;
+        bounded_pattern(reference)
     }
 
     /// `(` item *(SP item) `)`; an empty list only when `allow_empty`.
@@ -319,6 +346,9 @@ impl<'a> Parser<'a> {
             return Err(format!("Empty {what}"));
         }
         loop {
+            if items.len() >= MAX_LIST_ITEMS {
+                return Err(format!("Too many items in the {what}"));
+            }
             items.push(item(self)?);
             if self.eat(b')') {
                 return Ok(items);
@@ -353,6 +383,10 @@ impl<'a> Parser<'a> {
                 start
             };
             ranges.push(SeqRange { start, end });
+            // Merged as it grows, so that memory follows the set, not how it is written.
+            if ranges.len() >= 2 * MAX_SET_RANGES {
+                ranges = bounded_set(ranges)?.ranges().to_vec();
+            }
             if !self.eat(b',') {
                 break;
             }
@@ -361,7 +395,7 @@ impl<'a> Parser<'a> {
         if self.peek().is_some_and(|b| is_atom_char(b) && b != b']') {
             return Err("Invalid sequence set".into());
         }
-        Ok(SequenceSet(ranges))
+        bounded_set(ranges)
     }
 
     /// `1-Feb-2024`, bare or quoted.
@@ -463,6 +497,9 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 let mut capabilities = vec![self.atom()?.to_ascii_uppercase()];
                 while self.eat(b' ') {
+                    if capabilities.len() >= MAX_LIST_ITEMS {
+                        return Err("Too many capabilities to ENABLE".into());
+                    }
                     capabilities.push(self.atom()?.to_ascii_uppercase());
                 }
                 Command::Enable(capabilities)
@@ -504,7 +541,7 @@ impl<'a> Parser<'a> {
             "LIST" => Command::List(self.list()?),
             "LSUB" => {
                 self.sp()?;
-                let reference = self.mailbox()?;
+                let reference = self.list_reference()?;
                 self.sp()?;
                 let pattern = self.list_mailbox()?;
                 Command::Lsub { reference, pattern }
@@ -602,9 +639,15 @@ impl<'a> Parser<'a> {
             return Ok(Command::Id(Some(fields)));
         }
         loop {
+            if fields.len() >= MAX_ID_FIELDS {
+                return Err(format!("More than {MAX_ID_FIELDS} ID fields"));
+            }
             let name = self.string()?;
             self.sp()?;
             let value = self.nstring()?;
+            if name.len() > MAX_ID_VALUE || value.as_ref().is_some_and(|v| v.len() > MAX_ID_VALUE) {
+                return Err("ID field too long".into());
+            }
             fields.push((name, value));
             if self.eat(b')') {
                 return Ok(Command::Id(Some(fields)));
@@ -749,13 +792,20 @@ impl<'a> Parser<'a> {
             }
             self.sp()?;
         }
-        list.reference = self.mailbox()?;
+        list.reference = self.list_reference()?;
         self.sp()?;
         list.patterns = if self.peek() == Some(b'(') {
             self.paren_list("mailbox patterns", false, Self::list_mailbox)?
         } else {
             vec![self.list_mailbox()?]
         };
+        // Every pattern is matched against every folder: the bound is on them all together.
+        let total: usize = list.patterns.iter().map(String::len).sum();
+        if total > MAX_PATTERN {
+            return Err(format!(
+                "Mailbox patterns longer than {MAX_PATTERN} bytes in all"
+            ));
+        }
         if self.eat(b' ') {
             self.keyword("RETURN")?;
             self.sp()?;
@@ -902,7 +952,13 @@ impl<'a> Parser<'a> {
 
     fn search_key(&mut self, depth: usize) -> Result<SearchKey> {
         if depth >= MAX_DEPTH {
-            return Err("Search criteria nested too deeply".into());
+            return Err(format!(
+                "Search criteria nested more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        self.search_keys += 1;
+        if self.search_keys > MAX_SEARCH_KEYS {
+            return Err(format!("More than {MAX_SEARCH_KEYS} search keys"));
         }
         match self.peek() {
             Some(b'(') => {
@@ -1208,6 +1264,9 @@ impl<'a> Parser<'a> {
         } else {
             let mut flags = vec![self.flag()?];
             while self.eat(b' ') {
+                if flags.len() >= MAX_LIST_ITEMS {
+                    return Err("Too many flags".into());
+                }
                 flags.push(self.flag()?);
             }
             flags
@@ -1260,6 +1319,23 @@ fn parse_date_parts(day: &[u8], p: &mut Parser<'_>) -> Option<Date> {
 }
 
 /// Bytes known to be ASCII (atoms, tags) as a String.
+fn bounded_pattern(pattern: String) -> Result<String> {
+    if pattern.len() > MAX_PATTERN {
+        return Err(format!("Mailbox pattern longer than {MAX_PATTERN} bytes"));
+    }
+    Ok(pattern)
+}
+
+fn bounded_set(ranges: Vec<SeqRange>) -> Result<SequenceSet> {
+    let set = SequenceSet::new(ranges);
+    if set.ranges().len() > MAX_SET_RANGES {
+        return Err(format!(
+            "Sequence set with more than {MAX_SET_RANGES} ranges"
+        ));
+    }
+    Ok(set)
+}
+
 fn ascii(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -1305,15 +1381,10 @@ mod tests {
                 SeqNumber::Value(v)
             }
         };
-        SequenceSet(
-            ranges
-                .iter()
-                .map(|&(a, b)| SeqRange {
-                    start: n(a),
-                    end: n(b),
-                })
-                .collect(),
-        )
+        SequenceSet::new(ranges.iter().map(|&(a, b)| SeqRange {
+            start: n(a),
+            end: n(b),
+        }))
     }
 
     #[test]
@@ -2120,11 +2191,81 @@ mod tests {
         assert_eq!(err("a1 SEARCH SEEN)"), "Unexpected extra arguments");
         assert_eq!(err("a1 SEARCH CHARSET UTF-8"), "Missing arguments");
         let deep = format!("a1 SEARCH {}SEEN{}", "(".repeat(100), ")".repeat(100));
-        assert_eq!(err(&deep), "Search criteria nested too deeply");
+        assert_eq!(
+            err(&deep),
+            "Search criteria nested more than 32 levels deep"
+        );
         let deep_not = format!("a1 SEARCH {}SEEN", "NOT ".repeat(10_000));
-        assert_eq!(err(&deep_not), "Search criteria nested too deeply");
-        let ok_depth = format!("a1 SEARCH {}SEEN{}", "(".repeat(60), ")".repeat(60));
+        assert_eq!(
+            err(&deep_not),
+            "Search criteria nested more than 32 levels deep"
+        );
+        let deep_or = format!("a1 SEARCH {}SEEN", "OR SEEN ".repeat(40));
+        assert_eq!(
+            err(&deep_or),
+            "Search criteria nested more than 32 levels deep"
+        );
+        let ok_depth = format!("a1 SEARCH {}SEEN{}", "(".repeat(31), ")".repeat(31));
         search(&ok_depth);
+    }
+
+    #[test]
+    fn search_keys_are_counted_at_every_level() {
+        let many = format!("a1 SEARCH{}", " NOT TEXT x".repeat(500));
+        search(&many);
+        let too_many = format!("a1 SEARCH{}", " NOT TEXT x".repeat(501));
+        assert_eq!(err(&too_many), "More than 1000 search keys");
+        let group = format!("({})", "SEEN ".repeat(200).trim_end());
+        let nested = format!("a1 SEARCH {}", vec![group; 5].join(" "));
+        assert_eq!(err(&nested), "More than 1000 search keys");
+    }
+
+    #[test]
+    fn lists_patterns_and_sets_are_bounded() {
+        let attributes = vec!["FLAGS"; 257].join(" ");
+        assert_eq!(
+            err(&format!("a1 FETCH 1 ({attributes})")),
+            "Too many items in the FETCH attributes"
+        );
+        let fields = vec!["X"; 257].join(" ");
+        assert!(err(&format!("a1 FETCH 1 BODY[HEADER.FIELDS ({fields})]")).starts_with("Too many"));
+        assert_eq!(
+            err(&format!("a1 STORE 1 +FLAGS {}", vec!["$a"; 257].join(" "))),
+            "Too many flags"
+        );
+        assert_eq!(
+            err(&format!("a1 ENABLE {}", vec!["X"; 257].join(" "))),
+            "Too many capabilities to ENABLE"
+        );
+        let id = vec!["\"a\" \"b\""; 31].join(" ");
+        assert_eq!(err(&format!("a1 ID ({id})")), "More than 30 ID fields");
+        let pattern = "*".repeat(1025);
+        assert_eq!(
+            err(&format!("a1 LIST \"\" {pattern}")),
+            "Mailbox pattern longer than 1024 bytes"
+        );
+        assert!(err(&format!("a1 LIST \"\" {{1025}}\r\n{pattern}")).starts_with("Mailbox pattern"));
+        assert!(err(&format!("a1 LSUB \"{pattern}\" %")).starts_with("Mailbox pattern"));
+        let patterns = vec!["%".repeat(600); 2].join(" ");
+        assert_eq!(
+            err(&format!("a1 LIST \"\" ({patterns})")),
+            "Mailbox patterns longer than 1024 bytes in all"
+        );
+        match ok(&format!("a1 LIST \"\" {}", "%".repeat(1024))) {
+            Command::List(list) => assert_eq!(list.patterns[0].len(), 1024),
+            other => panic!("{other:?}"),
+        }
+        // `1:*` as many times as a 64 KiB line holds is one range.
+        let line = format!("a1 FETCH {} FLAGS", vec!["1:*"; 16_000].join(","));
+        match ok(&line) {
+            Command::Fetch(fetch) => assert_eq!(fetch.set, set(&[(1, 0)])),
+            other => panic!("{other:?}"),
+        }
+        let distinct: Vec<String> = (0..20_000).map(|n| (n * 2 + 1).to_string()).collect();
+        assert_eq!(
+            err(&format!("a1 FETCH {} FLAGS", distinct.join(","))),
+            "Sequence set with more than 16384 ranges"
+        );
     }
 
     /// Every prefix of every valid command, and every single-byte corruption of it, parses

@@ -12,18 +12,20 @@ use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mailstead_directory::account::Account as DirectoryAccount;
 use mailstead_net::Slot;
 use mailstead_net::{Closing, ConnectionHandle};
 use mailstead_store::{Folder, MailboxError, Snapshot};
+use tokio::time::Instant;
 use tracing::{debug, error, info};
 
-use crate::ImapContext;
 use crate::command::{Command, Tagged};
 use crate::connection::{Connection, Io};
 use crate::framing::{Frame, FramingLimits};
 use crate::parser::parse_command;
+use crate::{ImapContext, Limits};
 
 /// What to do after a command.
 #[derive(Debug, PartialEq, Eq)]
@@ -163,6 +165,8 @@ pub(crate) struct Session {
     bad_commands: u32,
     /// Asks the session to close (shutdown, eviction); told when it logs in.
     pub(crate) connection: ConnectionHandle,
+    /// When an unauthenticated connection is closed, whatever it does.
+    login_deadline: Instant,
 }
 
 pub(crate) async fn run(
@@ -172,12 +176,8 @@ pub(crate) async fn run(
     ctx: Arc<ImapContext>,
     connection: ConnectionHandle,
 ) {
-    let limits = FramingLimits {
-        max_line: ctx.limits.max_line,
-        max_literal: ctx.limits.max_literal,
-        max_command: ctx.limits.max_literal.saturating_add(ctx.limits.max_line),
-    };
-    let conn = Connection::new(stream, limits, tls);
+    let conn = Connection::new(stream, framing_limits(&ctx.limits, false), tls);
+    let login_deadline = Instant::now() + ctx.limits.login_timeout;
     let mut session = Session {
         ctx,
         conn,
@@ -189,11 +189,33 @@ pub(crate) async fn run(
         failed_logins: 0,
         bad_commands: 0,
         connection,
+        login_deadline,
     };
     if let Err(err) = session.serve().await {
         debug!(peer = %session.peer, cause = %err, "IMAP connection ended");
     }
     session.conn.shutdown().await;
+}
+
+/// What the framer accepts in each state: the configured limits once logged in; before, lines
+/// and literals of at most `max_input_before_login` (a LOGIN with two literals fits), so an
+/// unauthenticated client cannot make the server buffer much.
+pub(crate) fn framing_limits(limits: &Limits, authenticated: bool) -> FramingLimits {
+    if authenticated {
+        FramingLimits {
+            max_line: limits.max_line,
+            max_literal: limits.max_literal,
+            max_command: limits.max_literal.saturating_add(limits.max_line),
+        }
+    } else {
+        let max_line = limits.max_line.min(limits.max_input_before_login);
+        let max_literal = limits.max_literal.min(limits.max_input_before_login);
+        FramingLimits {
+            max_line,
+            max_literal,
+            max_command: max_line.saturating_add(max_literal.saturating_mul(2)),
+        }
+    }
 }
 
 impl Session {
@@ -205,70 +227,86 @@ impl Session {
         );
         self.conn.write(greeting.as_bytes()).await?;
         loop {
-            let timeout = if self.user.is_some() {
-                self.ctx.limits.idle_timeout
+            // The one place that decides what a client may send in its state.
+            let authenticated = self.user.is_some();
+            self.conn
+                .set_limits(framing_limits(&self.ctx.limits, authenticated));
+            let flow = if authenticated {
+                self.step(Some(self.ctx.limits.idle_timeout)).await?
             } else {
-                self.ctx.limits.login_timeout
-            };
-            let frame = tokio::select! {
-                biased;
-                closing = self.connection.closing() => {
-                    let goodbye: &[u8] = match closing {
-                        Closing::Shutdown => b"* BYE Server shutting down.\r\n",
-                        Closing::Evicted => EVICTED,
-                    };
-                    self.conn.write(goodbye).await?;
-                    return Ok(());
-                }
-                frame = tokio::time::timeout(timeout, self.conn.read_frame()) => frame,
-            };
-            let frame = match frame {
-                Err(_elapsed) => {
-                    self.conn
-                        .write(b"* BYE Disconnected for inactivity.\r\n")
-                        .await?;
-                    return Ok(());
-                }
-                Ok(frame) => frame?,
-            };
-            let Some(frame) = frame else {
-                return Ok(());
-            };
-            let flow = match frame {
-                Frame::Continue => {
-                    self.conn.write(b"+ Ready for literal data\r\n").await?;
-                    self.conn.flush().await?;
-                    Flow::Continue
-                }
-                Frame::Reject { tag, response } => {
-                    let tag = tag.unwrap_or_else(|| "*".to_owned());
-                    self.conn
-                        .write(format!("{tag} {response}\r\n").as_bytes())
-                        .await?;
-                    self.count_bad().await?
-                }
-                Frame::Fatal { response } => {
-                    self.conn
-                        .write(format!("* {response}\r\n").as_bytes())
-                        .await?;
-                    Flow::Close
-                }
-                Frame::Command(bytes) => match parse_command(&bytes) {
-                    Ok(tagged) => self.execute(tagged).await?,
-                    Err(err) => {
-                        let tag = err.tag.clone().unwrap_or_else(|| "*".to_owned());
-                        self.conn
-                            .write(format!("{tag} BAD {}\r\n", err.message).as_bytes())
-                            .await?;
-                        self.count_bad().await?
+                // The whole unauthenticated life is bounded, not each wait: commands that
+                // keep the connection busy (NOOP every 45 s) do not extend it.
+                match tokio::time::timeout_at(self.login_deadline, self.step(None)).await {
+                    Ok(flow) => flow?,
+                    Err(_elapsed) => {
+                        self.conn.write(b"* BYE Login timed out.\r\n").await?;
+                        return Ok(());
                     }
-                },
+                }
             };
             // Logged in, the session is no longer evictable to make room for others.
             self.connection.set_pre_login(self.user.is_none());
             if flow == Flow::Close {
                 return Ok(());
             }
+        }
+    }
+
+    /// Reads one frame (with `idle_timeout` on the wait, if any) and acts on it.
+    async fn step(&mut self, idle_timeout: Option<Duration>) -> io::Result<Flow> {
+        let frame = tokio::select! {
+            biased;
+            closing = self.connection.closing() => {
+                let goodbye: &[u8] = match closing {
+                    Closing::Shutdown => b"* BYE Server shutting down.\r\n",
+                    Closing::Evicted => EVICTED,
+                };
+                self.conn.write(goodbye).await?;
+                return Ok(Flow::Close);
+            }
+            frame = read_with_timeout(&mut self.conn, idle_timeout) => frame,
+        };
+        let frame = match frame {
+            None => {
+                self.conn
+                    .write(b"* BYE Disconnected for inactivity.\r\n")
+                    .await?;
+                return Ok(Flow::Close);
+            }
+            Some(frame) => frame?,
+        };
+        let Some(frame) = frame else {
+            return Ok(Flow::Close);
+        };
+        match frame {
+            Frame::Continue => {
+                self.conn.write(b"+ Ready for literal data\r\n").await?;
+                self.conn.flush().await?;
+                Ok(Flow::Continue)
+            }
+            Frame::Reject { tag, response } => {
+                let tag = tag.unwrap_or_else(|| "*".to_owned());
+                self.conn
+                    .write(format!("{tag} {response}\r\n").as_bytes())
+                    .await?;
+                self.count_bad().await
+            }
+            Frame::Fatal { response } => {
+                self.conn
+                    .write(format!("* {response}\r\n").as_bytes())
+                    .await?;
+                Ok(Flow::Close)
+            }
+            Frame::Command(bytes) => match parse_command(&bytes) {
+                Ok(tagged) => self.execute(tagged).await,
+                Err(err) => {
+                    let tag = err.tag.clone().unwrap_or_else(|| "*".to_owned());
+                    self.conn
+                        .write(format!("{tag} BAD {}\r\n", err.message).as_bytes())
+                        .await?;
+                    self.count_bad().await
+                }
+            },
         }
     }
 
@@ -592,5 +630,16 @@ impl Session {
 
     pub(crate) fn log_login(&self, address: &str) {
         info!(peer = %self.peer, user = %address, tls = self.conn.tls, "IMAP login");
+    }
+}
+
+/// The next frame, `None` when `timeout` elapsed first.
+async fn read_with_timeout(
+    conn: &mut Connection,
+    timeout: Option<Duration>,
+) -> Option<io::Result<Option<Frame>>> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, conn.read_frame()).await.ok(),
+        None => Some(conn.read_frame().await),
     }
 }

@@ -45,11 +45,24 @@ fn tls_config() -> (
 }
 
 async fn start(login_on_loopback: bool) -> Server {
-    start_with_capacity(login_on_loopback, 1000).await
+    start_full(login_on_loopback, 1000, |_| {}).await
 }
 
 /// A server whose registry admits `capacity` connections across both listeners.
 async fn start_with_capacity(login_on_loopback: bool, capacity: usize) -> Server {
+    start_full(login_on_loopback, capacity, |_| {}).await
+}
+
+/// A server whose limits `adjust` changes from the ones every test uses.
+async fn start_with(login_on_loopback: bool, adjust: impl FnOnce(&mut Limits)) -> Server {
+    start_full(login_on_loopback, 1000, adjust).await
+}
+
+async fn start_full(
+    login_on_loopback: bool,
+    capacity: usize,
+    adjust: impl FnOnce(&mut Limits),
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("directory.db").display());
     let mail_root = dir.path().join("mail");
@@ -83,18 +96,20 @@ async fn start_with_capacity(login_on_loopback: bool, capacity: usize) -> Server
     }
     let store = Store::new("imap.test", dir.path().join("spool")).unwrap();
     let (tls, certificate) = tls_config();
+    let mut limits = Limits {
+        max_line: 4096,
+        max_literal: 100_000,
+        failed_login_delay: Duration::from_millis(10),
+        max_connections_per_user: 4,
+        ..Limits::default()
+    };
+    adjust(&mut limits);
     let ctx = Arc::new(ImapContext::new(
         directory.clone(),
         MailStore::new(&store),
         "imap.test".into(),
         Some(Arc::new(TlsConfig::new(tls))),
-        Limits {
-            max_line: 4096,
-            max_literal: 100_000,
-            failed_login_delay: Duration::from_millis(10),
-            max_connections_per_user: 4,
-            ..Limits::default()
-        },
+        limits,
         login_on_loopback,
     ));
     let connections = mailstead_imap::Connections::new(capacity);
@@ -749,4 +764,210 @@ async fn a_full_server_closes_the_oldest_connection_not_logged_in() {
         refusal.starts_with("* BYE Too many connections"),
         "{refusal}"
     );
+}
+
+#[tokio::test]
+async fn literals_before_login_are_small() {
+    // The production sizes: 64 KiB lines, 50 MiB literals (APPEND) once logged in.
+    let server = start_with(true, |limits| {
+        limits.max_line = Limits::default().max_line;
+        limits.max_literal = Limits::default().max_literal;
+    })
+    .await;
+    let mut client = server.client().await;
+    // Refused without a continuation: the client never gets to send the 10 MB.
+    client.send(b"a1 LOGIN {10000000}\r\n").await;
+    let answer = client.line().await;
+    assert!(answer.starts_with("a1 NO [TOOBIG]"), "{answer}");
+    // A small literal is still taken.
+    client.send(b"a2 LOGIN {17}\r\n").await;
+    assert!(client.line().await.starts_with("+ "));
+    client.send(b"alice@example.com {6}\r\n").await;
+    assert!(client.line().await.starts_with("+ "));
+    client.send(b"wrong!\r\n").await;
+    let (_, done) = client.until_tagged("a2").await;
+    assert!(done.starts_with("NO [AUTHENTICATIONFAILED]"), "{done}");
+    // A non-synchronizing literal too big is already on its way: the connection ends.
+    client.send(b"a3 LOGIN {10000000+}\r\n").await;
+    let answer = client.line().await;
+    assert!(answer.starts_with("* BYE [TOOBIG]"), "{answer}");
+
+    // A line over the pre-login limit (though under max_line) is refused as well.
+    let mut client = server.client().await;
+    let long = format!("a4 LOGIN alice@example.com \"{}\"\r\n", "x".repeat(9000));
+    client.send(long.as_bytes()).await;
+    let answer = client.line().await;
+    assert!(answer.starts_with("a4 BAD"), "{answer}");
+    // A SASL response of more than a few KB is refused too.
+    client.send(b"a5 AUTHENTICATE PLAIN\r\n").await;
+    assert!(client.line().await.starts_with("+"));
+    client
+        .send(format!("{}\r\n", "QUFB".repeat(3000)).as_bytes())
+        .await;
+    let (_, done) = client.until_tagged("a5").await;
+    assert!(done.starts_with("BAD"), "{done}");
+    // Once logged in, the configured limits apply.
+    let (_, done) = client.run("LOGIN alice@example.com secret").await;
+    assert!(done.starts_with("OK"), "{done}");
+    client.send(b"a9 APPEND INBOX {20000}\r\n").await;
+    assert!(client.line().await.starts_with("+ "));
+}
+
+#[tokio::test]
+async fn an_unauthenticated_connection_ends_after_login_timeout_whatever_it_sends() {
+    let server = start(true).await;
+    let mut client = server.client().await;
+    // The server's clock: 60 s from the connection's start (Limits::default()).
+    tokio::time::pause();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        client.send(b"n NOOP\r\n").await;
+        let answer = client.line().await;
+        if answer.starts_with("* BYE") {
+            assert_eq!(answer, "* BYE Login timed out.\r\n");
+            return;
+        }
+        assert_eq!(answer, "n OK NOOP completed.\r\n");
+    }
+    panic!("a NOOP every 25 s kept an unauthenticated connection open for 75 s");
+}
+
+#[tokio::test]
+async fn a_set_written_many_times_fetches_each_message_once() {
+    let server = start(true).await;
+    for n in 0..5 {
+        server
+            .deliver("alice", &message(&format!("m{n}"), "hi"))
+            .await;
+    }
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    // As many `1:*` as the test's 4 KiB line holds, plus overlapping and reversed ranges.
+    let set = format!("{},3:1,*:2,5", vec!["1:*"; 900].join(","));
+    let (untagged, done) = client.run(&format!("FETCH {set} (UID)")).await;
+    assert_eq!(done, "OK Fetch completed.");
+    assert_eq!(
+        untagged,
+        (1..=5)
+            .map(|n| format!("* {n} FETCH (UID {n})"))
+            .collect::<Vec<_>>()
+    );
+    let (untagged, _) = client.run(&format!("SEARCH {set}")).await;
+    assert_eq!(untagged, vec!["* SEARCH 1 2 3 4 5"]);
+}
+
+#[tokio::test]
+async fn patterns_search_keys_and_lists_are_bounded() {
+    let server = start_with(true, |limits| {
+        limits.max_line = Limits::default().max_line;
+    })
+    .await;
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    // A 100 KB pattern (as a literal) is refused before it is matched against anything.
+    let pattern = "*a".repeat(50_000);
+    let (_, done) = client
+        .run(&format!("LIST \"\" {{{}+}}\r\n{pattern}", pattern.len()))
+        .await;
+    assert_eq!(done, "BAD Mailbox pattern longer than 1024 bytes");
+    let (_, done) = client
+        .run(&format!("SEARCH{}", " NOT TEXT x".repeat(600)))
+        .await;
+    assert_eq!(done, "BAD More than 1000 search keys");
+    let (_, done) = client
+        .run(&format!("SEARCH {}SEEN{}", "(".repeat(40), ")".repeat(40)))
+        .await;
+    assert_eq!(done, "BAD Search criteria nested more than 32 levels deep");
+    let (_, done) = client
+        .run(&format!("FETCH 1:* ({})", vec!["FLAGS"; 1000].join(" ")))
+        .await;
+    assert_eq!(done, "BAD Too many items in the FETCH attributes");
+    let (_, done) = client.run("NOOP").await;
+    assert_eq!(done, "OK NOOP completed.");
+}
+
+/// Two sessions run a search that costs seconds of CPU on a folder of 3,000 messages, on a
+/// server with two worker threads (one per searcher): a third session's NOOP must still be
+/// answered while they run, since their matching happens off the I/O threads. The server has
+/// its own runtime so that the clients' reads do not depend on the threads under test.
+#[test]
+fn heavy_searches_leave_the_io_threads_to_other_sessions() {
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = server_runtime.block_on(async {
+        let server = start_with(true, |limits| {
+            limits.max_line = Limits::default().max_line;
+        })
+        .await;
+        server.deliver("alice", &message("first", "hello")).await;
+        let cur = server.maildir("alice").await.join("cur");
+        for n in 0..3000 {
+            let body = format!(
+                "From: Sender {n} <sender{n}@example.org>\nTo: alice@example.com\n\
+                 Subject: =?UTF-8?Q?message_number_{n}?= =?ISO-8859-1?Q?caf=E9_cr=E8me_br=FBl=E9e_{n}?=\n\n{}\n",
+                "Some text of the message.\n".repeat(20)
+            );
+            std::fs::write(cur.join(format!("1700000000.M{n}P1.imap.test:2,")), body).unwrap();
+        }
+        server
+    });
+    let client_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    client_runtime.block_on(async {
+        let mut searchers = Vec::new();
+        for _ in 0..2 {
+            let mut client = server.logged_in("alice").await;
+            let (untagged, _) = client.run("SELECT INBOX").await;
+            assert!(
+                untagged.contains(&"* 3001 EXISTS".to_owned()),
+                "{untagged:?}"
+            );
+            searchers.push(client);
+        }
+        let mut bystander = server.logged_in("alice").await;
+        bystander.run("SELECT INBOX").await;
+        // Reads every message once and keeps its headers in the folder's cache.
+        let (untagged, _) = searchers[0].run("SEARCH FROM nobody").await;
+        assert_eq!(untagged, vec!["* SEARCH"]);
+        // A second or more of matching for each, in a debug build.
+        let heavy: String = (0..100)
+            .map(|n| format!(" NOT SUBJECT nobody{n}"))
+            .collect();
+        for searcher in &mut searchers {
+            searcher
+                .send(format!("heavy SEARCH{heavy}\r\n").as_bytes())
+                .await;
+        }
+        // Both searches are under way before the NOOP is sent (the wait only sets the scene).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let replies = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut waiting = Vec::new();
+        for mut searcher in searchers {
+            let replies = Arc::clone(&replies);
+            waiting.push(tokio::spawn(async move {
+                let (untagged, done) = searcher.until_tagged("heavy").await;
+                replies.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (untagged, done)
+            }));
+        }
+        let (_, done) = bystander.run("NOOP").await;
+        assert_eq!(done, "OK NOOP completed.");
+        assert_eq!(
+            replies.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a search finished before the NOOP was answered"
+        );
+        for search in waiting {
+            let (untagged, done) = search.await.unwrap();
+            assert_eq!(done, "OK Search completed.");
+            assert_eq!(untagged.len(), 1);
+            assert_eq!(untagged[0].split(' ').count(), 2 + 3001);
+        }
+    });
+    drop(server);
 }

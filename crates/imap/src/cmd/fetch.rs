@@ -131,6 +131,7 @@ impl Session {
         if attributes.contains(&FetchAttribute::ModSeq) {
             self.condstore = true;
         }
+        let attributes: Arc<[FetchAttribute]> = Arc::from(attributes);
         let Some(selected) = self.selected.as_mut() else {
             return Ok(Done::bad("No mailbox selected."));
         };
@@ -232,34 +233,73 @@ impl Session {
                     }
                 }
             }
-            let mut line = format!("* {} FETCH (", position + 1).into_bytes();
-            let mut wrote_flags = false;
-            for (index, attribute) in attributes.iter().enumerate() {
-                if index > 0 {
-                    line.push(b' ');
-                }
-                if let Err(done) = write_item(
-                    &mut line,
-                    attribute,
-                    meta,
-                    &snapshot,
-                    recent.contains(&uid),
-                    &folder,
-                    &mut content,
-                ) {
-                    return Ok(done);
-                }
-                wrote_flags |= *attribute == FetchAttribute::Flags;
+            let item = Item {
+                position,
+                meta: *meta,
+                recent: recent.contains(&uid),
+                seen_now: seen_now.contains(&uid),
+            };
+            // Whatever was read from the file is parsed and cut off the I/O threads.
+            let line = if needs_file {
+                let attributes = Arc::clone(&attributes);
+                let snapshot = Arc::clone(&snapshot);
+                let folder = Arc::clone(&folder);
+                self.ctx
+                    .cpu
+                    .run(move || fetch_line(&item, &attributes, &snapshot, &folder, content))
+                    .await?
+            } else {
+                fetch_line(&item, &attributes, &snapshot, &folder, content)
+            };
+            match line {
+                Ok(line) => self.conn.write(&line).await?,
+                Err(done) => return Ok(done),
             }
-            if seen_now.contains(&uid) && !wrote_flags {
-                line.push(b' ');
-                write_flags(&mut line, meta, &snapshot, recent.contains(&uid));
-            }
-            line.extend_from_slice(b")\r\n");
-            self.conn.write(&line).await?;
         }
         Ok(Done::ok("Fetch completed."))
     }
+}
+
+/// One message of a FETCH, as the response line needs it.
+struct Item {
+    position: usize,
+    meta: MessageMeta,
+    recent: bool,
+    /// This FETCH set `\Seen`: the flags are sent even if not asked for.
+    seen_now: bool,
+}
+
+/// `* n FETCH (...)` for one message; `Err` is the tagged response that ends the command.
+fn fetch_line(
+    item: &Item,
+    attributes: &[FetchAttribute],
+    snapshot: &Snapshot,
+    folder: &mailstead_store::Folder,
+    mut content: Content,
+) -> Result<Vec<u8>, Done> {
+    let mut line = format!("* {} FETCH (", item.position + 1).into_bytes();
+    let mut wrote_flags = false;
+    for (index, attribute) in attributes.iter().enumerate() {
+        if index > 0 {
+            line.push(b' ');
+        }
+        write_item(
+            &mut line,
+            attribute,
+            &item.meta,
+            snapshot,
+            item.recent,
+            folder,
+            &mut content,
+        )?;
+        wrote_flags |= *attribute == FetchAttribute::Flags;
+    }
+    if item.seen_now && !wrote_flags {
+        line.push(b' ');
+        write_flags(&mut line, &item.meta, snapshot, item.recent);
+    }
+    line.extend_from_slice(b")\r\n");
+    Ok(line)
 }
 
 fn parsed(content: &mut Content) -> Option<&Message> {

@@ -2,6 +2,7 @@
 //! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, STATUS,
 //! APPEND, GETQUOTA and GETQUOTAROOT.
 
+use std::collections::{HashMap, HashSet};
 use std::io;
 
 use mailstead_store::{FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
@@ -30,40 +31,59 @@ pub(crate) fn normalize(name: &str) -> String {
     }
 }
 
-/// LIST wildcards: `*` matches anything, `%` anything but the separator. Dynamic programming
-/// rather than backtracking, so a pattern of many `*` cannot make it exponential.
+/// LIST wildcards: `*` matches anything, `%` anything but the separator. One pass over the
+/// name per pattern character with two reused rows (no backtracking, no allocation per step),
+/// so the cost is at most pattern length x name length; the parser bounds the pattern.
 pub(crate) fn list_matches(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
     let name: Vec<char> = name.chars().collect();
-    // row[j]: pattern[..i] matches name[..j].
+    // row[j]: the pattern so far matches name[..j].
     let mut row = vec![false; name.len() + 1];
-    row[0] = true;
-    for &p in &pattern {
-        let mut next = vec![false; name.len() + 1];
+    let mut next = vec![false; name.len() + 1];
+    if let Some(first) = row.first_mut() {
+        *first = true;
+    }
+    let mut previous = None;
+    for p in pattern.chars() {
+        // `**` and `*%` match what `*` matches, `%%` what `%` does.
+        let repeated = match p {
+            '*' => previous == Some('*'),
+            '%' => matches!(previous, Some('*' | '%')),
+            _ => false,
+        };
+        if repeated {
+            continue;
+        }
         match p {
             '*' | '%' => {
                 // A wildcard span starts wherever the pattern so far matched and, for `%`,
                 // cannot run over a separator.
                 let mut reachable = false;
-                for j in 0..=name.len() {
-                    if p == '%' && j > 0 && name[j - 1] == SEPARATOR {
+                for (j, slot) in next.iter_mut().enumerate() {
+                    if p == '%' && j > 0 && name.get(j - 1) == Some(&SEPARATOR) {
                         reachable = false;
                     }
-                    if row[j] {
+                    if row.get(j) == Some(&true) {
                         reachable = true;
                     }
-                    next[j] = reachable;
+                    *slot = reachable;
                 }
             }
             _ => {
+                if let Some(first) = next.first_mut() {
+                    *first = false;
+                }
                 for j in 1..=name.len() {
                     next[j] = row[j - 1] && name[j - 1] == p;
                 }
             }
         }
-        row = next;
+        std::mem::swap(&mut row, &mut next);
+        if !row.contains(&true) {
+            return false;
+        }
+        previous = Some(p);
     }
-    row[name.len()]
+    row.last() == Some(&true)
 }
 
 fn list_pattern_matches(pattern: &str, name: &str) -> bool {
@@ -185,27 +205,46 @@ impl Session {
             .iter()
             .map(|pattern| format!("{}{pattern}", list.reference))
             .collect();
-        let matches = |name: &str| {
-            patterns
-                .iter()
-                .any(|pattern| list_pattern_matches(pattern, name))
-        };
-        let is_subscribed = |name: &str| subscriptions.iter().any(|s| s == name);
-
-        let mut entries: Vec<(String, Option<&FolderInfo>)> = Vec::new();
-        if list.subscribed {
-            for name in &subscriptions {
-                if matches(name) {
-                    entries.push((name.clone(), folders.iter().find(|f| &f.name == name)));
-                }
-            }
-        } else {
-            for folder in &folders {
-                if matches(&folder.name) {
-                    entries.push((folder.name.clone(), Some(folder)));
-                }
-            }
-        }
+        // Matching every folder (or subscription) against every pattern is done off the I/O
+        // threads: the names (with the index of the folder they are, if any) in order.
+        let subscribed_only = list.subscribed;
+        let (folders, subscriptions, matched) = self
+            .ctx
+            .cpu
+            .run(move || {
+                let matches = |name: &str| {
+                    patterns
+                        .iter()
+                        .any(|pattern| list_pattern_matches(pattern, name))
+                };
+                let matched: Vec<(String, Option<usize>)> = if subscribed_only {
+                    let by_name: HashMap<&str, usize> = folders
+                        .iter()
+                        .enumerate()
+                        .map(|(index, folder)| (folder.name.as_str(), index))
+                        .collect();
+                    subscriptions
+                        .iter()
+                        .filter(|name| matches(name))
+                        .map(|name| (name.clone(), by_name.get(name.as_str()).copied()))
+                        .collect()
+                } else {
+                    folders
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, folder)| matches(&folder.name))
+                        .map(|(index, folder)| (folder.name.clone(), Some(index)))
+                        .collect()
+                };
+                (folders, subscriptions, matched)
+            })
+            .await?;
+        let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
+        let is_subscribed = |name: &str| subscribed.contains(name);
+        let entries: Vec<(String, Option<&FolderInfo>)> = matched
+            .into_iter()
+            .map(|(name, index)| (name, index.and_then(|index| folders.get(index))))
+            .collect();
         for (name, folder) in entries {
             if list.special_use_only && folder.and_then(|f| f.special_use).is_none() {
                 continue;
@@ -250,13 +289,21 @@ impl Session {
             Err(err) => return Ok(self.no_for(&err)),
         };
         let pattern = format!("{reference}{pattern}");
-        for name in subscriptions {
-            if list_pattern_matches(&pattern, &name) {
-                let mut line = b"* LSUB () \"/\" ".to_vec();
-                wire::astring(&mut line, name.as_bytes());
-                line.extend_from_slice(b"\r\n");
-                self.conn.write(&line).await?;
-            }
+        let matched = self
+            .ctx
+            .cpu
+            .run(move || {
+                subscriptions
+                    .into_iter()
+                    .filter(|name| list_pattern_matches(&pattern, name))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        for name in matched {
+            let mut line = b"* LSUB () \"/\" ".to_vec();
+            wire::astring(&mut line, name.as_bytes());
+            line.extend_from_slice(b"\r\n");
+            self.conn.write(&line).await?;
         }
         Ok(Done::ok("Lsub completed."))
     }
@@ -433,8 +480,14 @@ mod tests {
         assert!(list_matches("S%t", "Sent"));
         assert!(!list_matches("a%c", "a/c"));
         assert!(list_matches("%/%", "a/c"));
+        assert!(list_matches("*%", "a/b") && !list_matches("%%", "a/b"));
+        assert!(list_matches("a**%*c", "a/b/c") && !list_matches("a%%c", "a/b/c"));
         let long = "*".repeat(500);
         assert!(list_matches(&long, "abc"));
+        // What makes a backtracking matcher exponential is one pass per pattern character here.
+        let name = format!("{}b", "a".repeat(300));
+        assert!(!list_matches(&"*a".repeat(512), &name));
+        assert!(list_matches(&format!("{}b", "%a".repeat(150)), &name));
     }
 
     #[test]

@@ -146,34 +146,26 @@ pub(crate) fn resolve_positions(
     set: &SequenceSet,
     uid: bool,
 ) -> Result<Vec<usize>, String> {
-    {
-        let mut positions = Vec::new();
-        if uid {
-            let largest = uids.last().copied().unwrap_or(0);
-            for range in &set.0 {
-                let a = range.start.resolve(largest);
-                let b = range.end.resolve(largest);
-                let (low, high) = if a <= b { (a, b) } else { (b, a) };
-                let from = uids.partition_point(|&u| u < low);
-                let to = uids.partition_point(|&u| u <= high);
-                positions.extend(from..to);
-            }
-        } else {
-            let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
-            for range in &set.0 {
-                let a = range.start.resolve(count);
-                let b = range.end.resolve(count);
-                let (low, high) = if a <= b { (a, b) } else { (b, a) };
-                if low == 0 || high > count {
-                    return Err("Invalid messageset".to_owned());
-                }
-                positions.extend((low as usize - 1)..(high as usize));
-            }
+    // The set is resolved into disjoint ascending ranges first: each message is named once
+    // however often the client wrote it (RFC 3501 6.4.5), and the work follows the folder.
+    let mut positions = Vec::new();
+    if uid {
+        let largest = uids.last().copied().unwrap_or(0);
+        for (low, high) in set.resolve(largest) {
+            let from = uids.partition_point(|&u| u < low);
+            let to = uids.partition_point(|&u| u <= high);
+            positions.extend(from..to);
         }
-        positions.sort_unstable();
-        positions.dedup();
-        Ok(positions)
+    } else {
+        let count = u32::try_from(uids.len()).unwrap_or(u32::MAX);
+        for (low, high) in set.resolve(count) {
+            if low == 0 || high > count {
+                return Err("Invalid messageset".to_owned());
+            }
+            positions.extend((low as usize - 1)..(high as usize));
+        }
     }
+    Ok(positions)
 }
 
 /// `"21-Nov-2026 18:00:00 +0000"` for a Unix time (INTERNALDATE is kept in UTC).
@@ -242,7 +234,7 @@ mod tests {
     fn sets_resolve_against_the_view() {
         let uids = vec![3, 5, 9, 10];
         let positions =
-            |set: Vec<SeqRange>, uid: bool| resolve_positions(&uids, &SequenceSet(set), uid);
+            |set: Vec<SeqRange>, uid: bool| resolve_positions(&uids, &SequenceSet::new(set), uid);
         use SeqNumber::{Largest, Value};
         assert_eq!(
             positions(vec![range(Value(2), Largest)], false),
@@ -259,5 +251,16 @@ mod tests {
         );
         assert!(positions(vec![range(Value(5), Value(5))], false).is_err());
         assert!(positions(vec![range(Value(0), Value(1))], false).is_err());
+        assert_eq!(
+            positions(
+                vec![
+                    range(Value(1), Largest),
+                    range(Value(2), Value(3)),
+                    range(Largest, Value(1))
+                ],
+                false
+            ),
+            Ok(vec![0, 1, 2, 3])
+        );
     }
 }

@@ -3,12 +3,13 @@
 use std::io;
 use std::sync::Arc;
 
-use mailstead_store::{CacheKey, MessageMeta, Snapshot, SystemFlags};
+use mailstead_store::{CacheKey, Folder, MessageMeta, Snapshot, SystemFlags};
 use time::{Date, OffsetDateTime};
 use tracing::error;
 
 use crate::cmd::uid_set_string;
 use crate::command::{SearchCommand, SearchKey, SearchReturn, Section, SectionText};
+use crate::cpu::CpuPool;
 use crate::message::Message;
 use crate::session::{Done, Session};
 use crate::wire;
@@ -165,6 +166,112 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
     }
 }
 
+/// What the whole search shares: `*` for sequence sets, and what of a message it reads.
+#[derive(Clone, Copy)]
+struct Scope {
+    last_sequence: u32,
+    last_uid: u32,
+    need: Need,
+}
+
+/// Where a candidate's contents come from.
+enum Source {
+    /// Flags, sizes, dates: the snapshot answers.
+    Index,
+    CachedHeaders(Arc<[u8]>),
+    File(Vec<u8>),
+}
+
+/// Messages read and waiting to be matched together off the I/O threads: enough of them that
+/// handing work over costs little, few enough bytes that a search holds little in memory.
+#[derive(Default)]
+struct Batch {
+    /// Sequence number, UID, `\Recent`, contents.
+    messages: Vec<(u32, u32, bool, Source)>,
+    bytes: usize,
+}
+
+impl Batch {
+    const MAX_MESSAGES: usize = 256;
+    const MAX_BYTES: usize = 4 * 1024 * 1024;
+
+    fn push(&mut self, sequence: u32, uid: u32, recent: bool, source: Source) {
+        self.bytes += match &source {
+            Source::Index => 0,
+            Source::CachedHeaders(headers) => headers.len(),
+            Source::File(bytes) => bytes.len(),
+        };
+        self.messages.push((sequence, uid, recent, source));
+    }
+
+    fn is_full(&self) -> bool {
+        self.messages.len() >= Batch::MAX_MESSAGES || self.bytes >= Batch::MAX_BYTES
+    }
+}
+
+/// Matches a batch (on a blocking thread): the sequence number, UID and modseq of each match.
+fn evaluate_batch(
+    batch: Batch,
+    criteria: &SearchKey,
+    snapshot: &Snapshot,
+    folder: &Folder,
+    scope: Scope,
+) -> Vec<(u32, u32, u64)> {
+    let mut found = Vec::new();
+    for (sequence, uid, recent, source) in batch.messages {
+        let Some(meta) = snapshot
+            .position(uid)
+            .and_then(|i| snapshot.messages.get(i))
+        else {
+            continue;
+        };
+        let message = match source {
+            Source::Index => None,
+            Source::CachedHeaders(headers) => Some(Message::parse(&headers)),
+            Source::File(bytes) => {
+                let message = Message::parse(&bytes);
+                if scope.need >= Need::CachedHeaders {
+                    folder.cache(
+                        uid,
+                        CacheKey::SearchHeaders,
+                        Arc::from(search_headers(&message)),
+                    );
+                }
+                Some(message)
+            }
+        };
+        let candidate = Candidate {
+            sequence,
+            meta,
+            recent,
+            snapshot,
+            message: message.as_ref(),
+            last_sequence: scope.last_sequence,
+            last_uid: scope.last_uid,
+        };
+        if matches(criteria, &candidate) {
+            found.push((sequence, uid, meta.modseq));
+        }
+    }
+    found
+}
+
+/// Runs [`evaluate_batch`] in the CPU pool.
+async fn evaluate(
+    cpu: &CpuPool,
+    batch: Batch,
+    criteria: &Arc<SearchKey>,
+    snapshot: &Arc<Snapshot>,
+    folder: &Arc<Folder>,
+    scope: Scope,
+) -> io::Result<Vec<(u32, u32, u64)>> {
+    let criteria = Arc::clone(criteria);
+    let snapshot = Arc::clone(snapshot);
+    let folder = Arc::clone(folder);
+    cpu.run(move || evaluate_batch(batch, &criteria, &snapshot, &folder, scope))
+        .await
+}
+
 impl Session {
     pub(crate) async fn search(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
         if let Some(charset) = &search.charset
@@ -176,6 +283,8 @@ impl Session {
             ));
         }
         let modseq_key = uses_modseq(&search.criteria);
+        let uid_search = search.uid;
+        let return_options = search.return_options;
         if modseq_key {
             self.condstore = true;
         }
@@ -185,60 +294,64 @@ impl Session {
         let folder = Arc::clone(&selected.folder);
         let snapshot = folder.snapshot();
         let need = need(&search.criteria);
-        let last_sequence = u32::try_from(selected.uids.len()).unwrap_or(u32::MAX);
-        let last_uid = selected.uids.last().copied().unwrap_or(0);
+        let scope = Scope {
+            last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),
+            last_uid: selected.uids.last().copied().unwrap_or(0),
+            need,
+        };
+        let candidates: Vec<(u32, u32, bool)> = selected
+            .uids
+            .iter()
+            .enumerate()
+            .map(|(index, uid)| {
+                let sequence = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                (sequence, *uid, selected.is_recent(*uid))
+            })
+            .collect();
+        let criteria = Arc::new(search.criteria);
         let mut found: Vec<(u32, u32, u64)> = Vec::new();
-        for (index, uid) in selected.uids.iter().enumerate() {
-            let Some(meta) = snapshot
-                .position(*uid)
-                .and_then(|i| snapshot.messages.get(i))
-            else {
-                continue;
-            };
-            let cached = match need {
-                Need::CachedHeaders => folder.cached(*uid, CacheKey::SearchHeaders),
-                _ => None,
-            };
-            let message = match (need, cached) {
-                (Need::Nothing, _) => None,
-                (_, Some(headers)) => Some(Message::parse(&headers)),
-                (_, None) => match folder.read(*uid).await {
-                    Ok(Some(bytes)) => {
-                        let message = Message::parse(&bytes);
-                        folder.cache(
-                            *uid,
-                            CacheKey::SearchHeaders,
-                            Arc::from(search_headers(&message)),
-                        );
-                        Some(message)
+        let mut batch = Batch::default();
+        for (sequence, uid, recent) in candidates {
+            let source = match need {
+                Need::Nothing => Source::Index,
+                Need::CachedHeaders | Need::Message => {
+                    let cached = match need {
+                        Need::CachedHeaders => folder.cached(uid, CacheKey::SearchHeaders),
+                        _ => None,
+                    };
+                    match cached {
+                        Some(headers) => Source::CachedHeaders(headers),
+                        None => match folder.read(uid).await {
+                            Ok(Some(bytes)) => Source::File(bytes),
+                            Ok(None) => continue,
+                            Err(err) => {
+                                error!(uid, cause = %err, "cannot read message for SEARCH");
+                                return Ok(self.no_for(&err));
+                            }
+                        },
                     }
-                    Ok(None) => continue,
-                    Err(err) => {
-                        error!(uid, cause = %err, "cannot read message for SEARCH");
-                        return Ok(self.no_for(&err));
-                    }
-                },
+                }
             };
-            let candidate = Candidate {
-                sequence: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                meta,
-                recent: selected.is_recent(*uid),
-                snapshot: &snapshot,
-                message: message.as_ref(),
-                last_sequence,
-                last_uid,
-            };
-            if matches(&search.criteria, &candidate) {
-                found.push((candidate.sequence, *uid, meta.modseq));
+            batch.push(sequence, uid, recent, source);
+            if batch.is_full() {
+                let work = std::mem::take(&mut batch);
+                found.extend(
+                    evaluate(&self.ctx.cpu, work, &criteria, &snapshot, &folder, scope).await?,
+                );
             }
+        }
+        if !batch.messages.is_empty() {
+            found.extend(
+                evaluate(&self.ctx.cpu, batch, &criteria, &snapshot, &folder, scope).await?,
+            );
         }
         let numbers: Vec<u32> = found
             .iter()
-            .map(|(sequence, uid, _)| if search.uid { *uid } else { *sequence })
+            .map(|(sequence, uid, _)| if uid_search { *uid } else { *sequence })
             .collect();
         let highest_modseq = found.iter().map(|(_, _, modseq)| *modseq).max();
         let mut line = Vec::new();
-        match &search.return_options {
+        match &return_options {
             None => {
                 line.extend_from_slice(b"* SEARCH");
                 for number in &numbers {
@@ -253,7 +366,7 @@ impl Session {
                 line.extend_from_slice(b"* ESEARCH (TAG ");
                 wire::string(&mut line, tag.as_bytes());
                 line.push(b')');
-                if search.uid {
+                if uid_search {
                     line.extend_from_slice(b" UID");
                 }
                 let wants = |option: SearchReturn| {

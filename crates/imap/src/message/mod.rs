@@ -40,6 +40,11 @@ pub struct Message {
     /// The MIME tree, built on first use: FETCH ENVELOPE of a large message never scans
     /// its body.
     tree: OnceLock<Part>,
+    /// The decoded, lower-cased text of the text/* parts, built on first use, so that a
+    /// SEARCH with many BODY keys decodes a message once, not once per key.
+    body_texts: OnceLock<Vec<String>>,
+    /// The same with the header fields of attached messages, for TEXT.
+    all_texts: OnceLock<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +166,8 @@ impl Message {
             raw,
             header,
             tree: OnceLock::new(),
+            body_texts: OnceLock::new(),
+            all_texts: OnceLock::new(),
         }
     }
 
@@ -267,7 +274,7 @@ impl Message {
     /// SEARCH BODY: the decoded text of the text/* parts, case-insensitive.
     pub fn body_contains(&self, needle: &str) -> bool {
         let needle = needle.to_lowercase();
-        needle.is_empty() || body_text_contains(&self.raw, self.root(), &needle, false)
+        needle.is_empty() || self.texts(false).iter().any(|text| text.contains(&needle))
     }
 
     /// SEARCH TEXT: the header or the body.
@@ -276,7 +283,21 @@ impl Message {
         fields(&self.raw, &self.header).any(|f| {
             let name = String::from_utf8_lossy(f.name).to_lowercase();
             name.contains(&lowered) || decode_header_value(f.value).contains(&lowered)
-        }) || body_text_contains(&self.raw, self.root(), &lowered, true)
+        }) || self.texts(true).iter().any(|text| text.contains(&lowered))
+    }
+
+    /// What BODY (`with_headers` false) or the body part of TEXT searches, decoded once.
+    fn texts(&self, with_headers: bool) -> &[String] {
+        let cell = if with_headers {
+            &self.all_texts
+        } else {
+            &self.body_texts
+        };
+        cell.get_or_init(|| {
+            let mut texts = Vec::new();
+            collect_texts(&self.raw, self.root(), with_headers, &mut texts);
+            texts
+        })
     }
 
     /// The Date: header's calendar date in the header's own zone (SENTBEFORE/ON/SINCE).
@@ -1331,21 +1352,22 @@ fn hex_value(byte: u8) -> Option<u8> {
 
 /// Whether a text/* part (or, for TEXT, an embedded message's header) anywhere below `part`
 /// contains `needle` (already lower-cased).
-fn body_text_contains(raw: &[u8], part: &Part, needle: &str, with_headers: bool) -> bool {
+/// The decoded, lower-cased text of every text/* part under `part` and, `with_headers`, the
+/// decoded header fields of the messages attached under it.
+fn collect_texts(raw: &[u8], part: &Part, with_headers: bool, out: &mut Vec<String>) {
     match &part.kind {
-        Kind::Multipart(children) => children
-            .iter()
-            .any(|child| body_text_contains(raw, child, needle, with_headers)),
+        Kind::Multipart(children) => {
+            for child in children {
+                collect_texts(raw, child, with_headers, out);
+            }
+        }
         Kind::Message(inner) => {
-            (with_headers
-                && fields(raw, &inner.header)
-                    .any(|f| decode_header_value(f.value).contains(needle)))
-                || body_text_contains(raw, inner, needle, with_headers)
+            if with_headers {
+                out.extend(fields(raw, &inner.header).map(|f| decode_header_value(f.value)));
+            }
+            collect_texts(raw, inner, with_headers, out);
         }
         Kind::Leaf if part.content_type.kind == "text" => {
-            if needle.is_empty() {
-                return true;
-            }
             let body = raw.get(part.body.clone()).unwrap_or_default();
             let decoded = decode_transfer(raw, part, body).unwrap_or_else(|_| body.to_vec());
             let text = match part
@@ -1356,9 +1378,9 @@ fn body_text_contains(raw: &[u8], part: &Part, needle: &str, with_headers: bool)
                 Some(decoder) => decoder(&decoded),
                 None => String::from_utf8_lossy(&decoded).into_owned(),
             };
-            text.to_lowercase().contains(needle)
+            out.push(text.to_lowercase());
         }
-        Kind::Leaf => false,
+        Kind::Leaf => {}
     }
 }
 
