@@ -111,9 +111,9 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
     }
 }
 
-/// Shows a client-supplied string in a log line: quoted, with `"` and `\\` escaped and every
+/// Shows a client-supplied string in a log line: quoted, with `"` and `\` escaped and every
 /// control character (CR, LF, ESC and the rest of C0 and C1, DEL) written as an escape
-/// (`\\n`, `\\x1b`, `\\u{85}`), so a client can neither start a forged log line nor send
+/// (`\n`, `\x1b`, `\u{85}`), so a client can neither start a forged log line nor send
 /// terminal escapes, and a log filter (fail2ban) sees the value as one field.
 #[derive(Clone, Copy)]
 pub struct LogSafe<'a>(pub &'a str);
