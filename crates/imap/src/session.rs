@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use mailstead_directory::account::Account as DirectoryAccount;
-use mailstead_net::Slot;
+use mailstead_net::{LogSafe, Slot};
 use mailstead_store::{Folder, MailboxError, Snapshot};
 use tokio::sync::watch;
 use tracing::{debug, error, info};
@@ -449,7 +449,8 @@ impl Session {
             }
             MailboxError::OverQuota { .. } => "[OVERQUOTA] Quota exceeded.".to_owned(),
             other => {
-                error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %other, "IMAP store error");
+                // Store errors can name the client's mailbox names.
+                error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %LogSafe(&other.to_string()), "IMAP store error");
                 "[SERVERBUG] Internal error occurred. Refer to server log for more information."
                     .to_owned()
             }
@@ -580,6 +581,6 @@ impl Session {
     }
 
     pub(crate) fn log_login(&self, address: &str) {
-        info!(peer = %self.peer, user = %address, tls = self.conn.tls, "IMAP login");
+        info!(peer = %self.peer, user = %LogSafe(address), tls = self.conn.tls, "IMAP login");
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
+use mailstead_net::LogSafe;
 use mailstead_store::{MessageWriter, StoreError};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -763,7 +764,7 @@ impl Session {
             .collect();
         info!(
             queue_id,
-            from = %sender,
+            from = %LogSafe(&sender),
             peer = %self.peer.description,
             recipients = recipients.len(),
             delivered = per_recipient.iter().filter(|outcome| outcome.is_ok()).count(),
@@ -801,9 +802,9 @@ impl Session {
                         if let Some(Err(reply)) = outcomes.get(&local.location.maildir) {
                             warn!(
                                 queue_id,
-                                recipient = %recipient.address,
-                                mailbox = %local.address,
-                                reason = %reply.lines.join(" "),
+                                recipient = %LogSafe(&recipient.address.to_string()),
+                                mailbox = %LogSafe(&local.address.to_string()),
+                                reason = %LogSafe(&reply.lines.join(" ")),
                                 code = reply.code,
                                 "message accepted but not delivered to this mailbox"
                             );
