@@ -24,7 +24,9 @@ struct Server {
     directory: Directory,
     certificate: rustls::pki_types::CertificateDer<'static>,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    auth: Authenticator,
+    /// Dropping it shuts the listeners down.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 fn tls_config() -> (
@@ -56,6 +58,10 @@ fn quick_penalty() -> AuthOptions {
 }
 
 async fn start(login_on_loopback: bool) -> Server {
+    start_with(login_on_loopback, quick_penalty()).await
+}
+
+async fn start_with(login_on_loopback: bool, auth_options: AuthOptions) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("directory.db").display());
     let mail_root = dir.path().join("mail");
@@ -94,6 +100,7 @@ async fn start(login_on_loopback: bool) -> Server {
             .unwrap();
     }
     let store = Store::new("imap.test", dir.path().join("spool")).unwrap();
+    let auth = Authenticator::new(directory.clone(), auth_options);
     let (tls, certificate) = tls_config();
     let ctx = Arc::new(
         ImapContext::new(
@@ -109,7 +116,7 @@ async fn start(login_on_loopback: bool) -> Server {
             },
             login_on_loopback,
         )
-        .with_authenticator(Authenticator::new(directory.clone(), quick_penalty())),
+        .with_authenticator(auth.clone()),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -141,7 +148,8 @@ async fn start(login_on_loopback: bool) -> Server {
         directory,
         certificate,
         _dir: dir,
-        _stop: stop,
+        auth,
+        stop: Some(stop),
     }
 }
 
@@ -910,4 +918,29 @@ async fn client_strings_are_escaped_in_the_log_and_fail2ban_matches_the_real_add
         "{report}"
     );
     assert!(!report.contains("203.0.113.9  "), "{report}");
+}
+
+/// Shutdown does not wait for a login: one waiting out a failure's delay (here an hour) ends
+/// with the session, and so would one queued for a hashing thread.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_delayed_login() {
+    let mut server = start_with(
+        true,
+        AuthOptions {
+            failure_delay: Duration::from_secs(3600),
+            max_failure_delay: Duration::from_secs(3600),
+            ..AuthOptions::default()
+        },
+    )
+    .await;
+    let mut client = server.client().await;
+    client.send(b"a1 LOGIN alice@example.com wrong\r\n").await;
+    // The password has been checked: the login is now in (or entering) its delay.
+    while server.auth.verifications() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(server.stop.take());
+    let (untagged, done) = client.until_tagged("a1").await;
+    assert_eq!(untagged, ["* BYE Server shutting down."]);
+    assert_eq!(done, "NO [UNAVAILABLE] Server shutting down.");
 }
