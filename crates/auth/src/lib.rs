@@ -219,6 +219,9 @@ pub struct Authenticator {
 
 struct Inner {
     directory: Directory,
+    /// How long a refusal without verification waits: the longest failure delay, so a
+    /// blocked address cannot fill the log at network speed.
+    blocked_delay: Duration,
     pool: HashPool,
     penalty: Mutex<Penalty>,
 }
@@ -229,6 +232,7 @@ impl Authenticator {
         Authenticator {
             inner: Arc::new(Inner {
                 directory,
+                blocked_delay: options.max_failure_delay,
                 pool: HashPool::new(options.hashing_threads),
                 penalty: Mutex::new(Penalty::new(&options)),
             }),
@@ -271,6 +275,7 @@ impl Authenticator {
         };
         if let Some(refusal) = blocked {
             log_failure(service, client, login, refusal);
+            tokio::time::sleep(self.inner.blocked_delay).await;
             return Ok(AuthOutcome::Refused(refusal));
         }
 

@@ -145,14 +145,15 @@ impl Session {
         };
         let account = match outcome {
             Ok(AuthOutcome::Accepted(account)) => account,
-            Ok(AuthOutcome::Refused(refusal)) if refusal.is_temporary() => {
-                return Ok(Done::no(
-                    "[UNAVAILABLE] Too many failed logins, try again later.",
-                ));
-            }
-            Ok(AuthOutcome::Refused(_)) => {
+            Ok(AuthOutcome::Refused(refusal)) => {
+                // Refusals without verification count too, so a blocked client cannot keep
+                // one connection asking.
                 self.failed_logins += 1;
-                let done = Done::no("[AUTHENTICATIONFAILED] Authentication failed.");
+                let done = if refusal.is_temporary() {
+                    Done::no("[UNAVAILABLE] Too many failed logins, try again later.")
+                } else {
+                    Done::no("[AUTHENTICATIONFAILED] Authentication failed.")
+                };
                 if self.failed_logins >= self.ctx.limits.max_failed_logins {
                     self.conn
                         .write(b"* BYE Too many failed logins.\r\n")
