@@ -12,6 +12,9 @@ use mailstead_directory::{Directory, DirectoryOptions};
 /// `doveadm pw -s SHA512-CRYPT -p secret` (Dovecot 2.3.19.1).
 const SHA512_SECRET: &str = "{SHA512-CRYPT}$6$E5goowlvVij9YtUI$y2XdXyTveOQu.CGvYdyjjcMnB/oasrkQ9EMU./7jn2Dpj2EkoHoaqp2yk1sM/813WwKct.gDuh8xOF/FZsAvT1";
 
+/// `doveadm pw -s ARGON2ID -p secret`: Dovecot's default (64 MiB, t = 3), a slow verification.
+const DOVECOT_ARGON2ID_SECRET: &str = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$5upzRONyY5kiYtAP2bT7vw$dxm7bc9ab7CEBVQ07kqzfK9788tR/VenTt5ezB5w5PY";
+
 struct Fixture {
     auth: Authenticator,
     _dir: tempfile::TempDir,
@@ -37,6 +40,7 @@ async fn fixture(options: AuthOptions) -> Fixture {
         ("legacy", SHA512_SECRET, false),
         ("plain", "{PLAIN}secret", false),
         ("sender", "{PLAIN}secret", true),
+        ("dovecot", DOVECOT_ARGON2ID_SECRET, false),
     ] {
         directory
             .add_mailbox(
@@ -194,4 +198,50 @@ async fn failures_are_answered_after_a_growing_delay() {
         assert!(*delay >= Duration::from_secs(expected), "{delays:?}");
     }
     // (That another address starts again at the first delay is the penalty's unit test.)
+}
+
+/// One address sending many logins at once holds one place in the hashing queue: another
+/// address's login is verified next, not after all of them.
+#[tokio::test]
+async fn a_flooding_address_cannot_take_the_hashing_threads() {
+    let fx = fixture(AuthOptions {
+        hashing_threads: 1,
+        ..quick()
+    })
+    .await;
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let auth = fx.auth.clone();
+        flood.spawn(async move {
+            log_in(
+                &auth,
+                Service::Imap,
+                "203.0.113.5",
+                "dovecot@example.com",
+                b"secret",
+            )
+            .await
+        });
+    }
+    // The flood is in line: its first login has been verified, 19 are waiting.
+    while fx.auth.verifications() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = fx.auth.verifications();
+    let outcome = log_in(
+        &fx.auth,
+        Service::Imap,
+        "198.51.100.7",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert!(matches!(outcome, AuthOutcome::Accepted(_)), "{outcome:?}");
+    // At most the flood's one running or queued verification went before it, then its own.
+    let waited_for = fx.auth.verifications() - before;
+    assert!(
+        waited_for <= 2,
+        "the other address waited for {waited_for} verifications"
+    );
+    flood.abort_all();
 }
