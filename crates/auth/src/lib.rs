@@ -258,16 +258,18 @@ impl Authenticator {
             password,
         } = attempt;
         // Failures are counted under the normalised address when there is one, so case and
-        // IDNA variants of one login share a count.
+        // IDNA variants of one login share a count; cut short, so a long login cannot make
+        // the penalty's memory grow.
         let account_key = Directory::parse_address(login)
             .map(|address| address.to_string())
             .unwrap_or_else(|_| login.trim().to_lowercase());
+        let account_key = shown_login(&account_key);
         if password.len() > MAX_PASSWORD_LEN {
             return Ok(self
-                .fail(attempt, &account_key, Refusal::PasswordTooLong)
+                .fail(attempt, account_key, Refusal::PasswordTooLong)
                 .await);
         }
-        let verdict = self.penalty().check(client, &account_key, Instant::now());
+        let verdict = self.penalty().check(client, account_key, Instant::now());
         let blocked = match verdict {
             Verdict::Allowed => None,
             Verdict::AddressBlocked => Some(Refusal::TooManyFailuresFromAddress),
@@ -299,7 +301,7 @@ impl Authenticator {
             .await
             .map_err(|_| AuthError::Unavailable)?
             .map_err(|source| AuthError::StoredPassword {
-                login: account_key.clone(),
+                login: account_key.to_owned(),
                 source,
             });
         let matches = match matches {
@@ -311,19 +313,17 @@ impl Authenticator {
         };
         let account = match account {
             None => {
-                return Ok(self
-                    .fail(attempt, &account_key, Refusal::UnknownLogin)
-                    .await);
+                return Ok(self.fail(attempt, account_key, Refusal::UnknownLogin).await);
             }
             Some(_) if !matches => {
                 return Ok(self
-                    .fail(attempt, &account_key, Refusal::WrongPassword)
+                    .fail(attempt, account_key, Refusal::WrongPassword)
                     .await);
             }
-            Some(None) => return Ok(self.fail(attempt, &account_key, Refusal::Deactivated).await),
+            Some(None) => return Ok(self.fail(attempt, account_key, Refusal::Deactivated).await),
             Some(Some(account)) => account,
         };
-        self.penalty().record_success(client, &account_key);
+        self.penalty().record_success(client, account_key);
         if account.send_only && !service.allows_send_only() {
             // The password was right: not a failure to count, but said in the log.
             info!(
@@ -369,8 +369,8 @@ fn log_failure(service: Service, client: IpAddr, login: &str, refusal: Refusal) 
     );
 }
 
-/// The login as logged: no address is longer than 254 bytes (RFC 5321's path limit), so more
-/// says nothing and would only let a client write long lines.
+/// The login as logged and counted: no address is longer than 254 bytes (RFC 5321's path
+/// limit), so more says nothing and would only let a client write long lines or fill memory.
 fn shown_login(login: &str) -> &str {
     const MAX_SHOWN: usize = 256;
     if login.len() <= MAX_SHOWN {
