@@ -69,17 +69,15 @@ fn fixture() -> &'static Fixture {
                     ..mailstead_auth::AuthOptions::default()
                 },
             );
-            Arc::new(
-                ImapContext::new(
-                    directory,
-                    MailStore::new(&store),
-                    "imap.example.com".into(),
-                    None,
-                    limits,
-                    true,
-                )
-                .with_authenticator(auth),
-            )
+            let ctx = ImapContext::new(
+                directory,
+                MailStore::new(&store),
+                "imap.example.com".into(),
+                None,
+                limits,
+                true,
+            );
+            Arc::new(ctx.with_authenticator(auth))
         });
         Fixture {
             runtime,

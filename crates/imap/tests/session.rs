@@ -13,7 +13,6 @@ use mailstead_directory::model::Quota;
 use mailstead_directory::{Directory, DirectoryOptions};
 use mailstead_imap::{ImapContext, Limits, Security, TlsConfig};
 use mailstead_store::{MailStore, Store};
-
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -102,22 +101,20 @@ async fn start_with(login_on_loopback: bool, auth_options: AuthOptions) -> Serve
     let store = Store::new("imap.test", dir.path().join("spool")).unwrap();
     let auth = Authenticator::new(directory.clone(), auth_options);
     let (tls, certificate) = tls_config();
-    let ctx = Arc::new(
-        ImapContext::new(
-            directory.clone(),
-            MailStore::new(&store),
-            "imap.test".into(),
-            Some(Arc::new(TlsConfig::new(tls))),
-            Limits {
-                max_line: 4096,
-                max_literal: 100_000,
-                max_connections_per_user: 4,
-                ..Limits::default()
-            },
-            login_on_loopback,
-        )
-        .with_authenticator(auth.clone()),
+    let ctx = ImapContext::new(
+        directory.clone(),
+        MailStore::new(&store),
+        "imap.test".into(),
+        Some(Arc::new(TlsConfig::new(tls))),
+        Limits {
+            max_line: 4096,
+            max_literal: 100_000,
+            max_connections_per_user: 4,
+            ..Limits::default()
+        },
+        login_on_loopback,
     );
+    let ctx = Arc::new(ctx.with_authenticator(auth.clone()));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -171,26 +171,24 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
     // One login service for every listener and protocol, so failures count across them.
     let auth = mailstead_auth::Authenticator::new(directory.clone(), super::auth_options(config));
-    let imap = Arc::new(
-        ImapContext::new(
-            directory.clone(),
-            MailStore::new(&store),
-            config.hostname().to_owned(),
-            Some(Arc::clone(&tls_config)),
-            mailstead_imap::Limits {
-                max_line: config.imap.max_line_length,
-                max_literal: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
-                idle_timeout: config.imap.idle_timeout,
-                max_connections_per_ip: usize::try_from(config.imap.max_connections_per_ip)
-                    .unwrap_or(usize::MAX),
-                max_connections_per_user: usize::try_from(config.imap.max_connections_per_user)
-                    .unwrap_or(usize::MAX),
-                ..mailstead_imap::Limits::default()
-            },
-            config.imap.login_on_loopback_without_tls,
-        )
-        .with_authenticator(auth),
+    let imap = ImapContext::new(
+        directory.clone(),
+        MailStore::new(&store),
+        config.hostname().to_owned(),
+        Some(Arc::clone(&tls_config)),
+        mailstead_imap::Limits {
+            max_line: config.imap.max_line_length,
+            max_literal: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
+            idle_timeout: config.imap.idle_timeout,
+            max_connections_per_ip: usize::try_from(config.imap.max_connections_per_ip)
+                .unwrap_or(usize::MAX),
+            max_connections_per_user: usize::try_from(config.imap.max_connections_per_user)
+                .unwrap_or(usize::MAX),
+            ..mailstead_imap::Limits::default()
+        },
+        config.imap.login_on_loopback_without_tls,
     );
+    let imap = Arc::new(imap.with_authenticator(auth));
     let imap_listeners = [
         (&config.imap.listen, Security::StartTls, "imap.listen"),
         (
