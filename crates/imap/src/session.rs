@@ -472,7 +472,7 @@ impl Session {
         let snapshot = match selected.folder.sync().await {
             Ok(snapshot) => snapshot,
             Err(err) => {
-                error!(cause = %err, "cannot sync folder");
+                error!(cause = %LogSafe(&err.to_string()), "cannot sync folder");
                 selected.folder.snapshot()
             }
         };
