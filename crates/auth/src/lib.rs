@@ -59,7 +59,8 @@ pub struct AuthOptions {
     pub max_failures_per_account: u32,
     /// Delay before answering an address's first failure; it doubles with each further one.
     pub failure_delay: Duration,
-    /// The longest a failure's answer is delayed.
+    /// The longest a failure's answer is delayed; also how long a refusal without
+    /// verification (too many failures) waits.
     pub max_failure_delay: Duration,
     /// Password hashing threads (about one per core).
     pub hashing_threads: usize,
