@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Make sure everything the test suite talks to is installed and running: PostgreSQL and
 # MariaDB (backend tests), and Debian's Dovecot, Postfix and mail clients (real peers).
+# fail2ban for fail2ban-regex only (the filter in dist/fail2ban is checked against real logs).
 # Idempotent; run as root. Used by .ci/run and by `scripts/test.sh`.
 set -euo pipefail
 
 need_packages=()
-# systemd: systemd-analyze verifies dist/mailstead.service; util-linux: prlimit, passwd: useradd.
-for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks isync msmtp systemd util-linux passwd; do
+# systemd: systemd-analyze verifies dist/mailstead.service; util-linux: prlimit, passwd: useradd;
+# fail2ban: fail2ban-regex checks the filter in dist/fail2ban against a real log line.
+for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd postfix swaks isync msmtp systemd util-linux passwd fail2ban; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ]; then

@@ -1,8 +1,8 @@
 //! The operations measured on Mailstead: calls on a `Directory` handle, nothing else.
 
 use anyhow::Result;
+use mailstead_auth::{AuthOutcome, Authenticator, LoginAttempt, Service};
 use mailstead_directory::Directory;
-use mailstead_directory::account::AuthOutcome;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 
 use crate::dataset::{Key, Kind, PASSWORD};
@@ -40,12 +40,36 @@ impl Worker for Account {
     }
 }
 
-/// `Directory::authenticate` with the right password: lookup plus hash verification.
-pub struct Authenticate(pub Directory);
+/// `Authenticator::log_in` with the right password: lookup plus hash verification on the
+/// login service's hashing threads. Each worker is its own client address, as concurrent
+/// logins from many clients are (one address gets one verification at a time).
+pub struct Authenticate {
+    auth: Authenticator,
+    client: std::net::IpAddr,
+}
+
+impl Authenticate {
+    pub fn new(auth: Authenticator) -> Authenticate {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Authenticate {
+            auth,
+            client: std::net::IpAddr::from((0x0a00_0000 | (n & 0x00ff_ffff)).to_be_bytes()),
+        }
+    }
+}
 
 impl Worker for Authenticate {
     async fn call(&mut self, key: &Key) -> Result<bool> {
-        let outcome = self.0.authenticate(&key.addr, PASSWORD.as_bytes()).await?;
+        let outcome = self
+            .auth
+            .log_in(LoginAttempt {
+                service: Service::Cli,
+                client: self.client,
+                login: &key.addr,
+                password: PASSWORD.as_bytes(),
+            })
+            .await?;
         Ok(matches!(outcome, AuthOutcome::Accepted(_)))
     }
 }

@@ -222,6 +222,9 @@ async fn bench_mailstead(
             .await?,
         );
     }
+    let options = mailstead_auth::AuthOptions::default;
+    let auth_uncached = mailstead_auth::Authenticator::new(u(), options());
+    let auth_cached = mailstead_auth::Authenticator::new(c(), options());
     for (keys, bench_uncached, bench_cached) in [
         (&keys.blf, Bench::AuthBlfUncached, Bench::AuthBlfCached),
         (
@@ -236,7 +239,7 @@ async fn bench_mailstead(
                     label,
                     bench_uncached,
                     n,
-                    workers(n, || Authenticate(u())),
+                    workers(n, || Authenticate::new(auth_uncached.clone())),
                     keys,
                 )
                 .await?,
@@ -250,7 +253,7 @@ async fn bench_mailstead(
                     label,
                     bench_cached,
                     n,
-                    workers(n, || Authenticate(c())),
+                    workers(n, || Authenticate::new(auth_cached.clone())),
                     keys,
                 )
                 .await?,

@@ -58,17 +58,26 @@ fn fixture() -> &'static Fixture {
                 max_literal: 4096,
                 idle_timeout: Duration::from_millis(50),
                 login_timeout: Duration::from_millis(50),
-                failed_login_delay: Duration::ZERO,
                 ..Limits::default()
             };
-            Arc::new(ImapContext::new(
+            // Failed logins answer at once; the penalty still counts them.
+            let auth = mailstead_auth::Authenticator::new(
+                directory.clone(),
+                mailstead_auth::AuthOptions {
+                    failure_delay: Duration::ZERO,
+                    max_failure_delay: Duration::ZERO,
+                    ..mailstead_auth::AuthOptions::default()
+                },
+            );
+            let ctx = ImapContext::new(
                 directory,
                 MailStore::new(&store),
                 "imap.example.com".into(),
                 None,
                 limits,
                 true,
-            ))
+            );
+            Arc::new(ctx.with_authenticator(auth))
         });
         Fixture {
             runtime,

@@ -8,7 +8,6 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use mailstead_directory::account::{AuthOutcome, AuthRefusal};
 use mailstead_directory::model::{
     Alias, AliasDomain, AuditEntry, Domain, Mailbox, Quota, TlsPolicy,
 };
@@ -386,15 +385,8 @@ pub struct AuthAnswer {
 }
 
 impl AuthAnswer {
-    pub fn new(login: &str, outcome: &AuthOutcome) -> AuthAnswer {
-        let reason = match outcome {
-            AuthOutcome::Accepted(_) => None,
-            AuthOutcome::Refused(AuthRefusal::UnknownLogin) => Some("no mailbox has this login"),
-            AuthOutcome::Refused(AuthRefusal::Deactivated) => {
-                Some("the mailbox or its domain is deactivated")
-            }
-            AuthOutcome::Refused(AuthRefusal::WrongPassword) => Some("wrong password"),
-        };
+    /// `reason` is `None` for an accepted login, else why it was refused.
+    pub fn new(login: &str, reason: Option<&'static str>) -> AuthAnswer {
         AuthAnswer {
             login: login.to_owned(),
             accepted: reason.is_none(),

@@ -25,20 +25,14 @@ pub struct Account {
     pub quota: Quota,
 }
 
-/// The result of a login attempt.
+/// What checking a login needs from the directory: the stored password and, when the
+/// mailbox may log in, its account. Verifying the password is the auth service's job.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuthOutcome {
-    Accepted(Account),
-    /// The address has no mailbox, the mailbox or its domain is deactivated, or the password
-    /// is wrong. Which of these is deliberately not said to the client; the reason is for logs.
-    Refused(AuthRefusal),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthRefusal {
-    UnknownLogin,
-    Deactivated,
-    WrongPassword,
+pub struct LoginCredentials {
+    /// The stored value as MUM and Dovecot hold it (`{SCHEME}...` or a bare crypt string).
+    pub password_hash: String,
+    /// `None` when the mailbox or its domain is deactivated.
+    pub account: Option<Account>,
 }
 
 /// The addresses a login owns for sending.
@@ -50,10 +44,6 @@ pub(crate) struct OwnedAddresses {
     /// Unix second at which one of the aliases expires.
     valid_until: Option<i64>,
 }
-
-/// A fixed bcrypt hash to verify against when the login is unknown, so that an unknown login
-/// costs the same time as a wrong password and logins cannot be enumerated by timing.
-const DUMMY_HASH: &str = "$2y$10$USEoX.jFgWCG.Iukzg75Z.hYq63baXgQT5PG1Ctfuv6W3lnSpjTVa";
 
 impl Directory {
     /// The account behind a login (the full address), without checking a password; `None`
@@ -80,51 +70,22 @@ impl Directory {
         Ok(row)
     }
 
-    /// Checks a login (the full address, as MUM's Dovecot `password_query` expects) and its
-    /// password. The login must be an active mailbox in an active domain; send-only mailboxes
-    /// may log in. Hashing runs on the blocking pool.
+    /// The stored password and account of a login (the full address, as MUM's Dovecot
+    /// `password_query` expects); `None` when no mailbox has this address. Send-only mailboxes
+    /// are included: whether a service accepts them is the auth service's decision. Cached.
     ///
     /// # Errors
-    /// A malformed login, a database failure, or a stored hash that cannot be read.
-    pub async fn authenticate(
+    /// A malformed login or a database failure.
+    pub async fn login_credentials(
         &self,
         login: &str,
-        password: &[u8],
-    ) -> Result<AuthOutcome, DirectoryError> {
+    ) -> Result<Option<LoginCredentials>, DirectoryError> {
         let login = Address::parse(login)?;
         let row = self.account_row(&login).await?;
-        let (stored, refusal) = match row.as_ref() {
-            None => (DUMMY_HASH.to_owned(), Some(AuthRefusal::UnknownLogin)),
-            Some(mailbox) if !mailbox.active || !mailbox.domain_active => {
-                (mailbox.password.clone(), Some(AuthRefusal::Deactivated))
-            }
-            Some(mailbox) => (mailbox.password.clone(), None),
-        };
-        let password = password.to_vec();
-        let _permit =
-            self.inner.hashing.acquire().await.map_err(|_| {
-                DirectoryError::Invalid("the directory is shutting down".to_owned())
-            })?;
-        let verified =
-            tokio::task::spawn_blocking(move || mailstead_password::verify(&stored, &password))
-                .await
-                .map_err(|err| {
-                    DirectoryError::Invalid(format!("password check did not finish: {err}"))
-                })?;
-        let matches = verified.map_err(|err| DirectoryError::StoredPassword {
-            login: login.to_string(),
-            reason: err.to_string(),
-        })?;
-        if let Some(refusal) = refusal {
-            return Ok(AuthOutcome::Refused(refusal));
-        }
-        if !matches {
-            return Ok(AuthOutcome::Refused(AuthRefusal::WrongPassword));
-        }
-        match row.as_ref().as_ref().and_then(usable_account) {
-            Some(account) => Ok(AuthOutcome::Accepted(account)),
-            None => Ok(AuthOutcome::Refused(AuthRefusal::Deactivated)),
-        }
+        Ok(row.as_ref().as_ref().map(|mailbox| LoginCredentials {
+            password_hash: mailbox.password.clone(),
+            account: usable_account(mailbox),
+        }))
     }
 
     /// May `login` use `from` as its envelope sender? Yes for its own address and for the

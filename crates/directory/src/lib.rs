@@ -2,7 +2,7 @@
 //! one SQL database whose tables are MUM's.
 //!
 //! SMTP, LMTP, IMAP, submission and the admin API all ask the directory the same questions
-//! through one handle, [`Directory`]: resolve a recipient, authenticate a login, may this login
+//! through one handle, [`Directory`]: resolve a recipient, fetch a login's credentials, may this login
 //! send as this address, a mailbox's quota and location, a remote domain's TLS policy. Writes
 //! (the CLI, later the API) go through the same handle and are audited.
 //!
@@ -150,9 +150,6 @@ struct Inner {
     db: Db,
     options: DirectoryOptions,
     caches: Caches,
-    /// Password hashing is CPU- and (Argon2) memory-bound: at most one check per core runs at
-    /// once, the rest wait, so a burst of logins cannot take every core or gigabytes of memory.
-    hashing: tokio::sync::Semaphore,
 }
 
 impl Directory {
@@ -193,13 +190,11 @@ impl Directory {
                 negative_ttl: options.negative_cache_ttl,
             },
         );
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Directory {
             inner: Arc::new(Inner {
                 db,
                 options,
                 caches,
-                hashing: tokio::sync::Semaphore::new(cores),
             }),
         })
     }

@@ -9,14 +9,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use mailstead_directory::account::{AuthOutcome, AuthRefusal};
+use mailstead_auth::{AuthOutcome, Refusal as AuthRefusal};
 use mailstead_directory::manage::{
     AliasUpdate, DomainUpdate, MailboxUpdate, NewAlias, NewDomain, NewMailbox, NewTlsPolicy,
 };
 use mailstead_directory::model::{Quota, TlsPolicyKind};
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError, DirectoryOptions};
-use support::{TestBackend, fresh_database, fresh_directory};
+use support::{Authenticate as _, TestBackend, fresh_database, fresh_directory};
 
 const ACTOR: &str = "test";
 /// `doveadm pw -s SHA512-CRYPT -p secret-one` (Debian's Dovecot 2.3.19).
@@ -954,7 +954,11 @@ async fn logins_authenticate(backend: TestBackend) {
         AuthOutcome::Refused(AuthRefusal::Deactivated)
     );
     assert!(dir.account("bob@example.com").await.unwrap().is_none());
-    assert!(dir.authenticate("no-at-sign", b"x").await.is_err());
+    assert_eq!(
+        dir.authenticate("no-at-sign", b"x").await.unwrap(),
+        AuthOutcome::Refused(AuthRefusal::UnknownLogin)
+    );
+    assert!(dir.login_credentials("no-at-sign").await.is_err());
     test.cleanup().await;
 }
 

@@ -16,7 +16,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use mailstead_directory::account::{AuthOutcome, AuthRefusal};
+use mailstead_auth::{AuthOutcome, Refusal as AuthRefusal};
 use mailstead_directory::manage::{
     AliasUpdate, DomainUpdate, MailboxUpdate, NewAlias, NewDomain, NewMailbox, NewTlsPolicy,
     TlsPolicyUpdate,
@@ -27,7 +27,7 @@ use mailstead_directory::{Directory, DirectoryOptions};
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{AssertSqlSafe, Column, ConnectOptions, Connection, MySqlConnection, Row};
 
-use support::{TestBackend, TestDirectory, fresh_directory};
+use support::{Authenticate as _, TestBackend, TestDirectory, fresh_directory};
 
 // ---- MUM's queries, verbatim from seed 000 (MUM's docs site) ----
 

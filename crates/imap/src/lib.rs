@@ -21,7 +21,8 @@
 //!
 //! Everything read from the socket is untrusted: command lines and literals are bounded by the
 //! framer, every read has a timeout, connections are bounded per listener, per client address
-//! and per user, failed logins are delayed and counted. No password is accepted before TLS
+//! and per user, logins go to the login service (`mailstead-auth`), which delays and counts
+//! failures across connections. No password is accepted before TLS
 //! unless the client is on loopback and the configuration allows it. Mailbox names are checked
 //! by the store before they reach a path.
 //!
@@ -57,6 +58,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mailstead_auth::AuthOptions;
+pub use mailstead_auth::Authenticator;
 use mailstead_directory::Directory;
 use mailstead_net::ConnectionCounter;
 pub use mailstead_net::{Connections, TlsConfig};
@@ -95,9 +98,8 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Concurrent logged-in sessions of one user.
     pub max_connections_per_user: usize,
-    /// Wait before answering a failed login (Dovecot's `auth_failure_delay`).
-    pub failed_login_delay: Duration,
-    /// Failed logins after which the connection is closed.
+    /// Failed logins after which the connection is closed. (How long each failure waits is
+    /// the login service's penalty, counted across connections.)
     pub max_failed_logins: u32,
     /// Malformed or refused commands after which the connection is closed.
     pub max_bad_commands: u32,
@@ -113,7 +115,6 @@ impl Default for Limits {
             login_timeout: Duration::from_secs(60),
             max_connections_per_ip: 200,
             max_connections_per_user: 20,
-            failed_login_delay: Duration::from_secs(2),
             max_failed_logins: 3,
             max_bad_commands: 20,
         }
@@ -122,7 +123,9 @@ impl Default for Limits {
 
 /// Everything a session needs; shared by every session of every IMAP listener.
 pub struct ImapContext {
-    /// Logins and the account behind them.
+    /// Whether a login is good: the one login service, shared with the other protocols.
+    pub auth: Authenticator,
+    /// The account behind a login.
     pub directory: Directory,
     /// The folders, shared with delivery so IDLE wakes on new mail.
     pub mail: MailStore,
@@ -149,6 +152,7 @@ impl ImapContext {
         login_on_loopback_without_tls: bool,
     ) -> ImapContext {
         ImapContext {
+            auth: Authenticator::new(directory.clone(), AuthOptions::default()),
             directory,
             mail,
             hostname,
@@ -158,6 +162,16 @@ impl ImapContext {
             user_sessions: ConnectionCounter::default(),
             cpu: cpu::CpuPool::for_this_machine(),
         }
+    }
+}
+
+impl ImapContext {
+    /// Uses `auth`, the process's one login service, so failures count across listeners and
+    /// protocols (by default a context has its own).
+    #[must_use]
+    pub fn with_authenticator(mut self, auth: Authenticator) -> ImapContext {
+        self.auth = auth;
+        self
     }
 }
 

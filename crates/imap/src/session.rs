@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mailstead_directory::account::Account as DirectoryAccount;
-use mailstead_net::Slot;
-use mailstead_net::{Closing, ConnectionHandle};
+use mailstead_net::{Closing, ConnectionHandle, LogSafe, Slot};
 use mailstead_store::{Folder, MailboxError, Snapshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info};
@@ -498,7 +497,8 @@ impl Session {
             }
             MailboxError::OverQuota { .. } => "[OVERQUOTA] Quota exceeded.".to_owned(),
             other => {
-                error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %other, "IMAP store error");
+                // Store errors can name the client's mailbox names.
+                error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %LogSafe(&other.to_string()), "IMAP store error");
                 "[SERVERBUG] Internal error occurred. Refer to server log for more information."
                     .to_owned()
             }
@@ -520,7 +520,7 @@ impl Session {
         let snapshot = match selected.folder.sync().await {
             Ok(snapshot) => snapshot,
             Err(err) => {
-                error!(cause = %err, "cannot sync folder");
+                error!(cause = %LogSafe(&err.to_string()), "cannot sync folder");
                 selected.folder.snapshot()
             }
         };
@@ -629,7 +629,7 @@ impl Session {
     }
 
     pub(crate) fn log_login(&self, address: &str) {
-        info!(peer = %self.peer, user = %address, tls = self.conn.tls, "IMAP login");
+        info!(peer = %self.peer, user = %LogSafe(address), tls = self.conn.tls, "IMAP login");
     }
 }
 

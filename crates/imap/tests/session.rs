@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mailstead_auth::{AuthOptions, Authenticator};
 use mailstead_directory::manage::{NewDomain, NewMailbox};
 use mailstead_directory::model::Quota;
 use mailstead_directory::{Directory, DirectoryOptions};
@@ -22,7 +23,9 @@ struct Server {
     directory: Directory,
     certificate: rustls::pki_types::CertificateDer<'static>,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    auth: Authenticator,
+    /// Dropping it shuts the listeners down.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 fn tls_config() -> (
@@ -44,24 +47,39 @@ fn tls_config() -> (
     (Arc::new(config), cert.der().clone())
 }
 
+/// The default penalty with delays in milliseconds, so tests wait little for failures.
+fn quick_penalty() -> AuthOptions {
+    AuthOptions {
+        failure_delay: Duration::from_millis(1),
+        max_failure_delay: Duration::from_millis(8),
+        ..AuthOptions::default()
+    }
+}
+
 async fn start(login_on_loopback: bool) -> Server {
-    start_full(login_on_loopback, 1000, |_| {}).await
+    start_full(login_on_loopback, 1000, |_| {}, quick_penalty()).await
 }
 
 /// A server whose registry admits `capacity` connections across both listeners.
 async fn start_with_capacity(login_on_loopback: bool, capacity: usize) -> Server {
-    start_full(login_on_loopback, capacity, |_| {}).await
+    start_full(login_on_loopback, capacity, |_| {}, quick_penalty()).await
 }
 
 /// A server whose limits `adjust` changes from the ones every test uses.
 async fn start_with(login_on_loopback: bool, adjust: impl FnOnce(&mut Limits)) -> Server {
-    start_full(login_on_loopback, 1000, adjust).await
+    start_full(login_on_loopback, 1000, adjust, quick_penalty()).await
+}
+
+/// A server whose login penalties are `auth_options`.
+async fn start_with_auth(login_on_loopback: bool, auth_options: AuthOptions) -> Server {
+    start_full(login_on_loopback, 1000, |_| {}, auth_options).await
 }
 
 async fn start_full(
     login_on_loopback: bool,
     capacity: usize,
     adjust: impl FnOnce(&mut Limits),
+    auth_options: AuthOptions,
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("directory.db").display());
@@ -79,7 +97,12 @@ async fn start_full(
         )
         .await
         .unwrap();
-    for (name, quota) in [("alice", None), ("bob", None), ("small", Some(2000))] {
+    for (name, quota, send_only) in [
+        ("alice", None, false),
+        ("bob", None, false),
+        ("small", Some(2000), false),
+        ("sender", None, true),
+    ] {
         directory
             .add_mailbox(
                 "test",
@@ -87,6 +110,7 @@ async fn start_full(
                     address: format!("{name}@example.com"),
                     password_hash: "{PLAIN}secret".into(),
                     quota: quota.map(|bytes| Quota { bytes: Some(bytes) }),
+                    send_only,
                     active: true,
                     ..NewMailbox::default()
                 },
@@ -95,23 +119,24 @@ async fn start_full(
             .unwrap();
     }
     let store = Store::new("imap.test", dir.path().join("spool")).unwrap();
+    let auth = Authenticator::new(directory.clone(), auth_options);
     let (tls, certificate) = tls_config();
     let mut limits = Limits {
         max_line: 4096,
         max_literal: 100_000,
-        failed_login_delay: Duration::from_millis(10),
         max_connections_per_user: 4,
         ..Limits::default()
     };
     adjust(&mut limits);
-    let ctx = Arc::new(ImapContext::new(
+    let ctx = ImapContext::new(
         directory.clone(),
         MailStore::new(&store),
         "imap.test".into(),
         Some(Arc::new(TlsConfig::new(tls))),
         limits,
         login_on_loopback,
-    ));
+    );
+    let ctx = Arc::new(ctx.with_authenticator(auth.clone()));
     let connections = mailstead_imap::Connections::new(capacity);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -145,7 +170,8 @@ async fn start_full(
         directory,
         certificate,
         _dir: dir,
-        _stop: stop,
+        auth,
+        stop: Some(stop),
     }
 }
 
@@ -167,6 +193,22 @@ impl Server {
             greeting.starts_with("* OK [CAPABILITY IMAP4rev1"),
             "{greeting}"
         );
+        client
+    }
+
+    /// A client connecting from another loopback address (Linux answers all of 127/8).
+    async fn client_from(&self, source: [u8; 4]) -> Client<TcpStream> {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from((source, 0)))
+            .unwrap();
+        let stream = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .await
+            .unwrap();
+        let mut client = Client::new(stream);
+        let greeting = client.line().await;
+        assert!(greeting.starts_with("* OK"), "{greeting}");
         client
     }
 
@@ -970,4 +1012,220 @@ fn heavy_searches_leave_the_io_threads_to_other_sessions() {
         }
     });
     drop(server);
+}
+
+/// Brute force across connections: the failure penalty is per client address and per
+/// account, not per connection. After 10 failures from one address its logins are refused
+/// without checking the password (a temporary answer), even with the right password; other
+/// addresses log in, and so does the owner of the attacked account from an address that never
+/// failed.
+#[tokio::test]
+async fn failed_logins_are_counted_per_address_across_connections() {
+    let server = start(true).await;
+    let attacker = [127, 0, 0, 1];
+    let mut answers = Vec::new();
+    let mut client = server.client_from(attacker).await;
+    let mut failed_here = 0;
+    for _ in 0..11 {
+        if failed_here == 3 {
+            // The session closes after three failures (Limits::max_failed_logins).
+            client = server.client_from(attacker).await;
+            failed_here = 0;
+        }
+        let (_, done) = client.run("LOGIN alice@example.com wrong").await;
+        if done.starts_with("NO [AUTHENTICATIONFAILED]") {
+            failed_here += 1;
+        }
+        answers.push(done);
+    }
+    let refused = answers
+        .iter()
+        .filter(|done| done.starts_with("NO [AUTHENTICATIONFAILED]"))
+        .count();
+    assert_eq!(refused, 10, "{answers:?}");
+    assert!(
+        answers[10].starts_with("NO [UNAVAILABLE]"),
+        "the 11th is refused without checking: {answers:?}"
+    );
+    let (_, done) = client.run("LOGIN alice@example.com secret").await;
+    assert!(
+        done.starts_with("NO [UNAVAILABLE]"),
+        "the right password from the attacking address: {done}"
+    );
+    let mut fresh = server.client_from(attacker).await;
+    let (_, done) = fresh.run("LOGIN bob@example.com secret").await;
+    assert!(
+        done.starts_with("NO [UNAVAILABLE]"),
+        "a new connection from that address: {done}"
+    );
+
+    let mut other = server.client_from([127, 0, 0, 2]).await;
+    let (_, done) = other.run("LOGIN bob@example.com secret").await;
+    assert!(done.starts_with("OK [CAPABILITY"), "another user: {done}");
+    let mut owner = server.client_from([127, 0, 0, 3]).await;
+    let (_, done) = owner.run("LOGIN alice@example.com secret").await;
+    assert!(
+        done.starts_with("OK [CAPABILITY"),
+        "the attacked account from an address that never failed: {done}"
+    );
+}
+
+/// MUM's Dovecot user query leaves send-only mailboxes out: they send through submission but
+/// have no IMAP.
+#[tokio::test]
+async fn a_send_only_mailbox_cannot_log_in_to_imap() {
+    let server = start(true).await;
+    let mut client = server.client().await;
+    let (_, done) = client.run("LOGIN sender@example.com secret").await;
+    assert_eq!(done, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+    let (_, done) = client
+        .run("AUTHENTICATE PLAIN AHNlbmRlckBleGFtcGxlLmNvbQBzZWNyZXQ=")
+        .await;
+    assert_eq!(done, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+}
+
+/// A log writer into a shared buffer.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+thread_local! {
+    static THREAD_LOG: std::cell::RefCell<Option<LogBuffer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into the calling thread's capture buffer, if it has one.
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        THREAD_LOG.with(|log| {
+            if let Some(log) = log.borrow_mut().as_mut() {
+                log.write_all(bytes)?;
+            }
+            Ok(bytes.len())
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures what this thread logs (a test's runtime runs the server's tasks on its thread).
+/// One global subscriber for the test binary: a per-thread (scoped) subscriber misses events
+/// whose call sites another test thread registered at the same time.
+fn capture_logs() -> LogBuffer {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadLog)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+    let log = LogBuffer::default();
+    THREAD_LOG.with(|current| *current.borrow_mut() = Some(log.clone()));
+    log
+}
+
+/// A user name with a newline and an ESC, sent as a literal, cannot forge a log line (which a
+/// fail2ban filter would take as another address's failure): it is logged escaped, in one
+/// line. That line is the one fail2ban's filter matches, with the real client address.
+#[tokio::test]
+async fn client_strings_are_escaped_in_the_log_and_fail2ban_matches_the_real_address() {
+    let log = capture_logs();
+    let server = start(true).await;
+    let mut client = server.client().await;
+    let forged = "evil\n2026-12-02T03:40:00.000000Z  INFO mailstead_auth: auth failed: \
+                  service=imap rip=203.0.113.9 user=\"admin\" reason=wrong_password\x1b[0m";
+    client
+        .send(format!("a1 LOGIN {{{}}}\r\n", forged.len()).as_bytes())
+        .await;
+    let ready = client.line().await;
+    assert!(ready.starts_with("+ "), "{ready}");
+    client.send(format!("{forged} secret\r\n").as_bytes()).await;
+    let (_, done) = client.until_tagged("a1").await;
+    assert_eq!(done, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+
+    let text = log.text();
+    assert!(!text.contains('\x1b'), "{text}");
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("auth failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "log: {text:?}");
+    assert!(
+        failures[0].contains(
+            "auth failed: service=imap rip=127.0.0.1 user=\"evil\\n2026-12-02T03:40:00.000000Z  \
+             INFO mailstead_auth: auth failed: service=imap rip=203.0.113.9 \
+             user=\\\"admin\\\" reason=wrong_password\\x1b[0m\" reason=unknown_user"
+        ),
+        "{text}"
+    );
+
+    // The filter shipped for fail2ban finds exactly this failure, from 127.0.0.1.
+    let filter = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../dist/fail2ban/filter.d/mailstead.conf")
+        .canonicalize()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("mailstead.log");
+    std::fs::write(&log_file, &text).unwrap();
+    let output = match std::process::Command::new("fail2ban-regex")
+        .arg("--print-all-matched")
+        .arg(&log_file)
+        .arg(&filter)
+        .output()
+    {
+        Ok(output) => output,
+        Err(err) => panic!("cannot run fail2ban-regex ({err}): install Debian package fail2ban"),
+    };
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    let total = text.lines().count();
+    assert!(
+        report.contains(&format!("Lines: {total} lines, 0 ignored, 1 matched")),
+        "{report}"
+    );
+    assert!(!report.contains("203.0.113.9  "), "{report}");
+}
+
+/// Shutdown does not wait for a login: one waiting out a failure's delay (here an hour) ends
+/// with the session, and so would one queued for a hashing thread.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_delayed_login() {
+    let mut server = start_with_auth(
+        true,
+        AuthOptions {
+            failure_delay: Duration::from_secs(3600),
+            max_failure_delay: Duration::from_secs(3600),
+            ..AuthOptions::default()
+        },
+    )
+    .await;
+    let mut client = server.client().await;
+    client.send(b"a1 LOGIN alice@example.com wrong\r\n").await;
+    // The password has been checked: the login is now in (or entering) its delay.
+    while server.auth.verifications() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(server.stop.take());
+    let (untagged, done) = client.until_tagged("a1").await;
+    assert_eq!(untagged, ["* BYE Server shutting down."]);
+    assert_eq!(done, "NO [UNAVAILABLE] Server shutting down.");
 }

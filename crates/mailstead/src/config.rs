@@ -94,6 +94,40 @@ pub struct Config {
     pub lmtp: LmtpSection,
     pub imap: ImapSection,
     pub limits: LimitsSection,
+    pub auth: AuthSection,
+}
+
+/// `[auth]`: the failure penalty of the login service, shared by every protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// How long a failed login counts against its client address and its account.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub failure_window: Duration,
+    /// Failures from one address (IPv6: its /64) in the window after which its logins are
+    /// refused without checking the password until the window lets them go.
+    pub max_failures_per_address: u32,
+    /// Failures on one account in the window after which the addresses that failed against it
+    /// are refused on it (an address that never failed is still checked).
+    pub max_failures_per_account: u32,
+    /// Delay before a failure's answer; it doubles with each recent failure of the address.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub failure_delay: Duration,
+    /// The longest a failure's answer is delayed.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_failure_delay: Duration,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            failure_window: Duration::from_secs(15 * 60),
+            max_failures_per_address: 10,
+            max_failures_per_account: 10,
+            failure_delay: Duration::from_secs(1),
+            max_failure_delay: Duration::from_secs(15),
+        }
+    }
 }
 
 /// `[imap]`: the IMAP listeners.
@@ -335,6 +369,7 @@ impl Default for Config {
             lmtp: LmtpSection::default(),
             imap: ImapSection::default(),
             limits: LimitsSection::default(),
+            auth: AuthSection::default(),
         };
         match config.clone().make_paths_absolute() {
             Ok(absolute) => absolute,
@@ -625,6 +660,23 @@ impl Config {
         }
         if self.limits.max_connections == 0 {
             return fail("limits.max_connections", "must be at least 1".to_owned());
+        }
+
+        // [auth]
+        let auth = &self.auth;
+        if auth.max_failures_per_address < 1 || auth.max_failures_per_account < 1 {
+            let key = if auth.max_failures_per_address < 1 {
+                "auth.max_failures_per_address"
+            } else {
+                "auth.max_failures_per_account"
+            };
+            return fail(key, "must be at least 1 (the default is 10)".to_owned());
+        }
+        if auth.max_failure_delay < auth.failure_delay {
+            return fail(
+                "auth.max_failure_delay",
+                "must not be shorter than auth.failure_delay".to_owned(),
+            );
         }
 
         // [directory]
@@ -1139,6 +1191,19 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn auth_section_defaults_and_checks() {
+        let config = load("").unwrap();
+        assert_eq!(config.auth.failure_window, Duration::from_secs(900));
+        assert_eq!(config.auth.max_failures_per_address, 10);
+        let config =
+            load("[auth]\nfailure_window = \"5m\"\nmax_failure_delay = \"30s\"\n").unwrap();
+        assert_eq!(config.auth.failure_window, Duration::from_secs(300));
+        assert_eq!(config.auth.max_failure_delay, Duration::from_secs(30));
+        assert!(load("[auth]\nmax_failures_per_account = 0\n").is_err());
+        assert!(load("[auth]\nfailure_delay = \"20s\"\n").is_err());
+    }
 
     /// Loads TOML text as if it came from `test.toml`.
     fn load(text: &str) -> Result<Config, ConfigError> {

@@ -1,8 +1,8 @@
 //! What every listener of Mailstead needs, whatever protocol it speaks: the one accept loop
 //! ([`serve`]) with the process-wide registry of connections ([`Connections`]: the global
 //! cap, and the oldest idle connection before login evicted when full), the TLS configuration
-//! that certificate renewal swaps under running listeners, and a count of connections per
-//! client address.
+//! that certificate renewal swaps under running listeners, a count of connections per
+//! client address, and [`LogSafe`] for writing what clients send into the log.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +18,7 @@ pub use registry::{
 };
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -125,9 +126,62 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
     }
 }
 
+/// Shows a client-supplied string in a log line: quoted, with `"` and `\` escaped and every
+/// control character (CR, LF, ESC and the rest of C0 and C1, DEL) written as an escape
+/// (`\n`, `\x1b`, `\u{85}`), so a client can neither start a forged log line nor send
+/// terminal escapes, and a log filter (fail2ban) sees the value as one field.
+#[derive(Clone, Copy)]
+pub struct LogSafe<'a>(pub &'a str);
+
+impl fmt::Display for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write as _;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                c if u32::from(c) < 0x20 || c == '\u{7f}' => write!(f, "\\x{:02x}", u32::from(c))?,
+                // C1 controls (U+0080..U+009F: NEL, CSI) and the line and paragraph separators.
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+impl fmt::Debug for LogSafe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// [`LogSafe`] for bytes that may not be UTF-8: invalid sequences show as U+FFFD.
+pub fn escape_for_log(bytes: &[u8]) -> String {
+    LogSafe(&String::from_utf8_lossy(bytes)).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_safe_escapes_every_control_character() {
+        let forged = "bob\n2026-01-01T00:00:00Z  INFO auth failed: user=admin\x1b[2J\r\u{85}\u{9b}\u{7f}\"\\é";
+        let shown = LogSafe(forged).to_string();
+        assert_eq!(
+            shown,
+            "\"bob\\n2026-01-01T00:00:00Z  INFO auth failed: user=admin\\x1b[2J\\r\\u{85}\\u{9b}\\x7f\\\"\\\\é\""
+        );
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(escape_for_log(b"a\xffb\0"), "\"a\u{fffd}b\\x00\"");
+    }
 
     #[test]
     fn slots_are_counted_per_key_and_given_back() {

@@ -1,7 +1,7 @@
 //! crypt(3) strings, recognised by their self-describing prefix.
 
 use crate::PasswordError;
-use crate::argon::Argon2Hash;
+use crate::argon::{Argon2Hash, HashMemory};
 use crate::blf_crypt::BlfCrypt;
 use crate::des_crypt::DesCrypt;
 use crate::md5_crypt::Md5Crypt;
@@ -69,13 +69,17 @@ impl Crypt {
         }
     }
 
-    pub(crate) fn verify(&self, password: &[u8]) -> Result<bool, PasswordError> {
+    pub(crate) fn verify(
+        &self,
+        password: &[u8],
+        memory: &mut HashMemory,
+    ) -> Result<bool, PasswordError> {
         match self {
             Self::Des(h) => Ok(h.verify(password)),
             Self::Md5(h) => Ok(h.verify(password)),
             Self::Sha(h) => h.verify(password),
             Self::Blf(h) => h.verify(password),
-            Self::Argon2(h) => h.verify(password),
+            Self::Argon2(h) => h.verify_in(password, memory),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use subtle::ConstantTimeEq as _;
 
 use crate::PasswordError;
+use crate::argon::HashMemory;
 use crate::crypt::Crypt;
 use crate::digest::{self, DigestAlg, Encoding};
 use crate::encoding::{b64_decode, hex_decode};
@@ -124,7 +125,16 @@ impl Stored {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn verify(&self, password: &[u8]) -> Result<bool, PasswordError> {
+        self.verify_in(password, &mut HashMemory::default())
+    }
+
+    pub(crate) fn verify_in(
+        &self,
+        password: &[u8],
+        memory: &mut HashMemory,
+    ) -> Result<bool, PasswordError> {
         match self {
             Self::Plain(text) => Ok(text.ct_eq(password).into()),
             Self::PlainTrunc { limit, text } => Ok(plain_trunc_matches(*limit, text, password)),
@@ -134,7 +144,7 @@ impl Stored {
             Self::Salted {
                 alg, digest, salt, ..
             } => Ok(digest::verify_salted(*alg, digest, salt, password)),
-            Self::Crypt(c) => c.verify(password),
+            Self::Crypt(c) => c.verify(password, memory),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
-use mailstead_net::{Closing, ConnectionHandle};
+use mailstead_net::{Closing, ConnectionHandle, LogSafe};
 use mailstead_store::{MessageWriter, StoreError};
 use tracing::{info, warn};
 
@@ -771,7 +771,7 @@ impl Session {
             .collect();
         info!(
             queue_id,
-            from = %sender,
+            from = %LogSafe(&sender),
             peer = %self.peer.description,
             recipients = recipients.len(),
             delivered = per_recipient.iter().filter(|outcome| outcome.is_ok()).count(),
@@ -809,9 +809,9 @@ impl Session {
                         if let Some(Err(reply)) = outcomes.get(&local.location.maildir) {
                             warn!(
                                 queue_id,
-                                recipient = %recipient.address,
-                                mailbox = %local.address,
-                                reason = %reply.lines.join(" "),
+                                recipient = %LogSafe(&recipient.address.to_string()),
+                                mailbox = %LogSafe(&local.address.to_string()),
+                                reason = %LogSafe(&reply.lines.join(" ")),
                                 code = reply.code,
                                 "message accepted but not delivered to this mailbox"
                             );

@@ -366,3 +366,39 @@ fn with_database_replaces_only_the_path() {
         "mysql://root@h/mst_3"
     );
 }
+
+/// Logins as a protocol checks them: through the login service, which verifies the password
+/// the directory fetched ([`Directory::login_credentials`]). Submission's rules (send-only
+/// mailboxes may log in), no failure delay.
+pub trait Authenticate {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &[u8],
+    ) -> Result<mailstead_auth::AuthOutcome, mailstead_auth::AuthError>;
+}
+
+impl Authenticate for Directory {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &[u8],
+    ) -> Result<mailstead_auth::AuthOutcome, mailstead_auth::AuthError> {
+        let auth = mailstead_auth::Authenticator::new(
+            self.clone(),
+            mailstead_auth::AuthOptions {
+                failure_delay: Duration::ZERO,
+                max_failure_delay: Duration::ZERO,
+                hashing_threads: 1,
+                ..mailstead_auth::AuthOptions::default()
+            },
+        );
+        auth.log_in(mailstead_auth::LoginAttempt {
+            service: mailstead_auth::Service::Submission,
+            client: std::net::IpAddr::from([192, 0, 2, 1]),
+            login,
+            password,
+        })
+        .await
+    }
+}

@@ -4,12 +4,13 @@ use std::io;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mailstead_directory::account::AuthOutcome;
+use mailstead_auth::{AuthOutcome, LoginAttempt, Service};
 use mailstead_directory::model::MaildirLayout;
+use mailstead_net::{Closing, LogSafe};
 use mailstead_store::FolderLayout;
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
-use crate::session::{Done, Session, User};
+use crate::session::{Done, EVICTED, Session, User};
 
 impl Session {
     pub(crate) async fn starttls(&mut self, tag: &str) -> io::Result<Done> {
@@ -124,26 +125,39 @@ impl Session {
         }
     }
 
-    /// Checks the password, takes a per-user connection slot and opens the mail.
+    /// Asks the login service, takes a per-user connection slot and opens the mail.
     async fn log_in(&mut self, login: &str, password: &[u8]) -> io::Result<Done> {
-        let outcome = match self.ctx.directory.authenticate(login, password).await {
-            Ok(outcome) => outcome,
-            // A login that is not an address cannot belong to anyone.
-            Err(mailstead_directory::DirectoryError::Address(_)) => {
-                AuthOutcome::Refused(mailstead_directory::account::AuthRefusal::UnknownLogin)
+        let attempt = LoginAttempt {
+            service: Service::Imap,
+            client: self.peer,
+            login,
+            password,
+        };
+        // Shutdown does not wait for a queued verification or a failure's delay: dropping the
+        // login gives up its place.
+        let outcome = tokio::select! {
+            biased;
+            closing = self.connection.closing() => {
+                let goodbye: &[u8] = match closing {
+                    Closing::Shutdown => b"* BYE Server shutting down.\r\n",
+                    Closing::Evicted => EVICTED,
+                };
+                self.conn.write(goodbye).await?;
+                return Ok(Done::no("[UNAVAILABLE] Server shutting down.").then_close());
             }
-            Err(err) => {
-                error!(peer = %self.peer, cause = %err, "IMAP authentication failed: directory error");
-                return Ok(Done::no("[UNAVAILABLE] Temporary authentication failure."));
-            }
+            outcome = self.ctx.auth.log_in(attempt) => outcome,
         };
         let account = match outcome {
-            AuthOutcome::Accepted(account) => account,
-            AuthOutcome::Refused(reason) => {
+            Ok(AuthOutcome::Accepted(account)) => account,
+            Ok(AuthOutcome::Refused(refusal)) => {
+                // Refusals without verification count too, so a blocked client cannot keep
+                // one connection asking.
                 self.failed_logins += 1;
-                info!(peer = %self.peer, user = %login, ?reason, "IMAP login refused");
-                tokio::time::sleep(self.ctx.limits.failed_login_delay).await;
-                let done = Done::no("[AUTHENTICATIONFAILED] Authentication failed.");
+                let done = if refusal.is_temporary() {
+                    Done::no("[UNAVAILABLE] Too many failed logins, try again later.")
+                } else {
+                    Done::no("[AUTHENTICATIONFAILED] Authentication failed.")
+                };
                 if self.failed_logins >= self.ctx.limits.max_failed_logins {
                     self.conn
                         .write(b"* BYE Too many failed logins.\r\n")
@@ -152,6 +166,10 @@ impl Session {
                 }
                 return Ok(done);
             }
+            Err(err) => {
+                error!(peer = %self.peer, cause = %err, "IMAP authentication failed");
+                return Ok(Done::no("[UNAVAILABLE] Temporary authentication failure."));
+            }
         };
         let address = account.address.to_string();
         let Some(slot) = self
@@ -159,7 +177,7 @@ impl Session {
             .user_sessions
             .take(address.clone(), self.ctx.limits.max_connections_per_user)
         else {
-            warn!(peer = %self.peer, user = %address, "too many IMAP connections for one user");
+            warn!(peer = %self.peer, user = %LogSafe(&address), "too many IMAP connections for one user");
             return Ok(Done::no(
                 "[LIMIT] Maximum number of connections for this user exceeded.",
             ));
@@ -176,7 +194,7 @@ impl Session {
         {
             Ok(mail) => mail,
             Err(err) => {
-                error!(user = %address, cause = %err, "cannot open the mailbox's Maildir");
+                error!(user = %LogSafe(&address), cause = %err, "cannot open the mailbox's Maildir");
                 return Ok(Done::no(
                     "[SERVERBUG] Cannot open your mailbox. Refer to server log.",
                 ));

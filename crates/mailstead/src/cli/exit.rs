@@ -69,6 +69,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     if let Some(err) = err.downcast_ref::<DirectoryError>() {
         return directory_code(err);
     }
+    if let Some(err) = err.downcast_ref::<mailstead_auth::AuthError>() {
+        return match err {
+            mailstead_auth::AuthError::Directory(err) => directory_code(err),
+            mailstead_auth::AuthError::StoredPassword { .. } => DATA,
+            mailstead_auth::AuthError::Unavailable => SOFTWARE,
+        };
+    }
     if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<TlsError>().is_some() {
         return CONFIG;
     }

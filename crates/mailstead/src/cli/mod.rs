@@ -206,6 +206,18 @@ fn init_logging(config: &Config, serving: bool) {
         .try_init();
 }
 
+/// The login service's options from the configuration.
+pub fn auth_options(config: &Config) -> mailstead_auth::AuthOptions {
+    mailstead_auth::AuthOptions {
+        failure_window: config.auth.failure_window,
+        max_failures_per_address: config.auth.max_failures_per_address,
+        max_failures_per_account: config.auth.max_failures_per_account,
+        failure_delay: config.auth.failure_delay,
+        max_failure_delay: config.auth.max_failure_delay,
+        ..mailstead_auth::AuthOptions::default()
+    }
+}
+
 /// The directory's options from the configuration.
 pub fn directory_options(config: &Config) -> DirectoryOptions {
     let directory = &config.directory;

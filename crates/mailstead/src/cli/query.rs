@@ -1,16 +1,18 @@
 //! The questions the servers ask, asked by hand: `resolve`, `auth test`, `may-send`; and
 //! `audit`, what was changed.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use mailstead_admin::output::{self, AuthAnswer, MaySendAnswer};
+use mailstead_auth::{AuthOutcome, Authenticator, LoginAttempt, Service};
 use mailstead_directory::Directory;
 use mailstead_directory::resolve::Resolution;
 
 use crate::cli::exit;
-use crate::cli::{Ctx, password};
+use crate::cli::{Ctx, auth_options, password};
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
@@ -48,8 +50,22 @@ pub async fn auth(ctx: &Ctx, command: AuthCommand) -> anyhow::Result<ExitCode> {
     let login = Directory::parse_address(&address)?.to_string();
     let directory = ctx.directory().await?;
     let password = password::read_existing(&login)?;
-    let outcome = directory.authenticate(&login, &password).await?;
-    let answer = AuthAnswer::new(&login, &outcome);
+    // The CLI asks the login service like any protocol does; its penalty lives only as long
+    // as this process, and its delays are the first ones (a wrong password waits a second).
+    let auth = Authenticator::new(directory.clone(), auth_options(&ctx.config));
+    let outcome = auth
+        .log_in(LoginAttempt {
+            service: Service::Cli,
+            client: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            login: &login,
+            password: &password,
+        })
+        .await?;
+    let reason = match outcome {
+        AuthOutcome::Accepted(_) => None,
+        AuthOutcome::Refused(refusal) => Some(refusal.describe()),
+    };
+    let answer = AuthAnswer::new(&login, reason);
     ctx.show(&answer, || answer.text())?;
     Ok(if answer.accepted {
         ExitCode::SUCCESS

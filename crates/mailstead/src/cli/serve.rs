@@ -147,7 +147,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             mode,
         })
     };
-    let imap = Arc::new(ImapContext::new(
+    // One login service for every listener and protocol, so failures count across them.
+    let auth = mailstead_auth::Authenticator::new(directory.clone(), super::auth_options(config));
+    let imap = ImapContext::new(
         directory.clone(),
         MailStore::new(&store),
         config.hostname().to_owned(),
@@ -163,7 +165,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             ..mailstead_imap::Limits::default()
         },
         config.imap.login_on_loopback_without_tls,
-    ));
+    );
+    let imap = Arc::new(imap.with_authenticator(auth));
 
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
     let stopped = move || {
