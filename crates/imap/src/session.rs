@@ -448,6 +448,9 @@ impl Session {
                 "[INUSE] Mailbox has children, delete them first.".to_owned()
             }
             MailboxError::OverQuota { .. } => "[OVERQUOTA] Quota exceeded.".to_owned(),
+            MailboxError::LockTimeout { .. } => {
+                "[UNAVAILABLE] Mailbox is locked by another process, try again later.".to_owned()
+            }
             other => {
                 error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %other, "IMAP store error");
                 "[SERVERBUG] Internal error occurred. Refer to server log for more information."
