@@ -841,3 +841,37 @@ async fn symlinked_folders_are_not_followed() {
         assert_eq!(fs::read_dir(victim.join("new")).expect("new").count(), 1);
     }
 }
+
+/// A message file that is a symbolic link (to another user's mail, to a system file) gets
+/// no UID and is never read.
+#[tokio::test]
+async fn symlinked_message_files_are_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivery = store(dir.path());
+    let victim = dir.path().join("victim/Maildir");
+    deliver(&delivery, &victim, "secret").await;
+    let secret = fs::read_dir(victim.join("new"))
+        .expect("new")
+        .next()
+        .expect("one")
+        .expect("entry")
+        .path();
+    let root = dir.path().join("attacker/Maildir");
+    deliver(&delivery, &root, "own").await;
+    std::os::unix::fs::symlink(&secret, root.join("cur/1.M1P1Q1.evil,S=10:2,")).expect("link");
+    std::os::unix::fs::symlink(&secret, root.join("new/2.M1P1Q2.evil")).expect("link");
+    let mail = MailStore::new(&delivery);
+    let account = mail
+        .open_account(&root, FolderLayout::Fs, None)
+        .await
+        .expect("open");
+    let inbox = account.open("INBOX").await.expect("INBOX");
+    let snapshot = inbox.snapshot();
+    assert_eq!(snapshot.messages.len(), 1);
+    let own = inbox
+        .read(snapshot.messages[0].uid)
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(String::from_utf8_lossy(&own).contains("own"));
+}

@@ -381,7 +381,7 @@ impl Folder {
                         None => return Ok(None),
                     }
                 };
-                match fs::read(&path) {
+                match read_message_file(&path) {
                     Ok(bytes) => return Ok(Some(bytes)),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                     Err(err) => return Err(MailboxError::io(&path, err)),
@@ -609,9 +609,36 @@ fn to_stored(message: &[u8]) -> (Vec<u8>, u64) {
     (out, vsize)
 }
 
+/// Opens a message file that is a regular file, never through a symbolic link: the file
+/// opened must be the one `lstat` saw, so a link swapped in between is caught too.
+fn open_message_file(path: &Path) -> io::Result<File> {
+    let seen = fs::symlink_metadata(path)?;
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file (symbolic links are not followed)",
+        )
+    };
+    if !seen.file_type().is_file() {
+        return Err(not_regular());
+    }
+    let file = File::open(path)?;
+    let opened = file.metadata()?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+fn read_message_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut open_message_file(path)?, &mut bytes)?;
+    Ok(bytes)
+}
+
 /// The CRLF size of a stored file without `W=` in its name.
 fn count_vsize(path: &Path) -> Option<u64> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = read_message_file(path).ok()?;
     let lf = bytes.iter().filter(|&&b| b == b'\n').count();
     let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
     Some((bytes.len() + lf - crlf) as u64)
@@ -1021,7 +1048,12 @@ impl Inner {
             .dir
             .join(if in_new { "new" } else { "cur" })
             .join(&name);
-        let meta = fs::metadata(&path).ok()?;
+        // A message file that is a symbolic link (to another user's mail, to /etc/shadow)
+        // gets no UID: it is never read.
+        let meta = fs::symlink_metadata(&path).ok()?;
+        if !meta.file_type().is_file() {
+            return None;
+        }
         let base = format::base_name(&name);
         let size = match format::size_field(base, 'W') {
             Some(size) => size,
@@ -1522,7 +1554,7 @@ fn place_copy(item: &CopyItem, target: &Path) -> Result<(), MailboxError> {
         Err(_) => item.path.clone(),
     };
     let res = (|| -> io::Result<()> {
-        let mut from = File::open(&source)?;
+        let mut from = open_message_file(&source)?;
         let mut to = OpenOptions::new()
             .write(true)
             .create_new(true)
