@@ -496,6 +496,9 @@ impl Session {
                 "[INUSE] Mailbox has children, delete them first.".to_owned()
             }
             MailboxError::OverQuota { .. } => "[OVERQUOTA] Quota exceeded.".to_owned(),
+            MailboxError::LockTimeout { .. } => {
+                "[UNAVAILABLE] Mailbox is locked by another process, try again later.".to_owned()
+            }
             other => {
                 // Store errors can name the client's mailbox names.
                 error!(user = ?self.user.as_ref().map(|u| u.account.address.to_string()), cause = %LogSafe(&other.to_string()), "IMAP store error");

@@ -1229,3 +1229,44 @@ async fn shutdown_does_not_wait_for_a_delayed_login() {
     assert_eq!(untagged, ["* BYE Server shutting down."]);
     assert_eq!(done, "NO [UNAVAILABLE] Server shutting down.");
 }
+
+// ---- Hardening (store): folder names the Maildir cannot hold get a clean NO [CANNOT] ----
+
+#[tokio::test]
+async fn folder_names_that_collide_or_overflow_are_refused_with_cannot() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    let deep = (0..21)
+        .map(|n| format!("L{n}"))
+        .collect::<Vec<_>>()
+        .join("/");
+    let long = "x".repeat(300);
+    let over_long = "y".repeat(1000);
+    for (name, reason) in [
+        ("dovecot-uidlist.lock", "kept for the server's files"),
+        ("Work/dovecot-keywords", "kept for the server's files"),
+        ("maildirsize", "Maildir's own files"),
+        ("tmp", "Maildir's own directories"),
+        ("Archive/x.lock", "lock files"),
+        (deep.as_str(), "20 hierarchy levels"),
+        (long.as_str(), "longer than 255 bytes on disk"),
+        (over_long.as_str(), "longer than 255 bytes on disk"),
+    ] {
+        let (_, done) = client.run(&format!("CREATE \"{name}\"")).await;
+        assert!(
+            done.starts_with("NO [CANNOT] Invalid mailbox name:") && done.contains(reason),
+            "{}: {done}",
+            &name[..name.len().min(40)]
+        );
+        let (_, done) = client.run(&format!("RENAME Archive \"{name}\"")).await;
+        assert!(done.starts_with("NO [CANNOT]"), "{done}");
+    }
+    // Deliveries and APPENDs go on as before.
+    let mail = message("after", "still works");
+    let (_, done) = client
+        .run(&format!("APPEND INBOX {{{}+}}\r\n{mail}", mail.len()))
+        .await;
+    assert!(done.starts_with("OK [APPENDUID"), "{done}");
+    let (_, done) = client.run("SELECT INBOX").await;
+    assert!(done.starts_with("OK"), "{done}");
+}

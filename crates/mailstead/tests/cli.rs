@@ -1001,3 +1001,98 @@ fn serve_starts_on_an_empty_dir_and_stops_on_sigterm() {
     // The CLI works on what the server made.
     env.ok(&["domain", "add", "example.com"]);
 }
+
+// ---- Hardening: a removed mailbox's files never pass to the next owner of the address ----
+
+fn location(env: &Env, address: &str) -> (PathBuf, PathBuf) {
+    let shown = env.json(&["mailbox", "show", address]);
+    let path = |key: &str| PathBuf::from(shown["location"][key].as_str().unwrap());
+    (path("home"), path("maildir"))
+}
+
+fn retired_dirs(parent: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(parent)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(".removed-"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn removed_mailbox_mail_is_moved_aside_or_purged_and_never_inherited() {
+    let env = Env::new();
+    env.ok(&["domain", "add", "example.com"]);
+    env.ok_with(&["mailbox", "add", "bob@example.com"], "bob-secret-12\n");
+    let (home, maildir) = location(&env, "bob@example.com");
+    let message = "1764644400.M1P1Q1.mx,S=20,W=21";
+    std::fs::create_dir_all(maildir.join("new")).unwrap();
+    std::fs::write(
+        maildir.join("new").join(message),
+        "Subject: for bob\n\nhi\n",
+    )
+    .unwrap();
+
+    let out = env.ok(&["mailbox", "remove", "bob@example.com"]);
+    let parent = home.parent().unwrap();
+    let retired = retired_dirs(parent);
+    assert_eq!(retired.len(), 1, "{out}");
+    let name = retired[0].file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        name.starts_with(".removed-") && name.ends_with("Z-bob"),
+        "{name}"
+    );
+    assert!(
+        out.contains(&format!("was moved to {}", retired[0].display())),
+        "{out}"
+    );
+    assert!(!home.exists());
+    let old = retired[0]
+        .join(maildir.strip_prefix(&home).unwrap())
+        .join("new")
+        .join(message);
+    assert!(old.exists(), "the old mail is kept aside");
+
+    // The address again: a new, empty mailbox.
+    env.ok_with(&["mailbox", "add", "bob@example.com"], "bob-secret-34\n");
+    assert_eq!(
+        location(&env, "bob@example.com"),
+        (home.clone(), maildir.clone())
+    );
+    assert!(!maildir.join("new").join(message).exists());
+    assert!(!maildir.exists() || std::fs::read_dir(maildir.join("new")).unwrap().count() == 0);
+
+    // --purge deletes instead, without touching what was retired before.
+    std::fs::create_dir_all(maildir.join("cur")).unwrap();
+    std::fs::write(maildir.join("cur").join("2.M1P1Q2.mx:2,S"), "second\n").unwrap();
+    let removed = env.json(&["mailbox", "remove", "bob@example.com", "--purge"]);
+    assert_eq!(removed["files"][0]["from"], home.to_str().unwrap());
+    assert!(removed["files"][0]["moved_to"].is_null());
+    assert!(!home.exists());
+    assert_eq!(retired_dirs(parent), retired);
+    assert!(old.exists());
+
+    // Files another writer left at a new mailbox's home are moved aside when it is added.
+    let (carol_home, carol_maildir) = (parent.join("carol"), parent.join("carol/Maildir"));
+    std::fs::create_dir_all(carol_maildir.join("cur")).unwrap();
+    std::fs::write(carol_maildir.join("cur").join("3.M1P1Q3.mx:2,S"), "old\n").unwrap();
+    let out = env.ok_with(&["mailbox", "add", "carol@example.com"], "carol-secret-1\n");
+    assert_eq!(
+        location(&env, "carol@example.com"),
+        (carol_home.clone(), carol_maildir.clone())
+    );
+    assert!(out.contains("by an earlier mailbox were moved to"), "{out}");
+    assert!(!carol_home.exists());
+    let retired_now = retired_dirs(parent);
+    assert_eq!(retired_now.len(), 2, "{retired_now:?}");
+    assert!(
+        retired_now
+            .iter()
+            .any(|dir| dir.join("Maildir/cur/3.M1P1Q3.mx:2,S").exists())
+    );
+}

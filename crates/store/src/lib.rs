@@ -21,6 +21,8 @@
 //! - `maildir.rs`: file names, creating a Maildir, the tmp/ to new/ dance.
 //! - `quota.rs`: the Maildir++ `maildirsize` file, as Dovecot's `quota = maildir` backend
 //!   reads and writes it.
+//! - `retire.rs`: moving a removed mailbox's files aside (or deleting them), so that an
+//!   address added again starts empty.
 //! - `mailbox/`: the IMAP-facing side: [`MailStore`], [`Account`], [`Folder`] (folders, UIDs,
 //!   flags, keywords, modseqs) in Dovecot 2.3's own files; a delivery wakes the open
 //!   [`Folder`] of its Maildir through a registry shared with [`Store`].
@@ -55,6 +57,7 @@
 pub mod mailbox;
 mod maildir;
 mod quota;
+mod retire;
 mod writer;
 
 use std::io;
@@ -66,6 +69,7 @@ pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
     MessageMeta, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags,
 };
+pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};
 pub use writer::{MessageWriter, SpooledMessage};
 
 /// The handle to local delivery; cheap to clone.

@@ -17,6 +17,11 @@ const NAME_ATTEMPTS: u32 = 100;
 /// Makes names unique within this process when the clock does not move between two.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// How many hierarchy levels a folder name may have (Dovecot's `MAILBOX_MAX_HIERARCHY_LEVELS`).
+/// Creating, listing and the quota scan all stop here, so no folder can hold mail the quota
+/// does not count.
+pub(crate) const MAX_FOLDER_DEPTH: usize = 20;
+
 /// What `deliver` needs of a spooled message.
 pub(crate) struct Message {
     pub(crate) spool_path: PathBuf,
@@ -278,12 +283,113 @@ fn names_exhausted() -> io::Error {
     io::Error::new(io::ErrorKind::AlreadyExists, "no free Maildir file name")
 }
 
+/// Whether `path` is a directory itself, not a symbolic link to one (nor anything else).
+pub(crate) fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_dir())
+}
+
+/// Whether `dir` holds a Maildir: it and its `cur/` are real directories, and so are `new/`
+/// and `tmp/` where they exist. Symbolic links are never followed: a folder that is a link
+/// (to `/etc`, to another user's Maildir) is no folder.
+pub(crate) fn is_maildir(dir: &Path) -> bool {
+    is_real_dir(dir)
+        && is_real_dir(&dir.join("cur"))
+        && ["new", "tmp"].iter().all(|sub| {
+            fs::symlink_metadata(dir.join(sub)).map_or_else(
+                |err| err.kind() == io::ErrorKind::NotFound,
+                |meta| meta.file_type().is_dir(),
+            )
+        })
+}
+
+/// The error for a path where a real directory must be and something else (a symbolic link,
+/// a file) is.
+pub(crate) fn not_a_directory() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotADirectory,
+        "not a directory (symbolic links are not followed)",
+    )
+}
+
+/// Every folder directory below a Maildir root, with its levels as named on disk:
+/// Maildir++ `.Folder` directories in the root (`plus_plus`; one entry, its name without
+/// the leading dot) and `LAYOUT=fs` sub-directories down to [`MAX_FOLDER_DEPTH`] levels
+/// (`fs`). A directory is listed when [`is_maildir`]; `LAYOUT=fs` parents without `cur/`
+/// are walked through. Symbolic links are never followed, and names that are not UTF-8
+/// (no IMAP name maps to them) are skipped.
+pub(crate) fn folder_dirs(
+    root: &Path,
+    plus_plus: bool,
+    fs_layout: bool,
+) -> io::Result<Vec<(Vec<String>, PathBuf)>> {
+    let mut out = Vec::new();
+    if plus_plus {
+        for entry in fs::read_dir(root)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            let Some(rest) = file_name.to_str().and_then(|name| name.strip_prefix('.')) else {
+                continue;
+            };
+            if rest.is_empty() || rest.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            if is_maildir(&path) {
+                out.push((vec![rest.to_owned()], path));
+            }
+        }
+    }
+    if fs_layout {
+        walk_fs_levels(root, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+fn walk_fs_levels(
+    dir: &Path,
+    levels: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, PathBuf)>,
+) -> io::Result<()> {
+    if levels.len() >= MAX_FOLDER_DEPTH {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            continue;
+        };
+        if name.starts_with('.') || matches!(name, "cur" | "new" | "tmp") {
+            continue;
+        }
+        // The entry's own type: a symbolic link is not a directory here.
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let path = entry.path();
+        levels.push(name.to_owned());
+        if is_maildir(&path) {
+            out.push((levels.clone(), path.clone()));
+        }
+        let res = walk_fs_levels(&path, levels, out);
+        levels.pop();
+        match res {
+            Ok(()) => {}
+            // Removed or renamed while we looked: it has no folders now.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
 /// Creates the Maildir and its `cur/`, `new/` and `tmp/` when missing, and makes every
-/// directory it creates durable.
+/// directory it creates durable. A `cur/`, `new/` or `tmp/` that is a symbolic link (or a
+/// file) is refused, never followed.
 pub(crate) fn ensure_maildir(maildir: &Path) -> Result<(), StoreError> {
     if ["cur", "new", "tmp"]
         .iter()
-        .all(|sub| maildir.join(sub).is_dir())
+        .all(|sub| is_real_dir(&maildir.join(sub)))
     {
         return Ok(());
     }
@@ -294,7 +400,10 @@ pub(crate) fn ensure_maildir(maildir: &Path) -> Result<(), StoreError> {
         let dir = maildir.join(sub);
         match DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && is_real_dir(&dir) => {}
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::io(&dir, not_a_directory()));
+            }
             Err(err) => return Err(StoreError::io(&dir, err)),
         }
     }
@@ -362,6 +471,13 @@ pub(crate) fn remove_files_in(dir: &Path) -> Result<u64, StoreError> {
 /// none. Returns how many were removed. Anything newer may be a delivery in progress and
 /// is left alone, as are directories, symlinks and other special files.
 pub(crate) fn remove_stale_files_in(dir: &Path, before: SystemTime) -> Result<u64, StoreError> {
+    // A `tmp` that is a symbolic link would have us delete files wherever it points.
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_dir() => {}
+        Ok(_) => return Err(StoreError::io(dir, not_a_directory())),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(StoreError::io(dir, err)),
+    }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),

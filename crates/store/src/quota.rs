@@ -22,10 +22,6 @@ use crate::{StoreError, maildir};
 /// Dovecot recalculates a `maildirsize` this large rather than read more lines.
 const MAX_FILE_LEN: usize = 5120;
 
-/// How deep folders are looked for when recalculating (Maildir++ folders are one level deep;
-/// `LAYOUT=fs` folders nest).
-const MAX_FOLDER_DEPTH: u32 = 16;
-
 /// What the check found out, for the update after the delivery.
 #[derive(Debug)]
 pub(crate) struct QuotaState {
@@ -237,17 +233,29 @@ fn parse(contents: &[u8]) -> Option<Parsed> {
 }
 
 /// Sums the messages in `new/` and `cur/` of the INBOX and of every folder (Maildir++
-/// `.Folder` directories and `LAYOUT=fs` sub-directories alike), the way Dovecot
-/// recalculates. The size is the `S=` of the name, or the file's length without one.
+/// `.Folder` directories and `LAYOUT=fs` sub-directories alike, found as the folder list
+/// finds them, down to the same depth), the way Dovecot recalculates. The size is the `S=`
+/// of the name, or the file's length without one. Symbolic links are not followed.
 fn scan(maildir: &Path) -> Result<Usage, StoreError> {
     let mut usage = Usage { bytes: 0, count: 0 };
-    scan_folder(maildir, 0, &mut usage)?;
+    scan_folder(maildir, &mut usage)?;
+    let folders = match maildir::folder_dirs(maildir, true, true) {
+        Ok(folders) => folders,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(usage),
+        Err(err) => return Err(StoreError::io(maildir, err)),
+    };
+    for (_, folder) in folders {
+        scan_folder(&folder, &mut usage)?;
+    }
     Ok(usage)
 }
 
-fn scan_folder(folder: &Path, depth: u32, usage: &mut Usage) -> Result<(), StoreError> {
+fn scan_folder(folder: &Path, usage: &mut Usage) -> Result<(), StoreError> {
     for sub in ["new", "cur"] {
         let dir = folder.join(sub);
+        if !maildir::is_real_dir(&dir) {
+            continue;
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
@@ -275,30 +283,6 @@ fn scan_folder(folder: &Path, depth: u32, usage: &mut Usage) -> Result<(), Store
             };
             usage.bytes = usage.bytes.saturating_add(size);
             usage.count += 1;
-        }
-    }
-    if depth >= MAX_FOLDER_DEPTH {
-        return Ok(());
-    }
-    let entries = match fs::read_dir(folder) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(StoreError::io(folder, err)),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(err) => return Err(StoreError::io(folder, err)),
-        };
-        let name = entry.file_name();
-        if matches!(name.to_str(), Some("new" | "cur" | "tmp")) {
-            continue;
-        }
-        // Symlinks are not followed: file_type() does not resolve them.
-        let is_dir = entry.file_type().map(|kind| kind.is_dir()).unwrap_or(false);
-        let path = entry.path();
-        if is_dir && path.join("cur").is_dir() {
-            scan_folder(&path, depth + 1, usage)?;
         }
     }
     Ok(())

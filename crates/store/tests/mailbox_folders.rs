@@ -541,3 +541,337 @@ async fn damaged_files_are_survived() {
     let inbox = account.open("INBOX").await.expect("inbox");
     assert_eq!(inbox.sync().await.expect("sync").messages.len(), 3);
 }
+
+// ---- Hardening: control-file names, the uidlist lock, depth and length, symbolic links ----
+
+fn levels(n: usize) -> String {
+    (0..n)
+        .map(|level| format!("L{level}"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `CREATE "dovecot-uidlist.lock"` used to put a directory where Dovecot's lock file goes,
+/// and every later sync of that folder spun forever trying to take the lock.
+#[tokio::test]
+async fn folder_names_of_control_files_are_refused() {
+    for layout in [FolderLayout::MaildirPlusPlus, FolderLayout::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let mail = MailStore::new(&store(dir.path()));
+        let account = mail.open_account(&root, layout, None).await.expect("open");
+        account.create("Work", None).await.expect("Work");
+        for name in [
+            "dovecot-uidlist.lock",
+            "dovecot-uidlist",
+            "dovecot-keywords",
+            "dovecot.index.log",
+            "maildirsize",
+            "subscriptions",
+            "mailstead.index",
+            "Work/dovecot-uidlist.lock",
+            "Work/x.lock",
+        ] {
+            let err = account.create(name, None).await.expect_err(name);
+            assert!(
+                matches!(err, MailboxError::InvalidName { .. }),
+                "{name} {layout:?}: {err}"
+            );
+            let err = account.rename("Work", name).await.expect_err(name);
+            assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+            let err = account.set_subscribed(name, true).await.expect_err(name);
+            assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+            let Err(err) = account.open(name).await else {
+                panic!("{name} opened");
+            };
+            assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+        }
+        if layout == FolderLayout::Fs {
+            for name in ["cur", "Work/new", "tmp"] {
+                let err = account.create(name, None).await.expect_err(name);
+                assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+            }
+        }
+        // Nothing was made, and the folders still take messages.
+        let work = account.open("Work").await.expect("Work");
+        work.append(MESSAGE, SystemFlags::empty(), &[], None)
+            .await
+            .expect("append");
+        let inbox = account.open("INBOX").await.expect("INBOX");
+        inbox
+            .append(MESSAGE, SystemFlags::empty(), &[], None)
+            .await
+            .expect("append");
+        assert!(!root.join("dovecot-uidlist.lock").exists());
+        assert!(!root.join("Work/dovecot-uidlist.lock").exists());
+    }
+}
+
+/// A directory left where the lock goes (by the old CREATE) is an error at once, not a
+/// wait: the old loop spun at 100 % CPU forever once the directory was two minutes old.
+#[tokio::test]
+async fn a_directory_at_the_lock_path_fails_the_command_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let delivery = store(dir.path());
+    let mail = MailStore::new(&delivery);
+    let account = mail
+        .open_account(&root, FolderLayout::Fs, None)
+        .await
+        .expect("open");
+    let lock = root.join("dovecot-uidlist.lock");
+    for sub in ["", "cur", "new", "tmp"] {
+        fs::create_dir_all(lock.join(sub)).expect("mkdir");
+    }
+    let old = std::time::SystemTime::now() - Duration::from_secs(600);
+    fs::File::open(&lock)
+        .and_then(|file| file.set_modified(old))
+        .expect("mtime");
+    deliver(&delivery, &root, "m1").await;
+    let Err(err) = account.open("INBOX").await else {
+        panic!("opened under a blocked lock");
+    };
+    assert!(matches!(err, MailboxError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    // Not a folder either: the list does not show it.
+    let names: Vec<String> = account
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("lock")), "{names:?}");
+    // Once it is gone, the folder works again and the message is there.
+    fs::remove_dir_all(&lock).expect("rm");
+    let inbox = account.open("INBOX").await.expect("INBOX");
+    assert_eq!(inbox.snapshot().messages.len(), 1);
+}
+
+/// The quota scan used to stop at 16 levels while folders could be 32 deep: mail in the
+/// deeper ones was never counted. One limit now holds for create, list and the scan.
+#[tokio::test]
+async fn every_folder_that_takes_mail_is_counted_in_the_quota() {
+    for layout in [FolderLayout::Fs, FolderLayout::MaildirPlusPlus] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let mail = MailStore::new(&store(dir.path()));
+        let account = mail
+            .open_account(&root, layout, Some(1 << 20))
+            .await
+            .expect("open");
+        let deepest = levels(20);
+        account.create(&deepest, None).await.expect("20 levels");
+        let folder = account.open(&deepest).await.expect("open deepest");
+        folder
+            .append(MESSAGE, SystemFlags::empty(), &[], None)
+            .await
+            .expect("append");
+        let stored = fs::metadata(
+            fs::read_dir(account_dir(&root, layout, &deepest).join("cur"))
+                .expect("cur")
+                .next()
+                .expect("a file")
+                .expect("entry")
+                .path(),
+        )
+        .expect("stat")
+        .len();
+        // Recalculated from the files: the message is there.
+        fs::remove_file(root.join("maildirsize")).expect("rm maildirsize");
+        let usage = account.quota_usage().await.expect("usage");
+        assert_eq!((usage.bytes, usage.messages), (stored, 1), "{layout:?}");
+        let err = account
+            .create(&levels(21), None)
+            .await
+            .expect_err("21 levels");
+        assert!(
+            matches!(err, MailboxError::InvalidName { reason, .. } if reason.contains("20 hierarchy levels")),
+            "{err}"
+        );
+        let err = account
+            .rename(&deepest, &format!("{deepest}/X"))
+            .await
+            .expect_err("below itself and too deep");
+        assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+        // A rename that would push a child past the limit is refused whole.
+        account.create("Top", None).await.expect("Top");
+        let err = account
+            .rename("L0", "Top/L0")
+            .await
+            .expect_err("child too deep");
+        assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+        assert!(
+            account
+                .list()
+                .await
+                .expect("list")
+                .iter()
+                .any(|f| f.name == deepest),
+            "{layout:?}"
+        );
+    }
+}
+
+fn account_dir(root: &Path, layout: FolderLayout, name: &str) -> std::path::PathBuf {
+    match layout {
+        FolderLayout::Fs => root.join(name),
+        FolderLayout::MaildirPlusPlus => root.join(format!(".{}", name.replace('/', "."))),
+    }
+}
+
+/// Names of 256 to 1000 bytes used to fail with an I/O error (`[SERVERBUG]` in IMAP).
+#[tokio::test]
+async fn over_long_names_are_refused_cleanly() {
+    for layout in [FolderLayout::MaildirPlusPlus, FolderLayout::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let mail = MailStore::new(&store(dir.path()));
+        let account = mail.open_account(&root, layout, None).await.expect("open");
+        let three_levels = ["y".repeat(100), "y".repeat(100), "y".repeat(100)].join("/");
+        for name in [
+            "x".repeat(256),
+            "x".repeat(1000),
+            format!("Work/{}", "z".repeat(300)),
+            "é".repeat(150),
+        ] {
+            let err = account.create(&name, None).await.expect_err("too long");
+            assert!(
+                matches!(&err, MailboxError::InvalidName { reason, .. } if reason.contains("255 bytes")),
+                "{layout:?} {}: {err}",
+                name.len()
+            );
+            let err = account.rename("Sent", &name).await.expect_err("too long");
+            assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+        }
+        let err = account
+            .create(&"w".repeat(1001), None)
+            .await
+            .expect_err("too long");
+        assert!(
+            matches!(&err, MailboxError::InvalidName { reason, .. } if reason.contains("1000 bytes")),
+            "{err}"
+        );
+        match layout {
+            // Levels of 100 bytes are fine apart; together they are one name on disk.
+            FolderLayout::Fs => account.create(&three_levels, None).await.expect("fs"),
+            FolderLayout::MaildirPlusPlus => {
+                let err = account
+                    .create(&three_levels, None)
+                    .await
+                    .expect_err("one name");
+                assert!(matches!(err, MailboxError::InvalidName { .. }), "{err}");
+            }
+        }
+    }
+}
+
+/// A folder that is a symbolic link (to `/etc`, to another user's Maildir) is no folder:
+/// not listed, not opened, not deleted or renamed through, not counted, not cleaned.
+#[tokio::test]
+async fn symlinked_folders_are_not_followed() {
+    for layout in [FolderLayout::MaildirPlusPlus, FolderLayout::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let delivery = store(dir.path());
+        let victim = dir.path().join("victim/Maildir");
+        deliver(&delivery, &victim, "secret").await;
+        let root = dir.path().join("attacker/Maildir");
+        let mail = MailStore::new(&delivery);
+        let account = mail
+            .open_account(&root, layout, Some(1 << 20))
+            .await
+            .expect("open");
+        let (evil, parent) = match layout {
+            FolderLayout::MaildirPlusPlus => (root.join(".Evil"), root.join(".Up")),
+            FolderLayout::Fs => (root.join("Evil"), root.join("Up")),
+        };
+        std::os::unix::fs::symlink(&victim, &evil).expect("symlink");
+        // LAYOUT=fs: a parent level that is a link to a directory holding folders.
+        std::os::unix::fs::symlink(victim.parent().expect("parent"), &parent).expect("symlink");
+
+        let names: Vec<String> = account
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("Evil") || n.starts_with("Up")),
+            "{names:?}"
+        );
+        assert!(matches!(
+            account.open("Evil").await,
+            Err(MailboxError::NotFound(_))
+        ));
+        if layout == FolderLayout::Fs {
+            assert!(matches!(
+                account.open("Up/Maildir").await,
+                Err(MailboxError::NotFound(_))
+            ));
+            assert!(account.create("Up/New", None).await.is_err());
+            assert!(!victim.parent().expect("parent").join("New").exists());
+        }
+        assert!(matches!(
+            account.delete("Evil").await,
+            Err(MailboxError::NotFound(_))
+        ));
+        assert!(matches!(
+            account.rename("Evil", "Mine").await,
+            Err(MailboxError::NotFound(_))
+        ));
+        assert!(account.create("Evil", None).await.is_err());
+        let usage = account.quota_usage().await.expect("usage");
+        assert_eq!(usage.messages, 0);
+        // The victim's message is where it was.
+        assert_eq!(fs::read_dir(victim.join("new")).expect("new").count(), 1);
+
+        // tmp/ as a link: the cleaner refuses it instead of deleting files where it points.
+        let tmp = root.join("tmp");
+        fs::remove_dir(&tmp).expect("rmdir tmp");
+        std::os::unix::fs::symlink(victim.join("new"), &tmp).expect("symlink");
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        assert!(
+            mailstead_store::clean_maildir_tmp(&root, later)
+                .await
+                .is_err()
+        );
+        assert_eq!(fs::read_dir(victim.join("new")).expect("new").count(), 1);
+    }
+}
+
+/// A message file that is a symbolic link (to another user's mail, to a system file) gets
+/// no UID and is never read.
+#[tokio::test]
+async fn symlinked_message_files_are_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivery = store(dir.path());
+    let victim = dir.path().join("victim/Maildir");
+    deliver(&delivery, &victim, "secret").await;
+    let secret = fs::read_dir(victim.join("new"))
+        .expect("new")
+        .next()
+        .expect("one")
+        .expect("entry")
+        .path();
+    let root = dir.path().join("attacker/Maildir");
+    deliver(&delivery, &root, "own").await;
+    std::os::unix::fs::symlink(&secret, root.join("cur/1.M1P1Q1.evil,S=10:2,")).expect("link");
+    std::os::unix::fs::symlink(&secret, root.join("new/2.M1P1Q2.evil")).expect("link");
+    let mail = MailStore::new(&delivery);
+    let account = mail
+        .open_account(&root, FolderLayout::Fs, None)
+        .await
+        .expect("open");
+    let inbox = account.open("INBOX").await.expect("INBOX");
+    let snapshot = inbox.snapshot();
+    assert_eq!(snapshot.messages.len(), 1);
+    let own = inbox
+        .read(snapshot.messages[0].uid)
+        .await
+        .expect("read")
+        .expect("there");
+    assert!(String::from_utf8_lossy(&own).contains("own"));
+}

@@ -1,20 +1,25 @@
 //! `mailstead mailbox …`: mailboxes. Passwords are read by `password`, never taken from argv.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::Subcommand;
 
 use mailstead_admin::{input, output};
 use mailstead_directory::manage::{MailboxUpdate, NewMailbox};
-use mailstead_directory::model::Quota;
+use mailstead_directory::model::{Mailbox, Quota};
 use mailstead_directory::{Directory, DirectoryError};
+use mailstead_store::{Retire, RetireError, RetiredDir, retire_mailbox};
 
+use crate::cli::exit::CliError;
 use crate::cli::values::{self, QuotaSetting};
 use crate::cli::{Ctx, actor, password, require_change, text_change, toggle};
 
 #[derive(Debug, Subcommand)]
 pub enum MailboxCommand {
-    /// Add a mailbox; the password is asked for (or read from stdin when piped)
+    /// Add a mailbox; the password is asked for (or read from stdin when piped). Files an
+    /// earlier mailbox left at its home are moved aside first
     Add {
         address: String,
         /// Display name
@@ -66,8 +71,14 @@ pub enum MailboxCommand {
         #[arg(long)]
         no_super_admin: bool,
     },
-    /// Remove a mailbox (its mail on disk stays)
-    Remove { address: String },
+    /// Remove a mailbox; its home (mail included) is moved aside to
+    /// `.removed-<UTC time>-<local part>` next to it, so the address starts empty if added again
+    Remove {
+        address: String,
+        /// Delete its home and mail instead of moving them aside
+        #[arg(long)]
+        purge: bool,
+    },
     /// Set a new password; asked for (or read from stdin when piped)
     Passwd { address: String },
 }
@@ -104,9 +115,28 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
                 maildir: None,
             };
             let mailbox = directory.add_mailbox(&actor(), new).await?;
+            // Files left at its home by a mailbox removed without us (another writer of the
+            // directory) would hand the old owner's mail to the new one.
+            let note = match retire(&directory, &mailbox, Retire::AsideIfNotEmpty).await {
+                Ok(retired) => retired
+                    .iter()
+                    .map(|dir| match &dir.to {
+                        Some(to) => format!(
+                            "files left at {} by an earlier mailbox were moved to {}\n",
+                            dir.from.display(),
+                            to.display()
+                        ),
+                        None => String::new(),
+                    })
+                    .collect::<String>(),
+                Err(err) => format!("warning: {err}\n"),
+            };
+            if ctx.json && !note.is_empty() {
+                eprint!("{note}");
+            }
             ctx.show(&mailbox, || {
                 format!(
-                    "added mailbox {}\n{}",
+                    "added mailbox {}\n{}{note}",
                     mailbox.address,
                     output::mailbox(&mailbox)
                 )
@@ -161,12 +191,49 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
                 )
             })?;
         }
-        MailboxCommand::Remove { address } => {
+        MailboxCommand::Remove { address, purge } => {
             let address = Directory::parse_address(&address)?.to_string();
             let directory = ctx.directory().await?;
+            // Where its files are, asked before the directory forgets it.
+            let mailbox = directory.get_mailbox(&address).await?;
             directory.remove_mailbox(&actor(), &address).await?;
-            let removed = serde_json::json!({ "removed": "mailbox", "subject": address });
-            ctx.show(&removed, || format!("removed mailbox {address}\n"))?;
+            let how = if purge { Retire::Purge } else { Retire::Aside };
+            let retired = match retire(&directory, &mailbox, how).await {
+                Ok(retired) => retired,
+                Err(err) => {
+                    return Err(CliError::Io {
+                        what: format!("removed mailbox {address}, but not its files"),
+                        source: std::io::Error::other(err),
+                    }
+                    .into());
+                }
+            };
+            let removed = serde_json::json!({
+                "removed": "mailbox",
+                "subject": address,
+                "files": retired.iter().map(|dir| serde_json::json!({
+                    "from": dir.from,
+                    "moved_to": dir.to,
+                })).collect::<Vec<_>>(),
+            });
+            ctx.show(&removed, || {
+                let mut text = format!("removed mailbox {address}\n");
+                if retired.is_empty() {
+                    text.push_str("it had no files on disk\n");
+                }
+                for dir in &retired {
+                    match &dir.to {
+                        Some(to) => text.push_str(&format!(
+                            "its mail ({}) was moved to {}\n",
+                            dir.from.display(),
+                            to.display()
+                        )),
+                        None => text
+                            .push_str(&format!("its mail ({}) was deleted\n", dir.from.display())),
+                    }
+                }
+                text
+            })?;
         }
         MailboxCommand::Passwd { address } => {
             let address = Directory::parse_address(&address)?.to_string();
@@ -183,4 +250,30 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Retires `mailbox`'s home (and a Maildir outside it), refusing directories another
+/// mailbox lives in.
+async fn retire(
+    directory: &Directory,
+    mailbox: &Mailbox,
+    how: Retire,
+) -> Result<Vec<RetiredDir>, anyhow::Error> {
+    let others: Vec<PathBuf> = directory
+        .list_mailboxes(None)
+        .await?
+        .into_iter()
+        .filter(|other| other.id != mailbox.id)
+        .flat_map(|other| [other.location.home, other.location.maildir])
+        .collect();
+    let res: Result<_, RetireError> = retire_mailbox(
+        &mailbox.location.home,
+        &mailbox.location.maildir,
+        mailbox.address.local_part(),
+        others,
+        how,
+        SystemTime::now(),
+    )
+    .await;
+    Ok(res?)
 }

@@ -38,7 +38,12 @@ const MTIME_SLACK_COARSE_NS: i128 = 2_000_000_000;
 const INDEX_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Dovecot overrides a `dovecot-uidlist.lock` older than this.
 const STALE_LOCK: Duration = Duration::from_secs(120);
-const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How long to wait for `dovecot-uidlist.lock` before answering "try again later" (Dovecot
+/// gives up on its dotlocks after about as long).
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The first pause between two tries; each pause doubles, up to `LOCK_MAX_PAUSE`.
+const LOCK_FIRST_PAUSE: Duration = Duration::from_millis(5);
+const LOCK_MAX_PAUSE: Duration = Duration::from_millis(100);
 
 /// Values sessions computed from message bytes (envelope, body structure, ...).
 type Cache = HashMap<(u32, CacheKey), Arc<[u8]>>;
@@ -376,7 +381,7 @@ impl Folder {
                         None => return Ok(None),
                     }
                 };
-                match fs::read(&path) {
+                match read_message_file(&path) {
                     Ok(bytes) => return Ok(Some(bytes)),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                     Err(err) => return Err(MailboxError::io(&path, err)),
@@ -498,10 +503,27 @@ struct DotLock(PathBuf);
 
 impl DotLock {
     fn acquire(dir: &Path) -> Result<DotLock, MailboxError> {
+        DotLock::acquire_within(dir, LOCK_WAIT, &mut std::thread::sleep)
+    }
+
+    /// Tries to create the lock file, pausing (5 ms, doubling up to 100 ms) while another
+    /// process holds it, until `wait` has been spent pausing. `sleep` does the pausing.
+    ///
+    /// # Errors
+    ///
+    /// `LockTimeout` after `wait`; `Io` when the lock path is not a regular file (a
+    /// directory or a symbolic link there would never go away by waiting) or a stale lock
+    /// cannot be removed.
+    fn acquire_within(
+        dir: &Path,
+        wait: Duration,
+        sleep: &mut dyn FnMut(Duration),
+    ) -> Result<DotLock, MailboxError> {
         let path = dir.join(UIDLIST_LOCK);
-        let started = Instant::now();
+        let mut waited = Duration::ZERO;
+        let mut pause = LOCK_FIRST_PAUSE;
         loop {
-            match OpenOptions::new()
+            let err = match OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
@@ -511,23 +533,44 @@ impl DotLock {
                     let _ = writeln!(file, "{}", std::process::id());
                     return Ok(DotLock(path));
                 }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    let stale = fs::metadata(&path)
-                        .and_then(|m| m.modified())
+                Err(err) => err,
+            };
+            if err.kind() != io::ErrorKind::AlreadyExists {
+                return Err(MailboxError::io(&path, err));
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if !meta.file_type().is_file() => {
+                    return Err(MailboxError::io(
+                        &path,
+                        io::Error::other(
+                            "the lock is not a regular file; remove what is there to unblock the folder",
+                        ),
+                    ));
+                }
+                Ok(meta) => {
+                    let stale = meta
+                        .modified()
                         .ok()
-                        .and_then(|t| t.elapsed().ok())
+                        .and_then(|time| time.elapsed().ok())
                         .is_some_and(|age| age > STALE_LOCK);
                     if stale {
-                        let _ = fs::remove_file(&path);
-                        continue;
+                        match fs::remove_file(&path) {
+                            Ok(()) => continue,
+                            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                            Err(err) => return Err(MailboxError::io(&path, err)),
+                        }
                     }
-                    if started.elapsed() > LOCK_WAIT {
-                        return Err(MailboxError::LockTimeout { path });
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
                 }
+                // Released since: the next try takes it.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => return Err(MailboxError::io(&path, err)),
             }
+            if waited >= wait {
+                return Err(MailboxError::LockTimeout { path });
+            }
+            sleep(pause);
+            waited += pause;
+            pause = (pause * 2).min(LOCK_MAX_PAUSE);
         }
     }
 }
@@ -566,9 +609,36 @@ fn to_stored(message: &[u8]) -> (Vec<u8>, u64) {
     (out, vsize)
 }
 
+/// Opens a message file that is a regular file, never through a symbolic link: the file
+/// opened must be the one `lstat` saw, so a link swapped in between is caught too.
+fn open_message_file(path: &Path) -> io::Result<File> {
+    let seen = fs::symlink_metadata(path)?;
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file (symbolic links are not followed)",
+        )
+    };
+    if !seen.file_type().is_file() {
+        return Err(not_regular());
+    }
+    let file = File::open(path)?;
+    let opened = file.metadata()?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+fn read_message_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut open_message_file(path)?, &mut bytes)?;
+    Ok(bytes)
+}
+
 /// The CRLF size of a stored file without `W=` in its name.
 fn count_vsize(path: &Path) -> Option<u64> {
-    let bytes = fs::read(path).ok()?;
+    let bytes = read_message_file(path).ok()?;
     let lf = bytes.iter().filter(|&&b| b == b'\n').count();
     let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
     Some((bytes.len() + lf - crlf) as u64)
@@ -978,7 +1048,12 @@ impl Inner {
             .dir
             .join(if in_new { "new" } else { "cur" })
             .join(&name);
-        let meta = fs::metadata(&path).ok()?;
+        // A message file that is a symbolic link (to another user's mail, to /etc/shadow)
+        // gets no UID: it is never read.
+        let meta = fs::symlink_metadata(&path).ok()?;
+        if !meta.file_type().is_file() {
+            return None;
+        }
         let base = format::base_name(&name);
         let size = match format::size_field(base, 'W') {
             Some(size) => size,
@@ -1479,7 +1554,7 @@ fn place_copy(item: &CopyItem, target: &Path) -> Result<(), MailboxError> {
         Err(_) => item.path.clone(),
     };
     let res = (|| -> io::Result<()> {
-        let mut from = File::open(&source)?;
+        let mut from = open_message_file(&source)?;
         let mut to = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -1499,6 +1574,76 @@ fn place_copy(item: &CopyItem, target: &Path) -> Result<(), MailboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pauses are recorded instead of slept: the test sees the back-off, not the clock.
+    fn acquire_recording(
+        dir: &Path,
+        wait: Duration,
+    ) -> (Result<DotLock, MailboxError>, Vec<Duration>) {
+        let mut pauses = Vec::new();
+        let res = DotLock::acquire_within(dir, wait, &mut |pause| pauses.push(pause));
+        (res, pauses)
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_with_back_off_then_given_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = DotLock::acquire(dir.path()).expect("first holder");
+        let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(matches!(res, Err(MailboxError::LockTimeout { .. })));
+        assert_eq!(
+            &pauses[..6],
+            [5, 10, 20, 40, 80, 100].map(Duration::from_millis)
+        );
+        assert!(pauses.iter().all(|&pause| pause <= LOCK_MAX_PAUSE));
+        let total: Duration = pauses.iter().sum();
+        assert!(
+            total >= LOCK_WAIT && total < LOCK_WAIT + LOCK_MAX_PAUSE,
+            "{total:?}"
+        );
+        drop(held);
+        let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(res.is_ok());
+        assert!(pauses.is_empty());
+    }
+
+    #[test]
+    fn a_lock_path_that_is_not_a_file_is_an_error_not_a_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(UIDLIST_LOCK);
+        // A directory there, fresh and then older than the stale limit.
+        fs::create_dir(&path).expect("mkdir");
+        for age in [0, 600] {
+            let when = SystemTime::now() - Duration::from_secs(age);
+            File::open(&path)
+                .and_then(|file| file.set_modified(when))
+                .expect("mtime");
+            let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+            assert!(matches!(res, Err(MailboxError::Io { .. })), "age {age}");
+            assert!(pauses.is_empty());
+            assert!(path.is_dir(), "never removed");
+        }
+        fs::remove_dir(&path).expect("rmdir");
+        // A symbolic link, even to a file, is not followed or removed either.
+        let target = dir.path().join("target");
+        fs::write(&target, b"1\n").expect("write");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let (res, _) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(matches!(res, Err(MailboxError::Io { .. })));
+        assert!(target.exists());
+    }
+
+    #[test]
+    fn a_stale_lock_file_is_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(UIDLIST_LOCK);
+        let file = File::create(&path).expect("create");
+        file.set_modified(SystemTime::now() - STALE_LOCK * 2)
+            .expect("mtime");
+        let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(res.is_ok());
+        assert!(pauses.is_empty());
+    }
 
     #[test]
     fn stored_form_and_vsize() {

@@ -15,6 +15,7 @@
 //!
 //! - `mod.rs`: the public types, `MailStore` and `Account` (folder names, the folder list).
 //! - `folder.rs`: `Folder`: sync, append, flags, copy/move, expunge.
+//! - `name.rs`: which folder names are valid, and their directories on disk.
 //! - `format.rs`: parsers and writers for Dovecot's files.
 //! - `index.rs`: the binary index file.
 //! - `notify.rs`: the registry through which delivery wakes IDLE sessions.
@@ -22,6 +23,7 @@
 mod folder;
 mod format;
 mod index;
+mod name;
 pub(crate) mod notify;
 
 use std::collections::HashMap;
@@ -32,7 +34,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 pub use folder::Folder;
 
-use crate::Store;
+use crate::{Store, maildir};
 
 /// Dovecot's limit: keyword letters are `a` to `z`.
 pub(crate) const MAX_KEYWORDS: usize = 26;
@@ -403,7 +405,12 @@ impl Account {
         let name = name.to_owned();
         blocking(move || {
             let _guard = inner.lock_meta();
-            let name = normalize(&name)?;
+            // A name that can no longer be created can still be unsubscribed from.
+            let name = if subscribed {
+                name::check(&name, inner.layout)?
+            } else {
+                name::check_shape(&name)?
+            };
             let mut names = inner.read_subscriptions()?;
             let present = names.contains(&name);
             if subscribed == present {
@@ -429,14 +436,14 @@ impl Account {
     ///
     /// `NotFound`, `InvalidName`, `Io`.
     pub async fn open(&self, name: &str) -> Result<Arc<Folder>, MailboxError> {
-        let name = normalize(name)?;
-        let dir = self.inner.folder_dir(&name)?;
+        let name = name::check(name, self.inner.layout)?;
+        let dir = self.inner.folder_dir(&name);
         let folder = {
             let mut folders = lock(&self.inner.store.inner.folders);
             match folders.get(&dir).and_then(Weak::upgrade) {
                 Some(folder) => folder,
                 None => {
-                    if !dir.join("cur").is_dir() && name != "INBOX" {
+                    if name != "INBOX" && !self.inner.folder_exists(&name) {
                         return Err(MailboxError::NotFound(name));
                     }
                     let special_use = self.inner.special_uses().get(&name).copied();
@@ -547,75 +554,52 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// `INBOX` in any case becomes `INBOX`; checks the name's shape.
-fn normalize(name: &str) -> Result<String, MailboxError> {
-    let invalid = |reason| MailboxError::InvalidName {
-        name: name.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(invalid("the name is empty"));
-    }
-    if name.len() > 1000 {
-        return Err(invalid("the name is too long"));
-    }
-    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
-        return Err(invalid("empty hierarchy level"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(invalid("control characters are not allowed"));
-    }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    if parts
-        .iter()
-        .any(|p| *p == "." || *p == ".." || p.starts_with('.') || p.contains('~'))
-    {
-        return Err(invalid("a level may not start with '.' or contain '~'"));
-    }
-    if parts
-        .first()
-        .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"))
-    {
-        parts[0] = "INBOX";
-    }
-    Ok(parts.join("/"))
-}
-
 impl AccountInner {
     fn lock_meta(&self) -> std::sync::MutexGuard<'_, ()> {
         lock(&self.meta)
     }
 
-    /// The Maildir of a (normalized) folder name.
-    fn folder_dir(&self, name: &str) -> Result<PathBuf, MailboxError> {
+    /// The Maildir of a folder name [`name::check`] accepted.
+    fn folder_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name::relative_dir(name, self.layout))
+    }
+
+    /// Whether the folder exists: a Maildir reached without following a symbolic link at
+    /// any level below the account's root.
+    fn folder_exists(&self, name: &str) -> bool {
         if name == "INBOX" {
-            return Ok(self.root.clone());
+            return true;
         }
-        let parts: Vec<String> = name.split('/').map(format::mutf7_encode).collect();
-        match self.layout {
-            FolderLayout::MaildirPlusPlus => {
-                if parts.iter().any(|p| p.contains('.')) {
-                    return Err(MailboxError::InvalidName {
-                        name: name.to_owned(),
-                        reason: "'.' is the hierarchy separator on disk",
-                    });
-                }
-                Ok(self.root.join(format!(".{}", parts.join("."))))
+        self.levels_are_real(name) && maildir::is_maildir(&self.folder_dir(name))
+    }
+
+    /// `LAYOUT=fs`: every parent level of `name` that exists is a real directory, so that
+    /// creating or opening below it cannot land outside the Maildir.
+    fn levels_are_real(&self, name: &str) -> bool {
+        if self.layout == FolderLayout::MaildirPlusPlus {
+            return true;
+        }
+        let levels: Vec<&str> = name.split('/').collect();
+        (1..levels.len()).all(|depth| {
+            let dir = self.folder_dir(&levels[..depth].join("/"));
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) => meta.file_type().is_dir(),
+                Err(err) => err.kind() == io::ErrorKind::NotFound,
             }
-            FolderLayout::Fs => {
-                if parts
-                    .iter()
-                    .any(|p| matches!(p.as_str(), "cur" | "new" | "tmp"))
-                {
-                    return Err(MailboxError::InvalidName {
-                        name: name.to_owned(),
-                        reason: "cur, new and tmp are Maildir's own directories",
-                    });
-                }
-                let mut dir = self.root.clone();
-                dir.extend(parts);
-                Ok(dir)
-            }
+        })
+    }
+
+    /// A folder to be made at `dir`: nothing may be in the way there, not even a symbolic
+    /// link or a directory that is not a Maildir.
+    fn check_free(&self, name: &str, dir: &Path) -> Result<(), MailboxError> {
+        if !self.levels_are_real(name) {
+            return Err(MailboxError::io(dir, maildir::not_a_directory()));
+        }
+        match fs::symlink_metadata(dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(MailboxError::io(dir, err)),
+            Ok(meta) if meta.file_type().is_dir() => Ok(()),
+            Ok(_) => Err(MailboxError::io(dir, maildir::not_a_directory())),
         }
     }
 
@@ -690,22 +674,19 @@ impl AccountInner {
     }
 
     fn create(&self, name: &str, special_use: Option<SpecialUse>) -> Result<(), MailboxError> {
-        let name = normalize(name)?;
-        if name == "INBOX" {
-            return Err(MailboxError::AlreadyExists(name));
-        }
-        let dir = self.folder_dir(&name)?;
-        if dir.join("cur").is_dir() {
+        let name = name::check(name, self.layout)?;
+        if name == "INBOX" || self.folder_exists(&name) {
             return Err(MailboxError::AlreadyExists(name));
         }
         // Parents first, so that every level is a real folder.
         let parts: Vec<&str> = name.split('/').collect();
         for depth in 1..=parts.len() {
             let level = parts[..depth].join("/");
-            let level_dir = self.folder_dir(&level)?;
-            if level_dir.join("cur").is_dir() {
+            if self.folder_exists(&level) {
                 continue;
             }
+            let level_dir = self.folder_dir(&level);
+            self.check_free(&level, &level_dir)?;
             folder::ensure_maildir(&level_dir)?;
             if self.layout == FolderLayout::MaildirPlusPlus {
                 let marker = level_dir.join("maildirfolder");
@@ -724,14 +705,14 @@ impl AccountInner {
     }
 
     fn delete(&self, name: &str) -> Result<(), MailboxError> {
-        let name = normalize(name)?;
+        let name = name::check(name, self.layout)?;
         if name == "INBOX" {
             return Err(MailboxError::CannotDeleteInbox);
         }
-        let dir = self.folder_dir(&name)?;
-        if !dir.join("cur").is_dir() {
+        if !self.folder_exists(&name) {
             return Err(MailboxError::NotFound(name));
         }
+        let dir = self.folder_dir(&name);
         let prefix = format!("{name}/");
         if list_dirs(&self.root, self.layout)?
             .iter()
@@ -740,6 +721,7 @@ impl AccountInner {
             return Err(MailboxError::HasChildren(name));
         }
         self.forget_open(&dir);
+        // remove_dir_all removes symbolic links inside, never what they point to.
         if let Err(err) = fs::remove_dir_all(&dir) {
             return Err(MailboxError::io(&dir, err));
         }
@@ -751,54 +733,66 @@ impl AccountInner {
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), MailboxError> {
-        let from = normalize(from)?;
-        let to = normalize(to)?;
+        let from = name::check(from, self.layout)?;
+        let to = name::check(to, self.layout)?;
         if to == "INBOX" || to.starts_with("INBOX/") && from == "INBOX" {
             return Err(MailboxError::InvalidName {
                 name: to,
                 reason: "cannot rename to INBOX or below it",
             });
         }
-        let to_dir = self.folder_dir(&to)?;
-        if to_dir.join("cur").is_dir() {
+        if self.folder_exists(&to) {
             return Err(MailboxError::AlreadyExists(to));
         }
+        let to_dir = self.folder_dir(&to);
+        // Something else there (a link, a file, a LAYOUT=fs parent holding folders) is in
+        // the way too; only an empty directory may be replaced.
+        let empty_dir = maildir::is_real_dir(&to_dir)
+            && fs::read_dir(&to_dir).is_ok_and(|mut entries| entries.next().is_none());
+        if fs::symlink_metadata(&to_dir).is_ok() && !empty_dir {
+            return Err(MailboxError::AlreadyExists(to));
+        }
+        self.check_free(&to, &to_dir)?;
         if from == "INBOX" {
             self.create(&to, None)?;
             return folder::move_all_files(&self.root, &to_dir);
         }
-        let from_dir = self.folder_dir(&from)?;
-        if !from_dir.join("cur").is_dir() {
+        if !self.folder_exists(&from) {
             return Err(MailboxError::NotFound(from));
         }
+        let from_dir = self.folder_dir(&from);
         if to.starts_with(&format!("{from}/")) {
             return Err(MailboxError::InvalidName {
                 name: to,
                 reason: "cannot move a folder below itself",
             });
         }
-        // Parents of the new name must exist.
-        if let Some((parent, _)) = to.rsplit_once('/') {
-            let parent_dir = self.folder_dir(parent)?;
-            if !parent_dir.join("cur").is_dir() {
-                self.create(parent, None)?;
-            }
-        }
         let children: Vec<(String, PathBuf)> = list_dirs(&self.root, self.layout)?
             .into_iter()
             .filter(|(n, _)| n.starts_with(&format!("{from}/")))
             .collect();
+        // Every child's new name must be valid too (depth, length), before anything moves.
+        let mut moves = Vec::with_capacity(children.len());
+        for (child, dir) in children {
+            let new_name = name::check(&format!("{to}{}", &child[from.len()..]), self.layout)?;
+            moves.push((dir, new_name));
+        }
+        // Parents of the new name must exist.
+        if let Some((parent, _)) = to.rsplit_once('/')
+            && !self.folder_exists(parent)
+        {
+            self.create(parent, None)?;
+        }
         self.forget_open(&from_dir);
-        for (_, dir) in &children {
+        for (dir, _) in &moves {
             self.forget_open(dir);
         }
         if let Err(err) = fs::rename(&from_dir, &to_dir) {
             return Err(MailboxError::io(&from_dir, err));
         }
         if self.layout == FolderLayout::MaildirPlusPlus {
-            for (child, dir) in children {
-                let new_name = format!("{to}{}", &child[from.len()..]);
-                let new_dir = self.folder_dir(&new_name)?;
+            for (dir, new_name) in moves {
+                let new_dir = self.folder_dir(&new_name);
                 if let Err(err) = fs::rename(&dir, &new_dir) {
                     return Err(MailboxError::io(&dir, err));
                 }
@@ -863,61 +857,34 @@ impl AccountInner {
     }
 }
 
-/// Folders below `root` as (name, directory), INBOX not included.
+/// Folders below `root` as (name, directory), INBOX not included: the Maildirs
+/// `maildir::folder_dirs` finds (no symbolic link followed, no deeper than the depth
+/// limit) whose names [`name::check`] accepts and map back to the same directory.
 fn list_dirs(root: &Path, layout: FolderLayout) -> Result<Vec<(String, PathBuf)>, MailboxError> {
-    let mut out = Vec::new();
-    match layout {
-        FolderLayout::MaildirPlusPlus => {
-            let entries = fs::read_dir(root).map_err(|err| MailboxError::io(root, err))?;
-            for entry in entries.flatten() {
-                let file_name = entry.file_name();
-                let Some(disk) = file_name.to_str() else {
-                    continue;
-                };
-                let Some(rest) = disk.strip_prefix('.') else {
-                    continue;
-                };
-                if rest.is_empty() || rest.starts_with('.') || !entry.path().join("cur").is_dir() {
-                    continue;
-                }
-                let name: Vec<String> = rest.split('.').map(decode_level).collect();
-                out.push((name.join("/"), entry.path()));
-            }
-        }
-        FolderLayout::Fs => walk_fs(root, "", 0, &mut out)?,
-    }
-    Ok(out)
-}
-
-fn walk_fs(
-    dir: &Path,
-    prefix: &str,
-    depth: u32,
-    out: &mut Vec<(String, PathBuf)>,
-) -> Result<(), MailboxError> {
-    if depth > 32 {
-        return Ok(());
-    }
-    let entries = fs::read_dir(dir).map_err(|err| MailboxError::io(dir, err))?;
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(disk) = file_name.to_str() else {
+    let found = maildir::folder_dirs(
+        root,
+        layout == FolderLayout::MaildirPlusPlus,
+        layout == FolderLayout::Fs,
+    )
+    .map_err(|err| MailboxError::io(root, err))?;
+    let mut out = Vec::with_capacity(found.len());
+    for (levels, dir) in found {
+        let levels: Vec<String> = match layout {
+            FolderLayout::MaildirPlusPlus => levels
+                .iter()
+                .flat_map(|disk| disk.split('.'))
+                .map(decode_level)
+                .collect(),
+            FolderLayout::Fs => levels.iter().map(|disk| decode_level(disk)).collect(),
+        };
+        let Ok(name) = name::check(&levels.join("/"), layout) else {
             continue;
         };
-        if disk.starts_with('.') || matches!(disk, "cur" | "new" | "tmp") {
-            continue;
+        if name != "INBOX" && root.join(name::relative_dir(&name, layout)) == dir {
+            out.push((name, dir));
         }
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let name = format!("{prefix}{}", decode_level(disk));
-        let path = entry.path();
-        if path.join("cur").is_dir() {
-            out.push((name.clone(), path.clone()));
-        }
-        walk_fs(&path, &format!("{name}/"), depth + 1, out)?;
     }
-    Ok(())
+    Ok(out)
 }
 
 fn decode_level(disk: &str) -> String {
@@ -967,15 +934,6 @@ mod tests {
         assert_eq!(SpecialUse::from_attribute("\\JUNK"), Some(SpecialUse::Junk));
         assert_eq!(SpecialUse::from_attribute("\\All"), None);
         assert_eq!(SpecialUse::from_attribute(""), None);
-    }
-
-    #[test]
-    fn names_are_normalized() {
-        assert_eq!(normalize("inbox").expect("ok"), "INBOX");
-        assert_eq!(normalize("Inbox/Sub").expect("ok"), "INBOX/Sub");
-        for bad in ["", "/a", "a/", "a//b", "a/../b", ".hidden", "a\nb", "a~b"] {
-            assert!(normalize(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
