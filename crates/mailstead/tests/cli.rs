@@ -1095,4 +1095,16 @@ fn removed_mailbox_mail_is_moved_aside_or_purged_and_never_inherited() {
             .iter()
             .any(|dir| dir.join("Maildir/cur/3.M1P1Q3.mx:2,S").exists())
     );
+
+    // Unless the administrator says the mail there is the account's own (a Dovecot Maildir).
+    let dave_maildir = parent.join("dave/Maildir");
+    std::fs::create_dir_all(dave_maildir.join("cur")).unwrap();
+    std::fs::write(dave_maildir.join("cur").join("4.M1P1Q4.mx:2,S"), "own\n").unwrap();
+    let out = env.ok_with(
+        &["mailbox", "add", "dave@example.com", "--keep-existing-mail"],
+        "dave-secret-12\n",
+    );
+    assert!(!out.contains("moved to"), "{out}");
+    assert!(dave_maildir.join("cur").join("4.M1P1Q4.mx:2,S").exists());
+    assert_eq!(retired_dirs(parent).len(), 2);
 }

@@ -40,6 +40,10 @@ pub enum MailboxCommand {
         /// May manage everything in MUM's web UI
         #[arg(long)]
         super_admin: bool,
+        /// Serve the mail already at its home (a Maildir taken over from Dovecot) instead of
+        /// moving it aside as an earlier owner's
+        #[arg(long)]
+        keep_existing_mail: bool,
     },
     /// List mailboxes, of one domain or all
     List { domain: Option<String> },
@@ -93,6 +97,7 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
             send_only,
             inactive,
             super_admin,
+            keep_existing_mail,
         } => {
             // Everything that can be checked is checked before the password is asked for.
             let parsed = Directory::parse_address(&address)?;
@@ -117,7 +122,12 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
             let mailbox = directory.add_mailbox(&actor(), new).await?;
             // Files left at its home by a mailbox removed without us (another writer of the
             // directory) would hand the old owner's mail to the new one.
-            let note = match retire(&directory, &mailbox, Retire::AsideIfNotEmpty).await {
+            let leftovers = if keep_existing_mail {
+                Ok(Vec::new())
+            } else {
+                retire(&directory, &mailbox, Retire::AsideIfNotEmpty).await
+            };
+            let note = match leftovers {
                 Ok(retired) => retired
                     .iter()
                     .map(|dir| match &dir.to {

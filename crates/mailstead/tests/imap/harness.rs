@@ -469,7 +469,15 @@ impl Mailstead {
         for user in users {
             // 100M, as the Dovecot of [`Dovecot::start`] has (`quota_rule = *:storage=100M`).
             mailstead.cli(
-                &["mailbox", "add", user, "--quota", "100M"],
+                // A Maildir Dovecot left there is the account's own (the migration tests).
+                &[
+                    "mailbox",
+                    "add",
+                    user,
+                    "--quota",
+                    "100M",
+                    "--keep-existing-mail",
+                ],
                 Some(&format!("{PASSWORD}\n")),
             );
         }
