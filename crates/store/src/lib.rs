@@ -48,11 +48,14 @@
 //!
 //! # SECURITY
 //!
-//! Untrusted input: the message bytes only, which are copied, never parsed.
-//! File names come from the clock, the pid, a counter and the host name given to
-//! [`Store::new`]; nothing from the message or the envelope reaches a path.
-//! The Maildir path comes from the directory and is trusted. Files are created `0600`,
-//! directories `0700`. This crate knows nothing about SQL, IMAP or SMTP.
+//! Untrusted input: the message bytes, which delivery copies and never parses, and the folder
+//! names IMAP clients choose, which `mailbox::name` checks before they reach a path (no control
+//! file names, depth and length bounded). Delivery's file names come from the clock, the pid,
+//! a counter and the host name given to [`Store::new`]; nothing from the message or the
+//! envelope reaches a path. The Maildir path comes from the directory, which refuses addresses
+//! unsafe as paths; symbolic links inside a Maildir (folders, message files, lock paths) are
+//! never followed. Files are created `0600`, directories `0700`. This crate knows nothing
+//! about SQL, IMAP or SMTP.
 
 pub mod mailbox;
 mod maildir;
