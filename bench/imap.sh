@@ -101,6 +101,8 @@ CONF
     run_loads Mailstead 1143 || status=1
     sleep 5
     mailstead_idle_rss=$(tree_rss_kib "$MAILSTEAD_PID")
+    sleep 25
+    mailstead_idle30_rss=$(tree_rss_kib "$MAILSTEAD_PID")
     mailstead_peak_rss=$(awk '/VmHWM/ {print $2}' "/proc/$MAILSTEAD_PID/status")
   else
     status=1
@@ -119,6 +121,6 @@ for clients in "${CLIENTS[@]}"; do
 done
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 [ -n "${dovecot_start_rss:-}" ] && echo "Dovecot RSS (all processes): $(mib "$dovecot_start_rss") at start, $(mib "$dovecot_idle_rss") idle 5 s after the load"
-[ -n "${mailstead_start_rss:-}" ] && echo "Mailstead RSS: $(mib "$mailstead_start_rss") at start, $(mib "$mailstead_warm_rss") after opening every INBOX once, $(mib "$mailstead_peak_rss") peak, $(mib "$mailstead_idle_rss") idle 5 s after the load ($(awk -v a="$mailstead_idle_rss" -v b="$mailstead_start_rss" 'BEGIN { printf "%.1fx", a / b }') start)"
+[ -n "${mailstead_start_rss:-}" ] && echo "Mailstead RSS: $(mib "$mailstead_start_rss") at start, $(mib "$mailstead_warm_rss") after opening every INBOX once, $(mib "$mailstead_peak_rss") peak, $(mib "$mailstead_idle_rss") idle 5 s after the load, $(mib "$mailstead_idle30_rss") 30 s after ($(awk -v a="$mailstead_idle30_rss" -v b="$mailstead_warm_rss" 'BEGIN { printf "%.1fx", a / b }') the RSS after opening every INBOX)"
 echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 exit $status

@@ -256,7 +256,22 @@ fn evaluate_batch(
     found
 }
 
-/// Runs [`evaluate_batch`] in the CPU pool.
+/// Search keys in `key`, counting every level.
+fn weight(key: &SearchKey) -> usize {
+    match key {
+        SearchKey::Not(inner) => 1 + weight(inner),
+        SearchKey::Or(a, b) => 1 + weight(a) + weight(b),
+        SearchKey::And(keys) => 1 + keys.iter().map(weight).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Keys a search may have and still be matched on the I/O thread when the index answers it.
+const INLINE_WEIGHT: usize = 8;
+
+/// Runs [`evaluate_batch`] in the CPU pool, unless it is so cheap that handing it over would
+/// cost more: a few keys the index answers (flags, UIDs, sizes, dates: no message parsed)
+/// over a batch of at most [`Batch::MAX_MESSAGES`] messages is matched in place.
 async fn evaluate(
     cpu: &CpuPool,
     batch: Batch,
@@ -265,6 +280,9 @@ async fn evaluate(
     folder: &Arc<Folder>,
     scope: Scope,
 ) -> io::Result<Vec<(u32, u32, u64)>> {
+    if scope.need == Need::Nothing && weight(criteria) <= INLINE_WEIGHT {
+        return Ok(evaluate_batch(batch, criteria, snapshot, folder, scope));
+    }
     let criteria = Arc::clone(criteria);
     let snapshot = Arc::clone(snapshot);
     let folder = Arc::clone(folder);
@@ -392,5 +410,20 @@ impl Session {
         line.extend_from_slice(b"\r\n");
         self.conn.write(&line).await?;
         Ok(Done::ok("Search completed."))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_counts_every_level() {
+        let key = SearchKey::Not(Box::new(SearchKey::Or(
+            Box::new(SearchKey::Seen),
+            Box::new(SearchKey::And(vec![SearchKey::Deleted, SearchKey::Draft])),
+        )));
+        assert_eq!(weight(&key), 6);
+        assert_eq!(weight(&SearchKey::Seen), 1);
     }
 }
