@@ -52,31 +52,14 @@ phases() { # LABEL PORT PID [--tree]
 }
 
 if [[ " $SERVERS " == *" dovecot "* ]]; then
-  bench/peers/setup.sh "$WORK/peer"
-  mkdir -p "$WORK/peer/vmail/example.test"
-  for i in $(seq 1 "$USERS"); do cp -a "$WORK/data/user$i" "$WORK/peer/vmail/example.test/"; done
-  chown -R vmail:vmail "$WORK/peer/vmail"
-  chmod 755 "$WORK/peer/vmail" "$WORK/peer/vmail/example.test"
+  dovecot_start_with_data
   phases Dovecot 14300 "$(cat "$WORK/peer/dovecot/run/master.pid")" --tree
   bench/peers/stop.sh "$WORK/peer"
   wait_port_free 14300
 fi
 
 if [[ " $SERVERS " == *" mailstead "* ]]; then
-  cat > "$WORK/mailstead.toml" <<CONF
-[server]
-hostname = "bench.test"
-data_dir = "$WORK/mailstead"
-[imap]
-listen = ["127.0.0.1:1143"]
-listen_tls = []
-login_on_loopback_without_tls = true
-[smtp]
-listen = []
-[log]
-level = "warn"
-CONF
-  export MAILSTEAD_CONFIG=$WORK/mailstead.toml
+  mailstead_write_config
   mailstead_load_users
   mailstead_start
   start_rss=$(awk '/VmRSS/ {print $2}' "/proc/$MAILSTEAD_PID/status")

@@ -73,11 +73,7 @@ service imap {
   process_limit = $((DN + 200))
 }
 CONF
-  bench/peers/setup.sh "$WORK/peer"
-  mkdir -p "$WORK/peer/vmail/example.test"
-  for i in $(seq 1 "$USERS"); do cp -a "$WORK/data/user$i" "$WORK/peer/vmail/example.test/"; done
-  chown -R vmail:vmail "$WORK/peer/vmail"
-  chmod 755 "$WORK/peer/vmail" "$WORK/peer/vmail/example.test"
+  dovecot_start_with_data
   "$BENCH" warm --addr 127.0.0.1:14300 --users "$USERS" 2>&1
   master=$(cat "$WORK/peer/dovecot/run/master.pid")
   if out=$("$BENCH" idle --addr 127.0.0.1:14300 --connections "$DN" --users "$USERS" --pid "$master" --tree --label Dovecot); then
@@ -96,22 +92,8 @@ fi
 
 # (b) Mailstead
 if [[ " $SERVERS " == *" mailstead "* ]]; then
-  cat > "$WORK/mailstead.toml" <<CONF
-[server]
-hostname = "bench.test"
-data_dir = "$WORK/mailstead"
-[imap]
-listen = ["127.0.0.1:1143"]
-listen_tls = []
-login_on_loopback_without_tls = true
-max_connections_per_user = $((N / USERS + 1000))
-max_connections_per_ip = $((N + 20000))
-[smtp]
-listen = []
-[log]
-level = "warn"
-CONF
-  export MAILSTEAD_CONFIG=$WORK/mailstead.toml
+  mailstead_write_config "max_connections_per_user = $((N / USERS + 1000))
+max_connections_per_ip = $((N + 20000))"
   if mailstead_load_users && mailstead_start; then
     "$BENCH" warm --addr 127.0.0.1:1143 --users "$USERS" 2>&1
     if out=$("$BENCH" idle --addr 127.0.0.1:1143 --connections "$N" --users "$USERS" --pid "$MAILSTEAD_PID" --label Mailstead); then

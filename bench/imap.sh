@@ -62,11 +62,7 @@ status=0
 
 # (a) Dovecot
 if [[ " $SERVERS " == *" dovecot "* ]]; then
-  bench/peers/setup.sh "$WORK/peer"
-  mkdir -p "$WORK/peer/vmail/example.test"
-  for i in $(seq 1 "$USERS"); do cp -a "$WORK/data/user$i" "$WORK/peer/vmail/example.test/"; done
-  chown -R vmail:vmail "$WORK/peer/vmail"
-  chmod 755 "$WORK/peer/vmail" "$WORK/peer/vmail/example.test"
+  dovecot_start_with_data
   master=$(cat "$WORK/peer/dovecot/run/master.pid")
   dovecot_start_rss=$(tree_rss_kib "$master")
   run_loads Dovecot 14300 || status=1
@@ -78,22 +74,8 @@ fi
 
 # (b) Mailstead
 if [[ " $SERVERS " == *" mailstead "* ]]; then
-  cat > "$WORK/mailstead.toml" <<CONF
-[server]
-hostname = "bench.test"
-data_dir = "$WORK/mailstead"
-[imap]
-listen = ["127.0.0.1:1143"]
-listen_tls = []
-login_on_loopback_without_tls = true
-max_connections_per_user = 1000
-max_connections_per_ip = 20000
-[smtp]
-listen = []
-[log]
-level = "warn"
-CONF
-  export MAILSTEAD_CONFIG=$WORK/mailstead.toml
+  mailstead_write_config "max_connections_per_user = 1000
+max_connections_per_ip = 20000"
   if mailstead_load_users && mailstead_start; then
     mailstead_start_rss=$(tree_rss_kib "$MAILSTEAD_PID")
     "$BENCH" warm --addr 127.0.0.1:1143 --users "$USERS" >/dev/null 2>&1

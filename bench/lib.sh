@@ -30,6 +30,37 @@ mailstead_load_users() {
   done
 }
 
+# Starts Debian's Dovecot (bench/peers/setup.sh, IMAP 127.0.0.1:14300) with the generated
+# Maildirs of user1..USERS copied in as its own; PEER settings in $WORK/peer/dovecot/extra.conf,
+# written before, are included.
+dovecot_start_with_data() {
+  bench/peers/setup.sh "$WORK/peer"
+  mkdir -p "$WORK/peer/vmail/example.test"
+  for i in $(seq 1 "$USERS"); do cp -a "$WORK/data/user$i" "$WORK/peer/vmail/example.test/"; done
+  chown -R vmail:vmail "$WORK/peer/vmail"
+  chmod 755 "$WORK/peer/vmail" "$WORK/peer/vmail/example.test"
+}
+
+# Writes $WORK/mailstead.toml: IMAP on 127.0.0.1:1143 without TLS, no SMTP, data under
+# $WORK/mailstead; EXTRA lines go into [imap]. Exports MAILSTEAD_CONFIG.
+mailstead_write_config() { # [EXTRA]
+  cat > "$WORK/mailstead.toml" <<CONF
+[server]
+hostname = "bench.test"
+data_dir = "$WORK/mailstead"
+[imap]
+listen = ["127.0.0.1:1143"]
+listen_tls = []
+login_on_loopback_without_tls = true
+${1:-}
+[smtp]
+listen = []
+[log]
+level = "warn"
+CONF
+  export MAILSTEAD_CONFIG=$WORK/mailstead.toml
+}
+
 # Starts `mailstead serve` (MAILSTEAD_PID) and waits for its IMAP port 1143.
 mailstead_start() {
   "$BIN" serve >"$WORK/mailstead.log" 2>&1 &
