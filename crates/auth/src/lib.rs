@@ -67,6 +67,11 @@ pub struct AuthOptions {
     /// Addresses and accounts whose failures are remembered, each; beyond it the oldest are
     /// forgotten, so memory stays bounded under a spread-out attack.
     pub max_tracked: usize,
+    /// Clients that speak for many users (a webmail, a proxy): their failures are never
+    /// counted against their address nor do they block it, like Dovecot's
+    /// `login_trusted_networks`; each failure still waits `failure_delay` and still counts
+    /// against the account.
+    pub trusted_networks: Vec<Network>,
 }
 
 impl Default for AuthOptions {
@@ -79,6 +84,66 @@ impl Default for AuthOptions {
             max_failure_delay: Duration::from_secs(15),
             hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
             max_tracked: 100_000,
+            trusted_networks: Vec::new(),
+        }
+    }
+}
+
+/// An IP network written `address/prefix` (`127.0.0.0/8`, `2001:db8::/32`), or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+/// A network that does not parse; the message says what is expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a network: write an address, or address/prefix like 10.0.0.0/8 or fd00::/8")]
+pub struct NetworkError(String);
+
+impl std::str::FromStr for Network {
+    type Err = NetworkError;
+
+    fn from_str(text: &str) -> Result<Network, NetworkError> {
+        let error = || NetworkError(text.to_owned());
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.trim().parse().map_err(|_| error())?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(prefix) => prefix.trim().parse::<u8>().map_err(|_| error())?,
+        };
+        if prefix > bits {
+            return Err(error());
+        }
+        Ok(Network { address, prefix })
+    }
+}
+
+impl Network {
+    /// Does `ip` lie in this network? IPv4-mapped IPv6 addresses count as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        match (self.address, ip) {
+            (IpAddr::V4(network), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(network) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(network) & mask == u128::from(ip) & mask
+            }
+            _ => false,
         }
     }
 }
@@ -225,6 +290,7 @@ struct Inner {
     blocked_delay: Duration,
     pool: HashPool,
     penalty: Mutex<Penalty>,
+    trusted_networks: Vec<Network>,
 }
 
 impl Authenticator {
@@ -236,8 +302,17 @@ impl Authenticator {
                 blocked_delay: options.max_failure_delay,
                 pool: HashPool::new(options.hashing_threads),
                 penalty: Mutex::new(Penalty::new(&options)),
+                trusted_networks: options.trusted_networks,
             }),
         }
+    }
+
+    /// Is `client` in `trusted_networks` (a webmail or proxy speaking for many users)?
+    pub fn is_trusted(&self, client: IpAddr) -> bool {
+        self.inner
+            .trusted_networks
+            .iter()
+            .any(|network| network.contains(client))
     }
 
     /// Verifications run so far (the CLI and tests check that a refusal hashed nothing).
@@ -270,7 +345,12 @@ impl Authenticator {
                 .fail(attempt, account_key, Refusal::PasswordTooLong)
                 .await);
         }
-        let verdict = self.penalty().check(client, account_key, Instant::now());
+        // A trusted client speaks for many users: one user's typos must not block the rest.
+        let verdict = if self.is_trusted(client) {
+            Verdict::Allowed
+        } else {
+            self.penalty().check(client, account_key, Instant::now())
+        };
         let blocked = match verdict {
             Verdict::Allowed => None,
             Verdict::AddressBlocked => Some(Refusal::TooManyFailuresFromAddress),
@@ -351,9 +431,10 @@ impl Authenticator {
         account_key: &str,
         refusal: Refusal,
     ) -> AuthOutcome {
-        let delay = self
-            .penalty()
-            .record_failure(attempt.client, account_key, Instant::now());
+        let trusted = self.is_trusted(attempt.client);
+        let delay =
+            self.penalty()
+                .record_failure(attempt.client, account_key, trusted, Instant::now());
         log_failure(attempt.service, attempt.client, attempt.login, refusal);
         tokio::time::sleep(delay).await;
         AuthOutcome::Refused(refusal)
@@ -382,4 +463,36 @@ fn shown_login(login: &str) -> &str {
         end -= 1;
     }
     &login[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_and_contain() {
+        let loopback: Network = "127.0.0.0/8".parse().unwrap();
+        assert!(loopback.contains("127.0.0.2".parse().unwrap()));
+        assert!(loopback.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!loopback.contains("128.0.0.1".parse().unwrap()));
+        assert!(!loopback.contains("::1".parse().unwrap()));
+        let one: Network = " ::1 ".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let everything: Network = "0.0.0.0/0".parse().unwrap();
+        assert!(everything.contains("203.0.113.5".parse().unwrap()));
+        let v6: Network = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "webmail",
+            "10.0.0.0/x",
+        ] {
+            assert!(bad.parse::<Network>().is_err(), "{bad:?}");
+        }
+    }
 }

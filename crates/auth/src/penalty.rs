@@ -92,25 +92,32 @@ impl Penalty {
     }
 
     /// Counts a failure and returns how long to wait before answering it: the first delay,
-    /// doubled for each earlier failure of the address in the window, capped.
+    /// doubled for each earlier failure of the address in the window, capped. A `trusted`
+    /// client (many users behind one address) is not counted: its delay stays the first one,
+    /// and only the account's count grows.
     pub(crate) fn record_failure(
         &mut self,
         client: IpAddr,
         account: &str,
+        trusted: bool,
         now: Instant,
     ) -> Duration {
         let client = address_key(client);
         let window = self.window;
-        make_room(&mut self.addresses, &client, self.max_tracked, |failures| {
-            failures.back().copied()
-        });
-        let failures = self.addresses.entry(client).or_default();
-        expire(failures, now, window, |at| *at);
-        failures.push_back(now);
-        while failures.len() > self.max_per_address {
-            failures.pop_front();
-        }
-        let earlier = failures.len().saturating_sub(1);
+        let earlier = if trusted {
+            0
+        } else {
+            make_room(&mut self.addresses, &client, self.max_tracked, |failures| {
+                failures.back().copied()
+            });
+            let failures = self.addresses.entry(client).or_default();
+            expire(failures, now, window, |at| *at);
+            failures.push_back(now);
+            while failures.len() > self.max_per_address {
+                failures.pop_front();
+            }
+            failures.len().saturating_sub(1)
+        };
         if !account.is_empty() {
             make_room(&mut self.accounts, account, self.max_tracked, |failures| {
                 failures.back().map(|(at, _)| *at)
@@ -210,14 +217,14 @@ mod tests {
         let delays: Vec<u64> = (0..6)
             .map(|_| {
                 penalty
-                    .record_failure(ip("203.0.113.5"), "bob@example.com", now)
+                    .record_failure(ip("203.0.113.5"), "bob@example.com", false, now)
                     .as_secs()
             })
             .collect();
         assert_eq!(delays, [1, 2, 4, 8, 15, 15]);
         // Another address starts at the first delay.
         assert_eq!(
-            penalty.record_failure(ip("203.0.113.6"), "bob@example.com", now),
+            penalty.record_failure(ip("203.0.113.6"), "bob@example.com", false, now),
             Duration::from_secs(1)
         );
     }
@@ -232,7 +239,7 @@ mod tests {
                 penalty.check(attacker, "bob@example.com", start),
                 Verdict::Allowed
             );
-            penalty.record_failure(attacker, &format!("user{n}@example.com"), start);
+            penalty.record_failure(attacker, &format!("user{n}@example.com"), false, start);
         }
         assert_eq!(
             penalty.check(attacker, "anyone@example.com", start),
@@ -256,7 +263,7 @@ mod tests {
         let now = Instant::now();
         // Ten addresses, one failure each: none reaches its own limit.
         for n in 1..=10 {
-            penalty.record_failure(ip(&format!("203.0.113.{n}")), "bob@example.com", now);
+            penalty.record_failure(ip(&format!("203.0.113.{n}")), "bob@example.com", false, now);
         }
         assert_eq!(
             penalty.check(ip("203.0.113.1"), "bob@example.com", now),
@@ -280,13 +287,13 @@ mod tests {
         let now = Instant::now();
         let client = ip("192.0.2.44");
         for _ in 0..3 {
-            penalty.record_failure(client, "bob@example.com", now);
+            penalty.record_failure(client, "bob@example.com", false, now);
         }
         penalty.record_success(client, "bob@example.com");
         assert_eq!(penalty.tracked(), (1, 0));
         // The address's own count stands: the next failure waits longer.
         assert_eq!(
-            penalty.record_failure(client, "bob@example.com", now),
+            penalty.record_failure(client, "bob@example.com", false, now),
             Duration::from_secs(8)
         );
     }
@@ -314,7 +321,7 @@ mod tests {
         for n in 0..1000u32 {
             let at = start + Duration::from_millis(u64::from(n));
             let client = IpAddr::from(n.to_be_bytes());
-            penalty.record_failure(client, &format!("user{n}@example.com"), at);
+            penalty.record_failure(client, &format!("user{n}@example.com"), false, at);
         }
         let (addresses, accounts) = penalty.tracked();
         assert!(
@@ -324,11 +331,34 @@ mod tests {
         // The newest are the ones kept.
         let newest = IpAddr::from(999u32.to_be_bytes());
         for _ in 0..9 {
-            penalty.record_failure(newest, "x@example.com", start);
+            penalty.record_failure(newest, "x@example.com", false, start);
         }
         assert_eq!(
             penalty.check(newest, "y@example.com", start + Duration::from_secs(1)),
             Verdict::AddressBlocked
+        );
+    }
+
+    #[test]
+    fn a_trusted_client_is_never_blocked_nor_delayed_more() {
+        let options = AuthOptions::default();
+        let mut penalty = Penalty::new(&options);
+        let webmail = ip("127.0.0.1");
+        let now = Instant::now();
+        for n in 0..50 {
+            let delay = penalty.record_failure(webmail, &format!("user{n}@example.com"), true, now);
+            assert_eq!(delay, options.failure_delay, "failure {n}");
+        }
+        assert_eq!(penalty.tracked().0, 0, "no address counted");
+        // The accounts still count: an untrusted address that failed on one is blocked there.
+        let stranger = ip("203.0.113.9");
+        for _ in 0..10 {
+            penalty.record_failure(webmail, "bob@example.com", true, now);
+        }
+        penalty.record_failure(stranger, "bob@example.com", false, now);
+        assert_eq!(
+            penalty.check(stranger, "bob@example.com", now),
+            Verdict::AccountBlocked
         );
     }
 }

@@ -245,3 +245,43 @@ async fn a_flooding_address_cannot_take_the_hashing_threads() {
     );
     flood.abort_all();
 }
+
+/// A webmail speaks for many users from one address: in `trusted_networks`, eleven failures
+/// (of any of its users) do not block it, while the same from an untrusted address does.
+#[tokio::test]
+async fn a_trusted_webmail_is_not_blocked_by_its_users_failures() {
+    let fx = fixture(AuthOptions {
+        trusted_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        ..quick()
+    })
+    .await;
+    for client in ["127.0.0.1", "203.0.113.5"] {
+        // Different users each time, as behind a webmail: only the address rule applies.
+        for n in 0..11 {
+            let login = format!("ghost{n}@example.com");
+            let outcome = log_in(&fx.auth, Service::Imap, client, &login, b"x").await;
+            assert!(matches!(outcome, AuthOutcome::Refused(_)), "{outcome:?}");
+        }
+    }
+    let webmail = log_in(
+        &fx.auth,
+        Service::Imap,
+        "127.0.0.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert!(matches!(webmail, AuthOutcome::Accepted(_)), "{webmail:?}");
+    let stranger = log_in(
+        &fx.auth,
+        Service::Imap,
+        "203.0.113.5",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert_eq!(
+        stranger,
+        AuthOutcome::Refused(Refusal::TooManyFailuresFromAddress)
+    );
+}

@@ -116,6 +116,9 @@ pub struct AuthSection {
     /// The longest a failure's answer is delayed.
     #[serde(deserialize_with = "deserialize_duration")]
     pub max_failure_delay: Duration,
+    /// Clients that log in for many users (a webmail, a proxy), like Dovecot's
+    /// `login_trusted_networks`: their failures neither block nor slow down their address.
+    pub trusted_networks: Vec<String>,
 }
 
 impl Default for AuthSection {
@@ -126,6 +129,7 @@ impl Default for AuthSection {
             max_failures_per_account: 10,
             failure_delay: Duration::from_secs(1),
             max_failure_delay: Duration::from_secs(15),
+            trusted_networks: Vec::new(),
         }
     }
 }
@@ -672,6 +676,13 @@ impl Config {
             };
             return fail(key, "must be at least 1 (the default is 10)".to_owned());
         }
+        if let Some(err) = auth
+            .trusted_networks
+            .iter()
+            .find_map(|network| network.parse::<mailstead_auth::Network>().err())
+        {
+            return fail("auth.trusted_networks", err.to_string());
+        }
         if auth.max_failure_delay < auth.failure_delay {
             return fail(
                 "auth.max_failure_delay",
@@ -1203,6 +1214,13 @@ mod tests {
         assert_eq!(config.auth.max_failure_delay, Duration::from_secs(30));
         assert!(load("[auth]\nmax_failures_per_account = 0\n").is_err());
         assert!(load("[auth]\nfailure_delay = \"20s\"\n").is_err());
+        let config = load("[auth]\ntrusted_networks = [\"127.0.0.1\", \"fd00::/8\"]\n").unwrap();
+        assert_eq!(config.auth.trusted_networks.len(), 2);
+        assert_invalid(
+            "[auth]\ntrusted_networks = [\"10.0.0.0/40\"]\n",
+            "auth.trusted_networks",
+            "address/prefix",
+        );
     }
 
     /// Loads TOML text as if it came from `test.toml`.

@@ -214,6 +214,13 @@ pub fn auth_options(config: &Config) -> mailstead_auth::AuthOptions {
         max_failures_per_account: config.auth.max_failures_per_account,
         failure_delay: config.auth.failure_delay,
         max_failure_delay: config.auth.max_failure_delay,
+        // Checked when the config was read.
+        trusted_networks: config
+            .auth
+            .trusted_networks
+            .iter()
+            .filter_map(|network| network.parse().ok())
+            .collect(),
         ..mailstead_auth::AuthOptions::default()
     }
 }
