@@ -166,6 +166,28 @@ pub(crate) struct Session {
     pub(crate) connection: ConnectionHandle,
     /// When an unauthenticated connection is closed, whatever it does.
     login_deadline: Instant,
+    /// The address logins are counted and logged under: the peer's, or the one a trusted
+    /// webmail or proxy forwarded in `ID ("x-originating-ip" …)` (Dovecot's forwarding).
+    pub(crate) login_client: IpAddr,
+}
+
+impl Session {
+    /// A trusted peer (`[auth] trusted_networks`: a webmail, a proxy) speaks for its users:
+    /// before login, the client address it forwards in ID is the one the login penalty counts.
+    /// From anyone else the field is ignored, so a client cannot choose its own address.
+    fn take_forwarded_client(&mut self, fields: Option<&[(String, Option<String>)]>) {
+        if self.user.is_some() || !self.ctx.auth.is_trusted(self.peer) {
+            return;
+        }
+        let forwarded = fields.into_iter().flatten().find_map(|(name, value)| {
+            name.eq_ignore_ascii_case("x-originating-ip")
+                .then(|| value.as_deref()?.trim().parse::<IpAddr>().ok())
+                .flatten()
+        });
+        if let Some(client) = forwarded {
+            self.login_client = client;
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -189,6 +211,7 @@ pub(crate) async fn run(
         bad_commands: 0,
         connection,
         login_deadline,
+        login_client: peer,
     };
     if let Err(err) = session.serve().await {
         debug!(peer = %session.peer, cause = %err, "IMAP connection ended");
@@ -375,7 +398,8 @@ impl Session {
                 self.conn.write(b"* BYE Logging out.\r\n").await?;
                 Done::ok("Logout completed.").then_close()
             }
-            Command::Id(_) => {
+            Command::Id(fields) => {
+                self.take_forwarded_client(fields.as_deref());
                 let line = format!(
                     "* ID (\"name\" \"Mailstead\" \"version\" \"{}\")\r\n",
                     env!("CARGO_PKG_VERSION")

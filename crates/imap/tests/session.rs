@@ -1270,3 +1270,52 @@ async fn folder_names_that_collide_or_overflow_are_refused_with_cannot() {
     let (_, done) = client.run("SELECT INBOX").await;
     assert!(done.starts_with("OK"), "{done}");
 }
+
+/// A webmail in `[auth] trusted_networks` forwards each user's address in ID
+/// (`x-originating-ip`, as Dovecot's login_trusted_networks takes it): the penalty counts that
+/// address, not the webmail's, so one user's attacker is throttled and other users are not.
+/// From an untrusted peer the field is ignored.
+#[tokio::test]
+async fn a_trusted_webmail_forwards_its_users_addresses_in_id() {
+    let server = start_with_auth(
+        true,
+        AuthOptions {
+            trusted_networks: vec!["127.0.0.5".parse().unwrap()],
+            ..quick_penalty()
+        },
+    )
+    .await;
+    let webmail = [127, 0, 0, 5];
+    let forwarding =
+        |address: &str| format!("ID (\"name\" \"webmail\" \"x-originating-ip\" \"{address}\")");
+    let mut answers = Vec::new();
+    for round in 0..4 {
+        let mut client = server.client_from(webmail).await;
+        let (_, done) = client.run(&forwarding("203.0.113.7")).await;
+        assert!(done.starts_with("OK"), "{done}");
+        for n in 0..3 {
+            let (_, done) = client
+                .run(&format!("LOGIN ghost{round}{n}@example.com wrong"))
+                .await;
+            answers.push(done);
+        }
+    }
+    assert!(
+        answers[10].starts_with("NO [UNAVAILABLE]"),
+        "the forwarded address is blocked after 10 failures: {answers:?}"
+    );
+    let mut attacker = server.client_from(webmail).await;
+    attacker.run(&forwarding("203.0.113.7")).await;
+    let (_, done) = attacker.run("LOGIN bob@example.com secret").await;
+    assert!(done.starts_with("NO [UNAVAILABLE]"), "{done}");
+    // Another user of the same webmail is not affected.
+    let mut user = server.client_from(webmail).await;
+    user.run(&forwarding("198.51.100.20")).await;
+    let (_, done) = user.run("LOGIN bob@example.com secret").await;
+    assert!(done.starts_with("OK [CAPABILITY"), "{done}");
+    // An untrusted client cannot borrow (or escape to) another address.
+    let mut stranger = server.client_from([127, 0, 0, 6]).await;
+    stranger.run(&forwarding("203.0.113.7")).await;
+    let (_, done) = stranger.run("LOGIN alice@example.com secret").await;
+    assert!(done.starts_with("OK [CAPABILITY"), "{done}");
+}

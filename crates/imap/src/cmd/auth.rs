@@ -129,7 +129,7 @@ impl Session {
     async fn log_in(&mut self, login: &str, password: &[u8]) -> io::Result<Done> {
         let attempt = LoginAttempt {
             service: Service::Imap,
-            client: self.peer,
+            client: self.login_client,
             login,
             password,
         };
