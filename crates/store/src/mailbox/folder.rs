@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -125,6 +125,16 @@ pub struct Folder {
     inner: Arc<Inner>,
 }
 
+/// A weak hold on a folder's state; see [`Folder::revive`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Remains(Weak<Inner>);
+
+impl Remains {
+    pub(crate) fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
 struct Inner {
     name: String,
     special_use: Option<SpecialUse>,
@@ -180,6 +190,18 @@ impl Folder {
                 cache_dirty: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// What stays of this folder while its last handle's index write is pending.
+    pub(crate) fn remains(&self) -> Remains {
+        Remains(Arc::downgrade(&self.inner))
+    }
+
+    /// The folder again from its state in memory, if that still lives (its index being
+    /// written after the last handle went): reading the index then could find it older than
+    /// that state (modseqs and the expunge log of QRESYNC would go back in time).
+    pub(crate) fn revive(remains: &Remains) -> Option<Folder> {
+        remains.0.upgrade().map(|inner| Folder { inner })
     }
 
     pub fn name(&self) -> &str {

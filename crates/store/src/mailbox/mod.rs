@@ -269,7 +269,8 @@ pub struct MailStore {
 struct MailStoreInner {
     notifier: Arc<notify::Notifier>,
     hostname: Arc<str>,
-    folders: Mutex<HashMap<PathBuf, Weak<Folder>>>,
+    /// Open folders, and the state of those whose index is still being written.
+    folders: Mutex<HashMap<PathBuf, (Weak<Folder>, folder::Remains)>>,
 }
 
 impl MailStore {
@@ -440,24 +441,28 @@ impl Account {
         let dir = self.inner.folder_dir(&name);
         let folder = {
             let mut folders = lock(&self.inner.store.inner.folders);
-            match folders.get(&dir).and_then(Weak::upgrade) {
+            let known = folders.get(&dir);
+            match known.and_then(|(open, _)| open.upgrade()) {
                 Some(folder) => folder,
                 None => {
                     if name != "INBOX" && !self.inner.folder_exists(&name) {
                         return Err(MailboxError::NotFound(name));
                     }
-                    let special_use = self.inner.special_uses().get(&name).copied();
-                    let folder = Arc::new(Folder::new(
-                        name.clone(),
-                        special_use,
-                        dir.clone(),
-                        self.inner.root.clone(),
-                        self.inner.quota_bytes,
-                        Arc::clone(&self.inner.store.inner.hostname),
-                        &self.inner.store.inner.notifier,
-                    ));
-                    folders.retain(|_, weak| weak.strong_count() > 0);
-                    folders.insert(dir, Arc::downgrade(&folder));
+                    let revived = known.and_then(|(_, remains)| Folder::revive(remains));
+                    let folder = Arc::new(match revived {
+                        Some(folder) => folder,
+                        None => Folder::new(
+                            name.clone(),
+                            self.inner.special_uses().get(&name).copied(),
+                            dir.clone(),
+                            self.inner.root.clone(),
+                            self.inner.quota_bytes,
+                            Arc::clone(&self.inner.store.inner.hostname),
+                            &self.inner.store.inner.notifier,
+                        ),
+                    });
+                    folders.retain(|_, (open, remains)| open.strong_count() > 0 || remains.alive());
+                    folders.insert(dir, (Arc::downgrade(&folder), folder.remains()));
                     folder
                 }
             }
