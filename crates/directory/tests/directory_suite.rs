@@ -16,7 +16,7 @@ use mailstead_directory::manage::{
 use mailstead_directory::model::{Quota, TlsPolicyKind};
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError, DirectoryOptions};
-use support::{Authenticate as _, TestBackend, fresh_database, fresh_directory};
+use support::{Authenticate as _, TestBackend, TestDirectory, fresh_database, fresh_directory};
 
 const ACTOR: &str = "test";
 /// `doveadm pw -s SHA512-CRYPT -p secret-one` (Debian's Dovecot 2.3.19).
@@ -1434,6 +1434,24 @@ async fn change_serial(url: &str) -> i64 {
 }
 
 /// A mailbox row written the way MUM's web UI writes one, not through Mailstead.
+/// Another writer (MUM's web UI) creates mailbox `local` of example.com, its home beside
+/// `neighbour`'s, with raw SQL that Mailstead's code never sees.
+async fn insert_foreign_mailbox(test: &TestDirectory, local: &str, neighbour: &str) {
+    let home = test
+        .directory
+        .get_mailbox(neighbour)
+        .await
+        .unwrap()
+        .location
+        .home;
+    let home = home.with_file_name(local).display().to_string();
+    execute(
+        &test.url,
+        &foreign_mailbox_insert(local, &home, &format!("maildir:{home}/Maildir")),
+    )
+    .await;
+}
+
 fn foreign_mailbox_insert(local: &str, home: &str, maildir: &str) -> String {
     format!(
         "INSERT INTO mailboxes (local_part, password, domain_id, homedir, maildir, created_at, updated_at) \
@@ -1666,18 +1684,7 @@ async fn other_writers_reach_a_running_server(backend: TestBackend) {
     assert!(server.account("bob@example.com").await.unwrap().is_none());
 
     // A mailbox created there receives.
-    let home = writer
-        .get_mailbox("carol@example.com")
-        .await
-        .unwrap()
-        .location
-        .home;
-    let dave_home = home.with_file_name("dave").display().to_string();
-    execute(
-        &test.url,
-        &foreign_mailbox_insert("dave", &dave_home, &format!("maildir:{dave_home}/Maildir")),
-    )
-    .await;
+    insert_foreign_mailbox(&test, "dave", "carol@example.com").await;
     eventually("dave created by another writer", || async {
         resolved(&server, "dave@example.com").await == Ok(vec!["local:dave@example.com".to_owned()])
     })
@@ -1715,18 +1722,7 @@ async fn refusals_expire_after_the_negative_ttl(backend: TestBackend) {
     assert!(server.account("dave@example.com").await.unwrap().is_none());
     assert!(server.account("bob@example.com").await.unwrap().is_some());
 
-    let home = writer
-        .get_mailbox("bob@example.com")
-        .await
-        .unwrap()
-        .location
-        .home;
-    let dave_home = home.with_file_name("dave").display().to_string();
-    execute(
-        &test.url,
-        &foreign_mailbox_insert("dave", &dave_home, &format!("maildir:{dave_home}/Maildir")),
-    )
-    .await;
+    insert_foreign_mailbox(&test, "dave", "bob@example.com").await;
     execute(
         &test.url,
         "UPDATE mailboxes SET active = 0 WHERE local_part = 'bob'",
