@@ -18,19 +18,8 @@ MESSAGES=${MESSAGES:-1000}
 KINDS=${KINDS:-none login-literal brute list-pattern search-text fetch-sets silent}
 SERVERS=${SERVERS:-dovecot mailstead}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-WORK=$(mktemp -d /tmp/mailstead-attack.XXXXXX)
-chmod 755 "$WORK"
-MAILSTEAD_PID=
-cleanup() {
-  if [ -n "$MAILSTEAD_PID" ]; then kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; fi
-  [ -d "$WORK/peer" ] && bench/peers/stop.sh "$WORK/peer"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n 65536 2>/dev/null || true
-
 . bench/lib.sh
+bench_workdir attack
 
 echo "building (release) ..." >&2
 cargo build --release --locked -q -p mailstead -p mailstead-bench --bin mailstead --bin imap-bench

@@ -19,19 +19,8 @@ MESSAGES=${MESSAGES:-1000}
 SERVERS=${SERVERS:-dovecot mailstead}
 [ "$USERS" -le 50 ] || { echo "USERS must be at most 50 (the peer's passdb)" >&2; exit 64; }
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-WORK=$(mktemp -d /tmp/mailstead-imap.XXXXXX)
-chmod 755 "$WORK"
-MAILSTEAD_PID=
-cleanup() {
-  if [ -n "$MAILSTEAD_PID" ]; then kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; fi
-  [ -d "$WORK/peer" ] && bench/peers/stop.sh "$WORK/peer"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n 65536 2>/dev/null || true
-
 . bench/lib.sh
+bench_workdir imap
 
 echo "building (release) ..." >&2
 if [[ " $SERVERS " == *" mailstead "* ]]; then

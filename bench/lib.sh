@@ -1,6 +1,23 @@
-# Shell functions the IMAP benchmarks share; sourced by bench/imap.sh and bench/idle.sh.
+# Shell functions the IMAP benchmarks share; sourced by bench/imap.sh, bench/idle.sh and bench/attack.sh.
 # They expect BIN (the mailstead binary), WORK (the run's temp dir), USERS and, for the data,
 # $WORK/data/user<i>/Maildir written by `imap-bench gen-data`.
+
+# Makes the run's temp dir (WORK, readable by the servers' users) and, on exit, stops what the
+# run started there (MAILSTEAD_PID, the Dovecot/Postfix peer) and removes it.
+bench_workdir() { # NAME
+  WORK=$(mktemp -d "/tmp/mailstead-$1.XXXXXX")
+  chmod 755 "$WORK"
+  MAILSTEAD_PID=
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+  ulimit -n 65536 2>/dev/null || true
+}
+
+bench_cleanup() {
+  if [ -n "$MAILSTEAD_PID" ]; then kill "$MAILSTEAD_PID" 2>/dev/null || true; wait "$MAILSTEAD_PID" 2>/dev/null || true; fi
+  [ -d "$WORK/peer" ] && bench/peers/stop.sh "$WORK/peer"
+  rm -rf "$WORK"
+}
 
 wait_port() { # PORT SECONDS: until something listens on 127.0.0.1:PORT
   for _ in $(seq 1 $(($2 * 10))); do ss -ltn | grep -q "127.0.0.1:$1 " && return 0; sleep 0.1; done
