@@ -314,6 +314,119 @@ pub struct TlsPolicy {
     pub active: bool,
 }
 
+/// Where mail for a domain goes instead of its MX: a transport's value (`transports` table) or
+/// `[queue] relay_host`, in Postfix's syntax: `smtp:[host]:port`, `smtp:host` (MX lookup of
+/// `host`), `lmtp:host:port`, or a bare `[host]:port` (SMTP).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NextHop {
+    pub protocol: HopProtocol,
+    /// A host name or an IP address (without brackets).
+    pub host: String,
+    /// Written `[host]`: connect to the host itself, no MX lookup (always so for LMTP).
+    pub no_mx: bool,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HopProtocol {
+    Smtp,
+    Lmtp,
+}
+
+impl NextHop {
+    /// # Errors
+    /// A sentence saying what is wrong and showing the accepted forms.
+    pub fn parse(input: &str) -> Result<NextHop, String> {
+        let problem = |why: &str| {
+            format!(
+                "bad next hop {input:?}: {why}; write smtp:[host]:port, smtp:host, lmtp:host:port or [host]:port"
+            )
+        };
+        let trimmed = input.trim();
+        let (protocol, rest) = match trimmed.split_once(':') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("smtp") => {
+                (HopProtocol::Smtp, rest)
+            }
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("lmtp") => {
+                (HopProtocol::Lmtp, rest)
+            }
+            _ if trimmed.starts_with('[') || !trimmed.contains(':') => (HopProtocol::Smtp, trimmed),
+            Some((scheme, _)) => return Err(problem(&format!("unknown transport {scheme:?}"))),
+            None => (HopProtocol::Smtp, trimmed),
+        };
+        let (host, no_mx, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (host, after) = inner
+                .split_once(']')
+                .ok_or_else(|| problem("'[' without ']'"))?;
+            let port = match after {
+                "" => None,
+                after => Some(
+                    after
+                        .strip_prefix(':')
+                        .ok_or_else(|| problem("text after ']'"))?,
+                ),
+            };
+            (host, true, port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => (host, false, Some(port)),
+                Some(_) => return Err(problem("an IPv6 address must be written in brackets")),
+                None => (rest, false, None),
+            }
+        };
+        let port = match port {
+            None => None,
+            Some(port) => match port.parse::<u16>() {
+                Ok(port) if port > 0 => Some(port),
+                _ => return Err(problem(&format!("bad port {port:?}"))),
+            },
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && (host.parse::<std::net::IpAddr>().is_ok()
+                || host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                }));
+        if !host_ok {
+            return Err(problem(&format!("bad host {host:?}")));
+        }
+        if protocol == HopProtocol::Lmtp && port.is_none() {
+            return Err(problem("LMTP needs a port"));
+        }
+        Ok(NextHop {
+            protocol,
+            host: host.to_ascii_lowercase(),
+            no_mx: no_mx
+                || protocol == HopProtocol::Lmtp
+                || host.parse::<std::net::IpAddr>().is_ok(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for NextHop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.protocol {
+            HopProtocol::Smtp => "smtp",
+            HopProtocol::Lmtp => "lmtp",
+        };
+        let host = if self.no_mx && self.protocol == HopProtocol::Smtp {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            Some(port) => write!(f, "{scheme}:{host}:{port}"),
+            None => write!(f, "{scheme}:{host}"),
+        }
+    }
+}
+
 /// `domain` receives as `target`: `user@domain` is `user@target`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AliasDomain {
@@ -400,6 +513,40 @@ mod tests {
         assert!(home.escape_problem().is_some());
         let mail = MailboxLocation::parse("/srv/mail/bob", "maildir:~/../alice/Maildir");
         assert!(mail.escape_problem().is_some());
+    }
+
+    #[test]
+    fn next_hops_parse_in_postfix_syntax() {
+        let hop = NextHop::parse("smtp:[10.0.0.1]:2525").unwrap();
+        assert_eq!(
+            (hop.protocol, hop.host.as_str(), hop.no_mx, hop.port),
+            (HopProtocol::Smtp, "10.0.0.1", true, Some(2525))
+        );
+        let hop = NextHop::parse("smtp:Mail.Transport.com").unwrap();
+        assert_eq!(
+            (hop.host.as_str(), hop.no_mx, hop.port),
+            ("mail.transport.com", false, None)
+        );
+        assert_eq!(hop.to_string(), "smtp:mail.transport.com");
+        let hop = NextHop::parse("[relay.example.net]:587").unwrap();
+        assert_eq!(hop.to_string(), "smtp:[relay.example.net]:587");
+        let hop = NextHop::parse("lmtp:127.0.0.1:24").unwrap();
+        assert_eq!((hop.protocol, hop.no_mx), (HopProtocol::Lmtp, true));
+        let hop = NextHop::parse("smtp:[::1]:25").unwrap();
+        assert_eq!(hop.host, "::1");
+        for bad in [
+            "",
+            "uucp:host",
+            "smtp:[x",
+            "smtp:host:0",
+            "smtp:host:99999",
+            "lmtp:host",
+            "smtp:bad host",
+            "smtp:::1",
+        ] {
+            let err = NextHop::parse(bad).unwrap_err();
+            assert!(err.contains("smtp:[host]:port"), "{bad}: {err}");
+        }
     }
 
     #[test]

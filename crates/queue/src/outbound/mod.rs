@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mailstead_directory::model::TlsPolicy;
+use mailstead_directory::model::{NextHop, TlsPolicy};
 use rustls_pki_types::CertificateDer;
 
 /// How the client finds and talks to other servers.
@@ -40,23 +40,6 @@ pub struct OutboundConfig {
     pub idle_connection_time: Duration,
 }
 
-/// A host to connect to, as a transport or `relay_host` names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NextHop {
-    /// `smtp` or `lmtp`.
-    pub protocol: HopProtocol,
-    pub host: String,
-    /// `[host]`: connect to the host itself, no MX lookup (Postfix's brackets).
-    pub no_mx: bool,
-    pub port: Option<u16>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HopProtocol {
-    Smtp,
-    Lmtp,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
     pub login: String,
@@ -87,8 +70,8 @@ pub struct OutboundRecipient {
 pub struct DeliveryRequest<'a> {
     /// The recipients' domain (all share it), ASCII (IDNA) form.
     pub domain: &'a str,
-    /// The domain's transport from the directory (`smtp:[host]:port`, `lmtp:host:port`).
-    pub transport: Option<&'a str>,
+    /// The domain's transport from the directory; `None`: `relay_host`, else the MX.
+    pub transport: Option<&'a NextHop>,
     /// The domain's TLS policy from the directory; `None`: opportunistic (`may`).
     pub tls_policy: Option<&'a TlsPolicy>,
     /// The envelope sender; empty for the null sender.
