@@ -56,6 +56,7 @@ mod connection;
 mod data;
 mod server;
 mod session;
+mod submission;
 
 /// Which protocol a listener speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +65,9 @@ pub enum Mode {
     Smtp,
     /// LMTP (RFC 2033) from a local MTA: `LHLO`, and one reply per recipient after DATA.
     Lmtp,
+    /// Submission from mail clients (587 with STARTTLS, 465 with implicit TLS, RFC 6409): AUTH
+    /// only over TLS, nothing without AUTH, a sender the login owns, any recipient.
+    Submission,
 }
 
 /// Bounds on what one client may make the server do.
@@ -133,6 +137,23 @@ pub struct SmtpContext {
     pub tls: Option<Arc<TlsConfig>>,
     pub limits: Limits,
     pub mode: Mode,
+    /// Takes what cannot be delivered at once (remote recipients, a mailbox failing for now).
+    /// Without it remote recipients get `451` (LMTP from a server with its own queue).
+    pub queue: Option<mailstead_queue::Queue>,
+    /// Verifies AUTH (submission).
+    pub auth: Option<mailstead_auth::Authenticator>,
+    pub policy: Policy,
+}
+
+/// The sender and recipient rules that are choices, not protocol.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Submission: every `From:` header address must be one the login may send as (the
+    /// same rule as MAIL FROM).
+    pub check_from_header: bool,
+    /// Where `RCPT TO:<postmaster>` (no domain, RFC 5321 §4.5.1) goes; `None`: the
+    /// postmaster of the first hosted domain.
+    pub postmaster: Option<String>,
 }
 
 pub use mailstead_net::{Connections, TlsConfig};
@@ -167,9 +188,32 @@ async fn serve_listener(
     shutdown: impl Future,
 ) {
     let options = mailstead_net::ListenerOptions { implicit_tls: None };
+    let protocol = server::Smtp {
+        ctx,
+        implicit_tls: false,
+    };
+    mailstead_net::serve(listener, Arc::new(protocol), options, connections, shutdown).await;
+}
+
+/// Serves submission with implicit TLS (port 465, RFC 8314): the handshake comes first.
+/// (Port 587 is [`serve`] with `ctx.mode` [`Mode::Submission`]: STARTTLS.)
+pub async fn serve_implicit_tls(
+    listener: TcpListener,
+    ctx: Arc<SmtpContext>,
+    tls: Arc<TlsConfig>,
+    connections: Connections,
+    shutdown: impl Future,
+) {
+    let options = mailstead_net::ListenerOptions {
+        implicit_tls: Some(tls),
+    };
+    let protocol = server::Smtp {
+        ctx,
+        implicit_tls: true,
+    };
     mailstead_net::serve(
-        listener,
-        Arc::new(server::Smtp(ctx)),
+        listener.into(),
+        Arc::new(protocol),
         options,
         connections,
         shutdown,
@@ -188,5 +232,12 @@ where
         ip: Some(peer_ip),
         description: peer_ip.to_string(),
     };
-    session::run(Box::new(stream), peer, ctx, ConnectionHandle::detached()).await;
+    session::run(
+        Box::new(stream),
+        peer,
+        ctx,
+        ConnectionHandle::detached(),
+        false,
+    )
+    .await;
 }

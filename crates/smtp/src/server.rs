@@ -8,23 +8,28 @@ use mailstead_net::{ConnectionHandle, Io, Protocol, Refusal};
 use crate::SmtpContext;
 use crate::session::{self, Peer};
 
-pub(crate) struct Smtp(pub(crate) Arc<SmtpContext>);
+pub(crate) struct Smtp {
+    pub(crate) ctx: Arc<SmtpContext>,
+    /// Port 465: the accept loop did the TLS handshake already.
+    pub(crate) implicit_tls: bool,
+}
 
 impl Protocol for Smtp {
     fn name(&self) -> &'static str {
-        match self.0.mode {
+        match self.ctx.mode {
             crate::Mode::Smtp => "SMTP",
             crate::Mode::Lmtp => "LMTP",
+            crate::Mode::Submission => "submission",
         }
     }
 
     fn max_connections_per_address(&self) -> usize {
-        self.0.limits.max_connections_per_ip
+        self.ctx.limits.max_connections_per_ip
     }
 
     fn refusal(&self, why: Refusal) -> Vec<u8> {
         match why {
-            Refusal::ServerFull => session::evicted_reply(&self.0.hostname).to_wire(),
+            Refusal::ServerFull => session::evicted_reply(&self.ctx.hostname).to_wire(),
             Refusal::AddressFull => {
                 b"421 4.7.0 Error: too many connections from your address\r\n".to_vec()
             }
@@ -41,6 +46,6 @@ impl Protocol for Smtp {
             ip: peer.ip,
             description: peer.description,
         };
-        session::run(stream, peer, Arc::clone(&self.0), connection)
+        session::run(stream, peer, Arc::clone(&self.ctx), connection, self.implicit_tls)
     }
 }

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::cmd::{self, Command, PathCommand, Reply};
 use crate::connection::{Connection, Io, Line};
 use crate::data::DataDecoder;
-use crate::{Mode, SmtpContext};
+use crate::{Mode, SmtpContext, submission};
 
 /// Who is on the other end.
 #[derive(Clone, Debug)]
@@ -88,6 +88,10 @@ struct Accepted {
     /// As the client wrote it (LMTP replies name it).
     address: String,
     locals: Vec<LocalRecipient>,
+    /// Addresses elsewhere it leads to (itself, or an alias's outside members): the queue's.
+    externals: Vec<String>,
+    notify: Option<mailstead_queue::Notify>,
+    orcpt: Option<String>,
 }
 
 /// A BDAT transaction in progress.
@@ -113,6 +117,15 @@ struct Session {
     errors: u32,
     /// Tarpit delay owed before the queued error replies are sent.
     delay: std::time::Duration,
+    /// The SASL login, once AUTH succeeded (submission).
+    login: Option<String>,
+    /// DSN's ENVID and RET from MAIL FROM.
+    envid: Option<String>,
+    ret: Option<mailstead_queue::Ret>,
+    /// Recipients refused for being over `max_recipients` in this transaction; up to
+    /// `max_recipients` more of these are not counted as errors (Postfix's
+    /// `smtpd_recipient_overshoot_limit`), so a big transaction is not tarpitted to death.
+    overshoot: usize,
 }
 
 /// What to do after a command.
@@ -126,6 +139,7 @@ pub(crate) async fn run(
     peer: Peer,
     ctx: Arc<SmtpContext>,
     mut connection: ConnectionHandle,
+    implicit_tls: bool,
 ) {
     let mut conn = Connection::new(stream, ctx.limits.max_line);
     let mut session = Session {
@@ -139,7 +153,14 @@ pub(crate) async fn run(
         chunks: None,
         errors: 0,
         delay: std::time::Duration::ZERO,
+        login: None,
+        envid: None,
+        ret: None,
+        overshoot: 0,
     };
+    if implicit_tls {
+        session.tls = Some("implicit TLS".to_owned());
+    }
     // Postfix's smtpd_forbid_unauth_pipelining: a client talking before the banner is not a
     // mail server waiting for it.
     if conn.input_ready_now().await {
@@ -148,7 +169,7 @@ pub(crate) async fn run(
         return;
     }
     let banner = match ctx.mode {
-        Mode::Smtp => format!("{} ESMTP Mailstead", ctx.hostname),
+        Mode::Smtp | Mode::Submission => format!("{} ESMTP Mailstead", ctx.hostname),
         Mode::Lmtp => format!("{} LMTP Mailstead", ctx.hostname),
     };
     conn.queue(&Reply::new(220, banner).to_wire());
@@ -199,7 +220,9 @@ pub(crate) async fn run(
         }
         let next = session.command(&mut conn, &line).await;
         // A session in a mail transaction is busy, not idle: the accept loop does not evict it.
-        connection.set_pre_login(session.mail_from.is_none() && session.chunks.is_none());
+        connection.set_pre_login(
+            session.login.is_none() && session.mail_from.is_none() && session.chunks.is_none(),
+        );
         // The error tarpit: replies are still queued, so sleeping here delays them.
         let delay = std::mem::take(&mut session.delay);
         if !delay.is_zero() {
@@ -244,6 +267,45 @@ fn fully_qualified(address: &str) -> bool {
     }
 }
 
+/// The queue's recipients of a message: every outside address, and every mailbox that
+/// failed while the message was taken (pending when temporary, failed and to be bounced when
+/// permanent), each mailbox once.
+fn queue_entries(
+    recipients: &[Accepted],
+    outcomes: &HashMap<PathBuf, Result<(), Reply>>,
+) -> Vec<mailstead_queue::QueuedRecipient> {
+    use mailstead_queue::{QueuedRecipient, RecipientState};
+    let mut entries = Vec::new();
+    let mut mailboxes = std::collections::HashSet::new();
+    for recipient in recipients {
+        let with_dsn = |mut entry: QueuedRecipient| {
+            entry.notify = recipient.notify;
+            entry.orcpt = recipient.orcpt.clone();
+            entry
+        };
+        for external in &recipient.externals {
+            entries.push(with_dsn(QueuedRecipient::pending(external.clone(), false)));
+        }
+        for local in &recipient.locals {
+            let Some(Err(reply)) = outcomes.get(&local.location.maildir) else {
+                continue;
+            };
+            if !mailboxes.insert(local.location.maildir.clone()) {
+                continue;
+            }
+            let mut entry = with_dsn(QueuedRecipient::pending(local.address.to_string(), true));
+            if reply.code >= 500 {
+                let text = reply.lines.join(" ");
+                entry.state = RecipientState::Failed;
+                entry.status = text.split_whitespace().next().map(str::to_owned);
+                entry.diagnostic = Some(format!("x-mailstead; {} {text}", reply.code));
+            }
+            entries.push(entry);
+        }
+    }
+    entries
+}
+
 static QUEUE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A short id naming one received message in replies, headers and logs.
@@ -265,6 +327,10 @@ impl Session {
     /// tarpit delay (Postfix's `smtpd_error_sleep_time`); at `max_errors` the session closes.
     fn send(&mut self, conn: &mut Connection, reply: Reply) -> Next {
         conn.queue(&reply.to_wire());
+        if reply.code == 452 && self.overshoot > 0 && self.overshoot <= self.ctx.limits.max_recipients {
+            // Too many recipients is the client's batch size, not misbehaviour.
+            return Next::Continue;
+        }
         if reply.is_error() {
             if self.errors >= self.ctx.limits.soft_error_limit {
                 self.delay += self.ctx.limits.error_sleep;
@@ -299,6 +365,9 @@ impl Session {
         self.mail_from = None;
         self.recipients.clear();
         self.chunks = None;
+        self.envid = None;
+        self.ret = None;
+        self.overshoot = 0;
     }
 
     async fn command(&mut self, conn: &mut Connection, line: &[u8]) -> Result<Next, SessionError> {
@@ -324,7 +393,7 @@ impl Session {
                 self.extended = false;
                 Reply::new(250, self.ctx.hostname.clone())
             }
-            Command::Mail(path) => self.mail(path),
+            Command::Mail(path) => self.mail(path).await,
             Command::Rcpt(path) => self.rcpt(path).await,
             Command::Data => return self.data(conn).await,
             Command::Bdat { size, last } => return self.bdat(conn, size, last).await,
@@ -340,6 +409,9 @@ impl Session {
             Command::Vrfy => Reply::new(502, "5.5.1 VRFY command is disabled"),
             Command::NotImplemented => Reply::new(502, "5.5.1 Error: command not implemented"),
             Command::StartTls => return self.start_tls(conn).await,
+            Command::Auth { mechanism, initial } => {
+                return self.auth(conn, &mechanism, initial).await;
+            }
         };
         Ok(self.send(conn, reply))
     }
@@ -353,20 +425,32 @@ impl Session {
             "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
         ];
-        if self.ctx.tls.is_some() && self.tls.is_none() && self.ctx.mode == Mode::Smtp {
+        if self.ctx.tls.is_some() && self.tls.is_none() && self.ctx.mode != Mode::Lmtp {
             lines.push("STARTTLS".to_string());
+        }
+        // RFC 4954 §4 / RFC 8314: never offer a password exchange in the clear.
+        if self.ctx.mode == Mode::Submission && self.tls.is_some() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        if self.ctx.queue.is_some() && self.ctx.mode != Mode::Lmtp {
+            lines.push("DSN".to_string());
         }
         lines.push("CHUNKING".to_string());
         Reply { code: 250, lines }
     }
 
-    fn mail(&mut self, path: PathCommand) -> Reply {
+    async fn mail(&mut self, path: PathCommand) -> Reply {
         if self.helo.is_none() {
             return Reply::new(503, "5.5.1 Error: send HELO/EHLO first");
         }
         if self.mail_from.is_some() {
             return Reply::new(503, "5.5.1 Error: nested MAIL command");
         }
+        if self.ctx.mode == Mode::Submission && self.login.is_none() {
+            return Reply::new(530, "5.7.0 Authentication required");
+        }
+        let dsn = self.ctx.queue.is_some() && self.ctx.mode != Mode::Lmtp;
+        let (mut envid, mut ret) = (None, None);
         for (key, value) in &path.params {
             match (key.as_str(), value.as_deref()) {
                 ("SIZE", Some(size)) => match size.parse::<u64>() {
@@ -380,6 +464,16 @@ impl Session {
                     if body.eq_ignore_ascii_case("7BIT")
                         || body.eq_ignore_ascii_case("8BITMIME") => {}
                 ("SMTPUTF8", None) => {}
+                // RFC 4954 §5: who submitted it originally; the login decides here.
+                ("AUTH", Some(_)) if self.ctx.mode == Mode::Submission => {}
+                ("RET", Some(value)) if dsn => match submission::parse_ret(value) {
+                    Some(parsed) => ret = Some(parsed),
+                    None => return Reply::new(501, "5.5.4 Bad RET parameter"),
+                },
+                ("ENVID", Some(value)) if dsn => match submission::decode_xtext(value) {
+                    Some(parsed) => envid = Some(parsed),
+                    None => return Reply::new(501, "5.5.4 Bad ENVID parameter"),
+                },
                 _ => return Reply::new(555, format!("5.5.4 Unsupported option: {key}")),
             }
         }
@@ -395,25 +489,120 @@ impl Session {
                 );
             }
         }
+        if let Some(refusal) = self.sender_refusal(&path.address).await {
+            info!(
+                peer = %self.peer.description,
+                login = %LogSafe(self.login.as_deref().unwrap_or("")),
+                from = %LogSafe(&path.address),
+                code = refusal.code,
+                "sender refused"
+            );
+            return refusal;
+        }
         self.mail_from = Some(path.address);
+        self.envid = envid;
+        self.ret = ret;
         Reply::new(250, "2.1.0 Ok")
     }
 
+    /// Who may use this sender address. Submission: only an address the login owns (seed
+    /// 000's sender-login map with `reject_sender_login_mismatch`); the null sender is not
+    /// for clients. Port 25: no unauthenticated mail claiming one of our domains.
+    async fn sender_refusal(&self, sender: &str) -> Option<Reply> {
+        match self.ctx.mode {
+            Mode::Lmtp => None,
+            Mode::Submission => {
+                let login = self.login.as_deref().unwrap_or_default();
+                let owned = !sender.is_empty()
+                    && match self.ctx.directory.may_send_as(login, sender).await {
+                        Ok(owned) => owned,
+                        Err(err) => return Some(reply_for(&SessionError::Directory(err))),
+                    };
+                (!owned).then(|| {
+                    Reply::new(
+                        553,
+                        format!("5.7.1 <{sender}>: Sender address rejected: not owned by user {login}"),
+                    )
+                })
+            }
+            Mode::Smtp => {
+                if sender.is_empty() {
+                    return None;
+                }
+                let Ok(address) = Directory::parse_address(sender) else {
+                    return None;
+                };
+                match self.ctx.directory.resolve_address(&address).await {
+                    Ok(resolution)
+                        if !matches!(resolution.outcome, Outcome::Reject(Rejection::NotHosted)) =>
+                    {
+                        Some(Reply::new(
+                            553,
+                            format!(
+                                "5.7.1 <{sender}>: Sender address rejected: a local domain needs authentication; use submission (port 587)"
+                            ),
+                        ))
+                    }
+                    Ok(_) => None,
+                    Err(err) => Some(reply_for(&SessionError::Directory(err))),
+                }
+            }
+        }
+    }
+
     async fn rcpt(&mut self, path: PathCommand) -> Reply {
+        let reply = self.decide_recipient(path.clone()).await;
+        if reply.is_error() {
+            info!(
+                peer = %self.peer.description,
+                from = %LogSafe(self.mail_from.as_deref().unwrap_or("")),
+                to = %LogSafe(&path.address),
+                code = reply.code,
+                reason = %LogSafe(&reply.lines.join(" ")),
+                "recipient refused"
+            );
+        }
+        reply
+    }
+
+    async fn decide_recipient(&mut self, path: PathCommand) -> Reply {
         if self.mail_from.is_none() {
             return Reply::new(503, "5.5.1 Error: need MAIL command");
         }
-        if let Some((key, _)) = path.params.first() {
-            return Reply::new(555, format!("5.5.4 Unsupported option: {key}"));
+        let dsn = self.ctx.queue.is_some() && self.ctx.mode != Mode::Lmtp;
+        let (mut notify, mut orcpt) = (None, None);
+        for (key, value) in &path.params {
+            match (key.as_str(), value.as_deref()) {
+                ("NOTIFY", Some(value)) if dsn => match submission::parse_notify(value) {
+                    Some(parsed) => notify = Some(parsed),
+                    None => return Reply::new(501, "5.5.4 Bad NOTIFY parameter"),
+                },
+                ("ORCPT", Some(value)) if dsn => match submission::parse_orcpt(value) {
+                    Some(parsed) => orcpt = Some(parsed),
+                    None => return Reply::new(501, "5.5.4 Bad ORCPT parameter"),
+                },
+                _ => return Reply::new(555, format!("5.5.4 Unsupported option: {key}")),
+            }
         }
         if self.recipients.len() >= self.ctx.limits.max_recipients {
+            self.overshoot += 1;
             return Reply::new(452, "4.5.3 Error: too many recipients");
         }
-        // Postfix's reject_non_fqdn_recipient; RFC 5321 requires a bare <postmaster> to work.
-        if self.ctx.limits.reject_non_fqdn_recipient
-            && !path.address.eq_ignore_ascii_case("postmaster")
-            && !fully_qualified(&path.address)
-        {
+        let mut written = path.address.clone();
+        // RFC 5321 §4.5.1: a bare <postmaster> must work.
+        if written.eq_ignore_ascii_case("postmaster") {
+            match self.postmaster().await {
+                Some(postmaster) => written = postmaster,
+                None => {
+                    return Reply::new(
+                        550,
+                        "5.1.1 <postmaster>: Recipient address rejected: no postmaster configured",
+                    );
+                }
+            }
+        }
+        // Postfix's reject_non_fqdn_recipient.
+        if self.ctx.limits.reject_non_fqdn_recipient && !fully_qualified(&written) {
             return Reply::new(
                 504,
                 format!(
@@ -422,7 +611,7 @@ impl Session {
                 ),
             );
         }
-        let address = match Directory::parse_address(&path.address) {
+        let address = match Directory::parse_address(&written) {
             Ok(address) => address,
             Err(_) => {
                 return Reply::new(
@@ -436,52 +625,79 @@ impl Session {
             Err(err) => return reply_for(&SessionError::Directory(err)),
         };
         let shown = &path.address;
+        let mut locals = Vec::new();
+        let mut externals = Vec::new();
         match &resolution.outcome {
-            Outcome::Reject(rejection) => match rejection {
-                Rejection::NotHosted => {
-                    Reply::new(554, format!("5.7.1 <{shown}>: Relay access denied"))
-                }
-                Rejection::UnknownUser
-                | Rejection::MailboxInactive
-                | Rejection::AliasInactive
-                | Rejection::NoDeliverableRecipients => Reply::new(
-                    550,
-                    format!("5.1.1 <{shown}>: Recipient address rejected: User unknown"),
-                ),
-                Rejection::SendOnly => Reply::new(
-                    554,
-                    format!("5.7.1 <{shown}>: Recipient address rejected: Access denied"),
-                ),
-                Rejection::DomainInactive => Reply::new(
-                    550,
-                    format!("5.1.2 <{shown}>: Recipient address rejected: Domain not found"),
-                ),
-                Rejection::ExpansionLimit => Reply::new(
-                    451,
-                    format!("4.3.0 <{shown}>: Temporary lookup failure: alias expansion limit"),
-                ),
-            },
+            // Submission relays for its users: an address elsewhere goes to the queue.
+            Outcome::Reject(Rejection::NotHosted)
+                if self.ctx.mode == Mode::Submission && self.ctx.queue.is_some() =>
+            {
+                externals.push(address.to_string());
+            }
+            Outcome::Reject(rejection) => {
+                return match rejection {
+                    Rejection::NotHosted => {
+                        Reply::new(554, format!("5.7.1 <{shown}>: Relay access denied"))
+                    }
+                    Rejection::UnknownUser
+                    | Rejection::MailboxInactive
+                    | Rejection::AliasInactive
+                    | Rejection::NoDeliverableRecipients => Reply::new(
+                        550,
+                        format!("5.1.1 <{shown}>: Recipient address rejected: User unknown"),
+                    ),
+                    Rejection::SendOnly => Reply::new(
+                        554,
+                        format!("5.7.1 <{shown}>: Recipient address rejected: Access denied"),
+                    ),
+                    Rejection::DomainInactive => Reply::new(
+                        550,
+                        format!("5.1.2 <{shown}>: Recipient address rejected: Domain not found"),
+                    ),
+                    Rejection::ExpansionLimit => Reply::new(
+                        451,
+                        format!(
+                            "4.3.0 <{shown}>: Temporary lookup failure: alias expansion limit"
+                        ),
+                    ),
+                };
+            }
             Outcome::Deliver(recipients) => {
-                let mut locals = Vec::new();
                 for recipient in recipients {
                     match recipient {
                         Recipient::Local(local) => locals.push(local.clone()),
-                        // Never accept what cannot be delivered yet: no outbound queue.
+                        Recipient::External { address } if self.ctx.queue.is_some() => {
+                            externals.push(address.to_string());
+                        }
+                        // Never accept what cannot be delivered: no queue on this listener.
                         Recipient::External { .. } => {
                             return Reply::new(
                                 451,
-                                format!("4.3.0 <{shown}>: remote recipients not accepted yet"),
+                                format!("4.3.0 <{shown}>: remote recipients not accepted here"),
                             );
                         }
                     }
                 }
-                self.recipients.push(Accepted {
-                    address: path.address.clone(),
-                    locals,
-                });
-                Reply::new(250, "2.1.5 Ok")
             }
         }
+        self.recipients.push(Accepted {
+            address: path.address.clone(),
+            locals,
+            externals,
+            notify,
+            orcpt,
+        });
+        Reply::new(250, "2.1.5 Ok")
+    }
+
+    /// The address a bare `<postmaster>` means.
+    async fn postmaster(&self) -> Option<String> {
+        if let Some(configured) = &self.ctx.policy.postmaster {
+            return Some(configured.clone());
+        }
+        let domains = self.ctx.directory.list_domains().await.ok()?;
+        let first = domains.into_iter().filter(|domain| domain.active).min_by_key(|domain| domain.id)?;
+        Some(format!("postmaster@{}", first.domain))
     }
 
     /// A reply refusing DATA/BDAT before any body is read, or `None` when the transaction can
@@ -496,19 +712,22 @@ impl Session {
         None
     }
 
-    /// The Return-Path: and Received: headers, written before the body.
+    /// The Received: header, written before the body. (Return-Path: is written into each
+    /// local copy at delivery, never into what is relayed.)
     fn trace_headers(&self, queue_id: &str, chunking: bool) -> String {
-        let sender = self.mail_from.as_deref().unwrap_or("");
         let helo = self.helo.as_deref().unwrap_or("unknown");
         let ip = match self.peer.ip {
             Some(ip) => format!("[{ip}]"),
             None => "local".to_string(),
         };
-        let protocol = match (self.ctx.mode, self.tls.is_some()) {
-            (Mode::Lmtp, _) => "LMTP",
-            (Mode::Smtp, true) => "ESMTPS",
-            (Mode::Smtp, false) if self.extended || chunking => "ESMTP",
-            (Mode::Smtp, false) => "SMTP",
+        // RFC 3848's names; "A" for an authenticated client.
+        let protocol = match (self.ctx.mode, self.tls.is_some(), self.login.is_some()) {
+            (Mode::Lmtp, _, _) => "LMTP",
+            (_, true, true) => "ESMTPSA",
+            (_, false, true) => "ESMTPA",
+            (_, true, false) => "ESMTPS",
+            (_, false, false) if self.extended || chunking => "ESMTP",
+            (_, false, false) => "SMTP",
         };
         let tls = match &self.tls {
             Some(tls) => format!("\r\n\t({tls})"),
@@ -519,7 +738,7 @@ impl Session {
             .unwrap_or_default();
         let helo: String = helo.chars().filter(|c| !c.is_control()).collect();
         format!(
-            "Return-Path: <{sender}>\r\nReceived: from {helo} ({ip}){tls}\r\n\tby {} (Mailstead) with {protocol} id {queue_id};\r\n\t{date}\r\n",
+            "Received: from {helo} ({ip}){tls}\r\n\tby {} (Mailstead) with {protocol} id {queue_id};\r\n\t{date}\r\n",
             self.ctx.hostname
         )
     }
@@ -687,8 +906,10 @@ impl Session {
             .await
     }
 
-    /// Spools the message and delivers it to every local mailbox, then replies: one reply
-    /// (SMTP) or one per accepted recipient (LMTP), only after every delivery returned.
+    /// Spools the message, delivers it to every local mailbox and hands the rest (remote
+    /// recipients, mailboxes that failed while others took it) to the queue, then replies:
+    /// one reply (SMTP) or one per accepted recipient (LMTP), only after every delivery
+    /// returned and the queue has the message on disk.
     async fn finish_message(
         &mut self,
         conn: &mut Connection,
@@ -698,6 +919,7 @@ impl Session {
     ) -> Result<Next, SessionError> {
         let recipients = std::mem::take(&mut self.recipients);
         let sender = self.mail_from.take().unwrap_or_default();
+        let (envid, ret) = (self.envid.take(), self.ret.take());
         self.chunks = None;
         let spooled = match (writer, failure) {
             (Some(writer), None) => writer.finish().await.map_err(SessionError::Store),
@@ -722,6 +944,14 @@ impl Session {
                 return Ok(next);
             }
         };
+        let added = if self.ctx.mode == Mode::Submission {
+            match self.check_submitted(&spooled, queue_id).await {
+                Ok(added) => added,
+                Err(reply) => return Ok(self.send(conn, reply)),
+            }
+        } else {
+            String::new()
+        };
         // Each mailbox gets the message once, however many recipients lead to it.
         let mut outcomes: HashMap<PathBuf, Result<(), Reply>> = HashMap::new();
         for recipient in &recipients {
@@ -730,15 +960,15 @@ impl Session {
                 if outcomes.contains_key(&maildir) {
                     continue;
                 }
-                // Delivered-To: names the final mailbox, as Postfix's virtual and Dovecot's
-                // LMTP add it; the spool file is shared, so it goes only into this copy.
+                // Return-Path: and Delivered-To: (the final mailbox, as Postfix's virtual and
+                // Dovecot's LMTP add it) go only into this copy: the spool file is shared.
                 let address: String = local
                     .address
                     .to_string()
                     .chars()
                     .filter(|c| !c.is_control())
                     .collect();
-                let prefix = format!("Delivered-To: {address}\r\n");
+                let prefix = format!("Return-Path: <{sender}>\r\nDelivered-To: {address}\r\n{added}");
                 let outcome = match spooled
                     .deliver(&maildir, local.quota, Some(prefix.as_bytes()))
                     .await
@@ -752,7 +982,6 @@ impl Session {
                 outcomes.insert(maildir, outcome);
             }
         }
-        drop(spooled);
         let per_recipient: Vec<Result<(), Reply>> = recipients
             .iter()
             .map(|recipient| {
@@ -769,12 +998,45 @@ impl Session {
                 worst
             })
             .collect();
+        let any_delivered = outcomes.values().any(Result::is_ok);
+        let any_external = recipients.iter().any(|recipient| !recipient.externals.is_empty());
+        let any_failed = outcomes.values().any(Result::is_err);
+        let mut queued = 0;
+        if let Some(queue) = &self.ctx.queue
+            && self.ctx.mode != Mode::Lmtp
+            && (any_external || (any_delivered && any_failed))
+        {
+            let entries = queue_entries(&recipients, &outcomes);
+            queued = entries.len();
+            let dkim_domain = (self.ctx.mode == Mode::Submission)
+                .then(|| sender.rsplit_once('@').map(|(_, domain)| domain.to_ascii_lowercase()))
+                .flatten();
+            let message = mailstead_queue::NewMessage {
+                sender: sender.clone(),
+                envid,
+                ret,
+                prefix: added.clone(),
+                submitted_by: self.login.clone(),
+                dkim_domain,
+                recipients: entries,
+            };
+            if let Err(err) = queue.enqueue(&spooled, message).await {
+                // Mailboxes that have it get it again when the client retries: a duplicate,
+                // never a loss.
+                warn!(queue_id, cause = %err, "cannot queue the message");
+                let reply = Reply::new(451, "4.3.0 Error: queue file write error, try again later");
+                return Ok(self.send(conn, reply));
+            }
+        }
+        drop(spooled);
         info!(
             queue_id,
             from = %LogSafe(&sender),
+            login = %LogSafe(self.login.as_deref().unwrap_or("")),
             peer = %self.peer.description,
             recipients = recipients.len(),
             delivered = per_recipient.iter().filter(|outcome| outcome.is_ok()).count(),
+            queued,
             "message received"
         );
         match self.ctx.mode {
@@ -799,31 +1061,13 @@ impl Session {
                 }
                 Ok(next)
             }
-            Mode::Smtp if outcomes.values().any(Result::is_ok) => {
-                // One reply covers every recipient: once any mailbox has the message, a
-                // failure reply would make the client retry (duplicates) or bounce wrongly.
-                // The failed mailboxes should get a bounce, which needs the outbound queue
-                // (not there yet); until then they are logged.
-                for recipient in &recipients {
-                    for local in &recipient.locals {
-                        if let Some(Err(reply)) = outcomes.get(&local.location.maildir) {
-                            warn!(
-                                queue_id,
-                                recipient = %LogSafe(&recipient.address.to_string()),
-                                mailbox = %LogSafe(&local.address.to_string()),
-                                reason = %LogSafe(&reply.lines.join(" ")),
-                                code = reply.code,
-                                "message accepted but not delivered to this mailbox"
-                            );
-                        }
-                    }
-                }
-                Ok(self.send(
-                    conn,
-                    Reply::new(250, format!("2.0.0 Ok: queued as {queue_id}")),
-                ))
-            }
-            Mode::Smtp => {
+            // One reply covers every recipient: the mailboxes that failed are the queue's now
+            // (retried, or bounced), so the client must not retry (duplicates) or bounce.
+            Mode::Smtp | Mode::Submission if any_delivered || queued > 0 => Ok(self.send(
+                conn,
+                Reply::new(250, format!("2.0.0 Ok: queued as {queue_id}")),
+            )),
+            Mode::Smtp | Mode::Submission => {
                 let temporary = per_recipient
                     .iter()
                     .find(|outcome| matches!(outcome, Err(reply) if reply.code < 500));
@@ -837,12 +1081,196 @@ impl Session {
         }
     }
 
+    /// Submission's rules for the message itself: every `From:` address must be one the
+    /// login may send as (`[submission] check_from_header`). Returns the `Message-ID:` and
+    /// `Date:` lines to add when missing.
+    async fn check_submitted(
+        &self,
+        spooled: &mailstead_store::SpooledMessage,
+        queue_id: &str,
+    ) -> Result<String, Reply> {
+        let header = spooled
+            .header_block(self.ctx.limits.max_line.max(64 * 1024))
+            .await
+            .map_err(|err| reply_for(&SessionError::Store(err)))?;
+        let facts = submission::header_facts(&header);
+        if self.ctx.policy.check_from_header {
+            let login = self.login.as_deref().unwrap_or_default();
+            for from in &facts.from {
+                let owned = self
+                    .ctx
+                    .directory
+                    .may_send_as(login, from)
+                    .await
+                    .map_err(|err| reply_for(&SessionError::Directory(err)))?;
+                if !owned {
+                    info!(
+                        peer = %self.peer.description,
+                        login = %LogSafe(login),
+                        header_from = %LogSafe(from),
+                        "message refused: From: header not owned by the login"
+                    );
+                    return Err(Reply::new(
+                        553,
+                        format!("5.7.1 From: <{from}> is not an address of user {login}"),
+                    ));
+                }
+            }
+        }
+        Ok(submission::missing_headers(&facts, queue_id, &self.ctx.hostname))
+    }
+
+    async fn auth(
+        &mut self,
+        conn: &mut Connection,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Result<Next, SessionError> {
+        let reply = self.authenticate(conn, mechanism, initial).await?;
+        Ok(self.send(conn, reply))
+    }
+
+    async fn authenticate(
+        &mut self,
+        conn: &mut Connection,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Result<Reply, SessionError> {
+        let Some(authenticator) = self.ctx.auth.clone().filter(|_| self.ctx.mode == Mode::Submission)
+        else {
+            return Ok(Reply::new(502, "5.5.1 Error: authentication not enabled"));
+        };
+        if self.tls.is_none() {
+            return Ok(Reply::new(
+                538,
+                "5.7.11 Encryption required for requested authentication mechanism",
+            ));
+        }
+        if self.login.is_some() {
+            return Ok(Reply::new(503, "5.5.1 Error: already authenticated"));
+        }
+        if self.mail_from.is_some() {
+            return Ok(Reply::new(
+                503,
+                "5.5.1 Error: MAIL transaction in progress",
+            ));
+        }
+        let initial = match initial.as_deref().map(submission::decode_response) {
+            None => None,
+            Some(Ok(submission::SaslResponse::Data(data))) => Some(data),
+            Some(Ok(submission::SaslResponse::Cancelled)) => {
+                return Ok(Reply::new(501, "5.7.0 Authentication aborted"));
+            }
+            Some(Err(reply)) => return Ok(reply),
+        };
+        let (login, password) = match mechanism {
+            "PLAIN" => {
+                let response = match initial {
+                    Some(response) => response,
+                    None => match self.sasl_prompt(conn, "").await? {
+                        Ok(response) => response,
+                        Err(reply) => return Ok(reply),
+                    },
+                };
+                match submission::plain_credentials(&response) {
+                    Ok(credentials) => credentials,
+                    Err(reply) => return Ok(reply),
+                }
+            }
+            "LOGIN" => {
+                let user = match initial {
+                    Some(user) => user,
+                    None => match self.sasl_prompt(conn, "VXNlcm5hbWU6").await? {
+                        Ok(user) => user,
+                        Err(reply) => return Ok(reply),
+                    },
+                };
+                let password = match self.sasl_prompt(conn, "UGFzc3dvcmQ6").await? {
+                    Ok(password) => password,
+                    Err(reply) => return Ok(reply),
+                };
+                let Ok(user) = String::from_utf8(user) else {
+                    return Ok(Reply::new(501, "5.5.2 Invalid user name"));
+                };
+                (user, password)
+            }
+            _ => {
+                return Ok(Reply::new(
+                    504,
+                    "5.5.4 Unrecognized authentication type",
+                ));
+            }
+        };
+        let client = self
+            .peer
+            .ip
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let attempt = mailstead_auth::LoginAttempt {
+            service: mailstead_auth::Service::Submission,
+            client,
+            login: &login,
+            password: &password,
+        };
+        match authenticator.log_in(attempt).await {
+            Ok(mailstead_auth::AuthOutcome::Accepted(account)) => {
+                info!(peer = %self.peer.description, login = %LogSafe(&login), "authenticated");
+                self.login = Some(account.address.to_string());
+                Ok(Reply::new(235, "2.7.0 Authentication successful"))
+            }
+            Ok(mailstead_auth::AuthOutcome::Refused(refusal)) if refusal.is_temporary() => Ok(
+                Reply::new(454, "4.7.0 Temporary authentication failure"),
+            ),
+            // The auth service logged the reason and already made the client wait.
+            Ok(mailstead_auth::AuthOutcome::Refused(_)) => {
+                Ok(Reply::new(535, "5.7.8 Error: authentication failed"))
+            }
+            Err(err) => {
+                warn!(cause = %err, "authentication failure");
+                Ok(Reply::new(454, "4.7.0 Temporary authentication failure"))
+            }
+        }
+    }
+
+    /// Sends a `334` challenge and reads the client's answer (bounded like a command line).
+    async fn sasl_prompt(
+        &mut self,
+        conn: &mut Connection,
+        challenge: &str,
+    ) -> Result<Result<Vec<u8>, Reply>, SessionError> {
+        conn.queue(&Reply::new(334, challenge).to_wire());
+        let line = tokio::time::timeout(self.ctx.limits.command_timeout, conn.read_line())
+            .await
+            .map_err(|_| SessionError::Timeout)??;
+        let text = match line {
+            Line::Text(line) => line,
+            Line::TooLong => {
+                return Ok(Err(Reply::new(
+                    500,
+                    "5.5.6 Authentication exchange line is too long",
+                )));
+            }
+            Line::Eof => {
+                return Err(SessionError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        };
+        let Ok(text) = std::str::from_utf8(&text) else {
+            return Ok(Err(Reply::new(501, "5.5.2 Cannot decode response")));
+        };
+        Ok(match submission::decode_response(text) {
+            Ok(submission::SaslResponse::Data(data)) => Ok(data),
+            Ok(submission::SaslResponse::Cancelled) => {
+                Err(Reply::new(501, "5.7.0 Authentication aborted"))
+            }
+            Err(reply) => Err(reply),
+        })
+    }
+
     async fn start_tls(&mut self, conn: &mut Connection) -> Result<Next, SessionError> {
         let config = match (&self.ctx.tls, &self.tls, self.ctx.mode) {
             (_, Some(_), _) => {
                 return Ok(self.send(conn, Reply::new(554, "5.5.1 Error: TLS already active")));
             }
-            (Some(config), None, Mode::Smtp) => config.get(),
+            (Some(config), None, Mode::Smtp | Mode::Submission) => config.get(),
             _ => return Ok(self.send(conn, Reply::new(454, "4.7.0 TLS not available"))),
         };
         if conn.has_buffered_input() {

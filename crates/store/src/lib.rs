@@ -179,6 +179,17 @@ impl Store {
         MessageWriter::create(Arc::clone(&self.inner)).await
     }
 
+    /// A message file the outbound queue keeps (written by [`SpooledMessage::link_to`]), to
+    /// deliver it again through the same path as a new message. Dropping the handle leaves
+    /// the file.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file cannot be read.
+    pub async fn queued(&self, path: PathBuf) -> Result<SpooledMessage, StoreError> {
+        SpooledMessage::open_kept(Arc::clone(&self.inner), path).await
+    }
+
     /// Removes leftovers in `<spool_dir>/tmp` (messages whose session died); call at start,
     /// before any `begin`. Returns how many files were removed.
     ///

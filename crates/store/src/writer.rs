@@ -34,6 +34,8 @@ pub struct SpooledMessage {
     path: PathBuf,
     size: u64,
     vsize: u64,
+    /// A message the outbound queue owns (`Store::queued`): its file outlives this handle.
+    kept: bool,
 }
 
 impl MessageWriter {
@@ -117,6 +119,7 @@ impl MessageWriter {
             path,
             size: self.line_endings.size,
             vsize: self.line_endings.vsize,
+            kept: false,
         })
     }
 }
@@ -130,6 +133,101 @@ impl Drop for MessageWriter {
 }
 
 impl SpooledMessage {
+    pub(crate) async fn open_kept(
+        inner: Arc<StoreInner>,
+        path: PathBuf,
+    ) -> Result<SpooledMessage, StoreError> {
+        let file_path = path.clone();
+        let (size, vsize) = run_blocking(move || {
+            let bytes = std::fs::read(&file_path).map_err(|err| StoreError::io(&file_path, err))?;
+            // As `LineEndings` counts: every LF not after a CR is two bytes on the wire.
+            let bare_lf = bytes
+                .iter()
+                .enumerate()
+                .filter(|&(at, &byte)| byte == b'\n' && (at == 0 || bytes[at - 1] != b'\r'))
+                .count();
+            Ok((bytes.len() as u64, (bytes.len() + bare_lf) as u64))
+        })
+        .await?;
+        Ok(SpooledMessage {
+            inner,
+            path,
+            size,
+            vsize,
+            kept: true,
+        })
+    }
+
+    /// Gives the spooled file a second name, `target` (the outbound queue's copy), a hard link
+    /// where it can be, a copy (fsync'd) across file systems. The directory of `target` is not
+    /// synced: the caller does that once for everything it adds.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when neither link nor copy works.
+    pub async fn link_to(&self, target: &Path) -> Result<(), StoreError> {
+        let source = self.path.clone();
+        let target = target.to_path_buf();
+        run_blocking(move || match std::fs::hard_link(&source, &target) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::CrossesDevices => {
+                std::fs::copy(&source, &target)
+                    .and_then(|_| std::fs::File::open(&target)?.sync_all())
+                    .map_err(|err| StoreError::io(&target, err))
+            }
+            Err(err) => Err(StoreError::io(&target, err)),
+        })
+        .await
+    }
+
+    /// The header section as stored (LF line endings), at most `limit` bytes of it.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file cannot be read.
+    pub async fn header_block(&self, limit: usize) -> Result<Vec<u8>, StoreError> {
+        let path = self.path.clone();
+        run_blocking(move || {
+            use std::io::Read;
+            let file = std::fs::File::open(&path).map_err(|err| StoreError::io(&path, err))?;
+            let mut head = Vec::with_capacity(limit.min(64 * 1024));
+            file.take(limit as u64)
+                .read_to_end(&mut head)
+                .map_err(|err| StoreError::io(&path, err))?;
+            if let Some(end) = head.windows(2).position(|pair| pair == b"\n\n") {
+                head.truncate(end + 1);
+            }
+            Ok(head)
+        })
+        .await
+    }
+
+    /// The whole message with CRLF line endings (what goes on the wire), `prefix` (wire bytes)
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file cannot be read.
+    pub async fn wire_bytes(&self, prefix: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let path = self.path.clone();
+        let prefix = prefix.to_vec();
+        run_blocking(move || {
+            let stored = std::fs::read(&path).map_err(|err| StoreError::io(&path, err))?;
+            let mut wire = Vec::with_capacity(prefix.len() + stored.len() + stored.len() / 30);
+            wire.extend_from_slice(&prefix);
+            let mut previous = 0u8;
+            for &byte in &stored {
+                if byte == b'\n' && previous != b'\r' {
+                    wire.push(b'\r');
+                }
+                wire.push(byte);
+                previous = byte;
+            }
+            Ok(wire)
+        })
+        .await
+    }
+
     /// The size on disk, LF line endings: Maildir's `S=`.
     pub fn size(&self) -> u64 {
         self.size
@@ -193,7 +291,9 @@ impl SpooledMessage {
 
 impl Drop for SpooledMessage {
     fn drop(&mut self) {
-        remove_quietly(&self.path);
+        if !self.kept {
+            remove_quietly(&self.path);
+        }
     }
 }
 

@@ -105,3 +105,33 @@ pub enum AttemptResult {
     /// Bounce now.
     Failed,
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Interim client until the SMTP client lands: defers everything.
+pub struct Outbound {
+    _config: OutboundConfig,
+}
+
+impl Outbound {
+    pub fn new(config: OutboundConfig) -> Result<Outbound, OutboundError> {
+        Ok(Outbound { _config: config })
+    }
+
+    pub async fn deliver(&self, request: &DeliveryRequest<'_>) -> Vec<Attempt> {
+        request
+            .recipients
+            .iter()
+            .map(|_| Attempt {
+                result: AttemptResult::Deferred,
+                status: "4.3.0".into(),
+                diagnostic: "x-mailstead; outbound delivery not available".into(),
+                remote: None,
+            })
+            .collect()
+    }
+}

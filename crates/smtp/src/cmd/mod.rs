@@ -64,7 +64,12 @@ pub(crate) enum Command {
     Quit,
     Vrfy,
     StartTls,
-    /// A known verb this server does not offer (AUTH, EXPN, ETRN, HELP, TURN).
+    /// `AUTH mechanism [initial-response]` (RFC 4954).
+    Auth {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    /// A known verb this server does not offer (EXPN, ETRN, HELP, TURN).
     NotImplemented,
 }
 
@@ -106,7 +111,8 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, Reply> {
         "QUIT" => Ok(Command::Quit),
         "VRFY" => Ok(Command::Vrfy),
         "STARTTLS" => no_argument(Command::StartTls),
-        "AUTH" | "EXPN" | "ETRN" | "HELP" | "TURN" => Ok(Command::NotImplemented),
+        "AUTH" => auth(argument),
+        "EXPN" | "ETRN" | "HELP" | "TURN" => Ok(Command::NotImplemented),
         _ => Err(Reply::new(500, "5.5.2 Error: command not recognized")),
     }
 }
@@ -116,6 +122,21 @@ fn hello(argument: &str, verb: &str) -> Result<String, Reply> {
         Some(name) => Ok(name.to_string()),
         None => Err(Reply::new(501, format!("5.5.4 Syntax: {verb} hostname"))),
     }
+}
+
+fn auth(argument: &str) -> Result<Command, Reply> {
+    let mut words = argument.split_whitespace();
+    let Some(mechanism) = words.next() else {
+        return Err(Reply::new(501, "5.5.4 Syntax: AUTH mechanism"));
+    };
+    let initial = words.next().map(str::to_owned);
+    if words.next().is_some() {
+        return Err(Reply::new(501, "5.5.4 Syntax: AUTH mechanism [initial-response]"));
+    }
+    Ok(Command::Auth {
+        mechanism: mechanism.to_ascii_uppercase(),
+        initial,
+    })
 }
 
 fn bdat(argument: &str) -> Result<Command, Reply> {
@@ -228,6 +249,26 @@ mod tests {
             501
         );
         assert_eq!(parse(b"").unwrap_err().code, 500);
+        assert_eq!(parse(b"AUTH").unwrap_err().code, 501);
+        assert_eq!(parse(b"AUTH PLAIN a b").unwrap_err().code, 501);
+    }
+
+    #[test]
+    fn auth_takes_a_mechanism_and_an_initial_response() {
+        assert_eq!(
+            parse(b"auth plain AGJvYgBzZWNyZXQ=").unwrap(),
+            Command::Auth {
+                mechanism: "PLAIN".into(),
+                initial: Some("AGJvYgBzZWNyZXQ=".into())
+            }
+        );
+        assert_eq!(
+            parse(b"AUTH LOGIN").unwrap(),
+            Command::Auth {
+                mechanism: "LOGIN".into(),
+                initial: None
+            }
+        );
     }
 
     #[test]
