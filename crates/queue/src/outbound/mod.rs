@@ -3,12 +3,34 @@
 //!
 //! The queue calls [`Outbound::deliver`] with one transaction (one sender, recipients of one
 //! domain, the message) and records each recipient's [`Attempt`]; it never speaks SMTP itself.
+//!
+//! # Layout
+//! - `route.rs`: the hosts to try (transport, relay host, MX, implicit MX, null MX).
+//! - `dns.rs`: MX, A/AAAA and TLSA lookups, with whether the answer was DNSSEC-validated.
+//! - `tls.rs`: the TLS policies (Postfix's levels) and the certificate verifier behind them.
+//! - `dane.rs`: TLSA records and DANE-EE/DANE-TA checks (RFC 7672).
+//! - `client.rs`: one SMTP/LMTP session and its transactions.
+//! - `pool.rs`: connection limits and idle connections kept for reuse.
 
-use std::net::SocketAddr;
+mod client;
+mod dane;
+mod dns;
+mod pool;
+mod route;
+mod tls;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mailstead_directory::model::{NextHop, TlsPolicy};
+use mailstead_directory::model::{HopProtocol, NextHop, TlsPolicy};
+use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
+
+use self::client::{Sent, Target};
+use self::dns::{Answer, Dns};
+use self::pool::{Permits, Pool, PoolKey};
+use self::tls::{Plan, PolicyVerifier, Verifier};
 
 /// How the client finds and talks to other servers.
 #[derive(Clone, Debug)]
@@ -106,32 +128,234 @@ pub enum AttemptResult {
     Failed,
 }
 
+/// Why an [`Outbound`] could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
-    #[error("{0}")]
-    Config(String),
+    #[error("cannot read the system's DNS configuration: {0}")]
+    SystemDns(String),
+    #[error("unusable certificate in extra_roots: {0}")]
+    ExtraRoot(String),
+    #[error("max_connections and max_connections_per_destination must be at least 1")]
+    NoConnections,
 }
 
-/// Interim client until the SMTP client lands: defers everything.
+/// The SMTP client, shared by every delivery (put it in an `Arc`).
 pub struct Outbound {
-    _config: OutboundConfig,
+    config: OutboundConfig,
+    dns: Dns,
+    /// Web PKI roots plus `extra_roots`, for `verify` and `secure`.
+    roots: Arc<RootCertStore>,
+    /// The verifier of opportunistic TLS: any certificate.
+    any_certificate: Arc<PolicyVerifier>,
+    pool: Arc<Pool>,
 }
 
 impl Outbound {
+    /// # Errors
+    /// The system's resolver configuration is unreadable (when `name_servers` is empty), a
+    /// certificate in `extra_roots` is not a usable trust anchor, or a connection limit is 0.
     pub fn new(config: OutboundConfig) -> Result<Outbound, OutboundError> {
-        Ok(Outbound { _config: config })
+        if config.max_connections == 0 || config.max_connections_per_destination == 0 {
+            return Err(OutboundError::NoConnections);
+        }
+        let dns = Dns::new(&config.name_servers, config.trust_ad_bit)?;
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for root in &config.extra_roots {
+            roots
+                .add(root.clone())
+                .map_err(|err| OutboundError::ExtraRoot(err.to_string()))?;
+        }
+        let pool = Arc::new(Pool::new(
+            config.max_connections,
+            config.max_connections_per_destination,
+            config.idle_connection_time,
+        ));
+        Ok(Outbound {
+            config,
+            dns,
+            roots: Arc::new(roots),
+            any_certificate: Arc::new(PolicyVerifier::new(Verifier::Any)),
+            pool,
+        })
     }
 
+    /// Delivers one transaction; one [`Attempt`] per recipient of `request`, in its order.
+    ///
+    /// Hosts are tried in order (MX preference, then each address) while a host cannot take
+    /// the mail (no connection, a refusing greeting, a TLS policy it cannot meet); once a
+    /// session reaches MAIL FROM, the server's answers are the results.
     pub async fn deliver(&self, request: &DeliveryRequest<'_>) -> Vec<Attempt> {
-        request
-            .recipients
-            .iter()
-            .map(|_| Attempt {
+        let n_recipients = request.recipients.len();
+        if n_recipients == 0 {
+            return Vec::new();
+        }
+        let all = |attempt: Attempt| vec![attempt; n_recipients];
+        let policy = match tls::Policy::from_directory(request.tls_policy) {
+            Ok(policy) => policy,
+            Err(why) => return all(unmet(why, None)),
+        };
+        let route = match route::resolve(&self.dns, &self.config, request).await {
+            Ok(route) => route,
+            Err(attempt) => return all(attempt),
+        };
+        let mut last_failure = None;
+        for host in &route.hosts {
+            let (addresses, addresses_secure) = match self.addresses(host).await {
+                Ok(found) => found,
+                Err(attempt) => {
+                    last_failure = Some(attempt);
+                    continue;
+                }
+            };
+            let plan = match tls::plan(
+                &policy,
+                &route,
+                host,
+                addresses_secure,
+                &self.dns,
+                &self.roots,
+            )
+            .await
+            {
+                Ok(plan) => plan,
+                Err(tls::Unmet(why)) => {
+                    last_failure = Some(unmet(why, None));
+                    continue;
+                }
+            };
+            for ip in addresses {
+                let addr = SocketAddr::new(ip, host.port);
+                match self.deliver_to(request, &route, host, addr, &plan).await {
+                    Ok(attempts) => return attempts,
+                    Err(attempt) => last_failure = Some(attempt),
+                }
+            }
+        }
+        all(last_failure.unwrap_or_else(|| Attempt {
+            result: AttemptResult::Deferred,
+            status: "4.4.4".to_owned(),
+            diagnostic: format!("x-mailstead; no host to deliver to for {}", route.nexthop),
+            remote: None,
+        }))
+    }
+
+    /// The addresses of `host` and whether they were DNSSEC-validated.
+    async fn addresses(&self, host: &route::Host) -> Result<(Vec<IpAddr>, bool), Attempt> {
+        if let Some(ip) = host.ip() {
+            return Ok((vec![ip], true));
+        }
+        let no_address = |result, status: &str, why: String| Attempt {
+            result,
+            status: status.to_owned(),
+            diagnostic: format!("x-mailstead; {why}"),
+            remote: None,
+        };
+        // An MX host without an address is one bad host among others; a domain without MX
+        // and without address has nowhere to take mail.
+        let missing = if host.from_mx {
+            AttemptResult::Deferred
+        } else {
+            AttemptResult::Failed
+        };
+        let missing_status = if host.from_mx { "4.4.4" } else { "5.4.4" };
+        match self.dns.addresses(&host.name).await {
+            Ok(Answer::Found { records, secure }) => Ok((records, secure)),
+            Ok(Answer::Empty | Answer::NxDomain) => Err(no_address(
+                missing,
+                missing_status,
+                format!(
+                    "Host or domain name not found: no address for {}",
+                    host.name
+                ),
+            )),
+            Err(failure) => Err(no_address(
+                AttemptResult::Deferred,
+                "4.4.3",
+                format!("Host or domain name not found, try again: {}", failure.0),
+            )),
+        }
+    }
+
+    /// One address: a pooled session or a new one, then the transaction.
+    ///
+    /// # Errors
+    /// The attempt for every recipient when this address cannot take the mail now.
+    async fn deliver_to(
+        &self,
+        request: &DeliveryRequest<'_>,
+        route: &route::Route,
+        host: &route::Host,
+        addr: SocketAddr,
+        plan: &Plan,
+    ) -> Result<Vec<Attempt>, Attempt> {
+        let key = PoolKey {
+            host: host.name.clone(),
+            addr,
+            tls: plan.label(),
+        };
+        let credentials = if route.is_relay {
+            self.config.relay_auth.as_ref()
+        } else {
+            None
+        };
+        let target = Target {
+            addr,
+            host_name: &host.name,
+            lmtp: route.protocol == HopProtocol::Lmtp,
+            plan,
+            auth: credentials,
+            ehlo_name: &self.config.hostname,
+            connect_timeout: self.config.connect_timeout,
+            command_timeout: self.config.command_timeout,
+            any_certificate: &self.any_certificate,
+        };
+        while let Some((mut connection, permits)) = self.pool.take(&key) {
+            match connection.send(request, true).await {
+                Sent::Stale => continue,
+                Sent::Done { attempts, reusable } => {
+                    self.finish(key, connection, permits, reusable).await;
+                    return Ok(attempts);
+                }
+            }
+        }
+        let permits = self.pool.acquire(&route.nexthop).await;
+        let mut connection = client::open(&target).await?;
+        match connection.send(request, false).await {
+            Sent::Done { attempts, reusable } => {
+                self.finish(key, connection, permits, reusable).await;
+                Ok(attempts)
+            }
+            Sent::Stale => Err(Attempt {
                 result: AttemptResult::Deferred,
-                status: "4.3.0".into(),
-                diagnostic: "x-mailstead; outbound delivery not available".into(),
-                remote: None,
-            })
-            .collect()
+                status: "4.4.2".to_owned(),
+                diagnostic: format!("x-mailstead; lost connection with {}", connection.remote),
+                remote: Some(connection.remote.clone()),
+            }),
+        }
+    }
+
+    async fn finish(
+        &self,
+        key: PoolKey,
+        mut connection: client::Connection,
+        permits: Permits,
+        reusable: bool,
+    ) {
+        if reusable && connection.reset().await {
+            self.pool.park(key, connection, permits);
+        } else {
+            connection.quit().await;
+        }
+    }
+}
+
+fn unmet(why: String, remote: Option<String>) -> Attempt {
+    Attempt {
+        result: AttemptResult::Deferred,
+        status: "4.7.5".to_owned(),
+        diagnostic: format!("x-mailstead; {why}"),
+        remote,
     }
 }
