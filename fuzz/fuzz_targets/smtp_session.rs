@@ -41,6 +41,9 @@ fn fixture() -> &'static Fixture {
                 tls: None,
                 limits,
                 mode: Mode::Smtp,
+                queue: None,
+                auth: None,
+                policy: mailstead_smtp::Policy::default(),
             })
         });
         Fixture {

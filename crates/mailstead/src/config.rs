@@ -95,6 +95,98 @@ pub struct Config {
     pub imap: ImapSection,
     pub limits: LimitsSection,
     pub auth: AuthSection,
+    pub submission: SubmissionSection,
+    pub queue: QueueSection,
+}
+
+/// `[submission]`: mail clients sending (RFC 6409, RFC 8314).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubmissionSection {
+    /// Addresses for submission with STARTTLS, like "0.0.0.0:587"; empty turns them off.
+    pub listen: Vec<String>,
+    /// Addresses for submission over implicit TLS, like "0.0.0.0:465".
+    pub listen_tls: Vec<String>,
+    /// Hold every `From:` header address to the same rule as MAIL FROM: the login must own
+    /// it (an address of its own, an alias it is a sender of, or their alias-domain forms).
+    pub check_from_header: bool,
+}
+
+impl Default for SubmissionSection {
+    fn default() -> Self {
+        SubmissionSection {
+            listen: vec!["0.0.0.0:587".to_owned()],
+            listen_tls: vec!["0.0.0.0:465".to_owned()],
+            check_from_header: true,
+        }
+    }
+}
+
+/// `[queue]`: outbound delivery, retries and bounces.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSection {
+    /// First retry after a temporary failure; each next one waits twice as long…
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub min_backoff: Duration,
+    /// …up to this (Postfix: 300s and 4000s).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_backoff: Duration,
+    /// A message still undelivered after this long bounces (Postfix's maximal_queue_lifetime).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_age: Duration,
+    /// The sender is warned once when a message is still queued after this long; "0s": never.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub delay_warning: Duration,
+    /// Every remote domain without a transport goes here instead of to its MX (Postfix's
+    /// relayhost), e.g. "[smtp.provider.net]:587"; empty: deliver by MX.
+    pub relay_host: String,
+    /// A file (readable by root only) holding "login password" on one line, for AUTH at
+    /// relay_host (only ever sent over TLS).
+    pub relay_auth_file: Option<PathBuf>,
+    /// DNS servers ("127.0.0.1:53") to ask instead of /etc/resolv.conf.
+    pub name_servers: Vec<String>,
+    /// The name servers validate DNSSEC (a local unbound, say): trust their AD bit, which
+    /// DANE needs. Off by default, as Postfix's smtp_dns_support_level.
+    pub dnssec: bool,
+    /// Extra trust anchors (PEM) for the verify and secure TLS policies, e.g. a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// The port of remote MX hosts.
+    pub smtp_port: u16,
+    /// Outbound connections at once, in all and to one destination.
+    pub max_connections: usize,
+    pub max_connections_per_destination: usize,
+    /// Messages being tried at once.
+    pub max_active: usize,
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub connect_timeout: Duration,
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub command_timeout: Duration,
+    /// Where RCPT TO:<postmaster> goes; empty: postmaster@ the first hosted domain.
+    pub postmaster: String,
+}
+
+impl Default for QueueSection {
+    fn default() -> Self {
+        QueueSection {
+            min_backoff: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(4000),
+            max_age: Duration::from_secs(5 * 86_400),
+            delay_warning: Duration::from_secs(4 * 3600),
+            relay_host: String::new(),
+            relay_auth_file: None,
+            name_servers: Vec::new(),
+            dnssec: false,
+            ca_file: None,
+            smtp_port: 25,
+            max_connections: 100,
+            max_connections_per_destination: 20,
+            max_active: 100,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(300),
+            postmaster: String::new(),
+        }
+    }
 }
 
 /// `[auth]`: the failure penalty of the login service, shared by every protocol.
@@ -374,6 +466,8 @@ impl Default for Config {
             imap: ImapSection::default(),
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
+            submission: SubmissionSection::default(),
+            queue: QueueSection::default(),
         };
         match config.clone().make_paths_absolute() {
             Ok(absolute) => absolute,
@@ -799,6 +893,53 @@ impl Config {
             return fail(
                 "smtp.error_sleep_time",
                 "must be at most \"5m\" (Postfix's default is \"1s\")".to_owned(),
+            );
+        }
+
+        // [queue]
+        let queue = &self.queue;
+        if !queue.relay_host.is_empty()
+            && let Err(why) = mailstead_directory::model::NextHop::parse(&queue.relay_host)
+        {
+            return fail("queue.relay_host", why);
+        }
+        if let Some(bad) = queue
+            .name_servers
+            .iter()
+            .find(|server| server.parse::<std::net::SocketAddr>().is_err())
+        {
+            return fail(
+                "queue.name_servers",
+                format!("{bad:?} is not an address with a port; write e.g. \"127.0.0.1:53\""),
+            );
+        }
+        if queue.min_backoff.is_zero() || queue.max_backoff < queue.min_backoff {
+            return fail(
+                "queue.min_backoff",
+                "must be above 0 and not above queue.max_backoff (defaults \"5m\" and \"4000s\")"
+                    .to_owned(),
+            );
+        }
+        if queue.max_age < Duration::from_secs(60) {
+            return fail(
+                "queue.max_age",
+                "must be at least \"1m\" (the default is \"5d\")".to_owned(),
+            );
+        }
+        if queue.max_connections == 0
+            || queue.max_connections_per_destination == 0
+            || queue.max_active == 0
+        {
+            return fail(
+                "queue.max_connections",
+                "queue.max_connections, max_connections_per_destination and max_active must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if !queue.postmaster.is_empty() && !queue.postmaster.contains('@') {
+            return fail(
+                "queue.postmaster",
+                "must be a full address like \"postmaster@example.com\"".to_owned(),
             );
         }
 

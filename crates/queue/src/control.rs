@@ -75,10 +75,18 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<(String, Envelope)>, QueueError> {
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum Request {
     List,
-    Show { id: String },
-    Hold { ids: Vec<String> },
-    Release { ids: Vec<String> },
-    Retry { ids: Vec<String> },
+    Show {
+        id: String,
+    },
+    Hold {
+        ids: Vec<String>,
+    },
+    Release {
+        ids: Vec<String>,
+    },
+    Retry {
+        ids: Vec<String>,
+    },
     /// Every message, or only those from `sender` (the seed's cron job removing one sender's
     /// mail), or the listed ids.
     Remove {
@@ -141,11 +149,7 @@ impl Queue {
 
     /// Changes one message's state under its lock (waiting for an attempt in progress to
     /// end), writes it, and reschedules it.
-    async fn change(
-        &self,
-        id: &str,
-        edit: impl FnOnce(&mut Envelope),
-    ) -> Result<(), QueueError> {
+    async fn change(&self, id: &str, edit: impl FnOnce(&mut Envelope)) -> Result<(), QueueError> {
         if !valid_id(id) {
             return Err(QueueError::NotFound(id.to_owned()));
         }
@@ -323,33 +327,31 @@ impl mailstead_net::Protocol for Control {
         b"{\"ok\":false,\"error\":\"busy\"}\n".to_vec()
     }
 
-    fn session(
+    async fn session(
         self: Arc<Self>,
         stream: Box<dyn mailstead_net::Io>,
         _peer: mailstead_net::Peer,
         _connection: mailstead_net::ConnectionHandle,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            let (read, mut write) = tokio::io::split(stream);
-            let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
-            let mut line = String::new();
-            let response = match reader.read_line(&mut line).await {
-                Ok(_) => match serde_json::from_str::<Request>(&line) {
-                    Ok(request) => self.0.handle(request).await,
-                    Err(err) => Response {
-                        ok: false,
-                        error: Some(format!("bad request: {err}")),
-                        messages: Vec::new(),
-                        changed: 0,
-                    },
+    ) {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut reader = BufReader::new(read.take(MAX_REQUEST as u64));
+        let mut line = String::new();
+        let response = match reader.read_line(&mut line).await {
+            Ok(_) => match serde_json::from_str::<Request>(&line) {
+                Ok(request) => self.0.handle(request).await,
+                Err(err) => Response {
+                    ok: false,
+                    error: Some(format!("bad request: {err}")),
+                    messages: Vec::new(),
+                    changed: 0,
                 },
-                Err(_) => return,
-            };
-            if let Ok(mut bytes) = serde_json::to_vec(&response) {
-                bytes.push(b'\n');
-                let _ = write.write_all(&bytes).await;
-                let _ = write.shutdown().await;
-            }
+            },
+            Err(_) => return,
+        };
+        if let Ok(mut bytes) = serde_json::to_vec(&response) {
+            bytes.push(b'\n');
+            let _ = write.write_all(&bytes).await;
+            let _ = write.shutdown().await;
         }
     }
 }
@@ -366,7 +368,8 @@ pub async fn request(dir: &Path, request: &Request) -> Result<Option<Response>, 
         Err(_) => return Ok(None),
     };
     let (read, mut write) = stream.into_split();
-    let mut bytes = serde_json::to_vec(request).map_err(|err| QueueError::Control(err.to_string()))?;
+    let mut bytes =
+        serde_json::to_vec(request).map_err(|err| QueueError::Control(err.to_string()))?;
     bytes.push(b'\n');
     write
         .write_all(&bytes)

@@ -81,4 +81,3 @@ pub fn sign(key: &DkimKey, message: &[u8]) -> Result<String, DkimError> {
         .map(|signature| signature.to_header())
         .map_err(|err| DkimError::Sign(err.to_string()))
 }
-

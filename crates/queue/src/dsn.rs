@@ -56,7 +56,13 @@ fn rfc2822(secs: i64) -> String {
 fn field(value: &str) -> String {
     value
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
@@ -91,7 +97,10 @@ pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
     if let Some(until) = report.retry_until
         && report.kind == ReportKind::Delayed
     {
-        human.push_str(&format!("\r\nIt will be retried until {}.\r\n", rfc2822(until)));
+        human.push_str(&format!(
+            "\r\nIt will be retried until {}.\r\n",
+            rfc2822(until)
+        ));
     }
 
     let mut status = format!("Reporting-MTA: dns; {}\r\n", report.hostname);
@@ -99,10 +108,7 @@ pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
     if let Some(envid) = &envelope.envid {
         status.push_str(&format!("Original-Envelope-Id: {}\r\n", field(envid)));
     }
-    status.push_str(&format!(
-        "Arrival-Date: {}\r\n",
-        rfc2822(envelope.arrived)
-    ));
+    status.push_str(&format!("Arrival-Date: {}\r\n", rfc2822(envelope.arrived)));
     for recipient in report.recipients {
         status.push_str("\r\n");
         status.push_str(&format!(
@@ -176,7 +182,12 @@ pub fn build(report: &Report<'_>) -> std::io::Result<Vec<u8>> {
         .to(to.as_str())
         .subject(subject)
         .header("Auto-Submitted", Raw::new("auto-replied"))
-        .message_id(format!("{}.{}@{}", envelope.id, kind_tag(report.kind), report.hostname))
+        .message_id(format!(
+            "{}.{}@{}",
+            envelope.id,
+            kind_tag(report.kind),
+            report.hostname
+        ))
         .date(time::OffsetDateTime::now_utc().unix_timestamp())
         .body(body)
         .write_to_vec()
@@ -234,9 +245,16 @@ mod tests {
         .expect("build");
         let text = String::from_utf8(bytes).expect("utf-8");
         assert!(text.contains("multipart/report"), "{text}");
-        assert!(text.contains("report-type=\"delivery-status\"") || text.contains("report-type=delivery-status"), "{text}");
+        assert!(
+            text.contains("report-type=\"delivery-status\"")
+                || text.contains("report-type=delivery-status"),
+            "{text}"
+        );
         assert!(text.contains("Auto-Submitted: auto-replied"));
-        assert!(text.contains("To: <alice@example.com>") || text.contains("To: alice@example.com"), "{text}");
+        assert!(
+            text.contains("To: <alice@example.com>") || text.contains("To: alice@example.com"),
+            "{text}"
+        );
         assert!(text.contains("Content-Type: message/delivery-status"));
         assert!(text.contains("Final-Recipient: rfc822; bob@example.net"));
         assert!(text.contains("Original-Recipient: rfc822;bob@example.net"));
@@ -251,7 +269,7 @@ mod tests {
         let parsed = mail_parser::MessageParser::default()
             .parse(text.as_bytes())
             .expect("parses");
-        assert_eq!(parsed.parts.len() > 3, true);
+        assert!(parsed.parts.len() > 3);
     }
 
     #[test]

@@ -120,6 +120,9 @@ impl QueueError {
 /// A message handed to the queue.
 #[derive(Clone, Debug, Default)]
 pub struct NewMessage {
+    /// The id the session gave the message (its `250 … queued as` and `Received:` name it);
+    /// `None`: a new one.
+    pub id: Option<String>,
     pub sender: String,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
@@ -184,7 +187,8 @@ pub(crate) fn now() -> i64 {
 
 static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A queue id: time-ordered, unique in this process, safe as a file name.
+/// A message id for replies, headers, logs and queue file names: time-ordered, unique in
+/// this process, safe as a file name.
 pub fn new_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -268,7 +272,13 @@ impl Queue {
         spooled: &SpooledMessage,
         message: NewMessage,
     ) -> Result<String, QueueError> {
-        let id = new_id();
+        let id = match message
+            .id
+            .filter(|id| valid_id(id) && !self.paths(id).1.exists())
+        {
+            Some(id) => id,
+            None => new_id(),
+        };
         let (msg_path, env_path) = self.paths(&id);
         let mut prefix = message.prefix;
         if let Some(domain) = &message.dkim_domain {
@@ -344,7 +354,9 @@ impl Queue {
     /// Delivers due messages until `shutdown` completes; attempts in progress finish first.
     pub async fn run(&self, shutdown: impl std::future::Future) {
         tokio::pin!(shutdown);
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.inner.config.max_active.max(1)));
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.inner.config.max_active.max(1),
+        ));
         let mut attempts = tokio::task::JoinSet::new();
         loop {
             while attempts.try_join_next().is_some() {}
@@ -499,8 +511,13 @@ impl Queue {
         address: &str,
     ) -> Result<(), (AttemptResult, String, String)> {
         let temporary = |why: String| (AttemptResult::Deferred, "4.3.0".to_owned(), why);
-        let parsed = Directory::parse_address(address)
-            .map_err(|err| (AttemptResult::Failed, "5.1.3".to_owned(), format!("x-mailstead; bad address: {err}")))?;
+        let parsed = Directory::parse_address(address).map_err(|err| {
+            (
+                AttemptResult::Failed,
+                "5.1.3".to_owned(),
+                format!("x-mailstead; bad address: {err}"),
+            )
+        })?;
         let resolution = self
             .inner
             .directory
@@ -508,10 +525,14 @@ impl Queue {
             .await
             .map_err(|err| temporary(format!("x-mailstead; directory: {err}")))?;
         let local = match &resolution.outcome {
-            Outcome::Deliver(recipients) => recipients.iter().find_map(|recipient| match recipient {
-                Recipient::Local(local) if local.address.to_string() == address => Some(local.clone()),
-                _ => None,
-            }),
+            Outcome::Deliver(recipients) => {
+                recipients.iter().find_map(|recipient| match recipient {
+                    Recipient::Local(local) if local.address.to_string() == address => {
+                        Some(local.clone())
+                    }
+                    _ => None,
+                })
+            }
             Outcome::Reject(_) => None,
         };
         let Some(local) = local else {
@@ -526,7 +547,11 @@ impl Queue {
             envelope.sender, address, envelope.prefix
         );
         match message
-            .deliver(&local.location.maildir, local.quota, Some(prefix.as_bytes()))
+            .deliver(
+                &local.location.maildir,
+                local.quota,
+                Some(prefix.as_bytes()),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -811,4 +836,3 @@ async fn transport_for(
 async fn dkim_key_for(_directory: &Directory, _domain: &str) -> Option<dkim::DkimKey> {
     None
 }
-

@@ -46,6 +46,12 @@ impl Protocol for Smtp {
             ip: peer.ip,
             description: peer.description,
         };
-        session::run(stream, peer, Arc::clone(&self.ctx), connection, self.implicit_tls)
+        session::run(
+            stream,
+            peer,
+            Arc::clone(&self.ctx),
+            connection,
+            self.implicit_tls,
+        )
     }
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
@@ -306,28 +305,15 @@ fn queue_entries(
     entries
 }
 
-static QUEUE_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A short id naming one received message in replies, headers and logs.
-fn new_queue_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let counter = QUEUE_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{:X}{:05X}{:04X}",
-        now.as_secs(),
-        now.subsec_micros(),
-        counter & 0xFFFF
-    )
-}
-
 impl Session {
     /// Queues a reply, counting errors: past `soft_error_limit` each error reply owes the
     /// tarpit delay (Postfix's `smtpd_error_sleep_time`); at `max_errors` the session closes.
     fn send(&mut self, conn: &mut Connection, reply: Reply) -> Next {
         conn.queue(&reply.to_wire());
-        if reply.code == 452 && self.overshoot > 0 && self.overshoot <= self.ctx.limits.max_recipients {
+        if reply.code == 452
+            && self.overshoot > 0
+            && self.overshoot <= self.ctx.limits.max_recipients
+        {
             // Too many recipients is the client's batch size, not misbehaviour.
             return Next::Continue;
         }
@@ -521,7 +507,9 @@ impl Session {
                 (!owned).then(|| {
                     Reply::new(
                         553,
-                        format!("5.7.1 <{sender}>: Sender address rejected: not owned by user {login}"),
+                        format!(
+                            "5.7.1 <{sender}>: Sender address rejected: not owned by user {login}"
+                        ),
                     )
                 })
             }
@@ -656,9 +644,7 @@ impl Session {
                     ),
                     Rejection::ExpansionLimit => Reply::new(
                         451,
-                        format!(
-                            "4.3.0 <{shown}>: Temporary lookup failure: alias expansion limit"
-                        ),
+                        format!("4.3.0 <{shown}>: Temporary lookup failure: alias expansion limit"),
                     ),
                 };
             }
@@ -696,7 +682,10 @@ impl Session {
             return Some(configured.clone());
         }
         let domains = self.ctx.directory.list_domains().await.ok()?;
-        let first = domains.into_iter().filter(|domain| domain.active).min_by_key(|domain| domain.id)?;
+        let first = domains
+            .into_iter()
+            .filter(|domain| domain.active)
+            .min_by_key(|domain| domain.id)?;
         Some(format!("postmaster@{}", first.domain))
     }
 
@@ -753,7 +742,7 @@ impl Session {
         if let Some(reply) = self.body_precondition() {
             return Ok(self.send(conn, reply));
         }
-        let queue_id = new_queue_id();
+        let queue_id = mailstead_queue::new_id();
         let mut writer = match self.ctx.store.begin().await {
             Ok(writer) => Some(writer),
             Err(err) => return Ok(self.send(conn, reply_for(&SessionError::Store(err)))),
@@ -824,7 +813,7 @@ impl Session {
             None => self.body_precondition(),
         };
         if self.chunks.is_none() && refusal.is_none() {
-            let queue_id = new_queue_id();
+            let queue_id = mailstead_queue::new_id();
             let headers = self.trace_headers(&queue_id, true);
             let (writer, failure) = match self.ctx.store.begin().await {
                 Ok(mut writer) => match writer.write_all(headers.as_bytes()).await {
@@ -968,7 +957,8 @@ impl Session {
                     .chars()
                     .filter(|c| !c.is_control())
                     .collect();
-                let prefix = format!("Return-Path: <{sender}>\r\nDelivered-To: {address}\r\n{added}");
+                let prefix =
+                    format!("Return-Path: <{sender}>\r\nDelivered-To: {address}\r\n{added}");
                 let outcome = match spooled
                     .deliver(&maildir, local.quota, Some(prefix.as_bytes()))
                     .await
@@ -999,7 +989,9 @@ impl Session {
             })
             .collect();
         let any_delivered = outcomes.values().any(Result::is_ok);
-        let any_external = recipients.iter().any(|recipient| !recipient.externals.is_empty());
+        let any_external = recipients
+            .iter()
+            .any(|recipient| !recipient.externals.is_empty());
         let any_failed = outcomes.values().any(Result::is_err);
         let mut queued = 0;
         if let Some(queue) = &self.ctx.queue
@@ -1009,9 +1001,14 @@ impl Session {
             let entries = queue_entries(&recipients, &outcomes);
             queued = entries.len();
             let dkim_domain = (self.ctx.mode == Mode::Submission)
-                .then(|| sender.rsplit_once('@').map(|(_, domain)| domain.to_ascii_lowercase()))
+                .then(|| {
+                    sender
+                        .rsplit_once('@')
+                        .map(|(_, domain)| domain.to_ascii_lowercase())
+                })
                 .flatten();
             let message = mailstead_queue::NewMessage {
+                id: Some(queue_id.to_owned()),
                 sender: sender.clone(),
                 envid,
                 ret,
@@ -1117,7 +1114,11 @@ impl Session {
                 }
             }
         }
-        Ok(submission::missing_headers(&facts, queue_id, &self.ctx.hostname))
+        Ok(submission::missing_headers(
+            &facts,
+            queue_id,
+            &self.ctx.hostname,
+        ))
     }
 
     async fn auth(
@@ -1136,7 +1137,11 @@ impl Session {
         mechanism: &str,
         initial: Option<String>,
     ) -> Result<Reply, SessionError> {
-        let Some(authenticator) = self.ctx.auth.clone().filter(|_| self.ctx.mode == Mode::Submission)
+        let Some(authenticator) = self
+            .ctx
+            .auth
+            .clone()
+            .filter(|_| self.ctx.mode == Mode::Submission)
         else {
             return Ok(Reply::new(502, "5.5.1 Error: authentication not enabled"));
         };
@@ -1150,10 +1155,7 @@ impl Session {
             return Ok(Reply::new(503, "5.5.1 Error: already authenticated"));
         }
         if self.mail_from.is_some() {
-            return Ok(Reply::new(
-                503,
-                "5.5.1 Error: MAIL transaction in progress",
-            ));
+            return Ok(Reply::new(503, "5.5.1 Error: MAIL transaction in progress"));
         }
         let initial = match initial.as_deref().map(submission::decode_response) {
             None => None,
@@ -1195,10 +1197,7 @@ impl Session {
                 (user, password)
             }
             _ => {
-                return Ok(Reply::new(
-                    504,
-                    "5.5.4 Unrecognized authentication type",
-                ));
+                return Ok(Reply::new(504, "5.5.4 Unrecognized authentication type"));
             }
         };
         let client = self
@@ -1217,9 +1216,9 @@ impl Session {
                 self.login = Some(account.address.to_string());
                 Ok(Reply::new(235, "2.7.0 Authentication successful"))
             }
-            Ok(mailstead_auth::AuthOutcome::Refused(refusal)) if refusal.is_temporary() => Ok(
-                Reply::new(454, "4.7.0 Temporary authentication failure"),
-            ),
+            Ok(mailstead_auth::AuthOutcome::Refused(refusal)) if refusal.is_temporary() => {
+                Ok(Reply::new(454, "4.7.0 Temporary authentication failure"))
+            }
             // The auth service logged the reason and already made the client wait.
             Ok(mailstead_auth::AuthOutcome::Refused(_)) => {
                 Ok(Reply::new(535, "5.7.8 Error: authentication failed"))

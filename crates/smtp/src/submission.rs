@@ -136,7 +136,10 @@ pub(crate) fn header_facts(header: &[u8]) -> HeaderFacts {
 pub(crate) fn missing_headers(facts: &HeaderFacts, queue_id: &str, hostname: &str) -> String {
     let mut lines = String::new();
     if !facts.has_message_id {
-        lines.push_str(&format!("Message-ID: <{queue_id}.{}@{hostname}>\r\n", random_tag()));
+        lines.push_str(&format!(
+            "Message-ID: <{queue_id}.{}@{hostname}>\r\n",
+            random_tag()
+        ));
     }
     if !facts.has_date {
         let date = time::OffsetDateTime::now_utc()
@@ -171,10 +174,17 @@ mod tests {
             ("bob@example.com".to_string(), b"secret".to_vec())
         );
         assert_eq!(
-            plain_credentials(b"bob@example.com\0bob@example.com\0pw").unwrap().0,
+            plain_credentials(b"bob@example.com\0bob@example.com\0pw")
+                .unwrap()
+                .0,
             "bob@example.com"
         );
-        assert_eq!(plain_credentials(b"eve\0bob@example.com\0pw").unwrap_err().code, 535);
+        assert_eq!(
+            plain_credentials(b"eve\0bob@example.com\0pw")
+                .unwrap_err()
+                .code,
+            535
+        );
         assert_eq!(plain_credentials(b"bob\0pw").unwrap_err().code, 501);
         assert_eq!(decode_response("*").unwrap(), SaslResponse::Cancelled);
         assert_eq!(decode_response("!!").unwrap_err().code, 501);

@@ -108,6 +108,9 @@ async fn start_with_capacity(mode: Mode, limits: Limits, capacity: usize) -> Ser
         tls: Some(Arc::new(tls_config().into())),
         limits,
         mode,
+        queue: None,
+        auth: None,
+        policy: mailstead_smtp::Policy::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -251,7 +254,7 @@ s.quit()
     let text = std::fs::read_to_string(entry.path()).unwrap();
     assert!(
         text.starts_with(
-            "Delivered-To: bob@example.com\nReturn-Path: <sender@client.example.org>\n"
+            "Return-Path: <sender@client.example.org>\nDelivered-To: bob@example.com\n"
         ),
         "{text}"
     );
@@ -693,7 +696,7 @@ async fn each_recipient_gets_its_own_delivered_to() {
             String::from_utf8(only_message(&server, &format!("{name}@example.com")).await).unwrap();
         assert!(
             text.starts_with(&format!(
-                "Delivered-To: {name}@example.com\nReturn-Path: <a@b.example>\n"
+                "Return-Path: <a@b.example>\nDelivered-To: {name}@example.com\n"
             )),
             "{text}"
         );

@@ -6,7 +6,7 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `query` (resolve, auth test, may-send, audit), `import`: the commands.
+//!   `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
 
 pub mod exit;
 
@@ -18,6 +18,7 @@ mod import;
 mod mailbox;
 mod password;
 mod query;
+mod queue;
 mod sender;
 mod serve;
 mod tls_policy;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Import from a Dovecot passwd-file or a MUM database
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// The outbound queue: list, show, retry, hold, release, remove, flush
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -184,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::MaySend { login, from } => query::may_send(&ctx, &login, &from).await,
         Command::Audit { limit } => query::audit(&ctx, limit).await,
         Command::Import(command) => import::run(&ctx, command).await,
+        Command::Queue(command) => queue::run(&ctx, command).await,
     }
 }
 

@@ -77,6 +77,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         privileges::hand_over_data_dir(data_dir, account)?;
     }
     let listeners = bind_listeners(config).await?;
+    // The relay password and a private CA are read while still root.
+    let outbound_config = outbound_config(config)?;
     if let Some(account) = &account {
         privileges::drop_to(account)?;
     }
@@ -137,6 +139,25 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         quota_full_tempfail: config.smtp.quota_full_tempfail,
         ..Limits::default()
     };
+    // One login service for every listener and protocol, so failures count across them.
+    let auth = mailstead_auth::Authenticator::new(directory.clone(), super::auth_options(config));
+    let outbound = mailstead_queue::Outbound::new(outbound_config)
+        .map_err(|err| CliError::Config(format!("[queue]: {err}")))?;
+    let queue = mailstead_queue::Queue::open(
+        queue_config(config),
+        directory.clone(),
+        store.clone(),
+        Arc::new(outbound),
+    )
+    .map_err(|err| CliError::Io {
+        what: "cannot open the queue (is another server running on this data directory?)"
+            .to_owned(),
+        source: std::io::Error::other(err),
+    })?;
+    let policy = mailstead_smtp::Policy {
+        check_from_header: config.submission.check_from_header,
+        postmaster: (!config.queue.postmaster.is_empty()).then(|| config.queue.postmaster.clone()),
+    };
     let context = |mode: Mode| {
         Arc::new(SmtpContext {
             directory: directory.clone(),
@@ -145,10 +166,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             tls: Some(Arc::clone(&tls_config)),
             limits: limits.clone(),
             mode,
+            // LMTP comes from a server with a queue of its own.
+            queue: (mode != Mode::Lmtp).then(|| queue.clone()),
+            auth: (mode == Mode::Submission).then(|| auth.clone()),
+            policy: policy.clone(),
         })
     };
-    // One login service for every listener and protocol, so failures count across them.
-    let auth = mailstead_auth::Authenticator::new(directory.clone(), super::auth_options(config));
     let imap = ImapContext::new(
         directory.clone(),
         MailStore::new(&store),
@@ -166,7 +189,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         },
         config.imap.login_on_loopback_without_tls,
     );
-    let imap = Arc::new(imap.with_authenticator(auth));
+    let imap = Arc::new(imap.with_authenticator(auth.clone()));
 
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -176,6 +199,27 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
     };
     let mut servers = tokio::task::JoinSet::new();
+    let queue_runner = {
+        let queue = queue.clone();
+        let stopped = stopped();
+        tokio::spawn(async move { queue.run(stopped).await })
+    };
+    let control_path = queue.socket_path();
+    let _ = std::fs::remove_file(&control_path);
+    match tokio::net::UnixListener::bind(&control_path) {
+        Ok(listener) => {
+            servers.spawn(mailstead_net::serve(
+                listener.into(),
+                Arc::new(mailstead_queue::control::Control(queue.clone())),
+                mailstead_net::ListenerOptions { implicit_tls: None },
+                connections.clone(),
+                stopped(),
+            ));
+        }
+        Err(err) => {
+            warn!(path = %control_path.display(), cause = %err, "no queue control socket; `mailstead queue` will not reach this server")
+        }
+    }
     for listener in listeners {
         let connections = connections.clone();
         match listener {
@@ -199,6 +243,23 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 servers.spawn(mailstead_smtp::serve_unix(
                     listener,
                     context(Mode::Lmtp),
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::Submission(listener) => {
+                servers.spawn(mailstead_smtp::serve(
+                    listener,
+                    context(Mode::Submission),
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::SubmissionTls(listener) => {
+                servers.spawn(mailstead_smtp::serve_implicit_tls(
+                    listener,
+                    context(Mode::Submission),
+                    Arc::clone(&tls_config),
                     connections,
                     stopped(),
                 ));
@@ -231,6 +292,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         info!("sessions still running after {SHUTDOWN_GRACE:?}; stopping them");
         servers.abort_all();
     }
+    // Attempts in progress finish (their state is written); the rest waits for the next start.
+    if tokio::time::timeout(SHUTDOWN_GRACE, queue_runner)
+        .await
+        .is_err()
+    {
+        info!("queue attempts still running after {SHUTDOWN_GRACE:?}; left for the next start");
+    }
+    let _ = std::fs::remove_file(&control_path);
     drop(watcher);
     directory.close().await;
     info!("stopped");
@@ -315,6 +384,8 @@ enum Bound {
     LmtpTcp(tokio::net::TcpListener),
     LmtpUnix(tokio::net::UnixListener),
     Imap(tokio::net::TcpListener, Security),
+    Submission(tokio::net::TcpListener),
+    SubmissionTls(tokio::net::TcpListener),
 }
 
 /// Binds every configured listener, or fails on the first address that cannot be bound.
@@ -348,6 +419,18 @@ async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
             None => bound.push(Bound::LmtpTcp(bind_tcp(address, "lmtp.listen").await?)),
         }
         info!(%address, "LMTP listening");
+    }
+    for address in &config.submission.listen {
+        bound.push(Bound::Submission(
+            bind_tcp(address, "submission.listen").await?,
+        ));
+        info!(%address, "submission listening (STARTTLS)");
+    }
+    for address in &config.submission.listen_tls {
+        bound.push(Bound::SubmissionTls(
+            bind_tcp(address, "submission.listen_tls").await?,
+        ));
+        info!(%address, "submission listening (implicit TLS)");
     }
     let imap_listeners = [
         (&config.imap.listen, Security::StartTls, "imap.listen"),
@@ -384,4 +467,81 @@ async fn bind_tcp(address: &str, key: &str) -> Result<tokio::net::TcpListener, C
                 source,
             }
         })
+}
+
+/// The queue's retry rules from `[queue]`.
+fn queue_config(config: &Config) -> mailstead_queue::QueueConfig {
+    let section = &config.queue;
+    let mut queue = mailstead_queue::QueueConfig::new(
+        config.data_dir().join("queue"),
+        config.hostname().to_owned(),
+    );
+    queue.min_backoff = section.min_backoff;
+    queue.max_backoff = section.max_backoff;
+    queue.max_age = section.max_age;
+    queue.delay_warning = (!section.delay_warning.is_zero()).then_some(section.delay_warning);
+    queue.max_active = section.max_active;
+    queue
+}
+
+/// The SMTP client's settings from `[queue]`, reading the relay password and CA file.
+fn outbound_config(config: &Config) -> Result<mailstead_queue::OutboundConfig, CliError> {
+    let section = &config.queue;
+    let relay_host = (!section.relay_host.is_empty())
+        .then(|| mailstead_directory::model::NextHop::parse(&section.relay_host))
+        .transpose()
+        .map_err(|why| CliError::Config(format!("queue.relay_host: {why}")))?;
+    let relay_auth = match &section.relay_auth_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+                what: format!("cannot read queue.relay_auth_file {}", path.display()),
+                source,
+            })?;
+            let mut words = text.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(login), Some(password), None) => {
+                    Some(mailstead_queue::outbound::Credentials {
+                        login: login.to_owned(),
+                        password: password.to_owned(),
+                    })
+                }
+                _ => {
+                    return Err(CliError::Config(format!(
+                        "queue.relay_auth_file {}: write one line: the login, a space, the password",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    };
+    let extra_roots = match &section.ca_file {
+        None => Vec::new(),
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+                .map_err(|err| {
+                    CliError::Config(format!("queue.ca_file {}: {err}", path.display()))
+                })?
+        }
+    };
+    Ok(mailstead_queue::OutboundConfig {
+        hostname: config.hostname().to_owned(),
+        name_servers: section
+            .name_servers
+            .iter()
+            .filter_map(|server| server.parse().ok())
+            .collect(),
+        trust_ad_bit: section.dnssec,
+        relay_host,
+        relay_auth,
+        extra_roots,
+        smtp_port: section.smtp_port,
+        connect_timeout: section.connect_timeout,
+        command_timeout: section.command_timeout,
+        max_connections_per_destination: section.max_connections_per_destination,
+        max_connections: section.max_connections,
+        idle_connection_time: Duration::from_secs(5),
+    })
 }

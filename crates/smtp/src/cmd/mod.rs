@@ -131,7 +131,10 @@ fn auth(argument: &str) -> Result<Command, Reply> {
     };
     let initial = words.next().map(str::to_owned);
     if words.next().is_some() {
-        return Err(Reply::new(501, "5.5.4 Syntax: AUTH mechanism [initial-response]"));
+        return Err(Reply::new(
+            501,
+            "5.5.4 Syntax: AUTH mechanism [initial-response]",
+        ));
     }
     Ok(Command::Auth {
         mechanism: mechanism.to_ascii_uppercase(),
