@@ -375,35 +375,35 @@ impl NextHop {
                 None => (rest, false, None),
             }
         };
+        // Digits only: `u16::from_str` also takes a leading `+`, which Postfix does not.
         let port = match port {
             None => None,
             Some(port) => match port.parse::<u16>() {
-                Ok(port) if port > 0 => Some(port),
+                Ok(number) if number > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some(number)
+                }
                 _ => return Err(problem(&format!("bad port {port:?}"))),
             },
         };
-        let host_ok = !host.is_empty()
-            && host.len() <= 253
-            && (host.parse::<std::net::IpAddr>().is_ok()
-                || host.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                }));
-        if !host_ok {
-            return Err(problem(&format!("bad host {host:?}")));
-        }
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let host = if is_ip {
+            host.to_ascii_lowercase()
+        } else {
+            // The same rule as every other domain: IDNA to its ASCII form, lower case, no
+            // empty label, no label starting or ending with a hyphen.
+            crate::address::normalize_domain(host)
+                .ok()
+                .filter(|_| host.trim() == host)
+                .ok_or_else(|| problem(&format!("bad host {host:?}")))?
+        };
         if protocol == HopProtocol::Lmtp && port.is_none() {
             return Err(problem("LMTP needs a port"));
         }
         Ok(NextHop {
             protocol,
-            host: host.to_ascii_lowercase(),
-            no_mx: no_mx
-                || protocol == HopProtocol::Lmtp
-                || host.parse::<std::net::IpAddr>().is_ok(),
+            host,
+            // An address has no MX records: looking them up would only fail.
+            no_mx: no_mx || protocol == HopProtocol::Lmtp || is_ip,
             port,
         })
     }
@@ -415,7 +415,13 @@ impl fmt::Display for NextHop {
             HopProtocol::Smtp => "smtp",
             HopProtocol::Lmtp => "lmtp",
         };
-        let host = if self.no_mx && self.protocol == HopProtocol::Smtp {
+        // LMTP never looks up MX records, so brackets there only keep an IPv6 address's
+        // colons apart from the port's; without them the text would not parse back.
+        let bracketed = match self.protocol {
+            HopProtocol::Smtp => self.no_mx,
+            HopProtocol::Lmtp => self.host.contains(':'),
+        };
+        let host = if bracketed {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
@@ -534,6 +540,31 @@ mod tests {
         assert_eq!((hop.protocol, hop.no_mx), (HopProtocol::Lmtp, true));
         let hop = NextHop::parse("smtp:[::1]:25").unwrap();
         assert_eq!(hop.host, "::1");
+        assert_eq!(hop.to_string(), "smtp:[::1]:25");
+        // Every normalised form parses back to itself, IPv6 LMTP included.
+        for text in [
+            "lmtp:[::1]:24",
+            "lmtp:127.0.0.1:24",
+            "lmtp:mda.example.com:24",
+            "smtp:[10.0.0.1]:2525",
+            "smtp:mail.transport.com",
+            "smtp:[relay.example.net]:587",
+        ] {
+            let hop = NextHop::parse(text).unwrap();
+            assert_eq!(hop.to_string(), text);
+            assert_eq!(NextHop::parse(&hop.to_string()).unwrap(), hop);
+        }
+        // An address has no MX to look up: it is written as the host itself.
+        assert_eq!(
+            NextHop::parse("smtp:10.0.0.1").unwrap().to_string(),
+            "smtp:[10.0.0.1]"
+        );
+        assert_eq!(
+            NextHop::parse("smtp:[Relay.Bücher.example]:25")
+                .unwrap()
+                .to_string(),
+            "smtp:[relay.xn--bcher-kva.example]:25"
+        );
         for bad in [
             "",
             "uucp:host",
@@ -543,6 +574,10 @@ mod tests {
             "lmtp:host",
             "smtp:bad host",
             "smtp:::1",
+            "smtp:host:+25",
+            "smtp:[-bad-.example]",
+            "smtp: host",
+            "smtp:",
         ] {
             let err = NextHop::parse(bad).unwrap_err();
             assert!(err.contains("smtp:[host]:port"), "{bad}: {err}");
