@@ -433,6 +433,106 @@ impl fmt::Display for NextHop {
     }
 }
 
+/// Where mail for one domain goes instead of the domain's MX (Postfix's `transport_maps`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transport {
+    pub id: i64,
+    pub domain: String,
+    /// Shown as its normalised text, `smtp:[relay.example.net]:587`, which is also what the
+    /// table holds.
+    #[serde(serialize_with = "serialize_display")]
+    pub next_hop: NextHop,
+    pub description: Option<String>,
+    pub active: bool,
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+}
+
+/// The signing algorithms a DKIM key may have (RFC 6376 `k=rsa`, RFC 8463 `k=ed25519`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
+impl DkimAlgorithm {
+    /// The column's value and the DNS record's `k=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519 => "ed25519",
+            DkimAlgorithm::Rsa => "rsa",
+        }
+    }
+
+    /// The first line of the private key's PEM: PKCS#8 for ed25519 and PKCS#1 for rsa, the
+    /// forms OpenDKIM reads.
+    pub fn pem_label(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519 => "PRIVATE KEY",
+            DkimAlgorithm::Rsa => "RSA PRIVATE KEY",
+        }
+    }
+
+    /// # Errors
+    /// A sentence listing the valid values.
+    pub fn parse(input: &str) -> Result<DkimAlgorithm, String> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "ed25519" => Ok(DkimAlgorithm::Ed25519),
+            "rsa" => Ok(DkimAlgorithm::Rsa),
+            _ => Err(format!(
+                "unknown DKIM algorithm {input:?}; use ed25519 or rsa"
+            )),
+        }
+    }
+}
+
+/// A DKIM key as listed: everything but the private key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DkimKeyInfo {
+    pub id: i64,
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// Base64 of the DNS record's `p=` value.
+    pub public_key: String,
+    pub active: bool,
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+}
+
+/// A DKIM key that signs: what the outbound queue needs, private key included. Neither
+/// `Debug` nor anything else prints the private key; only
+/// [`DkimKey::private_key_pem`] hands it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub info: DkimKeyInfo,
+    private_key_pem: String,
+}
+
+impl DkimKey {
+    pub(crate) fn new(info: DkimKeyInfo, private_key_pem: String) -> DkimKey {
+        DkimKey {
+            info,
+            private_key_pem,
+        }
+    }
+
+    /// The private key in PEM, in the form [`DkimAlgorithm::pem_label`] names.
+    pub fn private_key_pem(&self) -> &str {
+        &self.private_key_pem
+    }
+}
+
+impl fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("info", &self.info)
+            .field("private_key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
 /// `domain` receives as `target`: `user@domain` is `user@target`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AliasDomain {
@@ -582,6 +682,31 @@ mod tests {
             let err = NextHop::parse(bad).unwrap_err();
             assert!(err.contains("smtp:[host]:port"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn dkim_keys_never_show_their_private_key() {
+        let key = DkimKey::new(
+            DkimKeyInfo {
+                id: 1,
+                domain: "example.com".to_owned(),
+                selector: "s202612".to_owned(),
+                algorithm: DkimAlgorithm::parse("Ed25519").unwrap(),
+                public_key: "cHVibGlj".to_owned(),
+                active: true,
+                created_at: None,
+            },
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n".to_owned(),
+        );
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("s202612"), "{shown}");
+        assert!(key.private_key_pem().contains("c2VjcmV0"));
+        assert!(
+            DkimAlgorithm::parse("dsa")
+                .unwrap_err()
+                .contains("ed25519 or rsa")
+        );
     }
 
     #[test]
