@@ -2209,7 +2209,11 @@ async fn transport_and_dkim_changes_reach_a_running_server(backend: TestBackend)
     })
     .await;
 
-    // Another writer, with plain SQL: the triggers bump the counter.
+    // Another writer, with plain SQL: only the triggers can tell the server, whose answers
+    // are cached just before. The watcher is first given time to see the writer's last
+    // change, which would otherwise clear those answers by itself.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(server.transport("relay.example").await.unwrap().is_some());
     execute(
         &test.url,
         "UPDATE transports SET transport = 'smtp:[10.0.0.2]:25' WHERE domain = 'relay.example'",
@@ -2223,6 +2227,14 @@ async fn transport_and_dkim_changes_reach_a_running_server(backend: TestBackend)
             .is_some_and(|t| t.next_hop.host == "10.0.0.2")
     })
     .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server
+            .dkim_signing_key("example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
     execute(&test.url, "UPDATE dkim_keys SET active = 0").await;
     eventually("another writer's deactivated key", || async {
         server
