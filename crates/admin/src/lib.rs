@@ -4,6 +4,7 @@
 //! # Layout
 //! - `input`: checks and parsers for values an administrator types (the password policy,
 //!   quotas, limits, alias expiry).
+//! - `dkim`: making DKIM key pairs and the DNS records that publish them.
 //! - `passwd_file`: reading a Dovecot passwd-file into mailbox records.
 //! - `import`: the two imports (passwd-file, MUM database) as a plan of steps, a dry run that
 //!   only reports it, and apply.
@@ -20,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dkim;
 pub mod import;
 pub mod input;
 pub mod output;
@@ -83,6 +85,9 @@ pub enum AdminError {
     /// Hashing a new password failed (the OS random generator, in practice).
     #[error("cannot hash the password: {0}")]
     Hash(String),
+    /// Making a DKIM key failed (the OS random generator, in practice).
+    #[error("cannot make the DKIM key: {0}")]
+    Dkim(String),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

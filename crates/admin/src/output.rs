@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use mailstead_directory::model::{
-    Alias, AliasDomain, AuditEntry, Domain, Mailbox, Quota, TlsPolicy,
+    Alias, AliasDomain, AuditEntry, DkimKeyInfo, Domain, Mailbox, Quota, TlsPolicy, Transport,
 };
 use mailstead_directory::resolve::{Outcome, Recipient, Resolution};
 
@@ -310,6 +310,69 @@ pub fn tls_policy(policy: &TlsPolicy) -> String {
         ("status", active(policy.active)),
         ("params", or_dash(&policy.params)),
         ("description", or_dash(&policy.description)),
+    ])
+}
+
+pub fn transports(transports: &[Transport]) -> String {
+    if transports.is_empty() {
+        return "no transports; add one with `mailstead transport add DOMAIN NEXTHOP`\n".to_owned();
+    }
+    let mut table = Table::new(&["DOMAIN", "NEXT HOP", "STATUS", "DESCRIPTION"]);
+    for transport in transports {
+        table.row(vec![
+            transport.domain.clone(),
+            transport.next_hop.to_string(),
+            active(transport.active),
+            or_dash(&transport.description),
+        ]);
+    }
+    table.render()
+}
+
+pub fn transport(transport: &Transport) -> String {
+    details(&[
+        ("domain", transport.domain.clone()),
+        ("next hop", transport.next_hop.to_string()),
+        ("status", active(transport.active)),
+        ("description", or_dash(&transport.description)),
+        ("created", time(transport.created_at)),
+    ])
+}
+
+/// A DKIM key with the DNS record to publish, as `dkim list` shows it and in JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct DkimKeyView {
+    #[serde(flatten)]
+    pub key: DkimKeyInfo,
+    pub dns_record: String,
+}
+
+impl DkimKeyView {
+    pub fn new(key: DkimKeyInfo) -> DkimKeyView {
+        let dns_record =
+            crate::dkim::dns_record(&key.selector, &key.domain, key.algorithm, &key.public_key);
+        DkimKeyView { key, dns_record }
+    }
+}
+
+/// One block per key: the records are too long for a table.
+pub fn dkim_keys(keys: &[DkimKeyView]) -> String {
+    if keys.is_empty() {
+        return "no DKIM keys; make one with `mailstead dkim generate DOMAIN`\n".to_owned();
+    }
+    let blocks: Vec<String> = keys.iter().map(dkim_key).collect();
+    blocks.join("\n")
+}
+
+pub fn dkim_key(view: &DkimKeyView) -> String {
+    let key = &view.key;
+    details(&[
+        ("domain", key.domain.clone()),
+        ("selector", key.selector.clone()),
+        ("algorithm", key.algorithm.as_str().to_owned()),
+        ("status", active(key.active)),
+        ("created", time(key.created_at)),
+        ("dns record", view.dns_record.clone()),
     ])
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::address::Address;
 use crate::lookup::{self, MailboxRow};
-use crate::model::{MailboxLocation, Quota, TlsPolicy};
+use crate::model::{DkimKey, MailboxLocation, Quota, TlsPolicy, Transport};
 use crate::resolve::unix_now;
 use crate::{Directory, DirectoryError};
 
@@ -247,6 +247,45 @@ impl Directory {
             .tls_policies
             .insert(domain, Arc::new(policy.clone()));
         Ok(policy)
+    }
+
+    /// The active transport for mail to `domain` (where it goes instead of the domain's MX),
+    /// if any. Cached.
+    ///
+    /// # Errors
+    /// A malformed domain, a stored transport that is no usable next hop, or a database
+    /// failure.
+    pub async fn transport(&self, domain: &str) -> Result<Option<Transport>, DirectoryError> {
+        let domain = crate::address::normalize_domain(domain)?;
+        if let Some(hit) = self.inner.caches.transports.get(&domain) {
+            return Ok(hit.as_ref().clone());
+        }
+        let transport = lookup::transport(&self.inner.db, &domain)
+            .await?
+            .filter(|transport| transport.active);
+        self.inner
+            .caches
+            .transports
+            .insert(domain, Arc::new(transport.clone()));
+        Ok(transport)
+    }
+
+    /// The key that signs mail from `domain`: its newest active DKIM key, private key
+    /// included, or `None` when it has none. Cached.
+    ///
+    /// # Errors
+    /// A malformed domain or a database failure.
+    pub async fn dkim_signing_key(&self, domain: &str) -> Result<Option<DkimKey>, DirectoryError> {
+        let domain = crate::address::normalize_domain(domain)?;
+        if let Some(hit) = self.inner.caches.dkim_keys.get(&domain) {
+            return Ok(hit.as_ref().clone());
+        }
+        let key = lookup::dkim_signing_key(&self.inner.db, &domain).await?;
+        self.inner
+            .caches
+            .dkim_keys
+            .insert(domain, Arc::new(key.clone()));
+        Ok(key)
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::Directory;
 use crate::account::OwnedAddresses;
 use crate::lookup::{self, MailboxRow};
-use crate::model::TlsPolicy;
+use crate::model::{DkimKey, TlsPolicy, Transport};
 use crate::resolve::{Outcome, Resolution};
 
 pub(crate) struct Caches {
@@ -31,6 +31,8 @@ pub(crate) struct Caches {
     pub(crate) accounts: Cache<String, Arc<Option<MailboxRow>>>,
     pub(crate) senders: Cache<String, Arc<OwnedAddresses>>,
     pub(crate) tls_policies: Cache<String, Arc<Option<TlsPolicy>>>,
+    pub(crate) transports: Cache<String, Arc<Option<Transport>>>,
+    pub(crate) dkim_keys: Cache<String, Arc<Option<DkimKey>>>,
 }
 
 /// A cached answer that may say no.
@@ -60,6 +62,18 @@ impl Answer for Arc<OwnedAddresses> {
 }
 
 impl Answer for Arc<Option<TlsPolicy>> {
+    fn is_negative(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl Answer for Arc<Option<Transport>> {
+    fn is_negative(&self) -> bool {
+        self.is_none()
+    }
+}
+
+impl Answer for Arc<Option<DkimKey>> {
     fn is_negative(&self) -> bool {
         self.is_none()
     }
@@ -114,6 +128,8 @@ impl Caches {
             accounts: build(capacity, freshness),
             senders: build(capacity, freshness),
             tls_policies: build(capacity / 10 + 1, freshness),
+            transports: build(capacity / 10 + 1, freshness),
+            dkim_keys: build(capacity / 10 + 1, freshness),
         }
     }
 
@@ -122,6 +138,8 @@ impl Caches {
         self.accounts.invalidate_all();
         self.senders.invalidate_all();
         self.tls_policies.invalidate_all();
+        self.transports.invalidate_all();
+        self.dkim_keys.invalidate_all();
     }
 }
 

@@ -9,7 +9,10 @@ use sqlx::any::AnyRow;
 
 use crate::DirectoryError;
 use crate::address::Address;
-use crate::model::{MailboxLocation, Quota, TlsPolicy, TlsPolicyKind, unsafe_location};
+use crate::model::{
+    DkimAlgorithm, DkimKey, DkimKeyInfo, MailboxLocation, NextHop, Quota, TlsPolicy, TlsPolicyKind,
+    Transport, unsafe_location,
+};
 use crate::sql::Db;
 
 /// A hosted domain as resolution needs it.
@@ -294,6 +297,78 @@ pub(crate) async fn tls_policy(db: &Db, domain: &str) -> Result<Option<TlsPolicy
         .fetch_optional(&db.pool)
         .await?;
     row.as_ref().map(tls_policy_from_row).transpose()
+}
+
+pub(crate) const TRANSPORT_COLUMNS: &str =
+    "id, domain, transport, description, {flag:active} AS active, {epoch:created_at} AS created_at";
+
+/// A transport row. Another writer (MUM's web UI, hand-written SQL) may have stored a value
+/// that is no next hop Mailstead can use (`relay:`, `virtual:`): that is an error naming the
+/// domain, never a guess.
+pub(crate) fn transport_from_row(row: &AnyRow) -> Result<Transport, DirectoryError> {
+    let domain: String = row.try_get("domain")?;
+    let text: String = row.try_get("transport")?;
+    let next_hop = NextHop::parse(&text).map_err(|why| {
+        DirectoryError::Invalid(format!(
+            "the transport of {domain} cannot be used: {why}; fix it with `mailstead transport add {domain} NEXTHOP` after `mailstead transport remove {domain}`"
+        ))
+    })?;
+    Ok(Transport {
+        id: row.try_get("id")?,
+        domain,
+        next_hop,
+        description: row.try_get("description")?,
+        active: flag(row, "active")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(crate) async fn transport(db: &Db, domain: &str) -> Result<Option<Transport>, DirectoryError> {
+    let sql = format!("SELECT {TRANSPORT_COLUMNS} FROM transports WHERE domain = ?");
+    let row = sqlx::query(db.sql(&sql))
+        .bind(domain)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(transport_from_row).transpose()
+}
+
+/// The columns of a listed key: never the private key.
+pub(crate) const DKIM_KEY_COLUMNS: &str = "k.id AS id, k.domain AS domain, k.selector AS selector, k.algorithm AS algorithm, k.public_key AS public_key, {flag:k.active} AS active, {epoch:k.created_at} AS created_at";
+
+pub(crate) fn dkim_key_info_from_row(row: &AnyRow) -> Result<DkimKeyInfo, DirectoryError> {
+    let algorithm: String = row.try_get("algorithm")?;
+    Ok(DkimKeyInfo {
+        id: row.try_get("id")?,
+        domain: row.try_get("domain")?,
+        selector: row.try_get("selector")?,
+        algorithm: DkimAlgorithm::parse(&algorithm).map_err(DirectoryError::Invalid)?,
+        public_key: row.try_get("public_key")?,
+        active: flag(row, "active")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The key that signs for `domain`: its newest active key (the last added: `created_at`
+/// may be NULL from another writer, and PostgreSQL sorts NULL first), while the domain is hosted (a key
+/// left behind by another writer's removal of the domain signs nothing).
+pub(crate) async fn dkim_signing_key(
+    db: &Db,
+    domain: &str,
+) -> Result<Option<DkimKey>, DirectoryError> {
+    let sql = format!(
+        "SELECT {DKIM_KEY_COLUMNS}, k.private_key AS private_key FROM dkim_keys k \
+         WHERE k.domain = ? AND k.active = 1 AND EXISTS (SELECT 1 FROM domains d WHERE d.domain = k.domain) \
+         ORDER BY k.id DESC LIMIT 1"
+    );
+    let row = sqlx::query(db.sql(&sql))
+        .bind(domain)
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let info = dkim_key_info_from_row(&row)?;
+    Ok(Some(DkimKey::new(info, row.try_get("private_key")?)))
 }
 
 pub(crate) async fn change_serial(db: &Db) -> Result<i64, DirectoryError> {

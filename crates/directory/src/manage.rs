@@ -15,8 +15,8 @@ use crate::address::{
 };
 use crate::lookup::{self, flag};
 use crate::model::{
-    Alias, AliasDomain, AuditEntry, Domain, Mailbox, MailboxLocation, Quota, TlsPolicy,
-    TlsPolicyKind,
+    Alias, AliasDomain, AuditEntry, DkimAlgorithm, DkimKeyInfo, Domain, Mailbox, MailboxLocation,
+    NextHop, Quota, TlsPolicy, TlsPolicyKind, Transport,
 };
 use crate::resolve::unix_now;
 use crate::{Directory, DirectoryError};
@@ -168,6 +168,70 @@ pub struct TlsPolicyRecord {
     pub params: Option<String>,
     pub description: Option<String>,
     pub active: bool,
+}
+
+/// Changes to a transport; `None` leaves a field alone, `Some(None)` clears the description.
+#[derive(Clone, Debug, Default)]
+pub struct TransportUpdate {
+    /// A next hop in Postfix's syntax, checked like a new one.
+    pub next_hop: Option<String>,
+    pub description: Option<Option<String>>,
+    pub active: Option<bool>,
+}
+
+fn no_transport(domain: &str) -> DirectoryError {
+    DirectoryError::NotFound(format!(
+        "no transport for {domain}; see `mailstead transport list`"
+    ))
+}
+
+/// A DKIM selector is one or more DNS labels (RFC 6376 3.1), stored in lower case since DNS
+/// does not tell case apart.
+fn normalize_selector(input: &str) -> Result<String, DirectoryError> {
+    let selector = input.trim().to_ascii_lowercase();
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if selector.len() > 200 || !selector.split('.').all(label_ok) {
+        return Err(DirectoryError::Invalid(format!(
+            "bad DKIM selector {input:?}: use letters, digits and hyphens, like s202612"
+        )));
+    }
+    Ok(selector)
+}
+
+fn check_private_key_pem(algorithm: DkimAlgorithm, pem: &str) -> Result<(), DirectoryError> {
+    let label = algorithm.pem_label();
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let text = pem.trim();
+    if text.starts_with(&begin) && text.ends_with(&end) {
+        return Ok(());
+    }
+    Err(DirectoryError::Invalid(format!(
+        "the private key of a {} DKIM key must be a PEM \"{label}\" block",
+        algorithm.as_str()
+    )))
+}
+
+fn check_public_key(base64: &str) -> Result<(), DirectoryError> {
+    let ok = !base64.is_empty()
+        && base64
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+    if ok {
+        return Ok(());
+    }
+    Err(DirectoryError::Invalid(
+        "the public key of a DKIM key must be base64 on one line (the DNS record's p= value)"
+            .to_owned(),
+    ))
 }
 
 fn not_found_domain(domain: &str) -> DirectoryError {
@@ -522,6 +586,12 @@ impl Directory {
         }
         sqlx::query(self.inner.db.sql("DELETE FROM domains WHERE id = ?"))
             .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Keys name their domain rather than reference its row; a domain added again later
+        // must not sign with keys whose DNS records are long gone.
+        sqlx::query(self.inner.db.sql("DELETE FROM dkim_keys WHERE domain = ?"))
+            .bind(&domain)
             .execute(&mut *tx)
             .await?;
         self.finish(
@@ -1605,6 +1675,306 @@ impl Directory {
         lookup::tls_policy(&self.inner.db, &domain)
             .await?
             .ok_or_else(|| DirectoryError::NotFound(format!("no TLS policy for {domain}")))
+    }
+
+    // ---- transports ----
+
+    /// Sends mail for `domain` to `next_hop` instead of the domain's MX. The domain need not
+    /// be hosted (a transport is usually for one that is not).
+    ///
+    /// # Errors
+    /// A bad domain, a next hop that is not in Postfix's syntax, an existing transport, or a
+    /// database failure.
+    pub async fn add_transport(
+        &self,
+        actor: &str,
+        domain: &str,
+        next_hop: &str,
+        description: Option<&str>,
+    ) -> Result<Transport, DirectoryError> {
+        let domain = normalize_domain(domain)?;
+        let next_hop = NextHop::parse(next_hop)
+            .map_err(DirectoryError::Invalid)?
+            .to_string();
+        let mut tx = self.begin().await?;
+        let now = unix_now();
+        let inserted = sqlx::query(self.inner.db.sql(
+            "INSERT INTO transports (domain, transport, description, active, created_at, updated_at) VALUES (?, ?, ?, 1, {ts}, {ts})",
+        ))
+        .bind(&domain)
+        .bind(&next_hop)
+        .bind(description)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            return Err(unique_violation(err, || {
+                format!(
+                    "{domain} already has a transport; change it with `mailstead transport update {domain} NEXTHOP`"
+                )
+            }));
+        }
+        self.finish(
+            tx,
+            actor,
+            "transport.add",
+            &domain,
+            Some(format!("transport={next_hop}")),
+        )
+        .await?;
+        self.get_transport(&domain).await
+    }
+
+    /// Changes a transport; `None` leaves a field alone, `Some(None)` clears the description.
+    ///
+    /// # Errors
+    /// An unknown transport, a bad next hop, or a database failure.
+    pub async fn update_transport(
+        &self,
+        actor: &str,
+        domain: &str,
+        update: TransportUpdate,
+    ) -> Result<Transport, DirectoryError> {
+        let domain = normalize_domain(domain)?;
+        let next_hop = match &update.next_hop {
+            Some(text) => Some(NextHop::parse(text).map_err(DirectoryError::Invalid)?),
+            None => None,
+        };
+        let existing_id = self.transport_id(&domain).await?;
+        let existing = match self.get_transport(&domain).await {
+            Ok(existing) => Some(existing),
+            // Another writer stored a value that does not parse: a new next hop replaces it.
+            Err(DirectoryError::Invalid(_)) => None,
+            Err(err) => return Err(err),
+        };
+        let next_hop = match (next_hop, &existing) {
+            (Some(hop), _) => hop.to_string(),
+            (None, Some(existing)) => existing.next_hop.to_string(),
+            // A stored value that no longer parses can only be replaced, not kept.
+            (None, None) => {
+                return Err(DirectoryError::Invalid(format!(
+                    "the transport of {domain} cannot be read; give a new next hop"
+                )));
+            }
+        };
+        let description = match update.description {
+            Some(description) => description,
+            None => existing.as_ref().and_then(|t| t.description.clone()),
+        };
+        let active = update
+            .active
+            .or(existing.as_ref().map(|t| t.active))
+            .unwrap_or(true);
+        let mut tx = self.begin().await?;
+        sqlx::query(self.inner.db.sql(
+            "UPDATE transports SET transport = ?, description = ?, active = ?, updated_at = {ts} WHERE id = ?",
+        ))
+        .bind(&next_hop)
+        .bind(&description)
+        .bind(i64::from(active))
+        .bind(unix_now())
+        .bind(existing_id)
+        .execute(&mut *tx)
+        .await?;
+        self.finish(
+            tx,
+            actor,
+            "transport.update",
+            &domain,
+            Some(format!("transport={next_hop} active={active}")),
+        )
+        .await?;
+        self.get_transport(&domain).await
+    }
+
+    /// Removes a transport: mail for the domain goes to its MX again.
+    ///
+    /// # Errors
+    /// An unknown transport or a database failure.
+    pub async fn remove_transport(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
+        let domain = normalize_domain(domain)?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(self.inner.db.sql("DELETE FROM transports WHERE domain = ?"))
+            .bind(&domain)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(no_transport(&domain));
+        }
+        self.finish(tx, actor, "transport.remove", &domain, None)
+            .await
+    }
+
+    /// All transports, active or not, by domain.
+    ///
+    /// # Errors
+    /// A stored value that is no usable next hop, or a database failure.
+    pub async fn list_transports(&self) -> Result<Vec<Transport>, DirectoryError> {
+        let sql = format!(
+            "SELECT {} FROM transports ORDER BY domain",
+            lookup::TRANSPORT_COLUMNS
+        );
+        let rows = sqlx::query(self.inner.db.sql(&sql))
+            .fetch_all(&self.inner.db.pool)
+            .await?;
+        rows.iter().map(lookup::transport_from_row).collect()
+    }
+
+    /// One transport, active or not.
+    ///
+    /// # Errors
+    /// An unknown transport, a stored value that is no usable next hop, or a database failure.
+    pub async fn get_transport(&self, domain: &str) -> Result<Transport, DirectoryError> {
+        let domain = normalize_domain(domain)?;
+        lookup::transport(&self.inner.db, &domain)
+            .await?
+            .ok_or_else(|| no_transport(&domain))
+    }
+
+    async fn transport_id(&self, domain: &str) -> Result<i64, DirectoryError> {
+        sqlx::query_scalar(
+            self.inner
+                .db
+                .sql("SELECT id FROM transports WHERE domain = ?"),
+        )
+        .bind(domain)
+        .fetch_optional(&self.inner.db.pool)
+        .await?
+        .ok_or_else(|| no_transport(domain))
+    }
+
+    // ---- DKIM keys ----
+
+    /// Stores a DKIM key of a hosted domain. The key is made by the caller (the admin crate
+    /// generates them); here it is only checked for its form: a PEM of the kind the algorithm
+    /// needs and a base64 public key.
+    ///
+    /// # Errors
+    /// A domain that is not hosted, a bad selector, a key of the wrong form, a selector the
+    /// domain already has, or a database failure.
+    pub async fn add_dkim_key(
+        &self,
+        actor: &str,
+        domain: &str,
+        selector: &str,
+        algorithm: DkimAlgorithm,
+        private_key_pem: &str,
+        public_key_b64: &str,
+    ) -> Result<DkimKeyInfo, DirectoryError> {
+        let domain = normalize_domain(domain)?;
+        let selector = normalize_selector(selector)?;
+        check_private_key_pem(algorithm, private_key_pem)?;
+        check_public_key(public_key_b64)?;
+        let mut tx = self.begin().await?;
+        // Only a hosted domain's mail is signed here: a key for any other would never be used.
+        self.domain_id(&mut tx, &domain).await?;
+        let now = unix_now();
+        let inserted = sqlx::query(self.inner.db.sql(
+            "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, public_key, active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, {ts}, {ts})",
+        ))
+        .bind(&domain)
+        .bind(&selector)
+        .bind(algorithm.as_str())
+        .bind(private_key_pem)
+        .bind(public_key_b64)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        if let Err(err) = inserted {
+            return Err(unique_violation(err, || {
+                format!(
+                    "{domain} already has a DKIM key with selector {selector}; choose another selector with --selector, or remove it first with `mailstead dkim remove {domain} --selector {selector}`"
+                )
+            }));
+        }
+        // The private key never goes into the audit log.
+        self.finish(
+            tx,
+            actor,
+            "dkim.add",
+            &domain,
+            Some(format!(
+                "selector={selector} algorithm={}",
+                algorithm.as_str()
+            )),
+        )
+        .await?;
+        self.list_dkim_keys()
+            .await?
+            .into_iter()
+            .find(|key| key.domain == domain && key.selector == selector)
+            .ok_or_else(|| {
+                DirectoryError::NotFound(format!(
+                    "the DKIM key {selector} of {domain} was removed while it was added"
+                ))
+            })
+    }
+
+    /// Removes one DKIM key of `domain` (`selector`), or all of them (`None`).
+    ///
+    /// # Errors
+    /// Nothing to remove, a bad domain or selector, or a database failure.
+    pub async fn remove_dkim_key(
+        &self,
+        actor: &str,
+        domain: &str,
+        selector: Option<&str>,
+    ) -> Result<u64, DirectoryError> {
+        let domain = normalize_domain(domain)?;
+        let selector = selector.map(normalize_selector).transpose()?;
+        let mut tx = self.begin().await?;
+        let done = match &selector {
+            Some(selector) => {
+                sqlx::query(
+                    self.inner
+                        .db
+                        .sql("DELETE FROM dkim_keys WHERE domain = ? AND selector = ?"),
+                )
+                .bind(&domain)
+                .bind(selector)
+                .execute(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(self.inner.db.sql("DELETE FROM dkim_keys WHERE domain = ?"))
+                    .bind(&domain)
+                    .execute(&mut *tx)
+                    .await?
+            }
+        };
+        let removed = done.rows_affected();
+        if removed == 0 {
+            return Err(DirectoryError::NotFound(match &selector {
+                Some(selector) => format!(
+                    "{domain} has no DKIM key with selector {selector}; see `mailstead dkim list`"
+                ),
+                None => format!("{domain} has no DKIM keys; see `mailstead dkim list`"),
+            }));
+        }
+        let details = match &selector {
+            Some(selector) => format!("selector={selector}"),
+            None => format!("selector=all keys={removed}"),
+        };
+        self.finish(tx, actor, "dkim.remove", &domain, Some(details))
+            .await?;
+        Ok(removed)
+    }
+
+    /// Every DKIM key, by domain, newest first within a domain; no private keys.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn list_dkim_keys(&self) -> Result<Vec<DkimKeyInfo>, DirectoryError> {
+        let sql = format!(
+            "SELECT {} FROM dkim_keys k ORDER BY k.domain, k.id DESC",
+            lookup::DKIM_KEY_COLUMNS
+        );
+        let rows = sqlx::query(self.inner.db.sql(&sql))
+            .fetch_all(&self.inner.db.pool)
+            .await?;
+        rows.iter().map(lookup::dkim_key_info_from_row).collect()
     }
 
     // ---- audit and import ----

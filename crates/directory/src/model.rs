@@ -375,35 +375,35 @@ impl NextHop {
                 None => (rest, false, None),
             }
         };
+        // Digits only: `u16::from_str` also takes a leading `+`, which Postfix does not.
         let port = match port {
             None => None,
             Some(port) => match port.parse::<u16>() {
-                Ok(port) if port > 0 => Some(port),
+                Ok(number) if number > 0 && port.bytes().all(|b| b.is_ascii_digit()) => {
+                    Some(number)
+                }
                 _ => return Err(problem(&format!("bad port {port:?}"))),
             },
         };
-        let host_ok = !host.is_empty()
-            && host.len() <= 253
-            && (host.parse::<std::net::IpAddr>().is_ok()
-                || host.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                }));
-        if !host_ok {
-            return Err(problem(&format!("bad host {host:?}")));
-        }
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let host = if is_ip {
+            host.to_ascii_lowercase()
+        } else {
+            // The same rule as every other domain: IDNA to its ASCII form, lower case, no
+            // empty label, no label starting or ending with a hyphen.
+            crate::address::normalize_domain(host)
+                .ok()
+                .filter(|_| host.trim() == host)
+                .ok_or_else(|| problem(&format!("bad host {host:?}")))?
+        };
         if protocol == HopProtocol::Lmtp && port.is_none() {
             return Err(problem("LMTP needs a port"));
         }
         Ok(NextHop {
             protocol,
-            host: host.to_ascii_lowercase(),
-            no_mx: no_mx
-                || protocol == HopProtocol::Lmtp
-                || host.parse::<std::net::IpAddr>().is_ok(),
+            host,
+            // An address has no MX records: looking them up would only fail.
+            no_mx: no_mx || protocol == HopProtocol::Lmtp || is_ip,
             port,
         })
     }
@@ -415,7 +415,13 @@ impl fmt::Display for NextHop {
             HopProtocol::Smtp => "smtp",
             HopProtocol::Lmtp => "lmtp",
         };
-        let host = if self.no_mx && self.protocol == HopProtocol::Smtp {
+        // LMTP never looks up MX records, so brackets there only keep an IPv6 address's
+        // colons apart from the port's; without them the text would not parse back.
+        let bracketed = match self.protocol {
+            HopProtocol::Smtp => self.no_mx,
+            HopProtocol::Lmtp => self.host.contains(':'),
+        };
+        let host = if bracketed {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
@@ -424,6 +430,106 @@ impl fmt::Display for NextHop {
             Some(port) => write!(f, "{scheme}:{host}:{port}"),
             None => write!(f, "{scheme}:{host}"),
         }
+    }
+}
+
+/// Where mail for one domain goes instead of the domain's MX (Postfix's `transport_maps`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transport {
+    pub id: i64,
+    pub domain: String,
+    /// Shown as its normalised text, `smtp:[relay.example.net]:587`, which is also what the
+    /// table holds.
+    #[serde(serialize_with = "serialize_display")]
+    pub next_hop: NextHop,
+    pub description: Option<String>,
+    pub active: bool,
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+}
+
+/// The signing algorithms a DKIM key may have (RFC 6376 `k=rsa`, RFC 8463 `k=ed25519`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    Ed25519,
+    Rsa,
+}
+
+impl DkimAlgorithm {
+    /// The column's value and the DNS record's `k=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519 => "ed25519",
+            DkimAlgorithm::Rsa => "rsa",
+        }
+    }
+
+    /// The first line of the private key's PEM: PKCS#8 for ed25519 and PKCS#1 for rsa, the
+    /// forms OpenDKIM reads.
+    pub fn pem_label(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519 => "PRIVATE KEY",
+            DkimAlgorithm::Rsa => "RSA PRIVATE KEY",
+        }
+    }
+
+    /// # Errors
+    /// A sentence listing the valid values.
+    pub fn parse(input: &str) -> Result<DkimAlgorithm, String> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "ed25519" => Ok(DkimAlgorithm::Ed25519),
+            "rsa" => Ok(DkimAlgorithm::Rsa),
+            _ => Err(format!(
+                "unknown DKIM algorithm {input:?}; use ed25519 or rsa"
+            )),
+        }
+    }
+}
+
+/// A DKIM key as listed: everything but the private key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DkimKeyInfo {
+    pub id: i64,
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// Base64 of the DNS record's `p=` value.
+    pub public_key: String,
+    pub active: bool,
+    /// Unix seconds.
+    pub created_at: Option<i64>,
+}
+
+/// A DKIM key that signs: what the outbound queue needs, private key included. Neither
+/// `Debug` nor anything else prints the private key; only
+/// [`DkimKey::private_key_pem`] hands it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub info: DkimKeyInfo,
+    private_key_pem: String,
+}
+
+impl DkimKey {
+    pub(crate) fn new(info: DkimKeyInfo, private_key_pem: String) -> DkimKey {
+        DkimKey {
+            info,
+            private_key_pem,
+        }
+    }
+
+    /// The private key in PEM, in the form [`DkimAlgorithm::pem_label`] names.
+    pub fn private_key_pem(&self) -> &str {
+        &self.private_key_pem
+    }
+}
+
+impl fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DkimKey")
+            .field("info", &self.info)
+            .field("private_key_pem", &"<redacted>")
+            .finish()
     }
 }
 
@@ -534,6 +640,31 @@ mod tests {
         assert_eq!((hop.protocol, hop.no_mx), (HopProtocol::Lmtp, true));
         let hop = NextHop::parse("smtp:[::1]:25").unwrap();
         assert_eq!(hop.host, "::1");
+        assert_eq!(hop.to_string(), "smtp:[::1]:25");
+        // Every normalised form parses back to itself, IPv6 LMTP included.
+        for text in [
+            "lmtp:[::1]:24",
+            "lmtp:127.0.0.1:24",
+            "lmtp:mda.example.com:24",
+            "smtp:[10.0.0.1]:2525",
+            "smtp:mail.transport.com",
+            "smtp:[relay.example.net]:587",
+        ] {
+            let hop = NextHop::parse(text).unwrap();
+            assert_eq!(hop.to_string(), text);
+            assert_eq!(NextHop::parse(&hop.to_string()).unwrap(), hop);
+        }
+        // An address has no MX to look up: it is written as the host itself.
+        assert_eq!(
+            NextHop::parse("smtp:10.0.0.1").unwrap().to_string(),
+            "smtp:[10.0.0.1]"
+        );
+        assert_eq!(
+            NextHop::parse("smtp:[Relay.Bücher.example]:25")
+                .unwrap()
+                .to_string(),
+            "smtp:[relay.xn--bcher-kva.example]:25"
+        );
         for bad in [
             "",
             "uucp:host",
@@ -543,10 +674,39 @@ mod tests {
             "lmtp:host",
             "smtp:bad host",
             "smtp:::1",
+            "smtp:host:+25",
+            "smtp:[-bad-.example]",
+            "smtp: host",
+            "smtp:",
         ] {
             let err = NextHop::parse(bad).unwrap_err();
             assert!(err.contains("smtp:[host]:port"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn dkim_keys_never_show_their_private_key() {
+        let key = DkimKey::new(
+            DkimKeyInfo {
+                id: 1,
+                domain: "example.com".to_owned(),
+                selector: "s202612".to_owned(),
+                algorithm: DkimAlgorithm::parse("Ed25519").unwrap(),
+                public_key: "cHVibGlj".to_owned(),
+                active: true,
+                created_at: None,
+            },
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n".to_owned(),
+        );
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(shown.contains("s202612"), "{shown}");
+        assert!(key.private_key_pem().contains("c2VjcmV0"));
+        assert!(
+            DkimAlgorithm::parse("dsa")
+                .unwrap_err()
+                .contains("ed25519 or rsa")
+        );
     }
 
     #[test]

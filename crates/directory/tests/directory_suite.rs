@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use mailstead_auth::{AuthOutcome, Refusal as AuthRefusal};
 use mailstead_directory::manage::{
     AliasUpdate, DomainUpdate, MailboxUpdate, NewAlias, NewDomain, NewMailbox, NewTlsPolicy,
+    TransportUpdate,
 };
-use mailstead_directory::model::{Quota, TlsPolicyKind};
+use mailstead_directory::model::{DkimAlgorithm, HopProtocol, Quota, TlsPolicyKind};
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError, DirectoryOptions};
 use support::{Authenticate as _, TestBackend, TestDirectory, fresh_database, fresh_directory};
@@ -126,6 +127,9 @@ on_every_backend!(
     other_writers_reach_a_running_server,
     refusals_expire_after_the_negative_ttl,
     an_existing_database_of_the_previous_version_is_upgraded,
+    transports_are_validated_normalised_and_audited,
+    dkim_keys_belong_to_hosted_domains,
+    transport_and_dkim_changes_reach_a_running_server,
 );
 
 async fn domains_are_managed_with_clear_errors(backend: TestBackend) {
@@ -1626,6 +1630,12 @@ async fn every_table_the_directory_reads_bumps_the_change_counter(backend: TestB
         "INSERT INTO alias_domains (domain, target_domain_id, active) SELECT 'alias.example', id, 1 FROM domains WHERE domain = 'example.com'",
         "UPDATE alias_domains SET active = 0 WHERE domain = 'alias.example'",
         "DELETE FROM alias_domains WHERE domain = 'alias.example'",
+        "INSERT INTO transports (domain, transport, active) VALUES ('relay.example', 'smtp:[10.0.0.1]:25', 1)",
+        "UPDATE transports SET active = 0 WHERE domain = 'relay.example'",
+        "DELETE FROM transports WHERE domain = 'relay.example'",
+        "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, public_key, active) VALUES ('example.com', 'sel', 'ed25519', 'x', 'eA==', 1)",
+        "UPDATE dkim_keys SET active = 0 WHERE selector = 'sel'",
+        "DELETE FROM dkim_keys WHERE selector = 'sel'",
     ];
     for statement in statements {
         let before = change_serial(&test.url).await;
@@ -1797,4 +1807,443 @@ async fn an_existing_database_of_the_previous_version_is_upgraded(backend: TestB
     .await;
     server.close().await;
     database.cleanup().await;
+}
+
+/// The (action, subject) of the newest `n` audit entries, newest first.
+async fn audited(dir: &Directory, n: i64) -> Vec<(String, String)> {
+    dir.audit_log(n)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.action, entry.subject))
+        .collect()
+}
+
+async fn transports_are_validated_normalised_and_audited(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let dir = &test.directory;
+    // Not a hosted domain: a transport is for mail that leaves.
+    let added = dir
+        .add_transport(
+            ACTOR,
+            "Transport.COM",
+            "SMTP:Mail.Transport.com",
+            Some("their gateway"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.domain, "transport.com");
+    assert_eq!(added.next_hop.to_string(), "smtp:mail.transport.com");
+    assert!(!added.next_hop.no_mx);
+    assert_eq!(added.description.as_deref(), Some("their gateway"));
+    dir.add_transport(ACTOR, "lmtp.example", "lmtp:[::1]:24", None)
+        .await
+        .unwrap();
+
+    let bad = dir
+        .add_transport(ACTOR, "other.example", "uucp:somewhere", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, DirectoryError::Invalid(_)), "{bad}");
+    assert!(
+        bad.to_string()
+            .contains("smtp:[host]:port, smtp:host, lmtp:host:port or [host]:port"),
+        "{bad}"
+    );
+    let dup = dir
+        .add_transport(ACTOR, "transport.com", "[10.0.0.2]:25", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, DirectoryError::Conflict(_)), "{dup}");
+    assert!(dup.to_string().contains("already has a transport"), "{dup}");
+
+    let listed: Vec<(String, String)> = dir
+        .list_transports()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.domain, t.next_hop.to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("lmtp.example".to_owned(), "lmtp:[::1]:24".to_owned()),
+            (
+                "transport.com".to_owned(),
+                "smtp:mail.transport.com".to_owned()
+            ),
+        ]
+    );
+    let lmtp = dir.transport("LMTP.example").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            lmtp.next_hop.protocol,
+            lmtp.next_hop.host.as_str(),
+            lmtp.next_hop.port
+        ),
+        (HopProtocol::Lmtp, "::1", Some(24))
+    );
+    assert_eq!(dir.transport("nowhere.example").await.unwrap(), None);
+
+    let updated = dir
+        .update_transport(
+            ACTOR,
+            "transport.com",
+            TransportUpdate {
+                next_hop: Some("[10.0.0.9]:2525".to_owned()),
+                active: Some(false),
+                ..TransportUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.next_hop.to_string(), "smtp:[10.0.0.9]:2525");
+    assert_eq!(updated.description.as_deref(), Some("their gateway"));
+    assert_eq!(
+        dir.transport("transport.com").await.unwrap(),
+        None,
+        "an inactive transport does not apply"
+    );
+    let unknown = dir
+        .remove_transport(ACTOR, "nowhere.example")
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, DirectoryError::NotFound(_)), "{unknown}");
+    dir.remove_transport(ACTOR, "lmtp.example").await.unwrap();
+    assert_eq!(dir.transport("lmtp.example").await.unwrap(), None);
+    assert_eq!(
+        audited(dir, 4).await,
+        vec![
+            ("transport.remove".to_owned(), "lmtp.example".to_owned()),
+            ("transport.update".to_owned(), "transport.com".to_owned()),
+            ("transport.add".to_owned(), "lmtp.example".to_owned()),
+            ("transport.add".to_owned(), "transport.com".to_owned()),
+        ]
+    );
+
+    // Another writer's value that Mailstead cannot use is an error naming the domain, not a
+    // guess; a new next hop replaces it.
+    execute(
+        &test.url,
+        "INSERT INTO transports (domain, transport, active) VALUES ('legacy.example', 'relay:[x.example]', 1)",
+    )
+    .await;
+    let unusable = dir.transport("legacy.example").await.unwrap_err();
+    assert!(
+        unusable.to_string().contains("legacy.example"),
+        "{unusable}"
+    );
+    dir.update_transport(
+        ACTOR,
+        "legacy.example",
+        TransportUpdate {
+            next_hop: Some("smtp:[x.example]".to_owned()),
+            ..TransportUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dir.transport("legacy.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .next_hop
+            .to_string(),
+        "smtp:[x.example]"
+    );
+    test.cleanup().await;
+}
+
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIPrivateKeyMaterialForTests0000000000\n-----END PRIVATE KEY-----\n";
+const RSA_PEM: &str =
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAsecret\n-----END RSA PRIVATE KEY-----\n";
+
+async fn dkim_keys_belong_to_hosted_domains(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let dir = &test.directory;
+    let unhosted = dir
+        .add_dkim_key(
+            ACTOR,
+            "example.com",
+            "s1",
+            DkimAlgorithm::Ed25519,
+            ED25519_PEM,
+            "cHVi",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(unhosted, DirectoryError::NotFound(_)),
+        "{unhosted}"
+    );
+    assert!(
+        unhosted
+            .to_string()
+            .contains("mailstead domain add example.com"),
+        "{unhosted}"
+    );
+    domain(dir, "example.com").await;
+    let wrong_form = dir
+        .add_dkim_key(
+            ACTOR,
+            "example.com",
+            "s1",
+            DkimAlgorithm::Rsa,
+            ED25519_PEM,
+            "cHVi",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        wrong_form.to_string().contains("RSA PRIVATE KEY"),
+        "{wrong_form}"
+    );
+    let bad_selector = dir
+        .add_dkim_key(
+            ACTOR,
+            "example.com",
+            "s 1",
+            DkimAlgorithm::Ed25519,
+            ED25519_PEM,
+            "cHVi",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        bad_selector.to_string().contains("selector"),
+        "{bad_selector}"
+    );
+    let bad_public = dir
+        .add_dkim_key(
+            ACTOR,
+            "example.com",
+            "s1",
+            DkimAlgorithm::Ed25519,
+            ED25519_PEM,
+            "p=x;",
+        )
+        .await
+        .unwrap_err();
+    assert!(bad_public.to_string().contains("base64"), "{bad_public}");
+    assert_eq!(dir.dkim_signing_key("example.com").await.unwrap(), None);
+
+    let first = dir
+        .add_dkim_key(
+            ACTOR,
+            "Example.COM",
+            "S1",
+            DkimAlgorithm::Rsa,
+            RSA_PEM,
+            "cnNh",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.domain.as_str(),
+            first.selector.as_str(),
+            first.algorithm
+        ),
+        ("example.com", "s1", DkimAlgorithm::Rsa)
+    );
+    assert!(first.active);
+    assert!(first.created_at.is_some());
+    let dup = dir
+        .add_dkim_key(
+            ACTOR,
+            "example.com",
+            "s1",
+            DkimAlgorithm::Ed25519,
+            ED25519_PEM,
+            "cHVi",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, DirectoryError::Conflict(_)), "{dup}");
+    assert!(dup.to_string().contains("--selector"), "{dup}");
+    dir.add_dkim_key(
+        ACTOR,
+        "example.com",
+        "s2",
+        DkimAlgorithm::Ed25519,
+        ED25519_PEM,
+        "cHVi",
+    )
+    .await
+    .unwrap();
+
+    // The newest key signs, with its private key; Debug never shows that.
+    let signing = dir.dkim_signing_key("EXAMPLE.com").await.unwrap().unwrap();
+    assert_eq!(signing.info.selector, "s2");
+    assert_eq!(signing.info.algorithm, DkimAlgorithm::Ed25519);
+    assert_eq!(signing.private_key_pem(), ED25519_PEM);
+    assert!(!format!("{signing:?}").contains("PrivateKeyMaterial"));
+    let listed: Vec<(String, String)> = dir
+        .list_dkim_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|key| (key.domain, key.selector))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("example.com".to_owned(), "s2".to_owned()),
+            ("example.com".to_owned(), "s1".to_owned()),
+        ]
+    );
+
+    let unknown = dir
+        .remove_dkim_key(ACTOR, "example.com", Some("s9"))
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, DirectoryError::NotFound(_)), "{unknown}");
+    assert_eq!(
+        dir.remove_dkim_key(ACTOR, "example.com", Some("S2"))
+            .await
+            .unwrap(),
+        1
+    );
+    let fallback = dir.dkim_signing_key("example.com").await.unwrap().unwrap();
+    assert_eq!(fallback.info.selector, "s1");
+    dir.add_dkim_key(
+        ACTOR,
+        "example.com",
+        "s3",
+        DkimAlgorithm::Ed25519,
+        ED25519_PEM,
+        "cHVi",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dir.remove_dkim_key(ACTOR, "example.com", None)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(dir.dkim_signing_key("example.com").await.unwrap(), None);
+    assert!(dir.list_dkim_keys().await.unwrap().is_empty());
+
+    let entries = dir.audit_log(6).await.unwrap();
+    let summary: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("dkim.remove", "example.com"),
+            ("dkim.add", "example.com"),
+            ("dkim.remove", "example.com"),
+            ("dkim.add", "example.com"),
+            ("dkim.add", "example.com"),
+            ("domain.add", "example.com"),
+        ]
+    );
+    for entry in &entries {
+        let details = entry.details.as_deref().unwrap_or("");
+        assert!(!details.contains("PRIVATE KEY"), "{details}");
+    }
+
+    // Removing the domain takes its keys: a domain added again must not sign with them.
+    dir.add_dkim_key(
+        ACTOR,
+        "example.com",
+        "s4",
+        DkimAlgorithm::Ed25519,
+        ED25519_PEM,
+        "cHVi",
+    )
+    .await
+    .unwrap();
+    dir.remove_domain(ACTOR, "example.com", false)
+        .await
+        .unwrap();
+    domain(dir, "example.com").await;
+    assert_eq!(dir.dkim_signing_key("example.com").await.unwrap(), None);
+    test.cleanup().await;
+}
+
+async fn transport_and_dkim_changes_reach_a_running_server(backend: TestBackend) {
+    let test = fresh_directory(backend, |_| {}).await;
+    let writer = &test.directory;
+    domain(writer, "example.com").await;
+    // The server trusts every cached answer, "no" included, for an hour: only the change
+    // counter can tell it.
+    let mut options: DirectoryOptions = writer.options().clone();
+    options.cache_ttl = Duration::from_secs(3600);
+    options.negative_cache_ttl = Duration::from_secs(3600);
+    options.change_poll = Duration::from_millis(100);
+    let server = Directory::open(options).await.unwrap();
+    let _watcher = server.watch_changes();
+    assert_eq!(server.transport("relay.example").await.unwrap(), None);
+    assert_eq!(server.dkim_signing_key("example.com").await.unwrap(), None);
+
+    writer
+        .add_transport(ACTOR, "relay.example", "smtp:[10.0.0.1]:25", None)
+        .await
+        .unwrap();
+    eventually("a new transport", || async {
+        server.transport("relay.example").await.unwrap().is_some()
+    })
+    .await;
+    writer
+        .add_dkim_key(
+            ACTOR,
+            "example.com",
+            "s1",
+            DkimAlgorithm::Ed25519,
+            ED25519_PEM,
+            "cHVi",
+        )
+        .await
+        .unwrap();
+    eventually("a new DKIM key", || async {
+        server
+            .dkim_signing_key("example.com")
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+
+    // Another writer, with plain SQL: only the triggers can tell the server, whose answers
+    // are cached just before. The watcher is first given time to see the writer's last
+    // change, which would otherwise clear those answers by itself.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(server.transport("relay.example").await.unwrap().is_some());
+    execute(
+        &test.url,
+        "UPDATE transports SET transport = 'smtp:[10.0.0.2]:25' WHERE domain = 'relay.example'",
+    )
+    .await;
+    eventually("another writer's transport change", || async {
+        server
+            .transport("relay.example")
+            .await
+            .unwrap()
+            .is_some_and(|t| t.next_hop.host == "10.0.0.2")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        server
+            .dkim_signing_key("example.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    execute(&test.url, "UPDATE dkim_keys SET active = 0").await;
+    eventually("another writer's deactivated key", || async {
+        server
+            .dkim_signing_key("example.com")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    server.close().await;
+    test.cleanup().await;
 }

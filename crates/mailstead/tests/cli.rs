@@ -1108,3 +1108,132 @@ fn removed_mailbox_mail_is_moved_aside_or_purged_and_never_inherited() {
     assert!(dave_maildir.join("cur").join("4.M1P1Q4.mx:2,S").exists());
     assert_eq!(retired_dirs(parent).len(), 2);
 }
+
+#[test]
+fn transports_are_added_listed_and_removed() {
+    let env = Env::new();
+    let out = env.ok(&[
+        "transport",
+        "add",
+        "Transport.COM",
+        "SMTP:Mail.Transport.com",
+        "--description",
+        "their gateway",
+    ]);
+    assert!(out.contains("added transport for transport.com"), "{out}");
+    assert!(out.contains("smtp:mail.transport.com"), "{out}");
+    env.ok(&["transport", "add", "relay.example", "[10.0.0.1]:2525"]);
+
+    let out = env.ok(&["transport", "list"]);
+    assert!(out.starts_with("DOMAIN "), "{out}");
+    assert!(out.contains("smtp:[10.0.0.1]:2525"), "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let listed = env.json(&["transport", "list"]);
+    assert_eq!(listed[1]["domain"], "transport.com");
+    assert_eq!(listed[1]["next_hop"], "smtp:mail.transport.com");
+    assert_eq!(listed[1]["description"], "their gateway");
+    let shown = env.json(&["transport", "show", "relay.example"]);
+    assert_eq!(shown["next_hop"], "smtp:[10.0.0.1]:2525");
+
+    let err = env.fails(&["transport", "add", "other.example", "uucp:far"], None, 64);
+    assert!(
+        err.contains("smtp:[host]:port, smtp:host, lmtp:host:port or [host]:port"),
+        "{err}"
+    );
+    let err = env.fails(&["transport", "add", "relay.example", "smtp:x"], None, 65);
+    assert!(err.contains("already has a transport"), "{err}");
+
+    let out = env.ok(&["transport", "remove", "relay.example"]);
+    assert_eq!(out, "removed transport for relay.example\n");
+    let listed = env.json(&["transport", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let err = env.fails(&["transport", "remove", "relay.example"], None, 65);
+    assert!(err.contains("no transport for relay.example"), "{err}");
+    let audit = env.json(&["audit"]);
+    assert_eq!(audit[0]["action"], "transport.remove");
+    assert_eq!(audit[0]["actor"], "cli:tester");
+}
+
+#[test]
+fn dkim_keys_are_generated_listed_and_removed() {
+    let env = Env::new();
+    let err = env.fails(&["dkim", "generate", "example.com"], None, 65);
+    assert!(err.contains("mailstead domain add example.com"), "{err}");
+    env.ok(&["domain", "add", "example.com"]);
+
+    let out = env.ok(&["dkim", "generate", "example.com", "--selector", "mail1"]);
+    assert!(
+        out.contains("mail1._domainkey.example.com. IN TXT \"v=DKIM1; k=ed25519; p="),
+        "{out}"
+    );
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    // The default selector: s + the UTC year and month.
+    let generated = env.json(&["dkim", "generate", "example.com"]);
+    let selector = generated["selector"].as_str().unwrap().to_owned();
+    assert!(
+        selector.len() == 7
+            && selector.starts_with("s20")
+            && selector[1..].bytes().all(|b| b.is_ascii_digit()),
+        "{selector}"
+    );
+    let err = env.fails(
+        &["dkim", "generate", "example.com", "--selector", "mail1"],
+        None,
+        65,
+    );
+    assert!(
+        err.contains("already has a DKIM key with selector mail1"),
+        "{err}"
+    );
+    let err = env.fails(
+        &[
+            "dkim",
+            "generate",
+            "example.com",
+            "--algorithm",
+            "rsa",
+            "--bits",
+            "1000",
+        ],
+        None,
+        64,
+    );
+    assert!(err.contains("from 2048 to 4096"), "{err}");
+
+    let out = env.ok(&["dkim", "list"]);
+    assert!(out.contains("selector:"), "{out}");
+    assert!(
+        out.contains("mail1._domainkey.example.com. IN TXT"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{selector}._domainkey.example.com.")),
+        "{out}"
+    );
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    let listed = env.json(&["dkim", "list"]);
+    let keys = listed.as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{listed}");
+    assert!(keys.iter().all(|key| key.get("private_key").is_none()));
+    let mail1 = keys.iter().find(|key| key["selector"] == "mail1").unwrap();
+    assert_eq!(mail1["algorithm"], "ed25519");
+    assert_eq!(mail1["active"], true);
+    let record = mail1["dns_record"].as_str().unwrap();
+    assert!(
+        record.ends_with(&format!("p={}\"", mail1["public_key"].as_str().unwrap())),
+        "{record}"
+    );
+
+    let out = env.ok(&["dkim", "remove", "example.com", "--selector", "mail1"]);
+    assert_eq!(out, "removed DKIM key mail1 of example.com\n");
+    let err = env.fails(
+        &["dkim", "remove", "example.com", "--selector", "mail1"],
+        None,
+        65,
+    );
+    assert!(err.contains("no DKIM key with selector mail1"), "{err}");
+    let out = env.ok(&["dkim", "remove", "example.com"]);
+    assert_eq!(out, "removed 1 DKIM keys of example.com\n");
+    let out = env.ok(&["dkim", "list"]);
+    assert!(out.starts_with("no DKIM keys"), "{out}");
+}

@@ -99,7 +99,7 @@ fn admin_code(err: &AdminError) -> u8 {
             directory_code(source)
         }
         AdminError::Directory(err) => directory_code(err),
-        AdminError::Hash(_) | AdminError::Json(_) => SOFTWARE,
+        AdminError::Hash(_) | AdminError::Json(_) | AdminError::Dkim(_) => SOFTWARE,
     }
 }
 

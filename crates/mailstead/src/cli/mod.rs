@@ -6,13 +6,14 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
+//!   `transport`, `dkim`, `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
 
 pub mod exit;
 
 mod alias;
 mod alias_domain;
 mod db;
+mod dkim;
 mod domain;
 mod import;
 mod mailbox;
@@ -22,6 +23,7 @@ mod queue;
 mod sender;
 mod serve;
 mod tls_policy;
+mod transport;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -78,6 +80,12 @@ pub enum Command {
     /// TLS policies for mail to remote domains
     #[command(subcommand)]
     TlsPolicy(tls_policy::TlsPolicyCommand),
+    /// Where mail for remote domains goes instead of their MX
+    #[command(subcommand)]
+    Transport(transport::TransportCommand),
+    /// DKIM keys that sign mail from hosted domains
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
     /// What happens to mail for these addresses, and why
     Resolve {
         #[arg(required = true, value_name = "ADDRESS")]
@@ -183,6 +191,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sender(command) => sender::run(&ctx, command).await,
         Command::AliasDomain(command) => alias_domain::run(&ctx, command).await,
         Command::TlsPolicy(command) => tls_policy::run(&ctx, command).await,
+        Command::Transport(command) => transport::run(&ctx, command).await,
+        Command::Dkim(command) => dkim::run(&ctx, command).await,
         Command::Resolve { addresses } => query::resolve(&ctx, &addresses).await,
         Command::Auth(command) => query::auth(&ctx, command).await,
         Command::MaySend { login, from } => query::may_send(&ctx, &login, &from).await,
@@ -307,7 +317,7 @@ pub fn require_change(changed: bool, command: &str) -> anyhow::Result<()> {
 /// Value parsers for clap: each error is the admin crate's sentence.
 pub mod values {
     use mailstead_admin::input;
-    use mailstead_directory::model::{Quota, TlsPolicyKind};
+    use mailstead_directory::model::{DkimAlgorithm, Quota, TlsPolicyKind};
 
     /// A quota, or `inherit` for the domain's.
     #[derive(Clone, Copy, Debug)]
@@ -341,5 +351,9 @@ pub mod values {
 
     pub fn tls_policy(text: &str) -> Result<TlsPolicyKind, String> {
         TlsPolicyKind::parse(text)
+    }
+
+    pub fn dkim_algorithm(text: &str) -> Result<DkimAlgorithm, String> {
+        DkimAlgorithm::parse(text)
     }
 }
