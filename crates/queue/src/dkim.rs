@@ -7,14 +7,7 @@ use mail_auth::dkim::DkimSigner;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
 
-/// Stand-in for the directory's key record until the directory serves DKIM keys.
-#[derive(Clone)]
-pub struct DkimKey {
-    pub domain: String,
-    pub selector: String,
-    pub algorithm: String,
-    pub private_key: String,
-}
+use mailstead_directory::model::{DkimAlgorithm, DkimKey};
 
 /// The header fields signed: RFC 6376 §5.4.1's list, as OpenDKIM signs by default.
 const SIGNED_HEADERS: [&str; 14] = [
@@ -48,31 +41,32 @@ pub enum DkimError {
 
 /// The `DKIM-Signature:` header line (CRLF-terminated) for `message` (wire form).
 pub fn sign(key: &DkimKey, message: &[u8]) -> Result<String, DkimError> {
+    let info = &key.info;
     let bad_key = |reason: String| DkimError::BadKey {
-        domain: key.domain.clone(),
-        selector: key.selector.clone(),
+        domain: info.domain.clone(),
+        selector: info.selector.clone(),
         reason,
     };
     // PKCS#8 ("PRIVATE KEY") for Ed25519, PKCS#1 ("RSA PRIVATE KEY", OpenDKIM's files) or
     // PKCS#8 for RSA.
-    let der = PrivateKeyDer::from_pem_slice(key.private_key.as_bytes())
+    let der = PrivateKeyDer::from_pem_slice(key.private_key_pem().as_bytes())
         .map_err(|err| bad_key(format!("not a PEM private key: {err}")))?;
-    let signature = match key.algorithm.as_str() {
-        "ed25519" => {
+    let signature = match info.algorithm {
+        DkimAlgorithm::Ed25519 => {
             let signing_key = Ed25519Key::from_pkcs8_der(der.secret_der())
                 .map_err(|err| bad_key(err.to_string()))?;
             DkimSigner::from_key(signing_key)
-                .domain(key.domain.clone())
-                .selector(key.selector.clone())
+                .domain(info.domain.clone())
+                .selector(info.selector.clone())
                 .headers(SIGNED_HEADERS)
                 .sign(message)
         }
-        _ => {
+        DkimAlgorithm::Rsa => {
             let signing_key =
                 RsaKey::<Sha256>::from_key_der(der).map_err(|err| bad_key(err.to_string()))?;
             DkimSigner::from_key(signing_key)
-                .domain(key.domain.clone())
-                .selector(key.selector.clone())
+                .domain(info.domain.clone())
+                .selector(info.selector.clone())
                 .headers(SIGNED_HEADERS)
                 .sign(message)
         }

@@ -340,8 +340,10 @@ impl Queue {
         spooled: &SpooledMessage,
         prefix: &str,
     ) -> Result<Option<String>, QueueError> {
-        let Some(key) = dkim_key_for(&self.inner.directory, domain).await else {
-            return Ok(None);
+        let key = match self.inner.directory.dkim_signing_key(domain).await {
+            Ok(Some(key)) => key,
+            Ok(None) => return Ok(None),
+            Err(err) => return Err(QueueError::Control(format!("DKIM key lookup: {err}"))),
         };
         let wire = spooled.wire_bytes(prefix.as_bytes()).await?;
         let header = tokio::task::spawn_blocking(move || dkim::sign(&key, &wire))
@@ -589,8 +591,8 @@ impl Queue {
         let mut transactions = Vec::new();
         for (domain, indexes) in by_domain {
             let directory = &self.inner.directory;
-            let transport = match transport_for(directory, &domain).await {
-                Ok(transport) => transport,
+            let transport = match directory.transport(&domain).await {
+                Ok(transport) => transport.map(|transport| transport.next_hop),
                 Err(err) => {
                     warn!(domain = %domain, cause = %err, "transport lookup failed");
                     continue;
@@ -822,17 +824,4 @@ async fn is_local(directory: &Directory, address: &str) -> bool {
         directory.resolve_address(&parsed).await.map(|resolution| resolution.outcome.clone()),
         Ok(Outcome::Deliver(recipients)) if recipients.iter().any(|recipient| matches!(recipient, Recipient::Local(local) if local.address.to_string() == address))
     )
-}
-
-/// The transport of `domain`, if it has one.
-async fn transport_for(
-    _directory: &Directory,
-    _domain: &str,
-) -> Result<Option<mailstead_directory::model::NextHop>, mailstead_directory::DirectoryError> {
-    Ok(None)
-}
-
-/// The DKIM key `domain` signs with, if it has one.
-async fn dkim_key_for(_directory: &Directory, _domain: &str) -> Option<dkim::DkimKey> {
-    None
 }
