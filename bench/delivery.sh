@@ -37,6 +37,9 @@ hostname = "mx.mailstead.test"
 data_dir = "$WORK/mailstead"
 [smtp]
 listen = ["127.0.0.1:2526"]
+[submission]
+listen = []
+listen_tls = []
 [log]
 level = "warn"
 CONF

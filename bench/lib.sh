@@ -72,6 +72,9 @@ login_on_loopback_without_tls = true
 ${1:-}
 [smtp]
 listen = []
+[submission]
+listen = []
+listen_tls = []
 [log]
 level = "warn"
 CONF

@@ -920,10 +920,10 @@ impl Config {
                     .to_owned(),
             );
         }
-        if queue.max_age < Duration::from_secs(60) {
+        if queue.max_age < Duration::from_secs(1) {
             return fail(
                 "queue.max_age",
-                "must be at least \"1m\" (the default is \"5d\")".to_owned(),
+                "must be at least \"1s\" (the default is \"5d\")".to_owned(),
             );
         }
         if queue.max_connections == 0

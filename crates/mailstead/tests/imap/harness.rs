@@ -445,6 +445,7 @@ impl Mailstead {
                  listen_tls = [\"127.0.0.1:{imaps_port}\"]\n\
                  max_connections_per_user = 20\nmax_connections_per_ip = 200\n{imap_extra}\n\
                  [smtp]\nlisten = [\"127.0.0.1:{smtp_port}\"]\n\n\
+                 [submission]\nlisten = []\nlisten_tls = []\n\n\
                  [log]\nlevel = \"info\"\n{extra}",
                 data = dir.join("data").display()
             ),
