@@ -1408,6 +1408,26 @@ mod tests {
             "limits.max_connections",
             "at least 1",
         );
+        assert_invalid(
+            "[queue]\nrelay_host = \"uucp:host\"\n",
+            "queue.relay_host",
+            "smtp:[host]:port",
+        );
+        assert_invalid(
+            "[queue]\nname_servers = [\"127.0.0.1\"]\n",
+            "queue.name_servers",
+            "127.0.0.1:53",
+        );
+        assert_invalid(
+            "[queue]\nmin_backoff = \"2h\"\nmax_backoff = \"1h\"\n",
+            "queue.min_backoff",
+            "max_backoff",
+        );
+        assert_invalid(
+            "[queue]\npostmaster = \"root\"\n",
+            "queue.postmaster",
+            "full address",
+        );
         let config = load("[server]\nuser = \"vmail\"\ngroup = \"vmail\"\n").unwrap();
         assert_eq!(config.server.user, "vmail");
     }
@@ -1831,6 +1851,23 @@ mod tests {
             "cert",
             "key",
             "reload_check",
+            "[submission]",
+            "check_from_header",
+            "[queue]",
+            "min_backoff",
+            "max_backoff",
+            "max_age",
+            "delay_warning",
+            "relay_host",
+            "relay_auth_file",
+            "name_servers",
+            "dnssec",
+            "ca_file",
+            "smtp_port",
+            "max_connections_per_destination",
+            "max_active",
+            "connect_timeout",
+            "postmaster",
             "[smtp]",
             "listen",
             "reject_non_fqdn_sender",
@@ -1891,6 +1928,10 @@ mod tests {
         expected.directory.homedir_template = full.directory.homedir_template.clone();
         expected.directory.maildir_template = full.directory.maildir_template.clone();
         expected.tls = full.tls.clone();
+        // Example paths, as the TLS files are.
+        expected.queue.relay_auth_file = full.queue.relay_auth_file.clone();
+        expected.queue.ca_file = full.queue.ca_file.clone();
+        assert!(full.queue.relay_auth_file.is_some() && full.queue.ca_file.is_some());
         assert_eq!(full, expected);
     }
 }

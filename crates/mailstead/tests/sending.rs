@@ -280,6 +280,18 @@ impl Client {
 
 /// Submits with msmtp; `implicit_tls` for port 465.
 fn msmtp(server: &Server, port: u16, implicit_tls: bool, from: &str, to: &str, message: &str) {
+    msmtp_to(server, port, implicit_tls, from, &[to], message);
+}
+
+/// [`msmtp`] to several recipients in one transaction.
+fn msmtp_to(
+    server: &Server,
+    port: u16,
+    implicit_tls: bool,
+    from: &str,
+    to: &[&str],
+    message: &str,
+) {
     support::require("msmtp", "msmtp");
     let config = server.dir.path().join(format!("msmtprc-{port}"));
     fs::write(
@@ -293,7 +305,7 @@ fn msmtp(server: &Server, port: u16, implicit_tls: bool, from: &str, to: &str, m
     .unwrap();
     fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).unwrap();
     let mut command = Command::new("msmtp");
-    command.arg("-C").arg(&config).arg(to);
+    command.arg("-C").arg(&config).args(to);
     support::run_ok(command, "msmtp", Some(message));
 }
 
@@ -422,7 +434,7 @@ print("pass" if ok else "fail")
 fn a_5xx_bounces_to_the_local_sender_and_a_4xx_is_retried_until_it_expires() {
     let hard = Sink::start(&["-f", "RCPT"]);
     let soft = Sink::start(&["-r", "RCPT"]);
-    let mut server = Server::new("max_age = \"4s\"\ndelay_warning = \"0s\"");
+    let mut server = Server::new("max_age = \"4s\"\ndelay_warning = \"1s\"");
     server.cli(
         &[
             "transport",
@@ -487,7 +499,14 @@ fn a_5xx_bounces_to_the_local_sender_and_a_4xx_is_retried_until_it_expires() {
         assert!(Instant::now() < deadline, "no retry; queue: {queue}");
         thread::sleep(Duration::from_millis(100));
     }
-    let expired = server.wait_for_message("alice", "later@soft.test");
+    let warning = server.wait_for_message("alice", "Delayed Mail (still being retried)");
+    assert!(warning.contains("Action: delayed"), "{warning}");
+    assert!(
+        warning.contains("Final-Recipient: rfc822; later@soft.test"),
+        "{warning}"
+    );
+    assert!(warning.contains("Will-Retry-Until: "), "{warning}");
+    let expired = server.wait_for_message("alice", "Action: failed\nStatus: 4.4.7");
     assert!(expired.contains("Action: failed"), "{expired}");
     assert!(expired.contains("Status: 4.4.7"), "{expired}");
     assert!(expired.contains("message too old"), "{expired}");
@@ -497,7 +516,90 @@ fn a_5xx_bounces_to_the_local_sender_and_a_4xx_is_retried_until_it_expires() {
         assert!(Instant::now() < deadline, "{}", server.queue_json());
         thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(server.messages("alice").len(), 2);
+    assert_eq!(
+        server.messages("alice").len(),
+        3,
+        "a bounce, a warning, an expiry"
+    );
+
+    // NOTIFY=NEVER: no report, however it ends.
+    let quiet = smtplib_with_notify(
+        server.submission_port,
+        "nobody@hard.test",
+        &message("alice@example.com", "nobody@hard.test", "quiet-one"),
+        "NEVER",
+    );
+    assert_eq!(quiet.trim(), "sent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("nobody@hard.test\" relay")
+        || !server.queue_json().as_array().unwrap().is_empty()
+    {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        server.messages("alice").len(),
+        3,
+        "no report for NOTIFY=NEVER"
+    );
+}
+
+/// smtplib as alice, with a NOTIFY= parameter on the one recipient.
+fn smtplib_with_notify(port: u16, to: &str, message: &str, notify: &str) -> String {
+    let script = r#"
+import smtplib, ssl, sys
+port, password, rcpt, notify = sys.argv[1:5]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP("127.0.0.1", int(port)) as client:
+    client.starttls(context=context)
+    client.login("alice@example.com", password)
+    client.sendmail("alice@example.com", [rcpt], sys.stdin.read(), rcpt_options=["NOTIFY=" + notify])
+    print("sent")
+"#;
+    let mut command = Command::new("python3");
+    command
+        .arg("-c")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(PASSWORD)
+        .arg(to)
+        .arg(notify);
+    let output = support::run_ok(command, "smtplib", Some(message));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_mailbox_over_quota_among_others_gets_a_bounce_and_the_rest_is_delivered() {
+    let sink = Sink::start(&[]);
+    let mut server = Server::new(&format!("relay_host = \"[127.0.0.1]:{}\"", sink.port));
+    server.cli(
+        &["mailbox", "update", "bob@example.com", "--quota", "1K"],
+        None,
+    );
+    server.start();
+    let big = format!(
+        "From: alice@example.com\r\nTo: bob@example.com\r\nSubject: too-big\r\n\r\n{}\r\n",
+        "x".repeat(4000)
+    );
+    msmtp_to(
+        &server,
+        server.submission_port,
+        false,
+        "alice@example.com",
+        &["bob@example.com", "carol@outside.test"],
+        &big,
+    );
+    sink.wait_for("Subject: too-big", 1, || server.log());
+    let bounce = server.wait_for_message("alice", "Undelivered Mail Returned to Sender");
+    assert!(
+        bounce.contains("Final-Recipient: rfc822; bob@example.com"),
+        "{bounce}"
+    );
+    assert!(bounce.contains("Status: 5.2.2"), "{bounce}");
+    assert!(!bounce.contains("carol@outside.test>: "), "{bounce}");
+    assert!(server.messages("bob").is_empty());
 }
 
 #[test]
@@ -668,6 +770,29 @@ fn kill_9_with_mail_queued_loses_nothing_and_the_queue_commands_work() {
             "sent once"
         );
     }
+    // The seed's clean-up: everything from one sender goes, without a bounce.
+    server.kill();
+    drop(sink);
+    server.write_config_keeping_relay(support::free_port());
+    server.start();
+    for index in 5..7 {
+        msmtp(
+            &server,
+            server.submission_port,
+            false,
+            "alice@example.com",
+            "x@outside.test",
+            &message(
+                "alice@example.com",
+                "x@outside.test",
+                &format!("queued-{index}"),
+            ),
+        );
+    }
+    assert_eq!(server.queue_json().as_array().unwrap().len(), 2);
+    let removed = server.cli(&["queue", "remove", "--sender", "ALICE@example.com"], None);
+    assert!(removed.contains("2 message(s) changed"), "{removed}");
+    assert!(server.queue_json().as_array().unwrap().is_empty());
 }
 
 impl Server {
