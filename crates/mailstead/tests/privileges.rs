@@ -47,7 +47,8 @@ impl Server {
                 "[server]\nhostname = \"mx.mailstead.test\"\ndata_dir = \"{}\"\n\n\
                  [smtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
                  [lmtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
-                 [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = []\n[submission]\nlisten = []\nlisten_tls = []\n\
+                 [submission]\nlisten = []\nlisten_tls = []\n\n\
+                 [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = []\n\
                  max_connections_per_ip = 100000\n\n\
                  [log]\nlevel = \"info\"\n{extra}",
                 server.data_dir().display(),
