@@ -2,7 +2,7 @@
 //! state, kept in `<id>.env` (JSON) beside `<id>.msg`, rewritten whole (write, fsync, rename,
 //! fsync the directory) after every change, so a crash leaves the old state or the new one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -160,18 +160,17 @@ impl Envelope {
                 .mode(0o600)
                 .open(&temporary)?;
             file.write_all(&bytes)?;
-            file.sync_all()?;
+            file.sync_data()?;
             std::fs::rename(&temporary, path)
         })();
         result.map_err(|err| QueueError::io(path, err))
     }
 }
 
-/// Makes the entries added, renamed or removed in `dir` durable.
+/// Makes the entries added, renamed or removed in `dir` durable (the store's directory
+/// fsync, which concurrent callers share).
 pub fn sync_dir(dir: &Path) -> Result<(), QueueError> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|err| QueueError::io(dir, err))
+    mailstead_store::sync_dir(dir).map_err(|err| QueueError::io(dir, err))
 }
 
 #[cfg(test)]

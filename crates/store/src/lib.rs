@@ -57,6 +57,7 @@
 //! never followed. Files are created `0600`, directories `0700`. This crate knows nothing
 //! about SQL, IMAP or SMTP.
 
+mod dirsync;
 pub mod mailbox;
 mod maildir;
 mod quota;
@@ -68,6 +69,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
     MessageMeta, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags,

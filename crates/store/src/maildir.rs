@@ -154,8 +154,9 @@ fn place_in_tmp(spool_path: &Path, tmp_dir: &Path, hostname: &str) -> Result<Pat
         let tmp_path = tmp_dir.join(unique_name(hostname));
         match fs::hard_link(spool_path, &tmp_path) {
             Ok(()) => {
-                // The data was synced when spooled; this syncs the new link count too.
-                let res = File::open(&tmp_path).and_then(|file| file.sync_all());
+                // The spool file is not synced when written: this is where its data becomes
+                // durable, as the Maildir's file.
+                let res = File::open(&tmp_path).and_then(|file| file.sync_data());
                 return match res {
                     Ok(()) => Ok(tmp_path),
                     Err(err) => {
@@ -235,7 +236,8 @@ fn copy_synced_with(from: &Path, prefix: &[u8], to: &Path) -> io::Result<bool> {
     };
     io::Write::write_all(&mut target, prefix)?;
     io::copy(&mut source, &mut target)?;
-    target.sync_all()?;
+    // fdatasync, as Dovecot: the data and the size; the directory entry is synced apart.
+    target.sync_data()?;
     Ok(true)
 }
 
@@ -435,10 +437,8 @@ pub(crate) fn create_dir_all_private(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Makes the names in a directory durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+/// Makes the names in a directory durable (concurrent callers share fsyncs).
+pub(crate) use crate::dirsync::sync_dir;
 
 /// Removes every file in `dir`; returns how many.
 pub(crate) fn remove_files_in(dir: &Path) -> Result<u64, StoreError> {

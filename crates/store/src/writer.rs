@@ -92,11 +92,13 @@ impl MessageWriter {
         self.line_endings.size
     }
 
-    /// Flushes and fsyncs the file.
+    /// Flushes the file. It is not fsync'd here: whatever keeps it syncs what it keeps (the
+    /// Maildir copy or link in `deliver`, the queue's link in `link_to`), so a message
+    /// delivered into one mailbox costs one file fsync, not two.
     ///
     /// # Errors
     ///
-    /// `Io` when the file cannot be written or synced; the file is removed.
+    /// `Io` when the file cannot be written; the file is removed.
     pub async fn finish(mut self) -> Result<SpooledMessage, StoreError> {
         let tail = self.line_endings.finish();
         let Some(mut file) = self.file.take() else {
@@ -104,8 +106,7 @@ impl MessageWriter {
         };
         let res = async {
             file.write_all(&tail).await?;
-            file.flush().await?;
-            file.get_mut().sync_all().await
+            file.flush().await
         }
         .await;
         if let Err(err) = res {
@@ -159,8 +160,8 @@ impl SpooledMessage {
     }
 
     /// Gives the spooled file a second name, `target` (the outbound queue's copy), a hard link
-    /// where it can be, a copy (fsync'd) across file systems. The directory of `target` is not
-    /// synced: the caller does that once for everything it adds.
+    /// where it can be, a copy across file systems; either is fsync'd. The directory of
+    /// `target` is not synced: the caller does that once for everything it adds.
     ///
     /// # Errors
     ///
@@ -169,10 +170,12 @@ impl SpooledMessage {
         let source = self.path.clone();
         let target = target.to_path_buf();
         run_blocking(move || match std::fs::hard_link(&source, &target) {
-            Ok(()) => Ok(()),
+            Ok(()) => std::fs::File::open(&target)
+                .and_then(|file| file.sync_data())
+                .map_err(|err| StoreError::io(&target, err)),
             Err(err) if err.kind() == std::io::ErrorKind::CrossesDevices => {
                 std::fs::copy(&source, &target)
-                    .and_then(|_| std::fs::File::open(&target)?.sync_all())
+                    .and_then(|_| std::fs::File::open(&target)?.sync_data())
                     .map_err(|err| StoreError::io(&target, err))
             }
             Err(err) => Err(StoreError::io(&target, err)),
