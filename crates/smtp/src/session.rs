@@ -121,6 +121,8 @@ struct Session {
     /// DSN's ENVID and RET from MAIL FROM.
     envid: Option<String>,
     ret: Option<mailstead_queue::Ret>,
+    /// MAIL FROM's SIZE, for the quota check at RCPT time.
+    declared_size: u64,
     /// Recipients refused for being over `max_recipients` in this transaction; up to
     /// `max_recipients` more of these are not counted as errors (Postfix's
     /// `smtpd_recipient_overshoot_limit`), so a big transaction is not tarpitted to death.
@@ -155,6 +157,7 @@ pub(crate) async fn run(
         login: None,
         envid: None,
         ret: None,
+        declared_size: 0,
         overshoot: 0,
     };
     if implicit_tls {
@@ -353,6 +356,7 @@ impl Session {
         self.chunks = None;
         self.envid = None;
         self.ret = None;
+        self.declared_size = 0;
         self.overshoot = 0;
     }
 
@@ -436,14 +440,14 @@ impl Session {
             return Reply::new(530, "5.7.0 Authentication required");
         }
         let dsn = self.ctx.queue.is_some() && self.ctx.mode != Mode::Lmtp;
-        let (mut envid, mut ret) = (None, None);
+        let (mut envid, mut ret, mut declared_size) = (None, None, 0);
         for (key, value) in &path.params {
             match (key.as_str(), value.as_deref()) {
                 ("SIZE", Some(size)) => match size.parse::<u64>() {
                     Ok(size) if size > self.ctx.limits.max_message_size => {
                         return Reply::new(552, "5.3.4 Message size exceeds fixed limit");
                     }
-                    Ok(_) => {}
+                    Ok(size) => declared_size = size,
                     Err(_) => return Reply::new(501, "5.5.4 Bad SIZE parameter"),
                 },
                 ("BODY", Some(body))
@@ -488,6 +492,7 @@ impl Session {
         self.mail_from = Some(path.address);
         self.envid = envid;
         self.ret = ret;
+        self.declared_size = declared_size;
         Reply::new(250, "2.1.0 Ok")
     }
 
@@ -665,6 +670,20 @@ impl Session {
                     }
                 }
             }
+        }
+        // Dovecot's lmtp_rcpt_check_quota: a mailbox that cannot take the message is refused
+        // now, not bounced later. Only a recipient that is one mailbox (an alias's other
+        // members must still get it), and only a clear "over quota": delivery decides the rest.
+        if let ([local], []) = (locals.as_slice(), externals.as_slice())
+            && let Err(err @ StoreError::OverQuota { .. }) = self
+                .ctx
+                .store
+                .check_quota(&local.location.maildir, local.quota, self.declared_size)
+                .await
+        {
+            let reply = self.delivery_reply(err);
+            let text = reply.lines.join(" ");
+            return Reply::new(reply.code, format!("{text} <{shown}>"));
         }
         self.recipients.push(Accepted {
             address: path.address.clone(),

@@ -528,6 +528,26 @@ async fn smtp_over_quota_is_552() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_declared_size_over_the_quota_is_refused_at_rcpt() {
+    let server = start(Mode::Smtp, Limits::default()).await;
+    let mut raw = Raw::connect(server.port).await;
+    assert_code(&raw.command("EHLO client.example.org").await, "250");
+    assert_code(
+        &raw.command("MAIL FROM:<a@b.example> SIZE=5000").await,
+        "250",
+    );
+    let refused = raw.command("RCPT TO:<full@example.com>").await;
+    assert_code(&refused, "552 5.2.2");
+    assert!(refused.contains("<full@example.com>"), "{refused}");
+    // A mailbox with room in the same transaction is taken.
+    assert_code(&raw.command("RCPT TO:<alice@example.com>").await, "250");
+    // Without SIZE the 10-byte quota still has room for an empty message: decided at DATA.
+    assert_code(&raw.command("RSET").await, "250");
+    assert_code(&raw.command("MAIL FROM:<a@b.example>").await, "250");
+    assert_code(&raw.command("RCPT TO:<full@example.com>").await, "250");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn quota_full_tempfail_answers_452_in_smtp_and_per_recipient_in_lmtp() {
     let limits = Limits {
         quota_full_tempfail: true,

@@ -69,6 +69,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use mailstead_directory::model::Quota;
+
 pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
@@ -179,6 +181,26 @@ impl Store {
     /// `Io` when the file cannot be created.
     pub async fn begin(&self) -> Result<MessageWriter, StoreError> {
         MessageWriter::create(Arc::clone(&self.inner)).await
+    }
+
+    /// Whether a message of `size` bytes fits in the Maildir's quota now (Dovecot's
+    /// `lmtp_rcpt_check_quota`): for refusing at RCPT time what delivery would refuse.
+    /// Delivery checks again; this only answers early.
+    ///
+    /// # Errors
+    ///
+    /// `OverQuota` when it does not fit; `Io` when `maildirsize` cannot be read.
+    pub async fn check_quota(
+        &self,
+        maildir: &Path,
+        quota: Quota,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let Some(limit) = quota.bytes else {
+            return Ok(());
+        };
+        let maildir = maildir.to_path_buf();
+        run_blocking(move || quota::check(&maildir, Some(limit), size).map(|_| ())).await
     }
 
     /// A message file the outbound queue keeps (written by [`SpooledMessage::link_to`]), to
