@@ -575,6 +575,8 @@ impl Queue {
             Ok(wire) => wire,
             Err(err) => {
                 warn!(queue_id = %envelope.id, cause = %err, "queued message unreadable");
+                let why = format!("x-mailstead; the queued message cannot be read: {err}");
+                self.defer_all(envelope, &due, &why, now);
                 return;
             }
         };
@@ -595,6 +597,8 @@ impl Queue {
                 Ok(transport) => transport.map(|transport| transport.next_hop),
                 Err(err) => {
                     warn!(domain = %domain, cause = %err, "transport lookup failed");
+                    let why = format!("x-mailstead; transport lookup failed: {err}");
+                    self.defer_all(envelope, &indexes, &why, now);
                     continue;
                 }
             };
@@ -603,6 +607,8 @@ impl Queue {
                 Err(err) => {
                     // Without the policy the TLS it demands is unknown: wait, never guess less.
                     warn!(domain = %domain, cause = %err, "TLS policy lookup failed");
+                    let why = format!("x-mailstead; TLS policy lookup failed: {err}");
+                    self.defer_all(envelope, &indexes, &why, now);
                     continue;
                 }
             };
@@ -660,6 +666,21 @@ impl Queue {
                     self.after_failure(index, arrived, attempt.result, envelope, now);
                 }
             }
+        }
+    }
+
+    /// An attempt that could not reach any server (a lookup or the file failed): retried
+    /// with the same back-off as a server's `4xx`.
+    fn defer_all(&self, envelope: &mut Envelope, indexes: &[usize], why: &str, now: i64) {
+        let arrived = envelope.arrived;
+        for &index in indexes {
+            let recipient = &mut envelope.recipients[index];
+            recipient.attempts += 1;
+            recipient.last_attempt = Some(now);
+            recipient.status = Some("4.3.0".into());
+            recipient.diagnostic = Some(why.to_owned());
+            recipient.remote = None;
+            self.after_failure(index, arrived, AttemptResult::Deferred, envelope, now);
         }
     }
 

@@ -1045,6 +1045,20 @@ impl Session {
             }
         }
         drop(spooled);
+        if self.ctx.mode != Mode::Lmtp && queued == 0 && any_delivered && any_failed {
+            // No queue on this listener to retry or bounce them: say so in the log.
+            for (recipient, outcome) in recipients.iter().zip(&per_recipient) {
+                if let Err(reply) = outcome {
+                    warn!(
+                        queue_id,
+                        recipient = %LogSafe(&recipient.address),
+                        reason = %LogSafe(&reply.lines.join(" ")),
+                        code = reply.code,
+                        "message accepted but not delivered to this recipient"
+                    );
+                }
+            }
+        }
         info!(
             queue_id,
             from = %LogSafe(&sender),
