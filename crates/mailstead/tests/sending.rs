@@ -394,6 +394,9 @@ fn msmtp_and_smtplib_submit_and_the_queue_delivers_signed_mail_over_a_transport(
         assert!(dump.contains(&format!("Subject: {token}")), "{dump}");
     }
     assert!(dump.contains("with ESMTPSA id"), "{dump}");
+    // Relayed as submitted: no empty line gained at the end.
+    assert!(dump.contains("body of via-587\n\n"), "{dump}");
+    assert!(!dump.contains("body of via-587\n\n\n"), "{dump}");
     assert!(!dump.contains("Return-Path:"), "{dump}");
 
     // The message smtplib sent, as the sink got it, checked by dkimpy against the record

@@ -397,7 +397,13 @@ impl Connection {
             u32::try_from(1 + request.message.len() / (1 << 20)).unwrap_or(u32::MAX),
         );
         let outcome = tokio::time::timeout(transfer_time, async {
-            self.client.write_message(request.message).await?;
+            // mail-send ends the data with CRLF "." CRLF whatever the message ends with; a
+            // message's own last CRLF is that first CRLF, or the message gains an empty line.
+            let body = request
+                .message
+                .strip_suffix(b"\r\n")
+                .unwrap_or(request.message);
+            self.client.write_message(body).await?;
             // LMTP answers once per accepted recipient after the data (RFC 2033 §4.2);
             // read_many parses them off the one stream in order.
             self.client.read_many(n_replies).await
