@@ -318,6 +318,51 @@ async fn one_connection_carries_two_transactions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_deliveries_reuse_the_destinations_connections() {
+    let sink = Sink::start(&[]);
+    let probe_sessions = sink.sessions();
+    let dns = DnsServer::start().await;
+    let transport = hop(&format!("smtp:[127.0.0.1]:{}", sink.port));
+    let mut config = config(&dns, 1);
+    config.max_connections_per_destination = 2;
+    let outbound = std::sync::Arc::new(Outbound::new(config).unwrap());
+    // 40 deliveries at once through 2 connections: waiting ones must take a connection that
+    // is parked, not close it to open their own.
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..40 {
+        let outbound = std::sync::Arc::clone(&outbound);
+        let transport = transport.clone();
+        tasks.spawn(async move {
+            let to = format!("r{index}@x.test");
+            deliver_with(
+                &outbound,
+                "x.test",
+                Some(&transport),
+                None,
+                &recipients(&[&to]),
+            )
+            .await
+        });
+    }
+    while let Some(attempts) = tasks.join_next().await {
+        assert_one(&attempts.unwrap(), AttemptResult::Delivered, "2.0.0");
+    }
+    // The idle connections close after `idle_connection_time`; then smtp-sink counts them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.sessions() < probe_sessions + 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.messages(), 40, "{}", sink.output());
+    let sessions = sink.sessions() - probe_sessions;
+    assert!(
+        sessions <= 4,
+        "40 deliveries over a 2-connection limit took {sessions} sessions: {}",
+        sink.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypt_refused_by_a_plaintext_server_may_is_not() {
     let sink = Sink::start(&[]);
     let dns = DnsServer::start().await;

@@ -311,16 +311,21 @@ impl Outbound {
             command_timeout: self.config.command_timeout,
             any_certificate: &self.any_certificate,
         };
-        while let Some((mut connection, permits)) = self.pool.take(&key) {
-            match connection.send(request, true).await {
-                Sent::Stale => continue,
-                Sent::Done { attempts, reusable } => {
-                    self.finish(key, connection, permits, reusable).await;
-                    return Ok(attempts);
+        let permits = loop {
+            while let Some((mut connection, permits)) = self.pool.take(&key) {
+                match connection.send(request, true).await {
+                    Sent::Stale => continue,
+                    Sent::Done { attempts, reusable } => {
+                        self.finish(key, connection, permits, reusable).await;
+                        return Ok(attempts);
+                    }
                 }
             }
-        }
-        let permits = self.pool.acquire(&route.nexthop).await;
+            // `None`: a connection was parked meanwhile; look for an idle one again.
+            if let Some(permits) = self.pool.acquire(&key, &route.nexthop).await {
+                break permits;
+            }
+        };
         let mut connection = client::open(&target).await?;
         match connection.send(request, false).await {
             Sent::Done { attempts, reusable } => {

@@ -108,31 +108,38 @@ impl Pool {
         });
     }
 
-    /// Permits for a new connection to `destination`; waits while the limits are reached and
-    /// no idle connection can be closed instead.
-    pub(crate) async fn acquire(&self, destination: &str) -> Permits {
+    /// Permits for a new connection to `destination` under `key`. While the limits are
+    /// reached, an idle connection under another key may be closed to make room; an idle
+    /// connection under `key` never is: `None` says one was parked, and the caller takes it
+    /// (under load every transaction would otherwise open a connection of its own).
+    pub(crate) async fn acquire(&self, key: &PoolKey, destination: &str) -> Option<Permits> {
         let semaphore = self.destination_semaphore(destination);
         let for_destination = self
-            .acquire_one(&semaphore, |idle: &Idle| {
-                idle.permits.destination == destination
+            .acquire_one(key, &semaphore, |idle_key: &PoolKey, idle: &Idle| {
+                idle_key != key && idle.permits.destination == destination
             })
-            .await;
-        let global = self.acquire_one(&self.global, |_: &Idle| true).await;
-        Permits {
+            .await?;
+        let global = self
+            .acquire_one(key, &self.global, |idle_key: &PoolKey, _: &Idle| {
+                idle_key != key
+            })
+            .await?;
+        Some(Permits {
             destination: destination.to_owned(),
             _global: global,
             _destination: for_destination,
-        }
+        })
     }
 
     async fn acquire_one(
         &self,
+        key: &PoolKey,
         semaphore: &Arc<Semaphore>,
-        closable: impl Fn(&Idle) -> bool,
-    ) -> OwnedSemaphorePermit {
+        closable: impl Fn(&PoolKey, &Idle) -> bool,
+    ) -> Option<OwnedSemaphorePermit> {
         loop {
             if let Ok(permit) = Arc::clone(semaphore).try_acquire_owned() {
-                return permit;
+                return Some(permit);
             }
             if let Some(evicted) = self.evict(&closable) {
                 // Its permits are free once it is dropped; the goodbye needs none.
@@ -141,25 +148,29 @@ impl Pool {
                 continue;
             }
             let parked = self.parked.notified();
+            // Parked between the caller's look and this wait: take it now.
+            if lock(&self.idle).contains_key(key) {
+                return None;
+            }
             tokio::select! {
                 permit = Arc::clone(semaphore).acquire_owned() => {
                     if let Ok(permit) = permit {
-                        return permit;
+                        return Some(permit);
                     }
                 }
-                () = parked => {}
+                () = parked => return None,
             }
         }
     }
 
-    fn evict(&self, closable: &impl Fn(&Idle) -> bool) -> Option<Idle> {
+    fn evict(&self, closable: &impl Fn(&PoolKey, &Idle) -> bool) -> Option<Idle> {
         let mut idle = lock(&self.idle);
         let key = idle
             .iter()
-            .find(|(_, list)| list.iter().any(closable))
+            .find(|(key, list)| list.iter().any(|entry| closable(key, entry)))
             .map(|(key, _)| key.clone())?;
         let list = idle.get_mut(&key)?;
-        let at = list.iter().position(closable)?;
+        let at = list.iter().position(|entry| closable(&key, entry))?;
         let evicted = list.remove(at);
         if list.is_empty() {
             idle.remove(&key);
