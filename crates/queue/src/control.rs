@@ -231,7 +231,7 @@ impl Queue {
         let _guard = lock.lock().await;
         self.show(id)?;
         self.schedule().unset(id);
-        self.remove_files(id);
+        self.remove_files(id).await;
         tracing::info!(queue_id = id, "removed from the queue by the administrator");
         Ok(())
     }

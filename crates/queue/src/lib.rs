@@ -415,7 +415,9 @@ impl Queue {
     /// One attempt at every due recipient of one message, then its new state on disk.
     async fn attempt(&self, id: &str) {
         let (msg_path, env_path) = self.paths(id);
-        let mut envelope = match Envelope::read(&env_path) {
+        let read = tokio::task::spawn_blocking(move || Envelope::read(&env_path)).await;
+        let read = read.unwrap_or_else(|err| Err(QueueError::Control(err.to_string())));
+        let mut envelope = match read {
             Ok(envelope) => envelope,
             Err(QueueError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return;
@@ -445,7 +447,7 @@ impl Queue {
             return;
         }
         if envelope.finished() {
-            self.remove_files(id);
+            self.remove_files(id).await;
         } else if let Some(when) = envelope.next_attempt() {
             self.reschedule(id, when);
         }
@@ -456,14 +458,23 @@ impl Queue {
         self.inner.wake.notify_one();
     }
 
-    fn remove_files(&self, id: &str) {
+    /// Removes a message's files and syncs the directory, on a blocking thread: the sync
+    /// may wait for another one (group commit), which must not hold an I/O thread.
+    async fn remove_files(&self, id: &str) {
         let (msg_path, env_path) = self.paths(id);
-        // The state file goes first: a crash in between leaves a `.msg` alone, removed at
-        // the next start, never a state file without its message.
-        let _ = std::fs::remove_file(env_path);
-        let _ = std::fs::remove_file(msg_path);
-        if let Err(err) = envelope::sync_dir(&self.inner.config.dir) {
-            warn!(queue_id = id, cause = %err, "cannot sync the queue directory");
+        let dir = self.inner.config.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            // The state file goes first: a crash in between leaves a `.msg` alone, removed
+            // at the next start, never a state file without its message.
+            let _ = std::fs::remove_file(env_path);
+            let _ = std::fs::remove_file(msg_path);
+            envelope::sync_dir(&dir)
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => warn!(queue_id = id, cause = %err, "cannot sync the queue directory"),
+            Err(err) => warn!(queue_id = id, cause = %err, "queue file removal failed"),
         }
     }
 

@@ -43,8 +43,12 @@ pub(crate) struct Pool {
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_destination: usize,
     idle_time: Duration,
-    /// Wakes deliveries waiting for a permit when a connection goes idle, so they can close it.
-    parked: Notify,
+    /// Per key: wakes one delivery waiting for a permit when a connection under its key goes
+    /// idle, so it takes that connection. One, not all: with a hundred deliveries waiting on
+    /// twenty connections, waking all at every park made fifty context switches a message.
+    /// (A delivery to another destination waiting on the global limit closes idle connections
+    /// when it next looks, or finds their permits freed by the idle timeout.)
+    parked: Mutex<HashMap<PoolKey, Arc<Notify>>>,
 }
 
 impl Pool {
@@ -56,7 +60,7 @@ impl Pool {
             destinations: Mutex::new(HashMap::new()),
             per_destination,
             idle_time,
-            parked: Notify::new(),
+            parked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -87,7 +91,7 @@ impl Pool {
             connection,
             permits,
         });
-        self.parked.notify_waiters();
+        self.parked_signal(&key).notify_one();
         let pool = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(pool.idle_time).await;
@@ -147,7 +151,8 @@ impl Pool {
                 tokio::spawn(connection.quit());
                 continue;
             }
-            let parked = self.parked.notified();
+            let signal = self.parked_signal(key);
+            let parked = signal.notified();
             // Parked between the caller's look and this wait: take it now.
             if lock(&self.idle).contains_key(key) {
                 return None;
@@ -176,6 +181,14 @@ impl Pool {
             idle.remove(&key);
         }
         Some(evicted)
+    }
+
+    fn parked_signal(&self, key: &PoolKey) -> Arc<Notify> {
+        let mut signals = lock(&self.parked);
+        if signals.len() > 1024 {
+            signals.retain(|_, signal| Arc::strong_count(signal) > 1);
+        }
+        Arc::clone(signals.entry(key.clone()).or_default())
     }
 
     fn destination_semaphore(&self, destination: &str) -> Arc<Semaphore> {
