@@ -23,8 +23,10 @@
 //! `.env` (a crash inside `enqueue`, never acknowledged) is removed.
 //!
 //! # Layout
+//! - this file: `enqueue`, the schedule (what is due when; one task per message attempt,
+//!   `max_active` at once), an attempt (local and remote recipients), back-off, expiry and
+//!   the reports owed (queued before the new state is written).
 //! - `envelope.rs`: the state file. `dsn.rs`: reports. `dkim.rs`: signing submitted mail.
-//! - `schedule.rs`: what is due when; one task per message attempt, bounded in number.
 //! - `control.rs`: `queue list|show|hold|release|retry|remove|flush` for the CLI, through a
 //!   Unix socket while the server runs, on the files when it does not.
 //! - `outbound/`: the SMTP client (routes, MX, TLS policies, DANE, connection reuse).
