@@ -158,8 +158,16 @@ impl Queue {
         let mut envelope = self.show(id)?;
         edit(&mut envelope);
         let (_, env_path) = self.paths(id);
-        envelope.write(&env_path)?;
-        envelope::sync_dir(&self.inner.config.dir)?;
+        // Off the I/O threads: the directory sync may wait for another (group commit), and
+        // `flush` changes every message in turn.
+        let written = envelope.clone();
+        let dir = self.inner.config.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            written.write(&env_path)?;
+            envelope::sync_dir(&dir)
+        })
+        .await
+        .unwrap_or_else(|err| Err(QueueError::Control(err.to_string())))?;
         let mut schedule = self.schedule();
         match envelope.next_attempt() {
             Some(when) if !envelope.held && !schedule.running.contains_key(id) => {
@@ -240,7 +248,14 @@ impl Queue {
     pub async fn handle(&self, request: Request) -> Response {
         let result: Result<(Vec<Envelope>, usize), QueueError> = async {
             match request {
-                Request::List => Ok((self.list()?, 0)),
+                // Reading every state file is blocking work: not on an I/O thread.
+                Request::List => {
+                    let queue = self.clone();
+                    let listed = tokio::task::spawn_blocking(move || queue.list())
+                        .await
+                        .unwrap_or_else(|err| Err(QueueError::Control(err.to_string())))?;
+                    Ok((listed, 0))
+                }
                 Request::Show { id } => Ok((vec![self.show(&id)?], 0)),
                 Request::Hold { ids } => {
                     for id in &ids {
