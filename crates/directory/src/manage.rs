@@ -728,6 +728,9 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
+            // Rolled back now, not when the dropped transaction's connection is next used:
+            // on SQLite its write lock would otherwise outlive the call ("database is locked").
+            let _ = tx.rollback().await;
             return Err(unique_violation(err, || {
                 format!("homedir {homedir} or maildir {maildir} is already used by another mailbox")
             }));
@@ -1466,6 +1469,9 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
+            // Rolled back now, not when the dropped transaction's connection is next used:
+            // on SQLite its write lock would otherwise outlive the call ("database is locked").
+            let _ = tx.rollback().await;
             return Err(unique_violation(err, || {
                 format!("{domain} is already an alias domain")
             }));
@@ -1564,6 +1570,9 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
+            // Rolled back now, not when the dropped transaction's connection is next used:
+            // on SQLite its write lock would otherwise outlive the call ("database is locked").
+            let _ = tx.rollback().await;
             return Err(unique_violation(err, || {
                 format!(
                     "{domain} already has a TLS policy; change it with `mailstead tls-policy update {domain}`"
@@ -1709,6 +1718,9 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
+            // Rolled back now, not when the dropped transaction's connection is next used:
+            // on SQLite its write lock would otherwise outlive the call ("database is locked").
+            let _ = tx.rollback().await;
             return Err(unique_violation(err, || {
                 format!(
                     "{domain} already has a transport; change it with `mailstead transport update {domain} NEXTHOP`"
@@ -1883,6 +1895,9 @@ impl Directory {
         .execute(&mut *tx)
         .await;
         if let Err(err) = inserted {
+            // Rolled back now, not when the dropped transaction's connection is next used:
+            // on SQLite its write lock would otherwise outlive the call ("database is locked").
+            let _ = tx.rollback().await;
             return Err(unique_violation(err, || {
                 format!(
                     "{domain} already has a DKIM key with selector {selector}; choose another selector with --selector, or remove it first with `mailstead dkim remove {domain} --selector {selector}`"
