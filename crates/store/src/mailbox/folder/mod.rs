@@ -1,0 +1,511 @@
+//! One open folder: the in-memory state shared by every session, kept in step with the
+//! Maildir (the truth) and Dovecot's `dovecot-uidlist`.
+//!
+//! All I/O runs in `spawn_blocking` with the state mutex held, so calls on one folder are
+//! serialised. Sessions read `Arc<Snapshot>`s without locks.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use super::format::{self, UidList, UidRecord};
+use super::index::{self, IndexData};
+use super::{
+    CacheKey, FlagOperation, MailboxError, MessageMeta, Snapshot, SpecialUse, StoreResult,
+    SystemFlags, blocking, lock,
+};
+use crate::{maildir, quota};
+
+mod files;
+mod sync;
+mod uidlist;
+mod write;
+
+use files::*;
+pub(crate) use files::{ensure_maildir, move_all_files};
+use sync::*;
+use uidlist::*;
+
+const UIDLIST: &str = "dovecot-uidlist";
+const UIDLIST_LOCK: &str = "dovecot-uidlist.lock";
+const KEYWORDS: &str = "dovecot-keywords";
+const INDEX: &str = "mailstead.index";
+/// Directory mtimes this recent may hide a change made in the same clock tick: rescan.
+/// File systems with nanosecond timestamps (ext4, XFS, btrfs, tmpfs) stamp from the kernel's
+/// coarse clock, a tick of at most 10 ms (HZ=100), so 20 ms covers it; on file systems with
+/// whole-second timestamps two seconds are needed (as Dovecot assumes). Under steady load a
+/// long slack would mean a full rescan of `cur/` before every command.
+const MTIME_SLACK_NS: i128 = 20_000_000;
+const MTIME_SLACK_COARSE_NS: i128 = 2_000_000_000;
+/// How often a dirty index is written while the folder stays open.
+const INDEX_WRITE_INTERVAL: Duration = Duration::from_secs(5);
+/// Dovecot overrides a `dovecot-uidlist.lock` older than this.
+const STALE_LOCK: Duration = Duration::from_secs(120);
+/// How long to wait for `dovecot-uidlist.lock` before answering "try again later" (Dovecot
+/// gives up on its dotlocks after about as long).
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// The first pause between two tries; each pause doubles, up to `LOCK_MAX_PAUSE`.
+const LOCK_FIRST_PAUSE: Duration = Duration::from_millis(5);
+const LOCK_MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// Values sessions computed from message bytes (envelope, body structure, ...).
+type Cache = HashMap<(u32, CacheKey), Arc<[u8]>>;
+
+/// One message as the folder knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) uid: u32,
+    /// The file name in `cur/` (or `new/` when it could not be moved).
+    pub(crate) name: String,
+    pub(crate) in_new: bool,
+    pub(crate) flags: SystemFlags,
+    pub(crate) keywords: u32,
+    pub(crate) modseq: u64,
+    /// CRLF size.
+    pub(crate) size: u64,
+    /// Bytes on disk.
+    pub(crate) physical: u64,
+    pub(crate) internal_date: i64,
+}
+
+impl Entry {
+    fn base(&self) -> &str {
+        format::base_name(&self.name)
+    }
+    fn path(&self, dir: &Path) -> PathBuf {
+        dir.join(if self.in_new { "new" } else { "cur" })
+            .join(&self.name)
+    }
+    fn meta(&self) -> MessageMeta {
+        MessageMeta {
+            uid: self.uid,
+            flags: self.flags,
+            keywords: self.keywords,
+            modseq: self.modseq,
+            rfc822_size: self.size,
+            internal_date: self.internal_date,
+        }
+    }
+}
+
+/// What the directory looked like when the state last matched it (mtimes in ns).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub(crate) new: i128,
+    pub(crate) cur: i128,
+    pub(crate) uidlist: i128,
+    pub(crate) uidlist_len: u64,
+}
+
+#[derive(Default)]
+struct State {
+    loaded: bool,
+    uid_validity: u32,
+    next_uid: u32,
+    guid: String,
+    messages: Vec<Entry>,
+    keywords: Vec<String>,
+    highest_modseq: u64,
+    vanished: Vec<(u64, u32)>,
+    stamp: Option<Stamp>,
+    /// `stamp` was read right after a change of our own, not by a scan: the directory is as
+    /// this state says without scanning it again, even while its mtimes are within the slack.
+    stamp_is_own: bool,
+    /// No index was found: the first scan decides where \Recent starts.
+    recent_unknown: bool,
+    dirty: bool,
+    last_write: Option<Instant>,
+}
+
+impl State {
+    fn position(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |e| e.uid).ok()
+    }
+}
+
+/// An open folder; the same `Arc<Folder>` is shared by every session that selected it.
+pub struct Folder {
+    inner: Arc<Inner>,
+}
+
+/// A weak hold on a folder's state; see [`Folder::revive`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Remains(Weak<Inner>);
+
+impl Remains {
+    pub(crate) fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
+struct Inner {
+    name: String,
+    special_use: Option<SpecialUse>,
+    dir: PathBuf,
+    /// The account's Maildir, where `maildirsize` lives.
+    root: PathBuf,
+    quota: Option<u64>,
+    hostname: Arc<str>,
+    state: Mutex<State>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    signal: Arc<watch::Sender<u64>>,
+    first_recent: AtomicU32,
+    cache: Mutex<Cache>,
+    cache_dirty: AtomicBool,
+}
+
+impl Folder {
+    pub(crate) fn new(
+        name: String,
+        special_use: Option<SpecialUse>,
+        dir: PathBuf,
+        root: PathBuf,
+        quota: Option<u64>,
+        hostname: Arc<str>,
+        notifier: &super::notify::Notifier,
+    ) -> Folder {
+        let (signal, _) = watch::channel(0);
+        let signal = Arc::new(signal);
+        notifier.register(&dir, &signal);
+        Folder {
+            inner: Arc::new(Inner {
+                name,
+                special_use,
+                dir,
+                root,
+                quota,
+                hostname,
+                // RFC 7162: mod-sequences start at 1, even in an empty folder.
+                state: Mutex::new(State {
+                    highest_modseq: 1,
+                    ..State::default()
+                }),
+                snapshot: RwLock::new(Arc::new(Snapshot {
+                    uid_validity: 0,
+                    uid_next: 1,
+                    highest_modseq: 1,
+                    messages: Vec::new(),
+                    keywords: Vec::new(),
+                })),
+                signal,
+                first_recent: AtomicU32::new(1),
+                cache: Mutex::new(HashMap::new()),
+                cache_dirty: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// What stays of this folder while its last handle's index write is pending.
+    pub(crate) fn remains(&self) -> Remains {
+        Remains(Arc::downgrade(&self.inner))
+    }
+
+    /// The folder again from its state in memory, if that still lives (its index being
+    /// written after the last handle went): reading the index then could find it older than
+    /// that state (modseqs and the expunge log of QRESYNC would go back in time).
+    pub(crate) fn revive(remains: &Remains) -> Option<Folder> {
+        remains.0.upgrade().map(|inner| Folder { inner })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn special_use(&self) -> Option<SpecialUse> {
+        self.inner.special_use
+    }
+
+    /// Picks up what changed on disk (deliveries, Dovecot, other processes), gives new
+    /// messages UIDs and moves them from `new/` to `cur/`. Cheap when the directories have
+    /// not changed.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the folder's directory is gone; `Io`; `LockTimeout`.
+    pub async fn sync(&self) -> Result<Arc<Snapshot>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            inner.sync_locked(&mut st)?;
+            inner.maybe_write_index(&mut st);
+            Ok(inner.current())
+        })
+        .await
+    }
+
+    /// The latest snapshot; no I/O.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.current()
+    }
+
+    /// Bumps on every change through this folder and on every delivery into it.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.signal.subscribe()
+    }
+
+    /// `\Recent`: returns the first UID recent for the caller and claims everything below
+    /// `uid_next` for it, so no other session sees those as recent.
+    pub fn claim_recent(&self, uid_next: u32) -> u32 {
+        self.inner
+            .first_recent
+            .fetch_max(uid_next, Ordering::AcqRel)
+    }
+
+    /// Stores a message (`message` as received, CRLF) and returns its UID once the file, its
+    /// directory and `dovecot-uidlist` are on disk.
+    ///
+    /// # Errors
+    ///
+    /// `OverQuota`, `TooManyKeywords`, `InvalidKeyword`, `Io`, `LockTimeout`.
+    pub async fn append(
+        &self,
+        message: &[u8],
+        flags: SystemFlags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<u32, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let message = message.to_vec();
+        let keywords = keywords.to_vec();
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            inner.sync_locked(&mut st)?;
+            let res = inner.append_locked(&mut st, &message, flags, &keywords, internal_date);
+            inner.finish_change(&mut st);
+            res
+        })
+        .await
+    }
+
+    /// Changes flags and keywords by renaming files. New keywords get the next free index.
+    ///
+    /// # Errors
+    ///
+    /// `TooManyKeywords`, `InvalidKeyword`, `Io`.
+    pub async fn store(
+        &self,
+        uids: &[u32],
+        operation: FlagOperation,
+        flags: SystemFlags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreResult, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let uids = uids.to_vec();
+        let keywords = keywords.to_vec();
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            inner.sync_locked(&mut st)?;
+            let res =
+                inner.store_locked(&mut st, &uids, operation, flags, &keywords, unchanged_since);
+            inner.finish_change(&mut st);
+            res
+        })
+        .await
+    }
+
+    /// Copies messages into `dest` (hard links when possible), keeping flags, keywords (by
+    /// name) and the internal date. Returns (source UID, new UID) pairs.
+    ///
+    /// # Errors
+    ///
+    /// `OverQuota`, `TooManyKeywords`, `Io`, `LockTimeout`.
+    pub async fn copy_to(
+        &self,
+        uids: &[u32],
+        dest: &Folder,
+    ) -> Result<Vec<(u32, u32)>, MailboxError> {
+        let source = Arc::clone(&self.inner);
+        let uids = uids.to_vec();
+        let items = blocking(move || {
+            let mut st = lock(&source.state);
+            source.sync_locked(&mut st)?;
+            Ok(source.copy_items(&st, &uids))
+        })
+        .await?;
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dest_inner = Arc::clone(&dest.inner);
+        blocking(move || {
+            let mut st = lock(&dest_inner.state);
+            dest_inner.sync_locked(&mut st)?;
+            let res = dest_inner.receive_copies(&mut st, items);
+            dest_inner.finish_change(&mut st);
+            res
+        })
+        .await
+    }
+
+    /// Copies, then removes the originals (they vanish from this folder).
+    ///
+    /// # Errors
+    ///
+    /// As [`Folder::copy_to`]; `Io` when an original cannot be removed.
+    pub async fn move_to(
+        &self,
+        uids: &[u32],
+        dest: &Folder,
+    ) -> Result<Vec<(u32, u32)>, MailboxError> {
+        let pairs = self.copy_to(uids, dest).await?;
+        let moved: Vec<u32> = pairs.iter().map(|&(uid, _)| uid).collect();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            let res = inner.remove_messages(&mut st, &moved);
+            inner.finish_change(&mut st);
+            res
+        })
+        .await?;
+        Ok(pairs)
+    }
+
+    /// Removes `\Deleted` messages (only among `uids` when given); returns the UIDs removed.
+    ///
+    /// # Errors
+    ///
+    /// `Io`, `LockTimeout`.
+    pub async fn expunge(&self, uids: Option<&[u32]>) -> Result<Vec<u32>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let only: Option<HashSet<u32>> = uids.map(|uids| uids.iter().copied().collect());
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            inner.sync_locked(&mut st)?;
+            let targets: Vec<u32> = st
+                .messages
+                .iter()
+                .filter(|e| e.flags.contains(SystemFlags::DELETED))
+                .filter(|e| only.as_ref().is_none_or(|only| only.contains(&e.uid)))
+                .map(|e| e.uid)
+                .collect();
+            let res = inner.remove_messages(&mut st, &targets);
+            inner.finish_change(&mut st);
+            res
+        })
+        .await
+    }
+
+    /// The stored bytes (LF line endings); `None` once the message is expunged.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file exists but cannot be read.
+    pub async fn read(&self, uid: u32) -> Result<Option<Vec<u8>>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            for attempt in 0..3 {
+                let path = {
+                    let mut st = lock(&inner.state);
+                    if attempt > 0 {
+                        // Renamed (flags) or removed since: look again.
+                        inner.full_scan(&mut st)?;
+                        inner.publish(&st, true);
+                    }
+                    match st.position(uid).and_then(|i| st.messages.get(i)) {
+                        Some(entry) => entry.path(&inner.dir),
+                        None => return Ok(None),
+                    }
+                };
+                match read_message_file(&path) {
+                    Ok(bytes) => return Ok(Some(bytes)),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(MailboxError::io(&path, err)),
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// UIDs expunged with a modseq above `modseq` (QRESYNC).
+    pub fn vanished_since(&self, modseq: u64) -> Vec<u32> {
+        let st = lock(&self.inner.state);
+        let mut uids: Vec<u32> = st
+            .vanished
+            .iter()
+            .filter(|&&(m, _)| m > modseq)
+            .map(|&(_, uid)| uid)
+            .collect();
+        uids.sort_unstable();
+        uids
+    }
+
+    pub fn cached(&self, uid: u32, key: CacheKey) -> Option<Arc<[u8]>> {
+        lock(&self.inner.cache).get(&(uid, key)).cloned()
+    }
+
+    pub fn cache(&self, uid: u32, key: CacheKey, value: Arc<[u8]>) {
+        lock(&self.inner.cache).insert((uid, key), value);
+        self.inner.cache_dirty.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let inner = Arc::clone(&self.inner);
+        let write = move || {
+            let mut st = lock(&inner.state);
+            if st.dirty || inner.cache_dirty.load(Ordering::Acquire) {
+                inner.write_index(&mut st);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(write);
+            }
+            Err(_) => write(),
+        }
+    }
+}
+
+impl Inner {
+    fn current(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(snapshot) => Arc::clone(&snapshot),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn publish(&self, st: &State, changed: bool) {
+        if !changed {
+            return;
+        }
+        let snapshot = Arc::new(Snapshot {
+            uid_validity: st.uid_validity,
+            uid_next: st.next_uid.max(1),
+            highest_modseq: st.highest_modseq,
+            messages: st.messages.iter().map(Entry::meta).collect(),
+            keywords: st.keywords.clone(),
+        });
+        match self.snapshot.write() {
+            Ok(mut slot) => *slot = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+        self.signal
+            .send_modify(|serial| *serial = serial.wrapping_add(1));
+    }
+
+    /// After an operation: the stamp covers our own writes. Under steady load a session
+    /// changes its folder every few commands; rescanning `cur/` after each of our own changes
+    /// (because the mtime is within the slack) would cost more than the command. The price:
+    /// another process's change in the same clock tick as ours is seen at the folder's next
+    /// change or rescan, not at once.
+    fn finish_change(&self, st: &mut State) {
+        if st.stamp.is_some()
+            && let Ok(stamp) = self.read_stamp()
+            && st.stamp != Some(stamp)
+        {
+            st.stamp = Some(stamp);
+            st.stamp_is_own = true;
+            st.dirty = true;
+        }
+        self.maybe_write_index(st);
+    }
+}

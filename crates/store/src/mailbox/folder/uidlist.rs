@@ -1,0 +1,193 @@
+//! Dovecot's `dovecot-uidlist` and its dotlock.
+
+use super::*;
+
+pub(super) fn read_uidlist(dir: &Path) -> Result<Option<UidList>, MailboxError> {
+    let path = dir.join(UIDLIST);
+    match fs::read(&path) {
+        Ok(contents) => {
+            let list = format::parse_uidlist(&contents);
+            if list.is_none() {
+                tracing::warn!(path = %path.display(), "unreadable dovecot-uidlist: UIDs are reassigned");
+            }
+            Ok(list)
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(MailboxError::io(&path, err)),
+    }
+}
+
+pub(super) fn write_uidlist(dir: &Path, list: &UidList) -> Result<(), MailboxError> {
+    crate::mailbox::write_atomic(&dir.join(UIDLIST), &format::write_uidlist(list))
+}
+
+/// Dovecot's dotlock: whoever creates the file holds the lock.
+pub(super) struct DotLock(PathBuf);
+
+impl DotLock {
+    pub(super) fn acquire(dir: &Path) -> Result<DotLock, MailboxError> {
+        DotLock::acquire_within(dir, LOCK_WAIT, &mut std::thread::sleep)
+    }
+
+    /// Tries to create the lock file, pausing (5 ms, doubling up to 100 ms) while another
+    /// process holds it, until `wait` has been spent pausing. `sleep` does the pausing.
+    ///
+    /// # Errors
+    ///
+    /// `LockTimeout` after `wait`; `Io` when the lock path is not a regular file (a
+    /// directory or a symbolic link there would never go away by waiting) or a stale lock
+    /// cannot be removed.
+    pub(super) fn acquire_within(
+        dir: &Path,
+        wait: Duration,
+        sleep: &mut dyn FnMut(Duration),
+    ) -> Result<DotLock, MailboxError> {
+        let path = dir.join(UIDLIST_LOCK);
+        let mut waited = Duration::ZERO;
+        let mut pause = LOCK_FIRST_PAUSE;
+        loop {
+            let err = match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    let _ = writeln!(file, "{}", std::process::id());
+                    return Ok(DotLock(path));
+                }
+                Err(err) => err,
+            };
+            if err.kind() != io::ErrorKind::AlreadyExists {
+                return Err(MailboxError::io(&path, err));
+            }
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if !meta.file_type().is_file() => {
+                    return Err(MailboxError::io(
+                        &path,
+                        io::Error::other(
+                            "the lock is not a regular file; remove what is there to unblock the folder",
+                        ),
+                    ));
+                }
+                Ok(meta) => {
+                    let stale = meta
+                        .modified()
+                        .ok()
+                        .and_then(|time| time.elapsed().ok())
+                        .is_some_and(|age| age > STALE_LOCK);
+                    if stale {
+                        match fs::remove_file(&path) {
+                            Ok(()) => continue,
+                            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                            Err(err) => return Err(MailboxError::io(&path, err)),
+                        }
+                    }
+                }
+                // Released since: the next try takes it.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(MailboxError::io(&path, err)),
+            }
+            if waited >= wait {
+                return Err(MailboxError::LockTimeout { path });
+            }
+            sleep(pause);
+            waited += pause;
+            pause = (pause * 2).min(LOCK_MAX_PAUSE);
+        }
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+pub(super) fn new_guid() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(32);
+    for part in 0..2u64 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_i128(now_ns());
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(part);
+        out.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pauses are recorded instead of slept: the test sees the back-off, not the clock.
+    fn acquire_recording(
+        dir: &Path,
+        wait: Duration,
+    ) -> (Result<DotLock, MailboxError>, Vec<Duration>) {
+        let mut pauses = Vec::new();
+        let res = DotLock::acquire_within(dir, wait, &mut |pause| pauses.push(pause));
+        (res, pauses)
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_with_back_off_then_given_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = DotLock::acquire(dir.path()).expect("first holder");
+        let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(matches!(res, Err(MailboxError::LockTimeout { .. })));
+        assert_eq!(
+            &pauses[..6],
+            [5, 10, 20, 40, 80, 100].map(Duration::from_millis)
+        );
+        assert!(pauses.iter().all(|&pause| pause <= LOCK_MAX_PAUSE));
+        let total: Duration = pauses.iter().sum();
+        assert!(
+            total >= LOCK_WAIT && total < LOCK_WAIT + LOCK_MAX_PAUSE,
+            "{total:?}"
+        );
+        drop(held);
+        let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(res.is_ok());
+        assert!(pauses.is_empty());
+    }
+
+    #[test]
+    fn a_lock_path_that_is_not_a_file_is_an_error_not_a_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(UIDLIST_LOCK);
+        // A directory there, fresh and then older than the stale limit.
+        fs::create_dir(&path).expect("mkdir");
+        for age in [0, 600] {
+            let when = SystemTime::now() - Duration::from_secs(age);
+            File::open(&path)
+                .and_then(|file| file.set_modified(when))
+                .expect("mtime");
+            let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+            assert!(matches!(res, Err(MailboxError::Io { .. })), "age {age}");
+            assert!(pauses.is_empty());
+            assert!(path.is_dir(), "never removed");
+        }
+        fs::remove_dir(&path).expect("rmdir");
+        // A symbolic link, even to a file, is not followed or removed either.
+        let target = dir.path().join("target");
+        fs::write(&target, b"1\n").expect("write");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let (res, _) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(matches!(res, Err(MailboxError::Io { .. })));
+        assert!(target.exists());
+    }
+
+    #[test]
+    fn a_stale_lock_file_is_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(UIDLIST_LOCK);
+        let file = File::create(&path).expect("create");
+        file.set_modified(SystemTime::now() - STALE_LOCK * 2)
+            .expect("mtime");
+        let (res, pauses) = acquire_recording(dir.path(), LOCK_WAIT);
+        assert!(res.is_ok());
+        assert!(pauses.is_empty());
+    }
+}

@@ -1,0 +1,445 @@
+//! Changes through a folder: APPEND, STORE, COPY/MOVE and EXPUNGE.
+
+use super::*;
+
+/// What a copy needs of a source message.
+pub(super) struct CopyItem {
+    uid: u32,
+    path: PathBuf,
+    base: String,
+    flags: SystemFlags,
+    keywords: Vec<String>,
+    physical: u64,
+    size: u64,
+    internal_date: i64,
+}
+
+impl Inner {
+    /// Keyword names to bits, adding new names to `dovecot-keywords` when `create`.
+    pub(super) fn keyword_bits(
+        &self,
+        st: &mut State,
+        names: &[String],
+        create: bool,
+    ) -> Result<u32, MailboxError> {
+        let mut bits = 0u32;
+        let mut added = false;
+        for name in names {
+            if !format::valid_keyword(name) {
+                return Err(MailboxError::InvalidKeyword(name.clone()));
+            }
+            let index = match st.keywords.iter().position(|k| k == name) {
+                Some(index) => index,
+                None if !create => continue,
+                None => {
+                    let free = st.keywords.iter().position(String::is_empty);
+                    let index = free.unwrap_or(st.keywords.len());
+                    if index >= crate::mailbox::MAX_KEYWORDS {
+                        return Err(MailboxError::TooManyKeywords(name.clone()));
+                    }
+                    if index == st.keywords.len() {
+                        st.keywords.push(name.clone());
+                    } else if let Some(slot) = st.keywords.get_mut(index) {
+                        slot.clone_from(name);
+                    }
+                    added = true;
+                    index
+                }
+            };
+            bits |= 1 << index;
+        }
+        if added {
+            crate::mailbox::write_atomic(
+                &self.dir.join(KEYWORDS),
+                &format::write_keywords(&st.keywords),
+            )?;
+        }
+        Ok(bits)
+    }
+
+    pub(super) fn append_locked(
+        &self,
+        st: &mut State,
+        message: &[u8],
+        flags: SystemFlags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<u32, MailboxError> {
+        let keyword_bits = self.keyword_bits(st, keywords, true)?;
+        let (stored, vsize) = to_stored(message);
+        let physical = stored.len() as u64;
+        let quota_state = quota::check(&self.root, self.quota, physical)?;
+        let tmp_dir = self.dir.join("tmp");
+        let (tmp, base) = loop {
+            let base = maildir::new_name(&maildir::unique_name(&self.hostname), physical, vsize);
+            let tmp = tmp_dir.join(&base);
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+            {
+                Ok(mut file) => {
+                    let res = file.write_all(&stored).and_then(|()| {
+                        if let Some(date) = internal_date {
+                            let when =
+                                UNIX_EPOCH + Duration::from_secs(u64::try_from(date).unwrap_or(0));
+                            file.set_modified(when)?;
+                        }
+                        file.sync_all()
+                    });
+                    if let Err(err) = res {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(MailboxError::io(&tmp, err));
+                    }
+                    break (tmp, base);
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(MailboxError::io(&tmp, err)),
+            }
+        };
+        let name = format::file_name(&base, flags, keyword_bits, "");
+        let cur = self.dir.join("cur");
+        let target = cur.join(&name);
+        let res = fs::hard_link(&tmp, &target);
+        let _ = fs::remove_file(&tmp);
+        res.map_err(|err| MailboxError::io(&target, err))?;
+        maildir::sync_dir(&cur).map_err(|err| MailboxError::io(&cur, err))?;
+        let uid = match self.assign_uids(st, std::slice::from_ref(&name)) {
+            Ok(uids) => uids.first().copied().unwrap_or(0),
+            Err(err) => {
+                // Without a UID the message would surface later as if delivered: undo.
+                let _ = fs::remove_file(&target);
+                return Err(err);
+            }
+        };
+        if let Some(state) = quota_state
+            && let Err(err) = quota::record(&self.root, &state, physical, self.quota)
+        {
+            tracing::warn!(root = %self.root.display(), cause = %err, "cannot update maildirsize");
+        }
+        st.highest_modseq += 1;
+        let internal_date = fs::metadata(&target).map_or(0, |m| m.mtime());
+        st.messages.push(Entry {
+            uid,
+            name,
+            in_new: false,
+            flags,
+            keywords: keyword_bits,
+            modseq: st.highest_modseq,
+            size: vsize,
+            physical,
+            internal_date,
+        });
+        st.messages.sort_by_key(|e| e.uid);
+        st.dirty = true;
+        self.publish(st, true);
+        Ok(uid)
+    }
+
+    pub(super) fn store_locked(
+        &self,
+        st: &mut State,
+        uids: &[u32],
+        operation: FlagOperation,
+        flags: SystemFlags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreResult, MailboxError> {
+        let keyword_bits = self.keyword_bits(st, keywords, operation != FlagOperation::Remove)?;
+        let modseq = st.highest_modseq + 1;
+        let mut result = StoreResult::default();
+        let mut pending: Vec<u32> = uids.to_vec();
+        for attempt in 0..2 {
+            let mut retry = Vec::new();
+            for &uid in &pending {
+                let Some(index) = st.position(uid) else {
+                    continue;
+                };
+                let Some(entry) = st.messages.get_mut(index) else {
+                    continue;
+                };
+                if unchanged_since.is_some_and(|since| entry.modseq > since) {
+                    result.modified.push(uid);
+                    continue;
+                }
+                let (new_flags, new_keywords) = match operation {
+                    FlagOperation::Add => (entry.flags.union(flags), entry.keywords | keyword_bits),
+                    FlagOperation::Remove => {
+                        let mut f = entry.flags;
+                        f.remove(flags);
+                        (f, entry.keywords & !keyword_bits)
+                    }
+                    FlagOperation::Replace => (flags, keyword_bits),
+                };
+                if new_flags == entry.flags && new_keywords == entry.keywords {
+                    continue;
+                }
+                let (_, _, other) = format::parse_info(&entry.name);
+                let name = format::file_name(entry.base(), new_flags, new_keywords, &other);
+                let from = entry.path(&self.dir);
+                let to = self.dir.join("cur").join(&name);
+                match fs::rename(&from, &to) {
+                    Ok(()) => {
+                        entry.name = name;
+                        entry.in_new = false;
+                        entry.flags = new_flags;
+                        entry.keywords = new_keywords;
+                        entry.modseq = modseq;
+                        result.updated.push(uid);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => retry.push(uid),
+                    Err(err) => return Err(MailboxError::io(&from, err)),
+                }
+            }
+            if retry.is_empty() || attempt == 1 {
+                break;
+            }
+            // Renamed by someone else since our last look: rescan and try those again.
+            if self.full_scan(st)? {
+                self.publish(st, true);
+            }
+            pending = retry;
+        }
+        if !result.updated.is_empty() {
+            st.highest_modseq = st.highest_modseq.max(modseq);
+            // A rescan in between may have used this modseq already; that is harmless.
+            st.dirty = true;
+            self.publish(st, true);
+        }
+        result.updated.sort_unstable();
+        result.modified.sort_unstable();
+        Ok(result)
+    }
+
+    pub(super) fn copy_items(&self, st: &State, uids: &[u32]) -> Vec<CopyItem> {
+        let mut items = Vec::with_capacity(uids.len());
+        for &uid in uids {
+            let Some(entry) = st.position(uid).and_then(|i| st.messages.get(i)) else {
+                continue;
+            };
+            let keywords = (0..crate::mailbox::MAX_KEYWORDS)
+                .filter(|&bit| entry.keywords & (1 << bit) != 0)
+                .filter_map(|bit| st.keywords.get(bit))
+                .filter(|k| !k.is_empty())
+                .cloned()
+                .collect();
+            items.push(CopyItem {
+                uid,
+                path: entry.path(&self.dir),
+                base: entry.base().to_owned(),
+                flags: entry.flags,
+                keywords,
+                physical: entry.physical,
+                size: entry.size,
+                internal_date: entry.internal_date,
+            });
+        }
+        items
+    }
+
+    pub(super) fn receive_copies(
+        &self,
+        st: &mut State,
+        items: Vec<CopyItem>,
+    ) -> Result<Vec<(u32, u32)>, MailboxError> {
+        let total: u64 = items.iter().map(|i| i.physical).sum();
+        let quota_state = quota::check(&self.root, self.quota, total)?;
+        let cur = self.dir.join("cur");
+        let mut placed: Vec<(u32, String, SystemFlags, u32, u64, u64, i64)> = Vec::new();
+        let undo = |placed: &[(u32, String, SystemFlags, u32, u64, u64, i64)]| {
+            for p in placed {
+                let _ = fs::remove_file(cur.join(&p.1));
+            }
+        };
+        for item in &items {
+            let bits = match self.keyword_bits(st, &item.keywords, true) {
+                Ok(bits) => bits,
+                Err(err) => {
+                    undo(&placed);
+                    return Err(err);
+                }
+            };
+            let base = maildir::new_name(
+                &maildir::unique_name(&self.hostname),
+                item.physical,
+                item.size,
+            );
+            let name = format::file_name(&base, item.flags, bits, "");
+            let target = cur.join(&name);
+            if let Err(err) = place_copy(item, &target) {
+                undo(&placed);
+                return Err(err);
+            }
+            placed.push((
+                item.uid,
+                name,
+                item.flags,
+                bits,
+                item.size,
+                item.physical,
+                item.internal_date,
+            ));
+        }
+        if let Err(err) = maildir::sync_dir(&cur) {
+            undo(&placed);
+            return Err(MailboxError::io(&cur, err));
+        }
+        let names: Vec<String> = placed.iter().map(|p| p.1.clone()).collect();
+        let uids = match self.assign_uids(st, &names) {
+            Ok(uids) => uids,
+            Err(err) => {
+                undo(&placed);
+                return Err(err);
+            }
+        };
+        if let Some(state) = quota_state
+            && let Err(err) = quota::record(&self.root, &state, total, self.quota)
+        {
+            tracing::warn!(root = %self.root.display(), cause = %err, "cannot update maildirsize");
+        }
+        st.highest_modseq += 1;
+        let mut pairs = Vec::with_capacity(placed.len());
+        for (p, uid) in placed.into_iter().zip(uids) {
+            pairs.push((p.0, uid));
+            st.messages.push(Entry {
+                uid,
+                name: p.1,
+                in_new: false,
+                flags: p.2,
+                keywords: p.3,
+                modseq: st.highest_modseq,
+                size: p.4,
+                physical: p.5,
+                internal_date: p.6,
+            });
+        }
+        st.messages.sort_by_key(|e| e.uid);
+        st.dirty = true;
+        self.publish(st, true);
+        Ok(pairs)
+    }
+
+    /// Unlinks messages and forgets them (expunge, move); returns the UIDs removed.
+    pub(super) fn remove_messages(
+        &self,
+        st: &mut State,
+        uids: &[u32],
+    ) -> Result<Vec<u32>, MailboxError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let modseq = st.highest_modseq + 1;
+        let mut removed: Vec<(u32, u64)> = Vec::new();
+        let mut retry = Vec::new();
+        for attempt in 0..2 {
+            let list = if attempt == 0 {
+                uids.to_vec()
+            } else {
+                std::mem::take(&mut retry)
+            };
+            for uid in list {
+                let Some(entry) = st.position(uid).and_then(|i| st.messages.get(i)) else {
+                    continue;
+                };
+                let path = entry.path(&self.dir);
+                match fs::remove_file(&path) {
+                    Ok(()) => removed.push((uid, entry.physical)),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound && attempt == 0 => {
+                        retry.push(uid);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(MailboxError::io(&path, err)),
+                }
+            }
+            if retry.is_empty() {
+                break;
+            }
+            // Renamed meanwhile: find the current names.
+            self.full_scan(st)?;
+        }
+        let gone: HashSet<u32> = removed.iter().map(|&(uid, _)| uid).collect();
+        // A rescan may have seen some of them vanish already.
+        let before = st.messages.len();
+        st.messages.retain(|e| !gone.contains(&e.uid));
+        if st.messages.len() == before && gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        st.highest_modseq = st.highest_modseq.max(modseq);
+        for &(uid, _) in &removed {
+            st.vanished.push((st.highest_modseq, uid));
+        }
+        lock(&self.cache).retain(|&(uid, _), _| !gone.contains(&uid));
+        let cur = self.dir.join("cur");
+        maildir::sync_dir(&cur).map_err(|err| MailboxError::io(&cur, err))?;
+        {
+            let _lock = DotLock::acquire(&self.dir)?;
+            if let Some(mut list) = read_uidlist(&self.dir)? {
+                list.records.retain(|r| !gone.contains(&r.uid));
+                write_uidlist(&self.dir, &list)?;
+            }
+        }
+        self.record_quota_removal(&removed);
+        st.dirty = true;
+        self.publish(st, true);
+        let mut uids: Vec<u32> = gone.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Maildir++: one negative line per removal, when the account keeps `maildirsize`.
+    pub(super) fn record_quota_removal(&self, removed: &[(u32, u64)]) {
+        let path = self.root.join("maildirsize");
+        if removed.is_empty() || !path.exists() {
+            return;
+        }
+        let bytes: u64 = removed.iter().map(|&(_, size)| size).sum();
+        let line = format!("-{bytes} -{}\n", removed.len());
+        let res = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(err) = res {
+            tracing::warn!(path = %path.display(), cause = %err, "cannot update maildirsize");
+        }
+    }
+}
+
+/// Hard-links (or copies, across file systems) a source message to `target`.
+pub(super) fn place_copy(item: &CopyItem, target: &Path) -> Result<(), MailboxError> {
+    let source = match fs::hard_link(&item.path, target) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            // Renamed (flags changed) since: find it by its base name.
+            let dir = item.path.parent().unwrap_or(Path::new("."));
+            let found = names_in(dir)?
+                .into_iter()
+                .find(|n| format::base_name(n) == item.base)
+                .map(|n| dir.join(n));
+            match found {
+                Some(path) => match fs::hard_link(&path, target) {
+                    Ok(()) => return Ok(()),
+                    Err(_) => path,
+                },
+                None => return Err(MailboxError::io(&item.path, err)),
+            }
+        }
+        Err(_) => item.path.clone(),
+    };
+    let res = (|| -> io::Result<()> {
+        let mut from = open_message_file(&source)?;
+        let mut to = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(target)?;
+        io::copy(&mut from, &mut to)?;
+        let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(item.internal_date).unwrap_or(0));
+        to.set_modified(when)?;
+        to.sync_all()
+    })();
+    res.map_err(|err| {
+        let _ = fs::remove_file(target);
+        MailboxError::io(target, err)
+    })
+}
