@@ -49,7 +49,11 @@ fn fixture() -> &'static Fixture {
                 writer.write_all(message).await.expect("write");
                 let spooled = writer.finish().await.expect("finish");
                 spooled
-                    .deliver(&location.maildir, quota.clone(), None)
+                    .deliver(
+                        &location.maildir,
+                        mailstead_store::QuotaLimit::bytes(quota.bytes),
+                        None,
+                    )
                     .await
                     .expect("deliver");
             }

@@ -233,7 +233,11 @@ impl Server {
             .unwrap()
             .unwrap();
         spooled
-            .deliver(&self.maildir(user).await, quota, None)
+            .deliver(
+                &self.maildir(user).await,
+                mailstead_store::QuotaLimit::bytes(quota.bytes),
+                None,
+            )
             .await
             .unwrap();
     }

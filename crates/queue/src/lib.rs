@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use mailstead_directory::Directory;
 use mailstead_directory::resolve::{Outcome, Recipient};
-use mailstead_store::{SpooledMessage, Store, StoreError};
+use mailstead_store::{QuotaLimit, SpooledMessage, Store, StoreError};
 use tracing::{info, warn};
 
 pub mod control;
@@ -564,7 +564,7 @@ impl Queue {
         match message
             .deliver(
                 &local.location.maildir,
-                local.quota,
+                QuotaLimit::bytes(local.quota.bytes),
                 Some(prefix.as_bytes()),
             )
             .await

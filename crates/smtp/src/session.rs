@@ -10,7 +10,7 @@ use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
 use mailstead_net::{Closing, ConnectionHandle, LogSafe};
-use mailstead_store::{MessageWriter, StoreError};
+use mailstead_store::{MessageWriter, QuotaLimit, StoreError};
 use tracing::{info, warn};
 
 use crate::cmd::{self, Command, PathCommand, Reply};
@@ -678,7 +678,11 @@ impl Session {
             && let Err(err @ StoreError::OverQuota { .. }) = self
                 .ctx
                 .store
-                .check_quota(&local.location.maildir, local.quota, self.declared_size)
+                .check_quota(
+                    &local.location.maildir,
+                    QuotaLimit::bytes(local.quota.bytes),
+                    self.declared_size,
+                )
                 .await
         {
             let reply = self.delivery_reply(err);
@@ -979,7 +983,11 @@ impl Session {
                 let prefix =
                     format!("Return-Path: <{sender}>\r\nDelivered-To: {address}\r\n{added}");
                 let outcome = match spooled
-                    .deliver(&maildir, local.quota, Some(prefix.as_bytes()))
+                    .deliver(
+                        &maildir,
+                        QuotaLimit::bytes(local.quota.bytes),
+                        Some(prefix.as_bytes()),
+                    )
                     .await
                 {
                     Ok(_) => Ok(()),

@@ -59,7 +59,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Cold: no dovecot-uidlist, no index: scan, stat, number, write both.
     let mail = MailStore::new(&store);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(
+            &root,
+            FolderLayout::MaildirPlusPlus,
+            mailstead_store::QuotaLimit::UNLIMITED,
+        )
         .await?;
     let started = Instant::now();
     let folder = account.open("INBOX").await?;
@@ -77,7 +81,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. Index stale (mtimes changed): read it, rescan the directory, reconcile.
     let mail = MailStore::new(&store);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(
+            &root,
+            FolderLayout::MaildirPlusPlus,
+            mailstead_store::QuotaLimit::UNLIMITED,
+        )
         .await?;
     let started = Instant::now();
     let folder = account.open("INBOX").await?;
@@ -95,7 +103,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 3. Warm index: nothing changed on disk since it was written.
     let mail = MailStore::new(&store);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(
+            &root,
+            FolderLayout::MaildirPlusPlus,
+            mailstead_store::QuotaLimit::UNLIMITED,
+        )
         .await?;
     let started = Instant::now();
     let folder = account.open("INBOX").await?;

@@ -58,6 +58,7 @@
 //! about SQL, IMAP or SMTP.
 
 mod dirsync;
+mod form;
 pub mod mailbox;
 mod maildir;
 mod quota;
@@ -69,13 +70,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use mailstead_directory::model::Quota;
-
 pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
     MessageMeta, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags,
 };
+pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};
 pub use writer::{MessageWriter, SpooledMessage};
 
@@ -108,11 +108,12 @@ pub struct Delivered {
 pub enum StoreError {
     /// The message does not fit in the mailbox's quota. Nothing was written.
     #[error(
-        "mailbox {} is over quota: {used} of {limit} bytes used, message is {size} bytes",
+        "mailbox {} is over quota: {used} of {limit} {resource} used, the message needs {size}",
         maildir.display()
     )]
     OverQuota {
         maildir: PathBuf,
+        resource: QuotaResource,
         limit: u64,
         used: u64,
         size: u64,
@@ -193,14 +194,11 @@ impl Store {
     pub async fn check_quota(
         &self,
         maildir: &Path,
-        quota: Quota,
+        quota: QuotaLimit,
         size: u64,
     ) -> Result<(), StoreError> {
-        let Some(limit) = quota.bytes else {
-            return Ok(());
-        };
         let maildir = maildir.to_path_buf();
-        run_blocking(move || quota::check(&maildir, Some(limit), size).map(|_| ())).await
+        run_blocking(move || quota::fits(&maildir, quota, size, 1)).await
     }
 
     /// A message file the outbound queue keeps (written by [`SpooledMessage::link_to`]), to
@@ -256,8 +254,6 @@ mod tests {
     use std::collections::HashSet;
     use std::fs;
 
-    use mailstead_directory::model::Quota;
-
     use super::*;
 
     const MESSAGE: &[u8] = b"From: a@example.com\r\nSubject: test\r\n\r\nHello\r\nworld\r\n";
@@ -308,8 +304,8 @@ mod tests {
         names
     }
 
-    fn limit(bytes: u64) -> Quota {
-        Quota { bytes: Some(bytes) }
+    fn limit(bytes: u64) -> QuotaLimit {
+        QuotaLimit::bytes(Some(bytes))
     }
 
     #[test]
@@ -349,7 +345,7 @@ mod tests {
         assert_eq!(message.vsize(), MESSAGE.len() as u64);
 
         let delivered = message
-            .deliver(&fx.maildir, Quota::UNLIMITED, None)
+            .deliver(&fx.maildir, QuotaLimit::UNLIMITED, None)
             .await
             .expect("deliver");
         assert_eq!(fs::read(&delivered.path).expect("read"), stored);
@@ -379,7 +375,7 @@ mod tests {
         // The same spooled message goes to a second mailbox; dropping it empties the spool.
         let other = fx.maildir.with_file_name("alice");
         message
-            .deliver(&other, Quota::UNLIMITED, None)
+            .deliver(&other, QuotaLimit::UNLIMITED, None)
             .await
             .expect("deliver");
         drop(message);
@@ -397,7 +393,7 @@ mod tests {
         let bob = message
             .deliver(
                 &fx.maildir,
-                Quota::UNLIMITED,
+                QuotaLimit::UNLIMITED,
                 Some(b"Delivered-To: bob@example.com\r\n"),
             )
             .await
@@ -411,7 +407,7 @@ mod tests {
             .await
             .expect("alice");
         let plain = message
-            .deliver(&fx.maildir, Quota::UNLIMITED, None)
+            .deliver(&fx.maildir, QuotaLimit::UNLIMITED, None)
             .await
             .expect("plain");
         for (delivered, address) in [(&bob, "bob"), (&alice, "alice")] {
@@ -513,7 +509,7 @@ mod tests {
         // Dovecot has moved to cur/ with flags.
         let folder = fx.maildir.join(".Archive");
         message
-            .deliver(&folder, Quota::UNLIMITED, None)
+            .deliver(&folder, QuotaLimit::UNLIMITED, None)
             .await
             .expect("folder");
         let new_files = files_in(&fx.maildir.join("new"));
@@ -576,13 +572,7 @@ mod tests {
                     let body = format!("Subject: {task}/{n}\r\n\r\nbody {task} {n}\r\n");
                     let message = spool(&store, body.as_bytes()).await;
                     let delivered = message
-                        .deliver(
-                            &maildir,
-                            Quota {
-                                bytes: Some(1 << 30),
-                            },
-                            None,
-                        )
+                        .deliver(&maildir, limit(1 << 30), None)
                         .await
                         .expect("deliver");
                     paths.push((delivered.path, body.replace("\r\n", "\n")));
@@ -635,7 +625,7 @@ mod tests {
 
         let message = spool(&fx.store, MESSAGE).await;
         let delivered = message
-            .deliver(&fx.maildir, Quota::UNLIMITED, None)
+            .deliver(&fx.maildir, QuotaLimit::UNLIMITED, None)
             .await
             .expect("deliver");
         let tmp = fx.maildir.join("tmp");
@@ -695,7 +685,7 @@ mod tests {
         assert_eq!(message.size(), 20_000 * (line.len() as u64 - 1));
         assert_eq!(message.vsize(), 20_000 * line.len() as u64);
         let delivered = message
-            .deliver(&fx.maildir, Quota::UNLIMITED, None)
+            .deliver(&fx.maildir, QuotaLimit::UNLIMITED, None)
             .await
             .expect("deliver");
         assert_eq!(
@@ -713,6 +703,7 @@ mod tests {
         assert!(io.is_temporary());
         let quota = StoreError::OverQuota {
             maildir: PathBuf::from("/x"),
+            resource: QuotaResource::Bytes,
             limit: 1,
             used: 1,
             size: 1,

@@ -1,14 +1,15 @@
-//! Maildir on disk: Dovecot's file names, creating a Maildir, and moving a complete file from
-//! `tmp/` into `new/`. Everything here blocks; callers run it in `spawn_blocking`.
+//! Maildir on disk: Dovecot's file names, creating a Maildir, and the one write path every
+//! message takes into a folder ([`write_message`]). Everything here blocks; callers run it in `spawn_blocking`.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{Delivered, StoreError, quota};
+use crate::StoreError;
+use crate::form::Sizes;
 
 /// How many names to try before giving up when every one is taken (only possible when the
 /// clock and the counter both repeat, such as two hosts sharing a name and a pid).
@@ -21,16 +22,6 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Creating, listing and the quota scan all stop here, so no folder can hold mail the quota
 /// does not count.
 pub(crate) const MAX_FOLDER_DEPTH: usize = 20;
-
-/// What `deliver` needs of a spooled message.
-pub(crate) struct Message {
-    pub(crate) spool_path: PathBuf,
-    /// Bytes (LF line endings) written before the spooled content in this copy; `size` and
-    /// `vsize` include them.
-    pub(crate) prefix: Option<Vec<u8>>,
-    pub(crate) size: u64,
-    pub(crate) vsize: u64,
-}
 
 /// Dovecot's `maildir_filename_generate` escapes `/` and `:` in the host name, the two
 /// characters that would break a path or the `:2,` info suffix.
@@ -62,146 +53,196 @@ pub(crate) fn new_name(base: &str, size: u64, vsize: u64) -> String {
     format!("{base},S={size},W={vsize}")
 }
 
-/// Delivers one spooled message into the INBOX of `maildir`.
-pub(crate) fn deliver(
-    message: &Message,
-    maildir: &Path,
-    hostname: &str,
-    limit: Option<u64>,
-) -> Result<Delivered, StoreError> {
-    // Quota first: a refused message must leave no trace, not even a new Maildir.
-    let pre_check = quota::check(maildir, limit, message.size)?;
-
-    ensure_maildir(maildir)?;
-    // Deliveries that keep `maildirsize` hold a shared lock on the Maildir directory from the
-    // check to the appended line; rewriting the file from a scan takes it exclusively, so a
-    // scan never races a delivery that will also append (counting a message twice) or one
-    // that appends to the file being replaced (not counting it). Dovecot does not take this
-    // lock; between it and us the file stays as approximate as between two Dovecots.
-    let (quota_state, _lock) = match pre_check {
-        None => (None, None),
-        Some(_) => {
-            let (state, lock) = lock_and_check(maildir, limit, message.size)?;
-            (Some(state), Some(lock))
-        }
-    };
-    let tmp_dir = maildir.join("tmp");
-    let new_dir = maildir.join("new");
-
-    let tmp_path = match &message.prefix {
-        None => place_in_tmp(&message.spool_path, &tmp_dir, hostname)?,
-        Some(prefix) => copy_into_tmp(&message.spool_path, prefix, &tmp_dir, hostname)?,
-    };
-    let res = move_into_new(&tmp_path, &new_dir, hostname, message);
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp_path);
-    }
-    let new_path = res?;
-    if let Err(err) = sync_dir(&new_dir) {
-        // The name may not survive a crash; say so and let the sender retry. The file stays:
-        // a duplicate is better than a loss.
-        return Err(StoreError::io(&new_dir, err));
-    }
-
-    // The message is safe; the quota file is bookkeeping and never fails a delivery.
-    if let Some(state) = quota_state
-        && let Err(err) = quota::record(maildir, &state, message.size, limit)
-    {
-        tracing::warn!(maildir = %maildir.display(), cause = %err, "cannot update maildirsize");
-    }
-    Ok(Delivered {
-        path: new_path,
-        size: message.size,
-    })
+/// Where [`write_message`] puts a message and how it names it.
+pub(crate) struct Placement<'a> {
+    /// The folder's Maildir (it and its `tmp/`, `new/`, `cur/` exist).
+    pub(crate) folder: &'a Path,
+    /// `new/` (a delivery) or `cur/` (APPEND, COPY).
+    pub(crate) into_cur: bool,
+    pub(crate) hostname: &'a str,
+    /// Written into the name as `S=` and `W=`.
+    pub(crate) sizes: Sizes,
+    /// Appended after the sizes: `:2,<flags>` in `cur/`, empty in `new/`.
+    pub(crate) info: &'a str,
+    /// The file's mtime (IMAP's internal date) when the content is written, not linked.
+    pub(crate) mtime: Option<SystemTime>,
+    /// fsync the directory holding the new name before returning; a caller that places
+    /// many messages may sync once after the last (COPY).
+    pub(crate) sync_dir: bool,
 }
 
-/// Locks the Maildir (shared, or exclusive when `maildirsize` must be rewritten) and checks
-/// the quota under the lock. The lock is released when the returned file is dropped.
-fn lock_and_check(
-    maildir: &Path,
-    limit: Option<u64>,
-    size: u64,
-) -> Result<(quota::QuotaState, File), StoreError> {
-    let lock = match File::open(maildir) {
-        Ok(lock) => lock,
-        Err(err) => return Err(StoreError::io(maildir, err)),
-    };
-    if let Err(err) = lock.lock_shared() {
-        return Err(StoreError::io(maildir, err));
-    }
-    let state = quota::check(maildir, limit, size)?;
-    let Some(state) = state else {
-        // The file vanished since the first check and there is no limit: nothing to keep.
-        return Ok((quota::QuotaState::untracked(), lock));
-    };
-    if !state.needs_rewrite() {
-        return Ok((state, lock));
-    }
-    // flock(2) cannot upgrade atomically: unlock, lock exclusively, and look again.
-    if let Err(err) = lock.unlock().and_then(|()| lock.lock()) {
-        return Err(StoreError::io(maildir, err));
-    }
-    match quota::check(maildir, limit, size)? {
-        Some(state) => Ok((state, lock)),
-        None => Ok((quota::QuotaState::untracked(), lock)),
-    }
+/// What [`write_message`] writes.
+pub(crate) enum Content<'a> {
+    /// Stored bytes (APPEND).
+    Bytes(&'a [u8]),
+    /// Stored bytes then a file's content, copied (a delivery with a per-recipient header).
+    Copy { prefix: &'a [u8], source: &'a Path },
+    /// A complete file that gets one more name (a delivery from the spool, COPY), copied
+    /// where the file system has no hard links between the two.
+    Link(&'a Path),
 }
 
-/// Links the spool file into `tmp/` under a fresh name (copies it when the spool is on
-/// another filesystem), and fsyncs it.
-fn place_in_tmp(spool_path: &Path, tmp_dir: &Path, hostname: &str) -> Result<PathBuf, StoreError> {
-    for _ in 0..NAME_ATTEMPTS {
-        let tmp_path = tmp_dir.join(unique_name(hostname));
-        match fs::hard_link(spool_path, &tmp_path) {
-            Ok(()) => {
-                // The spool file is not synced when written: this is where its data becomes
-                // durable, as the Maildir's file.
-                let res = File::open(&tmp_path).and_then(|file| file.sync_data());
-                return match res {
-                    Ok(()) => Ok(tmp_path),
-                    Err(err) => {
-                        let _ = fs::remove_file(&tmp_path);
-                        Err(StoreError::io(&tmp_path, err))
-                    }
-                };
-            }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) if link_unsupported(&err) => {
-                return match copy_synced(spool_path, &tmp_path) {
-                    Ok(true) => Ok(tmp_path),
-                    Ok(false) => continue,
-                    Err(err) => {
-                        let _ = fs::remove_file(&tmp_path);
-                        Err(StoreError::io(&tmp_path, err))
-                    }
-                };
-            }
-            Err(err) => return Err(StoreError::io(&tmp_path, err)),
-        }
-    }
-    Err(StoreError::io(tmp_dir, names_exhausted()))
-}
-
-/// Copies the spool file, after `prefix`, into `tmp/` under a fresh name, and fsyncs it: a
-/// per-recipient copy cannot share the spool file's inode.
-fn copy_into_tmp(
-    spool_path: &Path,
-    prefix: &[u8],
-    tmp_dir: &Path,
-    hostname: &str,
+/// The one way a message enters a Maildir folder. A complete file gets its final name with
+/// `link(2)`, which never replaces an existing message: written content goes to `tmp/`
+/// (0600, `O_EXCL`), is fsync'd and then linked; a file that is already complete is fsync'd
+/// and linked directly. The name is Dovecot's,
+/// `<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<vsize><info>`, retried with a fresh base
+/// when taken. Returns the final path.
+pub(crate) fn write_message(
+    content: &Content<'_>,
+    at: &Placement<'_>,
 ) -> Result<PathBuf, StoreError> {
+    let target_dir = at.folder.join(if at.into_cur { "cur" } else { "new" });
+    let path = match content {
+        Content::Link(source) => match link_synced(source, &target_dir, at) {
+            Ok(Some(path)) => path,
+            Ok(None) => write_via_tmp(content, &target_dir, at)?,
+            Err(err) => return Err(err),
+        },
+        Content::Bytes(_) | Content::Copy { .. } => write_via_tmp(content, &target_dir, at)?,
+    };
+    if at.sync_dir
+        && let Err(err) = sync_dir(&target_dir)
+    {
+        // The name may not survive a crash; say so and let the sender retry. The file
+        // stays: a duplicate is better than a loss.
+        return Err(StoreError::io(&target_dir, err));
+    }
+    Ok(path)
+}
+
+fn final_name(base: &str, at: &Placement<'_>) -> String {
+    format!(
+        "{}{}",
+        new_name(base, at.sizes.size, at.sizes.vsize),
+        at.info
+    )
+}
+
+/// Links a complete file into `target_dir` after making its data durable. `Ok(None)` when
+/// this file system cannot link it there: the caller copies instead.
+fn link_synced(
+    source: &Path,
+    target_dir: &Path,
+    at: &Placement<'_>,
+) -> Result<Option<PathBuf>, StoreError> {
+    // The spool file is not synced when written: this is where its data becomes durable.
+    if let Err(err) = open_message_file(source).and_then(|file| file.sync_data()) {
+        return Err(StoreError::io(source, err));
+    }
     for _ in 0..NAME_ATTEMPTS {
-        let tmp_path = tmp_dir.join(unique_name(hostname));
-        match copy_synced_with(spool_path, prefix, &tmp_path) {
-            Ok(true) => return Ok(tmp_path),
+        let path = target_dir.join(final_name(&unique_name(at.hostname), at));
+        match fs::hard_link(source, &path) {
+            Ok(()) => return Ok(Some(path)),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) if link_unsupported(&err) => return Ok(None),
+            Err(err) => return Err(StoreError::io(&path, err)),
+        }
+    }
+    Err(StoreError::io(target_dir, names_exhausted()))
+}
+
+/// Writes the content to a new file in `tmp/`, fsyncs it and links it into `target_dir`.
+fn write_via_tmp(
+    content: &Content<'_>,
+    target_dir: &Path,
+    at: &Placement<'_>,
+) -> Result<PathBuf, StoreError> {
+    let tmp_dir = at.folder.join("tmp");
+    for _ in 0..NAME_ATTEMPTS {
+        let base = unique_name(at.hostname);
+        let tmp_path = tmp_dir.join(&base);
+        match write_new_file(content, &tmp_path, at.mtime) {
+            Ok(true) => {}
             Ok(false) => continue,
             Err(err) => {
                 let _ = fs::remove_file(&tmp_path);
                 return Err(StoreError::io(&tmp_path, err));
             }
         }
+        let res = link_into(&tmp_path, target_dir, &base, at);
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        return res;
     }
-    Err(StoreError::io(tmp_dir, names_exhausted()))
+    Err(StoreError::io(&tmp_dir, names_exhausted()))
+}
+
+/// Writes `content` to the new file `path` (0600) and fsyncs it. `Ok(false)` when `path`
+/// already exists.
+fn write_new_file(
+    content: &Content<'_>,
+    path: &Path,
+    mtime: Option<SystemTime>,
+) -> io::Result<bool> {
+    let res = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    let mut file = match res {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(err) => return Err(err),
+    };
+    match content {
+        Content::Bytes(bytes) => io::Write::write_all(&mut file, bytes)?,
+        Content::Copy { prefix, source } => {
+            io::Write::write_all(&mut file, prefix)?;
+            io::copy(&mut open_message_file(source)?, &mut file)?;
+        }
+        Content::Link(source) => {
+            io::copy(&mut open_message_file(source)?, &mut file)?;
+        }
+    }
+    if let Some(mtime) = mtime {
+        file.set_modified(mtime)?;
+    }
+    // fdatasync, as Dovecot: the data and the size; the directory entry is synced apart.
+    file.sync_data()?;
+    Ok(true)
+}
+
+/// Gives the complete file in `tmp/` its name in `target_dir`. `link(2)` rather than
+/// `rename(2)`: a link never replaces an existing message, a rename would.
+fn link_into(
+    tmp_path: &Path,
+    target_dir: &Path,
+    base: &str,
+    at: &Placement<'_>,
+) -> Result<PathBuf, StoreError> {
+    for attempt in 0..NAME_ATTEMPTS {
+        let base = if attempt == 0 {
+            base.to_owned()
+        } else {
+            unique_name(at.hostname)
+        };
+        let path = target_dir.join(final_name(&base, at));
+        match fs::hard_link(tmp_path, &path) {
+            Ok(()) => {
+                if let Err(err) = fs::remove_file(tmp_path) {
+                    // Harmless: a second name for a stored message, in tmp/, which Dovecot
+                    // cleans up.
+                    tracing::warn!(path = %tmp_path.display(), cause = %err, "cannot remove");
+                }
+                return Ok(path);
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) if link_unsupported(&err) => {
+                // No hard links here: rename, after checking the name is free.
+                if fs::symlink_metadata(&path).is_ok() {
+                    continue;
+                }
+                return match fs::rename(tmp_path, &path) {
+                    Ok(()) => Ok(path),
+                    Err(err) => Err(StoreError::io(&path, err)),
+                };
+            }
+            Err(err) => return Err(StoreError::io(&path, err)),
+        }
+    }
+    Err(StoreError::io(target_dir, names_exhausted()))
 }
 
 /// `link(2)` fails with EXDEV across filesystems and with EPERM or EOPNOTSUPP on filesystems
@@ -215,74 +256,29 @@ fn link_unsupported(err: &io::Error) -> bool {
     )
 }
 
-/// Copies `from` to a new file `to` and fsyncs it. `Ok(false)` when `to` already exists.
-fn copy_synced(from: &Path, to: &Path) -> io::Result<bool> {
-    copy_synced_with(from, &[], to)
-}
-
-/// Writes `prefix` then the contents of `from` to a new file `to` and fsyncs it. `Ok(false)`
-/// when `to` already exists.
-fn copy_synced_with(from: &Path, prefix: &[u8], to: &Path) -> io::Result<bool> {
-    let mut source = File::open(from)?;
-    let res = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(to);
-    let mut target = match res {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(err) => return Err(err),
-    };
-    io::Write::write_all(&mut target, prefix)?;
-    io::copy(&mut source, &mut target)?;
-    // fdatasync, as Dovecot: the data and the size; the directory entry is synced apart.
-    target.sync_data()?;
-    Ok(true)
-}
-
-/// Gives the complete file in `tmp/` its name in `new/`. `link(2)` rather than `rename(2)`:
-/// a link never replaces an existing message, a rename would.
-fn move_into_new(
-    tmp_path: &Path,
-    new_dir: &Path,
-    hostname: &str,
-    message: &Message,
-) -> Result<PathBuf, StoreError> {
-    for attempt in 0..NAME_ATTEMPTS {
-        let base = match (attempt, tmp_path.file_name().and_then(|name| name.to_str())) {
-            (0, Some(name)) => name.to_owned(),
-            _ => unique_name(hostname),
-        };
-        let new_path = new_dir.join(new_name(&base, message.size, message.vsize));
-        match fs::hard_link(tmp_path, &new_path) {
-            Ok(()) => {
-                if let Err(err) = fs::remove_file(tmp_path) {
-                    // Harmless: a second name for a delivered message, in tmp/, which
-                    // Dovecot cleans up.
-                    tracing::warn!(path = %tmp_path.display(), cause = %err, "cannot remove");
-                }
-                return Ok(new_path);
-            }
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) if link_unsupported(&err) => {
-                // No hard links here: rename, after checking the name is free.
-                if new_path.exists() {
-                    continue;
-                }
-                return match fs::rename(tmp_path, &new_path) {
-                    Ok(()) => Ok(new_path),
-                    Err(err) => Err(StoreError::io(&new_path, err)),
-                };
-            }
-            Err(err) => return Err(StoreError::io(&new_path, err)),
-        }
-    }
-    Err(StoreError::io(new_dir, names_exhausted()))
-}
-
 fn names_exhausted() -> io::Error {
     io::Error::new(io::ErrorKind::AlreadyExists, "no free Maildir file name")
+}
+
+/// Opens a message file that is a regular file, never through a symbolic link: the file
+/// opened must be the one `lstat` saw, so a link swapped in between is caught too.
+pub(crate) fn open_message_file(path: &Path) -> io::Result<File> {
+    let seen = fs::symlink_metadata(path)?;
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file (symbolic links are not followed)",
+        )
+    };
+    if !seen.file_type().is_file() {
+        return Err(not_regular());
+    }
+    let file = File::open(path)?;
+    let opened = file.metadata()?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Err(not_regular());
+    }
+    Ok(file)
 }
 
 /// Whether `path` is a directory itself, not a symbolic link to one (nor anything else).
@@ -524,10 +520,11 @@ mod tests {
         let from = dir.path().join("spooled");
         let to = dir.path().join("copy");
         fs::write(&from, b"message\n").expect("write");
-        assert!(copy_synced(&from, &to).expect("copy"));
+        let content = Content::Link(&from);
+        assert!(write_new_file(&content, &to, None).expect("copy"));
         assert_eq!(fs::read(&to).expect("read"), b"message\n");
         fs::write(&from, b"other\n").expect("write");
-        assert!(!copy_synced(&from, &to).expect("refused"));
+        assert!(!write_new_file(&content, &to, None).expect("refused"));
         assert_eq!(fs::read(&to).expect("read"), b"message\n");
         let exdev = io::Error::from(io::ErrorKind::CrossesDevices);
         assert!(link_unsupported(&exdev));

@@ -12,7 +12,7 @@
 //! Maildir and rewrite the file) when it is missing, unreadable, has a negative total, has a
 //! byte limit other than the one configured, or has grown to 5120 bytes.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -22,37 +22,53 @@ use crate::{StoreError, maildir};
 /// Dovecot recalculates a `maildirsize` this large rather than read more lines.
 const MAX_FILE_LEN: usize = 5120;
 
-/// What the check found out, for the update after the delivery.
-#[derive(Debug)]
-pub(crate) struct QuotaState {
-    /// The file is missing or stale: rewrite it from a scan instead of appending a line.
-    rewrite: bool,
-    /// A message-count limit found in the file (set by Dovecot); kept when rewriting.
-    count_limit: Option<u64>,
-    /// False when there is nothing to keep up to date.
-    track: bool,
+/// A mailbox's limits, as the caller's directory gives them; `None` is no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaLimit {
+    pub bytes: Option<u64>,
+    pub messages: Option<u64>,
 }
 
-impl QuotaState {
-    /// There is no `maildirsize` and no limit: nothing to record.
-    pub(crate) fn untracked() -> QuotaState {
-        QuotaState {
-            rewrite: false,
-            count_limit: None,
-            track: false,
+impl QuotaLimit {
+    pub const UNLIMITED: QuotaLimit = QuotaLimit {
+        bytes: None,
+        messages: None,
+    };
+
+    /// A limit in bytes only.
+    pub fn bytes(bytes: Option<u64>) -> QuotaLimit {
+        QuotaLimit {
+            bytes,
+            messages: None,
         }
     }
 
-    pub(crate) fn needs_rewrite(&self) -> bool {
-        self.rewrite
+    fn is_unlimited(self) -> bool {
+        self.bytes.is_none() && self.messages.is_none()
+    }
+}
+
+/// Which limit a refused message would break.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaResource {
+    Bytes,
+    Messages,
+}
+
+impl std::fmt::Display for QuotaResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QuotaResource::Bytes => "bytes",
+            QuotaResource::Messages => "messages",
+        })
     }
 }
 
 /// Usage in bytes and messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Usage {
-    bytes: u64,
-    count: u64,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) bytes: u64,
+    pub(crate) count: u64,
 }
 
 /// A parsed `maildirsize`.
@@ -64,17 +80,196 @@ struct Parsed {
     count: i64,
 }
 
-/// Checks that a message of `size` bytes fits. Writes nothing. `None` when there is no
-/// limit and no `maildirsize` to keep up to date.
-pub(crate) fn check(
-    maildir: &Path,
-    limit: Option<u64>,
-    size: u64,
-) -> Result<Option<QuotaState>, StoreError> {
-    let path = maildir.join("maildirsize");
+/// What the check found: the usage, and how to record a change.
+#[derive(Debug)]
+struct Found {
+    usage: Usage,
+    /// The file is missing or stale: rewrite it from a scan instead of appending a line.
+    rewrite: bool,
+    /// A message-count limit found in the file (set by Dovecot); kept when rewriting.
+    count_limit: Option<u64>,
+    /// False when there is no file and no limit: nothing to keep up to date.
+    track: bool,
+}
+
+/// The account's quota held for one change: the Maildir root is locked (`flock(2)`, shared
+/// for a change that appends a line, exclusive for one that rewrites the file or removes a
+/// folder) from the check to the recorded line, so every writer in this process (delivery,
+/// APPEND, COPY, MOVE, EXPUNGE, folder DELETE) keeps `maildirsize` exact against the others.
+/// Dovecot does not take this lock; between it and us the file stays as approximate as
+/// between two Dovecots, and is recalculated when it looks wrong. The lock goes with the
+/// value.
+#[derive(Debug)]
+pub(crate) struct Held {
+    _lock: File,
+    found: Found,
+    limit: QuotaLimit,
+}
+
+/// Locks the account at `root` and checks that `bytes` in `count` more messages fit.
+/// `root` must exist; a caller that must not create it for a refused message checks with
+/// [`fits`] first.
+pub(crate) fn reserve(
+    root: &Path,
+    limit: QuotaLimit,
+    bytes: u64,
+    count: u64,
+) -> Result<Held, StoreError> {
+    let lock = lock_root(root, false)?;
+    let found = read(root, limit)?;
+    let (lock, found) = if found.rewrite {
+        // flock(2) cannot upgrade atomically: unlock, lock exclusively, and look again.
+        drop(lock);
+        let lock = lock_root(root, true)?;
+        let found = read(root, limit)?;
+        (lock, found)
+    } else {
+        (lock, found)
+    };
+    refuse_over(root, limit, found.usage, bytes, count)?;
+    Ok(Held {
+        _lock: lock,
+        found,
+        limit,
+    })
+}
+
+/// Whether `bytes` in `count` more messages fit, without a lock and without writing: the
+/// early answer (RCPT time, before a Maildir exists). The change itself checks again.
+pub(crate) fn fits(
+    root: &Path,
+    limit: QuotaLimit,
+    bytes: u64,
+    count: u64,
+) -> Result<(), StoreError> {
+    if limit.is_unlimited() {
+        return Ok(());
+    }
+    let found = read(root, limit)?;
+    refuse_over(root, limit, found.usage, bytes, count)
+}
+
+impl Held {
+    /// Records a change that has happened (messages added, or removed with negative
+    /// values): one line appended, or the file rewritten from a scan (which already sees the
+    /// change) when the check found it stale. A failure is logged: the messages are safe,
+    /// and the file is recalculated when it looks wrong.
+    pub(crate) fn record(self, root: &Path, bytes: i64, count: i64) {
+        if let Err(err) = self.try_record(root, bytes, count) {
+            tracing::warn!(root = %root.display(), cause = %err, "cannot update maildirsize");
+        }
+    }
+
+    fn try_record(&self, root: &Path, bytes: i64, count: i64) -> Result<(), StoreError> {
+        if !self.found.track || (bytes == 0 && count == 0 && !self.found.rewrite) {
+            return Ok(());
+        }
+        let path = root.join("maildirsize");
+        if self.found.rewrite {
+            let usage = scan(root)?;
+            return write_file(root, &header(self.limit, self.found.count_limit), usage);
+        }
+        // O_APPEND makes each short line land whole even with concurrent writers.
+        let res = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(format!("{bytes} {count}\n").as_bytes()));
+        match res {
+            Ok(()) => Ok(()),
+            Err(err) => Err(StoreError::io(&path, err)),
+        }
+    }
+
+    /// The usage the check found (before this change).
+    pub(crate) fn usage(&self) -> Usage {
+        self.found.usage
+    }
+}
+
+/// Holds the account exclusively: for a change whose size is known only once it is done (a
+/// folder removed with everything in it). Record with [`Held::record`].
+pub(crate) fn hold_exclusive(root: &Path, limit: QuotaLimit) -> Result<Held, StoreError> {
+    let lock = lock_root(root, true)?;
+    let found = read(root, limit)?;
+    Ok(Held {
+        _lock: lock,
+        found,
+        limit,
+    })
+}
+
+/// The account's usage now, under the lock; a missing or stale `maildirsize` is rewritten
+/// first when the account keeps one.
+pub(crate) fn usage(root: &Path, limit: QuotaLimit) -> Result<Usage, StoreError> {
+    let held = reserve(root, limit, 0, 0)?;
+    if !held.found.track {
+        // No file to keep: count the files.
+        return scan(root);
+    }
+    if held.found.rewrite {
+        let usage = scan(root)?;
+        write_file(root, &header(limit, held.found.count_limit), usage)?;
+        return Ok(usage);
+    }
+    Ok(held.usage())
+}
+
+fn lock_root(root: &Path, exclusive: bool) -> Result<File, StoreError> {
+    let lock = File::open(root).map_err(|err| StoreError::io(root, err))?;
+    let res = if exclusive {
+        lock.lock()
+    } else {
+        lock.lock_shared()
+    };
+    res.map_err(|err| StoreError::io(root, err))?;
+    Ok(lock)
+}
+
+fn refuse_over(
+    root: &Path,
+    limit: QuotaLimit,
+    usage: Usage,
+    bytes: u64,
+    count: u64,
+) -> Result<(), StoreError> {
+    let over = |limit: Option<u64>, used: u64, more: u64| {
+        limit.filter(|&limit| more > 0 && used.saturating_add(more) > limit)
+    };
+    if let Some(max) = over(limit.bytes, usage.bytes, bytes) {
+        return Err(StoreError::OverQuota {
+            maildir: root.to_path_buf(),
+            resource: QuotaResource::Bytes,
+            limit: max,
+            used: usage.bytes,
+            size: bytes,
+        });
+    }
+    if let Some(max) = over(limit.messages, usage.count, count) {
+        return Err(StoreError::OverQuota {
+            maildir: root.to_path_buf(),
+            resource: QuotaResource::Messages,
+            limit: max,
+            used: usage.count,
+            size: count,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `maildirsize`, or scans when it is missing or stale. Writes nothing.
+fn read(root: &Path, limit: QuotaLimit) -> Result<Found, StoreError> {
+    let path = root.join("maildirsize");
     let contents = match fs::read(&path) {
         Ok(contents) => Some(contents),
-        Err(err) if err.kind() == io::ErrorKind::NotFound && limit.is_none() => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::NotFound && limit.is_unlimited() => {
+            // Nothing can be refused and nothing is kept: no need to count.
+            return Ok(Found {
+                usage: Usage::default(),
+                rewrite: false,
+                count_limit: None,
+                track: false,
+            });
+        }
         Err(_) => None,
     };
     let parsed = contents.as_deref().and_then(|contents| {
@@ -84,78 +279,39 @@ pub(crate) fn check(
         parse(contents)
     });
     let fresh = parsed.filter(|parsed| {
-        parsed.bytes_limit == limit.unwrap_or(0) && parsed.bytes >= 0 && parsed.count >= 0
+        parsed.bytes_limit == limit.bytes.unwrap_or(0)
+            && (limit.messages.is_none() || parsed.count_limit == limit.messages)
+            && parsed.bytes >= 0
+            && parsed.count >= 0
     });
-    let (used, state) = match fresh {
-        Some(parsed) => (
-            u64::try_from(parsed.bytes).unwrap_or(0),
-            QuotaState {
-                rewrite: false,
-                count_limit: parsed.count_limit,
-                track: true,
+    Ok(match fresh {
+        Some(parsed) => Found {
+            usage: Usage {
+                bytes: u64::try_from(parsed.bytes).unwrap_or(0),
+                count: u64::try_from(parsed.count).unwrap_or(0),
             },
-        ),
-        None => {
-            let count_limit = contents
+            rewrite: false,
+            count_limit: parsed.count_limit,
+            track: true,
+        },
+        None => Found {
+            usage: scan(root)?,
+            rewrite: true,
+            count_limit: contents
                 .as_deref()
                 .and_then(parse_header)
-                .and_then(|(_, count_limit)| count_limit);
-            (
-                scan(maildir)?.bytes,
-                QuotaState {
-                    rewrite: true,
-                    count_limit,
-                    track: true,
-                },
-            )
-        }
-    };
-    if let Some(limit) = limit
-        && used.saturating_add(size) > limit
-    {
-        return Err(StoreError::OverQuota {
-            maildir: maildir.to_path_buf(),
-            limit,
-            used,
-            size,
-        });
-    }
-    Ok(Some(state))
-}
-
-/// Records a delivered message: one line appended, or the whole file rewritten from a scan
-/// (which already counts the message) when the check found it stale.
-pub(crate) fn record(
-    maildir: &Path,
-    state: &QuotaState,
-    size: u64,
-    limit: Option<u64>,
-) -> Result<(), StoreError> {
-    if !state.track {
-        return Ok(());
-    }
-    let path = maildir.join("maildirsize");
-    if state.rewrite {
-        let usage = scan(maildir)?;
-        return write_file(maildir, &header(limit, state.count_limit), usage);
-    }
-    // O_APPEND makes each short line land whole even with concurrent writers.
-    let res = OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .and_then(|mut file| file.write_all(format!("{size} 1\n").as_bytes()));
-    match res {
-        Ok(()) => Ok(()),
-        Err(err) => Err(StoreError::io(&path, err)),
-    }
+                .and_then(|(_, count_limit)| count_limit),
+            track: true,
+        },
+    })
 }
 
 /// The first line, as Dovecot writes it. Dovecot writes no file at all without a limit (and
 /// neither do we); `0S` only appears when an existing file is kept counting after the limit
 /// was removed.
-fn header(bytes_limit: Option<u64>, count_limit: Option<u64>) -> String {
-    let bytes = bytes_limit.unwrap_or(0);
-    match count_limit {
+fn header(limit: QuotaLimit, file_count_limit: Option<u64>) -> String {
+    let bytes = limit.bytes.unwrap_or(0);
+    match limit.messages.or(file_count_limit) {
         Some(count) if bytes == 0 => format!("{count}C"),
         Some(count) => format!("{bytes}S,{count}C"),
         None => format!("{bytes}S"),
@@ -236,7 +392,7 @@ fn parse(contents: &[u8]) -> Option<Parsed> {
 /// `.Folder` directories and `LAYOUT=fs` sub-directories alike, found as the folder list
 /// finds them, down to the same depth), the way Dovecot recalculates. The size is the `S=`
 /// of the name, or the file's length without one. Symbolic links are not followed.
-fn scan(maildir: &Path) -> Result<Usage, StoreError> {
+pub(crate) fn scan(maildir: &Path) -> Result<Usage, StoreError> {
     let mut usage = Usage { bytes: 0, count: 0 };
     scan_folder(maildir, &mut usage)?;
     let folders = match maildir::folder_dirs(maildir, true, true) {
@@ -247,6 +403,13 @@ fn scan(maildir: &Path) -> Result<Usage, StoreError> {
     for (_, folder) in folders {
         scan_folder(&folder, &mut usage)?;
     }
+    Ok(usage)
+}
+
+/// The messages of one folder (its `new/` and `cur/`), as [`scan`] counts them.
+pub(crate) fn scan_one(folder: &Path) -> Result<Usage, StoreError> {
+    let mut usage = Usage::default();
+    scan_folder(folder, &mut usage)?;
     Ok(usage)
 }
 
@@ -320,10 +483,16 @@ mod tests {
 
     #[test]
     fn header_matches_dovecot() {
-        assert_eq!(header(None, None), "0S");
-        assert_eq!(header(Some(1024), None), "1024S");
-        assert_eq!(header(Some(1024), Some(5)), "1024S,5C");
-        assert_eq!(header(None, Some(5)), "5C");
+        let bytes = QuotaLimit::bytes;
+        assert_eq!(header(bytes(None), None), "0S");
+        assert_eq!(header(bytes(Some(1024)), None), "1024S");
+        assert_eq!(header(bytes(Some(1024)), Some(5)), "1024S,5C");
+        assert_eq!(header(bytes(None), Some(5)), "5C");
+        let both = QuotaLimit {
+            bytes: Some(1024),
+            messages: Some(7),
+        };
+        assert_eq!(header(both, Some(5)), "1024S,7C");
     }
 
     #[test]

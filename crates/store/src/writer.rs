@@ -5,10 +5,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mailstead_directory::model::Quota;
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use crate::{Delivered, StoreError, StoreInner, maildir, run_blocking};
+use crate::form::{self, LineEndings, Sizes};
+use crate::maildir::{self, Content, Placement};
+use crate::quota::{self, QuotaLimit};
+use crate::{Delivered, StoreError, StoreInner, run_blocking};
 
 /// How much of a message is held in memory before it goes to the file.
 const WRITE_BUFFER: usize = 64 * 1024;
@@ -32,8 +34,7 @@ pub struct MessageWriter {
 pub struct SpooledMessage {
     inner: Arc<StoreInner>,
     path: PathBuf,
-    size: u64,
-    vsize: u64,
+    sizes: Sizes,
     /// A message the outbound queue owns (`Store::queued`): its file outlives this handle.
     kept: bool,
 }
@@ -89,7 +90,7 @@ impl MessageWriter {
 
     /// The bytes stored so far (LF line endings).
     pub fn size(&self) -> u64 {
-        self.line_endings.size
+        self.line_endings.sizes().size
     }
 
     /// Flushes the file. It is not fsync'd here: whatever keeps it syncs what it keeps (the
@@ -100,7 +101,8 @@ impl MessageWriter {
     ///
     /// `Io` when the file cannot be written; the file is removed.
     pub async fn finish(mut self) -> Result<SpooledMessage, StoreError> {
-        let tail = self.line_endings.finish();
+        let mut tail = Vec::new();
+        self.line_endings.finish(&mut tail);
         let Some(mut file) = self.file.take() else {
             return Err(StoreError::Task("finish called twice".to_owned()));
         };
@@ -118,8 +120,7 @@ impl MessageWriter {
         Ok(SpooledMessage {
             inner: Arc::clone(&self.inner),
             path,
-            size: self.line_endings.size,
-            vsize: self.line_endings.vsize,
+            sizes: self.line_endings.sizes(),
             kept: false,
         })
     }
@@ -139,22 +140,15 @@ impl SpooledMessage {
         path: PathBuf,
     ) -> Result<SpooledMessage, StoreError> {
         let file_path = path.clone();
-        let (size, vsize) = run_blocking(move || {
+        let sizes = run_blocking(move || {
             let bytes = std::fs::read(&file_path).map_err(|err| StoreError::io(&file_path, err))?;
-            // As `LineEndings` counts: every LF not after a CR is two bytes on the wire.
-            let bare_lf = bytes
-                .iter()
-                .enumerate()
-                .filter(|&(at, &byte)| byte == b'\n' && (at == 0 || bytes[at - 1] != b'\r'))
-                .count();
-            Ok((bytes.len() as u64, (bytes.len() + bare_lf) as u64))
+            Ok(Sizes::of_stored(&bytes))
         })
         .await?;
         Ok(SpooledMessage {
             inner,
             path,
-            size,
-            vsize,
+            sizes,
             kept: true,
         })
     }
@@ -216,29 +210,19 @@ impl SpooledMessage {
         let prefix = prefix.to_vec();
         run_blocking(move || {
             let stored = std::fs::read(&path).map_err(|err| StoreError::io(&path, err))?;
-            let mut wire = Vec::with_capacity(prefix.len() + stored.len() + stored.len() / 30);
-            wire.extend_from_slice(&prefix);
-            let mut previous = 0u8;
-            for &byte in &stored {
-                if byte == b'\n' && previous != b'\r' {
-                    wire.push(b'\r');
-                }
-                wire.push(byte);
-                previous = byte;
-            }
-            Ok(wire)
+            Ok(form::to_wire(&prefix, &stored))
         })
         .await
     }
 
     /// The size on disk, LF line endings: Maildir's `S=`.
     pub fn size(&self) -> u64 {
-        self.size
+        self.sizes.size
     }
 
     /// The size with CRLF line endings, what IMAP's `RFC822.SIZE` reports: Maildir's `W=`.
     pub fn vsize(&self) -> u64 {
-        self.vsize
+        self.sizes.vsize
     }
 
     /// Delivers into the INBOX of the Maildir at `maildir`, creating `cur/`, `new/` and `tmp/`
@@ -258,34 +242,36 @@ impl SpooledMessage {
     pub async fn deliver(
         &self,
         maildir: &Path,
-        quota: Quota,
+        quota: QuotaLimit,
         prefix: Option<&[u8]>,
     ) -> Result<Delivered, StoreError> {
-        let (prefix, size, vsize) = match prefix {
+        // A per-recipient prefix is whole header lines (ending in a line end), so the
+        // sizes of prefix and spooled bytes add up.
+        let (prefix, sizes) = match prefix {
             Some(bytes) => {
-                let mut endings = LineEndings::default();
-                let mut stored = Vec::with_capacity(bytes.len());
-                endings.convert(bytes, &mut stored);
-                stored.extend_from_slice(&endings.finish());
-                (
-                    Some(stored),
-                    self.size + endings.size,
-                    self.vsize + endings.vsize,
-                )
+                let (stored, prefix_sizes) = form::to_stored(bytes);
+                let sizes = Sizes::known(
+                    self.sizes.size + prefix_sizes.size,
+                    self.sizes.vsize + prefix_sizes.vsize,
+                );
+                (Some(stored), sizes)
             }
-            None => (None, self.size, self.vsize),
+            None => (None, self.sizes),
         };
-        let message = maildir::Message {
-            spool_path: self.path.clone(),
-            prefix,
-            size,
-            vsize,
-        };
+        let spool_path = self.path.clone();
         let hostname = self.inner.hostname.clone();
         let target = maildir.to_path_buf();
-        let delivered =
-            run_blocking(move || maildir::deliver(&message, &target, &hostname, quota.bytes))
-                .await?;
+        let delivered = run_blocking(move || {
+            deliver_into(
+                &spool_path,
+                prefix.as_deref(),
+                sizes,
+                &target,
+                &hostname,
+                quota,
+            )
+        })
+        .await?;
         // Wakes an IDLE session on this Maildir's INBOX within milliseconds.
         self.inner.notifier.notify(maildir);
         Ok(delivered)
@@ -300,6 +286,47 @@ impl Drop for SpooledMessage {
     }
 }
 
+/// Delivers one spooled message into the INBOX of `maildir`, under the account's quota.
+fn deliver_into(
+    spool_path: &Path,
+    prefix: Option<&[u8]>,
+    sizes: Sizes,
+    maildir: &Path,
+    hostname: &str,
+    limit: QuotaLimit,
+) -> Result<Delivered, StoreError> {
+    // Quota first: a refused message must leave no trace, not even a new Maildir.
+    if !maildir::is_real_dir(maildir) {
+        quota::fits(maildir, limit, sizes.size, 1)?;
+    }
+    maildir::ensure_maildir(maildir)?;
+    let held = quota::reserve(maildir, limit, sizes.size, 1)?;
+    let content = match prefix {
+        None => Content::Link(spool_path),
+        Some(prefix) => Content::Copy {
+            prefix,
+            source: spool_path,
+        },
+    };
+    let path = maildir::write_message(
+        &content,
+        &Placement {
+            folder: maildir,
+            into_cur: false,
+            hostname,
+            sizes,
+            info: "",
+            mtime: None,
+            sync_dir: true,
+        },
+    )?;
+    held.record(maildir, i64::try_from(sizes.size).unwrap_or(i64::MAX), 1);
+    Ok(Delivered {
+        path,
+        size: sizes.size,
+    })
+}
+
 /// Removing one directory entry is quick enough to do inline, even from async code; an
 /// error leaves a file `clean_spool` removes at the next start.
 fn remove_quietly(path: &Path) {
@@ -307,101 +334,5 @@ fn remove_quietly(path: &Path) {
         && err.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(path = %path.display(), cause = %err, "cannot remove spool file");
-    }
-}
-
-/// Turns CRLF into LF across chunk boundaries and counts the stored size and the CRLF size.
-/// A CR not followed by LF is kept as it is.
-#[derive(Debug, Default)]
-struct LineEndings {
-    /// The previous chunk ended in CR; whether it is a line ending depends on the next byte.
-    pending_cr: bool,
-    /// The last byte stored, to tell a stored CRLF (a bare CR before a line end, which counts
-    /// once) from a bare LF (which counts twice in the virtual size).
-    last_stored: Option<u8>,
-    size: u64,
-    vsize: u64,
-}
-
-impl LineEndings {
-    fn convert(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        out.reserve(input.len());
-        let mut rest = input;
-        if self.pending_cr {
-            self.pending_cr = false;
-            if rest.first() != Some(&b'\n') {
-                self.push(b'\r', out);
-            }
-        }
-        while let Some((&byte, tail)) = rest.split_first() {
-            rest = tail;
-            if byte == b'\r' {
-                match rest.first() {
-                    Some(b'\n') => continue,
-                    Some(_) => self.push(b'\r', out),
-                    None => self.pending_cr = true,
-                }
-                continue;
-            }
-            self.push(byte, out);
-        }
-    }
-
-    /// The bytes held back at the end of the message (a trailing bare CR).
-    fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if self.pending_cr {
-            self.pending_cr = false;
-            self.push(b'\r', &mut out);
-        }
-        out
-    }
-
-    fn push(&mut self, byte: u8, out: &mut Vec<u8>) {
-        out.push(byte);
-        self.size += 1;
-        self.vsize += 1;
-        if byte == b'\n' && self.last_stored != Some(b'\r') {
-            self.vsize += 1;
-        }
-        self.last_stored = Some(byte);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn convert_in_chunks(input: &[u8], chunk: usize) -> (Vec<u8>, u64, u64) {
-        let mut conv = LineEndings::default();
-        let mut out = Vec::new();
-        for piece in input.chunks(chunk) {
-            let mut part = Vec::new();
-            conv.convert(piece, &mut part);
-            out.extend_from_slice(&part);
-        }
-        out.extend_from_slice(&conv.finish());
-        (out, conv.size, conv.vsize)
-    }
-
-    #[test]
-    fn crlf_becomes_lf_and_vsize_counts_crlf() {
-        let input = b"Subject: x\r\n\r\nline one\r\nbare\rcr\r\r\nend\r";
-        let expected = b"Subject: x\n\nline one\nbare\rcr\r\nend\r";
-        for chunk in 1..=input.len() {
-            let (out, size, vsize) = convert_in_chunks(input, chunk);
-            assert_eq!(out, expected, "chunk size {chunk}");
-            assert_eq!(size, expected.len() as u64);
-            // Every LF not already after a CR becomes CRLF: "x\n", "\n", "one\n" (3 more
-            // bytes); the "\r\n" kept from "\r\r\n" counts as it is.
-            assert_eq!(vsize, expected.len() as u64 + 3, "chunk size {chunk}");
-        }
-    }
-
-    #[test]
-    fn bare_lf_input_counts_as_crlf() {
-        let (out, size, vsize) = convert_in_chunks(b"a\nb\n", 3);
-        assert_eq!(out, b"a\nb\n");
-        assert_eq!((size, vsize), (4, 6));
     }
 }

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mailstead_directory::model::Quota;
+use mailstead_store::QuotaLimit;
 use mailstead_store::Store;
 use serde_json::Value;
 
@@ -103,13 +103,7 @@ async fn dovecot_reads_what_we_deliver() {
         let (physical, virtual_size, _) = expected(wire);
         assert_eq!((spooled.size(), spooled.vsize()), (physical, virtual_size));
         let delivered = spooled
-            .deliver(
-                &maildir,
-                Quota {
-                    bytes: Some(QUOTA_BYTES),
-                },
-                None,
-            )
+            .deliver(&maildir, QuotaLimit::bytes(Some(QUOTA_BYTES)), None)
             .await
             .expect("deliver");
         assert_eq!(fs::metadata(&delivered.path).expect("stat").len(), physical);

@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use mailstead_store::QuotaLimit;
 use mailstead_store::{FlagOperation, FolderLayout, MailStore, Snapshot, Store, SystemFlags};
 use serde_json::Value;
 
@@ -234,7 +235,7 @@ async fn dovecot_maildir_moves_in() {
         let mail =
             MailStore::new(&Store::new("mx.example.com", dir.path().join("spool")).expect("store"));
         let account = mail
-            .open_account(&dovecot.maildir, layout, None)
+            .open_account(&dovecot.maildir, layout, QuotaLimit::UNLIMITED)
             .await
             .expect("open");
         let names: Vec<String> = account
@@ -300,7 +301,7 @@ async fn dovecot_reads_what_mailstead_wrote() {
         let delivery = Store::new("mx.example.com", dir.path().join("spool")).expect("store");
         let mail = MailStore::new(&delivery);
         let account = mail
-            .open_account(&dovecot.maildir, layout, None)
+            .open_account(&dovecot.maildir, layout, QuotaLimit::UNLIMITED)
             .await
             .expect("open");
         let inbox = account.open("INBOX").await.expect("inbox");
@@ -348,7 +349,7 @@ async fn dovecot_reads_what_mailstead_wrote() {
             .expect("finish")
             .deliver(
                 &dovecot.maildir,
-                mailstead_directory::model::Quota::UNLIMITED,
+                mailstead_store::QuotaLimit::UNLIMITED,
                 None,
             )
             .await

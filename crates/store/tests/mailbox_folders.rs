@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mailstead_directory::model::Quota;
+use mailstead_store::QuotaLimit;
 use mailstead_store::{
     CacheKey, FlagOperation, FolderLayout, MailStore, MailboxError, SpecialUse, Store, SystemFlags,
 };
@@ -26,7 +26,7 @@ async fn deliver(store: &Store, maildir: &Path, body: &str) {
         .expect("write");
     let spooled = writer.finish().await.expect("finish");
     spooled
-        .deliver(maildir, Quota::UNLIMITED, None)
+        .deliver(maildir, QuotaLimit::UNLIMITED, None)
         .await
         .expect("deliver");
 }
@@ -37,7 +37,10 @@ async fn folders_are_created_listed_renamed_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("Maildir");
         let mail = MailStore::new(&store(dir.path()));
-        let account = mail.open_account(&root, layout, None).await.expect("open");
+        let account = mail
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
         let names = |list: Vec<mailstead_store::FolderInfo>| -> Vec<String> {
             list.into_iter().map(|f| f.name).collect()
         };
@@ -114,7 +117,7 @@ async fn folders_are_created_listed_renamed_deleted() {
         // Deleting a default folder is remembered: it is not recreated.
         account.delete("Junk").await.expect("delete");
         let again = mail
-            .open_account(&root, layout, None)
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
             .await
             .expect("reopen");
         assert!(!names(again.list().await.expect("list")).contains(&"Junk".to_owned()));
@@ -157,11 +160,11 @@ async fn two_handles_see_each_others_flags() {
     let one = MailStore::new(&delivery);
     let two = MailStore::new(&delivery);
     let a = one
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
         .await
         .expect("a");
     let b = two
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
         .await
         .expect("b");
     let a_inbox = a.open("INBOX").await.expect("a inbox");
@@ -279,7 +282,11 @@ async fn keywords_stop_at_26() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mail = MailStore::new(&store(dir.path()));
     let account = mail
-        .open_account(&dir.path().join("Maildir"), FolderLayout::Fs, None)
+        .open_account(
+            &dir.path().join("Maildir"),
+            FolderLayout::Fs,
+            QuotaLimit::UNLIMITED,
+        )
         .await
         .expect("open");
     let inbox = account.open("INBOX").await.expect("inbox");
@@ -338,7 +345,7 @@ async fn uids_are_never_reused() {
         let delivery = delivery.clone();
         tasks.push(tokio::spawn(async move {
             let account = mail
-                .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+                .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
                 .await
                 .expect("open");
             let inbox = account.open("INBOX").await.expect("inbox");
@@ -374,7 +381,7 @@ async fn uids_are_never_reused() {
     // A fresh process sees every delivery with a UID no append got, and all distinct.
     let mail = MailStore::new(&delivery);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
         .await
         .expect("open");
     let inbox = account.open("INBOX").await.expect("inbox");
@@ -402,7 +409,7 @@ async fn uids_are_never_reused() {
         }
         let mail = MailStore::new(&delivery);
         let account = mail
-            .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+            .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
             .await
             .expect("open");
         let inbox = account.open("INBOX").await.expect("inbox");
@@ -436,7 +443,11 @@ async fn delivery_wakes_idle_and_modseq_only_grows() {
     let delivery = store(dir.path());
     let mail = MailStore::new(&delivery);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, Some(1 << 20))
+        .open_account(
+            &root,
+            FolderLayout::MaildirPlusPlus,
+            QuotaLimit::bytes(Some(1 << 20)),
+        )
         .await
         .expect("open");
     let inbox = account.open("INBOX").await.expect("inbox");
@@ -502,7 +513,7 @@ async fn damaged_files_are_survived() {
     {
         let mail = MailStore::new(&delivery);
         let account = mail
-            .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+            .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
             .await
             .expect("open");
         let inbox = account.open("INBOX").await.expect("inbox");
@@ -522,7 +533,7 @@ async fn damaged_files_are_survived() {
     .expect("write");
     let mail = MailStore::new(&delivery);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
         .await
         .expect("open");
     let inbox = account.open("INBOX").await.expect("inbox");
@@ -535,7 +546,7 @@ async fn damaged_files_are_survived() {
     fs::write(root.join("dovecot-uidlist"), b"3 V\xff N--\n1 :x\n").expect("write");
     let mail = MailStore::new(&delivery);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
         .await
         .expect("open");
     let inbox = account.open("INBOX").await.expect("inbox");
@@ -559,7 +570,10 @@ async fn folder_names_of_control_files_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("Maildir");
         let mail = MailStore::new(&store(dir.path()));
-        let account = mail.open_account(&root, layout, None).await.expect("open");
+        let account = mail
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
         account.create("Work", None).await.expect("Work");
         for name in [
             "dovecot-uidlist.lock",
@@ -616,7 +630,7 @@ async fn a_directory_at_the_lock_path_fails_the_command_at_once() {
     let delivery = store(dir.path());
     let mail = MailStore::new(&delivery);
     let account = mail
-        .open_account(&root, FolderLayout::Fs, None)
+        .open_account(&root, FolderLayout::Fs, QuotaLimit::UNLIMITED)
         .await
         .expect("open");
     let lock = root.join("dovecot-uidlist.lock");
@@ -657,7 +671,7 @@ async fn every_folder_that_takes_mail_is_counted_in_the_quota() {
         let root = dir.path().join("Maildir");
         let mail = MailStore::new(&store(dir.path()));
         let account = mail
-            .open_account(&root, layout, Some(1 << 20))
+            .open_account(&root, layout, QuotaLimit::bytes(Some(1 << 20)))
             .await
             .expect("open");
         let deepest = levels(20);
@@ -727,7 +741,10 @@ async fn over_long_names_are_refused_cleanly() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("Maildir");
         let mail = MailStore::new(&store(dir.path()));
-        let account = mail.open_account(&root, layout, None).await.expect("open");
+        let account = mail
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
         let three_levels = ["y".repeat(100), "y".repeat(100), "y".repeat(100)].join("/");
         for name in [
             "x".repeat(256),
@@ -778,7 +795,7 @@ async fn symlinked_folders_are_not_followed() {
         let root = dir.path().join("attacker/Maildir");
         let mail = MailStore::new(&delivery);
         let account = mail
-            .open_account(&root, layout, Some(1 << 20))
+            .open_account(&root, layout, QuotaLimit::bytes(Some(1 << 20)))
             .await
             .expect("open");
         let (evil, parent) = match layout {
@@ -862,7 +879,7 @@ async fn symlinked_message_files_are_not_read() {
     std::os::unix::fs::symlink(&secret, root.join("new/2.M1P1Q2.evil")).expect("link");
     let mail = MailStore::new(&delivery);
     let account = mail
-        .open_account(&root, FolderLayout::Fs, None)
+        .open_account(&root, FolderLayout::Fs, QuotaLimit::UNLIMITED)
         .await
         .expect("open");
     let inbox = account.open("INBOX").await.expect("INBOX");

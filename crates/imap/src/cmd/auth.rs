@@ -189,7 +189,11 @@ impl Session {
         let mail = match self
             .ctx
             .mail
-            .open_account(&account.location.maildir, layout, account.quota.bytes)
+            .open_account(
+                &account.location.maildir,
+                layout,
+                mailstead_store::QuotaLimit::bytes(account.quota.bytes),
+            )
             .await
         {
             Ok(mail) => mail,

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 pub use folder::Folder;
 
-use crate::{Store, maildir};
+use crate::{QuotaLimit, Store, maildir};
 
 /// Dovecot's limit: keyword letters are `a` to `z`.
 pub(crate) const MAX_KEYWORDS: usize = 26;
@@ -212,8 +212,13 @@ pub enum MailboxError {
     CannotDeleteInbox,
     #[error("mailbox {0:?} has child mailboxes; delete them first")]
     HasChildren(String),
-    #[error("over quota: {used} of {limit} bytes used, message is {size} bytes")]
-    OverQuota { limit: u64, used: u64, size: u64 },
+    #[error("over quota: {used} of {limit} {resource} used, the change needs {size}")]
+    OverQuota {
+        resource: crate::QuotaResource,
+        limit: u64,
+        used: u64,
+        size: u64,
+    },
     #[error("keyword {0:?} cannot be stored: a mailbox holds at most 26 keywords")]
     TooManyKeywords(String),
     #[error("{0:?} is not a valid keyword")]
@@ -240,8 +245,17 @@ impl From<crate::StoreError> for MailboxError {
     fn from(err: crate::StoreError) -> MailboxError {
         match err {
             crate::StoreError::OverQuota {
-                limit, used, size, ..
-            } => MailboxError::OverQuota { limit, used, size },
+                resource,
+                limit,
+                used,
+                size,
+                ..
+            } => MailboxError::OverQuota {
+                resource,
+                limit,
+                used,
+                size,
+            },
             crate::StoreError::Io { path, source } => MailboxError::Io { path, source },
             other => MailboxError::Task(other.to_string()),
         }
@@ -295,13 +309,13 @@ impl MailStore {
         &self,
         root: &Path,
         layout: FolderLayout,
-        quota_bytes: Option<u64>,
+        quota: QuotaLimit,
     ) -> Result<Account, MailboxError> {
         let account = Account {
             inner: Arc::new(AccountInner {
                 root: root.to_path_buf(),
                 layout,
-                quota_bytes,
+                quota,
                 store: self.clone(),
                 meta: Mutex::new(()),
             }),
@@ -321,7 +335,7 @@ pub struct Account {
 struct AccountInner {
     root: PathBuf,
     layout: FolderLayout,
-    quota_bytes: Option<u64>,
+    quota: QuotaLimit,
     store: MailStore,
     /// Serialises changes to the folder tree and the account's side files in this process.
     meta: Mutex<()>,
@@ -456,7 +470,7 @@ impl Account {
                             self.inner.special_uses().get(&name).copied(),
                             dir.clone(),
                             self.inner.root.clone(),
-                            self.inner.quota_bytes,
+                            self.inner.quota,
                             Arc::clone(&self.inner.store.inner.hostname),
                             &self.inner.store.inner.notifier,
                         ),
@@ -479,77 +493,15 @@ impl Account {
     pub async fn quota_usage(&self) -> Result<QuotaUsage, MailboxError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
-            let root = &inner.root;
-            let limit = inner.quota_bytes;
-            // Make `maildirsize` fresh (the check recalculates a stale one), then sum it.
-            if let Some(state) = crate::quota::check(root, limit, 0).map_err(MailboxError::from)?
-                && state.needs_rewrite()
-            {
-                crate::quota::record(root, &state, 0, limit).map_err(MailboxError::from)?;
-            }
-            let (bytes, messages) = match fs::read(root.join("maildirsize")) {
-                Ok(contents) => sum_maildirsize(&contents),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                    count_usage(root, inner.layout)
-                }
-                Err(err) => return Err(MailboxError::io(&root.join("maildirsize"), err)),
-            };
+            let usage = crate::quota::usage(&inner.root, inner.quota)?;
             Ok(QuotaUsage {
-                bytes,
-                messages,
-                limit_bytes: limit,
+                bytes: usage.bytes,
+                messages: usage.count,
+                limit_bytes: inner.quota.bytes,
             })
         })
         .await
     }
-}
-
-fn sum_maildirsize(contents: &[u8]) -> (u64, u64) {
-    let text = String::from_utf8_lossy(contents);
-    let (mut bytes, mut count) = (0i64, 0i64);
-    for line in text.lines().skip(1) {
-        let mut fields = line.split_whitespace();
-        let b = fields
-            .next()
-            .and_then(|f| f.parse::<i64>().ok())
-            .unwrap_or(0);
-        let c = fields
-            .next()
-            .and_then(|f| f.parse::<i64>().ok())
-            .unwrap_or(0);
-        bytes = bytes.saturating_add(b);
-        count = count.saturating_add(c);
-    }
-    (
-        u64::try_from(bytes).unwrap_or(0),
-        u64::try_from(count).unwrap_or(0),
-    )
-}
-
-/// Usage without a `maildirsize` (no limit): counted from the file names.
-fn count_usage(root: &Path, layout: FolderLayout) -> (u64, u64) {
-    let mut dirs = vec![root.to_path_buf()];
-    if let Ok(inner) = list_dirs(root, layout) {
-        dirs.extend(inner.into_iter().map(|(_, dir)| dir));
-    }
-    let (mut bytes, mut count) = (0, 0);
-    for dir in dirs {
-        for sub in ["cur", "new"] {
-            let Ok(entries) = fs::read_dir(dir.join(sub)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                let size = format::size_field(format::base_name(&name), 'S')
-                    .or_else(|| entry.metadata().ok().map(|m| m.len()))
-                    .unwrap_or(0);
-                bytes += size;
-                count += 1;
-            }
-        }
-    }
-    (bytes, count)
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -726,10 +678,19 @@ impl AccountInner {
             return Err(MailboxError::HasChildren(name));
         }
         self.forget_open(&dir);
+        // Its messages leave the quota with it; held exclusively, so nothing lands in the
+        // folder between the count and the removal.
+        let held = crate::quota::hold_exclusive(&self.root, self.quota)?;
+        let gone = crate::quota::scan_one(&dir)?;
         // remove_dir_all removes symbolic links inside, never what they point to.
         if let Err(err) = fs::remove_dir_all(&dir) {
             return Err(MailboxError::io(&dir, err));
         }
+        held.record(
+            &self.root,
+            -i64::try_from(gone.bytes).unwrap_or(i64::MAX),
+            -i64::try_from(gone.count).unwrap_or(i64::MAX),
+        );
         let mut uses = self.special_uses();
         if uses.remove(&name).is_some() {
             self.write_special_uses(&uses)?;

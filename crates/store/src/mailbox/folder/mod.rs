@@ -5,7 +5,7 @@
 //! serialised. Sessions read `Arc<Snapshot>`s without locks.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -151,7 +151,7 @@ struct Inner {
     dir: PathBuf,
     /// The account's Maildir, where `maildirsize` lives.
     root: PathBuf,
-    quota: Option<u64>,
+    quota: crate::QuotaLimit,
     hostname: Arc<str>,
     state: Mutex<State>,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -167,7 +167,7 @@ impl Folder {
         special_use: Option<SpecialUse>,
         dir: PathBuf,
         root: PathBuf,
-        quota: Option<u64>,
+        quota: crate::QuotaLimit,
         hostname: Arc<str>,
         notifier: &super::notify::Notifier,
     ) -> Folder {

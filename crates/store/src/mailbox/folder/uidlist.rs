@@ -120,6 +120,7 @@ pub(super) fn new_guid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     /// Pauses are recorded instead of slept: the test sees the back-off, not the clock.
     fn acquire_recording(

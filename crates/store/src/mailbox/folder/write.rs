@@ -1,6 +1,10 @@
-//! Changes through a folder: APPEND, STORE, COPY/MOVE and EXPUNGE.
+//! Changes through a folder: APPEND, STORE, COPY/MOVE and EXPUNGE. Messages enter through
+//! the store's one write path (`maildir::write_message`) and every change in the number of
+//! messages is checked and recorded under the account's quota lock (`quota::reserve`).
 
 use super::*;
+use crate::form::{self, Sizes};
+use crate::maildir::{Content, Placement};
 
 /// What a copy needs of a source message.
 pub(super) struct CopyItem {
@@ -66,45 +70,24 @@ impl Inner {
         internal_date: Option<i64>,
     ) -> Result<u32, MailboxError> {
         let keyword_bits = self.keyword_bits(st, keywords, true)?;
-        let (stored, vsize) = to_stored(message);
-        let physical = stored.len() as u64;
-        let quota_state = quota::check(&self.root, self.quota, physical)?;
-        let tmp_dir = self.dir.join("tmp");
-        let (tmp, base) = loop {
-            let base = maildir::new_name(&maildir::unique_name(&self.hostname), physical, vsize);
-            let tmp = tmp_dir.join(&base);
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-            {
-                Ok(mut file) => {
-                    let res = file.write_all(&stored).and_then(|()| {
-                        if let Some(date) = internal_date {
-                            let when =
-                                UNIX_EPOCH + Duration::from_secs(u64::try_from(date).unwrap_or(0));
-                            file.set_modified(when)?;
-                        }
-                        file.sync_all()
-                    });
-                    if let Err(err) = res {
-                        let _ = fs::remove_file(&tmp);
-                        return Err(MailboxError::io(&tmp, err));
-                    }
-                    break (tmp, base);
-                }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) => return Err(MailboxError::io(&tmp, err)),
-            }
-        };
-        let name = format::file_name(&base, flags, keyword_bits, "");
-        let cur = self.dir.join("cur");
-        let target = cur.join(&name);
-        let res = fs::hard_link(&tmp, &target);
-        let _ = fs::remove_file(&tmp);
-        res.map_err(|err| MailboxError::io(&target, err))?;
-        maildir::sync_dir(&cur).map_err(|err| MailboxError::io(&cur, err))?;
+        let (stored, sizes) = form::to_stored(message);
+        let held = quota::reserve(&self.root, self.quota, sizes.size, 1)?;
+        let info = format::file_name("", flags, keyword_bits, "");
+        let mtime = internal_date
+            .map(|date| UNIX_EPOCH + Duration::from_secs(u64::try_from(date).unwrap_or(0)));
+        let target = maildir::write_message(
+            &Content::Bytes(&stored),
+            &Placement {
+                folder: &self.dir,
+                into_cur: true,
+                hostname: &self.hostname,
+                sizes,
+                info: &info,
+                mtime,
+                sync_dir: true,
+            },
+        )?;
+        let name = file_name_of(&target);
         let uid = match self.assign_uids(st, std::slice::from_ref(&name)) {
             Ok(uids) => uids.first().copied().unwrap_or(0),
             Err(err) => {
@@ -113,11 +96,7 @@ impl Inner {
                 return Err(err);
             }
         };
-        if let Some(state) = quota_state
-            && let Err(err) = quota::record(&self.root, &state, physical, self.quota)
-        {
-            tracing::warn!(root = %self.root.display(), cause = %err, "cannot update maildirsize");
-        }
+        held.record(&self.root, i64::try_from(sizes.size).unwrap_or(i64::MAX), 1);
         st.highest_modseq += 1;
         let internal_date = fs::metadata(&target).map_or(0, |m| m.mtime());
         st.messages.push(Entry {
@@ -127,8 +106,8 @@ impl Inner {
             flags,
             keywords: keyword_bits,
             modseq: st.highest_modseq,
-            size: vsize,
-            physical,
+            size: sizes.vsize,
+            physical: sizes.size,
             internal_date,
         });
         st.messages.sort_by_key(|e| e.uid);
@@ -244,7 +223,7 @@ impl Inner {
         items: Vec<CopyItem>,
     ) -> Result<Vec<(u32, u32)>, MailboxError> {
         let total: u64 = items.iter().map(|i| i.physical).sum();
-        let quota_state = quota::check(&self.root, self.quota, total)?;
+        let held = quota::reserve(&self.root, self.quota, total, items.len() as u64)?;
         let cur = self.dir.join("cur");
         let mut placed: Vec<(u32, String, SystemFlags, u32, u64, u64, i64)> = Vec::new();
         let undo = |placed: &[(u32, String, SystemFlags, u32, u64, u64, i64)]| {
@@ -260,17 +239,13 @@ impl Inner {
                     return Err(err);
                 }
             };
-            let base = maildir::new_name(
-                &maildir::unique_name(&self.hostname),
-                item.physical,
-                item.size,
-            );
-            let name = format::file_name(&base, item.flags, bits, "");
-            let target = cur.join(&name);
-            if let Err(err) = place_copy(item, &target) {
-                undo(&placed);
-                return Err(err);
-            }
+            let name = match self.place_copy(item, bits) {
+                Ok(name) => name,
+                Err(err) => {
+                    undo(&placed);
+                    return Err(err);
+                }
+            };
             placed.push((
                 item.uid,
                 name,
@@ -293,11 +268,11 @@ impl Inner {
                 return Err(err);
             }
         };
-        if let Some(state) = quota_state
-            && let Err(err) = quota::record(&self.root, &state, total, self.quota)
-        {
-            tracing::warn!(root = %self.root.display(), cause = %err, "cannot update maildirsize");
-        }
+        held.record(
+            &self.root,
+            i64::try_from(total).unwrap_or(i64::MAX),
+            i64::try_from(names.len()).unwrap_or(i64::MAX),
+        );
         st.highest_modseq += 1;
         let mut pairs = Vec::with_capacity(placed.len());
         for (p, uid) in placed.into_iter().zip(uids) {
@@ -329,6 +304,7 @@ impl Inner {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
+        let held = quota::reserve(&self.root, self.quota, 0, 0)?;
         let modseq = st.highest_modseq + 1;
         let mut removed: Vec<(u32, u64)> = Vec::new();
         let mut retry = Vec::new();
@@ -379,67 +355,59 @@ impl Inner {
                 write_uidlist(&self.dir, &list)?;
             }
         }
-        self.record_quota_removal(&removed);
+        let bytes: u64 = removed.iter().map(|&(_, size)| size).sum();
+        held.record(
+            &self.root,
+            -i64::try_from(bytes).unwrap_or(i64::MAX),
+            -i64::try_from(removed.len()).unwrap_or(i64::MAX),
+        );
         st.dirty = true;
         self.publish(st, true);
         let mut uids: Vec<u32> = gone.into_iter().collect();
         uids.sort_unstable();
         Ok(uids)
     }
+}
 
-    /// Maildir++: one negative line per removal, when the account keeps `maildirsize`.
-    pub(super) fn record_quota_removal(&self, removed: &[(u32, u64)]) {
-        let path = self.root.join("maildirsize");
-        if removed.is_empty() || !path.exists() {
-            return;
-        }
-        let bytes: u64 = removed.iter().map(|&(_, size)| size).sum();
-        let line = format!("-{bytes} -{}\n", removed.len());
-        let res = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .and_then(|mut file| file.write_all(line.as_bytes()));
-        if let Err(err) = res {
-            tracing::warn!(path = %path.display(), cause = %err, "cannot update maildirsize");
-        }
+impl Inner {
+    /// Places a copy of a source message in `cur/` through the one write path: a hard link
+    /// to the source file, or a copy keeping its internal date. Returns the new file name.
+    fn place_copy(&self, item: &CopyItem, keywords: u32) -> Result<String, MailboxError> {
+        let source = match fs::symlink_metadata(&item.path) {
+            Ok(_) => item.path.clone(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                // Renamed (flags changed) since: find it by its base name.
+                let dir = item.path.parent().unwrap_or(Path::new("."));
+                names_in(dir)?
+                    .into_iter()
+                    .find(|n| format::base_name(n) == item.base)
+                    .map(|n| dir.join(n))
+                    .ok_or_else(|| MailboxError::io(&item.path, err))?
+            }
+            Err(err) => return Err(MailboxError::io(&item.path, err)),
+        };
+        let info = format::file_name("", item.flags, keywords, "");
+        let mtime =
+            UNIX_EPOCH + Duration::from_secs(u64::try_from(item.internal_date).unwrap_or(0));
+        let target = maildir::write_message(
+            &Content::Link(&source),
+            &Placement {
+                folder: &self.dir,
+                into_cur: true,
+                hostname: &self.hostname,
+                sizes: Sizes::known(item.physical, item.size),
+                info: &info,
+                mtime: Some(mtime),
+                sync_dir: false,
+            },
+        )?;
+        Ok(file_name_of(&target))
     }
 }
 
-/// Hard-links (or copies, across file systems) a source message to `target`.
-pub(super) fn place_copy(item: &CopyItem, target: &Path) -> Result<(), MailboxError> {
-    let source = match fs::hard_link(&item.path, target) {
-        Ok(()) => return Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            // Renamed (flags changed) since: find it by its base name.
-            let dir = item.path.parent().unwrap_or(Path::new("."));
-            let found = names_in(dir)?
-                .into_iter()
-                .find(|n| format::base_name(n) == item.base)
-                .map(|n| dir.join(n));
-            match found {
-                Some(path) => match fs::hard_link(&path, target) {
-                    Ok(()) => return Ok(()),
-                    Err(_) => path,
-                },
-                None => return Err(MailboxError::io(&item.path, err)),
-            }
-        }
-        Err(_) => item.path.clone(),
-    };
-    let res = (|| -> io::Result<()> {
-        let mut from = open_message_file(&source)?;
-        let mut to = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(target)?;
-        io::copy(&mut from, &mut to)?;
-        let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(item.internal_date).unwrap_or(0));
-        to.set_modified(when)?;
-        to.sync_all()
-    })();
-    res.map_err(|err| {
-        let _ = fs::remove_file(target);
-        MailboxError::io(target, err)
-    })
+/// The file name of a path `write_message` returned.
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
