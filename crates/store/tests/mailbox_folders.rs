@@ -892,3 +892,48 @@ async fn symlinked_message_files_are_not_read() {
         .expect("there");
     assert!(String::from_utf8_lossy(&own).contains("own"));
 }
+
+/// UIDVALIDITY is unique per account and never comes back for a name: the five folders of a
+/// new account (made in one second) differ, and a name deleted and made again, or taken by
+/// a rename, never shows an earlier folder's value.
+#[tokio::test]
+async fn uidvalidity_is_unique_per_account_and_never_reused() {
+    for layout in [FolderLayout::MaildirPlusPlus, FolderLayout::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let mail = MailStore::new(&store(dir.path()));
+        let account = mail
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
+        let validity = |name: &'static str| {
+            let account = account.clone();
+            async move {
+                account
+                    .open(name)
+                    .await
+                    .expect("open")
+                    .snapshot()
+                    .uid_validity
+            }
+        };
+        let mut seen = HashSet::new();
+        for name in ["INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"] {
+            assert!(seen.insert(validity(name).await), "{name} repeats a value");
+        }
+        let old_trash = validity("Trash").await;
+        let junk = validity("Junk").await;
+
+        account.delete("Sent").await.expect("delete");
+        account.create("Sent", None).await.expect("create");
+        assert!(seen.insert(validity("Sent").await), "Sent got an old value");
+
+        account.delete("Trash").await.expect("delete");
+        account.rename("Junk", "Trash").await.expect("rename");
+        let new_trash = validity("Trash").await;
+        assert_ne!(new_trash, old_trash);
+        assert_eq!(new_trash, junk, "a renamed folder keeps its messages' UIDs");
+        account.create("Junk", None).await.expect("create");
+        assert!(seen.insert(validity("Junk").await), "Junk got an old value");
+    }
+}

@@ -25,6 +25,7 @@ mod format;
 mod index;
 mod name;
 pub(crate) mod notify;
+mod uidvalidity;
 
 use std::collections::HashMap;
 use std::fs;
@@ -645,6 +646,9 @@ impl AccountInner {
             let level_dir = self.folder_dir(&level);
             self.check_free(&level, &level_dir)?;
             folder::ensure_maildir(&level_dir)?;
+            // Unique per account and never given twice, so no earlier folder of this name
+            // (deleted, or renamed away) shares it: clients' caches keyed on it stay right.
+            folder::start_uidlist(&level_dir, uidvalidity::next(&self.root)?)?;
             if self.layout == FolderLayout::MaildirPlusPlus {
                 let marker = level_dir.join("maildirfolder");
                 if let Err(err) = fs::write(&marker, b"") {

@@ -31,6 +31,7 @@ mod write;
 use files::*;
 pub(crate) use files::{ensure_maildir, move_all_files};
 use sync::*;
+pub(crate) use uidlist::start_uidlist;
 use uidlist::*;
 
 const UIDLIST: &str = "dovecot-uidlist";

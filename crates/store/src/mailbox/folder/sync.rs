@@ -397,7 +397,7 @@ impl Inner {
                 uid_validity: if st.uid_validity != 0 {
                     st.uid_validity
                 } else {
-                    u32::try_from(now_ns() / 1_000_000_000).unwrap_or(1).max(1)
+                    crate::mailbox::uidvalidity::next(&self.root)?
                 },
                 next_uid: st.next_uid.max(1),
                 guid: if st.guid.is_empty() {

@@ -104,6 +104,24 @@ impl Drop for DotLock {
     }
 }
 
+/// Gives a new folder its `dovecot-uidlist` with the UIDVALIDITY the account allocated,
+/// unless it has one already (a folder Dovecot made first).
+pub(crate) fn start_uidlist(dir: &Path, uid_validity: u32) -> Result<(), MailboxError> {
+    let _lock = DotLock::acquire(dir)?;
+    if read_uidlist(dir)?.is_some() {
+        return Ok(());
+    }
+    write_uidlist(
+        dir,
+        &UidList {
+            uid_validity,
+            next_uid: 1,
+            guid: new_guid(),
+            records: Vec::new(),
+        },
+    )
+}
+
 pub(super) fn new_guid() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::with_capacity(32);
