@@ -140,14 +140,15 @@ async fn folders_are_created_listed_renamed_deleted() {
         assert!(raw.starts_with(b"V\t2\n\n"));
         assert!(raw.windows(13).any(|w| w == b"Jobs\tProjects"));
 
-        // Non-ASCII names are modified UTF-7 on disk, as Dovecot names them.
-        account.create("Entwürfe", None).await.expect("utf8");
+        // Names are modified UTF-7, as the client sent them and as Dovecot names the
+        // directory.
+        account.create("Entw&APw-rfe", None).await.expect("mutf7");
         let on_disk = match layout {
             FolderLayout::MaildirPlusPlus => root.join(".Entw&APw-rfe"),
             FolderLayout::Fs => root.join("Entw&APw-rfe"),
         };
         assert!(on_disk.join("cur").is_dir());
-        assert!(names(account.list().await.expect("list")).contains(&"Entwürfe".to_owned()));
+        assert!(names(account.list().await.expect("list")).contains(&"Entw&APw-rfe".to_owned()));
     }
 }
 
@@ -935,5 +936,48 @@ async fn uidvalidity_is_unique_per_account_and_never_reused() {
         assert_eq!(new_trash, junk, "a renamed folder keeps its messages' UIDs");
         account.create("Junk", None).await.expect("create");
         assert!(seen.insert(validity("Junk").await), "Junk got an old value");
+    }
+}
+
+/// Folder names are modified UTF-7 as the client sent them, and that is the directory name,
+/// as Dovecot keeps it: a folder Dovecot made and one Mailstead made are the same directory,
+/// and `&` is never escaped a second time.
+#[tokio::test]
+async fn mutf7_names_are_the_directory_names_dovecot_uses() {
+    for layout in [FolderLayout::MaildirPlusPlus, FolderLayout::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let mail = MailStore::new(&store(dir.path()));
+        let account = mail
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
+        let disk = |name: &str| match layout {
+            FolderLayout::MaildirPlusPlus => root.join(format!(".{name}")),
+            FolderLayout::Fs => root.join(name),
+        };
+        account.create("Entw&APw-rfe", None).await.expect("create");
+        account.create("x&-y", None).await.expect("create");
+        assert!(disk("Entw&APw-rfe").join("cur").is_dir());
+        assert!(disk("x&-y").join("cur").is_dir());
+        // Made by Dovecot: a directory named as the client sent the name.
+        for sub in ["cur", "new", "tmp"] {
+            fs::create_dir_all(disk("Gel&APY-scht").join(sub)).expect("mkdir");
+        }
+        let names: Vec<String> = account
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        for name in ["Entw&APw-rfe", "x&-y", "Gel&APY-scht"] {
+            assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+        }
+        account.open("Gel&APY-scht").await.expect("open Dovecot's");
+        assert!(matches!(
+            account.create("Gel&APY-scht", None).await,
+            Err(MailboxError::AlreadyExists(_))
+        ));
     }
 }

@@ -308,101 +308,6 @@ fn unescape_tab(part: &str) -> String {
     out
 }
 
-/// Modified UTF-7 (RFC 3501 5.1.3), how Dovecot names folders on disk.
-pub(crate) fn mutf7_encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut pending: Vec<u16> = Vec::new();
-    let flush = |pending: &mut Vec<u16>, out: &mut String| {
-        if pending.is_empty() {
-            return;
-        }
-        let bytes: Vec<u8> = pending.iter().flat_map(|unit| unit.to_be_bytes()).collect();
-        out.push('&');
-        out.push_str(&base64_modified(&bytes));
-        out.push('-');
-        pending.clear();
-    };
-    for c in name.chars() {
-        if (' '..='~').contains(&c) {
-            flush(&mut pending, &mut out);
-            if c == '&' {
-                out.push_str("&-");
-            } else {
-                out.push(c);
-            }
-        } else {
-            let mut buf = [0u16; 2];
-            pending.extend_from_slice(c.encode_utf16(&mut buf));
-        }
-    }
-    flush(&mut pending, &mut out);
-    out
-}
-
-/// Decodes modified UTF-7; `None` when it is not valid (the name is then shown as it is).
-pub(crate) fn mutf7_decode(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len());
-    let mut rest = name;
-    while let Some(pos) = rest.find('&') {
-        out.push_str(rest.get(..pos)?);
-        let after = rest.get(pos + 1..)?;
-        let end = after.find('-')?;
-        let encoded = after.get(..end)?;
-        if encoded.is_empty() {
-            out.push('&');
-        } else {
-            let bytes = base64_modified_decode(encoded)?;
-            if bytes.len() % 2 != 0 {
-                return None;
-            }
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
-                .collect();
-            out.push_str(&String::from_utf16(&units).ok()?);
-        }
-        rest = after.get(end + 1..)?;
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-
-fn base64_modified(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            let index = ((n >> (18 - 6 * i)) & 63) as usize;
-            out.push(char::from(B64[index]));
-        }
-    }
-    out
-}
-
-fn base64_modified_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let value = B64.iter().position(|&b| b == c)? as u32;
-        acc = (acc << 6) | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,18 +403,5 @@ mod tests {
             ["INBOX", "Work/A"]
         );
         let _ = parse_subscriptions(b"V\t2\n\n\x01\n\xff\t\t\n", '.');
-    }
-
-    #[test]
-    fn mutf7() {
-        for name in ["Entw\u{fc}rfe", "A&B", "日本語", "plain", "\u{1F600} x"] {
-            let encoded = mutf7_encode(name);
-            assert!(encoded.is_ascii());
-            assert_eq!(mutf7_decode(&encoded).as_deref(), Some(name), "{encoded}");
-        }
-        assert_eq!(mutf7_encode("Entw\u{fc}rfe"), "Entw&APw-rfe");
-        assert_eq!(mutf7_decode("&-"), Some("&".to_owned()));
-        assert_eq!(mutf7_decode("&AP"), None);
-        assert_eq!(mutf7_decode("&!!-"), None);
     }
 }

@@ -843,9 +843,9 @@ fn list_dirs(root: &Path, layout: FolderLayout) -> Result<Vec<(String, PathBuf)>
             FolderLayout::MaildirPlusPlus => levels
                 .iter()
                 .flat_map(|disk| disk.split('.'))
-                .map(decode_level)
+                .map(str::to_owned)
                 .collect(),
-            FolderLayout::Fs => levels.iter().map(|disk| decode_level(disk)).collect(),
+            FolderLayout::Fs => levels,
         };
         let Ok(name) = name::check(&levels.join("/"), layout) else {
             continue;
@@ -855,10 +855,6 @@ fn list_dirs(root: &Path, layout: FolderLayout) -> Result<Vec<(String, PathBuf)>
         }
     }
     Ok(out)
-}
-
-fn decode_level(disk: &str) -> String {
-    format::mutf7_decode(disk).unwrap_or_else(|| disk.to_owned())
 }
 
 /// Unique among this process's writers (several folders or accounts may write the same

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{FolderLayout, MailboxError, format};
+use super::{FolderLayout, MailboxError};
 use crate::maildir::MAX_FOLDER_DEPTH;
 
 /// The longest name, in bytes, as the client sends it (Dovecot allows 2048 when creating).
@@ -41,10 +41,9 @@ pub(crate) fn check(name: &str, layout: FolderLayout) -> Result<String, MailboxE
     if levels.len() > MAX_FOLDER_DEPTH {
         return Err(invalid("more than 20 hierarchy levels"));
     }
-    let disk: Vec<String> = levels
-        .iter()
-        .map(|level| format::mutf7_encode(level))
-        .collect();
+    // The name is modified UTF-7 as the client sent it, which is also the directory name
+    // Dovecot uses: nothing is encoded again on the way to disk.
+    let disk: Vec<String> = levels.iter().map(|level| (*level).to_owned()).collect();
     if let Some(reason) = disk.iter().find_map(|level| control_name(level)) {
         return Err(invalid(reason));
     }
@@ -140,7 +139,7 @@ pub(crate) fn relative_dir(name: &str, layout: FolderLayout) -> PathBuf {
     if name == "INBOX" {
         return PathBuf::new();
     }
-    let disk: Vec<String> = name.split('/').map(format::mutf7_encode).collect();
+    let disk: Vec<&str> = name.split('/').collect();
     match layout {
         FolderLayout::MaildirPlusPlus => PathBuf::from(format!(".{}", disk.join("."))),
         FolderLayout::Fs => disk.iter().collect(),
