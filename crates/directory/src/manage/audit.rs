@@ -1,0 +1,30 @@
+//! The audit log every write appends to, as it is read back.
+
+use super::*;
+
+impl Directory {
+    /// The newest `limit` audit entries, newest first.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>, DirectoryError> {
+        let rows = sqlx::query(self.inner.db.sql(
+            "SELECT id, {epoch:created_at} AS at, actor, action, subject, details FROM audit_log ORDER BY id DESC LIMIT ?",
+        ))
+        .bind(limit)
+        .fetch_all(&self.inner.db.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    subject: row.try_get("subject")?,
+                    details: row.try_get("details")?,
+                })
+            })
+            .collect()
+    }
+}
