@@ -466,6 +466,43 @@ async fn append_copy_move_expunge_with_uidplus() {
     );
 }
 
+/// RFC822.SIZE of an APPENDed message (its `W=`) is the size of the BODY[] FETCH sends, by
+/// the store's one size rule, for bare CRs, bare LFs and CR before CRLF alike.
+#[tokio::test]
+async fn appended_size_is_what_fetch_sends() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    // (APPENDed bytes, what BODY[] sends)
+    let cases: [(&str, &str); 4] = [
+        ("a\r\r\n", "a\r\n"),
+        ("bare\rcr\r\n", "bare\rcr\r\n"),
+        ("bare\nlf\r\n", "bare\r\nlf\r\n"),
+        ("trailing cr\r", "trailing cr\r"),
+    ];
+    for (appended, _) in cases {
+        let (_, done) = client
+            .run(&format!(
+                "APPEND INBOX {{{}+}}\r\n{appended}",
+                appended.len()
+            ))
+            .await;
+        assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    }
+    client.run("SELECT INBOX").await;
+    for (n, (_, fetched)) in cases.iter().enumerate() {
+        let (untagged, _) = client
+            .run(&format!("FETCH {} (RFC822.SIZE BODY.PEEK[])", n + 1))
+            .await;
+        let size = fetched.len();
+        assert!(
+            untagged[0].contains(&format!(
+                "RFC822.SIZE {size} BODY[] {{{size}}}\r\n{fetched}"
+            )),
+            "{untagged:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn list_shows_special_use_folders_and_children() {
     let server = start(true).await;

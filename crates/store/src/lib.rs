@@ -17,10 +17,14 @@
 //! # Layout
 //!
 //! - `lib.rs`: `Store`, `StoreError`, `clean_maildir_tmp`.
-//! - `writer.rs`: `MessageWriter`, `SpooledMessage`, the CRLF to LF conversion.
-//! - `maildir.rs`: file names, creating a Maildir, the tmp/ to new/ dance.
-//! - `quota.rs`: the Maildir++ `maildirsize` file, as Dovecot's `quota = maildir` backend
-//!   reads and writes it.
+//! - `writer.rs`: `MessageWriter`, `SpooledMessage`, delivery into a Maildir.
+//! - `form.rs`: the one rule for the stored form (CRLF to LF) and the `S=`/`W=` sizes, used
+//!   by delivery, APPEND and a file found without `W=`.
+//! - `maildir.rs`: file names, creating a Maildir, and `write_message`, the one write path
+//!   of every message into a folder (delivery, APPEND, COPY).
+//! - `quota.rs`: the account's quota (`QuotaLimit`): the one reader and writer of the
+//!   Maildir++ `maildirsize` file, as Dovecot's `quota = maildir` backend keeps it, the one
+//!   usage scan, and the lock every writer holds from its check to its recorded line.
 //! - `retire.rs`: moving a removed mailbox's files aside (or deleting them), so that an
 //!   address added again starts empty.
 //! - `mailbox/`: the IMAP-facing side: [`MailStore`], [`Account`], [`Folder`] (folders, UIDs,
@@ -40,9 +44,10 @@
 //! logged, and the file is recalculated when it is missing or looks wrong.
 //! Quota is checked before anything is written into the Maildir, so a refused message leaves
 //! no trace there (no Maildir, no `maildirsize` is created for it).
-//! Mailstead's own deliveries keep `maildirsize` exact among themselves: each holds a shared
-//! `flock(2)` on the Maildir directory from the quota check to its appended line, and a
-//! rewrite from a scan holds it exclusively. Dovecot ignores that lock, so against Dovecot's
+//! Mailstead's own writers keep `maildirsize` exact among themselves: delivery, APPEND,
+//! COPY/MOVE and EXPUNGE each hold a shared `flock(2)` on the Maildir directory from the quota
+//! check to its recorded line, and a rewrite from a scan or a folder DELETE holds it
+//! exclusively. Dovecot ignores that lock, so against Dovecot's
 //! own writes the file is as approximate as Maildir++ always is (and recalculated when it
 //! looks wrong).
 //!

@@ -15,7 +15,9 @@
 //!
 //! - `mod.rs`: the public types, `MailStore` and `Account` (folder names, the folder list).
 //! - `folder.rs`: `Folder`: sync, append, flags, copy/move, expunge.
-//! - `name.rs`: which folder names are valid, and their directories on disk.
+//! - `name.rs`: which folder names are valid, and their directories on disk (the name is
+//!   modified UTF-7 as the client sent it, and that is the directory name, as in Dovecot).
+//! - `uidvalidity.rs`: a new folder's UIDVALIDITY, from the account's `dovecot-uidvalidity`.
 //! - `format.rs`: parsers and writers for Dovecot's files.
 //! - `index.rs`: the binary index file.
 //! - `notify.rs`: the registry through which delivery wakes IDLE sessions.

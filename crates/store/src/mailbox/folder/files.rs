@@ -1,4 +1,4 @@
-//! Message files: the stored form, opening without following links, copying.
+//! Message files: reading them without following links, moving them (RENAME INBOX).
 
 use super::*;
 
