@@ -981,3 +981,41 @@ async fn mutf7_names_are_the_directory_names_dovecot_uses() {
         ));
     }
 }
+
+/// Directories an earlier Mailstead named with the name encoded twice are renamed once to
+/// the name Dovecot uses; Dovecot's own directories are left alone.
+#[tokio::test]
+async fn doubly_encoded_directories_are_renamed_once() {
+    for layout in [FolderLayout::MaildirPlusPlus, FolderLayout::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let disk = |name: &str| match layout {
+            FolderLayout::MaildirPlusPlus => root.join(format!(".{name}")),
+            FolderLayout::Fs => root.join(name),
+        };
+        for name in ["Entw&-APw-rfe", "x&--y", "A&-B"] {
+            for sub in ["cur", "new", "tmp"] {
+                fs::create_dir_all(disk(name).join(sub)).expect("mkdir");
+            }
+        }
+        // Opened by an earlier Mailstead.
+        fs::write(root.join("mailstead-defaults"), "1\n").expect("marker");
+        let mail = MailStore::new(&store(dir.path()));
+        let account = mail
+            .open_account(&root, layout, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
+        let names: Vec<String> = account
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        for name in ["Entw&APw-rfe", "x&-y", "A&-B"] {
+            assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
+            assert!(disk(name).join("cur").is_dir(), "{name}");
+        }
+        assert!(!disk("Entw&-APw-rfe").exists());
+    }
+}

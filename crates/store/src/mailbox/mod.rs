@@ -9,7 +9,7 @@
 //! - file names `<base>:2,<letters>` carry the flags; `new/` files move to `cur/` on sync.
 //! - `subscriptions` (Dovecot 2.3 format) at the account root.
 //! - Ours: `mailstead.index` per folder (a cache, never trusted over the files above),
-//!   `mailstead-special-use` and `mailstead-defaults` at the account root.
+//!   `mailstead-special-use`, `mailstead-defaults` and `mailstead-names` at the account root.
 //!
 //! # Layout
 //!
@@ -18,6 +18,8 @@
 //! - `name.rs`: which folder names are valid, and their directories on disk (the name is
 //!   modified UTF-7 as the client sent it, and that is the directory name, as in Dovecot).
 //! - `uidvalidity.rs`: a new folder's UIDVALIDITY, from the account's `dovecot-uidvalidity`.
+//! - `migrate.rs`: renames, once per account, folder directories an earlier Mailstead named
+//!   with the name encoded twice.
 //! - `format.rs`: parsers and writers for Dovecot's files.
 //! - `index.rs`: the binary index file.
 //! - `notify.rs`: the registry through which delivery wakes IDLE sessions.
@@ -25,6 +27,7 @@
 mod folder;
 mod format;
 mod index;
+mod migrate;
 mod name;
 pub(crate) mod notify;
 mod uidvalidity;
@@ -566,6 +569,7 @@ impl AccountInner {
     fn ensure_defaults(&self) -> Result<(), MailboxError> {
         let _guard = self.lock_meta();
         folder::ensure_maildir(&self.root)?;
+        migrate::run_once(&self.root, self.layout)?;
         let marker = self.root.join(DEFAULTS_MARKER);
         if marker.exists() {
             return Ok(());
