@@ -144,6 +144,16 @@ impl Selected {
     pub(crate) fn is_recent(&self, uid: u32) -> bool {
         self.recent.binary_search(&uid).is_ok()
     }
+
+    /// The first UID recent in this session: SELECT claims up to `uid_next`, EXAMINE only
+    /// looks (RFC 3501 6.3.2).
+    pub(crate) fn first_recent(&self, uid_next: u32) -> u32 {
+        if self.read_only {
+            self.folder.recent_from()
+        } else {
+            self.folder.claim_recent(uid_next)
+        }
+    }
 }
 
 /// What an idle connection before login closed to make room for a new one is told; a full
@@ -395,6 +405,8 @@ impl Session {
             Command::Noop => Done::ok("NOOP completed."),
             Command::Check => Done::ok("CHECK completed."),
             Command::Logout => {
+                // Nothing may follow the BYE but the tagged OK (RFC 3501 7.1.5): no refresh.
+                self.selected = None;
                 self.conn.write(b"* BYE Logging out.\r\n").await?;
                 Done::ok("Logout completed.").then_close()
             }
@@ -638,12 +650,10 @@ impl Session {
                 .collect();
             selected.uid_next = snapshot.uid_next;
             if !new.is_empty() {
-                if !selected.read_only {
-                    let first_recent = selected.folder.claim_recent(snapshot.uid_next);
-                    selected
-                        .recent
-                        .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
-                }
+                let first_recent = selected.first_recent(snapshot.uid_next);
+                selected
+                    .recent
+                    .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
                 selected.uids.extend(new);
                 out.extend_from_slice(format!("* {} EXISTS\r\n", selected.uids.len()).as_bytes());
                 out.extend_from_slice(format!("* {} RECENT\r\n", selected.recent.len()).as_bytes());

@@ -875,3 +875,42 @@ async fn symlinked_message_files_are_not_read() {
         .expect("there");
     assert!(String::from_utf8_lossy(&own).contains("own"));
 }
+
+#[tokio::test]
+async fn a_recent_claim_outlives_the_process_that_made_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let delivery = store(dir.path());
+    deliver(&delivery, &root, "one").await;
+    deliver(&delivery, &root, "two").await;
+    {
+        let mail = MailStore::new(&delivery);
+        let account = mail
+            .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+            .await
+            .expect("open");
+        let inbox = account.open("INBOX").await.expect("inbox");
+        let snapshot = inbox.snapshot();
+        assert_eq!(snapshot.messages.len(), 2);
+        assert_eq!(inbox.claim_recent(snapshot.uid_next), 1, "both recent here");
+    }
+    // The first process is gone (its index written on the way out); a second one opens the
+    // folder: the messages were seen already, so they are no longer recent.
+    let mut first_recent = 0;
+    for _ in 0..200 {
+        let mail = MailStore::new(&delivery);
+        let account = mail
+            .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+            .await
+            .expect("open");
+        let inbox = account.open("INBOX").await.expect("inbox");
+        first_recent = inbox.recent_from();
+        if first_recent == 3 {
+            break;
+        }
+        drop(inbox);
+        drop(mail);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(first_recent, 3, "nothing recent for the second process");
+}

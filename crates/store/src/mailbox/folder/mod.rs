@@ -157,6 +157,8 @@ struct Inner {
     snapshot: RwLock<Arc<Snapshot>>,
     signal: Arc<watch::Sender<u64>>,
     first_recent: AtomicU32,
+    /// A `\Recent` claim the index does not hold yet.
+    claim_dirty: AtomicBool,
     cache: Mutex<Cache>,
     cache_dirty: AtomicBool,
 }
@@ -196,6 +198,7 @@ impl Folder {
                 })),
                 signal,
                 first_recent: AtomicU32::new(1),
+                claim_dirty: AtomicBool::new(false),
                 cache: Mutex::new(HashMap::new()),
                 cache_dirty: AtomicBool::new(false),
             }),
@@ -253,9 +256,22 @@ impl Folder {
     /// `\Recent`: returns the first UID recent for the caller and claims everything below
     /// `uid_next` for it, so no other session sees those as recent.
     pub fn claim_recent(&self, uid_next: u32) -> u32 {
-        self.inner
+        let first = self
+            .inner
             .first_recent
-            .fetch_max(uid_next, Ordering::AcqRel)
+            .fetch_max(uid_next, Ordering::AcqRel);
+        if first < uid_next {
+            // Kept in the index, as Dovecot keeps it in its index header: the claim outlives
+            // the folder's time in memory.
+            self.inner.claim_dirty.store(true, Ordering::Release);
+        }
+        first
+    }
+
+    /// The first UID no session has claimed as `\Recent` yet (STATUS, EXAMINE); claims
+    /// nothing.
+    pub fn recent_from(&self) -> u32 {
+        self.inner.first_recent.load(Ordering::Acquire)
     }
 
     /// Stores a message (`message` as received, CRLF) and returns its UID once the file, its
@@ -452,7 +468,7 @@ impl Drop for Folder {
         let inner = Arc::clone(&self.inner);
         let write = move || {
             let mut st = lock(&inner.state);
-            if st.dirty || inner.cache_dirty.load(Ordering::Acquire) {
+            if inner.needs_write(&st) {
                 inner.write_index(&mut st);
             }
         };
@@ -466,6 +482,13 @@ impl Drop for Folder {
 }
 
 impl Inner {
+    /// Whether the index on disk is behind this state.
+    fn needs_write(&self, st: &State) -> bool {
+        st.dirty
+            || self.cache_dirty.load(Ordering::Acquire)
+            || self.claim_dirty.load(Ordering::Acquire)
+    }
+
     fn current(&self) -> Arc<Snapshot> {
         match self.snapshot.read() {
             Ok(snapshot) => Arc::clone(&snapshot),
