@@ -23,6 +23,7 @@
 mod folder;
 mod format;
 mod index;
+mod kept;
 mod name;
 pub(crate) mod notify;
 
@@ -271,6 +272,8 @@ struct MailStoreInner {
     hostname: Arc<str>,
     /// Open folders, and the state of those whose index is still being written.
     folders: Mutex<HashMap<PathBuf, (Weak<Folder>, folder::Remains)>>,
+    /// Folders no session holds, kept for the next open.
+    kept: kept::Kept,
 }
 
 impl MailStore {
@@ -281,6 +284,7 @@ impl MailStore {
                 notifier: Arc::clone(&store.inner.notifier),
                 hostname: Arc::from(store.inner.hostname.as_str()),
                 folders: Mutex::new(HashMap::new()),
+                kept: kept::Kept::default(),
             }),
         }
     }
@@ -462,12 +466,19 @@ impl Account {
                         ),
                     });
                     folders.retain(|_, (open, remains)| open.strong_count() > 0 || remains.alive());
-                    folders.insert(dir, (Arc::downgrade(&folder), folder.remains()));
+                    folders.insert(dir.clone(), (Arc::downgrade(&folder), folder.remains()));
                     folder
                 }
             }
         };
         folder.sync().await?;
+        let kept = &self.inner.store.inner.kept;
+        if folder.quota() == self.inner.quota_bytes {
+            kept.keep(&dir, &folder);
+        } else {
+            // A quota changed in the directory reaches the folder once no session holds it.
+            kept.forget(&dir);
+        }
         Ok(folder)
     }
 
@@ -822,6 +833,7 @@ impl AccountInner {
     /// A renamed or deleted folder's open handle must not be handed out again.
     fn forget_open(&self, dir: &Path) {
         lock(&self.store.inner.folders).remove(dir);
+        self.store.inner.kept.forget(dir);
     }
 
     fn read_subscriptions(&self) -> Result<Vec<String>, MailboxError> {

@@ -225,6 +225,11 @@ impl Folder {
         self.inner.special_use
     }
 
+    /// The quota in bytes the folder was opened with.
+    pub(crate) fn quota(&self) -> Option<u64> {
+        self.inner.quota
+    }
+
     /// Picks up what changed on disk (deliveries, Dovecot, other processes), gives new
     /// messages UIDs and moves them from `new/` to `cur/`. Cheap when the directories have
     /// not changed.
