@@ -1375,3 +1375,29 @@ async fn logout_sends_nothing_after_bye() {
         Some("* BYE Logging out.")
     );
 }
+
+#[tokio::test]
+async fn idle_sees_a_message_another_process_dropped_into_new() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    client.send(b"i1 IDLE\r\n").await;
+    assert_eq!(client.line().await.trim_end(), "+ idling");
+    // Written the way any MDA writes Maildir, with no word to this process.
+    let maildir = server.maildir("alice").await;
+    let name = "1780000000.M1P1.other,S=18,W=21";
+    std::fs::write(maildir.join("tmp").join(name), "Subject: x\n\nhello\n").unwrap();
+    std::fs::rename(
+        maildir.join("tmp").join(name),
+        maildir.join("new").join(name),
+    )
+    .unwrap();
+    // Within the client's 10 s read bound, far under the periodic check's 30 s.
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l == "* 1 EXISTS") {
+        lines.push(client.line().await.trim_end().to_owned());
+    }
+    client.send(b"DONE\r\n").await;
+    let (_, done) = client.until_tagged("i1").await;
+    assert_eq!(done, "OK IDLE terminated.");
+}

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 pub use folder::Folder;
+pub use notify::WatchGuard;
 
 use crate::{Store, maildir};
 

@@ -156,6 +156,7 @@ struct Inner {
     state: Mutex<State>,
     snapshot: RwLock<Arc<Snapshot>>,
     signal: Arc<watch::Sender<u64>>,
+    notifier: Arc<super::notify::Notifier>,
     first_recent: AtomicU32,
     /// A `\Recent` claim the index does not hold yet.
     claim_dirty: AtomicBool,
@@ -171,7 +172,7 @@ impl Folder {
         root: PathBuf,
         quota: Option<u64>,
         hostname: Arc<str>,
-        notifier: &super::notify::Notifier,
+        notifier: &Arc<super::notify::Notifier>,
     ) -> Folder {
         let (signal, _) = watch::channel(0);
         let signal = Arc::new(signal);
@@ -197,6 +198,7 @@ impl Folder {
                     keywords: Vec::new(),
                 })),
                 signal,
+                notifier: Arc::clone(notifier),
                 first_recent: AtomicU32::new(1),
                 claim_dirty: AtomicBool::new(false),
                 cache: Mutex::new(HashMap::new()),
@@ -253,9 +255,17 @@ impl Folder {
         self.inner.current()
     }
 
-    /// Bumps on every change through this folder and on every delivery into it.
+    /// Bumps on every change through this folder and on every delivery into it, and, while
+    /// a [`Folder::watch`] guard lives, on every change anyone makes in its directory.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.signal.subscribe()
+    }
+
+    /// Watches the folder's directory (inotify, one watch per folder however many sessions
+    /// ask) until the guard goes; `None` when no watch could be set, and then only
+    /// [`Folder::sync`] sees other processes' changes.
+    pub fn watch(&self) -> Option<super::notify::WatchGuard> {
+        self.inner.notifier.watch(&self.inner.dir)
     }
 
     /// `\Recent`: returns the first UID recent for the caller and claims everything below
