@@ -134,6 +134,9 @@ pub(crate) struct Selected {
     pub(crate) uid_next: u32,
     /// Flag changes up to this modification sequence have been reported.
     pub(crate) known_modseq: u64,
+    /// The snapshot's `expunge_serial` when expunges were last reported: while it stays, no
+    /// command needs to look for expunged messages.
+    pub(crate) known_expunges: u64,
     /// Keywords the client has been told about (`* FLAGS`).
     pub(crate) known_keywords: usize,
     /// Flag changes this session made and already reported, by UID: the modseq they got.
@@ -577,16 +580,20 @@ impl Session {
             return Ok(());
         };
         let mut out = Vec::new();
-        if expunges {
+        if expunges && snapshot.expunge_serial != selected.known_expunges {
+            selected.known_expunges = snapshot.expunge_serial;
             let mut gone = Vec::new();
+            // Both in ascending UIDs: one pass over each.
+            let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
             for (index, uid) in selected.uids.iter().enumerate() {
-                if snapshot.position(*uid).is_none() {
+                while present.next_if(|present| present < uid).is_some() {}
+                if present.next_if_eq(uid).is_none() {
                     gone.push((index, *uid));
                 }
             }
             if !gone.is_empty() {
+                let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
                 if qresync {
-                    let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
                     out.extend_from_slice(
                         format!("* VANISHED {}\r\n", crate::cmd::uid_set_string(&uids)).as_bytes(),
                     );
@@ -596,12 +603,10 @@ impl Session {
                         out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
                     }
                 }
-                selected
-                    .uids
-                    .retain(|uid| snapshot.position(*uid).is_some());
+                selected.uids.retain(|uid| uids.binary_search(uid).is_err());
                 selected
                     .recent
-                    .retain(|uid| snapshot.position(*uid).is_some());
+                    .retain(|uid| uids.binary_search(uid).is_err());
             }
         }
         if snapshot.keywords.len() != selected.known_keywords {
@@ -613,11 +618,11 @@ impl Session {
         }
         if snapshot.highest_modseq > selected.known_modseq {
             let known = selected.known_modseq;
+            // Both in ascending UIDs: one pass over each.
+            let mut metas = snapshot.messages.iter().peekable();
             for (index, uid) in selected.uids.iter().enumerate() {
-                let Some(position) = snapshot.position(*uid) else {
-                    continue;
-                };
-                let Some(meta) = snapshot.messages.get(position) else {
+                while metas.next_if(|meta| meta.uid < *uid).is_some() {}
+                let Some(meta) = metas.next_if(|meta| meta.uid == *uid) else {
                     continue;
                 };
                 if meta.modseq <= known || selected.own_changes.get(uid) == Some(&meta.modseq) {

@@ -108,6 +108,7 @@ impl Session {
             recent,
             uid_next: snapshot.uid_next,
             known_modseq: snapshot.highest_modseq,
+            known_expunges: snapshot.expunge_serial,
             known_keywords: snapshot.keywords.len(),
             own_changes: HashMap::new(),
         });

@@ -151,6 +151,9 @@ pub struct Snapshot {
     pub uid_validity: u32,
     pub uid_next: u32,
     pub highest_modseq: u64,
+    /// Changes whenever a message of the previous snapshot is gone: a session that saw this
+    /// value has no expunge to look for.
+    pub expunge_serial: u64,
     /// Ascending UIDs.
     pub messages: Vec<MessageMeta>,
     /// Indexed like `dovecot-keywords`; an empty string is an unused index.

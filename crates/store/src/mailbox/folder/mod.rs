@@ -194,6 +194,7 @@ impl Folder {
                     uid_validity: 0,
                     uid_next: 1,
                     highest_modseq: 1,
+                    expunge_serial: 0,
                     messages: Vec::new(),
                     keywords: Vec::new(),
                 })),
@@ -496,6 +497,15 @@ impl Drop for Folder {
     }
 }
 
+/// Whether every UID of `old` is in `new` (both ascending), in one pass.
+fn is_subset(old: &[MessageMeta], new: &[MessageMeta]) -> bool {
+    let mut new = new.iter().map(|meta| meta.uid).peekable();
+    old.iter().all(|meta| {
+        while new.next_if(|&uid| uid < meta.uid).is_some() {}
+        new.next_if_eq(&meta.uid).is_some()
+    })
+}
+
 impl Inner {
     /// Whether the index on disk is behind this state.
     fn needs_write(&self, st: &State) -> bool {
@@ -515,11 +525,16 @@ impl Inner {
         if !changed {
             return;
         }
+        let previous = self.current();
+        let messages: Vec<MessageMeta> = st.messages.iter().map(Entry::meta).collect();
+        let expunged =
+            previous.uid_validity != st.uid_validity || !is_subset(&previous.messages, &messages);
         let snapshot = Arc::new(Snapshot {
             uid_validity: st.uid_validity,
             uid_next: st.next_uid.max(1),
             highest_modseq: st.highest_modseq,
-            messages: st.messages.iter().map(Entry::meta).collect(),
+            expunge_serial: previous.expunge_serial + u64::from(expunged),
+            messages,
             keywords: st.keywords.clone(),
         });
         match self.snapshot.write() {
