@@ -914,3 +914,32 @@ async fn a_recent_claim_outlives_the_process_that_made_it() {
     }
     assert_eq!(first_recent, 3, "nothing recent for the second process");
 }
+
+#[tokio::test]
+async fn a_kept_folder_takes_a_changed_quota_once_no_session_holds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let mail = MailStore::new(&store(dir.path()));
+    let unlimited = mail
+        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .await
+        .expect("open");
+    // Kept open after this handle goes.
+    drop(unlimited.open("INBOX").await.expect("inbox"));
+    let limited = mail
+        .open_account(&root, FolderLayout::MaildirPlusPlus, Some(10))
+        .await
+        .expect("open");
+    let mut refused = false;
+    for _ in 0..200 {
+        let inbox = limited.open("INBOX").await.expect("inbox");
+        let res = inbox.append(MESSAGE, SystemFlags::empty(), &[], None).await;
+        if matches!(res, Err(MailboxError::OverQuota { .. })) {
+            refused = true;
+            break;
+        }
+        drop(inbox);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the 10-byte quota applies");
+}
