@@ -87,6 +87,8 @@ pub struct Limits {
     pub max_literal: usize,
     /// How long an authenticated client may stay silent (RFC 3501 5.4: at least 30 minutes).
     pub idle_timeout: Duration,
+    /// How often IDLE looks at the folder when no inotify watch tells it of changes.
+    pub idle_check_interval: Duration,
     /// Longest line and largest literal before login, AUTHENTICATE responses included
     /// (8 KiB, like Dovecot's pre-login buffers): an unauthenticated client cannot make the
     /// server hold more than a few times this.
@@ -111,6 +113,7 @@ impl Default for Limits {
             max_line: 64 * 1024,
             max_literal: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
+            idle_check_interval: Duration::from_secs(30),
             max_input_before_login: 8 * 1024,
             login_timeout: Duration::from_secs(60),
             max_connections_per_ip: 200,

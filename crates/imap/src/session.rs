@@ -134,6 +134,9 @@ pub(crate) struct Selected {
     pub(crate) uid_next: u32,
     /// Flag changes up to this modification sequence have been reported.
     pub(crate) known_modseq: u64,
+    /// The snapshot's `expunge_serial` when expunges were last reported: while it stays, no
+    /// command needs to look for expunged messages.
+    pub(crate) known_expunges: u64,
     /// Keywords the client has been told about (`* FLAGS`).
     pub(crate) known_keywords: usize,
     /// Flag changes this session made and already reported, by UID: the modseq they got.
@@ -143,6 +146,16 @@ pub(crate) struct Selected {
 impl Selected {
     pub(crate) fn is_recent(&self, uid: u32) -> bool {
         self.recent.binary_search(&uid).is_ok()
+    }
+
+    /// The first UID recent in this session: SELECT claims up to `uid_next`, EXAMINE only
+    /// looks (RFC 3501 6.3.2).
+    pub(crate) fn first_recent(&self, uid_next: u32) -> u32 {
+        if self.read_only {
+            self.folder.recent_from()
+        } else {
+            self.folder.claim_recent(uid_next)
+        }
     }
 }
 
@@ -395,6 +408,8 @@ impl Session {
             Command::Noop => Done::ok("NOOP completed."),
             Command::Check => Done::ok("CHECK completed."),
             Command::Logout => {
+                // Nothing may follow the BYE but the tagged OK (RFC 3501 7.1.5): no refresh.
+                self.selected = None;
                 self.conn.write(b"* BYE Logging out.\r\n").await?;
                 Done::ok("Logout completed.").then_close()
             }
@@ -565,16 +580,20 @@ impl Session {
             return Ok(());
         };
         let mut out = Vec::new();
-        if expunges {
+        if expunges && snapshot.expunge_serial != selected.known_expunges {
+            selected.known_expunges = snapshot.expunge_serial;
             let mut gone = Vec::new();
+            // Both in ascending UIDs: one pass over each.
+            let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
             for (index, uid) in selected.uids.iter().enumerate() {
-                if snapshot.position(*uid).is_none() {
+                while present.next_if(|present| present < uid).is_some() {}
+                if present.next_if_eq(uid).is_none() {
                     gone.push((index, *uid));
                 }
             }
             if !gone.is_empty() {
+                let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
                 if qresync {
-                    let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
                     out.extend_from_slice(
                         format!("* VANISHED {}\r\n", crate::cmd::uid_set_string(&uids)).as_bytes(),
                     );
@@ -584,12 +603,10 @@ impl Session {
                         out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
                     }
                 }
-                selected
-                    .uids
-                    .retain(|uid| snapshot.position(*uid).is_some());
+                selected.uids.retain(|uid| uids.binary_search(uid).is_err());
                 selected
                     .recent
-                    .retain(|uid| snapshot.position(*uid).is_some());
+                    .retain(|uid| uids.binary_search(uid).is_err());
             }
         }
         if snapshot.keywords.len() != selected.known_keywords {
@@ -601,11 +618,11 @@ impl Session {
         }
         if snapshot.highest_modseq > selected.known_modseq {
             let known = selected.known_modseq;
+            // Both in ascending UIDs: one pass over each.
+            let mut metas = snapshot.messages.iter().peekable();
             for (index, uid) in selected.uids.iter().enumerate() {
-                let Some(position) = snapshot.position(*uid) else {
-                    continue;
-                };
-                let Some(meta) = snapshot.messages.get(position) else {
+                while metas.next_if(|meta| meta.uid < *uid).is_some() {}
+                let Some(meta) = metas.next_if(|meta| meta.uid == *uid) else {
                     continue;
                 };
                 if meta.modseq <= known || selected.own_changes.get(uid) == Some(&meta.modseq) {
@@ -638,12 +655,10 @@ impl Session {
                 .collect();
             selected.uid_next = snapshot.uid_next;
             if !new.is_empty() {
-                if !selected.read_only {
-                    let first_recent = selected.folder.claim_recent(snapshot.uid_next);
-                    selected
-                        .recent
-                        .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
-                }
+                let first_recent = selected.first_recent(snapshot.uid_next);
+                selected
+                    .recent
+                    .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
                 selected.uids.extend(new);
                 out.extend_from_slice(format!("* {} EXISTS\r\n", selected.uids.len()).as_bytes());
                 out.extend_from_slice(format!("* {} RECENT\r\n", selected.recent.len()).as_bytes());

@@ -1360,3 +1360,85 @@ async fn a_trusted_webmail_forwards_its_users_addresses_in_id() {
     let (_, done) = stranger.run("LOGIN alice@example.com secret").await;
     assert!(done.starts_with("OK [CAPABILITY"), "{done}");
 }
+
+#[tokio::test]
+async fn recent_goes_to_the_first_selecting_session_and_status_and_examine_do_not_claim() {
+    let server = start(true).await;
+    server.deliver("alice", &message("one", "1")).await;
+    server.deliver("alice", &message("two", "2")).await;
+    let mut watcher = server.logged_in("alice").await;
+    let (untagged, _) = watcher.run("STATUS INBOX (MESSAGES RECENT)").await;
+    assert_eq!(untagged, vec!["* STATUS INBOX (MESSAGES 2 RECENT 2)"]);
+
+    let mut reader = server.logged_in("alice").await;
+    let (untagged, _) = reader.run("EXAMINE INBOX").await;
+    assert!(untagged.contains(&"* 2 RECENT".to_owned()), "{untagged:?}");
+    let (untagged, _) = reader.run("FETCH 1 (FLAGS)").await;
+    assert_eq!(untagged, vec!["* 1 FETCH (FLAGS (\\Recent))"]);
+
+    let mut first = server.logged_in("alice").await;
+    let (untagged, _) = first.run("SELECT INBOX").await;
+    assert!(untagged.contains(&"* 2 RECENT".to_owned()), "{untagged:?}");
+    let (untagged, _) = watcher.run("STATUS INBOX (RECENT)").await;
+    assert_eq!(untagged, vec!["* STATUS INBOX (RECENT 0)"]);
+    let (untagged, _) = first.run("STATUS INBOX (RECENT)").await;
+    assert_eq!(
+        untagged,
+        vec!["* STATUS INBOX (RECENT 2)"],
+        "its own selected folder: the ones it holds"
+    );
+
+    let mut second = server.logged_in("alice").await;
+    let (untagged, _) = second.run("SELECT INBOX").await;
+    assert!(untagged.contains(&"* 0 RECENT".to_owned()), "{untagged:?}");
+    let (_, done) = first.run("LOGOUT").await;
+    assert_eq!(done, "OK Logout completed.");
+    let (untagged, _) = second.run("SELECT INBOX").await;
+    assert!(untagged.contains(&"* 0 RECENT".to_owned()), "{untagged:?}");
+}
+
+#[tokio::test]
+async fn logout_sends_nothing_after_bye() {
+    let server = start(true).await;
+    server.deliver("bob", &message("one", "1")).await;
+    server.deliver("bob", &message("two", "2")).await;
+    let mut first = server.logged_in("bob").await;
+    let mut second = server.logged_in("bob").await;
+    first.run("SELECT INBOX").await;
+    second.run("SELECT INBOX").await;
+    first.run("STORE 1 +FLAGS.SILENT (\\Seen)").await;
+    first.run("STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+    first.run("EXPUNGE").await;
+    let (untagged, done) = second.run("LOGOUT").await;
+    assert_eq!(done, "OK Logout completed.");
+    assert_eq!(
+        untagged.last().map(String::as_str),
+        Some("* BYE Logging out.")
+    );
+}
+
+#[tokio::test]
+async fn idle_sees_a_message_another_process_dropped_into_new() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    client.send(b"i1 IDLE\r\n").await;
+    assert_eq!(client.line().await.trim_end(), "+ idling");
+    // Written the way any MDA writes Maildir, with no word to this process.
+    let maildir = server.maildir("alice").await;
+    let name = "1780000000.M1P1.other,S=18,W=21";
+    std::fs::write(maildir.join("tmp").join(name), "Subject: x\n\nhello\n").unwrap();
+    std::fs::rename(
+        maildir.join("tmp").join(name),
+        maildir.join("new").join(name),
+    )
+    .unwrap();
+    // Within the client's 10 s read bound, far under the periodic check's 30 s.
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l == "* 1 EXISTS") {
+        lines.push(client.line().await.trim_end().to_owned());
+    }
+    client.send(b"DONE\r\n").await;
+    let (_, done) = client.until_tagged("i1").await;
+    assert_eq!(done, "OK IDLE terminated.");
+}

@@ -244,6 +244,10 @@ pub struct ImapSection {
     /// How long a logged-in client may stay silent; RFC 3501 asks for at least 30 minutes.
     #[serde(deserialize_with = "deserialize_duration")]
     pub idle_timeout: Duration,
+    /// How often an IDLE session looks at its folder when no inotify watch could be set
+    /// (Dovecot's mailbox_idle_check_interval).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub idle_check_interval: Duration,
     /// Longest command line without its literals (Dovecot's imap_max_line_length).
     pub max_line_length: usize,
 }
@@ -257,6 +261,7 @@ impl Default for ImapSection {
             max_connections_per_user: 20,
             max_connections_per_ip: 200,
             idle_timeout: Duration::from_secs(30 * 60),
+            idle_check_interval: Duration::from_secs(30),
             max_line_length: 64 * 1024,
         }
     }
@@ -1882,6 +1887,7 @@ mod tests {
             "login_on_loopback_without_tls",
             "max_connections_per_user",
             "idle_timeout",
+            "idle_check_interval",
             "max_line_length",
             "[limits]",
             "command_timeout",

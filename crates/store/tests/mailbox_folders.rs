@@ -1019,3 +1019,75 @@ async fn doubly_encoded_directories_are_renamed_once() {
         assert!(!disk("Entw&-APw-rfe").exists());
     }
 }
+
+#[tokio::test]
+async fn a_recent_claim_outlives_the_process_that_made_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let delivery = store(dir.path());
+    deliver(&delivery, &root, "one").await;
+    deliver(&delivery, &root, "two").await;
+    {
+        let mail = MailStore::new(&delivery);
+        let account = mail
+            .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
+        let inbox = account.open("INBOX").await.expect("inbox");
+        let snapshot = inbox.snapshot();
+        assert_eq!(snapshot.messages.len(), 2);
+        assert_eq!(inbox.claim_recent(snapshot.uid_next), 1, "both recent here");
+    }
+    // The first process is gone (its index written on the way out); a second one opens the
+    // folder: the messages were seen already, so they are no longer recent.
+    let mut first_recent = 0;
+    for _ in 0..200 {
+        let mail = MailStore::new(&delivery);
+        let account = mail
+            .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+            .await
+            .expect("open");
+        let inbox = account.open("INBOX").await.expect("inbox");
+        first_recent = inbox.recent_from();
+        if first_recent == 3 {
+            break;
+        }
+        drop(inbox);
+        drop(mail);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(first_recent, 3, "nothing recent for the second process");
+}
+
+#[tokio::test]
+async fn a_kept_folder_takes_a_changed_quota_once_no_session_holds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let mail = MailStore::new(&store(dir.path()));
+    let unlimited = mail
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+        .await
+        .expect("open");
+    // Kept open after this handle goes.
+    drop(unlimited.open("INBOX").await.expect("inbox"));
+    let limited = mail
+        .open_account(
+            &root,
+            FolderLayout::MaildirPlusPlus,
+            QuotaLimit::bytes(Some(10)),
+        )
+        .await
+        .expect("open");
+    let mut refused = false;
+    for _ in 0..200 {
+        let inbox = limited.open("INBOX").await.expect("inbox");
+        let res = inbox.append(MESSAGE, SystemFlags::empty(), &[], None).await;
+        if matches!(res, Err(MailboxError::OverQuota { .. })) {
+            refused = true;
+            break;
+        }
+        drop(inbox);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused, "the 10-byte quota applies");
+}

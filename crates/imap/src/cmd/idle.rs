@@ -1,14 +1,15 @@
 //! IDLE (RFC 2177): the session waits for DONE while the selected folder's changes (another
-//! session, a delivery over SMTP/LMTP) are sent as they happen.
+//! session, a delivery over SMTP/LMTP, and through an inotify watch any other process's) are
+//! sent as they happen; without a watch, changes from outside this process are found by
+//! looking every `idle_check_interval`.
 
 use std::io;
 use std::time::Duration;
 
 use crate::session::{Done, Session};
 
-/// Changes made outside this server (Dovecot's LDA, a shell) are found by looking again this
-/// often; changes made through Mailstead wake the session at once.
-const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest periodic check, whatever the configuration says.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Session {
     pub(crate) async fn idle(&mut self) -> io::Result<Done> {
@@ -18,8 +19,15 @@ impl Session {
             .selected
             .as_ref()
             .map(|selected| selected.folder.changes());
+        // Other processes' changes wake the session too while it idles (the periodic check
+        // below stays as the fallback when no watch can be set).
+        let _watch = self
+            .selected
+            .as_ref()
+            .and_then(|selected| selected.folder.watch());
         let deadline = tokio::time::Instant::now() + self.ctx.limits.idle_timeout;
-        let mut check = tokio::time::interval(DISK_CHECK_INTERVAL);
+        let mut check =
+            tokio::time::interval(self.ctx.limits.idle_check_interval.max(MIN_CHECK_INTERVAL));
         check.reset();
         loop {
             let changed = async {

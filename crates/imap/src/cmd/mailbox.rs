@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::Arc;
 
 use mailstead_store::{FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
 use time::OffsetDateTime;
@@ -272,7 +273,7 @@ impl Session {
             self.conn.write(&line).await?;
             if let (Some(items), Some(_)) = (&list.return_status, folder) {
                 // A folder that vanished between LIST and STATUS is simply not reported.
-                if let Ok(status) = status_line(&mail, &name, items).await {
+                if let Ok(status) = status_line(&mail, &name, items, self.held_recent()).await {
                     self.conn.write(&status).await?;
                 }
             }
@@ -315,7 +316,7 @@ impl Session {
         if items.contains(&StatusItem::HighestModSeq) {
             self.condstore = true;
         }
-        match status_line(&mail, &normalize(mailbox), items).await {
+        match status_line(&mail, &normalize(mailbox), items, self.held_recent()).await {
             Ok(line) => {
                 self.conn.write(&line).await?;
                 Ok(Done::ok("Status completed."))
@@ -325,20 +326,40 @@ impl Session {
     }
 }
 
-/// `* STATUS name (...)`.
+impl Session {
+    /// The selected folder and how many of its messages are `\Recent` for this session.
+    fn held_recent(&self) -> Option<(Arc<mailstead_store::Folder>, usize)> {
+        self.selected
+            .as_ref()
+            .map(|selected| (Arc::clone(&selected.folder), selected.recent.len()))
+    }
+}
+
+/// `* STATUS name (...)`. `held` is the session's selected folder and how many messages are
+/// `\Recent` in it for the session.
 async fn status_line(
     mail: &mailstead_store::Account,
     name: &str,
     items: &[StatusItem],
+    held: Option<(Arc<mailstead_store::Folder>, usize)>,
 ) -> Result<Vec<u8>, MailboxError> {
     let folder = mail.open(name).await?;
     let snapshot = folder.sync().await?;
+    // \Recent is counted without claiming it (RFC 3501 6.3.10): the ones this session holds
+    // when the folder is its own selected one, else the ones no session has seen yet.
+    let recent = match held {
+        Some((selected, count)) if Arc::ptr_eq(&selected, &folder) => count,
+        _ => {
+            let from = folder.recent_from();
+            snapshot.messages.len() - snapshot.messages.partition_point(|meta| meta.uid < from)
+        }
+    };
     let mut line = b"* STATUS ".to_vec();
     wire::astring(&mut line, name.as_bytes());
     line.extend_from_slice(b" (");
     let values: Vec<String> = items
         .iter()
-        .map(|item| status_item(&snapshot, *item))
+        .map(|item| status_item(&snapshot, recent, *item))
         .collect();
     line.extend_from_slice(values.join(" ").as_bytes());
     line.extend_from_slice(b")\r\n");
@@ -434,7 +455,7 @@ fn quota_line(used_bytes: u64, limit_bytes: u64) -> String {
     )
 }
 
-fn status_item(snapshot: &Snapshot, item: StatusItem) -> String {
+fn status_item(snapshot: &Snapshot, recent: usize, item: StatusItem) -> String {
     let count = |flag: SystemFlags, set: bool| {
         snapshot
             .messages
@@ -444,9 +465,7 @@ fn status_item(snapshot: &Snapshot, item: StatusItem) -> String {
     };
     match item {
         StatusItem::Messages => format!("MESSAGES {}", snapshot.messages.len()),
-        // \Recent belongs to the session that selects the folder first; a STATUS does not
-        // claim it, and what no session has claimed yet is not tracked apart.
-        StatusItem::Recent => "RECENT 0".to_owned(),
+        StatusItem::Recent => format!("RECENT {recent}"),
         StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uid_next),
         StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uid_validity),
         StatusItem::Unseen => format!("UNSEEN {}", count(SystemFlags::SEEN, false)),

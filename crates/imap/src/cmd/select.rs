@@ -40,15 +40,15 @@ impl Session {
             Err(err) => return Ok(self.no_for(&err)),
         };
         let uids: Vec<u32> = snapshot.messages.iter().map(|meta| meta.uid).collect();
-        let recent = if read_only {
-            Vec::new()
+        let first_recent = if read_only {
+            folder.recent_from()
         } else {
-            let first_recent = folder.claim_recent(snapshot.uid_next);
-            uids.iter()
-                .copied()
-                .filter(|uid| *uid >= first_recent)
-                .collect()
+            folder.claim_recent(snapshot.uid_next)
         };
+        let recent: Vec<u32> = uids
+            .get(uids.partition_point(|uid| *uid < first_recent)..)
+            .unwrap_or_default()
+            .to_vec();
         let mut out = flags_announcement(&snapshot, read_only);
         out.extend_from_slice(format!("* {} EXISTS\r\n", uids.len()).as_bytes());
         out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
@@ -108,6 +108,7 @@ impl Session {
             recent,
             uid_next: snapshot.uid_next,
             known_modseq: snapshot.highest_modseq,
+            known_expunges: snapshot.expunge_serial,
             known_keywords: snapshot.keywords.len(),
             own_changes: HashMap::new(),
         });

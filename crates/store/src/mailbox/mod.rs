@@ -27,6 +27,7 @@
 mod folder;
 mod format;
 mod index;
+mod kept;
 mod migrate;
 mod name;
 pub(crate) mod notify;
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
 pub use folder::Folder;
+pub use notify::WatchGuard;
 
 use crate::{QuotaLimit, Store, maildir};
 
@@ -155,6 +157,9 @@ pub struct Snapshot {
     pub uid_validity: u32,
     pub uid_next: u32,
     pub highest_modseq: u64,
+    /// Changes whenever a message of the previous snapshot is gone: a session that saw this
+    /// value has no expunge to look for.
+    pub expunge_serial: u64,
     /// Ascending UIDs.
     pub messages: Vec<MessageMeta>,
     /// Indexed like `dovecot-keywords`; an empty string is an unused index.
@@ -291,6 +296,8 @@ struct MailStoreInner {
     hostname: Arc<str>,
     /// Open folders, and the state of those whose index is still being written.
     folders: Mutex<HashMap<PathBuf, (Weak<Folder>, folder::Remains)>>,
+    /// Folders no session holds, kept for the next open.
+    kept: kept::Kept,
 }
 
 impl MailStore {
@@ -301,6 +308,7 @@ impl MailStore {
                 notifier: Arc::clone(&store.inner.notifier),
                 hostname: Arc::from(store.inner.hostname.as_str()),
                 folders: Mutex::new(HashMap::new()),
+                kept: kept::Kept::default(),
             }),
         }
     }
@@ -482,12 +490,19 @@ impl Account {
                         ),
                     });
                     folders.retain(|_, (open, remains)| open.strong_count() > 0 || remains.alive());
-                    folders.insert(dir, (Arc::downgrade(&folder), folder.remains()));
+                    folders.insert(dir.clone(), (Arc::downgrade(&folder), folder.remains()));
                     folder
                 }
             }
         };
         folder.sync().await?;
+        let kept = &self.inner.store.inner.kept;
+        if folder.quota() == self.inner.quota {
+            kept.keep(&dir, &folder);
+        } else {
+            // A quota changed in the directory reaches the folder once no session holds it.
+            kept.forget(&dir);
+        }
         Ok(folder)
     }
 
@@ -793,6 +808,7 @@ impl AccountInner {
     /// A renamed or deleted folder's open handle must not be handed out again.
     fn forget_open(&self, dir: &Path) {
         lock(&self.store.inner.folders).remove(dir);
+        self.store.inner.kept.forget(dir);
     }
 
     fn read_subscriptions(&self) -> Result<Vec<String>, MailboxError> {

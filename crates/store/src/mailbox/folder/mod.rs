@@ -157,7 +157,10 @@ struct Inner {
     state: Mutex<State>,
     snapshot: RwLock<Arc<Snapshot>>,
     signal: Arc<watch::Sender<u64>>,
+    notifier: Arc<super::notify::Notifier>,
     first_recent: AtomicU32,
+    /// A `\Recent` claim the index does not hold yet.
+    claim_dirty: AtomicBool,
     cache: Mutex<Cache>,
     cache_dirty: AtomicBool,
 }
@@ -170,7 +173,7 @@ impl Folder {
         root: PathBuf,
         quota: crate::QuotaLimit,
         hostname: Arc<str>,
-        notifier: &super::notify::Notifier,
+        notifier: &Arc<super::notify::Notifier>,
     ) -> Folder {
         let (signal, _) = watch::channel(0);
         let signal = Arc::new(signal);
@@ -192,11 +195,14 @@ impl Folder {
                     uid_validity: 0,
                     uid_next: 1,
                     highest_modseq: 1,
+                    expunge_serial: 0,
                     messages: Vec::new(),
                     keywords: Vec::new(),
                 })),
                 signal,
+                notifier: Arc::clone(notifier),
                 first_recent: AtomicU32::new(1),
+                claim_dirty: AtomicBool::new(false),
                 cache: Mutex::new(HashMap::new()),
                 cache_dirty: AtomicBool::new(false),
             }),
@@ -223,6 +229,11 @@ impl Folder {
         self.inner.special_use
     }
 
+    /// The quota the folder was opened with.
+    pub(crate) fn quota(&self) -> crate::QuotaLimit {
+        self.inner.quota
+    }
+
     /// Picks up what changed on disk (deliveries, Dovecot, other processes), gives new
     /// messages UIDs and moves them from `new/` to `cur/`. Cheap when the directories have
     /// not changed.
@@ -246,17 +257,38 @@ impl Folder {
         self.inner.current()
     }
 
-    /// Bumps on every change through this folder and on every delivery into it.
+    /// Bumps on every change through this folder and on every delivery into it, and, while
+    /// a [`Folder::watch`] guard lives, on every change anyone makes in its directory.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.signal.subscribe()
+    }
+
+    /// Watches the folder's directory (inotify, one watch per folder however many sessions
+    /// ask) until the guard goes; `None` when no watch could be set, and then only
+    /// [`Folder::sync`] sees other processes' changes.
+    pub fn watch(&self) -> Option<super::notify::WatchGuard> {
+        self.inner.notifier.watch(&self.inner.dir)
     }
 
     /// `\Recent`: returns the first UID recent for the caller and claims everything below
     /// `uid_next` for it, so no other session sees those as recent.
     pub fn claim_recent(&self, uid_next: u32) -> u32 {
-        self.inner
+        let first = self
+            .inner
             .first_recent
-            .fetch_max(uid_next, Ordering::AcqRel)
+            .fetch_max(uid_next, Ordering::AcqRel);
+        if first < uid_next {
+            // Kept in the index, as Dovecot keeps it in its index header: the claim outlives
+            // the folder's time in memory.
+            self.inner.claim_dirty.store(true, Ordering::Release);
+        }
+        first
+    }
+
+    /// The first UID no session has claimed as `\Recent` yet (STATUS, EXAMINE); claims
+    /// nothing.
+    pub fn recent_from(&self) -> u32 {
+        self.inner.first_recent.load(Ordering::Acquire)
     }
 
     /// Stores a message (`message` as received, CRLF) and returns its UID once the file, its
@@ -453,7 +485,7 @@ impl Drop for Folder {
         let inner = Arc::clone(&self.inner);
         let write = move || {
             let mut st = lock(&inner.state);
-            if st.dirty || inner.cache_dirty.load(Ordering::Acquire) {
+            if inner.needs_write(&st) {
                 inner.write_index(&mut st);
             }
         };
@@ -466,7 +498,23 @@ impl Drop for Folder {
     }
 }
 
+/// Whether every UID of `old` is in `new` (both ascending), in one pass.
+fn is_subset(old: &[MessageMeta], new: &[MessageMeta]) -> bool {
+    let mut new = new.iter().map(|meta| meta.uid).peekable();
+    old.iter().all(|meta| {
+        while new.next_if(|&uid| uid < meta.uid).is_some() {}
+        new.next_if_eq(&meta.uid).is_some()
+    })
+}
+
 impl Inner {
+    /// Whether the index on disk is behind this state.
+    fn needs_write(&self, st: &State) -> bool {
+        st.dirty
+            || self.cache_dirty.load(Ordering::Acquire)
+            || self.claim_dirty.load(Ordering::Acquire)
+    }
+
     fn current(&self) -> Arc<Snapshot> {
         match self.snapshot.read() {
             Ok(snapshot) => Arc::clone(&snapshot),
@@ -478,11 +526,16 @@ impl Inner {
         if !changed {
             return;
         }
+        let previous = self.current();
+        let messages: Vec<MessageMeta> = st.messages.iter().map(Entry::meta).collect();
+        let expunged =
+            previous.uid_validity != st.uid_validity || !is_subset(&previous.messages, &messages);
         let snapshot = Arc::new(Snapshot {
             uid_validity: st.uid_validity,
             uid_next: st.next_uid.max(1),
             highest_modseq: st.highest_modseq,
-            messages: st.messages.iter().map(Entry::meta).collect(),
+            expunge_serial: previous.expunge_serial + u64::from(expunged),
+            messages,
             keywords: st.keywords.clone(),
         });
         match self.snapshot.write() {

@@ -72,6 +72,7 @@ impl Inner {
                 .collect(),
         };
         self.cache_dirty.store(false, Ordering::Release);
+        self.claim_dirty.store(false, Ordering::Release);
         let bytes = index::encode(&data);
         st.messages = std::mem::take(&mut data.messages);
         st.vanished = std::mem::take(&mut data.vanished);
@@ -93,7 +94,7 @@ impl Inner {
         let due = st
             .last_write
             .is_none_or(|at| at.elapsed() >= INDEX_WRITE_INTERVAL);
-        if due && (st.dirty || self.cache_dirty.load(Ordering::Acquire)) {
+        if due && self.needs_write(st) {
             self.write_index(st);
         }
     }
@@ -278,11 +279,13 @@ impl Inner {
         st.messages = messages;
 
         let list_missing = list.is_none();
+        if st.recent_unknown {
+            // No index: what `dovecot-uidlist` numbered already was seen by someone (Dovecot
+            // counts only new arrivals as recent); without a uidlist, everything is new.
+            let first = if list_missing { 1 } else { st.next_uid };
+            self.first_recent.store(first.max(1), Ordering::Release);
+        }
         if !unassigned.is_empty() || list_missing {
-            if st.recent_unknown {
-                let first = if list_missing { 1 } else { st.next_uid };
-                self.first_recent.store(first.max(1), Ordering::Release);
-            }
             let names: Vec<String> = unassigned.iter().map(|(name, _)| name.clone()).collect();
             let uids = self.assign_uids(st, &names)?;
             for ((name, in_new), uid) in unassigned.into_iter().zip(uids) {
