@@ -129,7 +129,7 @@ impl Session {
             attributes.push(FetchAttribute::ModSeq);
         }
         if attributes.contains(&FetchAttribute::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore().await?;
         }
         let attributes: Arc<[FetchAttribute]> = Arc::from(attributes);
         let Some(selected) = self.selected.as_mut() else {

@@ -439,7 +439,7 @@ impl Session {
             return Ok(Done::bad("Please log in first."));
         };
         if items.contains(&StatusItem::HighestModSeq) {
-            self.condstore = true;
+            self.enable_condstore().await?;
         }
         match status_line(&mail, &normalize(mailbox), items).await {
             Ok(line) => {

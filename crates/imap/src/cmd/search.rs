@@ -304,7 +304,7 @@ impl Session {
         let uid_search = search.uid;
         let return_options = search.return_options;
         if modseq_key {
-            self.condstore = true;
+            self.enable_condstore().await?;
         }
         let Some(selected) = self.selected.as_ref() else {
             return Ok(Done::bad("No mailbox selected."));
@@ -402,7 +402,16 @@ impl Session {
                 if wants(SearchReturn::All) && !numbers.is_empty() {
                     line.extend_from_slice(format!(" ALL {}", uid_set_string(&numbers)).as_bytes());
                 }
-                if modseq_key && let Some(modseq) = highest_modseq {
+                // RFC 7162 3.1.5: the highest modseq of the messages returned, so MIN or MAX
+                // alone give their own message's.
+                let returned_modseq = if wants(SearchReturn::All) || wants(SearchReturn::Count) {
+                    highest_modseq
+                } else {
+                    let min = found.first().filter(|_| wants(SearchReturn::Min));
+                    let max = found.last().filter(|_| wants(SearchReturn::Max));
+                    min.into_iter().chain(max).map(|(_, _, modseq)| *modseq).max()
+                };
+                if modseq_key && let Some(modseq) = returned_modseq {
                     line.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
                 }
             }
