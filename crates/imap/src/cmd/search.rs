@@ -293,8 +293,7 @@ async fn evaluate(
 impl Session {
     pub(crate) async fn search(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
         if let Some(charset) = &search.charset
-            && !charset.eq_ignore_ascii_case("UTF-8")
-            && !charset.eq_ignore_ascii_case("US-ASCII")
+            && crate::parser::search_charset(charset).is_none()
         {
             return Ok(Done::no(
                 "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.",
