@@ -25,6 +25,8 @@ const MAX_DEPTH: usize = 64;
 const MAX_PARTS: usize = 10_000;
 /// Longer boundaries are cut to this, as Dovecot does.
 const MAX_BOUNDARY: usize = 80;
+/// Header fields that hold addresses: SEARCH matches their parsed `mailbox@host` too.
+const ADDRESS_FIELDS: [&str; 6] = ["From", "To", "Cc", "Bcc", "Sender", "Reply-To"];
 
 /// `BINARY` on a part whose Content-Transfer-Encoding we cannot decode (`[UNKNOWN-CTE]`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -265,9 +267,17 @@ impl Message {
     /// occurrence of `field`; an empty needle matches when the field is present.
     pub fn header_contains(&self, field: &str, needle: &str) -> bool {
         let needle = needle.to_lowercase();
+        let addresses = ADDRESS_FIELDS
+            .iter()
+            .any(|name| name.eq_ignore_ascii_case(field));
         fields(&self.raw, &self.header).any(|f| {
             f.name.eq_ignore_ascii_case(field.as_bytes())
-                && (needle.is_empty() || decode_header_value(f.value).contains(&needle))
+                && (needle.is_empty()
+                    || decode_header_value(f.value).contains(&needle)
+                    || addresses
+                        && envelope::address_specs(f.value)
+                            .iter()
+                            .any(|spec| spec.contains(&needle)))
         })
     }
 
