@@ -37,6 +37,10 @@ pub struct UnknownEncoding(pub String);
 #[derive(Debug, Clone)]
 pub struct Message {
     raw: Vec<u8>,
+    /// Where `raw` has a CR the stored file did not, when the file also has CRLF line ends of
+    /// its own (then a bare LF is content, which BINARY of `binary` content gives back as it
+    /// is; a file stored with LF alone cannot tell, and gets CRLF throughout, as Dovecot's).
+    added_crs: Vec<usize>,
     /// The top header, enough for ENVELOPE and the header searches.
     header: Header,
     /// The MIME tree, built on first use: FETCH ENVELOPE of a large message never scans
@@ -106,6 +110,11 @@ impl ContentType {
 
 /// LF to CRLF (a lone CR kept), borrowing when already CRLF.
 pub fn to_crlf(stored: &[u8]) -> Cow<'_, [u8]> {
+    to_crlf_noting(stored, |_| {})
+}
+
+/// [`to_crlf`], calling `added` with the position in the output of each CR it adds.
+fn to_crlf_noting(stored: &[u8], mut added: impl FnMut(usize)) -> Cow<'_, [u8]> {
     let mut bare_lf = None;
     let mut pos = 0;
     while let Some(lf) = memchr_lf(stored, pos) {
@@ -124,6 +133,7 @@ pub fn to_crlf(stored: &[u8]) -> Cow<'_, [u8]> {
     while let Some(lf) = memchr_lf(stored, pos) {
         out.extend_from_slice(stored.get(pos..lf).unwrap_or_default());
         if lf == 0 || stored.get(lf - 1) != Some(&b'\r') {
+            added(out.len());
             out.push(b'\r');
         }
         out.push(b'\n');
@@ -162,10 +172,15 @@ fn memchr_lf(bytes: &[u8], from: usize) -> Option<usize> {
 impl Message {
     /// Stored bytes (LF or CRLF line endings, possibly garbage).
     pub fn parse(stored: &[u8]) -> Message {
-        let raw = to_crlf(stored).into_owned();
+        let mut added_crs = Vec::new();
+        let raw = to_crlf_noting(stored, |at| added_crs.push(at)).into_owned();
+        if !added_crs.is_empty() && !stored.windows(2).any(|pair| pair == b"\r\n") {
+            added_crs = Vec::new();
+        }
         let header = Header::new(&raw, 0..header_end(&raw, 0..raw.len()));
         Message {
             raw,
+            added_crs,
             header,
             tree: OnceLock::new(),
             body_texts: OnceLock::new(),
@@ -259,7 +274,7 @@ impl Message {
             return Ok(None);
         };
         let mut out = Vec::new();
-        write_binary_body(&self.raw, found, &mut out)?;
+        write_binary_body(&self.raw, &self.added_crs, found, &mut out)?;
         Ok(Some(out))
     }
 
@@ -1216,9 +1231,26 @@ fn decode_transfer(raw: &[u8], part: &Part, body: &[u8]) -> Result<Vec<u8>, Unkn
 /// The body of `part` for BINARY. A multipart or message/rfc822 keeps its structure with
 /// every part below it decoded and relabelled `Content-Transfer-Encoding: binary`, as
 /// Dovecot does.
-fn write_binary_body(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), UnknownEncoding> {
+fn write_binary_body(
+    raw: &[u8],
+    added_crs: &[usize],
+    part: &Part,
+    out: &mut Vec<u8>,
+) -> Result<(), UnknownEncoding> {
     let bytes = |range: Range<usize>| raw.get(range).unwrap_or_default();
     match &part.kind {
+        Kind::Leaf if transfer_encoding(raw, &part.header)
+            .is_some_and(|encoding| encoding.eq_ignore_ascii_case("binary")) =>
+        {
+            // RFC 3516: binary content comes back byte for byte, its bare LFs included.
+            let mut pos = part.body.start;
+            let first = added_crs.partition_point(|&at| at < part.body.start);
+            for &at in added_crs.iter().skip(first).take_while(|&&at| at < part.body.end) {
+                out.extend_from_slice(bytes(pos..at));
+                pos = at + 1;
+            }
+            out.extend_from_slice(bytes(pos..part.body.end.max(pos)));
+        }
         Kind::Leaf => {
             let body = bytes(part.body.clone());
             out.extend_from_slice(&decode_transfer(raw, part, body)?);
@@ -1228,12 +1260,12 @@ fn write_binary_body(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), U
             for child in children {
                 let start = child.header.range.start.max(pos);
                 out.extend_from_slice(bytes(pos..start));
-                pos = write_binary_entity(raw, child, out)?.max(pos);
+                pos = write_binary_entity(raw, added_crs, child, out)?.max(pos);
             }
             out.extend_from_slice(bytes(pos..part.body.end.max(pos)));
         }
         Kind::Message(inner) => {
-            let pos = write_binary_entity(raw, inner, out)?.max(part.body.start);
+            let pos = write_binary_entity(raw, added_crs, inner, out)?.max(part.body.start);
             out.extend_from_slice(bytes(pos..part.body.end.max(pos)));
         }
     }
@@ -1243,6 +1275,7 @@ fn write_binary_body(raw: &[u8], part: &Part, out: &mut Vec<u8>) -> Result<(), U
 /// Header and BINARY body of `part`; returns where the part ends in `raw`.
 fn write_binary_entity(
     raw: &[u8],
+    added_crs: &[usize],
     part: &Part,
     out: &mut Vec<u8>,
 ) -> Result<usize, UnknownEncoding> {
@@ -1279,7 +1312,7 @@ fn write_binary_entity(
     }
     let gap_start = header.range.end.min(part.body.start);
     out.extend_from_slice(bytes(gap_start..part.body.start));
-    write_binary_body(raw, part, out)?;
+    write_binary_body(raw, added_crs, part, out)?;
     Ok(part.body.end.max(header.range.end))
 }
 
