@@ -83,7 +83,9 @@ pub mod wire;
 pub struct Limits {
     /// Longest command line without its literals (Dovecot's `imap_max_line_length`, 64 KiB).
     pub max_line: usize,
-    /// Largest literal, which bounds APPEND (the message size limit).
+    /// Largest literal, which bounds APPEND (`[imap] max_append_size`, advertised as
+    /// `APPENDLIMIT`, RFC 7889); apart from SMTP's message size limit, since users save
+    /// messages they already have.
     pub max_literal: usize,
     /// How long an authenticated client may stay silent (RFC 3501 5.4: at least 30 minutes).
     pub idle_timeout: Duration,

@@ -1330,9 +1330,9 @@ async fn make_migrated_folder(server: &Server, user: &str, levels: &[&str]) {
         .unwrap()
         .unwrap();
     let dir = match location.layout {
-        mailstead_directory::model::MaildirLayout::MaildirPlusPlus => location
-            .maildir
-            .join(format!(".{}", levels.join("."))),
+        mailstead_directory::model::MaildirLayout::MaildirPlusPlus => {
+            location.maildir.join(format!(".{}", levels.join(".")))
+        }
         mailstead_directory::model::MaildirLayout::Fs => location.maildir.join(levels.join("/")),
     };
     for sub in ["cur", "new", "tmp"] {
@@ -1357,7 +1357,10 @@ async fn list_and_lsub_percent_show_noselect_parents_of_deeper_names() {
         "{untagged:?}"
     );
     let (untagged, _) = client.run("LIST \"\" Work/%").await;
-    assert_eq!(untagged, vec!["* LIST (\\HasNoChildren) \"/\" Work/Projects"]);
+    assert_eq!(
+        untagged,
+        vec!["* LIST (\\HasNoChildren) \"/\" Work/Projects"]
+    );
     let (untagged, _) = client.run("LIST \"\" *").await;
     assert!(
         untagged.contains(&"* LIST (\\Noselect \\HasChildren) \"/\" Work".to_owned()),
@@ -1370,7 +1373,10 @@ async fn list_and_lsub_percent_show_noselect_parents_of_deeper_names() {
     client.run("SUBSCRIBE Work/Projects").await;
     let (untagged, done) = client.run("LSUB \"\" %").await;
     assert_eq!(done, "OK Lsub completed.");
-    for expected in ["* LSUB (\\Noselect) \"/\" a", "* LSUB (\\Noselect) \"/\" Work"] {
+    for expected in [
+        "* LSUB (\\Noselect) \"/\" a",
+        "* LSUB (\\Noselect) \"/\" Work",
+    ] {
         assert!(
             untagged.contains(&expected.to_owned()),
             "{expected} not in {untagged:?}"
@@ -1438,7 +1444,10 @@ async fn the_first_command_enabling_condstore_reports_highestmodseq() {
         untagged[0].starts_with("* OK [HIGHESTMODSEQ "),
         "{untagged:?}"
     );
-    assert!(untagged[1].starts_with("* 1 FETCH (MODSEQ ("), "{untagged:?}");
+    assert!(
+        untagged[1].starts_with("* 1 FETCH (MODSEQ ("),
+        "{untagged:?}"
+    );
     // Only the first one.
     let (untagged, _) = client.run("FETCH 1 (MODSEQ)").await;
     assert_eq!(untagged.len(), 1, "{untagged:?}");
@@ -1447,7 +1456,9 @@ async fn the_first_command_enabling_condstore_reports_highestmodseq() {
     other.run("SELECT INBOX").await;
     let (untagged, _) = other.run("ENABLE CONDSTORE").await;
     assert!(
-        untagged.iter().any(|l| l.starts_with("* OK [HIGHESTMODSEQ ")),
+        untagged
+            .iter()
+            .any(|l| l.starts_with("* OK [HIGHESTMODSEQ ")),
         "{untagged:?}"
     );
 }
@@ -1493,10 +1504,7 @@ async fn esearch_min_and_max_report_the_modseq_of_the_returned_message() {
     let (untagged, _) = client.run("SEARCH RETURN (MIN MAX) MODSEQ 1").await;
     assert_eq!(
         result(untagged),
-        vec![format!(
-            "MIN 1 MAX 3 MODSEQ {}",
-            modseq[0].max(modseq[2])
-        )]
+        vec![format!("MIN 1 MAX 3 MODSEQ {}", modseq[0].max(modseq[2]))]
     );
     let (untagged, _) = client.run("SEARCH RETURN (COUNT) MODSEQ 1").await;
     assert_eq!(
@@ -1517,9 +1525,7 @@ async fn binary_keeps_bare_lf_of_binary_content() {
     let cur = server.maildir("alice").await.join("cur");
     std::fs::write(cur.join("1700000000.M1P1.imap.test:2,"), text).unwrap();
     client.run("SELECT INBOX").await;
-    let (untagged, done) = client
-        .run("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
-        .await;
+    let (untagged, done) = client.run("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await;
     assert_eq!(done, "OK Fetch completed.");
     assert_eq!(
         untagged,
@@ -1579,4 +1585,51 @@ async fn search_charset_converts_latin1_and_refuses_unknown_charsets() {
     let (untagged, done) = client.run("SEARCH CHARSET X-NO-SUCH SUBJECT cafe").await;
     assert!(untagged.is_empty(), "{untagged:?}");
     assert!(done.starts_with("NO [BADCHARSET (UTF-8 "), "{done}");
+}
+
+#[tokio::test]
+async fn a_large_append_is_taken_up_to_appendlimit_and_refused_above_it() {
+    let limit = 31 * 1024 * 1024;
+    let server = start_with(true, |limits| limits.max_literal = limit).await;
+    let mut client = server.logged_in("alice").await;
+    let (untagged, _) = client.run("CAPABILITY").await;
+    assert!(
+        untagged[0].contains(&format!(" APPENDLIMIT={limit}")),
+        "{untagged:?}"
+    );
+    // 30 MB of base64-like lines: more than SMTP's message size limit.
+    let line = format!("{}\r\n", "QUJDRA".repeat(12));
+    let body = line.repeat(30 * 1024 * 1024 / line.len());
+    let text = message("large", &body);
+    client
+        .send(format!("a APPEND INBOX {{{}+}}\r\n", text.len()).as_bytes())
+        .await;
+    client.send(text.as_bytes()).await;
+    client.send(b"\r\n").await;
+    let (_, done) = client.until_tagged("a").await;
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    client.run("SELECT INBOX").await;
+    let (untagged, _) = client.run("FETCH 1 (RFC822.SIZE)").await;
+    assert_eq!(
+        untagged,
+        vec![format!("* 1 FETCH (RFC822.SIZE {})", text.len())]
+    );
+
+    // Synchronizing: refused before a byte of it is sent.
+    let (untagged, done) = client.run(&format!("APPEND INBOX {{{}}}", limit + 1)).await;
+    assert!(untagged.is_empty(), "{untagged:?}");
+    assert!(done.starts_with("NO [TOOBIG]"), "{done}");
+    // Non-synchronizing: its bytes are dropped, the command refused, the connection goes on.
+    let big = vec![b'x'; limit + 1];
+    client
+        .send(format!("b APPEND INBOX {{{}+}}\r\n", big.len()).as_bytes())
+        .await;
+    client.send(&big).await;
+    client.send(b"\r\n").await;
+    let (_, done) = client.until_tagged("b").await;
+    assert!(done.starts_with("NO [TOOBIG]"), "{done}");
+    let (_, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+    let (untagged, _) = client.run("STATUS INBOX (MESSAGES)").await;
+    assert_eq!(untagged, vec!["* STATUS INBOX (MESSAGES 1)"]);
 }

@@ -246,6 +246,10 @@ pub struct ImapSection {
     pub idle_timeout: Duration,
     /// Longest command line without its literals (Dovecot's imap_max_line_length).
     pub max_line_length: usize,
+    /// Largest message APPEND takes, advertised as APPENDLIMIT. Apart from
+    /// `[limits] max_message_size`: users save messages they already have (a sent
+    /// message with its attachments, a moved archive), which SMTP's limit did not bound.
+    pub max_append_size: u64,
 }
 
 impl Default for ImapSection {
@@ -258,6 +262,9 @@ impl Default for ImapSection {
             max_connections_per_ip: 200,
             idle_timeout: Duration::from_secs(30 * 60),
             max_line_length: 64 * 1024,
+            // 50 MiB: what Stalwart allows, 5x SMTP's default; Dovecot's unlimited would let
+            // one client fill the disk's spool in one command.
+            max_append_size: 50 * 1024 * 1024,
         }
     }
 }
@@ -957,6 +964,14 @@ impl Config {
                 "imap.max_connections_per_user",
                 "imap.max_connections_per_user and imap.max_connections_per_ip must be at least 1"
                     .to_owned(),
+            );
+        }
+        if self.imap.max_append_size < 1024 * 1024
+            || usize::try_from(self.imap.max_append_size).is_err()
+        {
+            return fail(
+                "imap.max_append_size",
+                "must be at least 1048576 (1 MiB) and fit in memory addresses".to_owned(),
             );
         }
         if self.imap.max_line_length < 1024 {
@@ -1883,6 +1898,7 @@ mod tests {
             "max_connections_per_user",
             "idle_timeout",
             "max_line_length",
+            "max_append_size",
             "[limits]",
             "command_timeout",
             "data_timeout",

@@ -26,7 +26,10 @@ impl Session {
         }
         self.condstore = true;
         if let Some(selected) = &self.selected {
-            let line = format!("* OK [HIGHESTMODSEQ {}] Highest.\r\n", selected.known_modseq);
+            let line = format!(
+                "* OK [HIGHESTMODSEQ {}] Highest.\r\n",
+                selected.known_modseq
+            );
             self.conn.write(line.as_bytes()).await?;
         }
         Ok(())

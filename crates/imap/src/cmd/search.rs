@@ -408,7 +408,10 @@ impl Session {
                 } else {
                     let min = found.first().filter(|_| wants(SearchReturn::Min));
                     let max = found.last().filter(|_| wants(SearchReturn::Max));
-                    min.into_iter().chain(max).map(|(_, _, modseq)| *modseq).max()
+                    min.into_iter()
+                        .chain(max)
+                        .map(|(_, _, modseq)| *modseq)
+                        .max()
                 };
                 if modseq_key && let Some(modseq) = returned_modseq {
                     line.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());

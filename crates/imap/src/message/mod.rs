@@ -1239,13 +1239,18 @@ fn write_binary_body(
 ) -> Result<(), UnknownEncoding> {
     let bytes = |range: Range<usize>| raw.get(range).unwrap_or_default();
     match &part.kind {
-        Kind::Leaf if transfer_encoding(raw, &part.header)
-            .is_some_and(|encoding| encoding.eq_ignore_ascii_case("binary")) =>
+        Kind::Leaf
+            if transfer_encoding(raw, &part.header)
+                .is_some_and(|encoding| encoding.eq_ignore_ascii_case("binary")) =>
         {
             // RFC 3516: binary content comes back byte for byte, its bare LFs included.
             let mut pos = part.body.start;
             let first = added_crs.partition_point(|&at| at < part.body.start);
-            for &at in added_crs.iter().skip(first).take_while(|&&at| at < part.body.end) {
+            for &at in added_crs
+                .iter()
+                .skip(first)
+                .take_while(|&&at| at < part.body.end)
+            {
                 out.extend_from_slice(bytes(pos..at));
                 pos = at + 1;
             }
