@@ -1433,5 +1433,6 @@ fn collect_texts(raw: &[u8], part: &Part, with_headers: bool, out: &mut Vec<Stri
 }
 
 mod envelope;
+pub mod stream;
 #[cfg(test)]
 mod tests;
