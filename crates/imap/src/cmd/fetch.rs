@@ -1,6 +1,5 @@
 //! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE and QRESYNC's VANISHED.
 
-use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -180,7 +179,8 @@ impl Session {
 
         // Reading a body marks it seen: one store for all, before the responses, so they
         // carry the new flags.
-        let mut seen_now: HashSet<u32> = HashSet::new();
+        // Sorted UIDs, looked up by binary search: no hashing per message.
+        let mut seen_now: Vec<u32> = Vec::new();
         if !selected.read_only && attributes.iter().any(FetchAttribute::sets_seen) {
             let snapshot = folder.snapshot();
             let unseen: Vec<u32> = targets
@@ -200,7 +200,10 @@ impl Session {
                     .store(&unseen, FlagOperation::Add, SystemFlags::SEEN, &[], None)
                     .await
                 {
-                    Ok(result) => seen_now.extend(result.updated),
+                    Ok(result) => {
+                        seen_now = result.updated;
+                        seen_now.sort_unstable();
+                    }
                     Err(err) => return Ok(self.no_for(&err)),
                 }
             }
@@ -235,12 +238,19 @@ impl Session {
                 self.conn.write(line.as_bytes()).await?;
             }
         }
-        let recent: HashSet<u32> = self
-            .selected
-            .as_ref()
-            .map(|selected| selected.recent.iter().copied().collect())
-            .unwrap_or_default();
-        for (position, uid) in targets {
+        // `\Recent` of each target, from the session's sorted list, before the loop borrows
+        // the session for writing.
+        let targets: Vec<(usize, u32, bool)> = targets
+            .into_iter()
+            .map(|(position, uid)| {
+                let recent = self
+                    .selected
+                    .as_ref()
+                    .is_some_and(|selected| selected.is_recent(uid));
+                (position, uid, recent)
+            })
+            .collect();
+        for (position, uid, recent) in targets {
             let Some(meta) = snapshot
                 .position(uid)
                 .and_then(|i| snapshot.messages.get(i))
@@ -273,8 +283,8 @@ impl Session {
             let item = Item {
                 position,
                 meta: *meta,
-                recent: recent.contains(&uid),
-                seen_now: seen_now.contains(&uid),
+                recent,
+                seen_now: seen_now.binary_search(&uid).is_ok(),
             };
             // Whatever was read from the file is parsed and cut off the I/O threads.
             let line = if needs_file {

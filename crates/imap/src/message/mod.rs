@@ -297,18 +297,26 @@ impl Message {
     /// occurrence of `field`; an empty needle matches when the field is present.
     pub fn header_contains(&self, field: &str, needle: &str) -> bool {
         let needle = needle.to_lowercase();
+        self.search_values(field)
+            .any(|values| needle.is_empty() || values.iter().any(|v| v.contains(&needle)))
+    }
+
+    /// What SEARCH matches of each occurrence of `field`: the decoded, lower-cased value and,
+    /// for an address field, each parsed `mailbox@host` (so comments inside an address do
+    /// not hide it).
+    fn search_values<'a>(&'a self, field: &'a str) -> impl Iterator<Item = Vec<String>> + 'a {
         let addresses = ADDRESS_FIELDS
             .iter()
             .any(|name| name.eq_ignore_ascii_case(field));
-        fields(&self.raw, &self.header).any(|f| {
-            f.name.eq_ignore_ascii_case(field.as_bytes())
-                && (needle.is_empty()
-                    || decode_header_value(f.value).contains(&needle)
-                    || addresses
-                        && envelope::address_specs(f.value)
-                            .iter()
-                            .any(|spec| spec.contains(&needle)))
-        })
+        fields(&self.raw, &self.header)
+            .filter(move |f| f.name.eq_ignore_ascii_case(field.as_bytes()))
+            .map(move |f| {
+                let mut values = vec![decode_header_value(f.value)];
+                if addresses {
+                    values.extend(envelope::address_specs(f.value));
+                }
+                values
+            })
     }
 
     /// SEARCH BODY: the decoded text of the text/* parts, case-insensitive.
@@ -432,6 +440,7 @@ mod decode;
 mod envelope;
 mod header;
 mod mime;
+pub mod search_cache;
 pub mod stream;
 
 use bodystructure::*;
