@@ -58,8 +58,8 @@
 //! - `utf7.rs`: modified UTF-7 mailbox names (RFC 3501 5.1.3).
 //! - `wire.rs`: strings in responses (quoted, literal, NIL).
 //! - `message/`: what FETCH and SEARCH read from a message (ENVELOPE, BODYSTRUCTURE,
-//!   sections, text matching), on top of mail-parser; the whole message and its partials are
-//!   streamed from the file a buffer at a time (`message/stream.rs`).
+//!   sections, text matching), on top of mail-parser; the whole message, its TEXT and
+//!   their partials are streamed from the file a buffer at a time (`message/stream.rs`).
 
 use std::future::Future;
 use std::sync::Arc;

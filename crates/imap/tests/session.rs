@@ -1674,6 +1674,18 @@ async fn partials_of_a_large_message_are_slices_of_the_whole() {
             "<{offset}.{count}>"
         );
     }
+    let text_start = whole.find("\r\n\r\n").unwrap() + 4;
+    let (untagged, _) = client
+        .run("FETCH 1 (BODY.PEEK[TEXT]<100000.300> BODY.PEEK[TEXT]<0.10>)")
+        .await;
+    assert_eq!(
+        untagged,
+        vec![format!(
+            "* 1 FETCH (BODY[TEXT]<100000> {{300}}\r\n{} BODY[TEXT]<0> {{10}}\r\n{})",
+            &whole[text_start + 100_000..text_start + 100_300],
+            &whole[text_start..text_start + 10]
+        )]
+    );
     let (untagged, _) = client
         .run("FETCH 1 (RFC822 BINARY.PEEK[]<5.7> FLAGS)")
         .await;

@@ -18,6 +18,7 @@ use crate::wire;
 /// the file a buffer at a time, never held whole.
 #[derive(Clone, Copy, Debug)]
 struct Streamed {
+    from: stream::From,
     partial: Option<Partial>,
     /// BINARY: a NUL makes it a `~{n}` literal.
     binary: bool,
@@ -50,16 +51,27 @@ impl FetchAttribute {
     fn streamed(&self) -> Option<Streamed> {
         match self {
             FetchAttribute::Rfc822 => Some(Streamed {
+                from: stream::From::Message,
                 partial: None,
                 binary: false,
             }),
             FetchAttribute::BodySection {
                 section, partial, ..
-            } if is_whole_message(section) => Some(Streamed {
-                partial: *partial,
-                binary: false,
-            }),
+            } if section.part.is_empty()
+                && matches!(section.text, None | Some(SectionText::Text)) =>
+            {
+                Some(Streamed {
+                    from: if section.text.is_none() {
+                        stream::From::Message
+                    } else {
+                        stream::From::Body
+                    },
+                    partial: *partial,
+                    binary: false,
+                })
+            }
             FetchAttribute::Binary { part, partial, .. } if part.is_empty() => Some(Streamed {
+                from: stream::From::Message,
                 partial: *partial,
                 binary: true,
             }),
@@ -88,10 +100,6 @@ impl FetchAttribute {
                 | FetchAttribute::ModSeq
         )
     }
-}
-
-fn is_whole_message(section: &Section) -> bool {
-    section.part.is_empty() && section.text.is_none()
 }
 
 fn cache_key(attribute: &FetchAttribute) -> Option<CacheKey> {
@@ -353,7 +361,8 @@ impl Session {
             .cpu
             .run(move || {
                 let mut file = file;
-                let span = stream::scan(io::BufReader::new(&mut file), offset, count)?;
+                let span =
+                    stream::scan(io::BufReader::new(&mut file), streamed.from, offset, count)?;
                 io::Seek::seek(&mut file, io::SeekFrom::Start(span.stored_start))?;
                 Ok::<_, io::Error>((span, file))
             })
@@ -367,7 +376,7 @@ impl Session {
             .write(format!("{tilde}{{{}}}\r\n", span.len).as_bytes())
             .await?;
         let mut file = tokio::fs::File::from_std(file);
-        let mut writer = stream::CrlfWriter::new(&span);
+        let mut writer = stream::CrlfWriter::new(&span, streamed.from == stream::From::Body);
         let mut buffer = vec![0u8; stream::BUFFER];
         let mut out = Vec::with_capacity(stream::BUFFER * 2);
         while !writer.is_done() {
@@ -436,10 +445,12 @@ fn fetch_line(
 
 /// `RFC822 `, `BODY[]<0> `, `BINARY[] `.
 fn streamed_label(attribute: &FetchAttribute, streamed: Streamed) -> String {
+    let suffix = partial_suffix(streamed.partial);
     match attribute {
         FetchAttribute::Rfc822 => "RFC822 ".to_owned(),
-        _ if streamed.binary => format!("BINARY[]{} ", partial_suffix(streamed.partial)),
-        _ => format!("BODY[]{} ", partial_suffix(streamed.partial)),
+        _ if streamed.binary => format!("BINARY[]{suffix} "),
+        _ if streamed.from == stream::From::Body => format!("BODY[TEXT]{suffix} "),
+        _ => format!("BODY[]{suffix} "),
     }
 }
 
