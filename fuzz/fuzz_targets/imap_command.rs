@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         max_line: 256,
         max_literal: 1024,
         max_command: 2048,
+        max_discard: 4096,
     };
     let mut framer = CommandFramer::new(limits);
     // First byte: chunk size, so splits at every position get exercised.

@@ -392,7 +392,8 @@ pub struct StoreCommand {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchCommand {
     pub uid: bool,
-    /// `CHARSET x`, upper-cased; the session accepts UTF-8 and US-ASCII.
+    /// `CHARSET x`, upper-cased; the parser has decoded the search strings with it, and the
+    /// session refuses a charset `parser::search_charset` does not know.
     pub charset: Option<String>,
     /// The criteria, ANDed: one `SearchKey::And` for several keys.
     pub criteria: SearchKey,

@@ -2,12 +2,18 @@
 //! (`{n}`, `{n+}` from LITERAL+, `~{n}` from BINARY). The framer enforces the size limits before
 //! the bytes are buffered, so a client cannot make the server hold more than `max_command`
 //! bytes, and it answers literals the way RFC 3501 and RFC 7888 want (continuation for a
-//! synchronizing literal, `NO [TOOBIG]` for one that is too big, `BYE` for a non-synchronizing
-//! one that is too big since its bytes are already on their way).
+//! synchronizing literal, `NO [TOOBIG]` for one that is too big; a non-synchronizing one that
+//! is too big is on its way already: `NO [TOOBIG]` with its bytes dropped as they arrive,
+//! never buffered, when it is at most `max_discard`, else `BYE`).
 //!
 //! Bare LF line ends are accepted like CRLF. A [`Frame::Command`] always ends with CRLF;
 //! a bare LF after a literal announcement inside it is kept as sent (`parse_command` takes
 //! both). Literal contents are never touched.
+
+/// The largest refused non-synchronizing literal a logged-in client's connection survives:
+/// its bytes are dropped as they come (no memory), so the bound is only on the time spent
+/// reading what will be thrown away.
+pub const MAX_DISCARD: u64 = 1 << 30;
 
 /// Size limits for one command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +24,10 @@ pub struct FramingLimits {
     pub max_literal: usize,
     /// The whole command, literals included.
     pub max_command: usize,
+    /// A non-synchronizing literal over `max_literal` but at most this big is read and
+    /// dropped, and the command refused with `NO [TOOBIG]` (RFC 7888 4); a bigger one (or
+    /// any, when 0) ends the connection with `BYE`.
+    pub max_discard: u64,
 }
 
 impl Default for FramingLimits {
@@ -26,6 +36,7 @@ impl Default for FramingLimits {
             max_line: 64 * 1024,
             max_literal: 64 * 1024 * 1024,
             max_command: 64 * 1024 * 1024 + 64 * 1024,
+            max_discard: 0,
         }
     }
 }
@@ -73,6 +84,8 @@ enum State {
     Literal { end: usize },
     /// Dropping bytes up to and including the next LF (after a rejected line).
     Discard,
+    /// Dropping the bytes of a refused non-synchronizing literal; then `Discard`.
+    SkipLiteral { remaining: u64 },
     /// After [`Frame::Fatal`]: nothing more is taken.
     Closed,
 }
@@ -115,8 +128,16 @@ impl CommandFramer {
 
     /// Bytes read from the socket.
     pub fn push(&mut self, mut bytes: &[u8]) {
+        if let State::SkipLiteral { remaining } = self.state {
+            let skipped = usize::try_from(remaining).map_or(bytes.len(), |r| r.min(bytes.len()));
+            bytes = bytes.get(skipped..).unwrap_or_default();
+            self.state = match remaining - skipped as u64 {
+                0 => State::Discard,
+                remaining => State::SkipLiteral { remaining },
+            };
+        }
         match self.state {
-            State::Closed => return,
+            State::Closed | State::SkipLiteral { .. } => return,
             // Dropped here rather than buffered: an over-long line never sits in memory.
             State::Discard => match bytes.iter().position(|&b| b == b'\n') {
                 Some(lf) => {
@@ -150,7 +171,7 @@ impl CommandFramer {
     pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
             match self.state {
-                State::Closed => return None,
+                State::Closed | State::SkipLiteral { .. } => return None,
                 State::Discard => {
                     if !self.discard_to_line_end() {
                         return None;
@@ -269,6 +290,22 @@ impl CommandFramer {
             if synchronizing {
                 let tag = self.tag();
                 self.consume(lf + 1);
+                return Some(Frame::Reject {
+                    tag,
+                    response: "NO [TOOBIG] Literal too big".into(),
+                });
+            }
+            if size <= self.limits.max_discard {
+                let tag = self.tag();
+                self.consume(lf + 1);
+                // What of the literal is buffered already goes now, the rest in `push`.
+                let buffered = self.pending().len();
+                let skipped = usize::try_from(size).map_or(buffered, |size| size.min(buffered));
+                self.consume(skipped);
+                self.state = match size - skipped as u64 {
+                    0 => State::Discard,
+                    remaining => State::SkipLiteral { remaining },
+                };
                 return Some(Frame::Reject {
                     tag,
                     response: "NO [TOOBIG] Literal too big".into(),
@@ -408,6 +445,7 @@ mod tests {
             max_line: 40,
             max_literal: 100,
             max_command: 200,
+            max_discard: 0,
         }
     }
 
@@ -528,6 +566,32 @@ mod tests {
     }
 
     #[test]
+    fn non_sync_literal_too_big_is_dropped_when_discarding_is_allowed() {
+        let mut f = CommandFramer::new(FramingLimits {
+            max_discard: 1000,
+            ..small()
+        });
+        f.push(b"a APPEND x {150+}\r\n");
+        f.push(&[b'x'; 20]);
+        assert_eq!(
+            frames(&mut f),
+            vec![Frame::Reject {
+                tag: Some("a".into()),
+                response: "NO [TOOBIG] Literal too big".into()
+            }]
+        );
+        for _ in 0..13 {
+            f.push(&[b'y'; 10]);
+            assert_eq!(f.buffered(), 0, "never buffered");
+        }
+        f.push(b"\r\nb NOOP\r\n");
+        assert_eq!(frames(&mut f), vec![cmd("b NOOP\r\n")]);
+        // Over max_discard: the connection ends.
+        f.push(b"c APPEND x {1001+}\r\n");
+        assert!(matches!(&frames(&mut f)[..], [Frame::Fatal { .. }]));
+    }
+
+    #[test]
     fn new_limits_apply_from_the_next_command() {
         let mut f = CommandFramer::new(small());
         f.push(b"a LOGIN {50}\r\n");
@@ -539,6 +603,7 @@ mod tests {
             max_line: 40,
             max_literal: 10,
             max_command: 100,
+            max_discard: 0,
         });
         f.push(b"b LOGIN {50}\r\n");
         assert_eq!(

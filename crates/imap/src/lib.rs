@@ -15,7 +15,8 @@
 //! RFC 3501 (IMAP4rev1), 2177 (IDLE), 4315 (UIDPLUS), 6851 (MOVE), 7888 (LITERAL+), 4959
 //! (SASL-IR), 5161 (ENABLE), 2971 (ID), 2342 (NAMESPACE), 3691 (UNSELECT), 3348 (CHILDREN),
 //! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
-//! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 4616 (PLAIN).
+//! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 7889 (APPENDLIMIT),
+//! 4616 (PLAIN).
 //!
 //! # SECURITY
 //!
@@ -25,6 +26,11 @@
 //! failures across connections. No password is accepted before TLS
 //! unless the client is on loopback and the configuration allows it. Mailbox names are checked
 //! by the store before they reach a path.
+//!
+//! After login a literal (APPEND's message) is at most [`Limits::max_literal`]
+//! (`[imap] max_append_size`, advertised as `APPENDLIMIT`): a synchronizing one over it gets
+//! `NO [TOOBIG]` without a continuation, a LITERAL+ one is read and dropped (never buffered,
+//! up to 1 GiB; beyond, `* BYE`) and then refused `NO [TOOBIG]`.
 //!
 //! Before login, lines, literals and AUTHENTICATE responses are at most
 //! [`Limits::max_input_before_login`] (8 KiB; a synchronizing literal over it gets
@@ -51,8 +57,9 @@
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].
 //! - `utf7.rs`: modified UTF-7 mailbox names (RFC 3501 5.1.3).
 //! - `wire.rs`: strings in responses (quoted, literal, NIL).
-//! - `message.rs`: what FETCH and SEARCH read from a message (ENVELOPE, BODYSTRUCTURE,
-//!   sections, text matching), on top of mail-parser.
+//! - `message/`: what FETCH and SEARCH read from a message (ENVELOPE, BODYSTRUCTURE,
+//!   sections, text matching), on top of mail-parser; the whole message, its TEXT and
+//!   their partials are streamed from the file a buffer at a time (`message/stream.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -83,7 +90,9 @@ pub mod wire;
 pub struct Limits {
     /// Longest command line without its literals (Dovecot's `imap_max_line_length`, 64 KiB).
     pub max_line: usize,
-    /// Largest literal, which bounds APPEND (the message size limit).
+    /// Largest literal, which bounds APPEND (`[imap] max_append_size`, advertised as
+    /// `APPENDLIMIT`, RFC 7889); apart from SMTP's message size limit, since users save
+    /// messages they already have.
     pub max_literal: usize,
     /// How long an authenticated client may stay silent (RFC 3501 5.4: at least 30 minutes).
     pub idle_timeout: Duration,

@@ -12,6 +12,7 @@
 //! strings are kept as sent (mailbox names, `INBOX` included, stay in modified UTF-7).
 
 use base64::Engine;
+use encoding_rs::{Encoding, UTF_8};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
@@ -55,6 +56,7 @@ pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
         input,
         pos: 0,
         search_keys: 0,
+        search_decoder: None,
     };
     let tag = p
         .tag()
@@ -79,6 +81,15 @@ struct Parser<'a> {
     pos: usize,
     /// Search keys read so far (bounded by [`MAX_SEARCH_KEYS`]).
     search_keys: usize,
+    /// How SEARCH strings are read after `CHARSET x` other than UTF-8 (`None`: strict UTF-8).
+    search_decoder: Option<&'static Encoding>,
+}
+
+/// The decoder for a SEARCH `CHARSET`, by any of its WHATWG labels (`ISO-8859-1`,
+/// `windows-1252`, `KOI8-R`, `Shift_JIS`, ...); `None` for one we do not know, which the
+/// session answers `NO [BADCHARSET]`.
+pub fn search_charset(name: &str) -> Option<&'static Encoding> {
+    Encoding::for_label(name.as_bytes())
 }
 
 fn is_tag_char(byte: u8) -> bool {
@@ -930,7 +941,14 @@ impl<'a> Parser<'a> {
         let mut charset = None;
         if self.try_keyword("CHARSET") {
             self.sp()?;
-            charset = Some(self.astring("charset")?.to_ascii_uppercase());
+            let name = self.astring("charset")?.to_ascii_uppercase();
+            // An unknown charset's strings are read leniently: the session refuses the command.
+            self.search_decoder = match search_charset(&name) {
+                Some(encoding) if encoding == UTF_8 => None,
+                Some(encoding) => Some(encoding),
+                None => Some(UTF_8),
+            };
+            charset = Some(name);
             self.sp()?;
         }
         let mut keys = vec![self.search_key(0)?];
@@ -1056,7 +1074,15 @@ impl<'a> Parser<'a> {
 
     fn search_string(&mut self) -> Result<String> {
         self.sp()?;
-        self.astring("search string")
+        let Some(decoder) = self.search_decoder else {
+            return self.astring("search string");
+        };
+        let bytes = match self.peek() {
+            Some(b'"') => self.quoted()?,
+            Some(b'{') => self.literal(false)?.to_vec(),
+            _ => self.astring("search string")?.into_bytes(),
+        };
+        Ok(decoder.decode_without_bom_handling(&bytes).0.into_owned())
     }
 
     fn search_date(&mut self) -> Result<Date> {

@@ -241,6 +241,7 @@ pub(crate) fn framing_limits(limits: &Limits, authenticated: bool) -> FramingLim
             max_line: limits.max_line,
             max_literal: limits.max_literal,
             max_command: limits.max_literal.saturating_add(limits.max_line),
+            max_discard: crate::framing::MAX_DISCARD,
         }
     } else {
         let max_line = limits.max_line.min(limits.max_input_before_login);
@@ -249,6 +250,7 @@ pub(crate) fn framing_limits(limits: &Limits, authenticated: bool) -> FramingLim
             max_line,
             max_literal,
             max_command: max_line.saturating_add(max_literal.saturating_mul(2)),
+            max_discard: 0,
         }
     }
 }
@@ -507,6 +509,7 @@ impl Session {
                  LIST-STATUS ESEARCH QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC BINARY \
                  STATUS=SIZE",
             );
+            caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
         }
         caps
     }

@@ -250,6 +250,10 @@ pub struct ImapSection {
     pub idle_check_interval: Duration,
     /// Longest command line without its literals (Dovecot's imap_max_line_length).
     pub max_line_length: usize,
+    /// Largest message APPEND takes, advertised as APPENDLIMIT. Apart from
+    /// `[limits] max_message_size`: users save messages they already have (a sent
+    /// message with its attachments, a moved archive), which SMTP's limit did not bound.
+    pub max_append_size: u64,
 }
 
 impl Default for ImapSection {
@@ -263,6 +267,9 @@ impl Default for ImapSection {
             idle_timeout: Duration::from_secs(30 * 60),
             idle_check_interval: Duration::from_secs(30),
             max_line_length: 64 * 1024,
+            // 50 MiB: what Stalwart allows, 5x SMTP's default; Dovecot's unlimited would let
+            // one client fill the disk's spool in one command.
+            max_append_size: 50 * 1024 * 1024,
         }
     }
 }
@@ -962,6 +969,14 @@ impl Config {
                 "imap.max_connections_per_user",
                 "imap.max_connections_per_user and imap.max_connections_per_ip must be at least 1"
                     .to_owned(),
+            );
+        }
+        if self.imap.max_append_size < 1024 * 1024
+            || usize::try_from(self.imap.max_append_size).is_err()
+        {
+            return fail(
+                "imap.max_append_size",
+                "must be at least 1048576 (1 MiB) and fit in memory addresses".to_owned(),
             );
         }
         if self.imap.max_line_length < 1024 {
@@ -1889,6 +1904,7 @@ mod tests {
             "idle_timeout",
             "idle_check_interval",
             "max_line_length",
+            "max_append_size",
             "[limits]",
             "command_timeout",
             "data_timeout",

@@ -216,12 +216,12 @@ impl Session {
         let mut enabled = Vec::new();
         for name in names {
             if name.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
-                self.condstore = true;
+                self.enable_condstore().await?;
                 enabled.push("CONDSTORE");
             } else if name.eq_ignore_ascii_case("QRESYNC") && !self.qresync {
                 // QRESYNC implies CONDSTORE (RFC 7162 3.2.3).
                 self.qresync = true;
-                self.condstore = true;
+                self.enable_condstore().await?;
                 enabled.push("QRESYNC");
             }
         }

@@ -1,17 +1,34 @@
 //! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE and QRESYNC's VANISHED.
 
-use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
 
 use mailstead_store::{CacheKey, FlagOperation, MessageMeta, Snapshot, SystemFlags};
 use tracing::error;
 
 use crate::cmd::{internal_date, uid_set_string, write_flags};
 use crate::command::{FetchAttribute, FetchCommand, Partial, Section, SectionText};
-use crate::message::{Message, to_crlf};
+use crate::message::{Message, stream};
 use crate::session::{Done, Session};
 use crate::wire;
+
+/// An item answered with the whole message, or a partial of it, in CRLF form: streamed from
+/// the file a buffer at a time, never held whole.
+#[derive(Clone, Copy, Debug)]
+struct Streamed {
+    from: stream::From,
+    partial: Option<Partial>,
+    /// BINARY: a NUL makes it a `~{n}` literal.
+    binary: bool,
+}
+
+/// A FETCH response line in pieces: bytes, and the streamed items between them.
+enum Piece {
+    Bytes(Vec<u8>),
+    Stream(Streamed),
+}
 
 /// The bytes a FETCH item reads from a message, loaded at most once per message.
 enum Content {
@@ -30,32 +47,59 @@ impl FetchAttribute {
         }
     }
 
-    /// Whether the item needs the message file (unless the folder's cache has it).
+    /// The whole message or a partial of it, which is streamed.
+    fn streamed(&self) -> Option<Streamed> {
+        match self {
+            FetchAttribute::Rfc822 => Some(Streamed {
+                from: stream::From::Message,
+                partial: None,
+                binary: false,
+            }),
+            FetchAttribute::BodySection {
+                section, partial, ..
+            } if section.part.is_empty()
+                && matches!(section.text, None | Some(SectionText::Text)) =>
+            {
+                Some(Streamed {
+                    from: if section.text.is_none() {
+                        stream::From::Message
+                    } else {
+                        stream::From::Body
+                    },
+                    partial: *partial,
+                    binary: false,
+                })
+            }
+            FetchAttribute::Binary { part, partial, .. } if part.is_empty() => Some(Streamed {
+                from: stream::From::Message,
+                partial: *partial,
+                binary: true,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether the item needs the message file read whole (unless the folder's cache has
+    /// it).
     fn reads_file(&self) -> bool {
-        self.needs_parse()
+        self.streamed().is_none() && self.needs_parse()
             || matches!(
                 self,
                 FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
             )
     }
 
-    /// Whether the item needs the MIME structure (not just the bytes or the index).
+    /// Whether the item needs the MIME structure (not just the index).
     fn needs_parse(&self) -> bool {
-        match self {
+        !matches!(
+            self,
             FetchAttribute::Flags
-            | FetchAttribute::InternalDate
-            | FetchAttribute::Rfc822Size
-            | FetchAttribute::Uid
-            | FetchAttribute::ModSeq
-            | FetchAttribute::Rfc822 => false,
-            FetchAttribute::BodySection { section, .. } => !is_whole_message(section),
-            _ => true,
-        }
+                | FetchAttribute::InternalDate
+                | FetchAttribute::Rfc822Size
+                | FetchAttribute::Uid
+                | FetchAttribute::ModSeq
+        )
     }
-}
-
-fn is_whole_message(section: &Section) -> bool {
-    section.part.is_empty() && section.text.is_none()
 }
 
 fn cache_key(attribute: &FetchAttribute) -> Option<CacheKey> {
@@ -129,7 +173,7 @@ impl Session {
             attributes.push(FetchAttribute::ModSeq);
         }
         if attributes.contains(&FetchAttribute::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore().await?;
         }
         let attributes: Arc<[FetchAttribute]> = Arc::from(attributes);
         let Some(selected) = self.selected.as_mut() else {
@@ -143,7 +187,8 @@ impl Session {
 
         // Reading a body marks it seen: one store for all, before the responses, so they
         // carry the new flags.
-        let mut seen_now: HashSet<u32> = HashSet::new();
+        // Sorted UIDs, looked up by binary search: no hashing per message.
+        let mut seen_now: Vec<u32> = Vec::new();
         if !selected.read_only && attributes.iter().any(FetchAttribute::sets_seen) {
             let snapshot = folder.snapshot();
             let unseen: Vec<u32> = targets
@@ -163,7 +208,10 @@ impl Session {
                     .store(&unseen, FlagOperation::Add, SystemFlags::SEEN, &[], None)
                     .await
                 {
-                    Ok(result) => seen_now.extend(result.updated),
+                    Ok(result) => {
+                        seen_now = result.updated;
+                        seen_now.sort_unstable();
+                    }
                     Err(err) => return Ok(self.no_for(&err)),
                 }
             }
@@ -198,12 +246,19 @@ impl Session {
                 self.conn.write(line.as_bytes()).await?;
             }
         }
-        let recent: HashSet<u32> = self
-            .selected
-            .as_ref()
-            .map(|selected| selected.recent.iter().copied().collect())
-            .unwrap_or_default();
-        for (position, uid) in targets {
+        // `\Recent` of each target, from the session's sorted list, before the loop borrows
+        // the session for writing.
+        let targets: Vec<(usize, u32, bool)> = targets
+            .into_iter()
+            .map(|(position, uid)| {
+                let recent = self
+                    .selected
+                    .as_ref()
+                    .is_some_and(|selected| selected.is_recent(uid));
+                (position, uid, recent)
+            })
+            .collect();
+        for (position, uid, recent) in targets {
             let Some(meta) = snapshot
                 .position(uid)
                 .and_then(|i| snapshot.messages.get(i))
@@ -236,8 +291,8 @@ impl Session {
             let item = Item {
                 position,
                 meta: *meta,
-                recent: recent.contains(&uid),
-                seen_now: seen_now.contains(&uid),
+                recent,
+                seen_now: seen_now.binary_search(&uid).is_ok(),
             };
             // Whatever was read from the file is parsed and cut off the I/O threads.
             let line = if needs_file {
@@ -251,12 +306,89 @@ impl Session {
             } else {
                 fetch_line(&item, &attributes, &snapshot, &folder, content)
             };
-            match line {
-                Ok(line) => self.conn.write(&line).await?,
+            let pieces = match line {
+                Ok(pieces) => pieces,
                 Err(done) => return Ok(done),
+            };
+            for piece in pieces {
+                match piece {
+                    Piece::Bytes(bytes) => self.conn.write(&bytes).await?,
+                    Piece::Stream(streamed) => {
+                        if let Err(err) = self.stream_message(&folder, uid, streamed).await {
+                            // The response is half written: the connection cannot go on.
+                            error!(uid, cause = %err, "cannot stream message");
+                            return Err(io::Error::other(err.to_string()));
+                        }
+                    }
+                }
             }
         }
         Ok(Done::ok("Fetch completed."))
+    }
+}
+
+/// Why streaming a message stopped.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error(transparent)]
+    Store(#[from] mailstead_store::MailboxError),
+    #[error("reading the message file: {0}")]
+    Read(#[from] io::Error),
+    #[error("the message file ended early")]
+    Truncated,
+}
+
+impl Session {
+    /// Writes the whole message, or its partial, as a literal read from the file a buffer at
+    /// a time (`NIL` when it was expunged meanwhile: the response has begun).
+    async fn stream_message(
+        &mut self,
+        folder: &mailstead_store::Folder,
+        uid: u32,
+        streamed: Streamed,
+    ) -> Result<(), StreamError> {
+        let Some(file) = folder.open_message(uid).await? else {
+            self.conn.write(b"NIL").await?;
+            return Ok(());
+        };
+        let (offset, count) = match streamed.partial {
+            Some(Partial { offset, count }) => (u64::from(offset), Some(u64::from(count))),
+            None => (0, None),
+        };
+        // The first pass reads the whole file: off the I/O threads.
+        let (span, file) = self
+            .ctx
+            .cpu
+            .run(move || {
+                let mut file = file;
+                let span =
+                    stream::scan(io::BufReader::new(&mut file), streamed.from, offset, count)?;
+                io::Seek::seek(&mut file, io::SeekFrom::Start(span.stored_start))?;
+                Ok::<_, io::Error>((span, file))
+            })
+            .await??;
+        let tilde = if streamed.binary && span.has_nul {
+            "~"
+        } else {
+            ""
+        };
+        self.conn
+            .write(format!("{tilde}{{{}}}\r\n", span.len).as_bytes())
+            .await?;
+        let mut file = tokio::fs::File::from_std(file);
+        let mut writer = stream::CrlfWriter::new(&span, streamed.from == stream::From::Body);
+        let mut buffer = vec![0u8; stream::BUFFER];
+        let mut out = Vec::with_capacity(stream::BUFFER * 2);
+        while !writer.is_done() {
+            let read = file.read(&mut buffer).await?;
+            if read == 0 {
+                return Err(StreamError::Truncated);
+            }
+            out.clear();
+            writer.convert(buffer.get(..read).unwrap_or_default(), &mut out);
+            self.conn.write(&out).await?;
+        }
+        Ok(())
     }
 }
 
@@ -269,19 +401,27 @@ struct Item {
     seen_now: bool,
 }
 
-/// `* n FETCH (...)` for one message; `Err` is the tagged response that ends the command.
+/// `* n FETCH (...)` for one message, in pieces around the streamed items; `Err` is the
+/// tagged response that ends the command.
 fn fetch_line(
     item: &Item,
     attributes: &[FetchAttribute],
     snapshot: &Snapshot,
     folder: &mailstead_store::Folder,
     mut content: Content,
-) -> Result<Vec<u8>, Done> {
+) -> Result<Vec<Piece>, Done> {
+    let mut pieces = Vec::new();
     let mut line = format!("* {} FETCH (", item.position + 1).into_bytes();
     let mut wrote_flags = false;
     for (index, attribute) in attributes.iter().enumerate() {
         if index > 0 {
             line.push(b' ');
+        }
+        if let Some(streamed) = attribute.streamed() {
+            line.extend_from_slice(streamed_label(attribute, streamed).as_bytes());
+            pieces.push(Piece::Bytes(std::mem::take(&mut line)));
+            pieces.push(Piece::Stream(streamed));
+            continue;
         }
         write_item(
             &mut line,
@@ -299,7 +439,19 @@ fn fetch_line(
         write_flags(&mut line, &item.meta, snapshot, item.recent);
     }
     line.extend_from_slice(b")\r\n");
-    Ok(line)
+    pieces.push(Piece::Bytes(line));
+    Ok(pieces)
+}
+
+/// `RFC822 `, `BODY[]<0> `, `BINARY[] `.
+fn streamed_label(attribute: &FetchAttribute, streamed: Streamed) -> String {
+    let suffix = partial_suffix(streamed.partial);
+    match attribute {
+        FetchAttribute::Rfc822 => "RFC822 ".to_owned(),
+        _ if streamed.binary => format!("BINARY[]{suffix} "),
+        _ if streamed.from == stream::From::Body => format!("BODY[TEXT]{suffix} "),
+        _ => format!("BODY[]{suffix} "),
+    }
 }
 
 fn parsed(content: &mut Content) -> Option<&Message> {
@@ -375,16 +527,8 @@ fn write_item(
                 folder.cache(meta.uid, key, Arc::from(value));
             }
         }
-        FetchAttribute::Rfc822 => {
-            let Content::Raw(bytes) = &*content else {
-                let message = parsed(content).ok_or_else(missing)?;
-                out.extend_from_slice(b"RFC822 ");
-                wire::literal(out, message.raw());
-                return Ok(());
-            };
-            out.extend_from_slice(b"RFC822 ");
-            wire::literal(out, &to_crlf(bytes));
-        }
+        // Streamed by `fetch_line`'s caller.
+        FetchAttribute::Rfc822 => {}
         FetchAttribute::Rfc822Header | FetchAttribute::Rfc822Text => {
             let (name, text) = if *attribute == FetchAttribute::Rfc822Header {
                 ("RFC822.HEADER ", SectionText::Header)
@@ -410,20 +554,10 @@ fn write_item(
                 )
                 .as_bytes(),
             );
-            if is_whole_message(section) {
-                if let Content::Raw(bytes) = &*content {
-                    let crlf = to_crlf(bytes);
-                    wire::literal(out, apply_partial(&crlf, *partial));
-                    return Ok(());
-                }
-                let message = parsed(content).ok_or_else(missing)?;
-                wire::literal(out, apply_partial(message.raw(), *partial));
-            } else {
-                let message = parsed(content).ok_or_else(missing)?;
-                match message.section(section) {
-                    Some(bytes) => wire::literal(out, apply_partial(&bytes, *partial)),
-                    None => out.extend_from_slice(b"NIL"),
-                }
+            let message = parsed(content).ok_or_else(missing)?;
+            match message.section(section) {
+                Some(bytes) => wire::literal(out, apply_partial(&bytes, *partial)),
+                None => out.extend_from_slice(b"NIL"),
             }
         }
         FetchAttribute::Binary { part, partial, .. } => {

@@ -2,7 +2,7 @@
 //! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, STATUS,
 //! APPEND, GETQUOTA and GETQUOTAROOT.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
@@ -93,6 +93,119 @@ fn list_pattern_matches(pattern: &str, name: &str) -> bool {
         return list_matches(&normalize(pattern), name) || list_matches(pattern, name);
     }
     list_matches(pattern, name)
+}
+
+/// What a LIST line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listed {
+    /// The folder at this index of the account's list.
+    Folder(usize),
+    /// No folder, but the parent of one (a Maildir++ `.Work.Projects` without `.Work`).
+    Parent,
+    /// No folder at all (a subscription to a folder that is gone).
+    Missing,
+}
+
+/// One line of a LIST answer.
+#[derive(Debug)]
+struct ListEntry {
+    name: String,
+    kind: Listed,
+    /// RFC 5258 RECURSIVEMATCH: a subscribed name below it is not matched by the pattern.
+    subscribed_child: bool,
+}
+
+/// Every parent of `name` (`a` and `a/b` for `a/b/c`).
+fn ancestors(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices(SEPARATOR)
+        .filter_map(|(index, _)| name.get(..index))
+        .filter(|parent| !parent.is_empty())
+}
+
+/// INBOX first, then by name, as the store lists folders.
+fn listing_order(a: &str, b: &str) -> std::cmp::Ordering {
+    (a != "INBOX", a).cmp(&(b != "INBOX", b))
+}
+
+/// LIST without SUBSCRIBED: the folders that match and the parents that exist only as the
+/// path of a deeper folder (Dovecot lists those `\Noselect \HasChildren`, and a client
+/// walking the tree with `%` needs them to find the children).
+fn list_all(folders: &[FolderInfo], matches: impl Fn(&str) -> bool) -> Vec<ListEntry> {
+    let existing: HashSet<&str> = folders.iter().map(|folder| folder.name.as_str()).collect();
+    let mut parents: BTreeSet<&str> = BTreeSet::new();
+    for folder in folders {
+        parents.extend(ancestors(&folder.name).filter(|parent| !existing.contains(parent)));
+    }
+    let mut entries: Vec<ListEntry> = folders
+        .iter()
+        .enumerate()
+        .filter(|(_, folder)| matches(&folder.name))
+        .map(|(index, folder)| ListEntry {
+            name: folder.name.clone(),
+            kind: Listed::Folder(index),
+            subscribed_child: false,
+        })
+        .collect();
+    entries.extend(
+        parents
+            .into_iter()
+            .filter(|parent| matches(parent))
+            .map(|parent| ListEntry {
+                name: parent.to_owned(),
+                kind: Listed::Parent,
+                subscribed_child: false,
+            }),
+    );
+    entries.sort_by(|a, b| listing_order(&a.name, &b.name));
+    entries
+}
+
+/// LIST (SUBSCRIBED): the subscriptions that match; with RECURSIVEMATCH also the names that
+/// match and have a subscribed descendant the pattern does not reach, marked for CHILDINFO
+/// (RFC 5258 3.5).
+fn list_subscribed(
+    folders: &[FolderInfo],
+    subscriptions: &[String],
+    recursive_match: bool,
+    matches: impl Fn(&str) -> bool,
+) -> Vec<ListEntry> {
+    let by_name: HashMap<&str, usize> = folders
+        .iter()
+        .enumerate()
+        .map(|(index, folder)| (folder.name.as_str(), index))
+        .collect();
+    let kind = |name: &str| match by_name.get(name) {
+        Some(index) => Listed::Folder(*index),
+        None if folders
+            .iter()
+            .any(|folder| ancestors(&folder.name).any(|parent| parent == name)) =>
+        {
+            Listed::Parent
+        }
+        None => Listed::Missing,
+    };
+    let mut with_child: BTreeSet<&str> = BTreeSet::new();
+    if recursive_match {
+        for name in subscriptions.iter().filter(|name| !matches(name)) {
+            with_child.extend(ancestors(name).filter(|parent| matches(parent)));
+        }
+    }
+    let mut names: BTreeSet<&str> = subscriptions
+        .iter()
+        .map(String::as_str)
+        .filter(|name| matches(name))
+        .collect();
+    names.extend(with_child.iter().copied());
+    let mut entries: Vec<ListEntry> = names
+        .into_iter()
+        .map(|name| ListEntry {
+            name: name.to_owned(),
+            kind: kind(name),
+            subscribed_child: with_child.contains(name),
+        })
+        .collect();
+    entries.sort_by(|a, b| listing_order(&a.name, &b.name));
+    entries
 }
 
 impl Session {
@@ -207,8 +320,9 @@ impl Session {
             .map(|pattern| format!("{}{pattern}", list.reference))
             .collect();
         // Matching every folder (or subscription) against every pattern is done off the I/O
-        // threads: the names (with the index of the folder they are, if any) in order.
+        // threads.
         let subscribed_only = list.subscribed;
+        let recursive_match = list.recursive_match;
         let (folders, subscriptions, matched) = self
             .ctx
             .cpu
@@ -218,41 +332,27 @@ impl Session {
                         .iter()
                         .any(|pattern| list_pattern_matches(pattern, name))
                 };
-                let matched: Vec<(String, Option<usize>)> = if subscribed_only {
-                    let by_name: HashMap<&str, usize> = folders
-                        .iter()
-                        .enumerate()
-                        .map(|(index, folder)| (folder.name.as_str(), index))
-                        .collect();
-                    subscriptions
-                        .iter()
-                        .filter(|name| matches(name))
-                        .map(|name| (name.clone(), by_name.get(name.as_str()).copied()))
-                        .collect()
+                let matched = if subscribed_only {
+                    list_subscribed(&folders, &subscriptions, recursive_match, matches)
                 } else {
-                    folders
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, folder)| matches(&folder.name))
-                        .map(|(index, folder)| (folder.name.clone(), Some(index)))
-                        .collect()
+                    list_all(&folders, matches)
                 };
                 (folders, subscriptions, matched)
             })
             .await?;
         let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
         let is_subscribed = |name: &str| subscribed.contains(name);
-        let entries: Vec<(String, Option<&FolderInfo>)> = matched
-            .into_iter()
-            .map(|(name, index)| (name, index.and_then(|index| folders.get(index))))
-            .collect();
-        for (name, folder) in entries {
+        for entry in matched {
+            let folder = match entry.kind {
+                Listed::Folder(index) => folders.get(index),
+                Listed::Parent | Listed::Missing => None,
+            };
             if list.special_use_only && folder.and_then(|f| f.special_use).is_none() {
                 continue;
             }
             let mut attributes: Vec<&str> = Vec::new();
-            match folder {
-                Some(folder) => {
+            match (entry.kind, folder) {
+                (_, Some(folder)) => {
                     attributes.push(if folder.has_children {
                         "\\HasChildren"
                     } else {
@@ -262,13 +362,18 @@ impl Session {
                         attributes.push(special_use.attribute());
                     }
                 }
-                None => attributes.push("\\NonExistent"),
+                (Listed::Parent, None) => attributes.extend(["\\Noselect", "\\HasChildren"]),
+                (_, None) => attributes.push("\\NonExistent"),
             }
+            let name = entry.name;
             if (list.subscribed || list.return_subscribed) && is_subscribed(&name) {
                 attributes.push("\\Subscribed");
             }
             let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
             wire::astring(&mut line, name.as_bytes());
+            if entry.subscribed_child {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
             line.extend_from_slice(b"\r\n");
             self.conn.write(&line).await?;
             if let (Some(items), Some(_)) = (&list.return_status, folder) {
@@ -294,14 +399,35 @@ impl Session {
             .ctx
             .cpu
             .run(move || {
-                subscriptions
-                    .into_iter()
-                    .filter(|name| list_pattern_matches(&pattern, name))
-                    .collect::<Vec<_>>()
+                let matches = |name: &str| list_pattern_matches(&pattern, name);
+                let mut matched: Vec<(String, bool)> = subscriptions
+                    .iter()
+                    .filter(|name| matches(name))
+                    .map(|name| (name.clone(), true))
+                    .collect();
+                // RFC 3501 6.3.9: with `%`, an unsubscribed parent of a subscribed name that
+                // the pattern does not reach is named `\Noselect`, so that a client walking
+                // the tree level by level finds the child.
+                let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
+                let mut parents: BTreeSet<String> = BTreeSet::new();
+                for name in subscriptions.iter().filter(|name| !matches(name)) {
+                    for parent in ancestors(name) {
+                        if !subscribed.contains(parent) && matches(parent) {
+                            parents.insert(parent.to_owned());
+                        }
+                    }
+                }
+                matched.extend(parents.into_iter().map(|name| (name, false)));
+                matched.sort_by(|(a, _), (b, _)| listing_order(a, b));
+                matched
             })
             .await?;
-        for name in matched {
-            let mut line = b"* LSUB () \"/\" ".to_vec();
+        for (name, subscribed) in matched {
+            let mut line = if subscribed {
+                b"* LSUB () \"/\" ".to_vec()
+            } else {
+                b"* LSUB (\\Noselect) \"/\" ".to_vec()
+            };
             wire::astring(&mut line, name.as_bytes());
             line.extend_from_slice(b"\r\n");
             self.conn.write(&line).await?;
@@ -314,7 +440,7 @@ impl Session {
             return Ok(Done::bad("Please log in first."));
         };
         if items.contains(&StatusItem::HighestModSeq) {
-            self.condstore = true;
+            self.enable_condstore().await?;
         }
         match status_line(&mail, &normalize(mailbox), items, self.held_recent()).await {
             Ok(line) => {

@@ -9,10 +9,32 @@ mod search;
 mod select;
 mod store;
 
+use std::io;
+
 use mailstead_store::{MessageMeta, Snapshot, SystemFlags};
 
 use crate::command::{Flag, SequenceSet};
-use crate::session::Selected;
+use crate::session::{Selected, Session};
+
+impl Session {
+    /// Turns CONDSTORE on for a command that enables it (ENABLE, or FETCH MODSEQ, STORE
+    /// UNCHANGEDSINCE, SEARCH MODSEQ, ...). The first one while a folder is selected tells the
+    /// folder's HIGHESTMODSEQ, before its own answers (RFC 7162 3.1), as Dovecot does.
+    pub(crate) async fn enable_condstore(&mut self) -> io::Result<()> {
+        if self.condstore {
+            return Ok(());
+        }
+        self.condstore = true;
+        if let Some(selected) = &self.selected {
+            let line = format!(
+                "* OK [HIGHESTMODSEQ {}] Highest.\r\n",
+                selected.known_modseq
+            );
+            self.conn.write(line.as_bytes()).await?;
+        }
+        Ok(())
+    }
+}
 
 /// `1:3,5,7:9` from ascending UIDs (unsorted input is sorted first).
 pub(crate) fn uid_set_string(uids: &[u32]) -> String {

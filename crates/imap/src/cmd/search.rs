@@ -8,9 +8,10 @@ use time::{Date, OffsetDateTime};
 use tracing::error;
 
 use crate::cmd::uid_set_string;
-use crate::command::{SearchCommand, SearchKey, SearchReturn, Section, SectionText};
+use crate::command::{SearchCommand, SearchKey, SearchReturn};
 use crate::cpu::CpuPool;
 use crate::message::Message;
+use crate::message::search_cache::SearchValues;
 use crate::session::{Done, Session};
 use crate::wire;
 
@@ -20,7 +21,7 @@ struct Candidate<'a> {
     meta: &'a MessageMeta,
     recent: bool,
     snapshot: &'a Snapshot,
-    message: Option<&'a Message>,
+    contents: Option<&'a Contents>,
     /// The largest sequence number and UID, for `*`.
     last_sequence: u32,
     last_uid: u32,
@@ -76,16 +77,37 @@ fn need(key: &SearchKey) -> Need {
     }
 }
 
-/// The cached header fields of a message, as a header-only message.
-fn search_headers(message: &Message) -> Vec<u8> {
-    let section = Section {
-        part: Vec::new(),
-        text: Some(SectionText::HeaderFields {
-            not: false,
-            fields: CACHED_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
-        }),
-    };
-    message.section(&section).unwrap_or_default()
+/// What a candidate's header and body keys are matched against.
+enum Contents {
+    /// The file, or raw header fields an older version cached.
+    Message(Box<Message>),
+    /// The decoded values from the folder's cache.
+    Cached(SearchValues),
+}
+
+impl Contents {
+    fn header_contains(&self, field: &str, needle: &str) -> bool {
+        match self {
+            Contents::Message(message) => message.header_contains(field, needle),
+            Contents::Cached(values) => values.header_contains(field, needle),
+        }
+    }
+
+    fn sent_date(&self) -> Option<Date> {
+        match self {
+            Contents::Message(message) => message.sent_date(),
+            Contents::Cached(values) => values.sent_date(),
+        }
+    }
+
+    /// The whole message (BODY, TEXT, other header fields): a search that needs it reads the
+    /// file, never the cache.
+    fn message(&self) -> Option<&Message> {
+        match self {
+            Contents::Message(message) => Some(message),
+            Contents::Cached(_) => None,
+        }
+    }
 }
 
 fn uses_modseq(key: &SearchKey) -> bool {
@@ -117,12 +139,15 @@ fn has_keyword(candidate: &Candidate<'_>, name: &str) -> bool {
 fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
     let flag = |flag: SystemFlags| c.meta.flags.contains(flag);
     let header = |field: &str, needle: &str| {
-        c.message
-            .is_some_and(|message| message.header_contains(field, needle))
+        c.contents
+            .is_some_and(|contents| contents.header_contains(field, needle))
     };
     let sent = |compare: &dyn Fn(Date) -> bool| {
-        c.message.and_then(Message::sent_date).is_some_and(compare)
+        c.contents
+            .and_then(Contents::sent_date)
+            .is_some_and(compare)
     };
+    let message = || c.contents.and_then(Contents::message);
     let internal = |compare: &dyn Fn(Date) -> bool| internal_day(c.meta).is_some_and(compare);
     match key {
         SearchKey::All => true,
@@ -155,8 +180,8 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
         SearchKey::To(needle) => header("To", needle),
         SearchKey::Subject(needle) => header("Subject", needle),
         SearchKey::Header(field, needle) => header(field, needle),
-        SearchKey::Body(needle) => c.message.is_some_and(|m| m.body_contains(needle)),
-        SearchKey::Text(needle) => c.message.is_some_and(|m| m.text_contains(needle)),
+        SearchKey::Body(needle) => message().is_some_and(|m| m.body_contains(needle)),
+        SearchKey::Text(needle) => message().is_some_and(|m| m.text_contains(needle)),
         SearchKey::Uid(set) => set.contains(c.meta.uid, c.last_uid),
         SearchKey::Sequence(set) => set.contains(c.sequence, c.last_sequence),
         SearchKey::ModSeq(modseq) => c.meta.modseq >= *modseq,
@@ -225,19 +250,19 @@ fn evaluate_batch(
         else {
             continue;
         };
-        let message = match source {
+        let contents = match source {
             Source::Index => None,
-            Source::CachedHeaders(headers) => Some(Message::parse(&headers)),
+            Source::CachedHeaders(cached) => Some(match SearchValues::decode(&cached) {
+                Some(values) => Contents::Cached(values),
+                None => Contents::Message(Box::new(Message::parse(&cached))),
+            }),
             Source::File(bytes) => {
                 let message = Message::parse(&bytes);
                 if scope.need >= Need::CachedHeaders {
-                    folder.cache(
-                        uid,
-                        CacheKey::SearchHeaders,
-                        Arc::from(search_headers(&message)),
-                    );
+                    let values = SearchValues::of(&message, &CACHED_FIELDS);
+                    folder.cache(uid, CacheKey::SearchHeaders, Arc::from(values.encode()));
                 }
-                Some(message)
+                Some(Contents::Message(Box::new(message)))
             }
         };
         let candidate = Candidate {
@@ -245,7 +270,7 @@ fn evaluate_batch(
             meta,
             recent,
             snapshot,
-            message: message.as_ref(),
+            contents: contents.as_ref(),
             last_sequence: scope.last_sequence,
             last_uid: scope.last_uid,
         };
@@ -293,8 +318,7 @@ async fn evaluate(
 impl Session {
     pub(crate) async fn search(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
         if let Some(charset) = &search.charset
-            && !charset.eq_ignore_ascii_case("UTF-8")
-            && !charset.eq_ignore_ascii_case("US-ASCII")
+            && crate::parser::search_charset(charset).is_none()
         {
             return Ok(Done::no(
                 "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.",
@@ -304,7 +328,7 @@ impl Session {
         let uid_search = search.uid;
         let return_options = search.return_options;
         if modseq_key {
-            self.condstore = true;
+            self.enable_condstore().await?;
         }
         let Some(selected) = self.selected.as_ref() else {
             return Ok(Done::bad("No mailbox selected."));
@@ -402,7 +426,19 @@ impl Session {
                 if wants(SearchReturn::All) && !numbers.is_empty() {
                     line.extend_from_slice(format!(" ALL {}", uid_set_string(&numbers)).as_bytes());
                 }
-                if modseq_key && let Some(modseq) = highest_modseq {
+                // RFC 7162 3.1.5: the highest modseq of the messages returned, so MIN or MAX
+                // alone give their own message's.
+                let returned_modseq = if wants(SearchReturn::All) || wants(SearchReturn::Count) {
+                    highest_modseq
+                } else {
+                    let min = found.first().filter(|_| wants(SearchReturn::Min));
+                    let max = found.last().filter(|_| wants(SearchReturn::Max));
+                    min.into_iter()
+                        .chain(max)
+                        .map(|(_, _, modseq)| *modseq)
+                        .max()
+                };
+                if modseq_key && let Some(modseq) = returned_modseq {
                     line.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
                 }
             }

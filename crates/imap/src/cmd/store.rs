@@ -12,8 +12,10 @@ use crate::session::{Done, Session};
 
 impl Session {
     pub(crate) async fn store(&mut self, store: StoreCommand) -> io::Result<Done> {
-        let condstore = self.condstore || store.unchanged_since.is_some();
-        self.condstore = condstore;
+        if store.unchanged_since.is_some() {
+            self.enable_condstore().await?;
+        }
+        let condstore = self.condstore;
         let Some(selected) = self.selected.as_mut() else {
             return Ok(Done::bad("No mailbox selected."));
         };

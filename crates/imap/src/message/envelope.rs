@@ -188,6 +188,25 @@ fn address_tokens(value: &[u8]) -> Vec<AddrToken> {
     tokens
 }
 
+/// `mailbox@host` of each address in a header value, lower-cased, comments and display
+/// names left out (SEARCH FROM/TO/CC match these as well as the raw text, as Dovecot does).
+pub(super) fn address_specs(value: &[u8]) -> Vec<String> {
+    parse_addresses(&unfold(value))
+        .into_iter()
+        .filter_map(|address| {
+            let mailbox = address.mailbox?;
+            let host = address.host?;
+            if mailbox == b"MISSING_MAILBOX" || host == b"MISSING_DOMAIN" {
+                return None;
+            }
+            let mut spec = String::from_utf8_lossy(&mailbox).into_owned();
+            spec.push('@');
+            spec.push_str(&String::from_utf8_lossy(&host));
+            Some(spec.to_lowercase())
+        })
+        .collect()
+}
+
 /// An RFC 5322 address list, leniently, into ENVELOPE addresses (groups as start and end
 /// markers). Names are kept as written (encoded words not decoded), as Dovecot does.
 fn parse_addresses(value: &[u8]) -> Vec<Address> {

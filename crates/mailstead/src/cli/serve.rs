@@ -179,7 +179,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Some(Arc::clone(&tls_config)),
         mailstead_imap::Limits {
             max_line: config.imap.max_line_length,
-            max_literal: usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX),
+            max_literal: usize::try_from(config.imap.max_append_size).unwrap_or(usize::MAX),
             idle_timeout: config.imap.idle_timeout,
             idle_check_interval: config.imap.idle_check_interval,
             max_connections_per_ip: usize::try_from(config.imap.max_connections_per_ip)

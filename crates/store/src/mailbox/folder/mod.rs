@@ -5,7 +5,7 @@
 //! serialised. Sessions read `Arc<Snapshot>`s without locks.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -433,28 +433,27 @@ impl Folder {
     pub async fn read(&self, uid: u32) -> Result<Option<Vec<u8>>, MailboxError> {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
-            for attempt in 0..3 {
-                let path = {
-                    let mut st = lock(&inner.state);
-                    if attempt > 0 {
-                        // Renamed (flags) or removed since: look again.
-                        inner.full_scan(&mut st)?;
-                        inner.publish(&st, true);
-                    }
-                    match st.position(uid).and_then(|i| st.messages.get(i)) {
-                        Some(entry) => entry.path(&inner.dir),
-                        None => return Ok(None),
-                    }
-                };
-                match read_message_file(&path) {
-                    Ok(bytes) => return Ok(Some(bytes)),
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(MailboxError::io(&path, err)),
-                }
-            }
-            Ok(None)
+            let Some((mut file, path)) = inner.open_message(uid)? else {
+                return Ok(None);
+            };
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut file, &mut bytes)
+                .map_err(|err| MailboxError::io(&path, err))?;
+            Ok(Some(bytes))
         })
         .await
+    }
+
+    /// The message file opened for reading (LF line endings, as `read` gives), so that a
+    /// reader can take the part it needs without holding the whole message; `None` once the
+    /// message is expunged. The open file stays the message's whatever its flags become.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file exists but cannot be opened.
+    pub async fn open_message(&self, uid: u32) -> Result<Option<File>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || Ok(inner.open_message(uid)?.map(|(file, _)| file))).await
     }
 
     /// UIDs expunged with a modseq above `modseq` (QRESYNC).
@@ -513,6 +512,30 @@ impl Inner {
         st.dirty
             || self.cache_dirty.load(Ordering::Acquire)
             || self.claim_dirty.load(Ordering::Acquire)
+    }
+
+    /// Opens a message's file and gives its path too (for errors); looks again when it was
+    /// renamed (flags) or removed since the last scan.
+    fn open_message(&self, uid: u32) -> Result<Option<(File, PathBuf)>, MailboxError> {
+        for attempt in 0..3 {
+            let path = {
+                let mut st = lock(&self.state);
+                if attempt > 0 {
+                    self.full_scan(&mut st)?;
+                    self.publish(&st, true);
+                }
+                match st.position(uid).and_then(|i| st.messages.get(i)) {
+                    Some(entry) => entry.path(&self.dir),
+                    None => return Ok(None),
+                }
+            };
+            match open_message_file(&path) {
+                Ok(file) => return Ok(Some((file, path))),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(MailboxError::io(&path, err)),
+            }
+        }
+        Ok(None)
     }
 
     fn current(&self) -> Arc<Snapshot> {
