@@ -13,8 +13,9 @@
 //!    account that has `max_failures_per_account` failures in the window (an address that
 //!    never failed against it is still verified, so a stranger cannot lock the owner out).
 //! 3. The directory fetches the stored hash and the account
-//!    ([`Directory::login_credentials`], cached; a change made by any process, the CLI
-//!    included, is seen within its `change_poll`, 250 ms by default). If the account is
+//!    ([`Directory::login_credentials`], cached; a change made by another process, the CLI
+//!    included, is seen when the directory's change polling clears that cache: 1–2 s with
+//!    SQLite, measured). If the account is
 //!    active and logged in within [`AuthOptions::cache_ttl`] with the same password against
 //!    the same stored hash, it is let in without hashing (the verified-login cache, Dovecot's
 //!    `auth_cache`: it keeps a keyed digest of the stored hash and the password, never the
