@@ -9,8 +9,13 @@
 # Dovecot is measured with DOVECOT_CONNECTIONS (default: N, capped at 2000: a process per
 # connection) and, when that is less than N, its cost is extrapolated linearly to N, and the
 # output says so.
-# Usage: bench/idle.sh [N]   (as root; default 10000)
-# Environment: USERS (default 50), MESSAGES (default 1000), DOVECOT_CONNECTIONS,
+# Mailstead takes all N (100000 fits in 1 GiB): the client spreads its sockets over SOURCES
+# loopback source addresses (127.0.0.2, 127.0.0.3, ...; default one per 25,000 connections, as
+# one source address has about 28,000 ephemeral ports towards one server port), descriptor
+# limits are raised for the run and Mailstead's connection limits ([limits] max_connections,
+# [imap] max_connections_per_user and _per_ip) set to hold N.
+# Usage: bench/idle.sh [N]   (as root; default 10000; 100000 for the 1 GiB check)
+# Environment: USERS (default 50), MESSAGES (default 1000), DOVECOT_CONNECTIONS, SOURCES,
 # SERVERS ("dovecot mailstead", the default, or one of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +24,7 @@ USERS=${USERS:-50}
 MESSAGES=${MESSAGES:-1000}
 SERVERS=${SERVERS:-dovecot mailstead}
 DN=${DOVECOT_CONNECTIONS:-$((N < 2000 ? N : 2000))}
+SOURCES=${SOURCES:-$(((N + 24999) / 25000))}
 [ "$USERS" -le 50 ] || { echo "USERS must be at most 50 (the peer's passdb)" >&2; exit 64; }
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 WORK=$(mktemp -d /tmp/mailstead-idle.XXXXXX)
@@ -57,7 +63,7 @@ BIN=$TARGET/release/mailstead
 BENCH=$TARGET/release/imap-bench
 "$BENCH" gen-data --dir "$WORK/data" --users "$USERS" --messages "$MESSAGES"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); $(dovecot --version 2>/dev/null | sed 's/^/Dovecot /')"
-echo "idle: connections spread over $USERS users, INBOX of $MESSAGES messages each; memory measured 3 s after the last IDLE continuation"
+echo "idle: connections spread over $USERS users, INBOX of $MESSAGES messages each, from $SOURCES loopback source addresses (Mailstead); memory measured 3 s after the last IDLE continuation"
 echo
 status=0
 DOVECOT_RESULT= MAILSTEAD_RESULT=
@@ -93,10 +99,11 @@ fi
 # (b) Mailstead
 if [[ " $SERVERS " == *" mailstead "* ]]; then
   mailstead_write_config "max_connections_per_user = $((N / USERS + 1000))
-max_connections_per_ip = $((N + 20000))"
+max_connections_per_ip = $((N + 20000))" "[limits]
+max_connections = $((N + 1000))"
   if mailstead_load_users && mailstead_start; then
     "$BENCH" warm --addr 127.0.0.1:1143 --users "$USERS" 2>&1
-    if out=$("$BENCH" idle --addr 127.0.0.1:1143 --connections "$N" --users "$USERS" --pid "$MAILSTEAD_PID" --label Mailstead); then
+    if out=$("$BENCH" idle --addr 127.0.0.1:1143 --connections "$N" --users "$USERS" --pid "$MAILSTEAD_PID" --sources "$SOURCES" --label Mailstead); then
       echo "$out" | grep -v '^RESULT'
       MAILSTEAD_RESULT=$(echo "$out" | grep '^RESULT')
     else

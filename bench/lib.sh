@@ -29,11 +29,12 @@ wait_port_free() { # PORT: until nothing listens on 127.0.0.1:PORT (10 s)
   echo "port $1 still in use" >&2; return 1
 }
 
-# Creates user1..USERS@example.test in Mailstead's directory with the Dovecot peer's own
-# passwd-file ({PLAIN}pass, imported as is, so both servers check the same password the same
-# way) and copies the generated Maildirs into their mailboxes. MAILSTEAD_CONFIG must be set.
+# Creates user1..USERS@example.test in Mailstead's directory from the passwd-file $WORK/users
+# (written here as the Dovecot peer's own, {PLAIN}pass, unless the caller wrote one: imported
+# as is, so both servers check the same hash strings) and copies the generated Maildirs into
+# their mailboxes. MAILSTEAD_CONFIG must be set.
 mailstead_load_users() {
-  for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$WORK/users"
+  [ -f "$WORK/users" ] || for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$WORK/users"
   if ! "$BIN" domain add example.test >/dev/null \
     || ! "$BIN" import passwd-file "$WORK/users" >"$WORK/import.log"; then
     echo "could not create Mailstead's users" >&2; cat "$WORK/import.log" >&2
@@ -59,8 +60,9 @@ dovecot_start_with_data() {
 }
 
 # Writes $WORK/mailstead.toml: IMAP on 127.0.0.1:1143 without TLS, no SMTP, data under
-# $WORK/mailstead; EXTRA lines go into [imap]. Exports MAILSTEAD_CONFIG.
-mailstead_write_config() { # [EXTRA]
+# $WORK/mailstead; EXTRA lines go into [imap], SECTIONS (whole sections) at the end. Exports
+# MAILSTEAD_CONFIG.
+mailstead_write_config() { # [EXTRA] [SECTIONS]
   cat > "$WORK/mailstead.toml" <<CONF
 [server]
 hostname = "bench.test"
@@ -77,6 +79,7 @@ listen = []
 listen_tls = []
 [log]
 level = "warn"
+${2:-}
 CONF
   export MAILSTEAD_CONFIG=$WORK/mailstead.toml
 }
@@ -89,6 +92,36 @@ mailstead_start() {
     echo "Mailstead did not listen on 127.0.0.1:1143; its log:" >&2; tail -20 "$WORK/mailstead.log" >&2
     return 1
   fi
+}
+
+# CPU time in ms (user + system, reaped children included) of PID and all its descendants.
+tree_cpu_ms() {
+  python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1]); stats = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        stats[int(pid)] = stat[stat.rfind(")") + 2:].split()
+    except OSError:
+        pass
+todo, ticks = [root], 0
+while todo:
+    pid = todo.pop()
+    todo += [child for child, f in stats.items() if int(f[1]) == pid]
+    if pid in stats:
+        ticks += sum(int(x) for x in stats[pid][11:15])
+print(ticks * 1000 // os.sysconf("SC_CLK_TCK"))
+PY
+}
+
+# Samples the RSS of PID's tree every second into FILE (the largest so far) until killed.
+rss_peak_sampler() { # PID FILE
+  local peak=0 now
+  while now=$(tree_rss_kib "$1") && [ "$now" -gt 0 ]; do
+    [ "$now" -gt "$peak" ] && peak=$now && echo "$peak" > "$2"
+    sleep 1
+  done
 }
 
 # Resident memory in KiB of PID and all its descendants (VmRSS summed; Dovecot is a tree).

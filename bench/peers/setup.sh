@@ -2,7 +2,9 @@
 # Starts Debian's Postfix and Dovecot as real peers on loopback, for end-to-end tests and
 # benchmarks: Postfix MX on 127.0.0.1:2525 hands mail for example.test to Dovecot LMTP on
 # 127.0.0.1:24024, which writes Maildir under $PEER/vmail/<domain>/<user>/Maildir; Dovecot
-# IMAP on 127.0.0.1:14300. Users: user1..user50@example.test with password "pass".
+# IMAP on 127.0.0.1:14300. Users: user1..user50@example.test with password "pass", stored as
+# {PLAIN}pass, or as the lines of the passwd-file $PEER_USERS if set (bench/imap.sh gives both
+# servers the same hash strings that way).
 # Usage: bench/peers/setup.sh PEER_DIR   (as root; bench/peers/stop.sh PEER_DIR stops it)
 # Dovecot settings in PEER_DIR/dovecot/extra.conf, if the caller wrote one before, are
 # included last (bench/idle.sh raises process and client limits there).
@@ -25,7 +27,11 @@ chmod 755 "$PEER" "$PEER/dovecot"
 chown vmail:vmail "$PEER/vmail"
 chown postfix:postfix "$PEER/postfix/data" && chmod 700 "$PEER/postfix/data"
 
-for i in $(seq 1 50); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$PEER/dovecot/users"
+if [ -n "${PEER_USERS:-}" ]; then
+  cp "$PEER_USERS" "$PEER/dovecot/users"
+else
+  for i in $(seq 1 50); do echo "user$i@example.test:{PLAIN}pass::::::"; done > "$PEER/dovecot/users"
+fi
 chmod 644 "$PEER/dovecot/users"
 
 cat > "$PEER/dovecot/dovecot.conf" <<CONF

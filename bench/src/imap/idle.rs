@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,11 +104,27 @@ pub struct IdleArgs {
     pub tree: bool,
     pub label: String,
     pub parallel: usize,
+    /// Loopback source addresses 127.0.0.2 … to spread connections over; 0: the system's.
+    pub sources: u8,
     pub settle: Duration,
 }
 
-async fn open(addr: &str, user: usize, password: &str) -> Result<(Conn, String)> {
-    let mut conn = Conn::connect(addr).await?;
+/// The source address of connection `i`: one port range holds about 64k connections to one
+/// server address, so more need more sources.
+fn source(i: usize, sources: u8) -> Option<IpAddr> {
+    (sources > 0).then(|| {
+        let k = u8::try_from(i % usize::from(sources)).unwrap_or(0);
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + k))
+    })
+}
+
+async fn open(
+    addr: &str,
+    source: Option<IpAddr>,
+    user: usize,
+    password: &str,
+) -> Result<(Conn, String)> {
+    let mut conn = Conn::connect_from(addr, source).await?;
     conn.command(&format!(
         "LOGIN {} {}",
         quote(&format!("user{user}@{}", maildata::DOMAIN)),
@@ -135,9 +152,10 @@ pub async fn run(args: &IdleArgs) -> Result<String> {
         let addr = args.addr.clone();
         let password = args.password.clone();
         let user = i % args.users + 1;
+        let source = source(i, args.sources);
         set.spawn(async move {
             let _permit = gate.acquire_owned().await.context("semaphore closed")?;
-            open(&addr, user, &password)
+            open(&addr, source, user, &password)
                 .await
                 .with_context(|| format!("connection {i} (user{user})"))
         });

@@ -32,10 +32,13 @@ pub enum Op {
     Append,
     StoreDeleted,
     Expunge,
+    Noop,
+    /// `SELECT` of the second folder ([`SECOND`]), in the mix without reconnects.
+    SelectSecond,
     Logout,
 }
 
-pub const OPS: [Op; 16] = [
+pub const OPS: [Op; 18] = [
     Op::Connect,
     Op::Login,
     Op::Select,
@@ -51,8 +54,23 @@ pub const OPS: [Op; 16] = [
     Op::Append,
     Op::StoreDeleted,
     Op::Expunge,
+    Op::Noop,
+    Op::SelectSecond,
     Op::Logout,
 ];
+
+/// The second folder the mix without reconnects re-SELECTs; `warm` creates it.
+pub const SECOND: &str = "Archive";
+
+/// How clients use their connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    /// A whole session per loop: connect, LOGIN, the commands, LOGOUT.
+    Reconnect,
+    /// LOGIN once, then loop the commands, a NOOP, SELECT of the second folder, NOOP, and
+    /// SELECT INBOX again, on the same connection.
+    Stay,
+}
 
 /// `FETCH n (BODY.PEEK[])` per session.
 pub const BODIES: usize = 3;
@@ -79,6 +97,8 @@ impl Op {
             Op::Append => "APPEND (3 KiB)",
             Op::StoreDeleted => "UID STORE +FLAGS (\\Deleted)",
             Op::Expunge => "EXPUNGE",
+            Op::Noop => "NOOP",
+            Op::SelectSecond => "SELECT Archive",
             Op::Logout => "LOGOUT",
         }
     }
@@ -119,6 +139,7 @@ pub struct LoadArgs {
     pub password: String,
     pub duration: Duration,
     pub label: String,
+    pub mix: Mix,
 }
 
 /// What a client knows between commands.
@@ -135,9 +156,8 @@ impl Client {
         format!("user{}@{}", self.user, maildata::DOMAIN)
     }
 
-    /// One session, every command timed. Checks that each answer has the shape the data set
-    /// implies (FETCH counts, SEARCH results), so a server that answers fast but wrong fails.
-    async fn session(&mut self, addr: &str, rec: &mut Recorder) -> Result<()> {
+    /// Connects and logs in, both timed.
+    async fn log_in(&mut self, addr: &str, rec: &mut Recorder) -> Result<Conn> {
         let t = Instant::now();
         let mut conn = Conn::connect(addr).await?;
         rec.record(Op::Connect, t);
@@ -150,7 +170,41 @@ impl Client {
         ))
         .await?;
         rec.record(Op::Login, t);
+        Ok(conn)
+    }
 
+    /// One session, every command timed.
+    async fn session(&mut self, addr: &str, rec: &mut Recorder) -> Result<()> {
+        let mut conn = self.log_in(addr, rec).await?;
+        self.commands(&mut conn, rec).await?;
+        let t = Instant::now();
+        conn.logout().await?;
+        rec.record(Op::Logout, t);
+        rec.sessions += 1;
+        Ok(())
+    }
+
+    /// The mix without reconnects: one round of the commands, then the second folder.
+    async fn stay_round(&mut self, conn: &mut Conn, rec: &mut Recorder) -> Result<()> {
+        self.commands(conn, rec).await?;
+        let t = Instant::now();
+        conn.command("NOOP").await?;
+        rec.record(Op::Noop, t);
+        let t = Instant::now();
+        let reply = conn.command(&format!("SELECT {SECOND}")).await?;
+        rec.record(Op::SelectSecond, t);
+        ensure!(reply.exists().is_some(), "SELECT {SECOND}: no * n EXISTS");
+        let t = Instant::now();
+        conn.command("NOOP").await?;
+        rec.record(Op::Noop, t);
+        rec.sessions += 1;
+        Ok(())
+    }
+
+    /// SELECT INBOX and the commands on it, every one timed. Checks that each answer has the
+    /// shape the data set implies (FETCH counts, SEARCH results), so a server that answers
+    /// fast but wrong fails.
+    async fn commands(&mut self, conn: &mut Conn, rec: &mut Recorder) -> Result<()> {
         let t = Instant::now();
         let reply = conn.command("SELECT INBOX").await?;
         rec.record(Op::Select, t);
@@ -285,11 +339,6 @@ impl Client {
         let t = Instant::now();
         conn.command("EXPUNGE").await?;
         rec.record(Op::Expunge, t);
-
-        let t = Instant::now();
-        conn.logout().await?;
-        rec.record(Op::Logout, t);
-        rec.sessions += 1;
         Ok(())
     }
 }
@@ -298,6 +347,8 @@ impl Client {
 pub struct Summary {
     pub label: String,
     pub clients: usize,
+    /// `reconnect` or `stay`.
+    pub mix: String,
     pub elapsed: f64,
     pub sessions: u64,
     /// Per [`OPS`] entry: (count, mean µs, p50 µs, p99 µs).
@@ -315,8 +366,8 @@ impl Summary {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut text = format!(
-            "label\t{}\nclients\t{}\nelapsed\t{}\nsessions\t{}\n",
-            self.label, self.clients, self.elapsed, self.sessions
+            "label\t{}\nclients\t{}\nmix\t{}\nelapsed\t{}\nsessions\t{}\n",
+            self.label, self.clients, self.mix, self.elapsed, self.sessions
         );
         for (op, (count, mean, p50, p99)) in OPS.iter().zip(&self.ops) {
             let _ = writeln!(text, "op\t{:?}\t{count}\t{mean}\t{p50}\t{p99}", op);
@@ -330,6 +381,7 @@ impl Summary {
         let mut s = Summary {
             label: String::new(),
             clients: 0,
+            mix: String::new(),
             elapsed: 0.0,
             sessions: 0,
             ops: Vec::new(),
@@ -340,6 +392,7 @@ impl Summary {
             match fields.as_slice() {
                 ["label", v] => s.label = (*v).to_owned(),
                 ["clients", v] => s.clients = v.parse().with_context(|| bad(line))?,
+                ["mix", v] => s.mix = (*v).to_owned(),
                 ["elapsed", v] => s.elapsed = v.parse().with_context(|| bad(line))?,
                 ["sessions", v] => s.sessions = v.parse().with_context(|| bad(line))?,
                 ["op", _, count, mean, p50, p99] => s.ops.push((
@@ -380,13 +433,34 @@ pub async fn run(args: &LoadArgs) -> Result<Summary> {
             rng: StdRng::seed_from_u64(0x6c6f_6164 ^ index as u64),
             appended: 0,
         };
+        let mix = args.mix;
         handles.push(tokio::spawn(async move {
             let mut rec = Recorder::new()?;
-            while Instant::now() < deadline {
-                client
-                    .session(&addr, &mut rec)
-                    .await
-                    .with_context(|| format!("client {index} ({})", client.login_name()))?;
+            let context = |client: &Client| format!("client {index} ({})", client.login_name());
+            match mix {
+                Mix::Reconnect => {
+                    while Instant::now() < deadline {
+                        client
+                            .session(&addr, &mut rec)
+                            .await
+                            .with_context(|| context(&client))?;
+                    }
+                }
+                Mix::Stay => {
+                    let mut conn = client
+                        .log_in(&addr, &mut rec)
+                        .await
+                        .with_context(|| context(&client))?;
+                    while Instant::now() < deadline {
+                        client
+                            .stay_round(&mut conn, &mut rec)
+                            .await
+                            .with_context(|| context(&client))?;
+                    }
+                    let t = Instant::now();
+                    conn.logout().await.with_context(|| context(&client))?;
+                    rec.record(Op::Logout, t);
+                }
             }
             anyhow::Ok(rec)
         }));
@@ -413,6 +487,7 @@ pub async fn run(args: &LoadArgs) -> Result<Summary> {
     Ok(Summary {
         label: args.label.clone(),
         clients: args.clients,
+        mix: format!("{:?}", args.mix).to_lowercase(),
         elapsed,
         sessions: total.sessions,
         ops: total
@@ -451,10 +526,11 @@ fn rate(x: f64) -> String {
 /// One server's table.
 pub fn table_one(s: &Summary) -> String {
     let mut out = format!(
-        "{}, {} clients, {:.1} s: {} sessions ({}/s), {} commands ({}/s)\n\n\
+        "{}, {} clients, mix {}, {:.1} s: {} rounds ({}/s), {} commands ({}/s)\n\n\
          | command | ops/s | p50 ms | p99 ms | mean ms |\n|---|---:|---:|---:|---:|\n",
         s.label,
         s.clients,
+        s.mix,
         s.elapsed,
         s.sessions,
         rate(s.sessions as f64 / s.elapsed),
@@ -462,7 +538,10 @@ pub fn table_one(s: &Summary) -> String {
         rate(s.total_ops() as f64 / s.elapsed)
     );
     for (i, op) in OPS.iter().enumerate() {
-        let (_, mean, p50, p99) = s.ops[i];
+        let (count, mean, p50, p99) = s.ops[i];
+        if count == 0 {
+            continue;
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
@@ -488,10 +567,11 @@ pub fn table_two(a: &Summary, b: &Summary) -> String {
         }
     };
     let mut out = format!(
-        "{} clients, {:.1} s each ({} / {}):\n\n\
+        "{} clients, mix {}, {:.1} s each ({} / {}):\n\n\
          | command | {a} ops/s | {b} ops/s | ratio ops/s | {a} p50 / p99 ms | {b} p50 / p99 ms | mean latency {b} / {a} |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
         a.clients,
+        a.mix,
         a.elapsed.min(b.elapsed),
         a.label,
         b.label,
@@ -499,6 +579,9 @@ pub fn table_two(a: &Summary, b: &Summary) -> String {
         b = b.label
     );
     for (i, op) in OPS.iter().enumerate() {
+        if a.ops[i].0 == 0 && b.ops[i].0 == 0 {
+            continue;
+        }
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} / {} | {} / {} | {} |",
@@ -520,7 +603,7 @@ pub fn table_two(a: &Summary, b: &Summary) -> String {
     let (asess, bsess) = (a.sessions as f64 / a.elapsed, b.sessions as f64 / b.elapsed);
     let _ = writeln!(
         out,
-        "| **all commands** | **{}** | **{}** | **{}** | | | |\n| sessions (whole mix) | {} | {} | {} | | | |",
+        "| **all commands** | **{}** | **{}** | **{}** | | | |\n| rounds (whole mix) | {} | {} | {} | | | |",
         rate(at),
         rate(bt),
         ratio(at, bt),

@@ -4,9 +4,14 @@
 
 mod attack;
 mod conn;
+mod cpu;
 mod idle;
 mod load;
 mod maildata;
+// Shared with submission-bench, which uses the memory functions this binary does not.
+#[allow(dead_code)]
+#[path = "../proctree.rs"]
+mod proctree;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -64,6 +69,38 @@ enum Command {
         /// Result file, for `compare`
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A whole session per loop, or one login and the commands on the same connection
+        #[arg(long, value_enum, default_value = "reconnect")]
+        mix: load::Mix,
+    },
+    /// Print one password hash for the passwd-file both servers read: `{PLAIN}…`, or
+    /// `{ARGON2ID}…` made as Mailstead makes new hashes (m = 19 MiB, t = 2)
+    Hash {
+        #[arg(long, default_value = "ARGON2ID")]
+        scheme: String,
+        #[arg(long, default_value = "pass")]
+        password: String,
+    },
+    /// Server CPU per command type: each alone COUNT times on one connection
+    Cpu {
+        #[arg(long)]
+        addr: String,
+        /// The server process (with its descendants)
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value_t = 500)]
+        count: usize,
+        #[arg(long, default_value = "pass")]
+        password: String,
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the CPU table of one `cpu` result file, or two side by side (SECOND / FIRST)
+    CompareCpu {
+        first: PathBuf,
+        second: Option<PathBuf>,
     },
     /// Print the table of one result file, or two side by side (ratios FIRST / SECOND)
     Compare {
@@ -117,6 +154,10 @@ enum Command {
         /// Connections being opened at once
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+        /// Loopback source addresses to spread the connections over (127.0.0.2, 127.0.0.3,
+        /// …: at most about 64k connections per source); 0 lets the system choose
+        #[arg(long, default_value_t = 0)]
+        sources: u8,
         /// Seconds to wait after the last IDLE before measuring
         #[arg(long, default_value_t = 3.0)]
         settle: f64,
@@ -146,6 +187,9 @@ async fn warm(addr: &str, users: usize, password: &str, parallel: usize) -> Resu
                 reply.fetches()
             );
             conn.command("UID SEARCH UNSEEN").await?;
+            // The second folder of the mix without reconnects; NO when it already exists.
+            conn.exchange(&format!("CREATE {}", load::SECOND), b"", "")
+                .await?;
             conn.logout().await?;
             anyhow::Ok(exists)
         });
@@ -194,6 +238,7 @@ async fn main() -> Result<()> {
             duration,
             label,
             out,
+            mix,
         } => {
             let summary = load::run(&load::LoadArgs {
                 addr: addr.clone(),
@@ -202,6 +247,7 @@ async fn main() -> Result<()> {
                 password,
                 duration: Duration::from_secs_f64(duration),
                 label,
+                mix,
             })
             .await
             .with_context(|| format!("load on {addr} with {clients} clients"))?;
@@ -209,6 +255,37 @@ async fn main() -> Result<()> {
             if let Some(out) = out {
                 summary.save(&out)?;
             }
+        }
+        Command::Hash { scheme, password } => match scheme.to_ascii_uppercase().as_str() {
+            "PLAIN" => println!("{{PLAIN}}{password}"),
+            "ARGON2ID" => println!("{}", mailstead_password::hash(password.as_bytes())?),
+            other => anyhow::bail!("scheme {other}: PLAIN or ARGON2ID"),
+        },
+        Command::Cpu {
+            addr,
+            pid,
+            count,
+            password,
+            label,
+            out,
+        } => {
+            let result = cpu::run(&cpu::CpuArgs {
+                addr,
+                pid,
+                count,
+                password,
+                label,
+            })
+            .await?;
+            eprintln!("{}", cpu::table(&result, None));
+            if let Some(out) = out {
+                result.save(&out)?;
+            }
+        }
+        Command::CompareCpu { first, second } => {
+            let first = cpu::CpuResult::load(&first)?;
+            let second = second.map(|p| cpu::CpuResult::load(&p)).transpose()?;
+            println!("{}", cpu::table(&first, second.as_ref()));
         }
         Command::Compare { first, second } => {
             let first = load::Summary::load(&first)?;
@@ -256,6 +333,7 @@ async fn main() -> Result<()> {
             tree,
             label,
             parallel,
+            sources,
             settle,
         } => {
             let report = idle::run(&idle::IdleArgs {
@@ -267,6 +345,7 @@ async fn main() -> Result<()> {
                 tree,
                 label,
                 parallel,
+                sources,
                 settle: Duration::from_secs_f64(settle),
             })
             .await?;

@@ -13,7 +13,14 @@
 //!    account that has `max_failures_per_account` failures in the window (an address that
 //!    never failed against it is still verified, so a stranger cannot lock the owner out).
 //! 3. The directory fetches the stored hash and the account
-//!    ([`Directory::login_credentials`]); the password is verified on a small pool of
+//!    ([`Directory::login_credentials`], cached; a change made by another process, the CLI
+//!    included, is seen when the directory's change polling clears that cache: 1–2 s with
+//!    SQLite, measured). If the account is
+//!    active and logged in within [`AuthOptions::cache_ttl`] with the same password against
+//!    the same stored hash, it is let in without hashing (the verified-login cache, Dovecot's
+//!    `auth_cache`: it keeps a keyed digest of the stored hash and the password, never the
+//!    password; a password change or a deactivation is seen at once; failures are never
+//!    cached). Otherwise the password is verified on a small pool of
 //!    dedicated hashing threads, at most one verification queued or running per client
 //!    address. An unknown login is verified against a dummy hash made like every new hash, so
 //!    it costs what a wrong password costs.
@@ -28,6 +35,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cache;
 mod penalty;
 mod pool;
 
@@ -43,6 +51,7 @@ use mailstead_password::{MAX_PASSWORD_LEN, PasswordError};
 use tokio::time::Instant;
 use tracing::{error, info};
 
+use crate::cache::LoginCache;
 use crate::penalty::{Penalty, Verdict};
 use crate::pool::{Expected, HashPool};
 
@@ -72,6 +81,11 @@ pub struct AuthOptions {
     /// `login_trusted_networks`; each failure still waits `failure_delay` and still counts
     /// against the account.
     pub trusted_networks: Vec<Network>,
+    /// How long a successful login is remembered, so the same login with the same password
+    /// skips the slow hash (Dovecot's `auth_cache_ttl`); zero disables the cache.
+    pub cache_ttl: Duration,
+    /// Logins remembered at most; zero disables the cache.
+    pub cache_size: u64,
 }
 
 impl Default for AuthOptions {
@@ -85,9 +99,18 @@ impl Default for AuthOptions {
             hashing_threads: std::thread::available_parallelism().map_or(1, usize::from),
             max_tracked: 100_000,
             trusted_networks: Vec::new(),
+            cache_ttl: DEFAULT_CACHE_TTL,
+            cache_size: DEFAULT_CACHE_SIZE,
         }
     }
 }
+
+/// How long a verified login is remembered by default: Dovecot's `auth_cache_ttl`. A password
+/// change or a deactivation is seen at once whatever the TTL (see [`AuthOptions::cache_ttl`]).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// Verified logins remembered by default: about 100 bytes each.
+pub const DEFAULT_CACHE_SIZE: u64 = 100_000;
 
 /// An IP network written `address/prefix` (`127.0.0.0/8`, `2001:db8::/32`), or one address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +314,7 @@ struct Inner {
     pool: HashPool,
     penalty: Mutex<Penalty>,
     trusted_networks: Vec<Network>,
+    cache: LoginCache,
 }
 
 impl Authenticator {
@@ -303,6 +327,7 @@ impl Authenticator {
                 pool: HashPool::new(options.hashing_threads),
                 penalty: Mutex::new(Penalty::new(&options)),
                 trusted_networks: options.trusted_networks,
+                cache: LoginCache::new(options.cache_ttl, options.cache_size),
             }),
         }
     }
@@ -315,7 +340,8 @@ impl Authenticator {
             .any(|network| network.contains(client))
     }
 
-    /// Verifications run so far (the CLI and tests check that a refusal hashed nothing).
+    /// Slow verifications run so far (the CLI and tests check that a refusal hashed nothing,
+    /// and that a cached login hashed nothing either).
     pub fn verifications(&self) -> u64 {
         self.inner.pool.verified()
     }
@@ -368,6 +394,17 @@ impl Authenticator {
             Err(DirectoryError::Address(_)) => None,
             Err(err) => return Err(err.into()),
         };
+        // Only an active account is looked up in the cache or remembered: the directory has
+        // just said so, so a deactivation is seen at once.
+        let active = credentials
+            .as_ref()
+            .is_some_and(|credentials| credentials.account.is_some());
+        let cached = active
+            && credentials.as_ref().is_some_and(|credentials| {
+                self.inner
+                    .cache
+                    .is_verified(account_key, &credentials.password_hash, password)
+            });
         let (expected, account) = match credentials {
             None => (Expected::Dummy, None),
             Some(credentials) => (
@@ -375,22 +412,11 @@ impl Authenticator {
                 Some(credentials.account),
             ),
         };
-        let matches = self
-            .inner
-            .pool
-            .verify(client, expected, password.to_vec())
-            .await
-            .map_err(|_| AuthError::Unavailable)?
-            .map_err(|source| AuthError::StoredPassword {
-                login: account_key.to_owned(),
-                source,
-            });
-        let matches = match matches {
-            Ok(matches) => matches,
-            Err(err) => {
-                error!(service = service.name(), rip = %client, cause = %err, "cannot check a password");
-                return Err(err);
-            }
+        let matches = if cached {
+            true
+        } else {
+            self.verify_slowly(attempt, account_key, expected, active)
+                .await?
         };
         let account = match account {
             None => {
@@ -415,6 +441,44 @@ impl Authenticator {
             return Ok(AuthOutcome::Refused(Refusal::SendOnly));
         }
         Ok(AuthOutcome::Accepted(account))
+    }
+
+    /// Verifies on the hashing threads; a success is remembered if `active`.
+    async fn verify_slowly(
+        &self,
+        attempt: LoginAttempt<'_>,
+        account_key: &str,
+        expected: Expected,
+        active: bool,
+    ) -> Result<bool, AuthError> {
+        let stored = match &expected {
+            Expected::Stored(stored) if active => Some(stored.clone()),
+            _ => None,
+        };
+        let matches = self
+            .inner
+            .pool
+            .verify(attempt.client, expected, attempt.password.to_vec())
+            .await
+            .map_err(|_| AuthError::Unavailable)?
+            .map_err(|source| AuthError::StoredPassword {
+                login: account_key.to_owned(),
+                source,
+            });
+        match matches {
+            Ok(matches) => {
+                if let (true, Some(stored)) = (matches, stored) {
+                    self.inner
+                        .cache
+                        .remember(account_key, &stored, attempt.password);
+                }
+                Ok(matches)
+            }
+            Err(err) => {
+                error!(service = attempt.service.name(), rip = %attempt.client, cause = %err, "cannot check a password");
+                Err(err)
+            }
+        }
     }
 
     fn penalty(&self) -> std::sync::MutexGuard<'_, Penalty> {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use mailstead_auth::{AuthOptions, AuthOutcome, Authenticator, LoginAttempt, Refusal, Service};
-use mailstead_directory::manage::{NewDomain, NewMailbox};
+use mailstead_directory::manage::{MailboxUpdate, NewDomain, NewMailbox};
 use mailstead_directory::{Directory, DirectoryOptions};
 
 /// `doveadm pw -s SHA512-CRYPT -p secret` (Dovecot 2.3.19.1).
@@ -17,6 +17,7 @@ const DOVECOT_ARGON2ID_SECRET: &str = "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$
 
 struct Fixture {
     auth: Authenticator,
+    directory: Directory,
     _dir: tempfile::TempDir,
 }
 
@@ -57,7 +58,8 @@ async fn fixture(options: AuthOptions) -> Fixture {
             .unwrap();
     }
     Fixture {
-        auth: Authenticator::new(directory, options),
+        auth: Authenticator::new(directory.clone(), options),
+        directory,
         _dir: dir,
     }
 }
@@ -284,4 +286,180 @@ async fn a_trusted_webmail_is_not_blocked_by_its_users_failures() {
         stranger,
         AuthOutcome::Refused(Refusal::TooManyFailuresFromAddress)
     );
+}
+
+fn accepted(outcome: &AuthOutcome) -> bool {
+    matches!(outcome, AuthOutcome::Accepted(_))
+}
+
+/// A client that reconnects with the same password pays the slow hash once, whichever
+/// address it comes from and however it writes its login.
+#[tokio::test]
+async fn a_second_login_skips_the_hash() {
+    let fx = fixture(quick()).await;
+    for (client, login) in [
+        ("192.0.2.1", "dovecot@example.com"),
+        ("192.0.2.1", "dovecot@example.com"),
+        ("192.0.2.2", "Dovecot@EXAMPLE.com"),
+    ] {
+        let outcome = log_in(&fx.auth, Service::Imap, client, login, b"secret").await;
+        assert!(accepted(&outcome), "{outcome:?}");
+    }
+    assert_eq!(fx.auth.verifications(), 1);
+}
+
+/// `cache_ttl = 0` turns the cache off.
+#[tokio::test]
+async fn a_zero_ttl_verifies_every_login() {
+    let fx = fixture(AuthOptions {
+        cache_ttl: Duration::ZERO,
+        ..quick()
+    })
+    .await;
+    for _ in 0..2 {
+        let outcome = log_in(
+            &fx.auth,
+            Service::Imap,
+            "192.0.2.1",
+            "plain@example.com",
+            b"secret",
+        )
+        .await;
+        assert!(accepted(&outcome), "{outcome:?}");
+    }
+    assert_eq!(fx.auth.verifications(), 2);
+}
+
+/// A wrong password never matches what was remembered: it is verified, refused and counted.
+#[tokio::test]
+async fn a_wrong_password_is_not_served_from_the_cache() {
+    let fx = fixture(quick()).await;
+    let right = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert!(accepted(&right), "{right:?}");
+    let wrong = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"Secret",
+    )
+    .await;
+    assert_eq!(wrong, AuthOutcome::Refused(Refusal::WrongPassword));
+    assert_eq!(fx.auth.verifications(), 2);
+    // The right password is still remembered.
+    let again = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert!(accepted(&again), "{again:?}");
+    assert_eq!(fx.auth.verifications(), 2);
+}
+
+/// A new stored hash makes the remembered login worthless at once: the old password is
+/// refused and the new one verified.
+#[tokio::test]
+async fn a_changed_password_is_not_served_from_the_cache() {
+    let fx = fixture(quick()).await;
+    let first = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert!(accepted(&first), "{first:?}");
+    fx.directory
+        .set_password("test", "plain@example.com", "{PLAIN}changed")
+        .await
+        .unwrap();
+    let old = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert_eq!(old, AuthOutcome::Refused(Refusal::WrongPassword));
+    let new = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"changed",
+    )
+    .await;
+    assert!(accepted(&new), "{new:?}");
+    assert_eq!(fx.auth.verifications(), 3);
+}
+
+/// A deactivated mailbox is refused at once, though its password was remembered.
+#[tokio::test]
+async fn a_deactivated_account_is_not_served_from_the_cache() {
+    let fx = fixture(quick()).await;
+    let first = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert!(accepted(&first), "{first:?}");
+    let deactivate = MailboxUpdate {
+        active: Some(false),
+        ..MailboxUpdate::default()
+    };
+    fx.directory
+        .update_mailbox("test", "plain@example.com", deactivate)
+        .await
+        .unwrap();
+    let outcome = log_in(
+        &fx.auth,
+        Service::Imap,
+        "192.0.2.1",
+        "plain@example.com",
+        b"secret",
+    )
+    .await;
+    assert_eq!(outcome, AuthOutcome::Refused(Refusal::Deactivated));
+}
+
+/// After the TTL the slow hash is paid again (tokio's clock, moved by hand).
+#[tokio::test]
+async fn a_remembered_login_expires_after_the_ttl() {
+    let fx = fixture(AuthOptions {
+        cache_ttl: Duration::from_secs(60),
+        ..quick()
+    })
+    .await;
+    let mut verifications = Vec::new();
+    for advance in [0, 59, 2] {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(advance)).await;
+        tokio::time::resume();
+        let outcome = log_in(
+            &fx.auth,
+            Service::Imap,
+            "192.0.2.1",
+            "plain@example.com",
+            b"secret",
+        )
+        .await;
+        assert!(accepted(&outcome), "{outcome:?}");
+        verifications.push(fx.auth.verifications());
+    }
+    assert_eq!(verifications, [1, 1, 2]);
 }

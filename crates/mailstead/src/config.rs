@@ -211,6 +211,12 @@ pub struct AuthSection {
     /// Clients that log in for many users (a webmail, a proxy), like Dovecot's
     /// `login_trusted_networks`: their failures neither block nor slow down their address.
     pub trusted_networks: Vec<String>,
+    /// How long a successful login is remembered so the same password skips the slow hash
+    /// (Dovecot's `auth_cache_ttl`); "0s" turns the cache off.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub cache_ttl: Duration,
+    /// Logins remembered at most; 0 turns the cache off.
+    pub cache_size: u64,
 }
 
 impl Default for AuthSection {
@@ -222,6 +228,8 @@ impl Default for AuthSection {
             failure_delay: Duration::from_secs(1),
             max_failure_delay: Duration::from_secs(15),
             trusted_networks: Vec::new(),
+            cache_ttl: mailstead_auth::DEFAULT_CACHE_TTL,
+            cache_size: mailstead_auth::DEFAULT_CACHE_SIZE,
         }
     }
 }
@@ -1377,6 +1385,10 @@ mod tests {
         assert!(load("[auth]\nfailure_delay = \"20s\"\n").is_err());
         let config = load("[auth]\ntrusted_networks = [\"127.0.0.1\", \"fd00::/8\"]\n").unwrap();
         assert_eq!(config.auth.trusted_networks.len(), 2);
+        assert_eq!(config.auth.cache_ttl, Duration::from_secs(3600));
+        let config = load("[auth]\ncache_ttl = \"0s\"\ncache_size = 10\n").unwrap();
+        assert_eq!(config.auth.cache_ttl, Duration::ZERO);
+        assert_eq!(config.auth.cache_size, 10);
         assert_invalid(
             "[auth]\ntrusted_networks = [\"10.0.0.0/40\"]\n",
             "auth.trusted_networks",

@@ -229,6 +229,8 @@ pub fn auth_options(config: &Config) -> mailstead_auth::AuthOptions {
         max_failures_per_account: config.auth.max_failures_per_account,
         failure_delay: config.auth.failure_delay,
         max_failure_delay: config.auth.max_failure_delay,
+        cache_ttl: config.auth.cache_ttl,
+        cache_size: config.auth.cache_size,
         // Checked when the config was read.
         trusted_networks: config
             .auth
