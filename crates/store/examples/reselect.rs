@@ -39,7 +39,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::new("bench", dir.path().join("spool"))?;
     let mail = MailStore::new(&store);
     let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, None)
+        .open_account(
+            &root,
+            FolderLayout::MaildirPlusPlus,
+            mailstead_store::QuotaLimit::UNLIMITED,
+        )
         .await?;
     drop(account.open("INBOX").await?);
     // Past the mtime slack, so that an unchanged directory is trusted.
