@@ -1019,9 +1019,7 @@ fn heavy_searches_leave_the_io_threads_to_other_sessions() {
         assert_eq!(untagged, vec!["* SEARCH"]);
         // A second or more of matching for each, in a debug build: message bodies are read and
         // matched for every key (headers would come from the folder's cache).
-        let heavy: String = (0..100)
-            .map(|n| format!(" NOT BODY nobody{n}"))
-            .collect();
+        let heavy: String = (0..100).map(|n| format!(" NOT BODY nobody{n}")).collect();
         for searcher in &mut searchers {
             searcher
                 .send(format!("heavy SEARCH{heavy}\r\n").as_bytes())
