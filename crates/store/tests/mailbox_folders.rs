@@ -1091,3 +1091,35 @@ async fn a_kept_folder_takes_a_changed_quota_once_no_session_holds_it() {
     }
     assert!(refused, "the 10-byte quota applies");
 }
+
+/// A folder kept open after its last session writes its index when the server stops
+/// (`MailStore::flush`), so what only the index holds (here a `\Recent` claim) is there for the
+/// next process even though the folder never left the cache.
+#[tokio::test]
+async fn flush_writes_what_kept_folders_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let delivery = store(dir.path());
+    deliver(&delivery, &root, "one").await;
+    deliver(&delivery, &root, "two").await;
+    let mail = MailStore::new(&delivery);
+    let account = mail
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+        .await
+        .expect("open");
+    let inbox = account.open("INBOX").await.expect("inbox");
+    let snapshot = inbox.snapshot();
+    assert_eq!(inbox.claim_recent(snapshot.uid_next), 1, "both recent here");
+    drop(inbox);
+    drop(account);
+    // Still kept by `mail`: stopping writes it.
+    mail.flush().await;
+    let next = MailStore::new(&delivery);
+    let account = next
+        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+        .await
+        .expect("open");
+    let inbox = account.open("INBOX").await.expect("inbox");
+    assert_eq!(inbox.recent_from(), 3, "the claim was written");
+    drop(mail);
+}

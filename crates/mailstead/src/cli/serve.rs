@@ -172,9 +172,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             policy: policy.clone(),
         })
     };
+    let mail_store = MailStore::new(&store);
     let imap = ImapContext::new(
         directory.clone(),
-        MailStore::new(&store),
+        mail_store.clone(),
         config.hostname().to_owned(),
         Some(Arc::clone(&tls_config)),
         mailstead_imap::Limits {
@@ -300,6 +301,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     {
         info!("queue attempts still running after {SHUTDOWN_GRACE:?}; left for the next start");
     }
+    // Folders kept open after their last session write what their index lacks.
+    mail_store.flush().await;
     let _ = std::fs::remove_file(&control_path);
     drop(watcher);
     directory.close().await;

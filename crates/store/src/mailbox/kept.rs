@@ -91,4 +91,15 @@ impl Kept {
         }
         drop(gone);
     }
+
+    /// Lets go of every kept folder (the server is stopping), for the caller to write.
+    pub(crate) fn take_all(&self) -> Vec<Arc<Folder>> {
+        let mut kept = lock(&self.inner);
+        kept.order.clear();
+        kept.messages = 0;
+        kept.folders
+            .drain()
+            .map(|(_, (folder, _, _))| folder)
+            .collect()
+    }
 }

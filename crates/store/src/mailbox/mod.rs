@@ -313,6 +313,15 @@ impl MailStore {
         }
     }
 
+    /// Writes the index of every folder kept open with changes it does not hold yet (modseqs,
+    /// `\Recent` claims, cached envelopes): called when the server stops, since a kept
+    /// folder otherwise writes only when it leaves the cache.
+    pub async fn flush(&self) {
+        for folder in self.inner.kept.take_all() {
+            folder.write_index_now().await;
+        }
+    }
+
     /// Opens the account whose INBOX is the Maildir at `root`, creating it (and, the first
     /// time only, the Drafts, Sent, Trash, Junk and Archive folders) if missing.
     ///

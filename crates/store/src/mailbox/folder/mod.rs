@@ -252,6 +252,19 @@ impl Folder {
         .await
     }
 
+    /// Writes the index now if it is behind this state (the server is stopping).
+    pub(crate) async fn write_index_now(&self) {
+        let inner = Arc::clone(&self.inner);
+        let _ = blocking(move || {
+            let mut st = lock(&inner.state);
+            if inner.needs_write(&st) {
+                inner.write_index(&mut st);
+            }
+            Ok(())
+        })
+        .await;
+    }
+
     /// The latest snapshot; no I/O.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.inner.current()
