@@ -168,7 +168,9 @@ impl Directory {
                 interval.tick().await;
                 match lookup::change_serial(&directory.inner.db).await {
                     Ok(serial) => {
-                        if last_seen.is_some_and(|last| last != serial) {
+                        // The first reading clears too: answers cached before it (or a
+                        // change made before it) could not be compared with any counter.
+                        if last_seen.is_none_or(|last| last != serial) {
                             tracing::debug!(serial, "directory changed; cache cleared");
                             directory.clear_cache();
                         }
