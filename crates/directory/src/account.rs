@@ -65,8 +65,12 @@ impl Directory {
         if let Some(hit) = self.inner.caches.accounts.get(&key) {
             return Ok(hit);
         }
+        let ticket = self.inner.caches.accounts.ticket();
         let row = Arc::new(lookup::mailbox_by_address(&self.inner.db, login).await?);
-        self.inner.caches.accounts.insert(key, Arc::clone(&row));
+        self.inner
+            .caches
+            .accounts
+            .insert(key, Arc::clone(&row), ticket);
         Ok(row)
     }
 
@@ -172,6 +176,7 @@ impl Directory {
         {
             return Ok(hit);
         }
+        let ticket = self.inner.caches.senders.ticket();
         let mut owned = OwnedAddresses::default();
         let row = self.account_row(login).await?;
         if let Some(mailbox) = row
@@ -199,7 +204,10 @@ impl Directory {
             }
         }
         let owned = Arc::new(owned);
-        self.inner.caches.senders.insert(key, Arc::clone(&owned));
+        self.inner
+            .caches
+            .senders
+            .insert(key, Arc::clone(&owned), ticket);
         Ok(owned)
     }
 
@@ -239,13 +247,14 @@ impl Directory {
         if let Some(hit) = self.inner.caches.tls_policies.get(&domain) {
             return Ok(hit.as_ref().clone());
         }
+        let ticket = self.inner.caches.tls_policies.ticket();
         let policy = lookup::tls_policy(&self.inner.db, &domain)
             .await?
             .filter(|policy| policy.active);
         self.inner
             .caches
             .tls_policies
-            .insert(domain, Arc::new(policy.clone()));
+            .insert(domain, Arc::new(policy.clone()), ticket);
         Ok(policy)
     }
 
@@ -260,13 +269,14 @@ impl Directory {
         if let Some(hit) = self.inner.caches.transports.get(&domain) {
             return Ok(hit.as_ref().clone());
         }
+        let ticket = self.inner.caches.transports.ticket();
         let transport = lookup::transport(&self.inner.db, &domain)
             .await?
             .filter(|transport| transport.active);
         self.inner
             .caches
             .transports
-            .insert(domain, Arc::new(transport.clone()));
+            .insert(domain, Arc::new(transport.clone()), ticket);
         Ok(transport)
     }
 
@@ -280,11 +290,12 @@ impl Directory {
         if let Some(hit) = self.inner.caches.dkim_keys.get(&domain) {
             return Ok(hit.as_ref().clone());
         }
+        let ticket = self.inner.caches.dkim_keys.ticket();
         let key = lookup::dkim_signing_key(&self.inner.db, &domain).await?;
         self.inner
             .caches
             .dkim_keys
-            .insert(domain, Arc::new(key.clone()));
+            .insert(domain, Arc::new(key.clone()), ticket);
         Ok(key)
     }
 }

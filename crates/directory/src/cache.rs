@@ -7,6 +7,11 @@
 //! ([`Directory::watch_changes`]) and drops everything when it moves, so any change is seen
 //! within one poll interval.
 //!
+//! A clear is one atomic step for every cache at once: each answer carries the generation in
+//! which its lookup *started*, and an answer from an older generation is never served. So a
+//! lookup that read the old row just before a clear cannot put it back afterwards, and no
+//! reader sees one cache cleared and another not yet.
+//!
 //! Should the triggers be missing (dropped by hand, or a database restored without them), the
 //! TTLs bound the staleness: `cache_ttl` for answers that say yes, and the much shorter
 //! `negative_cache_ttl` for answers that say no (an unknown recipient, an unknown or
@@ -14,6 +19,7 @@
 //! sender of a `550` gives up for good.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -27,12 +33,66 @@ use crate::model::{DkimKey, TlsPolicy, Transport};
 use crate::resolve::{Outcome, Resolution};
 
 pub(crate) struct Caches {
-    pub(crate) resolutions: Cache<String, Arc<Resolution>>,
-    pub(crate) accounts: Cache<String, Arc<Option<MailboxRow>>>,
-    pub(crate) senders: Cache<String, Arc<OwnedAddresses>>,
-    pub(crate) tls_policies: Cache<String, Arc<Option<TlsPolicy>>>,
-    pub(crate) transports: Cache<String, Arc<Option<Transport>>>,
-    pub(crate) dkim_keys: Cache<String, Arc<Option<DkimKey>>>,
+    pub(crate) resolutions: AnswerCache<Arc<Resolution>>,
+    pub(crate) accounts: AnswerCache<Arc<Option<MailboxRow>>>,
+    pub(crate) senders: AnswerCache<Arc<OwnedAddresses>>,
+    pub(crate) tls_policies: AnswerCache<Arc<Option<TlsPolicy>>>,
+    pub(crate) transports: AnswerCache<Arc<Option<Transport>>>,
+    pub(crate) dkim_keys: AnswerCache<Arc<Option<DkimKey>>>,
+    generation: Arc<AtomicU64>,
+}
+
+/// One kind of answer, each stamped with the generation its lookup started in.
+pub(crate) struct AnswerCache<V> {
+    entries: Cache<String, Stamped<V>>,
+    generation: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+struct Stamped<V> {
+    generation: u64,
+    answer: V,
+}
+
+/// The generation a lookup started in: take it before reading the database.
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket(u64);
+
+impl<V: Answer + Clone + Send + Sync + 'static> AnswerCache<V> {
+    fn new(capacity: u64, freshness: Freshness, generation: Arc<AtomicU64>) -> AnswerCache<V> {
+        AnswerCache {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(freshness)
+                .build(),
+            generation,
+        }
+    }
+
+    /// The cached answer, unless a clear came after its lookup started.
+    pub(crate) fn get(&self, key: &str) -> Option<V> {
+        let hit = self.entries.get(key)?;
+        (hit.generation == self.generation.load(Ordering::Acquire)).then_some(hit.answer)
+    }
+
+    /// Take before the database read whose answer goes to [`AnswerCache::insert`].
+    pub(crate) fn ticket(&self) -> Ticket {
+        Ticket(self.generation.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn insert(&self, key: String, answer: V, started: Ticket) {
+        self.entries.insert(
+            key,
+            Stamped {
+                generation: started.0,
+                answer,
+            },
+        );
+    }
+
+    fn clear(&self) {
+        self.entries.invalidate_all();
+    }
 }
 
 /// A cached answer that may say no.
@@ -52,6 +112,12 @@ impl Answer for Arc<Option<MailboxRow>> {
         self.as_ref()
             .as_ref()
             .is_none_or(|mailbox| !mailbox.active || !mailbox.domain_active)
+    }
+}
+
+impl<V: Answer> Answer for Stamped<V> {
+    fn is_negative(&self) -> bool {
+        self.answer.is_negative()
     }
 }
 
@@ -114,32 +180,28 @@ impl<V: Answer> Expiry<String, V> for Freshness {
 
 impl Caches {
     pub(crate) fn new(capacity: u64, freshness: Freshness) -> Caches {
-        fn build<V: Answer + Clone + Send + Sync + 'static>(
-            capacity: u64,
-            freshness: Freshness,
-        ) -> Cache<String, V> {
-            Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(freshness)
-                .build()
-        }
+        let generation = Arc::new(AtomicU64::new(0));
+        let small = capacity / 10 + 1;
         Caches {
-            resolutions: build(capacity, freshness),
-            accounts: build(capacity, freshness),
-            senders: build(capacity, freshness),
-            tls_policies: build(capacity / 10 + 1, freshness),
-            transports: build(capacity / 10 + 1, freshness),
-            dkim_keys: build(capacity / 10 + 1, freshness),
+            resolutions: AnswerCache::new(capacity, freshness, Arc::clone(&generation)),
+            accounts: AnswerCache::new(capacity, freshness, Arc::clone(&generation)),
+            senders: AnswerCache::new(capacity, freshness, Arc::clone(&generation)),
+            tls_policies: AnswerCache::new(small, freshness, Arc::clone(&generation)),
+            transports: AnswerCache::new(small, freshness, Arc::clone(&generation)),
+            dkim_keys: AnswerCache::new(small, freshness, Arc::clone(&generation)),
+            generation,
         }
     }
 
     pub(crate) fn clear(&self) {
-        self.resolutions.invalidate_all();
-        self.accounts.invalidate_all();
-        self.senders.invalidate_all();
-        self.tls_policies.invalidate_all();
-        self.transports.invalidate_all();
-        self.dkim_keys.invalidate_all();
+        // The bump alone makes every answer stale at once; the invalidations free memory.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.resolutions.clear();
+        self.accounts.clear();
+        self.senders.clear();
+        self.tls_policies.clear();
+        self.transports.clear();
+        self.dkim_keys.clear();
     }
 }
 
@@ -222,5 +284,54 @@ mod tests {
             negative_ttl: Duration::from_secs(5),
         };
         assert_eq!(longer.ttl_for(&unknown), Duration::from_secs(1));
+    }
+
+    fn caches() -> Caches {
+        Caches::new(
+            100,
+            Freshness {
+                ttl: Duration::from_secs(3600),
+                negative_ttl: Duration::from_secs(3600),
+            },
+        )
+    }
+
+    #[test]
+    fn a_lookup_that_started_before_a_clear_is_not_served_after_it() {
+        let caches = caches();
+        let deliver = resolution(Outcome::Deliver(Vec::new()));
+        // The lookup reads the old row, the watcher clears, then the lookup stores its answer.
+        let ticket = caches.resolutions.ticket();
+        caches.clear();
+        caches
+            .resolutions
+            .insert("bob@example.com".to_owned(), Arc::clone(&deliver), ticket);
+        assert!(caches.resolutions.get("bob@example.com").is_none());
+        // A lookup that started after the clear is served.
+        let ticket = caches.resolutions.ticket();
+        caches
+            .resolutions
+            .insert("bob@example.com".to_owned(), deliver, ticket);
+        assert!(caches.resolutions.get("bob@example.com").is_some());
+    }
+
+    #[test]
+    fn one_clear_makes_every_cache_stale_at_once() {
+        let caches = caches();
+        caches.accounts.insert(
+            "bob@example.com".to_owned(),
+            Arc::new(None),
+            caches.accounts.ticket(),
+        );
+        caches.tls_policies.insert(
+            "example.com".to_owned(),
+            Arc::new(None),
+            caches.tls_policies.ticket(),
+        );
+        assert!(caches.accounts.get("bob@example.com").is_some());
+        caches.generation.fetch_add(1, Ordering::AcqRel);
+        // Before any invalidate_all has run, nothing older than the bump is served.
+        assert!(caches.accounts.get("bob@example.com").is_none());
+        assert!(caches.tls_policies.get("example.com").is_none());
     }
 }

@@ -151,11 +151,12 @@ impl Directory {
         {
             return Ok(hit);
         }
+        let ticket = self.inner.caches.resolutions.ticket();
         let resolution = Arc::new(self.resolve_uncached(address, now).await?);
         self.inner
             .caches
             .resolutions
-            .insert(key, Arc::clone(&resolution));
+            .insert(key, Arc::clone(&resolution), ticket);
         Ok(resolution)
     }
 
