@@ -516,7 +516,7 @@ impl Directory {
         }
         let target_id = self.domain_id(&mut tx, &target).await?;
         let now = unix_now();
-        let inserted = sqlx::query(self.inner.db.sql(
+        let inserted_row = sqlx::query(self.inner.db.sql(
             "INSERT INTO alias_domains (domain, target_domain_id, description, active, created_at, updated_at) VALUES (?, ?, ?, 1, {ts}, {ts})",
         ))
         .bind(&domain)
@@ -526,14 +526,10 @@ impl Directory {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        if let Err(err) = inserted {
-            // Rolled back now, not when the dropped transaction's connection is next used:
-            // on SQLite its write lock would otherwise outlive the call ("database is locked").
-            let _ = tx.rollback().await;
-            return Err(unique_violation(err, || {
-                format!("{domain} is already an alias domain")
-            }));
-        }
+        let tx = inserted(tx, inserted_row, || {
+            format!("{domain} is already an alias domain")
+        })
+        .await?;
         self.finish(
             tx,
             actor,
@@ -559,22 +555,14 @@ impl Directory {
         domain: &str,
     ) -> Result<(), DirectoryError> {
         let domain = normalize_domain(domain)?;
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            self.inner
-                .db
-                .sql("DELETE FROM alias_domains WHERE domain = ?"),
+        self.remove_by_domain(
+            actor,
+            "alias_domains",
+            "alias-domain.remove",
+            &domain,
+            || DirectoryError::NotFound(format!("no alias domain {domain}")),
         )
-        .bind(&domain)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!(
-                "no alias domain {domain}"
-            )));
-        }
-        self.finish(tx, actor, "alias-domain.remove", &domain, None)
-            .await
+        .await
     }
 
     /// All alias domains.

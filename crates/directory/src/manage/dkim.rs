@@ -76,7 +76,7 @@ impl Directory {
         // Only a hosted domain's mail is signed here: a key for any other would never be used.
         self.domain_id(&mut tx, &domain).await?;
         let now = unix_now();
-        let inserted = sqlx::query(self.inner.db.sql(
+        let inserted_row = sqlx::query(self.inner.db.sql(
             "INSERT INTO dkim_keys (domain, selector, algorithm, private_key, public_key, active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, {ts}, {ts})",
         ))
         .bind(&domain)
@@ -88,16 +88,12 @@ impl Directory {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        if let Err(err) = inserted {
-            // Rolled back now, not when the dropped transaction's connection is next used:
-            // on SQLite its write lock would otherwise outlive the call ("database is locked").
-            let _ = tx.rollback().await;
-            return Err(unique_violation(err, || {
+        let tx = inserted(tx, inserted_row, || {
                 format!(
                     "{domain} already has a DKIM key with selector {selector}; choose another selector with --selector, or remove it first with `mailstead dkim remove {domain} --selector {selector}`"
                 )
-            }));
-        }
+        })
+        .await?;
         // The private key never goes into the audit log.
         self.finish(
             tx,

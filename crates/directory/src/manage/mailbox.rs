@@ -98,7 +98,7 @@ impl Directory {
         }
         let (quota, quota_bytes) = quota_columns(new.quota);
         let now = unix_now();
-        let inserted = sqlx::query(db.sql(
+        let inserted_row = sqlx::query(db.sql(
             "INSERT INTO mailboxes (local_part, password, name, domain_id, alternative_email, quota, quota_bytes, homedir, maildir, is_super_admin, send_only, active, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {ts}, {ts})",
         ))
@@ -118,14 +118,10 @@ impl Directory {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        if let Err(err) = inserted {
-            // Rolled back now, not when the dropped transaction's connection is next used:
-            // on SQLite its write lock would otherwise outlive the call ("database is locked").
-            let _ = tx.rollback().await;
-            return Err(unique_violation(err, || {
-                format!("homedir {homedir} or maildir {maildir} is already used by another mailbox")
-            }));
-        }
+        let tx = inserted(tx, inserted_row, || {
+            format!("homedir {homedir} or maildir {maildir} is already used by another mailbox")
+        })
+        .await?;
         let details = format!(
             "quota={} send_only={} active={} maildir={maildir}",
             new.quota.map_or("inherit".to_owned(), |q| q.to_string()),

@@ -123,6 +123,31 @@ impl Directory {
         Ok(self.inner.db.pool.begin().await?)
     }
 
+    /// Deletes the one row of `table` (a table keyed by `domain`) and audits `action`;
+    /// `missing` when there was none.
+    async fn remove_by_domain(
+        &self,
+        actor: &str,
+        table: &'static str,
+        action: &str,
+        domain: &str,
+        missing: impl FnOnce() -> DirectoryError,
+    ) -> Result<(), DirectoryError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            self.inner
+                .db
+                .sql(&format!("DELETE FROM {table} WHERE domain = ?")),
+        )
+        .bind(domain)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(missing());
+        }
+        self.finish(tx, actor, action, domain, None).await
+    }
+
     /// Audits, bumps the change counter and commits; then clears this process's cache.
     async fn finish(
         &self,
@@ -266,6 +291,24 @@ fn check_max_quota(
             address.domain(),
             max_gib
         ))),
+    }
+}
+
+/// The outcome of an INSERT run in `tx`: the transaction back to go on with, or the error,
+/// a unique violation becoming a conflict that says what to do instead. On failure the
+/// transaction is rolled back now, not when the dropped transaction's connection is next
+/// used: on SQLite its write lock would otherwise outlive the call ("database is locked").
+async fn inserted(
+    tx: Tx,
+    outcome: Result<sqlx::any::AnyQueryResult, sqlx::Error>,
+    conflict: impl FnOnce() -> String,
+) -> Result<Tx, DirectoryError> {
+    match outcome {
+        Ok(_) => Ok(tx),
+        Err(err) => {
+            let _ = tx.rollback().await;
+            Err(unique_violation(err, conflict))
+        }
     }
 }
 

@@ -34,7 +34,7 @@ impl Directory {
         let domain = normalize_domain(&new.domain)?;
         let mut tx = self.begin().await?;
         let now = unix_now();
-        let inserted = sqlx::query(self.inner.db.sql(
+        let inserted_row = sqlx::query(self.inner.db.sql(
             "INSERT INTO tls_policies (domain, policy, params, description, active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, {ts}, {ts})",
         ))
         .bind(&domain)
@@ -46,16 +46,12 @@ impl Directory {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        if let Err(err) = inserted {
-            // Rolled back now, not when the dropped transaction's connection is next used:
-            // on SQLite its write lock would otherwise outlive the call ("database is locked").
-            let _ = tx.rollback().await;
-            return Err(unique_violation(err, || {
+        let tx = inserted(tx, inserted_row, || {
                 format!(
                     "{domain} already has a TLS policy; change it with `mailstead tls-policy update {domain}`"
                 )
-            }));
-        }
+        })
+        .await?;
         self.finish(
             tx,
             actor,
@@ -119,22 +115,10 @@ impl Directory {
     /// An unknown policy or a database failure.
     pub async fn remove_tls_policy(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
         let domain = normalize_domain(domain)?;
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            self.inner
-                .db
-                .sql("DELETE FROM tls_policies WHERE domain = ?"),
-        )
-        .bind(&domain)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(DirectoryError::NotFound(format!(
-                "no TLS policy for {domain}"
-            )));
-        }
-        self.finish(tx, actor, "tls-policy.remove", &domain, None)
-            .await
+        self.remove_by_domain(actor, "tls_policies", "tls-policy.remove", &domain, || {
+            DirectoryError::NotFound(format!("no TLS policy for {domain}"))
+        })
+        .await
     }
 
     /// All TLS policies, active or not.

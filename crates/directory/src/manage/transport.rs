@@ -37,7 +37,7 @@ impl Directory {
             .to_string();
         let mut tx = self.begin().await?;
         let now = unix_now();
-        let inserted = sqlx::query(self.inner.db.sql(
+        let inserted_row = sqlx::query(self.inner.db.sql(
             "INSERT INTO transports (domain, transport, description, active, created_at, updated_at) VALUES (?, ?, ?, 1, {ts}, {ts})",
         ))
         .bind(&domain)
@@ -47,16 +47,12 @@ impl Directory {
         .bind(now)
         .execute(&mut *tx)
         .await;
-        if let Err(err) = inserted {
-            // Rolled back now, not when the dropped transaction's connection is next used:
-            // on SQLite its write lock would otherwise outlive the call ("database is locked").
-            let _ = tx.rollback().await;
-            return Err(unique_violation(err, || {
+        let tx = inserted(tx, inserted_row, || {
                 format!(
                     "{domain} already has a transport; change it with `mailstead transport update {domain} NEXTHOP`"
                 )
-            }));
-        }
+        })
+        .await?;
         self.finish(
             tx,
             actor,
@@ -136,16 +132,10 @@ impl Directory {
     /// An unknown transport or a database failure.
     pub async fn remove_transport(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
         let domain = normalize_domain(domain)?;
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(self.inner.db.sql("DELETE FROM transports WHERE domain = ?"))
-            .bind(&domain)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(no_transport(&domain));
-        }
-        self.finish(tx, actor, "transport.remove", &domain, None)
-            .await
+        self.remove_by_domain(actor, "transports", "transport.remove", &domain, || {
+            no_transport(&domain)
+        })
+        .await
     }
 
     /// All transports, active or not, by domain.
