@@ -1020,40 +1020,47 @@ async fn doubly_encoded_directories_are_renamed_once() {
     }
 }
 
+/// Two messages delivered to a new INBOX and claimed `\Recent` by a first `MailStore`,
+/// which is returned with the folder kept open by it (its handles dropped).
+async fn two_messages_claimed_recent(delivery: &Store, root: &Path) -> MailStore {
+    deliver(delivery, root, "one").await;
+    deliver(delivery, root, "two").await;
+    let mail = MailStore::new(delivery);
+    let account = mail
+        .open_account(root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+        .await
+        .expect("open");
+    let inbox = account.open("INBOX").await.expect("inbox");
+    let snapshot = inbox.snapshot();
+    assert_eq!(snapshot.messages.len(), 2);
+    assert_eq!(inbox.claim_recent(snapshot.uid_next), 1, "both recent here");
+    mail
+}
+
+/// The first message still `\Recent` for a new process opening the INBOX at `root`.
+async fn recent_from_in_a_new_process(delivery: &Store, root: &Path) -> u32 {
+    let mail = MailStore::new(delivery);
+    let account = mail
+        .open_account(root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+        .await
+        .expect("open");
+    account.open("INBOX").await.expect("inbox").recent_from()
+}
+
 #[tokio::test]
 async fn a_recent_claim_outlives_the_process_that_made_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("Maildir");
     let delivery = store(dir.path());
-    deliver(&delivery, &root, "one").await;
-    deliver(&delivery, &root, "two").await;
-    {
-        let mail = MailStore::new(&delivery);
-        let account = mail
-            .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
-            .await
-            .expect("open");
-        let inbox = account.open("INBOX").await.expect("inbox");
-        let snapshot = inbox.snapshot();
-        assert_eq!(snapshot.messages.len(), 2);
-        assert_eq!(inbox.claim_recent(snapshot.uid_next), 1, "both recent here");
-    }
+    drop(two_messages_claimed_recent(&delivery, &root).await);
     // The first process is gone (its index written on the way out); a second one opens the
     // folder: the messages were seen already, so they are no longer recent.
     let mut first_recent = 0;
     for _ in 0..200 {
-        let mail = MailStore::new(&delivery);
-        let account = mail
-            .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
-            .await
-            .expect("open");
-        let inbox = account.open("INBOX").await.expect("inbox");
-        first_recent = inbox.recent_from();
+        first_recent = recent_from_in_a_new_process(&delivery, &root).await;
         if first_recent == 3 {
             break;
         }
-        drop(inbox);
-        drop(mail);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(first_recent, 3, "nothing recent for the second process");
@@ -1100,26 +1107,13 @@ async fn flush_writes_what_kept_folders_hold() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("Maildir");
     let delivery = store(dir.path());
-    deliver(&delivery, &root, "one").await;
-    deliver(&delivery, &root, "two").await;
-    let mail = MailStore::new(&delivery);
-    let account = mail
-        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
-        .await
-        .expect("open");
-    let inbox = account.open("INBOX").await.expect("inbox");
-    let snapshot = inbox.snapshot();
-    assert_eq!(inbox.claim_recent(snapshot.uid_next), 1, "both recent here");
-    drop(inbox);
-    drop(account);
+    let mail = two_messages_claimed_recent(&delivery, &root).await;
     // Still kept by `mail`: stopping writes it.
     mail.flush().await;
-    let next = MailStore::new(&delivery);
-    let account = next
-        .open_account(&root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
-        .await
-        .expect("open");
-    let inbox = account.open("INBOX").await.expect("inbox");
-    assert_eq!(inbox.recent_from(), 3, "the claim was written");
+    assert_eq!(
+        recent_from_in_a_new_process(&delivery, &root).await,
+        3,
+        "the claim was written"
+    );
     drop(mail);
 }

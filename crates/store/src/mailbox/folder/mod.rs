@@ -256,10 +256,7 @@ impl Folder {
     pub(crate) async fn write_index_now(&self) {
         let inner = Arc::clone(&self.inner);
         let _ = blocking(move || {
-            let mut st = lock(&inner.state);
-            if inner.needs_write(&st) {
-                inner.write_index(&mut st);
-            }
+            inner.write_index_if_behind();
             Ok(())
         })
         .await;
@@ -495,12 +492,7 @@ impl Folder {
 impl Drop for Folder {
     fn drop(&mut self) {
         let inner = Arc::clone(&self.inner);
-        let write = move || {
-            let mut st = lock(&inner.state);
-            if inner.needs_write(&st) {
-                inner.write_index(&mut st);
-            }
-        };
+        let write = move || inner.write_index_if_behind();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn_blocking(write);
@@ -520,6 +512,15 @@ fn is_subset(old: &[MessageMeta], new: &[MessageMeta]) -> bool {
 }
 
 impl Inner {
+    /// Writes the index if it is behind this state: when the last handle goes, or the server
+    /// stops.
+    fn write_index_if_behind(&self) {
+        let mut st = lock(&self.state);
+        if self.needs_write(&st) {
+            self.write_index(&mut st);
+        }
+    }
+
     /// Whether the index on disk is behind this state.
     fn needs_write(&self, st: &State) -> bool {
         st.dirty
