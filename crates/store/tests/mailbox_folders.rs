@@ -201,7 +201,7 @@ async fn two_handles_see_each_others_flags() {
     let snap = a_inbox.snapshot();
     assert!(snap.highest_modseq > before);
     assert_eq!(snap.messages[0].internal_date, 1_600_000_000);
-    assert_eq!(snap.messages[0].rfc822_size, MESSAGE.len() as u64);
+    assert_eq!(snap.messages[0].rfc822_size, Some(MESSAGE.len() as u64));
 
     let seen = b_inbox.sync().await.expect("sync b");
     assert_eq!(seen.uid_validity, snap.uid_validity);

@@ -259,13 +259,24 @@ impl Session {
             })
             .collect();
         for (position, uid, recent) in targets {
-            let Some(meta) = snapshot
+            let Some(mut meta) = snapshot
                 .position(uid)
                 .and_then(|i| snapshot.messages.get(i))
+                .copied()
             else {
                 // Expunged by another session; it is reported at the next refresh.
                 continue;
             };
+            if meta.rfc822_size.is_none() && attributes.contains(&FetchAttribute::Rfc822Size) {
+                match folder.rfc822_size(uid).await {
+                    Ok(Some(size)) => meta.rfc822_size = Some(size),
+                    Ok(None) => continue,
+                    Err(err) => {
+                        error!(uid, cause = %err, "cannot count a message's size");
+                        return Ok(self.no_for(&err));
+                    }
+                }
+            }
             if fetch
                 .changed_since
                 .is_some_and(|since| meta.modseq <= since)
@@ -290,7 +301,7 @@ impl Session {
             }
             let item = Item {
                 position,
-                meta: *meta,
+                meta,
                 recent,
                 seen_now: seen_now.binary_search(&uid).is_ok(),
             };
@@ -504,7 +515,9 @@ fn write_item(
             out.extend_from_slice(internal_date(meta.internal_date).as_bytes());
         }
         FetchAttribute::Rfc822Size => {
-            out.extend_from_slice(format!("RFC822.SIZE {}", meta.rfc822_size).as_bytes());
+            // Counted before the item is written when the snapshot did not know it.
+            let size = meta.rfc822_size.unwrap_or_default();
+            out.extend_from_slice(format!("RFC822.SIZE {size}").as_bytes());
         }
         FetchAttribute::Envelope | FetchAttribute::Body | FetchAttribute::BodyStructure => {
             let (name, key) = match attribute {

@@ -470,7 +470,10 @@ async fn status_line(
     held: Option<(Arc<mailstead_store::Folder>, usize)>,
 ) -> Result<Vec<u8>, MailboxError> {
     let folder = mail.open(name).await?;
-    let snapshot = folder.sync().await?;
+    let mut snapshot = folder.sync().await?;
+    if items.contains(&StatusItem::Size) {
+        snapshot = folder.sized_snapshot().await?;
+    }
     // \Recent is counted without claiming it (RFC 3501 6.3.10): the ones this session holds
     // when the folder is its own selected one, else the ones no session has seen yet.
     let recent = match held {
@@ -601,7 +604,7 @@ fn status_item(snapshot: &Snapshot, recent: usize, item: StatusItem) -> String {
             snapshot
                 .messages
                 .iter()
-                .map(|meta| meta.rfc822_size)
+                .filter_map(|meta| meta.rfc822_size)
                 .sum::<u64>()
         ),
         StatusItem::Deleted => format!("DELETED {}", count(SystemFlags::DELETED, true)),

@@ -110,6 +110,17 @@ impl Contents {
     }
 }
 
+/// Whether a key compares sizes, which every message must then have counted.
+fn uses_size(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::Larger(_) | SearchKey::Smaller(_) => true,
+        SearchKey::Not(inner) => uses_size(inner),
+        SearchKey::Or(a, b) => uses_size(a) || uses_size(b),
+        SearchKey::And(keys) => keys.iter().any(uses_size),
+        _ => false,
+    }
+}
+
 fn uses_modseq(key: &SearchKey) -> bool {
     match key {
         SearchKey::ModSeq(_) => true,
@@ -166,8 +177,8 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
         SearchKey::Old => !c.recent,
         SearchKey::Keyword(name) => has_keyword(c, name),
         SearchKey::Unkeyword(name) => !has_keyword(c, name),
-        SearchKey::Larger(size) => c.meta.rfc822_size > *size,
-        SearchKey::Smaller(size) => c.meta.rfc822_size < *size,
+        SearchKey::Larger(size) => c.meta.rfc822_size.is_some_and(|known| known > *size),
+        SearchKey::Smaller(size) => c.meta.rfc822_size.is_some_and(|known| known < *size),
         SearchKey::Before(date) => internal(&|day| day < *date),
         SearchKey::On(date) => internal(&|day| day == *date),
         SearchKey::Since(date) => internal(&|day| day >= *date),
@@ -334,7 +345,14 @@ impl Session {
             return Ok(Done::bad("No mailbox selected."));
         };
         let folder = Arc::clone(&selected.folder);
-        let snapshot = folder.snapshot();
+        let snapshot = if uses_size(&search.criteria) {
+            match folder.sized_snapshot().await {
+                Ok(snapshot) => snapshot,
+                Err(err) => return Ok(self.no_for(&err)),
+            }
+        } else {
+            folder.snapshot()
+        };
         let need = need(&search.criteria);
         let scope = Scope {
             last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),

@@ -103,13 +103,19 @@ fn parse_uid_line(line: &str, v3: bool) -> Option<UidRecord> {
 
 /// The uidlist as Dovecot writes it.
 pub(crate) fn write_uidlist(list: &UidList) -> Vec<u8> {
-    let mut out = String::with_capacity(64 + list.records.len() * 64);
-    let _ = writeln!(
-        out,
-        "3 V{} N{} G{}",
+    let mut out = format!(
+        "3 V{} N{} G{}\n",
         list.uid_validity, list.next_uid, list.guid
-    );
-    for record in &list.records {
+    )
+    .into_bytes();
+    out.extend_from_slice(&write_uid_lines(&list.records));
+    out
+}
+
+/// Record lines as Dovecot writes them, for a new file or for the end of an existing one.
+pub(crate) fn write_uid_lines(records: &[UidRecord]) -> Vec<u8> {
+    let mut out = String::with_capacity(records.len() * 64);
+    for record in records {
         let _ = writeln!(out, "{} :{}", record.uid, record.base);
     }
     out.into_bytes()

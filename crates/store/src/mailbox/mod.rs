@@ -146,8 +146,10 @@ pub struct MessageMeta {
     /// Bit `i` is `Snapshot::keywords[i]`.
     pub keywords: u32,
     pub modseq: u64,
-    /// The size with CRLF line endings (from `W=`, or counted).
-    pub rfc822_size: u64,
+    /// The size with CRLF line endings (from `W=`, or counted); `None` when the file name
+    /// has no `W=` and nobody asked yet: [`Folder::rfc822_size`] and
+    /// [`Folder::sized_snapshot`] count it.
+    pub rfc822_size: Option<u64>,
     /// Unix seconds (the file's mtime).
     pub internal_date: i64,
 }

@@ -11,7 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -31,13 +31,18 @@ mod write;
 use files::*;
 pub(crate) use files::{ensure_maildir, move_all_files};
 use sync::*;
-pub(crate) use uidlist::start_uidlist;
 use uidlist::*;
+pub(crate) use uidlist::{FileId, UidlistSeen, start_uidlist};
 
 const UIDLIST: &str = "dovecot-uidlist";
 const UIDLIST_LOCK: &str = "dovecot-uidlist.lock";
 const KEYWORDS: &str = "dovecot-keywords";
 const INDEX: &str = "mailstead.index";
+const INDEX_LOG: &str = "mailstead.index.log";
+/// The change log may grow to this share of the snapshot (and at least to
+/// `INDEX_LOG_FLOOR`) before the snapshot is rewritten and the log emptied.
+const INDEX_LOG_SHARE: u64 = 4;
+const INDEX_LOG_FLOOR: u64 = 64 * 1024;
 /// Directory mtimes this recent may hide a change made in the same clock tick: rescan.
 /// File systems with nanosecond timestamps (ext4, XFS, btrfs, tmpfs) stamp from the kernel's
 /// coarse clock, a tick of at most 10 ms (HZ=100), so 20 ms covers it; on file systems with
@@ -45,8 +50,6 @@ const INDEX: &str = "mailstead.index";
 /// long slack would mean a full rescan of `cur/` before every command.
 const MTIME_SLACK_NS: i128 = 20_000_000;
 const MTIME_SLACK_COARSE_NS: i128 = 2_000_000_000;
-/// How often a dirty index is written while the folder stays open.
-const INDEX_WRITE_INTERVAL: Duration = Duration::from_secs(5);
 /// Dovecot overrides a `dovecot-uidlist.lock` older than this.
 const STALE_LOCK: Duration = Duration::from_secs(120);
 /// How long to wait for `dovecot-uidlist.lock` before answering "try again later" (Dovecot
@@ -57,7 +60,12 @@ const LOCK_FIRST_PAUSE: Duration = Duration::from_millis(5);
 const LOCK_MAX_PAUSE: Duration = Duration::from_millis(100);
 
 /// Values sessions computed from message bytes (envelope, body structure, ...).
-type Cache = HashMap<(u32, CacheKey), Arc<[u8]>>;
+#[derive(Default)]
+struct Cache {
+    values: HashMap<(u32, CacheKey), Arc<[u8]>>,
+    /// Added since the index last took them.
+    unsaved: Vec<(u32, CacheKey)>,
+}
 
 /// One message as the folder knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,8 +77,8 @@ pub(crate) struct Entry {
     pub(crate) flags: SystemFlags,
     pub(crate) keywords: u32,
     pub(crate) modseq: u64,
-    /// CRLF size.
-    pub(crate) size: u64,
+    /// CRLF size; `None` until counted (a file name without `W=`).
+    pub(crate) size: Option<u64>,
     /// Bytes on disk.
     pub(crate) physical: u64,
     pub(crate) internal_date: i64,
@@ -122,13 +130,34 @@ struct State {
     /// No index was found: the first scan decides where \Recent starts.
     recent_unknown: bool,
     dirty: bool,
-    last_write: Option<Instant>,
+    /// UIDs of messages added or changed since the index last took them.
+    touched: Vec<u32>,
+    /// How many of `vanished` the index holds.
+    vanished_saved: usize,
+    /// The index on disk this state follows; `None`: the next write is a whole snapshot.
+    index_file: Option<IndexFile>,
+    /// `dovecot-uidlist` as this state last read or wrote it.
+    uidlist_seen: Option<UidlistSeen>,
 }
 
 impl State {
     fn position(&self, uid: u32) -> Option<usize> {
         self.messages.binary_search_by_key(&uid, |e| e.uid).ok()
     }
+
+    /// The message with `uid` changed (or came): the index must learn it.
+    fn touch(&mut self, uid: u32) {
+        self.touched.push(uid);
+        self.dirty = true;
+    }
+}
+
+/// The snapshot and change log on disk that the state was last saved to.
+#[derive(Clone, Copy, Debug)]
+struct IndexFile {
+    snapshot_len: u64,
+    /// The log as this state left it: a log someone else changed is not appended to.
+    log: FileId,
 }
 
 /// An open folder; the same `Arc<Folder>` is shared by every session that selected it.
@@ -203,7 +232,7 @@ impl Folder {
                 notifier: Arc::clone(notifier),
                 first_recent: AtomicU32::new(1),
                 claim_dirty: AtomicBool::new(false),
-                cache: Mutex::new(HashMap::new()),
+                cache: Mutex::new(Cache::default()),
                 cache_dirty: AtomicBool::new(false),
             }),
         }
@@ -466,6 +495,60 @@ impl Folder {
         blocking(move || Ok(inner.open_message(uid)?.map(|(file, _)| file))).await
     }
 
+    /// A message's size with CRLF line endings (RFC822.SIZE): from the snapshot when known,
+    /// else counted from the file (a name without `W=`) once and kept in the index. `None`
+    /// once the message is expunged.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file exists but cannot be read.
+    pub async fn rfc822_size(&self, uid: u32) -> Result<Option<u64>, MailboxError> {
+        let snapshot = self.snapshot();
+        if let Some(size) = snapshot
+            .position(uid)
+            .and_then(|i| snapshot.messages.get(i))
+            .and_then(|meta| meta.rfc822_size)
+        {
+            return Ok(Some(size));
+        }
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.count_size(uid)).await
+    }
+
+    /// The latest snapshot with every message's size known (STATUS SIZE, SEARCH LARGER and
+    /// SMALLER): sizes not known yet are counted from the files first.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when a file exists but cannot be read.
+    pub async fn sized_snapshot(&self) -> Result<Arc<Snapshot>, MailboxError> {
+        let snapshot = self.snapshot();
+        if snapshot
+            .messages
+            .iter()
+            .all(|meta| meta.rfc822_size.is_some())
+        {
+            return Ok(snapshot);
+        }
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let unknown: Vec<u32> = lock(&inner.state)
+                .messages
+                .iter()
+                .filter(|entry| entry.size.is_none())
+                .map(|entry| entry.uid)
+                .collect();
+            for uid in unknown {
+                inner.count_size(uid)?;
+            }
+            let mut st = lock(&inner.state);
+            inner.publish(&st, true);
+            inner.maybe_write_index(&mut st);
+            Ok(inner.current())
+        })
+        .await
+    }
+
     /// UIDs expunged with a modseq above `modseq` (QRESYNC).
     pub fn vanished_since(&self, modseq: u64) -> Vec<u32> {
         let st = lock(&self.inner.state);
@@ -480,11 +563,14 @@ impl Folder {
     }
 
     pub fn cached(&self, uid: u32, key: CacheKey) -> Option<Arc<[u8]>> {
-        lock(&self.inner.cache).get(&(uid, key)).cloned()
+        lock(&self.inner.cache).values.get(&(uid, key)).cloned()
     }
 
     pub fn cache(&self, uid: u32, key: CacheKey, value: Arc<[u8]>) {
-        lock(&self.inner.cache).insert((uid, key), value);
+        let mut cache = lock(&self.inner.cache);
+        if cache.values.insert((uid, key), value).is_none() {
+            cache.unsaved.push((uid, key));
+        }
         self.inner.cache_dirty.store(true, Ordering::Release);
     }
 }
@@ -526,6 +612,30 @@ impl Inner {
         st.dirty
             || self.cache_dirty.load(Ordering::Acquire)
             || self.claim_dirty.load(Ordering::Acquire)
+    }
+
+    /// Counts a message's size from its file and keeps it; `None` once expunged.
+    fn count_size(&self, uid: u32) -> Result<Option<u64>, MailboxError> {
+        {
+            let st = lock(&self.state);
+            match st.position(uid).and_then(|i| st.messages.get(i)) {
+                None => return Ok(None),
+                Some(entry) if entry.size.is_some() => return Ok(entry.size),
+                Some(_) => {}
+            }
+        }
+        let Some((mut file, path)) = self.open_message(uid)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut file, &mut bytes).map_err(|err| MailboxError::io(&path, err))?;
+        let size = crate::form::Sizes::of_stored(&bytes).vsize;
+        let mut st = lock(&self.state);
+        if let Some(entry) = st.position(uid).and_then(|i| st.messages.get_mut(i)) {
+            entry.size = Some(size);
+            st.touch(uid);
+        }
+        Ok(Some(size))
     }
 
     /// Opens a message's file and gives its path too (for errors); looks again when it was

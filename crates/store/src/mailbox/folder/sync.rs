@@ -27,16 +27,21 @@ impl Inner {
         })
     }
 
+    /// Reads the snapshot and replays its change log into the state.
     pub(super) fn load_index(&self, st: &mut State) {
         st.loaded = true;
         st.recent_unknown = true;
         let Ok(bytes) = fs::read(self.dir.join(INDEX)) else {
             return;
         };
-        let Some(data) = index::decode(&bytes) else {
+        let Some((mut data, generation)) = index::decode(&bytes) else {
             tracing::info!(dir = %self.dir.display(), "ignoring a damaged mailstead.index");
             return;
         };
+        st.index_file = self.replay_log(&mut data, generation).map(|log| IndexFile {
+            snapshot_len: bytes.len() as u64,
+            log,
+        });
         st.uid_validity = data.uid_validity;
         st.next_uid = data.next_uid;
         st.guid = data.guid;
@@ -44,57 +49,161 @@ impl Inner {
         st.keywords = data.keywords;
         st.messages = data.messages;
         st.vanished = data.vanished;
+        st.vanished_saved = st.vanished.len();
         st.stamp = Some(data.stamp);
+        st.uidlist_seen = data.uidlist;
         st.recent_unknown = false;
-        st.last_write = Some(Instant::now());
         self.first_recent
             .store(data.first_recent.max(1), Ordering::Release);
         let mut cache = lock(&self.cache);
         for (uid, key, value) in data.cache {
-            cache.insert((uid, key), value);
+            cache.values.insert((uid, key), value);
         }
     }
 
+    /// Applies the change log to the snapshot's contents; returns the log as it is when it
+    /// can take more records (intact to its end, following this snapshot).
+    fn replay_log(&self, data: &mut IndexData, generation: u64) -> Option<FileId> {
+        let path = self.dir.join(INDEX_LOG);
+        let mut file = File::open(&path).ok()?;
+        let meta = file.metadata().ok()?;
+        let mut log = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        io::Read::read_to_end(&mut file, &mut log).ok()?;
+        let intact = index::replay(data, generation, &log);
+        if intact != log.len() {
+            tracing::info!(dir = %self.dir.display(), "ignoring the damaged end of mailstead.index.log");
+            return None;
+        }
+        Some(FileId::of(&meta))
+    }
+
+    /// Saves what changed since the last save: a record at the end of the change log, or,
+    /// when the log has grown too long (or is not ours to append to), a new snapshot.
     pub(super) fn write_index(&self, st: &mut State) {
-        let mut data = IndexData {
+        self.claim_dirty.store(false, Ordering::Release);
+        self.cache_dirty.store(false, Ordering::Release);
+        let unsaved_cache = std::mem::take(&mut lock(&self.cache).unsaved);
+        let saved = match st.index_file {
+            Some(file) => self.append_index_log(st, file, &unsaved_cache),
+            None => None,
+        };
+        st.index_file = match saved {
+            Some(file) => Some(file),
+            None => self.write_index_snapshot(st),
+        };
+        st.touched.clear();
+        st.vanished_saved = st.vanished.len();
+        st.dirty = false;
+    }
+
+    /// The header fields as the state has them, with empty lists.
+    fn index_header(&self, st: &State) -> IndexData {
+        IndexData {
             uid_validity: st.uid_validity,
             next_uid: st.next_uid,
             highest_modseq: st.highest_modseq,
             first_recent: self.first_recent.load(Ordering::Acquire),
             guid: st.guid.clone(),
             stamp: st.stamp.unwrap_or_default(),
+            uidlist: st.uidlist_seen,
             keywords: st.keywords.clone(),
-            messages: std::mem::take(&mut st.messages),
-            vanished: std::mem::take(&mut st.vanished),
-            cache: lock(&self.cache)
-                .iter()
-                .map(|(&(uid, key), value)| (uid, key, Arc::clone(value)))
-                .collect(),
-        };
-        self.cache_dirty.store(false, Ordering::Release);
-        self.claim_dirty.store(false, Ordering::Release);
-        let bytes = index::encode(&data);
+            ..IndexData::default()
+        }
+    }
+
+    /// Appends one change record; `None` when the snapshot should be rewritten instead.
+    fn append_index_log(
+        &self,
+        st: &mut State,
+        file: IndexFile,
+        unsaved_cache: &[(u32, CacheKey)],
+    ) -> Option<IndexFile> {
+        let mut change = self.index_header(st);
+        let mut touched = std::mem::take(&mut st.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        change.messages = touched
+            .iter()
+            .filter_map(|&uid| st.position(uid).and_then(|i| st.messages.get(i)))
+            .cloned()
+            .collect();
+        st.touched = touched;
+        change.vanished = st.vanished.get(st.vanished_saved..)?.to_vec();
+        let cache = lock(&self.cache);
+        change.cache = unsaved_cache
+            .iter()
+            .filter(|&&(uid, _)| st.position(uid).is_some())
+            .filter_map(|&(uid, key)| {
+                let value = cache.values.get(&(uid, key))?;
+                Some((uid, key, Arc::clone(value)))
+            })
+            .collect();
+        drop(cache);
+        let record = index::encode_change(&change);
+        let limit = (file.snapshot_len / INDEX_LOG_SHARE).max(INDEX_LOG_FLOOR);
+        if file.log.len() + record.len() as u64 > limit {
+            return None;
+        }
+        let path = self.dir.join(INDEX_LOG);
+        let appended = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut log| {
+                if FileId::of(&log.metadata()?) != file.log {
+                    return Err(io::Error::other("changed by another process"));
+                }
+                // The index is a cache: no fsync; a record lost or cut short in a crash is
+                // ignored, and the stamps then ask for a rescan.
+                log.write_all(&record)?;
+                log.metadata()
+            });
+        match appended {
+            Ok(meta) => Some(IndexFile {
+                log: FileId::of(&meta),
+                ..file
+            }),
+            Err(err) => {
+                tracing::debug!(path = %path.display(), cause = %err, "rewriting the index instead of appending");
+                None
+            }
+        }
+    }
+
+    /// Writes the whole snapshot under a new generation, then starts an empty log after
+    /// it. A crash between the two leaves a log of the old generation, which is ignored.
+    fn write_index_snapshot(&self, st: &mut State) -> Option<IndexFile> {
+        let mut data = self.index_header(st);
+        data.messages = std::mem::take(&mut st.messages);
+        data.vanished = std::mem::take(&mut st.vanished);
+        data.cache = lock(&self.cache)
+            .values
+            .iter()
+            .map(|(&(uid, key), value)| (uid, key, Arc::clone(value)))
+            .collect();
+        let generation = new_generation();
+        let bytes = index::encode(&data, generation);
         st.messages = std::mem::take(&mut data.messages);
         st.vanished = std::mem::take(&mut data.vanished);
         // The index is a cache: no fsync, and a failure only costs a rescan next time.
         let path = self.dir.join(INDEX);
-        let tmp = self
-            .dir
-            .join(format!("{INDEX}.{}.tmp", crate::mailbox::unique_suffix()));
-        let res = fs::write(&tmp, &bytes).and_then(|()| fs::rename(&tmp, &path));
-        if let Err(err) = res {
-            let _ = fs::remove_file(&tmp);
-            tracing::warn!(path = %path.display(), cause = %err, "cannot write the index");
+        let log_path = self.dir.join(INDEX_LOG);
+        let res = write_replacing(&self.dir, &path, &bytes)
+            .and_then(|()| write_replacing(&self.dir, &log_path, &index::log_header(generation)))
+            .and_then(|()| fs::metadata(&log_path));
+        match res {
+            Ok(log) => Some(IndexFile {
+                snapshot_len: bytes.len() as u64,
+                log: FileId::of(&log),
+            }),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), cause = %err, "cannot write the index");
+                None
+            }
         }
-        st.dirty = false;
-        st.last_write = Some(Instant::now());
     }
 
     pub(super) fn maybe_write_index(&self, st: &mut State) {
-        let due = st
-            .last_write
-            .is_none_or(|at| at.elapsed() >= INDEX_WRITE_INTERVAL);
-        if due && self.needs_write(st) {
+        if self.needs_write(st) {
             self.write_index(st);
         }
     }
@@ -158,7 +267,10 @@ impl Inner {
         }
 
         let files = self.list_files()?;
-        let list = read_uidlist(dir)?;
+        let (list, seen) = match read_uidlist_seen(dir)? {
+            Some((list, seen)) => (Some(list), Some(seen)),
+            None => (None, None),
+        };
         if let Some(list) = &list
             && st.uid_validity != 0
             && list.uid_validity != st.uid_validity
@@ -166,6 +278,7 @@ impl Inner {
             tracing::warn!(dir = %dir.display(), "UIDVALIDITY changed on disk: every UID is new");
             st.messages.clear();
             st.vanished.clear();
+            st.index_file = None;
             changed = true;
         }
         let mut uid_of: HashMap<&str, u32> = HashMap::with_capacity(files.len());
@@ -186,6 +299,15 @@ impl Inner {
             }
         }
         let vanished: HashSet<u32> = st.vanished.iter().map(|&(_, uid)| uid).collect();
+        st.uidlist_seen = seen.map(|seen| UidlistSeen {
+            stale: list.as_ref().map_or(0, |list| {
+                list.records
+                    .iter()
+                    .filter(|r| vanished.contains(&r.uid))
+                    .count()
+            }),
+            ..seen
+        });
         let mut numbered: Vec<(u32, usize)> = Vec::with_capacity(files.len());
         let mut unassigned_at: Vec<usize> = Vec::new();
         for (i, (name, _)) in files.iter().enumerate() {
@@ -215,6 +337,7 @@ impl Inner {
         let old = std::mem::take(&mut st.messages);
         let mut messages = Vec::with_capacity(by_uid.len() + unassigned.len());
         let mut missing = Vec::new();
+        let mut touched = Vec::new();
         let mut old_iter = old.into_iter().peekable();
         for (uid, (name, in_new)) in by_uid {
             while let Some(entry) = old_iter.next_if(|e| e.uid < uid) {
@@ -232,12 +355,14 @@ impl Inner {
                         }
                         entry.name = name;
                         entry.in_new = in_new;
+                        touched.push(uid);
                     }
                     messages.push(entry);
                 }
                 None => {
                     if let Some(entry) = self.new_entry(uid, name, in_new, modseq) {
                         messages.push(entry);
+                        touched.push(uid);
                         changed = true;
                     }
                 }
@@ -264,19 +389,25 @@ impl Inner {
                     }
                     entry.name.clone_from(name);
                     entry.in_new = false;
+                    touched.push(entry.uid);
                     messages.push(entry);
                     restored = true;
                     continue;
                 }
                 changed = true;
                 st.vanished.push((modseq, entry.uid));
-                lock(&self.cache).retain(|&(uid, _), _| uid != entry.uid);
+                lock(&self.cache)
+                    .values
+                    .retain(|&(uid, _), _| uid != entry.uid);
             }
             if restored {
                 messages.sort_by_key(|e| e.uid);
             }
         }
         st.messages = messages;
+        for uid in touched {
+            st.touch(uid);
+        }
 
         let list_missing = list.is_none();
         if st.recent_unknown {
@@ -287,13 +418,14 @@ impl Inner {
         }
         if !unassigned.is_empty() || list_missing {
             let names: Vec<String> = unassigned.iter().map(|(name, _)| name.clone()).collect();
-            let uids = self.assign_uids(st, &names)?;
+            let uids = self.assign_uids(st, &names, false)?;
             for ((name, in_new), uid) in unassigned.into_iter().zip(uids) {
                 if st.position(uid).is_some() {
                     continue;
                 }
                 if let Some(entry) = self.new_entry(uid, name, in_new, modseq) {
                     st.messages.push(entry);
+                    st.touch(uid);
                     changed = true;
                 }
             }
@@ -368,10 +500,8 @@ impl Inner {
             return None;
         }
         let base = format::base_name(&name);
-        let size = match format::size_field(base, 'W') {
-            Some(size) => size,
-            None => count_vsize(&path)?,
-        };
+        // Without `W=`, counting means reading the file: left until someone asks.
+        let size = format::size_field(base, 'W');
         let (flags, keywords, _) = format::parse_info(&name);
         Some(Entry {
             uid,
@@ -386,37 +516,81 @@ impl Inner {
         })
     }
 
-    /// Gives UIDs to files (by name) under the uidlist lock, in order, and writes the
-    /// uidlist. Files someone else numbered meanwhile keep that number.
+    /// Gives UIDs to files (by name) under the uidlist lock, in order, and records them in
+    /// the uidlist: appended when only new lines are needed, the file rewritten when its
+    /// header changes, a name is renumbered or stale lines have piled up. Files someone else
+    /// numbered meanwhile keep that number. `fresh`: the files were just written by the
+    /// caller, so no uidlist names them yet.
     pub(super) fn assign_uids(
         &self,
         st: &mut State,
         names: &[String],
+        fresh: bool,
     ) -> Result<Vec<u32>, MailboxError> {
         let _lock = DotLock::acquire(&self.dir)?;
-        let mut list = match read_uidlist(&self.dir)? {
-            Some(list) if st.uid_validity == 0 || list.uid_validity == st.uid_validity => list,
-            _ => UidList {
-                uid_validity: if st.uid_validity != 0 {
-                    st.uid_validity
-                } else {
-                    crate::mailbox::uidvalidity::next(&self.root)?
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        // Arrival order, as Dovecot numbers new mail: seconds, then microseconds, compared as
+        // numbers (as text, `M100000` would sort before `M5`), then the name.
+        order.sort_by_cached_key(|&i| names.get(i).map(|name| arrival_key(name)));
+        let path = self.dir.join(UIDLIST);
+        // Nobody wrote the uidlist since this state read or wrote it: what it numbers, the
+        // state knows, so 100,000 lines need not be read to add one.
+        let unchanged = st.uidlist_seen.filter(|seen| {
+            fresh
+                && st.uid_validity != 0
+                && seen.ends_in_newline
+                && !seen.wants_compaction()
+                && FileId::now(&path) == Some(seen.file)
+        });
+        if let Some(mut seen) = unchanged {
+            let mut next_uid = st.next_uid.max(1);
+            let mut uids = vec![0u32; names.len()];
+            let mut records = Vec::with_capacity(names.len());
+            for i in order {
+                let (Some(name), Some(slot)) = (names.get(i), uids.get_mut(i)) else {
+                    continue;
+                };
+                *slot = next_uid;
+                records.push(UidRecord {
+                    uid: next_uid,
+                    base: format::base_name(name).to_owned(),
+                });
+                next_uid = next_uid.saturating_add(1);
+            }
+            st.uidlist_seen = None;
+            append_uidlist(&self.dir, &mut seen, &records)?;
+            st.uidlist_seen = Some(seen);
+            st.next_uid = next_uid;
+            return Ok(uids);
+        }
+        let (mut list, seen) = match read_uidlist_seen(&self.dir)? {
+            Some((list, seen)) if st.uid_validity == 0 || list.uid_validity == st.uid_validity => {
+                (list, Some(seen))
+            }
+            _ => (
+                UidList {
+                    uid_validity: if st.uid_validity != 0 {
+                        st.uid_validity
+                    } else {
+                        crate::mailbox::uidvalidity::next(&self.root)?
+                    },
+                    next_uid: st.next_uid.max(1),
+                    guid: if st.guid.is_empty() {
+                        new_guid()
+                    } else {
+                        st.guid.clone()
+                    },
+                    records: st
+                        .messages
+                        .iter()
+                        .map(|e| UidRecord {
+                            uid: e.uid,
+                            base: e.base().to_owned(),
+                        })
+                        .collect(),
                 },
-                next_uid: st.next_uid.max(1),
-                guid: if st.guid.is_empty() {
-                    new_guid()
-                } else {
-                    st.guid.clone()
-                },
-                records: st
-                    .messages
-                    .iter()
-                    .map(|e| UidRecord {
-                        uid: e.uid,
-                        base: e.base().to_owned(),
-                    })
-                    .collect(),
-            },
+                None,
+            ),
         };
         // Only the bases asked for: the uidlist may hold 100,000 lines.
         let wanted: HashSet<&str> = names.iter().map(|n| format::base_name(n)).collect();
@@ -427,11 +601,14 @@ impl Inner {
             .map(|r| (r.base.clone(), r.uid))
             .collect();
         let vanished: HashSet<u32> = st.vanished.iter().map(|&(_, uid)| uid).collect();
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        // Arrival order, as Dovecot numbers new mail: seconds, then microseconds, compared as
-        // numbers (as text, `M100000` would sort before `M5`), then the name.
-        order.sort_by_cached_key(|&i| names.get(i).map(|name| arrival_key(name)));
+        let stale = list
+            .records
+            .iter()
+            .filter(|r| vanished.contains(&r.uid))
+            .count();
         let mut uids = vec![0u32; names.len()];
+        let mut added: Vec<UidRecord> = Vec::new();
+        let mut renumbered = false;
         list.next_uid = list.next_uid.max(st.next_uid).max(1);
         for i in order {
             let Some(name) = names.get(i) else { continue };
@@ -443,8 +620,9 @@ impl Inner {
                     list.next_uid = list.next_uid.saturating_add(1);
                     if existing.contains_key(base) {
                         list.records.retain(|r| r.base != base);
+                        renumbered = true;
                     }
-                    list.records.push(UidRecord {
+                    added.push(UidRecord {
                         uid,
                         base: base.to_owned(),
                     });
@@ -455,13 +633,61 @@ impl Inner {
                 *slot = uid;
             }
         }
-        list.records.sort_by_key(|r| r.uid);
-        write_uidlist(&self.dir, &list)?;
+        st.uidlist_seen = None;
+        let appendable = seen.filter(|seen| {
+            let seen = UidlistSeen { stale, ..*seen };
+            !renumbered && seen.ends_in_newline && !seen.wants_compaction()
+        });
+        let seen = match appendable {
+            Some(mut seen) => {
+                if !added.is_empty() {
+                    append_uidlist(&self.dir, &mut seen, &added)?;
+                }
+                UidlistSeen { stale, ..seen }
+            }
+            None => {
+                list.records.retain(|r| !vanished.contains(&r.uid));
+                list.records.extend(added);
+                list.records.sort_by_key(|r| r.uid);
+                write_uidlist(&self.dir, &list)?
+            }
+        };
+        st.uidlist_seen = Some(seen);
         st.uid_validity = list.uid_validity;
         st.next_uid = list.next_uid;
         st.guid = list.guid;
         Ok(uids)
     }
+}
+
+/// Names a snapshot and the log that follows it; unique enough that a log left from
+/// another snapshot (even another process's) never matches.
+fn new_generation() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i128(now_ns());
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
+/// Writes a file of the index under a temporary name, then renames it over `path`.
+fn write_replacing(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!("{name}.{}.tmp", crate::mailbox::unique_suffix()));
+    let res = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
 }
 
 pub(super) fn mtime_ns(meta: &fs::Metadata) -> i128 {

@@ -3,22 +3,123 @@
 use super::*;
 
 pub(super) fn read_uidlist(dir: &Path) -> Result<Option<UidList>, MailboxError> {
+    Ok(read_uidlist_seen(dir)?.map(|(list, _)| list))
+}
+
+/// The uidlist and what the file was when read (taken from the open file, so the two agree).
+pub(super) fn read_uidlist_seen(
+    dir: &Path,
+) -> Result<Option<(UidList, UidlistSeen)>, MailboxError> {
     let path = dir.join(UIDLIST);
-    match fs::read(&path) {
-        Ok(contents) => {
-            let list = format::parse_uidlist(&contents);
-            if list.is_none() {
+    let read = File::open(&path).and_then(|mut file| {
+        let meta = file.metadata()?;
+        let mut contents = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        io::Read::read_to_end(&mut file, &mut contents)?;
+        Ok((contents, meta))
+    });
+    match read {
+        Ok((contents, meta)) => {
+            let Some(list) = format::parse_uidlist(&contents) else {
                 tracing::warn!(path = %path.display(), "unreadable dovecot-uidlist: UIDs are reassigned");
-            }
-            Ok(list)
+                return Ok(None);
+            };
+            let seen = UidlistSeen {
+                file: FileId::of(&meta),
+                lines: list.records.len(),
+                stale: 0,
+                ends_in_newline: contents.last().is_none_or(|&last| last == b'\n'),
+            };
+            Ok(Some((list, seen)))
         }
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(MailboxError::io(&path, err)),
     }
 }
 
-pub(super) fn write_uidlist(dir: &Path, list: &UidList) -> Result<(), MailboxError> {
-    crate::mailbox::write_atomic(&dir.join(UIDLIST), &format::write_uidlist(list))
+/// Rewrites the whole uidlist; returns what the file now is.
+pub(super) fn write_uidlist(dir: &Path, list: &UidList) -> Result<UidlistSeen, MailboxError> {
+    let path = dir.join(UIDLIST);
+    crate::mailbox::write_atomic(&path, &format::write_uidlist(list))?;
+    let meta = fs::metadata(&path).map_err(|err| MailboxError::io(&path, err))?;
+    Ok(UidlistSeen {
+        file: FileId::of(&meta),
+        lines: list.records.len(),
+        stale: 0,
+        ends_in_newline: true,
+    })
+}
+
+/// Adds records at the end of the uidlist, as Dovecot does for new messages (the header
+/// stays: readers take the next UID from the last record when it is higher), and syncs them.
+/// `seen` must describe the file as it is now (the caller holds the dotlock).
+pub(super) fn append_uidlist(
+    dir: &Path,
+    seen: &mut UidlistSeen,
+    records: &[UidRecord],
+) -> Result<(), MailboxError> {
+    let path = dir.join(UIDLIST);
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|err| MailboxError::io(&path, err))?;
+    let lines = format::write_uid_lines(records);
+    file.write_all(&lines)
+        .and_then(|()| file.sync_data())
+        .map_err(|err| MailboxError::io(&path, err))?;
+    let meta = file
+        .metadata()
+        .map_err(|err| MailboxError::io(&path, err))?;
+    seen.file = FileId::of(&meta);
+    seen.lines += records.len();
+    Ok(())
+}
+
+/// What this process knows of `dovecot-uidlist` since it last read or wrote it.
+/// Kept in the index too, so the first change after a restart need not read the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UidlistSeen {
+    pub(crate) file: FileId,
+    /// Records in the file.
+    pub(crate) lines: usize,
+    /// Records naming messages expunged since.
+    pub(crate) stale: usize,
+    /// A file cut in the middle of a line cannot be appended to.
+    pub(crate) ends_in_newline: bool,
+}
+
+impl UidlistSeen {
+    /// Whether stale records are numerous enough to rewrite the file without them
+    /// (Dovecot compacts at about the same share).
+    pub(super) fn wants_compaction(&self) -> bool {
+        self.stale.saturating_mul(4) > self.lines
+    }
+}
+
+/// Identifies one version of a file: replaced or changed, one of these differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileId {
+    pub(crate) ino: u64,
+    pub(crate) len: u64,
+    pub(crate) mtime: i128,
+}
+
+impl FileId {
+    pub(super) fn of(meta: &fs::Metadata) -> FileId {
+        FileId {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: mtime_ns(meta),
+        }
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The file at `path` now, if any.
+    pub(super) fn now(path: &Path) -> Option<FileId> {
+        fs::metadata(path).ok().map(|meta| FileId::of(&meta))
+    }
 }
 
 /// Dovecot's dotlock: whoever creates the file holds the lock.
@@ -119,7 +220,8 @@ pub(crate) fn start_uidlist(dir: &Path, uid_validity: u32) -> Result<(), Mailbox
             guid: new_guid(),
             records: Vec::new(),
         },
-    )
+    )?;
+    Ok(())
 }
 
 pub(super) fn new_guid() -> String {

@@ -14,7 +14,8 @@ pub(super) struct CopyItem {
     flags: SystemFlags,
     keywords: Vec<String>,
     physical: u64,
-    size: u64,
+    /// `None`: not counted yet; counted when the copy is placed.
+    size: Option<u64>,
     internal_date: i64,
 }
 
@@ -88,7 +89,7 @@ impl Inner {
             },
         )?;
         let name = file_name_of(&target);
-        let uid = match self.assign_uids(st, std::slice::from_ref(&name)) {
+        let uid = match self.assign_uids(st, std::slice::from_ref(&name), true) {
             Ok(uids) => uids.first().copied().unwrap_or(0),
             Err(err) => {
                 // Without a UID the message would surface later as if delivered: undo.
@@ -106,12 +107,12 @@ impl Inner {
             flags,
             keywords: keyword_bits,
             modseq: st.highest_modseq,
-            size: sizes.vsize,
+            size: Some(sizes.vsize),
             physical: sizes.size,
             internal_date,
         });
         st.messages.sort_by_key(|e| e.uid);
-        st.dirty = true;
+        st.touch(uid);
         self.publish(st, true);
         Ok(uid)
     }
@@ -166,6 +167,7 @@ impl Inner {
                         entry.keywords = new_keywords;
                         entry.modseq = modseq;
                         result.updated.push(uid);
+                        st.touched.push(uid);
                     }
                     Err(err) if err.kind() == io::ErrorKind::NotFound => retry.push(uid),
                     Err(err) => return Err(MailboxError::io(&from, err)),
@@ -239,8 +241,8 @@ impl Inner {
                     return Err(err);
                 }
             };
-            let name = match self.place_copy(item, bits) {
-                Ok(name) => name,
+            let (name, size) = match self.place_copy(item, bits) {
+                Ok(placed) => placed,
                 Err(err) => {
                     undo(&placed);
                     return Err(err);
@@ -251,7 +253,7 @@ impl Inner {
                 name,
                 item.flags,
                 bits,
-                item.size,
+                size,
                 item.physical,
                 item.internal_date,
             ));
@@ -261,7 +263,7 @@ impl Inner {
             return Err(MailboxError::io(&cur, err));
         }
         let names: Vec<String> = placed.iter().map(|p| p.1.clone()).collect();
-        let uids = match self.assign_uids(st, &names) {
+        let uids = match self.assign_uids(st, &names, true) {
             Ok(uids) => uids,
             Err(err) => {
                 undo(&placed);
@@ -277,6 +279,7 @@ impl Inner {
         let mut pairs = Vec::with_capacity(placed.len());
         for (p, uid) in placed.into_iter().zip(uids) {
             pairs.push((p.0, uid));
+            st.touched.push(uid);
             st.messages.push(Entry {
                 uid,
                 name: p.1,
@@ -284,7 +287,7 @@ impl Inner {
                 flags: p.2,
                 keywords: p.3,
                 modseq: st.highest_modseq,
-                size: p.4,
+                size: Some(p.4),
                 physical: p.5,
                 internal_date: p.6,
             });
@@ -345,16 +348,12 @@ impl Inner {
         for &(uid, _) in &removed {
             st.vanished.push((st.highest_modseq, uid));
         }
-        lock(&self.cache).retain(|&(uid, _), _| !gone.contains(&uid));
+        lock(&self.cache)
+            .values
+            .retain(|&(uid, _), _| !gone.contains(&uid));
         let cur = self.dir.join("cur");
         maildir::sync_dir(&cur).map_err(|err| MailboxError::io(&cur, err))?;
-        {
-            let _lock = DotLock::acquire(&self.dir)?;
-            if let Some(mut list) = read_uidlist(&self.dir)? {
-                list.records.retain(|r| !gone.contains(&r.uid));
-                write_uidlist(&self.dir, &list)?;
-            }
-        }
+        self.forget_in_uidlist(st, gone.len())?;
         let bytes: u64 = removed.iter().map(|&(_, size)| size).sum();
         held.record(
             &self.root,
@@ -370,9 +369,32 @@ impl Inner {
 }
 
 impl Inner {
+    /// Expunged messages' lines stay in the uidlist (as Dovecot leaves them) until they are
+    /// a quarter of it; then it is rewritten without them.
+    fn forget_in_uidlist(&self, st: &mut State, expunged: usize) -> Result<(), MailboxError> {
+        let Some(seen) = st.uidlist_seen.as_mut() else {
+            return Ok(());
+        };
+        seen.stale += expunged;
+        if !seen.wants_compaction() {
+            return Ok(());
+        }
+        let _lock = DotLock::acquire(&self.dir)?;
+        st.uidlist_seen = None;
+        if let Some(mut list) = read_uidlist(&self.dir)?
+            && list.uid_validity == st.uid_validity
+        {
+            let vanished: HashSet<u32> = st.vanished.iter().map(|&(_, uid)| uid).collect();
+            list.records.retain(|r| !vanished.contains(&r.uid));
+            st.uidlist_seen = Some(write_uidlist(&self.dir, &list)?);
+        }
+        Ok(())
+    }
+
     /// Places a copy of a source message in `cur/` through the one write path: a hard link
-    /// to the source file, or a copy keeping its internal date. Returns the new file name.
-    fn place_copy(&self, item: &CopyItem, keywords: u32) -> Result<String, MailboxError> {
+    /// to the source file, or a copy keeping its internal date. Returns the new file name
+    /// and the message's CRLF size (which the new name carries in `W=`).
+    fn place_copy(&self, item: &CopyItem, keywords: u32) -> Result<(String, u64), MailboxError> {
         let source = match fs::symlink_metadata(&item.path) {
             Ok(_) => item.path.clone(),
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -386,6 +408,10 @@ impl Inner {
             }
             Err(err) => return Err(MailboxError::io(&item.path, err)),
         };
+        let size = match item.size {
+            Some(size) => size,
+            None => count_vsize(&source).map_err(|err| MailboxError::io(&source, err))?,
+        };
         let info = format::file_name("", item.flags, keywords, "");
         let mtime =
             UNIX_EPOCH + Duration::from_secs(u64::try_from(item.internal_date).unwrap_or(0));
@@ -395,13 +421,13 @@ impl Inner {
                 folder: &self.dir,
                 into_cur: true,
                 hostname: &self.hostname,
-                sizes: Sizes::known(item.physical, item.size),
+                sizes: Sizes::known(item.physical, size),
                 info: &info,
                 mtime: Some(mtime),
                 sync_dir: false,
             },
         )?;
-        Ok(file_name_of(&target))
+        Ok((file_name_of(&target), size))
     }
 }
 
