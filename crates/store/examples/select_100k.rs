@@ -1,12 +1,29 @@
 //! Measures opening a 100,000-message folder: a cold scan (no uidlist, no index), a rescan
-//! with the uidlist but a stale index, a warm index, and a folder already in memory.
+//! with the uidlist but a stale index, a warm index, and a folder already in memory; then
+//! what one small change costs in it (append, flag change with the index write, expunge),
+//! and a cold open of a folder whose file names lack `W=`.
 //!
 //! `cargo run --release -p mailstead-store --example select_100k [count]`
 
 use std::fs::{self, File};
 use std::time::{Duration, Instant, SystemTime};
 
-use mailstead_store::{FolderLayout, MailStore, Store};
+use mailstead_store::{FlagOperation, FolderLayout, MailStore, Store, SystemFlags};
+
+/// How many times each small change is timed.
+const ROUNDS: usize = 3;
+
+/// Prints the median of `times` and empties it.
+fn median(label: &str, times: &mut Vec<Duration>) {
+    times.sort_unstable();
+    let middle = times.get(times.len() / 2).copied().unwrap_or_default();
+    println!(
+        "{label:<44} {:>9.1} ms  (median of {})",
+        middle.as_secs_f64() * 1000.0,
+        times.len()
+    );
+    times.clear();
+}
 
 const BODY: &[u8] = b"From: a@example.com\nSubject: benchmark\n\nHello\n";
 
@@ -17,6 +34,30 @@ fn age(path: &std::path::Path) {
     }
 }
 
+/// A Maildir of `count` messages; `with_vsize` puts `W=` in their names.
+fn fill(root: &std::path::Path, count: usize, with_vsize: bool) -> std::io::Result<()> {
+    for sub in ["cur", "new", "tmp"] {
+        fs::create_dir_all(root.join(sub))?;
+    }
+    let vsize = BODY.len() + BODY.iter().filter(|&&b| b == b'\n').count();
+    for n in 0..count {
+        let vsize = if with_vsize {
+            format!(",W={vsize}")
+        } else {
+            String::new()
+        };
+        let name = format!(
+            "{}.M{}P1Q{n}.bench,S={}{vsize}:2,{}",
+            1_700_000_000 + n,
+            n % 1_000_000,
+            BODY.len(),
+            if n % 3 == 0 { "S" } else { "" }
+        );
+        fs::write(root.join("cur").join(name), BODY)?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = std::env::args()
@@ -25,20 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(100_000);
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        fs::create_dir_all(root.join(sub))?;
-    }
-    let vsize = BODY.len() + BODY.iter().filter(|&&b| b == b'\n').count();
-    for n in 0..count {
-        let name = format!(
-            "{}.M{}P1Q{n}.bench,S={},W={vsize}:2,{}",
-            1_700_000_000 + n,
-            n % 1_000_000,
-            BODY.len(),
-            if n % 3 == 0 { "S" } else { "" }
-        );
-        fs::write(root.join("cur").join(name), BODY)?;
-    }
+    fill(&root, count, true)?;
     // Fresh files give a fresh directory mtime; age it so the 2 s rule does not force rescans.
     let age_all = || {
         for sub in ["cur", "new"] {
@@ -128,16 +156,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let snapshot = again.sync().await?;
     timed("sync, nothing changed", started, snapshot.messages.len());
-    let started = Instant::now();
-    let uid = again
-        .append(
-            b"Subject: new\r\n\r\nnew\r\n",
-            Default::default(),
-            &[],
-            None,
-        )
-        .await?;
-    timed("append (fsync, uidlist rewrite)", started, 1);
+    // One small change, each kind timed ROUNDS times (the median is shown: fsync times
+    // vary with whatever else the disk is doing).
+    let mut uids = Vec::new();
+    let mut times = Vec::new();
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        uids.push(
+            again
+                .append(
+                    b"Subject: new\r\n\r\nnew\r\n",
+                    Default::default(),
+                    &[],
+                    None,
+                )
+                .await?,
+        );
+        times.push(started.elapsed());
+    }
+    median("append (fsync, uidlist)", &mut times);
+    let uid = uids.last().copied().unwrap_or(0);
     let started = Instant::now();
     let snapshot = again.sync().await?;
     timed(
@@ -145,9 +183,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         started,
         snapshot.messages.len(),
     );
+    for &uid in &uids {
+        // The index is written at most every 5 s while the folder stays open: wait that out
+        // so the flag change pays for the write, whichever way the index is written.
+        tokio::time::sleep(Duration::from_millis(5100)).await;
+        let started = Instant::now();
+        again
+            .store(&[uid], FlagOperation::Add, SystemFlags::DELETED, &[], None)
+            .await?;
+        times.push(started.elapsed());
+    }
+    median("flag change + index write", &mut times);
+    for &uid in &uids {
+        let started = Instant::now();
+        again.expunge(Some(&[uid])).await?;
+        times.push(started.elapsed());
+    }
+    median("expunge (fsync, uidlist)", &mut times);
+    let index_len = |name: &str| fs::metadata(root.join(name)).map_or(0, |meta| meta.len());
     println!(
-        "last uid {uid}, index {} bytes",
-        fs::metadata(root.join("mailstead.index"))?.len()
+        "last uid {uid}, index {} bytes, log {} bytes",
+        index_len("mailstead.index"),
+        index_len("mailstead.index.log")
+    );
+    drop(again);
+    drop(folder);
+    drop(account);
+    drop(mail);
+
+    // 5. Cold open of file names without W=: their sizes are not in the names.
+    let plain = dir.path().join("Plain");
+    fill(&plain, count, false)?;
+    for sub in ["cur", "new"] {
+        age(&plain.join(sub));
+    }
+    let mail = MailStore::new(&store);
+    let account = mail
+        .open_account(
+            &plain,
+            FolderLayout::MaildirPlusPlus,
+            mailstead_store::QuotaLimit::UNLIMITED,
+        )
+        .await?;
+    let started = Instant::now();
+    let folder = account.open("INBOX").await?;
+    timed(
+        "cold open, names without W=",
+        started,
+        folder.snapshot().messages.len(),
     );
     Ok(())
 }
