@@ -1820,3 +1820,31 @@ async fn partials_of_a_large_message_are_slices_of_the_whole() {
         )]
     );
 }
+
+/// A file name without `W=` (another MDA's) gives no size: it is counted from the file when
+/// FETCH, SEARCH or STATUS needs it, never guessed.
+#[tokio::test]
+async fn sizes_of_files_without_w_are_counted_when_asked_for() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    let cur = server.maildir("alice").await.join("cur");
+    // LF line ends, as Dovecot stores: 3 and 5 lines, so 3 and 5 bytes more in CRLF.
+    std::fs::write(cur.join("1700000000.M1P1.other:2,"), "Subject: a\n\nbody\n").unwrap();
+    std::fs::write(
+        cur.join("1700000001.M1P1.other:2,S"),
+        "Subject: bb\n\nline 1\nline 2\nline 3\n",
+    )
+    .unwrap();
+    client.run("SELECT INBOX").await;
+    let (untagged, _) = client.run("FETCH 1:* (RFC822.SIZE)").await;
+    assert_eq!(
+        untagged,
+        vec!["* 1 FETCH (RFC822.SIZE 20)", "* 2 FETCH (RFC822.SIZE 39)"]
+    );
+    let (untagged, _) = client.run("SEARCH LARGER 20").await;
+    assert_eq!(untagged, vec!["* SEARCH 2"]);
+    let (untagged, _) = client.run("SEARCH SMALLER 21").await;
+    assert_eq!(untagged, vec!["* SEARCH 1"]);
+    let (untagged, _) = client.run("STATUS INBOX (SIZE)").await;
+    assert_eq!(untagged, vec!["* STATUS INBOX (SIZE 59)"]);
+}
