@@ -184,8 +184,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         snapshot.messages.len(),
     );
     for &uid in &uids {
-        // The index is written at most every 5 s while the folder stays open: wait that out
-        // so the flag change pays for the write, whichever way the index is written.
+        // Index writes may be spaced up to 5 s apart: waiting that out first makes the flag
+        // change pay for its index write however the index is kept.
         tokio::time::sleep(Duration::from_millis(5100)).await;
         let started = Instant::now();
         again

@@ -4,11 +4,14 @@
 //! # Files
 //!
 //! - `dovecot-uidlist` (v3): UIDVALIDITY, next UID and `uid :base` lines; written under the
-//!   `dovecot-uidlist.lock` dotlock, always as a new file renamed over the old one.
+//!   `dovecot-uidlist.lock` dotlock: new lines appended (and synced) as Dovecot appends them,
+//!   the whole file written anew and renamed over the old one when its header changes, a
+//!   name is renumbered or a quarter of its lines name expunged messages.
 //! - `dovecot-keywords`: `<index> <name>`; letter `a + index` in file names.
 //! - file names `<base>:2,<letters>` carry the flags; `new/` files move to `cur/` on sync.
 //! - `subscriptions` (Dovecot 2.3 format) at the account root.
-//! - Ours: `mailstead.index` per folder (a cache, never trusted over the files above),
+//! - Ours: `mailstead.index` per folder and its change log `mailstead.index.log` (a cache,
+//!   never trusted over the files above),
 //!   `mailstead-special-use`, `mailstead-defaults` and `mailstead-names` at the account root.
 //!
 //! # Layout
