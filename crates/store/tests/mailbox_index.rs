@@ -97,6 +97,31 @@ async fn new_messages_are_appended_to_the_uidlist_and_expunged_lines_wait_for_a_
     assert_eq!(append(&inbox).await, uid + 1);
 }
 
+#[tokio::test]
+async fn a_uidlist_cut_in_the_middle_of_a_line_is_rewritten_not_appended_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let delivery = store(dir.path());
+    let mail = MailStore::new(&delivery);
+    let inbox = open_inbox(&mail, &root).await;
+    let first = append(&inbox).await;
+    // Another writer died halfway through its line for a message that never arrived.
+    let path = root.join("dovecot-uidlist");
+    let mut bytes = fs::read(&path).expect("read");
+    bytes.extend_from_slice(format!("{} :1700000000.M1P9Q1.el", first + 1).as_bytes());
+    fs::write(&path, &bytes).expect("write");
+    let second = append(&inbox).await;
+    assert!(second > first + 1, "{second}");
+    let text = fs::read_to_string(&path).expect("read");
+    assert!(text.ends_with('\n'), "{text:?}");
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with(&format!("{second} :"))),
+        "{text:?}"
+    );
+    assert_eq!(uidlist_uids(&root).last(), Some(&second));
+}
+
 /// What a reopened folder must give back exactly.
 #[derive(Debug, PartialEq)]
 struct Seen {
