@@ -122,6 +122,56 @@ async fn a_uidlist_cut_in_the_middle_of_a_line_is_rewritten_not_appended_to() {
     assert_eq!(uidlist_uids(&root).last(), Some(&second));
 }
 
+/// Another writer rewrote the uidlist (its highest UID expunged, so the file no longer names
+/// it) and the rewrite happens to keep the file's inode, length and modification time: a
+/// file identity unchanged proves nothing, the header's next UID still has to be obeyed.
+#[tokio::test]
+async fn a_rewritten_uidlist_that_looks_unchanged_still_raises_the_next_uid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("Maildir");
+    let delivery = store(dir.path());
+    let mail = MailStore::new(&delivery);
+    let inbox = open_inbox(&mail, &root).await;
+    let first = append(&inbox).await;
+    let path = root.join("dovecot-uidlist");
+    let before = fs::read_to_string(&path).expect("read");
+    let modified = fs::metadata(&path)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let (header, records) = before.split_once('\n').expect("header line");
+    // UIDs up to first + 5 were given (and expunged) elsewhere: `N` says so. The same number
+    // of bytes, written in place, with the old modification time put back.
+    let next = first + 6;
+    let mut fields: Vec<String> = header.split(' ').map(str::to_owned).collect();
+    for field in &mut fields {
+        if field.starts_with('N') {
+            *field = format!("N{next}");
+        }
+    }
+    let mut header = fields.join(" ");
+    let width = before.len() - records.len() - 1;
+    assert!(header.len() <= width, "{header:?}");
+    while header.len() < width {
+        header.push(' ');
+    }
+    let rewritten = format!("{header}\n{records}");
+    assert_eq!(rewritten.len(), before.len());
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    std::io::Write::write_all(&mut &file, rewritten.as_bytes()).expect("write");
+    file.set_modified(modified).expect("set mtime");
+    drop(file);
+
+    let second = append(&inbox).await;
+    assert!(
+        second >= next,
+        "UID {second} may have been given elsewhere (N{next})"
+    );
+}
+
 /// What a reopened folder must give back exactly.
 #[derive(Debug, PartialEq)]
 struct Seen {

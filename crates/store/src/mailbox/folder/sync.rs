@@ -532,16 +532,18 @@ impl Inner {
         // Arrival order, as Dovecot numbers new mail: seconds, then microseconds, compared as
         // numbers (as text, `M100000` would sort before `M5`), then the name.
         order.sort_by_cached_key(|&i| names.get(i).map(|name| arrival_key(name)));
-        let path = self.dir.join(UIDLIST);
-        // Nobody wrote the uidlist since this state read or wrote it: what it numbers, the
-        // state knows, so 100,000 lines need not be read to add one.
-        let unchanged = st.uidlist_seen.filter(|seen| {
-            fresh
-                && st.uid_validity != 0
-                && seen.ends_in_newline
-                && !seen.wants_compaction()
-                && FileId::now(&path) == Some(seen.file)
-        });
+        // No UID in the uidlist is at or above this state's next UID (its header and last
+        // line say so): new lines can be added without reading 100,000 others. The file's
+        // identity alone is not proof: a rewrite can reuse an inode, length and timestamp.
+        let appendable = fresh
+            && st.uid_validity != 0
+            && st
+                .uidlist_seen
+                .is_some_and(|seen| seen.ends_in_newline && !seen.wants_compaction())
+            && uidlist_bounds(&self.dir)?.is_some_and(|(uid_validity, next_uid)| {
+                uid_validity == st.uid_validity && next_uid <= st.next_uid
+            });
+        let unchanged = st.uidlist_seen.filter(|_| appendable);
         if let Some(mut seen) = unchanged {
             let mut next_uid = st.next_uid.max(1);
             let mut uids = vec![0u32; names.len()];

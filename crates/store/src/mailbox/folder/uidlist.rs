@@ -74,6 +74,57 @@ pub(super) fn append_uidlist(
     Ok(())
 }
 
+/// The UIDVALIDITY and the lowest UID no writer has given yet, from the uidlist's header and
+/// last line only (two small reads, whatever its length). Every writer, Dovecot included,
+/// either appends lines in ascending UID order or rewrites the file with a header `N` above
+/// every UID it gave, so the two bound what is in use. `None` when either part cannot be
+/// read that way (no file, a line longer than the read, a file cut mid-line): the caller
+/// then reads the whole file.
+pub(super) fn uidlist_bounds(dir: &Path) -> Result<Option<(u32, u32)>, MailboxError> {
+    const HEAD: u64 = 512;
+    const TAIL: u64 = 4096;
+    let path = dir.join(UIDLIST);
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(MailboxError::io(&path, err)),
+    };
+    let read_at = |file: &mut File, offset: u64, len: u64| -> io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        file.seek(SeekFrom::Start(offset))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(len).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let bounds = (|| -> io::Result<Option<(u32, u32)>> {
+        let len = file.metadata()?.len();
+        let head = read_at(&mut file, 0, HEAD.min(len))?;
+        let Some(header_end) = head.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
+        let tail_start = len.saturating_sub(TAIL);
+        let tail = read_at(&mut file, tail_start, len - tail_start)?;
+        let Some((b'\n', lines)) = tail.split_last() else {
+            return Ok(None);
+        };
+        let last_start = match lines.iter().rposition(|&b| b == b'\n') {
+            Some(at) => tail_start + at as u64 + 1,
+            None if tail_start == 0 => 0,
+            None => return Ok(None),
+        };
+        let mut sample = head[..=header_end].to_vec();
+        let has_record = last_start > header_end as u64;
+        if has_record {
+            let from = usize::try_from(last_start - tail_start).unwrap_or(usize::MAX);
+            sample.extend_from_slice(tail.get(from..).unwrap_or_default());
+        }
+        Ok(format::parse_uidlist(&sample)
+            .filter(|list| list.records.len() == usize::from(has_record))
+            .map(|list| (list.uid_validity, list.next_uid)))
+    })();
+    bounds.map_err(|err| MailboxError::io(&path, err))
+}
+
 /// What this process knows of `dovecot-uidlist` since it last read or wrote it.
 /// Kept in the index too, so the first change after a restart need not read the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,11 +165,6 @@ impl FileId {
 
     pub(super) fn len(&self) -> u64 {
         self.len
-    }
-
-    /// The file at `path` now, if any.
-    pub(super) fn now(path: &Path) -> Option<FileId> {
-        fs::metadata(path).ok().map(|meta| FileId::of(&meta))
     }
 }
 
