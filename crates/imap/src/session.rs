@@ -443,12 +443,7 @@ impl Session {
             Command::Unsubscribe(mailbox) => self.subscribe(&mailbox, false).await?,
             Command::List(list) => self.list(list).await?,
             Command::Lsub { reference, pattern } => self.lsub(&reference, &pattern).await?,
-            Command::Namespace => {
-                self.conn
-                    .write(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")
-                    .await?;
-                Done::ok("Namespace completed.")
-            }
+            Command::Namespace => self.namespace().await?,
             Command::Status { mailbox, items } => self.status(&mailbox, &items).await?,
             Command::Append {
                 mailbox,

@@ -118,6 +118,23 @@ async fn start_full(
             .await
             .unwrap();
     }
+    // An account as Dovecot's default `maildir:~/Maildir` left it: Maildir++.
+    directory
+        .add_mailbox(
+            "test",
+            NewMailbox {
+                address: "dana@example.com".into(),
+                password_hash: "{PLAIN}secret".into(),
+                active: true,
+                maildir: Some(format!(
+                    "maildir:{}/example.com/dana/Maildir",
+                    mail_root.display()
+                )),
+                ..NewMailbox::default()
+            },
+        )
+        .await
+        .unwrap();
     let store = Store::new("imap.test", dir.path().join("spool")).unwrap();
     let auth = Authenticator::new(directory.clone(), auth_options);
     let (tls, certificate) = tls_config();
@@ -1847,4 +1864,181 @@ async fn sizes_of_files_without_w_are_counted_when_asked_for() {
     assert_eq!(untagged, vec!["* SEARCH 1"]);
     let (untagged, _) = client.run("STATUS INBOX (SIZE)").await;
     assert_eq!(untagged, vec!["* STATUS INBOX (SIZE 59)"]);
+}
+
+/// A Maildir++ account shows `.` as its hierarchy separator, as Dovecot does by default, in
+/// every answer that names folders; `%` stops at it; the folders are Dovecot's on disk.
+#[tokio::test]
+async fn a_maildir_plus_plus_account_lists_with_the_dot_separator() {
+    let server = start(true).await;
+    let maildir = server.maildir("dana").await;
+    let mut client = server.logged_in("dana").await;
+    let (untagged, _) = client.run("NAMESPACE").await;
+    assert_eq!(untagged, ["* NAMESPACE ((\"\" \".\")) NIL NIL"]);
+    let (untagged, _) = client.run("LIST \"\" \"\"").await;
+    assert_eq!(untagged, ["* LIST (\\Noselect) \".\" \"\""]);
+    let (_, done) = client.run("CREATE Work.Projects").await;
+    assert_eq!(done, "OK Create completed.");
+    assert!(maildir.join(".Work.Projects").join("cur").is_dir());
+    assert!(maildir.join(".Work").join("cur").is_dir());
+    make_migrated_folder(&server, "dana", &["Lists", "rust"]).await;
+
+    let (untagged, _) = client.run("LIST \"\" *").await;
+    for expected in [
+        "* LIST (\\HasChildren) \".\" Work",
+        "* LIST (\\HasNoChildren) \".\" Work.Projects",
+        "* LIST (\\Noselect \\HasChildren) \".\" Lists",
+        "* LIST (\\HasNoChildren) \".\" Lists.rust",
+        "* LIST (\\HasNoChildren \\Sent) \".\" Sent",
+    ] {
+        assert!(
+            untagged.contains(&expected.to_owned()),
+            "{expected} not in {untagged:?}"
+        );
+    }
+    assert!(!untagged.iter().any(|l| l.contains('/')), "{untagged:?}");
+    let (untagged, _) = client.run("LIST \"\" %").await;
+    assert!(untagged.contains(&"* LIST (\\HasChildren) \".\" Work".to_owned()));
+    assert!(
+        !untagged.iter().any(|l| l.ends_with("Work.Projects")),
+        "{untagged:?}"
+    );
+    let (untagged, _) = client.run("LIST Work. %").await;
+    assert_eq!(untagged, ["* LIST (\\HasNoChildren) \".\" Work.Projects"]);
+    let (untagged, _) = client.run("LIST \"\" Work/%").await;
+    assert!(untagged.is_empty(), "{untagged:?}");
+    let (untagged, _) = client.run("LIST (SPECIAL-USE) \"\" *").await;
+    assert!(untagged.contains(&"* LIST (\\HasNoChildren \\Trash) \".\" Trash".to_owned()));
+
+    let (_, done) = client.run("SUBSCRIBE Work.Projects").await;
+    assert_eq!(done, "OK Subscribe completed.");
+    let subscriptions = std::fs::read_to_string(maildir.join("subscriptions")).unwrap();
+    assert!(
+        subscriptions.contains("\nWork\tProjects\n"),
+        "{subscriptions:?}"
+    );
+    let (untagged, _) = client.run("LSUB \"\" Work.*").await;
+    assert_eq!(untagged, ["* LSUB () \".\" Work.Projects"]);
+    let (untagged, _) = client.run("LSUB \"\" %").await;
+    assert!(
+        untagged.contains(&"* LSUB (\\Noselect) \".\" Work".to_owned()),
+        "{untagged:?}"
+    );
+    let (untagged, _) = client
+        .run("LIST (SUBSCRIBED RECURSIVEMATCH) \"\" % RETURN (CHILDREN)")
+        .await;
+    assert!(
+        untagged.contains(
+            &"* LIST (\\HasChildren) \".\" Work (\"CHILDINFO\" (\"SUBSCRIBED\"))".to_owned()
+        ),
+        "{untagged:?}"
+    );
+    let (untagged, _) = client
+        .run("LIST \"\" Work.* RETURN (SUBSCRIBED STATUS (MESSAGES))")
+        .await;
+    assert_eq!(
+        untagged,
+        [
+            "* LIST (\\HasNoChildren \\Subscribed) \".\" Work.Projects",
+            "* STATUS Work.Projects (MESSAGES 0)",
+        ]
+    );
+    let (_, done) = client.run("UNSUBSCRIBE Work.Projects").await;
+    assert_eq!(done, "OK Unsubscribe completed.");
+    let (untagged, _) = client.run("LSUB \"\" Work*").await;
+    assert!(untagged.is_empty(), "{untagged:?}");
+}
+
+/// Every command that takes a folder name reads `.` as the hierarchy of a Maildir++ account,
+/// and refuses a `/`, which that layout cannot hold, before it reaches the disk.
+#[tokio::test]
+async fn a_maildir_plus_plus_account_takes_dotted_names_and_refuses_slashes() {
+    let server = start(true).await;
+    let maildir = server.maildir("dana").await;
+    let mut client = server.logged_in("dana").await;
+    client.run("CREATE Work.Projects").await;
+    let mail = message("dotted", "into a nested folder");
+    let (_, done) = client
+        .run(&format!(
+            "APPEND Work.Projects {{{}+}}\r\n{mail}",
+            mail.len()
+        ))
+        .await;
+    assert!(done.starts_with("OK [APPENDUID"), "{done}");
+    let (untagged, _) = client.run("STATUS work.projects (MESSAGES)").await;
+    assert!(
+        untagged.is_empty(),
+        "names other than INBOX are case-sensitive"
+    );
+    let (untagged, _) = client.run("STATUS Work.Projects (MESSAGES)").await;
+    assert_eq!(untagged, ["* STATUS Work.Projects (MESSAGES 1)"]);
+    let (untagged, _) = client.run("GETQUOTAROOT Work.Projects").await;
+    assert!(
+        untagged
+            .first()
+            .is_some_and(|l| l.starts_with("* QUOTAROOT Work.Projects")),
+        "{untagged:?}"
+    );
+    let (_, done) = client.run("EXAMINE Work.Projects").await;
+    assert!(done.starts_with("OK [READ-ONLY]"), "{done}");
+    let (_, done) = client.run("SELECT Work.Projects").await;
+    assert!(done.starts_with("OK [READ-WRITE]"), "{done}");
+    let (_, done) = client.run("COPY 1 Work").await;
+    assert!(done.starts_with("OK [COPYUID"), "{done}");
+    let (_, done) = client.run("MOVE 1 Archive").await;
+    assert!(done.starts_with("OK"), "{done}");
+    let (_, done) = client.run("SELECT Work").await;
+    assert!(done.starts_with("OK"), "{done}");
+    let (untagged, _) = client.run("STATUS Archive (MESSAGES)").await;
+    assert_eq!(untagged, ["* STATUS Archive (MESSAGES 1)"]);
+
+    for command in [
+        "CREATE a/b",
+        "DELETE Work/Projects",
+        "RENAME Work a/b",
+        "RENAME Work/Projects Other",
+        "SUBSCRIBE Work/Projects",
+        "UNSUBSCRIBE Work/Projects",
+        "STATUS Work/Projects (MESSAGES)",
+        "GETQUOTAROOT Work/Projects",
+        "COPY 1 Work/Projects",
+        "MOVE 1 Work/Projects",
+        "APPEND a/b {1+}\r\nx",
+        "EXAMINE Work/Projects",
+        "SELECT Work/Projects",
+    ] {
+        let (untagged, done) = client.run(command).await;
+        assert_eq!(
+            done, "NO [CANNOT] Character not allowed in mailbox name: '/'.",
+            "{command}: {untagged:?}"
+        );
+    }
+    assert!(!maildir.join(".a").exists() && !maildir.join(".a.b").exists());
+
+    let (_, done) = client.run("RENAME Work Team").await;
+    assert_eq!(done, "OK Rename completed.");
+    assert!(maildir.join(".Team.Projects").join("cur").is_dir());
+    let (untagged, _) = client.run("LIST \"\" Team*").await;
+    assert_eq!(
+        untagged,
+        [
+            "* LIST (\\HasChildren) \".\" Team",
+            "* LIST (\\HasNoChildren) \".\" Team.Projects",
+        ]
+    );
+    let (_, done) = client.run("DELETE Team.Projects").await;
+    assert_eq!(done, "OK Delete completed.");
+    assert!(!maildir.join(".Team.Projects").exists());
+    let (_, done) = client.run("CREATE INBOX.Sub").await;
+    assert_eq!(done, "OK Create completed.");
+    assert!(maildir.join(".INBOX.Sub").join("cur").is_dir());
+
+    // The fs layout keeps `/`.
+    let mut alice = server.logged_in("alice").await;
+    let (untagged, _) = alice.run("NAMESPACE").await;
+    assert_eq!(untagged, ["* NAMESPACE ((\"\" \"/\")) NIL NIL"]);
+    let (_, done) = alice.run("CREATE Work.2026/Q1").await;
+    assert_eq!(done, "OK Create completed.");
+    let (untagged, _) = alice.run("LIST \"\" Work.2026/%").await;
+    assert_eq!(untagged, ["* LIST (\\HasNoChildren) \"/\" Work.2026/Q1"]);
 }

@@ -1,6 +1,6 @@
 //! A Maildir moves from Debian's Dovecot to Mailstead and back, and IMAP clients notice
-//! nothing: UIDVALIDITY, UIDNEXT and every message's UID, flags, keywords, size and
-//! INTERNALDATE stay as they were.
+//! nothing: the hierarchy separator and the folder names as listed, UIDVALIDITY, UIDNEXT and
+//! every message's UID, flags, keywords, size and INTERNALDATE stay as they were.
 //!
 //! 1. Dovecot (run as root, mail as uid 65534, `maildir:~/Maildir`: Maildir++, Dovecot's
 //!    default) gets messages through APPEND (with flags, keywords and dates) and LMTP, a
@@ -63,11 +63,39 @@ fn uids(state: &Value, mailbox: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Every difference between two `imap_tool state` results: each selectable mailbox of
-/// `before` must be in `after` with the same UIDVALIDITY, UIDNEXT and messages; a mailbox only
-/// in `after` must be empty.
+/// Every difference between two `imap_tool state` results: the same hierarchy separator,
+/// every name `before` listed listed by `after` too (a client that keys its cache on full
+/// names would otherwise sync those folders again), each selectable mailbox of `before` in
+/// `after` with the same UIDVALIDITY, UIDNEXT and messages; a mailbox only in `after` must be
+/// empty.
 fn differences(before_name: &str, before: &Value, after_name: &str, after: &Value) -> Vec<String> {
     let mut out = Vec::new();
+    if before["delimiter"] != after["delimiter"] {
+        out.push(format!(
+            "hierarchy separator: {} in {before_name}, {} in {after_name}",
+            before["delimiter"], after["delimiter"]
+        ));
+    }
+    let listed = |state: &Value| -> Vec<String> {
+        state["listed"]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for name in listed(before) {
+        if !listed(after).contains(&name) {
+            out.push(format!(
+                "{name:?} listed by {before_name}, not by {after_name} (which lists {:?})",
+                listed(after)
+            ));
+        }
+    }
     // INBOX aside: a server may keep it subscribed always (Mailstead does, Dovecot not).
     let subscribed = |state: &Value| -> Vec<String> {
         state["subscribed"]
@@ -215,6 +243,16 @@ fn maildir_moves_from_dovecot_to_mailstead_and_back() {
         "Dovecot's INBOX: {by_dovecot:#}"
     );
     assert_eq!(by_dovecot["mailboxes"]["INBOX"]["uidnext"], 7);
+    assert_eq!(
+        (
+            &by_dovecot["delimiter"],
+            by_dovecot["listed"]
+                .as_array()
+                .map(|names| names.contains(&json!("Lists.rust")))
+        ),
+        (&json!("."), Some(true)),
+        "Dovecot's default separator for Maildir++ is '.': {by_dovecot:#}"
+    );
     dovecot.stop();
     let maildir = homes.join(DOMAIN).join("user1").join("Maildir");
     assert!(

@@ -1,12 +1,12 @@
 //! The commands on folders as a whole: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
-//! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, STATUS,
-//! APPEND, GETQUOTA and GETQUOTAROOT.
+//! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, NAMESPACE,
+//! STATUS, APPEND, GETQUOTA and GETQUOTAROOT.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
-use mailstead_store::{FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
+use mailstead_store::{Account, FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
 use time::OffsetDateTime;
 
 use crate::cmd::split_flags;
@@ -14,16 +14,14 @@ use crate::command::{Flag, ListCommand, StatusItem};
 use crate::session::{Done, Session};
 use crate::wire;
 
-/// The hierarchy separator shown to clients, whatever the folder layout on disk.
-const SEPARATOR: char = '/';
-
-/// `INBOX` in any case is the INBOX (RFC 3501 5.1); other names are case-sensitive.
-pub(crate) fn normalize(name: &str) -> String {
-    let trimmed = name.strip_suffix(SEPARATOR).unwrap_or(name);
+/// `INBOX` in any case is the INBOX (RFC 3501 5.1); other names are case-sensitive. A
+/// trailing `separator` names the same mailbox.
+fn normalize(name: &str, separator: char) -> String {
+    let trimmed = name.strip_suffix(separator).unwrap_or(name);
     match trimmed.get(..5) {
         Some(prefix) if prefix.eq_ignore_ascii_case("INBOX") => {
             let rest = trimmed.get(5..).unwrap_or("");
-            if rest.is_empty() || rest.starts_with(SEPARATOR) {
+            if rest.is_empty() || rest.starts_with(separator) {
                 return format!("INBOX{rest}");
             }
             trimmed.to_owned()
@@ -32,10 +30,33 @@ pub(crate) fn normalize(name: &str) -> String {
     }
 }
 
+/// A client's mailbox name as the store names it (`/` between levels, `INBOX` in any case as
+/// `INBOX`). Clients see the separator Dovecot shows for the account's layout, so a Maildir
+/// migrated from Dovecot keeps its names; with Maildir++ that is `.`, and a `/` would be a
+/// level the store cannot tell from its own separator: refused, as Dovecot refuses it.
+pub(crate) fn store_name(mail: &Account, mailbox: &str) -> Result<String, Done> {
+    let separator = mail.layout().separator();
+    let name = normalize(mailbox, separator);
+    if separator == '/' {
+        return Ok(name);
+    }
+    if name.contains('/') {
+        return Err(Done::no(
+            "[CANNOT] Character not allowed in mailbox name: '/'.",
+        ));
+    }
+    Ok(name.replace(separator, "/"))
+}
+
+/// A store name as the account's clients see it: [`store_name`] undone.
+fn client_name(name: &str, separator: char) -> String {
+    name.replace('/', separator.encode_utf8(&mut [0; 4]))
+}
+
 /// LIST wildcards: `*` matches anything, `%` anything but the separator. One pass over the
 /// name per pattern character with two reused rows (no backtracking, no allocation per step),
 /// so the cost is at most pattern length x name length; the parser bounds the pattern.
-pub(crate) fn list_matches(pattern: &str, name: &str) -> bool {
+fn list_matches(pattern: &str, name: &str, separator: char) -> bool {
     let name: Vec<char> = name.chars().collect();
     // row[j]: the pattern so far matches name[..j].
     let mut row = vec![false; name.len() + 1];
@@ -60,7 +81,7 @@ pub(crate) fn list_matches(pattern: &str, name: &str) -> bool {
                 // cannot run over a separator.
                 let mut reachable = false;
                 for (j, slot) in next.iter_mut().enumerate() {
-                    if p == '%' && j > 0 && name.get(j - 1) == Some(&SEPARATOR) {
+                    if p == '%' && j > 0 && name.get(j - 1) == Some(&separator) {
                         reachable = false;
                     }
                     if row.get(j) == Some(&true) {
@@ -87,12 +108,13 @@ pub(crate) fn list_matches(pattern: &str, name: &str) -> bool {
     row.last() == Some(&true)
 }
 
-fn list_pattern_matches(pattern: &str, name: &str) -> bool {
+fn list_pattern_matches(pattern: &str, name: &str, separator: char) -> bool {
     if name == "INBOX" {
         // The INBOX matches its name in any case.
-        return list_matches(&normalize(pattern), name) || list_matches(pattern, name);
+        return list_matches(&normalize(pattern, separator), name, separator)
+            || list_matches(pattern, name, separator);
     }
-    list_matches(pattern, name)
+    list_matches(pattern, name, separator)
 }
 
 /// What a LIST line names.
@@ -116,8 +138,8 @@ struct ListEntry {
 }
 
 /// Every parent of `name` (`a` and `a/b` for `a/b/c`).
-fn ancestors(name: &str) -> impl Iterator<Item = &str> {
-    name.match_indices(SEPARATOR)
+fn ancestors(name: &str, separator: char) -> impl Iterator<Item = &str> {
+    name.match_indices(separator)
         .filter_map(|(index, _)| name.get(..index))
         .filter(|parent| !parent.is_empty())
 }
@@ -130,11 +152,16 @@ fn listing_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// LIST without SUBSCRIBED: the folders that match and the parents that exist only as the
 /// path of a deeper folder (Dovecot lists those `\Noselect \HasChildren`, and a client
 /// walking the tree with `%` needs them to find the children).
-fn list_all(folders: &[FolderInfo], matches: impl Fn(&str) -> bool) -> Vec<ListEntry> {
+fn list_all(
+    folders: &[FolderInfo],
+    separator: char,
+    matches: impl Fn(&str) -> bool,
+) -> Vec<ListEntry> {
     let existing: HashSet<&str> = folders.iter().map(|folder| folder.name.as_str()).collect();
     let mut parents: BTreeSet<&str> = BTreeSet::new();
     for folder in folders {
-        parents.extend(ancestors(&folder.name).filter(|parent| !existing.contains(parent)));
+        parents
+            .extend(ancestors(&folder.name, separator).filter(|parent| !existing.contains(parent)));
     }
     let mut entries: Vec<ListEntry> = folders
         .iter()
@@ -167,6 +194,7 @@ fn list_subscribed(
     folders: &[FolderInfo],
     subscriptions: &[String],
     recursive_match: bool,
+    separator: char,
     matches: impl Fn(&str) -> bool,
 ) -> Vec<ListEntry> {
     let by_name: HashMap<&str, usize> = folders
@@ -178,7 +206,7 @@ fn list_subscribed(
         Some(index) => Listed::Folder(*index),
         None if folders
             .iter()
-            .any(|folder| ancestors(&folder.name).any(|parent| parent == name)) =>
+            .any(|folder| ancestors(&folder.name, separator).any(|parent| parent == name)) =>
         {
             Listed::Parent
         }
@@ -187,7 +215,7 @@ fn list_subscribed(
     let mut with_child: BTreeSet<&str> = BTreeSet::new();
     if recursive_match {
         for name in subscriptions.iter().filter(|name| !matches(name)) {
-            with_child.extend(ancestors(name).filter(|parent| matches(parent)));
+            with_child.extend(ancestors(name, separator).filter(|parent| matches(parent)));
         }
     }
     let mut names: BTreeSet<&str> = subscriptions
@@ -220,7 +248,10 @@ impl Session {
         if !crate::utf7::is_valid(mailbox) {
             return Ok(Done::no("[CANNOT] Mailbox name is not valid mUTF-7."));
         }
-        let name = normalize(mailbox);
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
         if name == "INBOX" {
             return Ok(Done::no("[ALREADYEXISTS] Mailbox already exists."));
         }
@@ -246,7 +277,10 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
-        let name = normalize(mailbox);
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
         if name == "INBOX" {
             return Ok(Done::no("[CANNOT] INBOX can't be deleted."));
         }
@@ -270,7 +304,11 @@ impl Session {
         if !crate::utf7::is_valid(to) {
             return Ok(Done::no("[CANNOT] Mailbox name is not valid mUTF-7."));
         }
-        match mail.rename(&normalize(from), &normalize(to)).await {
+        let (from, to) = match (store_name(&mail, from), store_name(&mail, to)) {
+            (Ok(from), Ok(to)) => (from, to),
+            (Err(refused), _) | (_, Err(refused)) => return Ok(refused),
+        };
+        match mail.rename(&from, &to).await {
             Ok(()) => Ok(Done::ok("Rename completed.")),
             Err(err) => Ok(self.no_for(&err)),
         }
@@ -280,7 +318,11 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
-        match mail.set_subscribed(&normalize(mailbox), subscribed).await {
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
+        match mail.set_subscribed(&name, subscribed).await {
             Ok(()) => Ok(Done::ok(if subscribed {
                 "Subscribe completed."
             } else {
@@ -294,10 +336,11 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
+        let separator = mail.layout().separator();
         // `LIST "" ""` asks for the hierarchy separator.
         if list.patterns.iter().all(String::is_empty) && !list.patterns.is_empty() {
             self.conn
-                .write(b"* LIST (\\Noselect) \"/\" \"\"\r\n")
+                .write(format!("* LIST (\\Noselect) \"{separator}\" \"\"\r\n").as_bytes())
                 .await?;
             return Ok(Done::ok("List completed."));
         }
@@ -323,29 +366,48 @@ impl Session {
         // threads.
         let subscribed_only = list.subscribed;
         let recursive_match = list.recursive_match;
-        let (folders, subscriptions, matched) = self
+        let (folders, store_names, subscriptions, matched) = self
             .ctx
             .cpu
             .run(move || {
+                // Patterns are the client's, so names are matched as the client sees them.
+                let mut folders = folders;
+                let store_names: Vec<String> = folders
+                    .iter_mut()
+                    .map(|folder| {
+                        let shown = client_name(&folder.name, separator);
+                        std::mem::replace(&mut folder.name, shown)
+                    })
+                    .collect();
+                let subscriptions: Vec<String> = subscriptions
+                    .iter()
+                    .map(|name| client_name(name, separator))
+                    .collect();
                 let matches = |name: &str| {
                     patterns
                         .iter()
-                        .any(|pattern| list_pattern_matches(pattern, name))
+                        .any(|pattern| list_pattern_matches(pattern, name, separator))
                 };
                 let matched = if subscribed_only {
-                    list_subscribed(&folders, &subscriptions, recursive_match, matches)
+                    list_subscribed(
+                        &folders,
+                        &subscriptions,
+                        recursive_match,
+                        separator,
+                        matches,
+                    )
                 } else {
-                    list_all(&folders, matches)
+                    list_all(&folders, separator, matches)
                 };
-                (folders, subscriptions, matched)
+                (folders, store_names, subscriptions, matched)
             })
             .await?;
         let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
         let is_subscribed = |name: &str| subscribed.contains(name);
         for entry in matched {
-            let folder = match entry.kind {
-                Listed::Folder(index) => folders.get(index),
-                Listed::Parent | Listed::Missing => None,
+            let (folder, store_name) = match entry.kind {
+                Listed::Folder(index) => (folders.get(index), store_names.get(index)),
+                Listed::Parent | Listed::Missing => (None, None),
             };
             if list.special_use_only && folder.and_then(|f| f.special_use).is_none() {
                 continue;
@@ -369,21 +431,37 @@ impl Session {
             if (list.subscribed || list.return_subscribed) && is_subscribed(&name) {
                 attributes.push("\\Subscribed");
             }
-            let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
+            let mut line =
+                format!("* LIST ({}) \"{separator}\" ", attributes.join(" ")).into_bytes();
             wire::astring(&mut line, name.as_bytes());
             if entry.subscribed_child {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
             line.extend_from_slice(b"\r\n");
             self.conn.write(&line).await?;
-            if let (Some(items), Some(_)) = (&list.return_status, folder) {
+            if let (Some(items), Some(store_name)) = (&list.return_status, store_name) {
                 // A folder that vanished between LIST and STATUS is simply not reported.
-                if let Ok(status) = status_line(&mail, &name, items, self.held_recent()).await {
+                if let Ok(status) =
+                    status_line(&mail, store_name, &name, items, self.held_recent()).await
+                {
                     self.conn.write(&status).await?;
                 }
             }
         }
         Ok(Done::ok("List completed."))
+    }
+
+    /// One personal namespace, with the account's separator (RFC 2342).
+    pub(crate) async fn namespace(&mut self) -> io::Result<Done> {
+        let Some(mail) = self.mail() else {
+            return Ok(Done::bad("Please log in first."));
+        };
+        let line = format!(
+            "* NAMESPACE ((\"\" \"{}\")) NIL NIL\r\n",
+            mail.layout().separator()
+        );
+        self.conn.write(line.as_bytes()).await?;
+        Ok(Done::ok("Namespace completed."))
     }
 
     pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str) -> io::Result<Done> {
@@ -394,12 +472,17 @@ impl Session {
             Ok(subscriptions) => subscriptions,
             Err(err) => return Ok(self.no_for(&err)),
         };
+        let separator = mail.layout().separator();
         let pattern = format!("{reference}{pattern}");
         let matched = self
             .ctx
             .cpu
             .run(move || {
-                let matches = |name: &str| list_pattern_matches(&pattern, name);
+                let subscriptions: Vec<String> = subscriptions
+                    .iter()
+                    .map(|name| client_name(name, separator))
+                    .collect();
+                let matches = |name: &str| list_pattern_matches(&pattern, name, separator);
                 let mut matched: Vec<(String, bool)> = subscriptions
                     .iter()
                     .filter(|name| matches(name))
@@ -411,7 +494,7 @@ impl Session {
                 let subscribed: HashSet<&str> = subscriptions.iter().map(String::as_str).collect();
                 let mut parents: BTreeSet<String> = BTreeSet::new();
                 for name in subscriptions.iter().filter(|name| !matches(name)) {
-                    for parent in ancestors(name) {
+                    for parent in ancestors(name, separator) {
                         if !subscribed.contains(parent) && matches(parent) {
                             parents.insert(parent.to_owned());
                         }
@@ -423,11 +506,8 @@ impl Session {
             })
             .await?;
         for (name, subscribed) in matched {
-            let mut line = if subscribed {
-                b"* LSUB () \"/\" ".to_vec()
-            } else {
-                b"* LSUB (\\Noselect) \"/\" ".to_vec()
-            };
+            let attributes = if subscribed { "" } else { "\\Noselect" };
+            let mut line = format!("* LSUB ({attributes}) \"{separator}\" ").into_bytes();
             wire::astring(&mut line, name.as_bytes());
             line.extend_from_slice(b"\r\n");
             self.conn.write(&line).await?;
@@ -442,7 +522,12 @@ impl Session {
         if items.contains(&StatusItem::HighestModSeq) {
             self.enable_condstore().await?;
         }
-        match status_line(&mail, &normalize(mailbox), items, self.held_recent()).await {
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
+        let shown = client_name(&name, mail.layout().separator());
+        match status_line(&mail, &name, &shown, items, self.held_recent()).await {
             Ok(line) => {
                 self.conn.write(&line).await?;
                 Ok(Done::ok("Status completed."))
@@ -461,11 +546,12 @@ impl Session {
     }
 }
 
-/// `* STATUS name (...)`. `held` is the session's selected folder and how many messages are
-/// `\Recent` in it for the session.
+/// `* STATUS shown (...)` for the folder the store calls `name`. `held` is the session's
+/// selected folder and how many messages are `\Recent` in it for the session.
 async fn status_line(
-    mail: &mailstead_store::Account,
+    mail: &Account,
     name: &str,
+    shown: &str,
     items: &[StatusItem],
     held: Option<(Arc<mailstead_store::Folder>, usize)>,
 ) -> Result<Vec<u8>, MailboxError> {
@@ -484,7 +570,7 @@ async fn status_line(
         }
     };
     let mut line = b"* STATUS ".to_vec();
-    wire::astring(&mut line, name.as_bytes());
+    wire::astring(&mut line, shown.as_bytes());
     line.extend_from_slice(b" (");
     let values: Vec<String> = items
         .iter()
@@ -513,7 +599,11 @@ impl Session {
         if message.is_empty() {
             return Ok(Done::no("Can't save a zero byte message."));
         }
-        let folder = match mail.open(&normalize(mailbox)).await {
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
+        let folder = match mail.open(&name).await {
             Ok(folder) => folder,
             Err(MailboxError::NotFound(_)) => {
                 return Ok(Done::no("[TRYCREATE] Mailbox doesn't exist."));
@@ -536,7 +626,11 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
-        if let Err(err) = mail.open(&normalize(mailbox)).await {
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
+        if let Err(err) = mail.open(&name).await {
             return Ok(self.no_for(&err));
         }
         let usage = match mail.quota_usage().await {
@@ -544,7 +638,10 @@ impl Session {
             Err(err) => return Ok(self.no_for(&err)),
         };
         let mut line = b"* QUOTAROOT ".to_vec();
-        wire::astring(&mut line, normalize(mailbox).as_bytes());
+        wire::astring(
+            &mut line,
+            client_name(&name, mail.layout().separator()).as_bytes(),
+        );
         if let Some(limit) = usage.limit_bytes {
             line.extend_from_slice(b" \"\"\r\n");
             line.extend_from_slice(quota_line(usage.bytes, limit).as_bytes());
@@ -617,34 +714,46 @@ mod tests {
 
     #[test]
     fn list_wildcards() {
-        assert!(list_matches("*", "a/b/c"));
-        assert!(list_matches("%", "Sent"));
-        assert!(!list_matches("%", "a/b"));
-        assert!(list_matches("a/%", "a/b"));
-        assert!(!list_matches("a/%", "a/b/c"));
-        assert!(list_matches("a/*", "a/b/c"));
-        assert!(list_matches("*b*", "a/b/c"));
-        assert!(!list_matches("Sent", "Sentx"));
-        assert!(list_matches("S%t", "Sent"));
-        assert!(!list_matches("a%c", "a/c"));
-        assert!(list_matches("%/%", "a/c"));
-        assert!(list_matches("*%", "a/b") && !list_matches("%%", "a/b"));
-        assert!(list_matches("a**%*c", "a/b/c") && !list_matches("a%%c", "a/b/c"));
+        assert!(list_matches("*", "a/b/c", '/'));
+        assert!(list_matches("%", "Sent", '/'));
+        assert!(!list_matches("%", "a/b", '/'));
+        assert!(list_matches("a/%", "a/b", '/'));
+        assert!(!list_matches("a/%", "a/b/c", '/'));
+        assert!(list_matches("a/*", "a/b/c", '/'));
+        assert!(list_matches("*b*", "a/b/c", '/'));
+        assert!(!list_matches("Sent", "Sentx", '/'));
+        assert!(list_matches("S%t", "Sent", '/'));
+        assert!(!list_matches("a%c", "a/c", '/'));
+        assert!(list_matches("%/%", "a/c", '/'));
+        assert!(list_matches("*%", "a/b", '/') && !list_matches("%%", "a/b", '/'));
+        assert!(list_matches("a**%*c", "a/b/c", '/') && !list_matches("a%%c", "a/b/c", '/'));
         let long = "*".repeat(500);
-        assert!(list_matches(&long, "abc"));
+        assert!(list_matches(&long, "abc", '/'));
         // What makes a backtracking matcher exponential is one pass per pattern character here.
         let name = format!("{}b", "a".repeat(300));
-        assert!(!list_matches(&"*a".repeat(512), &name));
-        assert!(list_matches(&format!("{}b", "%a".repeat(150)), &name));
+        assert!(!list_matches(&"*a".repeat(512), &name, '/'));
+        assert!(list_matches(&format!("{}b", "%a".repeat(150)), &name, '/'));
     }
 
     #[test]
     fn inbox_is_case_insensitive() {
-        assert_eq!(normalize("inbox"), "INBOX");
-        assert_eq!(normalize("Inbox/Sub"), "INBOX/Sub");
-        assert_eq!(normalize("Inboxes"), "Inboxes");
-        assert_eq!(normalize("Sent/"), "Sent");
-        assert!(list_pattern_matches("inbox", "INBOX"));
-        assert!(list_pattern_matches("IN%", "INBOX"));
+        assert_eq!(normalize("inbox", '/'), "INBOX");
+        assert_eq!(normalize("Inbox/Sub", '/'), "INBOX/Sub");
+        assert_eq!(normalize("Inboxes", '/'), "Inboxes");
+        assert_eq!(normalize("Sent/", '/'), "Sent");
+        assert!(list_pattern_matches("inbox", "INBOX", '/'));
+        assert!(list_pattern_matches("IN%", "INBOX", '/'));
+    }
+
+    #[test]
+    fn maildir_plus_plus_wildcards_stop_at_the_dot() {
+        assert!(list_matches("Lists.%", "Lists.rust", '.'));
+        assert!(!list_matches("%", "Lists.rust", '.'));
+        assert!(list_matches("%", "a/b", '.'));
+        assert!(list_matches("%.%", "Lists.rust", '.'));
+        assert_eq!(normalize("inbox.Sub.", '.'), "INBOX.Sub");
+        assert_eq!(normalize("inbox/Sub", '.'), "inbox/Sub");
+        assert_eq!(client_name("Lists/rust", '.'), "Lists.rust");
+        assert_eq!(client_name("Lists/rust", '/'), "Lists/rust");
     }
 }

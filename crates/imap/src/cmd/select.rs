@@ -5,7 +5,7 @@ use std::io;
 
 use mailstead_store::SystemFlags;
 
-use crate::cmd::mailbox::normalize;
+use crate::cmd::mailbox::store_name;
 use crate::cmd::{flags_announcement, uid_set_string, write_flags};
 use crate::command::{SelectCommand, SequenceSet};
 use crate::session::{Done, Selected, Session};
@@ -31,7 +31,11 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
-        let folder = match mail.open(&normalize(&command.mailbox)).await {
+        let name = match store_name(&mail, &command.mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
+        let folder = match mail.open(&name).await {
             Ok(folder) => folder,
             Err(err) => return Ok(self.no_for(&err)),
         };

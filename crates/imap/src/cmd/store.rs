@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mailstead_store::{FlagOperation, MailboxError};
 
-use crate::cmd::mailbox::normalize;
+use crate::cmd::mailbox::store_name;
 use crate::cmd::{split_flags, uid_set_string, write_flags};
 use crate::command::{SequenceSet, StoreCommand, StoreOperation};
 use crate::session::{Done, Session};
@@ -139,7 +139,11 @@ impl Session {
             .filter_map(|&position| selected.uids.get(position).copied())
             .collect();
         let source = Arc::clone(&selected.folder);
-        let destination = match mail.open(&normalize(mailbox)).await {
+        let name = match store_name(&mail, mailbox) {
+            Ok(name) => name,
+            Err(refused) => return Ok(refused),
+        };
+        let destination = match mail.open(&name).await {
             Ok(folder) => folder,
             Err(MailboxError::NotFound(_)) => {
                 return Ok(Done::no("[TRYCREATE] Mailbox doesn't exist."));

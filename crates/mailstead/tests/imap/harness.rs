@@ -247,7 +247,6 @@ userdb {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
   mailbox Drafts {{
     special_use = \Drafts
     auto = subscribe

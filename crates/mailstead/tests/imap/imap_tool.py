@@ -2,7 +2,8 @@
 """Reads or changes a whole IMAP account with imaplib, for tests that compare servers.
 
   imap_tool.py state --imaps-port P --cafile CERT --user U --password PW
-      prints JSON: {"delimiter": "/", "mailboxes": {NAME: {...}}} where NAME uses "/" as the
+      prints JSON: {"delimiter": "/", "listed": [...], "mailboxes": {NAME: {...}}} where
+      "listed" has every name LIST "" "*" gives, as the server gives it, NAME uses "/" as the
       hierarchy delimiter whatever the server's is ("subscribed" lists LSUB's names), and each
       selectable mailbox has
       uidvalidity, uidnext, and messages: [{uid, flags (sorted, no \\Recent), message_id,
@@ -96,7 +97,8 @@ def state(conn):
     if "CONDSTORE" in caps:
         conn.enable("CONDSTORE")
     boxes = {}
-    for name, attrs in sorted(listing(conn).items()):
+    listed = listing(conn)
+    for name, attrs in sorted(listed.items()):
         if "\\noselect" in attrs or "\\nonexistent" in attrs:
             continue
         typ, data = conn.select(quote(name), readonly=True)
@@ -143,7 +145,7 @@ def state(conn):
                 fail(f"cannot parse LSUB item {item!r}")
             if "\\noselect" not in m.group("attrs").lower():
                 subscribed.append(unquote(m.group("name")))
-    return {"delimiter": delim, "mailboxes": boxes,
+    return {"delimiter": delim, "listed": sorted(listed), "mailboxes": boxes,
             "subscribed": sorted(name.replace(delim, "/") for name in subscribed)}
 
 

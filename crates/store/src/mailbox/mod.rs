@@ -62,6 +62,18 @@ pub enum FolderLayout {
     Fs,
 }
 
+impl FolderLayout {
+    /// The hierarchy separator Dovecot shows clients by default for this layout (`.` for
+    /// Maildir++, which is also its separator on disk; `/` for `LAYOUT=fs`). The store's own
+    /// names always use `/`; only the protocol side shows this one.
+    pub fn separator(self) -> char {
+        match self {
+            FolderLayout::MaildirPlusPlus => '.',
+            FolderLayout::Fs => '/',
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SpecialUse {
     Drafts,
@@ -370,6 +382,11 @@ struct AccountInner {
 }
 
 impl Account {
+    /// How the account's folders are laid out on disk.
+    pub fn layout(&self) -> FolderLayout {
+        self.inner.layout
+    }
+
     /// Every folder, `INBOX` first, then by name; names use `/` as the separator.
     ///
     /// # Errors
@@ -828,13 +845,10 @@ impl AccountInner {
     fn read_subscriptions(&self) -> Result<Vec<String>, MailboxError> {
         let path = self.root.join(SUBSCRIPTIONS_FILE);
         match fs::read(&path) {
-            Ok(contents) => {
-                let separator = match self.layout {
-                    FolderLayout::MaildirPlusPlus => '.',
-                    FolderLayout::Fs => '/',
-                };
-                Ok(format::parse_subscriptions(&contents, separator))
-            }
+            Ok(contents) => Ok(format::parse_subscriptions(
+                &contents,
+                self.layout.separator(),
+            )),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(err) => Err(MailboxError::io(&path, err)),
         }
