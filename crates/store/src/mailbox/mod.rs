@@ -734,19 +734,30 @@ impl AccountInner {
             return Err(MailboxError::HasChildren(name));
         }
         self.forget_open(&dir);
-        // Its messages leave the quota with it; held exclusively, so nothing lands in the
-        // folder between the count and the removal.
+        // Its messages leave the quota with it, held exclusively against our own writers.
         let held = crate::quota::hold_exclusive(&self.root, self.quota)?;
-        let gone = crate::quota::scan_one(&dir)?;
-        // remove_dir_all removes symbolic links inside, never what they point to.
-        if let Err(err) = fs::remove_dir_all(&dir) {
+        // Moved out of the tree first, as Dovecot does (`DOVECOT-TRASHED`): a writer still holding the folder's
+        // path (the index write of its last handle, another process delivering) then fails
+        // to land anything in it instead of landing a file while it is being removed (which
+        // made the removal fail half done) or after it was counted (deleted uncounted).
+        let doomed = self
+            .root
+            .join(format!("..mailstead-deleted-{}", unique_suffix()));
+        if let Err(err) = fs::rename(&dir, &doomed) {
             return Err(MailboxError::io(&dir, err));
         }
+        let gone = crate::quota::scan_one(&doomed)?;
+        #[cfg(test)]
+        tests::after_delete_count(&dir);
         held.record(
             &self.root,
             -i64::try_from(gone.bytes).unwrap_or(i64::MAX),
             -i64::try_from(gone.count).unwrap_or(i64::MAX),
         );
+        // remove_dir_all removes symbolic links inside, never what they point to.
+        if let Err(err) = fs::remove_dir_all(&doomed) {
+            return Err(MailboxError::io(&doomed, err));
+        }
         let mut uses = self.special_uses();
         if uses.remove(&name).is_some() {
             self.write_special_uses(&uses)?;
@@ -940,6 +951,106 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), MailboxEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+
+    type Hook = Box<dyn FnOnce(&Path)>;
+
+    thread_local! {
+        static AFTER_DELETE_COUNT: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    /// Called by a folder DELETE once it has counted the folder's messages, with the
+    /// folder's directory: where a test plays a writer that lands a file at that moment.
+    pub(super) fn after_delete_count(dir: &Path) {
+        if let Some(hook) = AFTER_DELETE_COUNT.with(|hook| hook.borrow_mut().take()) {
+            hook(dir);
+        }
+    }
+
+    /// The sum of `maildirsize`'s lines after the header.
+    fn maildirsize_total(root: &Path) -> (u64, u64) {
+        let text = fs::read_to_string(root.join("maildirsize")).expect("maildirsize");
+        text.lines().skip(1).fold((0, 0), |(bytes, count), line| {
+            let mut fields = line
+                .split_whitespace()
+                .map(|f| f.parse::<i64>().expect("number"));
+            let (b, c) = (fields.next().expect("bytes"), fields.next().expect("count"));
+            (
+                bytes.checked_add_signed(b).expect("bytes"),
+                count.checked_add_signed(c).expect("count"),
+            )
+        })
+    }
+
+    /// A message lands in a folder (as another process delivers: `tmp/`, then `new/`, then
+    /// `maildirsize`) after a DELETE of that folder counted its messages. The DELETE must
+    /// neither fail half done nor remove a message it did not count: the late writer finds
+    /// no folder, so its message is never acknowledged, and `maildirsize` stays exact.
+    #[test]
+    fn a_folder_delete_racing_a_writer_neither_fails_nor_miscounts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("Maildir");
+        let store = Store::new("mx.example.com", dir.path().join("spool")).expect("store");
+        let quota = QuotaLimit::bytes(Some(1 << 30));
+        let account = AccountInner {
+            root: root.clone(),
+            layout: FolderLayout::MaildirPlusPlus,
+            quota,
+            store: MailStore::new(&store),
+            meta: Mutex::new(()),
+        };
+        account.ensure_defaults().expect("defaults");
+        let archive = root.join(".Archive");
+        fs::write(archive.join("cur/1.M1P1.mx,S=12:2,S"), b"Subject: x\n").expect("message");
+        crate::quota::hold_exclusive(&root, quota)
+            .expect("hold")
+            .record(&root, 0, 0);
+        assert_eq!(maildirsize_total(&root), (12, 1));
+
+        let delivered = Rc::new(Cell::new(None));
+        let late = Rc::clone(&delivered);
+        AFTER_DELETE_COUNT.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(move |folder: &Path| {
+                let body = b"Subject: late\n";
+                let landed = fs::write(folder.join("tmp/2.M2P2.mx"), body).and_then(|()| {
+                    fs::rename(
+                        folder.join("tmp/2.M2P2.mx"),
+                        folder.join("new/2.M2P2.mx,S=15"),
+                    )
+                });
+                if landed.is_ok() {
+                    let mut size = fs::OpenOptions::new()
+                        .append(true)
+                        .open(root_of(folder).join("maildirsize"))
+                        .expect("maildirsize");
+                    std::io::Write::write_all(&mut size, b"15 1\n").expect("record");
+                }
+                late.set(Some(landed.is_ok()));
+            }));
+        });
+        account.delete("Archive").expect("the DELETE succeeds");
+        assert_eq!(
+            delivered.get(),
+            Some(false),
+            "a message landing in a folder being deleted must not be taken"
+        );
+        assert!(!archive.exists());
+        let usage = crate::quota::scan(&root).expect("scan");
+        assert_eq!(maildirsize_total(&root), (usage.bytes, usage.count));
+        assert_eq!(maildirsize_total(&root), (0, 0));
+        let leftovers: Vec<_> = fs::read_dir(&root)
+            .expect("root")
+            .flatten()
+            .map(|entry| entry.file_name())
+            .filter(|name| name.to_string_lossy().starts_with(".."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    fn root_of(folder: &Path) -> &Path {
+        folder.parent().expect("the account's root")
+    }
 
     #[test]
     fn special_use_attributes() {
