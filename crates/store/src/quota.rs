@@ -12,6 +12,7 @@
 //! Maildir and rewrite the file) when it is missing, unreadable, has a negative total, has a
 //! byte limit other than the one configured, or has grown to 5120 bytes.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -414,7 +415,15 @@ pub(crate) fn scan_one(folder: &Path) -> Result<Usage, StoreError> {
 }
 
 fn scan_folder(folder: &Path, usage: &mut Usage) -> Result<(), StoreError> {
+    // A message a sync moves from new/ to cur/ (or a flag change renames in cur/) while we
+    // look can be listed twice: each is counted once, by its name up to the flags. new/ is
+    // read first, so one moved after that is still found in cur/.
+    let mut counted: HashSet<String> = HashSet::new();
     for sub in ["new", "cur"] {
+        #[cfg(test)]
+        if sub == "cur" {
+            tests::before_cur(folder);
+        }
         let dir = folder.join(sub);
         if !maildir::is_real_dir(&dir) {
             continue;
@@ -432,6 +441,10 @@ fn scan_folder(folder: &Path, usage: &mut Usage) -> Result<(), StoreError> {
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if name.starts_with('.') {
+                continue;
+            }
+            let base = name.split(':').next().unwrap_or_default();
+            if !counted.insert(base.to_owned()) {
                 continue;
             }
             let size = match size_from_name(&name) {
@@ -463,6 +476,49 @@ fn size_from_name(name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnOnce(&Path)>;
+
+    thread_local! {
+        static BEFORE_CUR: RefCell<Option<Hook>> = RefCell::new(None);
+    }
+
+    /// Called by the scan of a folder between reading its `new/` and its `cur/`.
+    pub(super) fn before_cur(folder: &Path) {
+        if let Some(hook) = BEFORE_CUR.with(|hook| hook.borrow_mut().take()) {
+            hook(folder);
+        }
+    }
+
+    /// A sync moves a message from `new/` to `cur/` (with flags) while the quota is
+    /// recalculated: it is counted once, not in both.
+    #[test]
+    fn a_message_moved_to_cur_during_a_scan_is_counted_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path();
+        for sub in ["new", "cur", "tmp"] {
+            fs::create_dir(folder.join(sub)).expect("mkdir");
+        }
+        fs::write(folder.join("new/1.M1P1.mx,S=5"), b"12345").expect("message");
+        fs::write(folder.join("cur/2.M2P2.mx,S=7:2,S"), b"1234567").expect("message");
+        BEFORE_CUR.with(|hook| {
+            *hook.borrow_mut() = Some(Box::new(|folder: &Path| {
+                fs::rename(
+                    folder.join("new/1.M1P1.mx,S=5"),
+                    folder.join("cur/1.M1P1.mx,S=5:2,"),
+                )
+                .expect("moved");
+            }));
+        });
+        assert_eq!(
+            scan_one(folder).expect("scan"),
+            Usage {
+                bytes: 12,
+                count: 2
+            }
+        );
+    }
 
     #[test]
     fn parses_dovecot_files() {
