@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(root.join(sub))?;
     }
-    let vsize = BODY.len() + BODY.iter().filter(|&&b| b == b'\n').count();
+    let vsize = mailstead_store::form::wire_len(BODY);
     for n in 0..count {
         let name = format!(
             "{}.M{}P1Q{n}.bench,S={},W={vsize}:2,",

@@ -39,7 +39,7 @@ fn fill(root: &std::path::Path, count: usize, with_vsize: bool) -> std::io::Resu
     for sub in ["cur", "new", "tmp"] {
         fs::create_dir_all(root.join(sub))?;
     }
-    let vsize = BODY.len() + BODY.iter().filter(|&&b| b == b'\n').count();
+    let vsize = mailstead_store::form::wire_len(BODY);
     for n in 0..count {
         let vsize = if with_vsize {
             format!(",W={vsize}")

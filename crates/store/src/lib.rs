@@ -18,8 +18,9 @@
 //!
 //! - `lib.rs`: `Store`, `StoreError`, `clean_maildir_tmp`.
 //! - `writer.rs`: `MessageWriter`, `SpooledMessage`, delivery into a Maildir.
-//! - `form.rs`: the one rule for the stored form (CRLF to LF) and the `S=`/`W=` sizes, used
-//!   by delivery, APPEND and a file found without `W=`.
+//! - `form.rs`: the one rule for the stored form (CRLF to LF), the wire form (LF to CRLF)
+//!   and the `S=`/`W=` sizes, used by delivery, APPEND, a file found without `W=`, and IMAP
+//!   serving a message.
 //! - `maildir.rs`: file names, creating a Maildir, and `write_message`, the one write path
 //!   of every message into a folder (delivery, APPEND, COPY).
 //! - `quota.rs`: the account's quota (`QuotaLimit`): the one reader and writer of the
@@ -63,7 +64,7 @@
 //! about SQL, IMAP or SMTP.
 
 mod dirsync;
-mod form;
+pub mod form;
 pub mod mailbox;
 mod maildir;
 mod quota;

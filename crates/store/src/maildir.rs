@@ -114,7 +114,7 @@ pub(crate) fn write_message(
 fn final_name(base: &str, at: &Placement<'_>) -> String {
     format!(
         "{}{}",
-        new_name(base, at.sizes.size, at.sizes.vsize),
+        new_name(base, at.sizes.size, at.sizes.vsize()),
         at.info
     )
 }

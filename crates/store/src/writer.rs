@@ -207,10 +207,11 @@ impl SpooledMessage {
     /// `Io` when the file cannot be read.
     pub async fn wire_bytes(&self, prefix: &[u8]) -> Result<Vec<u8>, StoreError> {
         let path = self.path.clone();
-        let prefix = prefix.to_vec();
+        let mut wire = prefix.to_vec();
         run_blocking(move || {
             let stored = std::fs::read(&path).map_err(|err| StoreError::io(&path, err))?;
-            Ok(form::to_wire(&prefix, &stored))
+            form::WireForm::default().convert(&stored, &mut wire);
+            Ok(wire)
         })
         .await
     }
@@ -222,7 +223,7 @@ impl SpooledMessage {
 
     /// The size with CRLF line endings, what IMAP's `RFC822.SIZE` reports: Maildir's `W=`.
     pub fn vsize(&self) -> u64 {
-        self.sizes.vsize
+        self.sizes.vsize()
     }
 
     /// Delivers into the INBOX of the Maildir at `maildir`, creating `cur/`, `new/` and `tmp/`
@@ -252,7 +253,7 @@ impl SpooledMessage {
                 let (stored, prefix_sizes) = form::to_stored(bytes);
                 let sizes = Sizes::known(
                     self.sizes.size + prefix_sizes.size,
-                    self.sizes.vsize + prefix_sizes.vsize,
+                    self.sizes.vsize() + prefix_sizes.vsize(),
                 );
                 (Some(stored), sizes)
             }

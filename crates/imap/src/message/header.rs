@@ -35,7 +35,7 @@ impl Header {
             // The field runs to the first line ending not followed by a space or tab.
             let mut end = 0;
             loop {
-                match memchr_lf(rest, end) {
+                match find_lf(rest, end) {
                     Some(lf) => {
                         end = lf + 1;
                         if !matches!(rest.get(end), Some(b' ' | b'\t')) {

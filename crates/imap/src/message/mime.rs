@@ -34,7 +34,7 @@ impl Parser<'_> {
         }
         while pos < self.raw.len() {
             let rest = self.raw.get(pos..).unwrap_or_default();
-            let line_len = memchr_lf(rest, 0).map_or(rest.len(), |lf| lf + 1);
+            let line_len = find_lf(rest, 0).map_or(rest.len(), |lf| lf + 1);
             if let Some(found) = self.boundary_at(pos, line_len) {
                 return Some(found);
             }
@@ -95,7 +95,7 @@ impl Parser<'_> {
         let mut line = start;
         while line < header_end {
             let rest = self.raw.get(line..header_end).unwrap_or_default();
-            let line_len = memchr_lf(rest, 0).map_or(rest.len(), |lf| lf + 1);
+            let line_len = find_lf(rest, 0).map_or(rest.len(), |lf| lf + 1);
             if let Some(found) = self.boundary_at(line, line_len) {
                 ended = Some(found);
                 header_end = line;
@@ -225,7 +225,7 @@ pub(super) fn header_end(raw: &[u8], range: Range<usize>) -> usize {
         if rest.starts_with(b"\n") {
             return line + 1;
         }
-        match memchr_lf(rest, 0) {
+        match find_lf(rest, 0) {
             Some(lf) => line += lf + 1,
             None => break,
         }

@@ -11,8 +11,8 @@
 //!
 //! A [`Message`] is the CRLF form of the stored bytes and byte ranges into it: the answers
 //! are cut from those ranges, never from a second copy.
-//! - `mod.rs`: [`Message`] and its answers (sections, BINARY, the SEARCH matches), the CRLF
-//!   form, the part (`Part`, `Kind`, `ContentType`) every module below shares.
+//! - `mod.rs`: [`Message`] and its answers (sections, BINARY, the SEARCH matches) over the
+//!   CRLF form (the store's `form::WireForm`, the one conversion), the part (`Part`, `Kind`, `ContentType`) every module below shares.
 //! - `header.rs`: where each field is in a header; unfolding; the decoded values SEARCH reads.
 //! - `content_type.rs`: Content-Type and its parameters (RFC 2045, RFC 2231).
 //! - `mime.rs`: the MIME tree, found as Dovecot finds it (boundaries, nesting bounded).
@@ -22,12 +22,12 @@
 //! - `stream.rs`: the whole message or a partial of it read from the file a buffer at a time
 //!   (FETCH `BODY[]`, `RFC822`, `BINARY[]`), with no `Message` built.
 
-use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use mail_parser::HeaderValue;
 use mail_parser::parsers::MessageStream;
+use mailstead_store::form::{WireForm, find_lf};
 
 use crate::command::{Section, SectionText};
 use crate::wire::{nstring, string};
@@ -123,72 +123,12 @@ impl ContentType {
     }
 }
 
-/// LF to CRLF (a lone CR kept), borrowing when already CRLF.
-pub fn to_crlf(stored: &[u8]) -> Cow<'_, [u8]> {
-    to_crlf_noting(stored, |_| {})
-}
-
-/// [`to_crlf`], calling `added` with the position in the output of each CR it adds.
-fn to_crlf_noting(stored: &[u8], mut added: impl FnMut(usize)) -> Cow<'_, [u8]> {
-    let mut bare_lf = None;
-    let mut pos = 0;
-    while let Some(lf) = memchr_lf(stored, pos) {
-        if lf == 0 || stored.get(lf - 1) != Some(&b'\r') {
-            bare_lf = Some(lf);
-            break;
-        }
-        pos = lf + 1;
-    }
-    let Some(first) = bare_lf else {
-        return Cow::Borrowed(stored);
-    };
-    let mut out = Vec::with_capacity(stored.len() + stored.len() / 32 + 2);
-    out.extend_from_slice(stored.get(..first).unwrap_or_default());
-    let mut pos = first;
-    while let Some(lf) = memchr_lf(stored, pos) {
-        out.extend_from_slice(stored.get(pos..lf).unwrap_or_default());
-        if lf == 0 || stored.get(lf - 1) != Some(&b'\r') {
-            added(out.len());
-            out.push(b'\r');
-        }
-        out.push(b'\n');
-        pos = lf + 1;
-    }
-    out.extend_from_slice(stored.get(pos..).unwrap_or_default());
-    Cow::Owned(out)
-}
-
-/// The first LF at or after `from`. Eight bytes at a time: every FETCH walks the lines of the
-/// whole message, so this is the parser's hot loop.
-fn memchr_lf(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let haystack = bytes.get(from..)?;
-    let mut chunks = haystack.chunks_exact(8);
-    let mut offset = from;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
-        // The lowest set bit marks the first zero byte, i.e. the first LF.
-        let found = x.wrapping_sub(ONES) & !x & HIGHS;
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| offset + i)
-}
-
 impl Message {
     /// Stored bytes (LF or CRLF line endings, possibly garbage).
     pub fn parse(stored: &[u8]) -> Message {
         let mut added_crs = Vec::new();
-        let raw = to_crlf_noting(stored, |at| added_crs.push(at)).into_owned();
+        let mut raw = Vec::new();
+        WireForm::default().convert_noting(stored, &mut raw, |at| added_crs.push(at));
         if !added_crs.is_empty() && !stored.windows(2).any(|pair| pair == b"\r\n") {
             added_crs = Vec::new();
         }

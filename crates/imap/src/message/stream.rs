@@ -3,9 +3,13 @@
 //! of a 30 MB
 //! message hold a buffer, not the message. One pass over the file finds the CRLF size (the
 //! literal's length, which comes first), where the partial starts in the file and whether it
-//! has a NUL (BINARY's `~`); a second pass converts on the fly.
+//! has a NUL (BINARY's `~`), stopping where a partial ends; a second pass converts on the
+//! fly. Both convert with the store's `form::WireForm`, the one LF-to-CRLF rule. Messages
+//! small enough to hold are answered from one read instead (FETCH's `SMALL_ENOUGH_TO_HOLD`).
 
 use std::io::{self, Read};
+
+use mailstead_store::form::{WireForm, find_lf};
 
 /// What the first pass learned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +33,10 @@ pub enum From {
     Body,
 }
 
-/// Reads `stored` once: the span of the CRLF form (of the message or its body) from `offset`
-/// on, at most `count` bytes (`None`: to the end), clamped as FETCH's partials are.
+/// Reads `stored` once, up to the end of the answer: the span of the CRLF form (of the
+/// message or its body) from `offset` on, at most `count` bytes (`None`: to the end),
+/// clamped as FETCH's partials are. A partial that ends before the file does is found
+/// without reading the rest.
 ///
 /// # Errors
 ///
@@ -42,12 +48,13 @@ pub fn scan(
     count: Option<u64>,
 ) -> io::Result<Span> {
     let mut buffer = vec![0u8; BUFFER];
-    // Position in the CRLF form, and in the file.
-    let mut crlf = 0u64;
+    let mut wire = Vec::with_capacity(BUFFER * 2);
+    let mut added = Vec::new();
+    let mut form = WireForm::default();
+    // Bytes of the file read.
     let mut file = 0u64;
-    let mut previous = None;
-    // Bytes of the current stored line before its LF.
-    let mut line_bytes = 0u64;
+    // Where the current line starts in the CRLF form, until the header's end is found.
+    let mut line_start = 0u64;
     // Where the answer's range starts and ends in the CRLF form; for `Body` known only once
     // the header's empty line is passed.
     let mut range = match from {
@@ -61,41 +68,55 @@ pub fn scan(
         if read == 0 {
             break;
         }
-        for &byte in buffer.get(..read).unwrap_or_default() {
-            let bare_lf = byte == b'\n' && previous != Some(b'\r');
-            if let Some((first, last)) = range {
-                if bare_lf && crlf == first && start.is_none() {
-                    // The answer starts with the added CR: the LF after it is stored here.
-                    start = Some((file, false));
+        let piece = buffer.get(..read).unwrap_or_default();
+        let piece_file = file;
+        file += read as u64;
+        let piece_start = form.len();
+        wire.clear();
+        added.clear();
+        form.convert_noting(piece, &mut wire, |at| added.push(at));
+        let piece_end = form.len();
+        if range.is_none() {
+            let mut next = 0;
+            while let Some(lf) = find_lf(&wire, next) {
+                let lf_at = piece_start + lf as u64;
+                // Every LF of the CRLF form follows a CR: a line of one byte is empty.
+                if lf_at == line_start + 1 {
+                    range = Some(range_from(lf_at + 1, offset, count));
+                    break;
                 }
+                line_start = lf_at + 1;
+                next = lf + 1;
+            }
+        }
+        if let Some((first, last)) = range {
+            if start.is_none() && (piece_start..piece_end).contains(&first) {
+                let at = (first - piece_start) as usize;
+                // Before `at`, the piece has `at` bytes of CRLF form, some of them added CRs.
+                let added_before = added.partition_point(|&cr| cr < at);
                 // On an LF the answer starts after its CR, stored or added.
-                let at = if bare_lf { crlf + 1 } else { crlf };
-                if at == first && start.is_none() {
-                    start = Some((file, byte == b'\n'));
-                }
-                has_nul |= byte == 0 && at >= first && last.is_none_or(|last| at < last);
+                start = Some((
+                    piece_file + (at - added_before) as u64,
+                    wire.get(at) == Some(&b'\n'),
+                ));
             }
-            crlf += if bare_lf { 2 } else { 1 };
-            file += 1;
-            if byte == b'\n' {
-                // An empty line (`LF` or `CR LF`) ends the header.
-                if range.is_none()
-                    && (line_bytes == 0 || line_bytes == 1 && previous == Some(b'\r'))
-                {
-                    range = Some(range_from(crlf, offset, count));
-                }
-                line_bytes = 0;
-            } else {
-                line_bytes += 1;
+            // The answer's bytes in this piece.
+            let within = |at: u64| (at.clamp(piece_start, piece_end) - piece_start) as usize;
+            let (low, high) = (within(first), last.map_or(wire.len(), within));
+            has_nul |= wire
+                .get(low..high.max(low))
+                .is_some_and(|answer| answer.contains(&0));
+            if last.is_some_and(|last| last <= piece_end) {
+                break;
             }
-            previous = Some(byte);
         }
     }
+    let total = form.len();
     // A header without an empty line has an empty body at the end.
-    let (first, last) = range.unwrap_or_else(|| range_from(crlf, offset, count));
+    let (first, last) = range.unwrap_or_else(|| range_from(total, offset, count));
     let (stored_start, starts_after_cr) = start.unwrap_or((file, false));
-    let first = first.min(crlf);
-    let len = last.map_or(crlf, |last| last.min(crlf)).max(first) - first;
+    let first = first.min(total);
+    let len = last.map_or(total, |last| last.min(total)).max(first) - first;
     Ok(Span {
         len,
         stored_start,
@@ -117,7 +138,7 @@ pub const BUFFER: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct CrlfWriter {
     remaining: u64,
-    previous_cr: bool,
+    wire: WireForm,
     /// A NUL goes out as 0x80, as in every section but `BODY[]` and `BINARY` (a literal
     /// cannot carry NUL; Dovecot does the same).
     replace_nul: bool,
@@ -128,7 +149,7 @@ impl CrlfWriter {
     pub fn new(span: &Span, replace_nul: bool) -> CrlfWriter {
         CrlfWriter {
             remaining: span.len,
-            previous_cr: span.starts_after_cr,
+            wire: WireForm::after_cr(span.starts_after_cr),
             replace_nul,
         }
     }
@@ -140,24 +161,20 @@ impl CrlfWriter {
 
     /// Appends the CRLF form of the next stored bytes to `out`, never more than the span.
     pub fn convert(&mut self, stored: &[u8], out: &mut Vec<u8>) {
-        for &byte in stored {
-            if self.remaining == 0 {
-                return;
-            }
-            if byte == b'\n' && !self.previous_cr {
-                out.push(b'\r');
-                self.remaining -= 1;
-                if self.remaining == 0 {
-                    return;
+        if self.remaining == 0 {
+            return;
+        }
+        let start = out.len();
+        self.wire.convert(stored, out);
+        let kept = ((out.len() - start) as u64).min(self.remaining);
+        self.remaining -= kept;
+        out.truncate(start + usize::try_from(kept).unwrap_or(usize::MAX));
+        if self.replace_nul {
+            for byte in out.get_mut(start..).unwrap_or_default() {
+                if *byte == 0 {
+                    *byte = 0x80;
                 }
             }
-            out.push(if byte == 0 && self.replace_nul {
-                0x80
-            } else {
-                byte
-            });
-            self.remaining -= 1;
-            self.previous_cr = byte == b'\r';
         }
     }
 }
@@ -165,7 +182,8 @@ impl CrlfWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Message, to_crlf};
+    use crate::message::Message;
+    use mailstead_store::form::to_wire;
 
     /// Both passes over `stored`, as FETCH runs them.
     fn streamed(stored: &[u8], offset: u64, count: Option<u64>) -> (Span, Vec<u8>) {
@@ -192,7 +210,7 @@ mod tests {
     #[test]
     fn every_partial_matches_the_converted_message_sliced() {
         let stored: &[u8] = b"A: b\nC: d\r\n\nline\n\nx\0y\r\nlast\rline\n";
-        let whole = to_crlf(stored).into_owned();
+        let whole = to_wire(stored).into_owned();
         for offset in 0..=whole.len() + 2 {
             for count in [None, Some(0), Some(1), Some(2), Some(5), Some(100)] {
                 let (span, out) = streamed(stored, offset as u64, count.map(|c: usize| c as u64));
@@ -235,10 +253,33 @@ mod tests {
         }
     }
 
+    /// A partial near the start of a large file is found without reading the rest of the
+    /// file; the whole message is read to its end.
+    #[test]
+    fn a_partial_reads_the_file_only_up_to_its_end() {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut stored = b"A: b\n\n".to_vec();
+        stored.extend(b"0123456789abcdef\n".repeat(2 * 1024 * 1024 / 17));
+        let whole = to_wire(&stored).into_owned();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&stored).unwrap();
+        for from in [From::Message, From::Body] {
+            file.seek(SeekFrom::Start(0)).unwrap();
+            let span = scan(&mut file, from, 100, Some(1024)).unwrap();
+            assert_eq!(span.len, 1024);
+            let read = file.stream_position().unwrap();
+            assert!(read <= BUFFER as u64, "{from:?}: {read} bytes read");
+        }
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let span = scan(&mut file, From::Message, 0, None).unwrap();
+        assert_eq!(span.len, whole.len() as u64);
+        assert_eq!(file.stream_position().unwrap(), stored.len() as u64);
+    }
+
     #[test]
     fn large_input_in_buffer_sized_pieces() {
         let stored: Vec<u8> = b"0123456789abcdef\n".repeat(BUFFER / 4);
-        let whole = to_crlf(&stored).into_owned();
+        let whole = to_wire(&stored).into_owned();
         let (span, out) = streamed(&stored, 100_000, Some(70_000));
         assert_eq!(span.len, 70_000);
         assert_eq!(out, &whole[100_000..170_000]);

@@ -34,5 +34,5 @@ pub(super) fn read_message_file(path: &Path) -> io::Result<Vec<u8>> {
 /// The CRLF size of a stored file without `W=` in its name, by the store's one size rule.
 pub(super) fn count_vsize(path: &Path) -> io::Result<u64> {
     let bytes = read_message_file(path)?;
-    Ok(crate::form::Sizes::of_stored(&bytes).vsize)
+    Ok(crate::form::Sizes::of_stored(&bytes).vsize())
 }

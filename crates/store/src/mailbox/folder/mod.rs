@@ -629,7 +629,7 @@ impl Inner {
         };
         let mut bytes = Vec::new();
         io::Read::read_to_end(&mut file, &mut bytes).map_err(|err| MailboxError::io(&path, err))?;
-        let size = crate::form::Sizes::of_stored(&bytes).vsize;
+        let size = crate::form::Sizes::of_stored(&bytes).vsize();
         let mut st = lock(&self.state);
         if let Some(entry) = st.position(uid).and_then(|i| st.messages.get_mut(i)) {
             entry.size = Some(size);

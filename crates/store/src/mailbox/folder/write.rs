@@ -107,7 +107,7 @@ impl Inner {
             flags,
             keywords: keyword_bits,
             modseq: st.highest_modseq,
-            size: Some(sizes.vsize),
+            size: Some(sizes.vsize()),
             physical: sizes.size,
             internal_date,
         });
