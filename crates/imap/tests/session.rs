@@ -2042,3 +2042,109 @@ async fn a_maildir_plus_plus_account_takes_dotted_names_and_refuses_slashes() {
     let (untagged, _) = alice.run("LIST \"\" Work.2026/%").await;
     assert_eq!(untagged, ["* LIST (\\HasNoChildren) \"/\" Work.2026/Q1"]);
 }
+
+/// The `S=` and `W=` of every message file in the INBOX's `cur/` and `new/`, sorted.
+fn maildir_sizes(maildir: &std::path::Path) -> Vec<(String, String)> {
+    let mut sizes = Vec::new();
+    for sub in ["cur", "new"] {
+        for entry in std::fs::read_dir(maildir.join(sub)).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let field = |key: &str| {
+                name.split([',', ':'])
+                    .find_map(|part| part.strip_prefix(key))
+                    .map(str::to_owned)
+                    .unwrap_or_default()
+            };
+            sizes.push((field("S="), field("W=")));
+        }
+    }
+    sizes.sort();
+    sizes
+}
+
+/// A message delivered (spooled, then linked into the Maildir) and the same bytes APPENDed
+/// get one stored form and one size, whatever CRs they carry: the same `S=`/`W=` in their
+/// names, the same RFC822.SIZE, and BODY[] sends exactly that many bytes.
+#[tokio::test]
+async fn delivery_and_append_agree_on_sizes_of_stray_crs() {
+    let server = start(true).await;
+    let text = "Subject: cr\r\n\r\na\r\r\nbare\rcr\r\nend\r\n";
+    server.deliver("alice", text).await;
+    let mut client = server.logged_in("alice").await;
+    let (_, done) = client
+        .run(&format!("APPEND INBOX {{{}+}}\r\n{text}", text.len()))
+        .await;
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    let sizes = maildir_sizes(&server.maildir("alice").await);
+    // `a\r\r\n` is stored `a\r\n`, which is the same three bytes on the wire.
+    let stored = "Subject: cr\n\na\r\nbare\rcr\nend\n";
+    let served = "Subject: cr\r\n\r\na\r\nbare\rcr\r\nend\r\n";
+    let expected = (stored.len().to_string(), served.len().to_string());
+    assert_eq!(sizes, vec![expected.clone(), expected], "{sizes:?}");
+    client.run("SELECT INBOX").await;
+    let (untagged, _) = client
+        .run("FETCH 1:2 (RFC822.SIZE BODY.PEEK[] BODY.PEEK[TEXT])")
+        .await;
+    for (n, line) in untagged.iter().enumerate() {
+        assert_eq!(
+            line,
+            &format!(
+                "* {} FETCH (RFC822.SIZE {} BODY[] {{{}}}\r\n{served} BODY[TEXT] {{17}}\r\na\r\nbare\rcr\r\nend\r\n)",
+                n + 1,
+                served.len(),
+                served.len()
+            )
+        );
+    }
+}
+
+/// Streamed items of messages small enough to be read once and answered from memory, and
+/// of messages just too large for that, streamed from the file: the same bytes, sizes and
+/// `~` for a NUL, whole and in partials, and RFC822.SIZE is the length of BODY[].
+#[tokio::test]
+async fn held_and_streamed_messages_are_answered_alike() {
+    const HELD: usize = 256 * 1024;
+    let server = start(true).await;
+    let mut texts = Vec::new();
+    // Stored sizes (LF line ends) of the last three: at the limit, and one byte over.
+    for (n, stored_len) in [(0, 300), (1, HELD), (2, HELD + 1)] {
+        let mut stored = format!("Subject: m{n}\nX: y\n\nnul\0here\n");
+        let line = format!("{}\n", "x".repeat(69));
+        while stored.len() + line.len() <= stored_len {
+            stored.push_str(&line);
+        }
+        stored.push_str(&"y".repeat(stored_len - stored.len()));
+        let text = stored.replace('\n', "\r\n");
+        server.deliver("alice", &text).await;
+        texts.push(text);
+    }
+    let mut client = server.logged_in("alice").await;
+    client.run("SELECT INBOX").await;
+    for (n, text) in texts.iter().enumerate() {
+        let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+        // BODY[TEXT] sends a NUL as 0x80, which the client shows as U+FFFD.
+        let body_sent = body.replace('\0', "\u{FFFD}");
+        let (untagged, _) = client
+            .run(&format!(
+                "FETCH {} (RFC822.SIZE BODY.PEEK[] BINARY.PEEK[] BODY.PEEK[]<30.7> \
+                 BINARY.PEEK[]<0.10> BODY.PEEK[TEXT]<3.4> BODY.PEEK[TEXT])",
+                n + 1
+            ))
+            .await;
+        let len = text.len();
+        assert_eq!(
+            untagged,
+            vec![format!(
+                "* {} FETCH (RFC822.SIZE {len} BODY[] {{{len}}}\r\n{text} BINARY[] ~{{{len}}}\r\n{text} \
+                 BODY[]<30> {{7}}\r\n{} BINARY[]<0> {{10}}\r\n{} BODY[TEXT]<3> {{4}}\r\n{} \
+                 BODY[TEXT] {{{}}}\r\n{body_sent})",
+                n + 1,
+                &text[30..37],
+                &text[..10],
+                "\u{FFFD}her",
+                body.len()
+            )],
+            "message {n}"
+        );
+    }
+}

@@ -1,10 +1,12 @@
 //! FETCH and UID FETCH, with CONDSTORE's CHANGEDSINCE and QRESYNC's VANISHED.
 
+use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
+use mailstead_store::form;
 use mailstead_store::{CacheKey, FlagOperation, MessageMeta, Snapshot, SystemFlags};
 use tracing::error;
 
@@ -14,8 +16,8 @@ use crate::message::{Message, stream};
 use crate::session::{Done, Session};
 use crate::wire;
 
-/// An item answered with the whole message, or a partial of it, in CRLF form: streamed from
-/// the file a buffer at a time, never held whole.
+/// An item answered with the whole message, or a partial of it, in CRLF form: from memory when
+/// the message is held anyway, else streamed from the file a buffer at a time.
 #[derive(Clone, Copy, Debug)]
 struct Streamed {
     from: stream::From,
@@ -30,11 +32,22 @@ enum Piece {
     Stream(Streamed),
 }
 
+/// A message up to this size is read whole, once, and its streamed items are answered from
+/// memory; a larger one is streamed, so a FETCH holds at most this much of a message it does
+/// not parse.
+const SMALL_ENOUGH_TO_HOLD: u64 = 256 * 1024;
+
 /// The bytes a FETCH item reads from a message, loaded at most once per message.
 enum Content {
     NotLoaded,
     Raw(Vec<u8>),
     Parsed(Box<Message>),
+}
+
+impl Content {
+    fn is_loaded(&self) -> bool {
+        !matches!(self, Content::NotLoaded)
+    }
 }
 
 impl FetchAttribute {
@@ -79,14 +92,10 @@ impl FetchAttribute {
         }
     }
 
-    /// Whether the item needs the message file read whole (unless the folder's cache has
-    /// it).
-    fn reads_file(&self) -> bool {
+    /// Whether the item needs the message parsed, hence read whole, whatever its size
+    /// (unless the folder's cache has it). Streamed items do not: they open the file once.
+    fn parses_file(&self) -> bool {
         self.streamed().is_none() && self.needs_parse()
-            || matches!(
-                self,
-                FetchAttribute::Rfc822 | FetchAttribute::BodySection { .. }
-            )
     }
 
     /// Whether the item needs the MIME structure (not just the index).
@@ -283,21 +292,27 @@ impl Session {
             {
                 continue;
             }
-            // The file is read only for items the folder's cache cannot answer.
-            let needs_file = attributes.iter().any(|attribute| {
-                attribute.reads_file()
-                    && cache_key(attribute).is_none_or(|key| folder.cached(uid, key).is_none())
-            });
+            let plan = ReadPlan::of(&attributes, |key| folder.cached(uid, key).is_some());
             let mut content = Content::NotLoaded;
-            if needs_file {
-                match folder.read(uid).await {
+            let mut file = None;
+            match plan {
+                ReadPlan::Nothing => {}
+                ReadPlan::Whole => match folder.read(uid).await {
                     Ok(Some(bytes)) => content = Content::Raw(bytes),
                     Ok(None) => continue,
                     Err(err) => {
                         error!(uid, cause = %err, "cannot read message");
                         return Ok(self.no_for(&err));
                     }
-                }
+                },
+                ReadPlan::Open => match folder.open_message(uid).await {
+                    Ok(Some(opened)) => file = Some(opened),
+                    Ok(None) => continue,
+                    Err(err) => {
+                        error!(uid, cause = %err, "cannot open message");
+                        return Ok(self.no_for(&err));
+                    }
+                },
             }
             let item = Item {
                 position,
@@ -305,27 +320,47 @@ impl Session {
                 recent,
                 seen_now: seen_now.binary_search(&uid).is_ok(),
             };
-            // Whatever was read from the file is parsed and cut off the I/O threads.
-            let line = if needs_file {
+            // Whatever is read from the file is read, parsed and cut off the I/O threads.
+            let (line, file) = if plan == ReadPlan::Nothing {
+                (
+                    Ok(fetch_line(&item, &attributes, &snapshot, &folder, content)),
+                    None,
+                )
+            } else {
                 let attributes = Arc::clone(&attributes);
                 let snapshot = Arc::clone(&snapshot);
                 let folder = Arc::clone(&folder);
                 self.ctx
                     .cpu
-                    .run(move || fetch_line(&item, &attributes, &snapshot, &folder, content))
+                    .run(move || {
+                        let mut content = content;
+                        let file = match file {
+                            Some(file) => match hold_if_small(file, &mut content) {
+                                Ok(file) => file,
+                                Err(err) => return (Err(err), None),
+                            },
+                            None => None,
+                        };
+                        let line = fetch_line(&item, &attributes, &snapshot, &folder, content);
+                        (Ok(line), file)
+                    })
                     .await?
-            } else {
-                fetch_line(&item, &attributes, &snapshot, &folder, content)
             };
             let pieces = match line {
-                Ok(pieces) => pieces,
-                Err(done) => return Ok(done),
+                Ok(Ok(pieces)) => pieces,
+                Ok(Err(done)) => return Ok(done),
+                Err(err) => {
+                    error!(uid, cause = %err, "cannot read message");
+                    return Ok(Done::no(
+                        "[SERVERBUG] Internal error occurred. Refer to server log for more information.",
+                    ));
+                }
             };
             for piece in pieces {
                 match piece {
                     Piece::Bytes(bytes) => self.conn.write(&bytes).await?,
                     Piece::Stream(streamed) => {
-                        if let Err(err) = self.stream_message(&folder, uid, streamed).await {
+                        if let Err(err) = self.stream_message(file.as_ref(), streamed).await {
                             // The response is half written: the connection cannot go on.
                             error!(uid, cause = %err, "cannot stream message");
                             return Err(io::Error::other(err.to_string()));
@@ -338,11 +373,53 @@ impl Session {
     }
 }
 
+/// What a FETCH reads of one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadPlan {
+    /// Nothing: flags, sizes, dates, or what the folder's cache holds.
+    Nothing,
+    /// The file read whole: an item needs the message parsed.
+    Whole,
+    /// The file opened once: read whole when small enough to hold, else streamed.
+    Open,
+}
+
+impl ReadPlan {
+    fn of(attributes: &[FetchAttribute], cached: impl Fn(CacheKey) -> bool) -> ReadPlan {
+        if attributes.iter().any(|attribute| {
+            attribute.parses_file() && cache_key(attribute).is_none_or(|key| !cached(key))
+        }) {
+            ReadPlan::Whole
+        } else if attributes
+            .iter()
+            .any(|attribute| attribute.streamed().is_some())
+        {
+            ReadPlan::Open
+        } else {
+            ReadPlan::Nothing
+        }
+    }
+}
+
+/// Reads an opened message whole into `content` when it is small enough to hold (one read
+/// for every item); gives the file back when it is to be streamed.
+fn hold_if_small(
+    mut file: std::fs::File,
+    content: &mut Content,
+) -> io::Result<Option<std::fs::File>> {
+    let len = file.metadata()?.len();
+    if len > SMALL_ENOUGH_TO_HOLD {
+        return Ok(Some(file));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0) + 1);
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    *content = Content::Raw(bytes);
+    Ok(None)
+}
+
 /// Why streaming a message stopped.
 #[derive(Debug, thiserror::Error)]
 enum StreamError {
-    #[error(transparent)]
-    Store(#[from] mailstead_store::MailboxError),
     #[error("reading the message file: {0}")]
     Read(#[from] io::Error),
     #[error("the message file ended early")]
@@ -350,28 +427,31 @@ enum StreamError {
 }
 
 impl Session {
-    /// Writes the whole message, or its partial, as a literal read from the file a buffer at
-    /// a time (`NIL` when it was expunged meanwhile: the response has begun).
+    /// Writes the whole message, or its partial, as a literal read from the opened file a
+    /// buffer at a time.
     async fn stream_message(
         &mut self,
-        folder: &mailstead_store::Folder,
-        uid: u32,
+        file: Option<&std::fs::File>,
         streamed: Streamed,
     ) -> Result<(), StreamError> {
-        let Some(file) = folder.open_message(uid).await? else {
+        let Some(file) = file else {
+            // Not reached: a streamed piece comes only with the file kept open for it.
             self.conn.write(b"NIL").await?;
             return Ok(());
         };
+        // Another handle on the same open file (one offset): each item seeks where it reads.
+        let file = file.try_clone()?;
         let (offset, count) = match streamed.partial {
             Some(Partial { offset, count }) => (u64::from(offset), Some(u64::from(count))),
             None => (0, None),
         };
-        // The first pass reads the whole file: off the I/O threads.
+        // The first pass reads up to the end of the answer: off the I/O threads.
         let (span, file) = self
             .ctx
             .cpu
             .run(move || {
                 let mut file = file;
+                io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
                 let span =
                     stream::scan(io::BufReader::new(&mut file), streamed.from, offset, count)?;
                 io::Seek::seek(&mut file, io::SeekFrom::Start(span.stored_start))?;
@@ -430,8 +510,12 @@ fn fetch_line(
         }
         if let Some(streamed) = attribute.streamed() {
             line.extend_from_slice(streamed_label(attribute, streamed).as_bytes());
-            pieces.push(Piece::Bytes(std::mem::take(&mut line)));
-            pieces.push(Piece::Stream(streamed));
+            if content.is_loaded() {
+                write_held(&mut line, streamed, &mut content)?;
+            } else {
+                pieces.push(Piece::Bytes(std::mem::take(&mut line)));
+                pieces.push(Piece::Stream(streamed));
+            }
             continue;
         }
         write_item(
@@ -463,6 +547,43 @@ fn streamed_label(attribute: &FetchAttribute, streamed: Streamed) -> String {
         _ if streamed.from == stream::From::Body => format!("BODY[TEXT]{suffix} "),
         _ => format!("BODY[]{suffix} "),
     }
+}
+
+/// A streamed item answered from the message held in memory: the same bytes the stream
+/// sends, cut the same way.
+fn write_held(out: &mut Vec<u8>, streamed: Streamed, content: &mut Content) -> Result<(), Done> {
+    let missing = || Done::no("[SERVERBUG] Message content unavailable.");
+    if streamed.from == stream::From::Body {
+        let text = parsed(content)
+            .ok_or_else(missing)?
+            .section(&Section {
+                part: Vec::new(),
+                text: Some(SectionText::Text),
+            })
+            .unwrap_or_default();
+        wire::literal(out, apply_partial(&text, streamed.partial));
+        return Ok(());
+    }
+    if let (Content::Raw(stored), None) = (&*content, streamed.partial) {
+        // The whole message, converted straight into the response: no copy between.
+        if streamed.binary && stored.contains(&0) {
+            out.push(b'~');
+        }
+        out.extend_from_slice(format!("{{{}}}\r\n", form::wire_len(stored)).as_bytes());
+        form::WireForm::default().convert(stored, out);
+        return Ok(());
+    }
+    let whole = match content {
+        Content::Raw(stored) => form::to_wire(stored),
+        Content::Parsed(message) => Cow::Borrowed(message.raw()),
+        Content::NotLoaded => return Err(missing()),
+    };
+    let answer = apply_partial(&whole, streamed.partial);
+    if streamed.binary && answer.contains(&0) {
+        out.push(b'~');
+    }
+    wire::literal(out, answer);
+    Ok(())
 }
 
 fn parsed(content: &mut Content) -> Option<&Message> {
@@ -615,6 +736,55 @@ mod tests {
             "1.2.HEADER.FIELDS.NOT (From \"X-Spam Flag\")"
         );
         assert_eq!(section_label(&Section::default()), "");
+    }
+
+    /// BODY[] and its kin open the file once (read whole when small, streamed when not); it
+    /// used to be read whole, then opened and read twice more to stream it.
+    #[test]
+    fn each_message_file_is_read_by_one_plan() {
+        let body = |text| FetchAttribute::BodySection {
+            peek: true,
+            section: Section {
+                part: Vec::new(),
+                text,
+            },
+            partial: None,
+        };
+        let nothing_cached = |_| false;
+        for streamed in [
+            body(None),
+            body(Some(SectionText::Text)),
+            FetchAttribute::Rfc822,
+            FetchAttribute::Binary {
+                peek: true,
+                part: Vec::new(),
+                partial: Some(Partial {
+                    offset: 0,
+                    count: 1024,
+                }),
+            },
+        ] {
+            let attributes = [FetchAttribute::Uid, FetchAttribute::Rfc822Size, streamed];
+            assert_eq!(
+                ReadPlan::of(&attributes, nothing_cached),
+                ReadPlan::Open,
+                "{attributes:?}"
+            );
+        }
+        let with_envelope = [body(None), FetchAttribute::Envelope];
+        assert_eq!(
+            ReadPlan::of(&with_envelope, nothing_cached),
+            ReadPlan::Whole
+        );
+        assert_eq!(ReadPlan::of(&with_envelope, |_| true), ReadPlan::Open);
+        assert_eq!(
+            ReadPlan::of(&[body(Some(SectionText::Header))], |_| true),
+            ReadPlan::Whole
+        );
+        assert_eq!(
+            ReadPlan::of(&[FetchAttribute::Flags, FetchAttribute::Envelope], |_| true),
+            ReadPlan::Nothing
+        );
     }
 
     #[test]
