@@ -65,8 +65,7 @@ pub enum Command {
         mailbox: String,
         flags: Vec<Flag>,
         date: Option<OffsetDateTime>,
-        /// The message as sent (CRLF line endings).
-        message: Vec<u8>,
+        message: AppendMessage,
     },
     Idle,
     GetQuota(String),
@@ -500,4 +499,14 @@ mod tests {
         assert_eq!(star.ranges(), &[range(Largest, Largest)]);
         assert!(star.contains(4, 4) && !star.contains(3, 4));
     }
+}
+
+/// APPEND's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendMessage {
+    /// Received with the command, as sent (CRLF line endings).
+    Inline(Vec<u8>),
+    /// Too large to buffer: its bytes follow the command's head on the connection and go
+    /// to the spool as they arrive.
+    Streamed { size: u64, synchronizing: bool },
 }

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,16 +24,25 @@ pub(crate) struct Connection {
     stream: Box<dyn Io>,
     framer: CommandFramer,
     limits: FramingLimits,
+    /// The largest input buffer of any connection sharing it (see
+    /// `ImapContext::largest_input_buffer`).
+    largest_input: Arc<AtomicUsize>,
     output: Vec<u8>,
     pub(crate) tls: bool,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: Box<dyn Io>, limits: FramingLimits, tls: bool) -> Connection {
+    pub(crate) fn new(
+        stream: Box<dyn Io>,
+        limits: FramingLimits,
+        tls: bool,
+        largest_input: Arc<AtomicUsize>,
+    ) -> Connection {
         Connection {
             stream,
             framer: CommandFramer::new(limits),
             limits,
+            largest_input,
             output: Vec::new(),
             tls,
         }
@@ -92,16 +102,55 @@ impl Connection {
         }
     }
 
-    /// Reads more bytes into the framer; false at end of stream.
+    /// The session takes the literal of a [`Frame::Stream`]: a synchronizing one gets its
+    /// continuation.
+    pub(crate) async fn accept_stream(&mut self) -> io::Result<()> {
+        if self.framer.accept_stream() {
+            self.write(b"+ Ready for literal data\r\n").await?;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// The next piece of the literal of a [`Frame::Stream`]; empty once all of it was taken
+    /// (then [`Frame::Rest`] follows). End of stream is an error.
+    pub(crate) async fn read_streamed(&mut self) -> io::Result<&[u8]> {
+        loop {
+            match self.framer.stream_remaining() {
+                None | Some(0) => return Ok(&[]),
+                Some(_) if self.framer.buffered() > 0 => return Ok(self.framer.take_streamed()),
+                Some(_) => {}
+            }
+            if !self.fill().await? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed in a literal",
+                ));
+            }
+        }
+    }
+
+    /// Drops what is left of a [`Frame::Stream`]'s literal (see
+    /// [`CommandFramer::refuse_stream`]); does nothing when there is none.
+    pub(crate) fn refuse_stream(&mut self) {
+        self.framer.refuse_stream();
+    }
+
+    /// Reads more bytes into the framer's own buffer (no buffer of the connection's, and a
+    /// small one between commands); false at end of stream.
     async fn fill(&mut self) -> io::Result<bool> {
         self.flush().await?;
-        // A small stack buffer: an idle session's future holds it while it waits.
-        let mut chunk = [0u8; 4096];
-        let n = self.stream.read(&mut chunk).await?;
+        let buf = self.framer.read_buffer();
+        let start = buf.len();
+        let n = self.stream.read_buf(buf).await?;
+        let capacity = buf.capacity();
+        if capacity > self.largest_input.load(Ordering::Relaxed) {
+            self.largest_input.fetch_max(capacity, Ordering::Relaxed);
+        }
         if n == 0 {
             return Ok(false);
         }
-        self.framer.push(chunk.get(..n).unwrap_or_default());
+        self.framer.absorb(start);
         Ok(true)
     }
 

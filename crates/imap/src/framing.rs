@@ -6,6 +6,11 @@
 //! is too big is on its way already: `NO [TOOBIG]` with its bytes dropped as they arrive,
 //! never buffered, when it is at most `max_discard`, else `BYE`).
 //!
+//! An APPEND message literal over [`STREAM_LITERAL_ABOVE`] is not buffered: the framer hands
+//! out the command up to it ([`Frame::Stream`]), the session takes its bytes as they arrive
+//! ([`CommandFramer::take_streamed`]) into the spool, and then the rest of the command line
+//! ([`Frame::Rest`]). Memory per connection stays one read whatever the message's size.
+//!
 //! Bare LF line ends are accepted like CRLF. A [`Frame::Command`] always ends with CRLF;
 //! a bare LF after a literal announcement inside it is kept as sent (`parse_command` takes
 //! both). Literal contents are never touched.
@@ -14,6 +19,9 @@
 /// its bytes are dropped as they come (no memory), so the bound is only on the time spent
 /// reading what will be thrown away.
 pub const MAX_DISCARD: u64 = 1 << 30;
+
+/// APPEND message literals larger than this are streamed to disk instead of buffered.
+pub const STREAM_LITERAL_ABOVE: u64 = 64 * 1024;
 
 /// Size limits for one command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +56,17 @@ pub enum Frame {
     Command(Vec<u8>),
     /// A synchronizing literal was announced and accepted: send `+ Ready for literal data`.
     Continue,
+    /// An APPEND whose message literal is streamed: `head` is the command up to and including
+    /// the literal's announcement and line end. The session either takes the literal
+    /// ([`CommandFramer::accept_stream`], then [`CommandFramer::take_streamed`] until it is
+    /// complete, then [`Frame::Rest`]) or refuses it ([`CommandFramer::refuse_stream`]).
+    Stream {
+        head: Vec<u8>,
+        size: u64,
+        synchronizing: bool,
+    },
+    /// The rest of the command line after a streamed literal, with its line end.
+    Rest(Vec<u8>),
     /// The command is refused; `response` is the text after the tag (`* ` when `tag` is
     /// `None`). The rest of that command has been, or will be, discarded.
     Reject {
@@ -64,8 +83,11 @@ pub enum Frame {
 #[error("line too long")]
 pub struct LineTooLong;
 
-/// Above this, an empty buffer gives its memory back: idle connections must stay cheap.
-const IDLE_CAPACITY: usize = 1024;
+/// What a read between commands may fill, and what an empty buffer keeps: idle connections
+/// must stay cheap.
+const IDLE_CAPACITY: usize = 256;
+/// What a read in the middle of a command may fill.
+const BUSY_READ: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -86,6 +108,16 @@ enum State {
     Discard,
     /// Dropping the bytes of a refused non-synchronizing literal; then `Discard`.
     SkipLiteral { remaining: u64 },
+    /// A streamed literal ([`Frame::Stream`]) of which `remaining` bytes have not been taken;
+    /// `accepted` once the session took it (and sent the continuation of a synchronizing
+    /// one).
+    Stream {
+        remaining: u64,
+        synchronizing: bool,
+        accepted: bool,
+    },
+    /// After a streamed literal: the rest of its command line.
+    Rest,
     /// After [`Frame::Fatal`]: nothing more is taken.
     Closed,
 }
@@ -127,28 +159,153 @@ impl CommandFramer {
     }
 
     /// Bytes read from the socket.
-    pub fn push(&mut self, mut bytes: &[u8]) {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.compact();
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.absorb(start);
+    }
+
+    /// The buffer the next read appends to, with room for it: [`IDLE_CAPACITY`] between
+    /// commands, so that an idle connection holds no more than that, [`BUSY_READ`] inside
+    /// one. Call [`CommandFramer::absorb`] with the length it had before the read.
+    pub fn read_buffer(&mut self) -> &mut Vec<u8> {
+        self.compact();
+        let room = if self.buf.is_empty() && self.state == FRESH_LINE {
+            if self.buf.capacity() > IDLE_CAPACITY {
+                self.buf = Vec::new();
+            }
+            IDLE_CAPACITY
+        } else {
+            BUSY_READ
+        };
+        self.buf.reserve_exact(room);
+        &mut self.buf
+    }
+
+    /// Takes the bytes appended to the buffer from `start` on: bytes being dropped (a
+    /// refused literal, the rest of a refused line) go at once, never kept.
+    pub fn absorb(&mut self, start: usize) {
+        if start > self.buf.len() {
+            return;
+        }
         if let State::SkipLiteral { remaining } = self.state {
-            let skipped = usize::try_from(remaining).map_or(bytes.len(), |r| r.min(bytes.len()));
-            bytes = bytes.get(skipped..).unwrap_or_default();
+            let arrived = self.buf.len() - start;
+            let skipped = usize::try_from(remaining).map_or(arrived, |r| r.min(arrived));
+            self.buf.drain(start..start + skipped);
             self.state = match remaining - skipped as u64 {
                 0 => State::Discard,
                 remaining => State::SkipLiteral { remaining },
             };
         }
         match self.state {
-            State::Closed | State::SkipLiteral { .. } => return,
+            State::Closed | State::SkipLiteral { .. } => self.buf.truncate(start),
             // Dropped here rather than buffered: an over-long line never sits in memory.
-            State::Discard => match bytes.iter().position(|&b| b == b'\n') {
-                Some(lf) => {
-                    bytes = bytes.get(lf + 1..).unwrap_or_default();
-                    self.state = FRESH_LINE;
+            State::Discard => {
+                let new = self.buf.get(start..).unwrap_or_default();
+                match new.iter().position(|&b| b == b'\n') {
+                    Some(lf) => {
+                        self.buf.drain(start..=start + lf);
+                        self.state = FRESH_LINE;
+                    }
+                    None => self.buf.truncate(start),
                 }
-                None => return,
-            },
+            }
             _ => {}
         }
-        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Forgets consumed bytes when nothing after them is pending (positions in `State` are
+    /// relative to `head`, so they stay valid).
+    fn compact(&mut self) {
+        if self.head > 0 && self.head >= self.buf.len() {
+            self.buf.clear();
+            self.head = 0;
+        }
+    }
+
+    /// The memory the input buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The session takes the streamed literal announced by [`Frame::Stream`]; returns whether
+    /// it is synchronizing (the client waits for `+`). False too when no literal is being
+    /// streamed.
+    pub fn accept_stream(&mut self) -> bool {
+        match &mut self.state {
+            State::Stream {
+                synchronizing,
+                accepted,
+                ..
+            } => {
+                *accepted = true;
+                *synchronizing
+            }
+            _ => false,
+        }
+    }
+
+    /// How much of the streamed literal has not been taken yet; `None` when none is being
+    /// streamed.
+    pub fn stream_remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Stream { remaining, .. } => Some(remaining),
+            _ => None,
+        }
+    }
+
+    /// The buffered bytes of the streamed literal (no more than what remains of it), taken;
+    /// empty when none are buffered. Once it is complete, [`Frame::Rest`] follows.
+    pub fn take_streamed(&mut self) -> &[u8] {
+        let State::Stream { remaining, .. } = self.state else {
+            return &[];
+        };
+        let buffered = self.pending().len();
+        let taken = usize::try_from(remaining).map_or(buffered, |r| r.min(buffered));
+        let start = self.head;
+        self.head += taken;
+        let remaining = remaining - taken as u64;
+        if remaining == 0 {
+            self.state = State::Rest;
+        } else if let State::Stream {
+            remaining: left, ..
+        } = &mut self.state
+        {
+            *left = remaining;
+        }
+        self.buf.get(start..start + taken).unwrap_or_default()
+    }
+
+    /// Drops the streamed literal the session does not take (refused, or given up part of
+    /// the way): a synchronizing one not accepted never comes; otherwise its bytes and the
+    /// rest of its line are dropped as they arrive. Does nothing when none is streamed.
+    pub fn refuse_stream(&mut self) {
+        let State::Stream {
+            remaining,
+            synchronizing,
+            accepted,
+        } = self.state
+        else {
+            return;
+        };
+        if synchronizing && !accepted {
+            self.state = FRESH_LINE;
+            return;
+        }
+        self.skip_literal(remaining);
+    }
+
+    /// Drops `size` literal bytes, the buffered ones now, the rest as they arrive, then the
+    /// rest of the line.
+    fn skip_literal(&mut self, size: u64) {
+        let buffered = self.pending().len();
+        let skipped = usize::try_from(size).map_or(buffered, |size| size.min(buffered));
+        self.consume(skipped);
+        self.state = match size - skipped as u64 {
+            0 => State::Discard,
+            remaining => State::SkipLiteral { remaining },
+        };
     }
 
     /// How many bytes are waiting.
@@ -172,6 +329,9 @@ impl CommandFramer {
         loop {
             match self.state {
                 State::Closed | State::SkipLiteral { .. } => return None,
+                // The session neither took nor refused it: nothing of it may be buffered.
+                State::Stream { .. } => self.refuse_stream(),
+                State::Rest => return self.scan_rest(),
                 State::Discard => {
                     if !self.discard_to_line_end() {
                         return None;
@@ -298,14 +458,8 @@ impl CommandFramer {
             if size <= self.limits.max_discard {
                 let tag = self.tag();
                 self.consume(lf + 1);
-                // What of the literal is buffered already goes now, the rest in `push`.
-                let buffered = self.pending().len();
-                let skipped = usize::try_from(size).map_or(buffered, |size| size.min(buffered));
-                self.consume(skipped);
-                self.state = match size - skipped as u64 {
-                    0 => State::Discard,
-                    remaining => State::SkipLiteral { remaining },
-                };
+                // What of the literal is buffered already goes now, the rest in `absorb`.
+                self.skip_literal(size);
                 return Some(Frame::Reject {
                     tag,
                     response: "NO [TOOBIG] Literal too big".into(),
@@ -317,10 +471,56 @@ impl CommandFramer {
                 response: "BYE [TOOBIG] Literal too big".into(),
             });
         }
+        if size > STREAM_LITERAL_ABOVE && self.is_append() {
+            let head = self.consume(lf + 1);
+            self.state = State::Stream {
+                remaining: size,
+                synchronizing,
+                accepted: false,
+            };
+            return Some(Frame::Stream {
+                head,
+                size,
+                synchronizing,
+            });
+        }
         // Fits in usize: checked against max_command above.
         let end = lf + 1 + size as usize;
         self.state = State::Literal { end };
         synchronizing.then_some(Frame::Continue)
+    }
+
+    /// Whether the buffered command is an APPEND (`<tag> APPEND `).
+    fn is_append(&self) -> bool {
+        let pending = self.pending();
+        let Some(space) = pending.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        pending
+            .get(space + 1..space + 8)
+            .is_some_and(|word| word.eq_ignore_ascii_case(b"APPEND "))
+    }
+
+    /// In `Rest`: the line after a streamed literal, or a refusal when it is too long (the
+    /// session answers under the command's tag).
+    fn scan_rest(&mut self) -> Option<Frame> {
+        let too_long = Frame::Reject {
+            tag: None,
+            response: "BAD Command line too long".into(),
+        };
+        match self.pending().iter().position(|&b| b == b'\n') {
+            Some(lf) if lf <= self.limits.max_line => Some(Frame::Rest(self.consume(lf + 1))),
+            Some(lf) => {
+                self.consume(lf + 1);
+                Some(too_long)
+            }
+            None if self.pending().len() <= self.limits.max_line => None,
+            None => {
+                self.clear();
+                self.state = State::Discard;
+                Some(too_long)
+            }
+        }
     }
 
     /// Rejects an over-long line: what is buffered goes, the rest of the line is dropped as
@@ -666,11 +866,123 @@ mod tests {
     #[test]
     fn buffer_is_released_after_a_big_command() {
         let mut f = CommandFramer::new(FramingLimits::default());
-        f.push(b"a APPEND x {100000+}\r\n");
+        f.push(b"a SEARCH TEXT {100000+}\r\n");
         f.push(&vec![b'm'; 100_000]);
         f.push(b"\r\n");
         assert!(matches!(f.next_frame(), Some(Frame::Command(c)) if c.len() > 100_000));
         assert_eq!(f.buf.capacity(), 0);
+    }
+
+    /// Streams the literal of the pending `Frame::Stream`, `piece` bytes pushed at a time;
+    /// returns what was taken and the most the buffer held meanwhile.
+    fn take_all(f: &mut CommandFramer, literal: &[u8], piece: usize) -> (Vec<u8>, usize) {
+        let mut taken = f.take_streamed().to_vec();
+        let mut largest = f.capacity();
+        for chunk in literal.chunks(piece) {
+            f.push(chunk);
+            largest = largest.max(f.capacity());
+            taken.extend_from_slice(f.take_streamed());
+        }
+        (taken, largest)
+    }
+
+    #[test]
+    fn a_large_append_literal_is_streamed_not_buffered() {
+        let mut f = CommandFramer::new(FramingLimits::default());
+        let literal: Vec<u8> = (0..1_000_000u32).map(|n| (n % 251) as u8).collect();
+        // The head and the literal's first bytes arrive together.
+        let mut first = b"a1 append \"My Box\" (\\Seen) {1000000}\r\n".to_vec();
+        first.extend_from_slice(&literal[..1000]);
+        f.push(&first);
+        assert_eq!(
+            f.next_frame(),
+            Some(Frame::Stream {
+                head: b"a1 append \"My Box\" (\\Seen) {1000000}\r\n".to_vec(),
+                size: 1_000_000,
+                synchronizing: true
+            })
+        );
+        assert!(
+            f.accept_stream(),
+            "synchronizing: the session sends the continuation"
+        );
+        let (mut taken, largest) = take_all(&mut f, &[], 1);
+        assert_eq!(taken.len(), 1000);
+        let (rest, largest) = {
+            let (more, more_largest) = take_all(&mut f, &literal[1000..], 4096);
+            (more, largest.max(more_largest))
+        };
+        taken.extend_from_slice(&rest);
+        assert!(taken == literal, "every byte once, in order");
+        assert!(largest <= 8 * 1024, "the buffer held {largest} bytes");
+        assert_eq!(f.stream_remaining(), None);
+        f.push(b"\r\nb NOOP\r\n");
+        assert_eq!(
+            frames(&mut f),
+            vec![Frame::Rest(b"\r\n".to_vec()), cmd("b NOOP\r\n")]
+        );
+        // Only APPEND streams; a small literal stays inline.
+        f.push(b"c LOGIN {70000+}\r\n");
+        assert_eq!(frames(&mut f), vec![]);
+        let mut f = CommandFramer::new(FramingLimits::default());
+        f.push(b"d APPEND x {5}\r\n");
+        assert_eq!(frames(&mut f), vec![Frame::Continue]);
+    }
+
+    #[test]
+    fn a_refused_stream_is_dropped() {
+        // Synchronizing, refused before the continuation: the client sends no literal.
+        let mut f = CommandFramer::new(FramingLimits::default());
+        f.push(b"a APPEND x {100000}\r\nb NOOP\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Stream { .. })));
+        f.refuse_stream();
+        assert_eq!(frames(&mut f), vec![cmd("b NOOP\r\n")]);
+        // Non-synchronizing, refused part of the way: the rest of it and its line are dropped
+        // as they arrive.
+        f.push(b"c APPEND x {100000+}\r\n");
+        f.push(&[b'm'; 30_000]);
+        assert!(matches!(
+            f.next_frame(),
+            Some(Frame::Stream {
+                synchronizing: false,
+                ..
+            })
+        ));
+        assert!(!f.accept_stream());
+        assert_eq!(f.take_streamed().len(), 30_000);
+        f.push(&[b'm'; 10_000]);
+        f.refuse_stream();
+        assert_eq!(f.buffered(), 0);
+        f.push(&[b'm'; 60_000]);
+        assert_eq!(f.buffered(), 0, "never buffered");
+        f.push(b" {5}\r\nd NOOP\r\n");
+        assert_eq!(frames(&mut f), vec![cmd("d NOOP\r\n")]);
+        // A stream the session neither takes nor refuses is dropped all the same.
+        f.push(b"e APPEND x {100000+}\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Stream { .. })));
+        f.push(&[b'm'; 100_000]);
+        f.push(b"\r\nf NOOP\r\n");
+        assert_eq!(frames(&mut f), vec![cmd("f NOOP\r\n")]);
+    }
+
+    #[test]
+    fn an_idle_connection_offers_a_small_read_buffer() {
+        let mut f = CommandFramer::new(FramingLimits::default());
+        assert_eq!(f.read_buffer().capacity(), IDLE_CAPACITY);
+        f.push(b"a NOOP");
+        assert!(f.read_buffer().capacity() >= BUSY_READ, "inside a command");
+        f.push(b"\r\n");
+        assert_eq!(frames(&mut f), vec![cmd("a NOOP\r\n")]);
+        f.push(&[b'x'; 5000]);
+        f.push(b"\r\n");
+        assert_eq!(frames(&mut f).len(), 1);
+        assert!(f.read_buffer().capacity() <= IDLE_CAPACITY, "given back");
+        // Bytes read straight into the buffer go through the same rules as pushed ones.
+        let buf = f.read_buffer();
+        let start = buf.len();
+        buf.extend_from_slice(b"b NOOP\r\n");
+        f.absorb(start);
+        assert_eq!(frames(&mut f), vec![cmd("b NOOP\r\n")]);
     }
 
     #[test]

@@ -28,7 +28,9 @@
 //! by the store before they reach a path.
 //!
 //! After login a literal (APPEND's message) is at most [`Limits::max_literal`]
-//! (`[imap] max_append_size`, advertised as `APPENDLIMIT`): a synchronizing one over it gets
+//! (`[imap] max_append_size`, advertised as `APPENDLIMIT`); an APPEND message over 64 KiB
+//! goes to the store's spool as it arrives, so memory per connection stays one read whatever
+//! the limit. A synchronizing one over it gets
 //! `NO [TOOBIG]` without a continuation, a LITERAL+ one is read and dropped (never buffered,
 //! up to 1 GiB; beyond, `* BYE`) and then refused `NO [TOOBIG]`.
 //!
@@ -51,7 +53,7 @@
 //! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
 //! - `cpu.rs`: the bounded pool where CPU-heavy command work runs, off the I/O threads.
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates.
-//! - `cmd/`: one file per group of commands.
+//! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].
@@ -63,6 +65,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mailstead_auth::AuthOptions;
@@ -152,6 +155,9 @@ pub struct ImapContext {
     user_sessions: ConnectionCounter<String>,
     /// Where CPU-heavy command work runs, off the I/O threads.
     pub(crate) cpu: cpu::CpuPool,
+    /// The largest input buffer any session has had (see
+    /// [`ImapContext::largest_input_buffer`]).
+    pub(crate) largest_input: Arc<AtomicUsize>,
 }
 
 impl ImapContext {
@@ -173,7 +179,14 @@ impl ImapContext {
             login_on_loopback_without_tls,
             user_sessions: ConnectionCounter::default(),
             cpu: cpu::CpuPool::for_this_machine(),
+            largest_input: Arc::default(),
         }
+    }
+
+    /// The most memory any session's input buffer has held, in bytes: what a client can make
+    /// a connection hold for what it sends (a large APPEND is streamed to disk, not held).
+    pub fn largest_input_buffer(&self) -> usize {
+        self.largest_input.load(Ordering::Relaxed)
     }
 }
 

@@ -16,9 +16,9 @@ use encoding_rs::{Encoding, UTF_8};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
-    Command, FetchAttribute, FetchCommand, Flag, ListCommand, Partial, QresyncParams,
-    SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand, SeqNumber,
-    SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
+    AppendMessage, Command, FetchAttribute, FetchCommand, Flag, ListCommand, Partial,
+    QresyncParams, SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand,
+    SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
 };
 use crate::wire::{is_astring_char, is_atom_char};
 
@@ -41,7 +41,7 @@ pub const MAX_SET_RANGES: usize = 16_384;
 
 /// A command that could not be parsed; the session answers `<tag> BAD <message>`, or
 /// `* BAD <message>` when no tag could be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ParseError {
     pub tag: Option<String>,
@@ -73,6 +73,44 @@ pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
         .and_then(|()| p.command())
         .and_then(|command| p.end().map(|()| command))
         .map_err(with_tag)?;
+    Ok(Tagged { tag, command })
+}
+
+/// Parses the head of an APPEND whose message is streamed (`Frame::Stream`): the command up
+/// to and including the message literal's announcement and its line end, nothing after.
+pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError> {
+    let mut p = Parser {
+        input: head,
+        pos: 0,
+        search_keys: 0,
+        search_decoder: None,
+    };
+    let tag = p
+        .tag()
+        .map_err(|message| ParseError { tag: None, message })?;
+    let command = p
+        .sp()
+        .and_then(|()| p.keyword("APPEND"))
+        .and_then(|()| p.append_arguments())
+        .and_then(|(mailbox, flags, date)| {
+            let (size, synchronizing) = p.literal_announcement(true)?;
+            if !p.rest().is_empty() {
+                return Err("Unexpected extra arguments".to_string());
+            }
+            Ok(Command::Append {
+                mailbox,
+                flags,
+                date,
+                message: AppendMessage::Streamed {
+                    size,
+                    synchronizing,
+                },
+            })
+        })
+        .map_err(|message| ParseError {
+            tag: Some(tag.clone()),
+            message,
+        })?;
     Ok(Tagged { tag, command })
 }
 
@@ -260,15 +298,7 @@ impl<'a> Parser<'a> {
 
     /// `{n}`, `{n+}` and, when `binary`, `~{n}`, with the CRLF and the n bytes.
     fn literal(&mut self, binary: bool) -> Result<&'a [u8]> {
-        if binary {
-            self.eat(b'~');
-        }
-        self.expect(b'{', "a literal")?;
-        let size = self.number64("literal size")?;
-        self.eat(b'+');
-        self.expect(b'}', "} after the literal size")?;
-        self.eat(b'\r');
-        self.expect(b'\n', "a line end after the literal size")?;
+        let (size, _) = self.literal_announcement(binary)?;
         let size = usize::try_from(size).map_err(|_| "Literal too big".to_string())?;
         let rest = self.rest();
         let bytes = rest
@@ -280,6 +310,21 @@ impl<'a> Parser<'a> {
         }
         self.pos += size;
         Ok(bytes)
+    }
+
+    /// The `{n}`, `{n+}` (or, when `binary`, `~{n}`) before a literal's bytes, with its line
+    /// end: the size and whether it is synchronizing.
+    fn literal_announcement(&mut self, binary: bool) -> Result<(u64, bool)> {
+        if binary {
+            self.eat(b'~');
+        }
+        self.expect(b'{', "a literal")?;
+        let size = self.number64("literal size")?;
+        let synchronizing = !self.eat(b'+');
+        self.expect(b'}', "} after the literal size")?;
+        self.eat(b'\r');
+        self.expect(b'\n', "a line end after the literal size")?;
+        Ok((size, synchronizing))
     }
 
     /// string = quoted / literal, as UTF-8.
@@ -878,6 +923,18 @@ impl<'a> Parser<'a> {
     }
 
     fn append(&mut self) -> Result<Command> {
+        let (mailbox, flags, date) = self.append_arguments()?;
+        let message = self.literal(true)?.to_vec();
+        Ok(Command::Append {
+            mailbox,
+            flags,
+            date,
+            message: AppendMessage::Inline(message),
+        })
+    }
+
+    /// APPEND's arguments before the message: mailbox, flags, date.
+    fn append_arguments(&mut self) -> Result<(String, Vec<Flag>, Option<OffsetDateTime>)> {
         self.sp()?;
         let mailbox = self.mailbox()?;
         self.sp()?;
@@ -898,13 +955,7 @@ impl<'a> Parser<'a> {
         if !matches!(self.peek(), Some(b'{' | b'~')) {
             return Err("Missing message literal".into());
         }
-        let message = self.literal(true)?.to_vec();
-        Ok(Command::Append {
-            mailbox,
-            flags,
-            date,
-            message,
-        })
+        Ok((mailbox, flags, date))
     }
 
     fn set_and_mailbox(&mut self) -> Result<(SequenceSet, String)> {
@@ -1752,7 +1803,7 @@ mod tests {
                 mailbox: "INBOX".into(),
                 flags: vec![],
                 date: None,
-                message: b"hello".to_vec()
+                message: AppendMessage::Inline(b"hello".to_vec())
             }
         );
         assert_eq!(
@@ -1763,7 +1814,7 @@ mod tests {
                 mailbox: "Sent".into(),
                 flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
                 date: Some(datetime!(2026-11-21 18:00:00 +0)),
-                message: b"a\r\nb\r\n".to_vec()
+                message: AppendMessage::Inline(b"a\r\nb\r\n".to_vec())
             }
         );
         assert_eq!(
@@ -1772,9 +1823,55 @@ mod tests {
                 mailbox: "x".into(),
                 flags: vec![],
                 date: Some(datetime!(2024-02-01 03:04:05 -1:30)),
-                message: b"a\0b".to_vec()
+                message: AppendMessage::Inline(b"a\0b".to_vec())
             }
         );
+        assert_eq!(
+            parse_append_head(b"a1 append Sent (\\Seen) {70000+}\r\n"),
+            Ok(Tagged {
+                tag: "a1".into(),
+                command: Command::Append {
+                    mailbox: "Sent".into(),
+                    flags: vec![Flag::Seen],
+                    date: None,
+                    message: AppendMessage::Streamed {
+                        size: 70000,
+                        synchronizing: false
+                    }
+                }
+            })
+        );
+        assert!(matches!(
+            parse_append_head(b"a1 APPEND x ~{70000}\r\n").map(|t| t.command),
+            Ok(Command::Append {
+                message: AppendMessage::Streamed {
+                    synchronizing: true,
+                    ..
+                },
+                ..
+            })
+        ));
+        for (head, message) in [
+            (
+                &b"a1 APPEND x hello {70000}\r\n"[..],
+                "Missing message literal",
+            ),
+            (
+                b"a1 APPEND {70000}\r\n",
+                "Literal runs past the end of the command",
+            ),
+            (b"a1 LOGIN x {70000}\r\n", "Expected APPEND"),
+            (b"a1 APPEND x {70000}\r\nabc", "Unexpected extra arguments"),
+        ] {
+            assert_eq!(
+                parse_append_head(head),
+                Err(ParseError {
+                    tag: Some("a1".into()),
+                    message: message.into()
+                }),
+                "{head:?}"
+            );
+        }
         assert_eq!(err("a1 APPEND x"), "Missing arguments");
         assert_eq!(err("a1 APPEND x (\\Seen)"), "Missing arguments");
         assert_eq!(err("a1 APPEND x \"hello\""), "Invalid date-time");

@@ -23,7 +23,7 @@ use tracing::{debug, error, info};
 use crate::command::{Command, Tagged};
 use crate::connection::{Connection, Io};
 use crate::framing::{Frame, FramingLimits};
-use crate::parser::parse_command;
+use crate::parser::{ParseError, parse_append_head, parse_command};
 use crate::{ImapContext, Limits};
 
 /// What to do after a command.
@@ -210,7 +210,12 @@ pub(crate) async fn run(
     ctx: Arc<ImapContext>,
     connection: ConnectionHandle,
 ) {
-    let conn = Connection::new(stream, framing_limits(&ctx.limits, false), tls);
+    let conn = Connection::new(
+        stream,
+        framing_limits(&ctx.limits, false),
+        tls,
+        Arc::clone(&ctx.largest_input),
+    );
     let login_deadline = Instant::now() + ctx.limits.login_timeout;
     let mut session = Session {
         ctx,
@@ -336,15 +341,29 @@ impl Session {
             }
             Frame::Command(bytes) => match parse_command(&bytes) {
                 Ok(tagged) => self.execute(tagged).await,
-                Err(err) => {
-                    let tag = err.tag.clone().unwrap_or_else(|| "*".to_owned());
-                    self.conn
-                        .write(format!("{tag} BAD {}\r\n", err.message).as_bytes())
-                        .await?;
-                    self.count_bad().await
-                }
+                Err(err) => self.parse_error(err).await,
             },
+            Frame::Stream { head, .. } => {
+                let flow = match parse_append_head(&head) {
+                    Ok(tagged) => self.execute(tagged).await,
+                    Err(err) => self.parse_error(err).await,
+                };
+                // A literal the command did not take (refused, or a failure part of the way)
+                // is dropped, never buffered.
+                self.conn.refuse_stream();
+                flow
+            }
+            // Only after a streamed literal, which APPEND reads to its end itself.
+            Frame::Rest(_) => Ok(Flow::Continue),
         }
+    }
+
+    async fn parse_error(&mut self, err: ParseError) -> io::Result<Flow> {
+        let tag = err.tag.unwrap_or_else(|| "*".to_owned());
+        self.conn
+            .write(format!("{tag} BAD {}\r\n", err.message).as_bytes())
+            .await?;
+        self.count_bad().await
     }
 
     async fn count_bad(&mut self) -> io::Result<Flow> {
@@ -450,7 +469,7 @@ impl Session {
                 flags,
                 date,
                 message,
-            } => self.append(&mailbox, &flags, date, &message).await?,
+            } => self.append(&mailbox, &flags, date, message).await?,
             Command::Idle => self.idle().await?,
             Command::GetQuota(root) => self.get_quota(&root).await?,
             Command::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox).await?,

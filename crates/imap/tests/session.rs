@@ -22,7 +22,8 @@ struct Server {
     store: Store,
     directory: Directory,
     certificate: rustls::pki_types::CertificateDer<'static>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    ctx: Arc<ImapContext>,
     auth: Authenticator,
     /// Dropping it shuts the listeners down.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -173,7 +174,7 @@ async fn start_full(
     ));
     tokio::spawn(mailstead_imap::serve(
         tls_listener,
-        ctx,
+        Arc::clone(&ctx),
         Security::ImplicitTls,
         connections,
         async move {
@@ -186,7 +187,8 @@ async fn start_full(
         store,
         directory,
         certificate,
-        _dir: dir,
+        dir,
+        ctx,
         auth,
         stop: Some(stop),
     }
@@ -259,6 +261,11 @@ impl Server {
             .unwrap();
     }
 
+    /// The files in the spool's `tmp/`: messages being received.
+    fn spool_files(&self) -> Vec<PathBuf> {
+        files_in(&self.dir.path().join("spool/tmp"))
+    }
+
     fn tls_connector(&self) -> tokio_rustls::TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.certificate.clone()).unwrap();
@@ -325,6 +332,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             }
             untagged.push(line.trim_end().to_owned());
         }
+    }
+}
+
+/// The files in a directory (none when it does not exist).
+fn files_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -1771,6 +1786,156 @@ async fn a_large_append_is_taken_up_to_appendlimit_and_refused_above_it() {
     assert!(done.starts_with("OK"), "{done}");
     let (untagged, _) = client.run("STATUS INBOX (MESSAGES)").await;
     assert_eq!(untagged, vec!["* STATUS INBOX (MESSAGES 1)"]);
+}
+
+/// 30 MB of base64-like lines, as a message.
+fn thirty_megabytes() -> String {
+    let line = format!("{}\r\n", "QUJDRA".repeat(12));
+    message("large", &line.repeat(30 * 1024 * 1024 / line.len()))
+}
+
+#[tokio::test]
+async fn a_large_append_streams_to_disk_with_bounded_memory() {
+    let server = start_with(true, |limits| limits.max_literal = 31 * 1024 * 1024).await;
+    let inbox = server.maildir("alice").await;
+    let mut client = server.logged_in("alice").await;
+    let text = thirty_megabytes();
+    // Synchronizing, with flags and a date: the continuation comes, then the bytes stream.
+    client
+        .send(
+            format!(
+                "a APPEND INBOX (\\Seen $Work) \"21-Nov-2026 18:00:00 +0000\" {{{}}}\r\n",
+                text.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert_eq!(client.line().await, "+ Ready for literal data\r\n");
+    for chunk in text.as_bytes().chunks(1 << 20) {
+        client.send(chunk).await;
+    }
+    client.send(b"\r\n").await;
+    let (_, done) = client.until_tagged("a").await;
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    // Non-synchronizing, sent with its command in one write.
+    let mut command = format!("b APPEND INBOX {{{}+}}\r\n", text.len()).into_bytes();
+    command.extend_from_slice(text.as_bytes());
+    command.extend_from_slice(b"\r\n");
+    client.send(&command).await;
+    let (_, done) = client.until_tagged("b").await;
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+
+    let largest = server.ctx.largest_input_buffer();
+    assert!(largest <= 64 * 1024, "an input buffer held {largest} bytes");
+    let stored = text.replace("\r\n", "\n");
+    let files = files_in(&inbox.join("cur"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in &files {
+        assert!(
+            std::fs::read(file).unwrap() == stored.as_bytes(),
+            "{file:?}"
+        );
+    }
+    let flagged = files
+        .iter()
+        .find(|file| file.to_string_lossy().contains(":2,S"))
+        .expect("the first message has its flags");
+    let mtime = std::fs::metadata(flagged).unwrap().modified().unwrap();
+    let date = std::time::UNIX_EPOCH + Duration::from_secs(1_795_284_000);
+    assert_eq!(mtime, date, "the internal date is the one given");
+    assert!(
+        server.spool_files().is_empty(),
+        "{:?}",
+        server.spool_files()
+    );
+    assert!(files_in(&inbox.join("tmp")).is_empty());
+    client.run("SELECT INBOX").await;
+    let (untagged, _) = client.run("FETCH 1:2 (RFC822.SIZE FLAGS)").await;
+    assert_eq!(
+        untagged,
+        vec![
+            format!(
+                "* 1 FETCH (RFC822.SIZE {} FLAGS (\\Seen \\Recent $Work))",
+                text.len()
+            ),
+            format!("* 2 FETCH (RFC822.SIZE {} FLAGS (\\Recent))", text.len()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_append_refused_leaves_nothing_behind() {
+    let server = start_with(true, |limits| limits.max_literal = 1024 * 1024).await;
+    let inbox = server.maildir("small").await;
+    let mut client = server.logged_in("small").await;
+    let text = message("big", &"x".repeat(200_000));
+    // Over quota: the message is read, spooled, and refused under the quota lock.
+    client
+        .send(format!("a APPEND INBOX {{{}}}\r\n", text.len()).as_bytes())
+        .await;
+    assert_eq!(client.line().await, "+ Ready for literal data\r\n");
+    client.send(text.as_bytes()).await;
+    client.send(b"\r\n").await;
+    let (_, done) = client.until_tagged("a").await;
+    assert_eq!(done, "NO [OVERQUOTA] Quota exceeded.");
+    // No such folder: a synchronizing literal is refused before its continuation, a
+    // non-synchronizing one is dropped.
+    let (_, done) = client
+        .run(&format!("APPEND Nowhere {{{}}}", text.len()))
+        .await;
+    assert_eq!(done, "NO [TRYCREATE] Mailbox doesn't exist.");
+    let mut command = format!("c APPEND Nowhere {{{}+}}\r\n", text.len()).into_bytes();
+    command.extend_from_slice(text.as_bytes());
+    command.extend_from_slice(b"\r\n");
+    client.send(&command).await;
+    let (_, done) = client.until_tagged("c").await;
+    assert_eq!(done, "NO [TRYCREATE] Mailbox doesn't exist.");
+    // Something after the literal: refused, nothing stored.
+    command = format!("d APPEND INBOX {{{}+}}\r\n", text.len()).into_bytes();
+    command.extend_from_slice(text.as_bytes());
+    command.extend_from_slice(b" extra\r\n");
+    client.send(&command).await;
+    let (_, done) = client.until_tagged("d").await;
+    assert_eq!(done, "BAD Unexpected extra arguments");
+    let (_, done) = client.run("NOOP").await;
+    assert_eq!(done, "OK NOOP completed.");
+    for sub in ["tmp", "cur", "new"] {
+        assert!(files_in(&inbox.join(sub)).is_empty(), "{sub}");
+    }
+    assert!(
+        server.spool_files().is_empty(),
+        "{:?}",
+        server.spool_files()
+    );
+
+    // The connection drops part of the way: the spool file goes, nothing reaches the folder.
+    let mut client = server.logged_in("alice").await;
+    let inbox = server.maildir("alice").await;
+    client
+        .send(format!("e APPEND INBOX {{{}+}}\r\n", text.len()).as_bytes())
+        .await;
+    client.send(&text.as_bytes()[..150_000]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.spool_files().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        server.spool_files().len(),
+        1,
+        "the message is being spooled"
+    );
+    drop(client);
+    while !server.spool_files().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        server.spool_files().is_empty(),
+        "{:?}",
+        server.spool_files()
+    );
+    for sub in ["tmp", "cur", "new"] {
+        assert!(files_in(&inbox.join(sub)).is_empty(), "{sub}");
+    }
 }
 
 #[tokio::test]

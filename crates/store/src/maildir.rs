@@ -64,7 +64,8 @@ pub(crate) struct Placement<'a> {
     pub(crate) sizes: Sizes,
     /// Appended after the sizes: `:2,<flags>` in `cur/`, empty in `new/`.
     pub(crate) info: &'a str,
-    /// The file's mtime (IMAP's internal date) when the content is written, not linked.
+    /// The file's mtime (IMAP's internal date); a linked file is given it before its new
+    /// name, so give none when the file has other names (a delivery to many).
     pub(crate) mtime: Option<SystemTime>,
     /// fsync the directory holding the new name before returning; a caller that places
     /// many messages may sync once after the last (COPY).
@@ -127,7 +128,13 @@ fn link_synced(
     at: &Placement<'_>,
 ) -> Result<Option<PathBuf>, StoreError> {
     // The spool file is not synced when written: this is where its data becomes durable.
-    if let Err(err) = open_message_file(source).and_then(|file| file.sync_data()) {
+    let synced = open_message_file(source).and_then(|file| {
+        if let Some(mtime) = at.mtime {
+            file.set_modified(mtime)?;
+        }
+        file.sync_data()
+    });
+    if let Err(err) = synced {
         return Err(StoreError::io(source, err));
     }
     for _ in 0..NAME_ATTEMPTS {

@@ -216,6 +216,15 @@ impl SpooledMessage {
         .await
     }
 
+    /// The spool file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn sizes(&self) -> Sizes {
+        self.sizes
+    }
+
     /// The size on disk, LF line endings: Maildir's `S=`.
     pub fn size(&self) -> u64 {
         self.sizes.size

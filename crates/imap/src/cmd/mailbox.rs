@@ -1,16 +1,14 @@
 //! The commands on folders as a whole: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST
 //! (with LIST-EXTENDED selection and RETURN options, SPECIAL-USE, LIST-STATUS), LSUB, NAMESPACE,
-//! STATUS, APPEND, GETQUOTA and GETQUOTAROOT.
+//! STATUS, GETQUOTA and GETQUOTAROOT.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
 use mailstead_store::{Account, FolderInfo, MailboxError, Snapshot, SpecialUse, SystemFlags};
-use time::OffsetDateTime;
 
-use crate::cmd::split_flags;
-use crate::command::{Flag, ListCommand, StatusItem};
+use crate::command::{ListCommand, StatusItem};
 use crate::session::{Done, Session};
 use crate::wire;
 
@@ -582,46 +580,6 @@ async fn status_line(
 }
 
 impl Session {
-    pub(crate) async fn append(
-        &mut self,
-        mailbox: &str,
-        flags: &[Flag],
-        date: Option<OffsetDateTime>,
-        message: &[u8],
-    ) -> io::Result<Done> {
-        let Some(mail) = self.mail().cloned() else {
-            return Ok(Done::bad("Please log in first."));
-        };
-        let (system, keywords) = match split_flags(flags) {
-            Ok(split) => split,
-            Err(message) => return Ok(Done::bad(message)),
-        };
-        if message.is_empty() {
-            return Ok(Done::no("Can't save a zero byte message."));
-        }
-        let name = match store_name(&mail, mailbox) {
-            Ok(name) => name,
-            Err(refused) => return Ok(refused),
-        };
-        let folder = match mail.open(&name).await {
-            Ok(folder) => folder,
-            Err(MailboxError::NotFound(_)) => {
-                return Ok(Done::no("[TRYCREATE] Mailbox doesn't exist."));
-            }
-            Err(err) => return Ok(self.no_for(&err)),
-        };
-        let date = date.map(OffsetDateTime::unix_timestamp);
-        match folder.append(message, system, &keywords, date).await {
-            Ok(uid) => {
-                let uid_validity = folder.snapshot().uid_validity;
-                Ok(Done::ok(format!(
-                    "[APPENDUID {uid_validity} {uid}] Append completed."
-                )))
-            }
-            Err(err) => Ok(self.no_for(&err)),
-        }
-    }
-
     pub(crate) async fn get_quota_root(&mut self, mailbox: &str) -> io::Result<Done> {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));

@@ -309,6 +309,8 @@ pub struct MailStore {
 }
 
 struct MailStoreInner {
+    /// The spool a large APPEND streams into before it is linked into its folder.
+    delivery: Store,
     notifier: Arc<notify::Notifier>,
     hostname: Arc<str>,
     /// Open folders, and the state of those whose index is still being written.
@@ -322,6 +324,7 @@ impl MailStore {
     pub fn new(store: &Store) -> MailStore {
         MailStore {
             inner: Arc::new(MailStoreInner {
+                delivery: store.clone(),
                 notifier: Arc::clone(&store.inner.notifier),
                 hostname: Arc::from(store.inner.hostname.as_str()),
                 folders: Mutex::new(HashMap::new()),
@@ -337,6 +340,16 @@ impl MailStore {
         for folder in self.inner.kept.take_all() {
             folder.write_index_now().await;
         }
+    }
+
+    /// Starts a message to be stored with [`Folder::append_spooled`]: its bytes go to a file
+    /// in the spool as they arrive (the spool SMTP delivery uses).
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the spool file cannot be created.
+    pub async fn begin(&self) -> Result<crate::MessageWriter, MailboxError> {
+        Ok(self.inner.delivery.begin().await?)
     }
 
     /// Opens the account whose INBOX is the Maildir at `root`, creating it (and, the first

@@ -347,9 +347,52 @@ impl Folder {
         let message = message.to_vec();
         let keywords = keywords.to_vec();
         blocking(move || {
+            let (stored, sizes) = crate::form::to_stored(&message);
             let mut st = lock(&inner.state);
             inner.sync_locked(&mut st)?;
-            let res = inner.append_locked(&mut st, &message, flags, &keywords, internal_date);
+            let res = inner.append_locked(
+                &mut st,
+                &maildir::Content::Bytes(&stored),
+                sizes,
+                flags,
+                &keywords,
+                internal_date,
+            );
+            inner.finish_change(&mut st);
+            res
+        })
+        .await
+    }
+
+    /// [`Folder::append`] of a message streamed into the spool ([`crate::MailStore::begin`]):
+    /// the spool file is linked into the folder (copied across file systems), so a large
+    /// message is never held in memory. The spooled message stays the caller's.
+    ///
+    /// # Errors
+    ///
+    /// As [`Folder::append`].
+    pub async fn append_spooled(
+        &self,
+        message: &crate::SpooledMessage,
+        flags: SystemFlags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<u32, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let spool_path = message.path().to_path_buf();
+        let sizes = message.sizes();
+        let keywords = keywords.to_vec();
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            inner.sync_locked(&mut st)?;
+            let res = inner.append_locked(
+                &mut st,
+                &maildir::Content::Link(&spool_path),
+                sizes,
+                flags,
+                &keywords,
+                internal_date,
+            );
             inner.finish_change(&mut st);
             res
         })

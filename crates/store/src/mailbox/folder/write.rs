@@ -3,7 +3,7 @@
 //! messages is checked and recorded under the account's quota lock (`quota::reserve`).
 
 use super::*;
-use crate::form::{self, Sizes};
+use crate::form::Sizes;
 use crate::maildir::{Content, Placement};
 
 /// What a copy needs of a source message.
@@ -62,22 +62,24 @@ impl Inner {
         Ok(bits)
     }
 
+    /// APPEND of a message in its stored form: `content` is its bytes (a message received
+    /// whole) or a spooled file (a large one streamed to disk), `sizes` its sizes.
     pub(super) fn append_locked(
         &self,
         st: &mut State,
-        message: &[u8],
+        content: &Content<'_>,
+        sizes: Sizes,
         flags: SystemFlags,
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<u32, MailboxError> {
         let keyword_bits = self.keyword_bits(st, keywords, true)?;
-        let (stored, sizes) = form::to_stored(message);
         let held = quota::reserve(&self.root, self.quota, sizes.size, 1)?;
         let info = format::file_name("", flags, keyword_bits, "");
         let mtime = internal_date
             .map(|date| UNIX_EPOCH + Duration::from_secs(u64::try_from(date).unwrap_or(0)));
         let target = maildir::write_message(
-            &Content::Bytes(&stored),
+            content,
             &Placement {
                 folder: &self.dir,
                 into_cur: true,
