@@ -140,6 +140,10 @@ impl Connection {
     /// small one between commands); false at end of stream.
     async fn fill(&mut self) -> io::Result<bool> {
         self.flush().await?;
+        // Waiting for the client: what the responses took goes back.
+        if self.output.capacity() > 0 {
+            self.output = Vec::new();
+        }
         let buf = self.framer.read_buffer();
         let start = buf.len();
         let n = self.stream.read_buf(buf).await?;

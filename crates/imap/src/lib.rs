@@ -52,7 +52,9 @@
 //!   connections, implicit TLS, shutdown and draining): the session and the `* BYE` of a refusal.
 //! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
 //! - `cpu.rs`: the bounded pool where CPU-heavy command work runs, off the I/O threads.
-//! - `session.rs`: the state machine, the selected folder's view and its untagged updates.
+//! - `session.rs`: the state machine, the selected folder's view and its untagged updates;
+//!   commands other than IDLE run boxed, so a connection waiting for the client stays small.
+//! - `uids.rs`: the view's UIDs as runs of consecutive UIDs.
 //! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
@@ -85,6 +87,7 @@ pub mod message;
 pub mod parser;
 mod server;
 mod session;
+mod uids;
 pub mod utf7;
 pub mod wire;
 

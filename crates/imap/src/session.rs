@@ -24,6 +24,7 @@ use crate::command::{Command, Tagged};
 use crate::connection::{Connection, Io};
 use crate::framing::{Frame, FramingLimits};
 use crate::parser::{ParseError, parse_append_head, parse_command};
+use crate::uids::UidList;
 use crate::{ImapContext, Limits};
 
 /// What to do after a command.
@@ -127,9 +128,9 @@ pub(crate) struct Selected {
     pub(crate) folder: Arc<Folder>,
     pub(crate) read_only: bool,
     /// UIDs by sequence number (index + 1), as last told to the client.
-    pub(crate) uids: Vec<u32>,
-    /// UIDs that are `\Recent` in this session, ascending.
-    pub(crate) recent: Vec<u32>,
+    pub(crate) uids: UidList,
+    /// UIDs that are `\Recent` in this session.
+    pub(crate) recent: UidList,
     /// Messages with a UID from here on have not been announced yet.
     pub(crate) uid_next: u32,
     /// Flag changes up to this modification sequence have been reported.
@@ -145,7 +146,7 @@ pub(crate) struct Selected {
 
 impl Selected {
     pub(crate) fn is_recent(&self, uid: u32) -> bool {
-        self.recent.binary_search(&uid).is_ok()
+        self.recent.position(uid).is_some()
     }
 
     /// The first UID recent in this session: SELECT claims up to `uid_next`, EXAMINE only
@@ -421,6 +422,35 @@ impl Session {
         // SELECT has just built the view from a fresh sync: a refresh would sync again.
         let refresh_after = !matches!(&command, Command::Select(_) | Command::Examine(_));
         let done = match command {
+            // IDLE lasts as long as the client idles: its own state is small and stays
+            // unboxed. Every other command's, as large as the largest, is boxed while it runs.
+            Command::Idle => self.idle().await?,
+            command => Box::pin(self.dispatch(&tag, command)).await?,
+        };
+        if done.status == Status::Written {
+            return Ok(if done.close {
+                Flow::Close
+            } else {
+                Flow::Continue
+            });
+        }
+        if done.status != Status::Bad && refresh_after {
+            Box::pin(self.refresh(expunges_allowed)).await?;
+        }
+        let line = format!("{tag} {} {}\r\n", done.status.word(), done.text);
+        self.conn.write(line.as_bytes()).await?;
+        if done.close {
+            return Ok(Flow::Close);
+        }
+        if done.status == Status::Bad {
+            return self.count_bad().await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Runs one command allowed in the session's state.
+    async fn dispatch(&mut self, tag: &str, command: Command) -> io::Result<Done> {
+        Ok(match command {
             Command::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
                 self.conn.write(line.as_bytes()).await?;
@@ -443,7 +473,7 @@ impl Session {
                 self.conn.write(line.as_bytes()).await?;
                 Done::ok("ID completed.")
             }
-            Command::StartTls => self.starttls(&tag).await?,
+            Command::StartTls => self.starttls(tag).await?,
             Command::Login { user, password } => self.login(&user, password.as_bytes()).await?,
             Command::Authenticate {
                 mechanism,
@@ -478,31 +508,12 @@ impl Session {
             Command::Unselect => self.close(false).await?,
             Command::Expunge => self.expunge(None).await?,
             Command::UidExpunge(set) => self.expunge(Some(set)).await?,
-            Command::Search(search) => self.search(&tag, search).await?,
+            Command::Search(search) => self.search(tag, search).await?,
             Command::Fetch(fetch) => self.fetch(fetch).await?,
             Command::Store(store) => self.store(store).await?,
             Command::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false).await?,
             Command::Move { uid, set, mailbox } => self.copy(uid, &set, &mailbox, true).await?,
-        };
-        if done.status == Status::Written {
-            return Ok(if done.close {
-                Flow::Close
-            } else {
-                Flow::Continue
-            });
-        }
-        if done.status != Status::Bad && refresh_after {
-            self.refresh(expunges_allowed).await?;
-        }
-        let line = format!("{tag} {} {}\r\n", done.status.word(), done.text);
-        self.conn.write(line.as_bytes()).await?;
-        if done.close {
-            return Ok(Flow::Close);
-        }
-        if done.status == Status::Bad {
-            return self.count_bad().await;
-        }
-        Ok(Flow::Continue)
+        })
     }
 
     /// The capabilities for the current state.
@@ -603,9 +614,9 @@ impl Session {
             // Both in ascending UIDs: one pass over each.
             let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
             for (index, uid) in selected.uids.iter().enumerate() {
-                while present.next_if(|present| present < uid).is_some() {}
-                if present.next_if_eq(uid).is_none() {
-                    gone.push((index, *uid));
+                while present.next_if(|present| *present < uid).is_some() {}
+                if present.next_if_eq(&uid).is_none() {
+                    gone.push((index, uid));
                 }
             }
             if !gone.is_empty() {
@@ -620,10 +631,8 @@ impl Session {
                         out.extend_from_slice(format!("* {} EXPUNGE\r\n", index + 1).as_bytes());
                     }
                 }
-                selected.uids.retain(|uid| uids.binary_search(uid).is_err());
-                selected
-                    .recent
-                    .retain(|uid| uids.binary_search(uid).is_err());
+                selected.uids.remove(&uids);
+                selected.recent.remove(&uids);
             }
         }
         if snapshot.keywords.len() != selected.known_keywords {
@@ -638,18 +647,18 @@ impl Session {
             // Both in ascending UIDs: one pass over each.
             let mut metas = snapshot.messages.iter().peekable();
             for (index, uid) in selected.uids.iter().enumerate() {
-                while metas.next_if(|meta| meta.uid < *uid).is_some() {}
-                let Some(meta) = metas.next_if(|meta| meta.uid == *uid) else {
+                while metas.next_if(|meta| meta.uid < uid).is_some() {}
+                let Some(meta) = metas.next_if(|meta| meta.uid == uid) else {
                     continue;
                 };
-                if meta.modseq <= known || selected.own_changes.get(uid) == Some(&meta.modseq) {
+                if meta.modseq <= known || selected.own_changes.get(&uid) == Some(&meta.modseq) {
                     continue;
                 }
                 out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
                 if qresync {
                     out.extend_from_slice(format!("UID {} ", meta.uid).as_bytes());
                 }
-                crate::cmd::write_flags(&mut out, meta, snapshot, selected.is_recent(*uid));
+                crate::cmd::write_flags(&mut out, meta, snapshot, selected.is_recent(uid));
                 if condstore {
                     out.extend_from_slice(format!(" MODSEQ ({})", meta.modseq).as_bytes());
                 }
@@ -700,5 +709,26 @@ async fn read_with_timeout(
     match timeout {
         Some(timeout) => tokio::time::timeout(timeout, conn.read_frame()).await.ok(),
         None => Some(conn.read_frame().await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn returned_size<F, R>(_: &F) -> usize
+    where
+        F: Fn(Box<dyn Io>, IpAddr, bool, Arc<ImapContext>, ConnectionHandle) -> R,
+    {
+        std::mem::size_of::<R>()
+    }
+
+    /// A connection waiting for its next command holds the session's future: commands'
+    /// larger states are boxed while they run, so an idle connection stays small.
+    #[test]
+    fn an_idle_session_is_small() {
+        let size = returned_size(&run);
+        assert!(size <= 3 * 1024, "the session future is {size} bytes");
     }
 }

@@ -191,7 +191,7 @@ impl Session {
         let folder = Arc::clone(&selected.folder);
         let targets: Vec<(usize, u32)> = positions
             .iter()
-            .filter_map(|&position| selected.uids.get(position).map(|uid| (position, *uid)))
+            .filter_map(|&position| selected.uids.get(position).map(|uid| (position, uid)))
             .collect();
 
         // Reading a body marks it seen: one store for all, before the responses, so they
@@ -242,7 +242,6 @@ impl Session {
             let largest = selected
                 .uids
                 .last()
-                .copied()
                 .unwrap_or(0)
                 .max(snapshot.uid_next.saturating_sub(1));
             let vanished: Vec<u32> = folder

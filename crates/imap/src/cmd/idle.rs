@@ -53,11 +53,11 @@ impl Session {
                     if !alive {
                         changes = None;
                     }
-                    self.refresh(true).await?;
+                    Box::pin(self.refresh(true)).await?;
                     self.conn.flush().await?;
                 }
                 _ = check.tick() => {
-                    self.refresh(true).await?;
+                    Box::pin(self.refresh(true)).await?;
                     self.conn.flush().await?;
                 }
                 _ = tokio::time::sleep_until(deadline) => {

@@ -16,6 +16,7 @@ use mailstead_store::{MessageMeta, Snapshot, SystemFlags};
 
 use crate::command::{Flag, SequenceSet};
 use crate::session::{Selected, Session};
+use crate::uids::UidList;
 
 impl Session {
     /// Turns CONDSTORE on for a command that enables it (ENABLE, or FETCH MODSEQ, STORE
@@ -165,7 +166,7 @@ impl Selected {
 
 /// [`Selected::resolve`] over a list of UIDs in sequence order.
 pub(crate) fn resolve_positions(
-    uids: &[u32],
+    uids: &UidList,
     set: &SequenceSet,
     uid: bool,
 ) -> Result<Vec<usize>, String> {
@@ -173,10 +174,10 @@ pub(crate) fn resolve_positions(
     // however often the client wrote it (RFC 3501 6.4.5), and the work follows the folder.
     let mut positions = Vec::new();
     if uid {
-        let largest = uids.last().copied().unwrap_or(0);
+        let largest = uids.last().unwrap_or(0);
         for (low, high) in set.resolve(largest) {
-            let from = uids.partition_point(|&u| u < low);
-            let to = uids.partition_point(|&u| u <= high);
+            let from = uids.count_below(low);
+            let to = uids.count_up_to(high);
             positions.extend(from..to);
         }
     } else {
@@ -255,7 +256,7 @@ mod tests {
 
     #[test]
     fn sets_resolve_against_the_view() {
-        let uids = vec![3, 5, 9, 10];
+        let uids: UidList = [3, 5, 9, 10].into_iter().collect();
         let positions =
             |set: Vec<SeqRange>, uid: bool| resolve_positions(&uids, &SequenceSet::new(set), uid);
         use SeqNumber::{Largest, Value};

@@ -356,7 +356,7 @@ impl Session {
         let need = need(&search.criteria);
         let scope = Scope {
             last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),
-            last_uid: selected.uids.last().copied().unwrap_or(0),
+            last_uid: selected.uids.last().unwrap_or(0),
             need,
         };
         let candidates: Vec<(u32, u32, bool)> = selected
@@ -365,7 +365,7 @@ impl Session {
             .enumerate()
             .map(|(index, uid)| {
                 let sequence = u32::try_from(index + 1).unwrap_or(u32::MAX);
-                (sequence, *uid, selected.is_recent(*uid))
+                (sequence, uid, selected.is_recent(uid))
             })
             .collect();
         let criteria = Arc::new(search.criteria);

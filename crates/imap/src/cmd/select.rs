@@ -9,6 +9,7 @@ use crate::cmd::mailbox::store_name;
 use crate::cmd::{flags_announcement, uid_set_string, write_flags};
 use crate::command::{SelectCommand, SequenceSet};
 use crate::session::{Done, Selected, Session};
+use crate::uids::UidList;
 
 impl Session {
     pub(crate) async fn select(
@@ -49,10 +50,12 @@ impl Session {
         } else {
             folder.claim_recent(snapshot.uid_next)
         };
-        let recent: Vec<u32> = uids
+        let recent: UidList = uids
             .get(uids.partition_point(|uid| *uid < first_recent)..)
             .unwrap_or_default()
-            .to_vec();
+            .iter()
+            .copied()
+            .collect();
         let mut out = flags_announcement(&snapshot, read_only);
         out.extend_from_slice(format!("* {} EXISTS\r\n", uids.len()).as_bytes());
         out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
@@ -98,7 +101,7 @@ impl Session {
                     out.extend_from_slice(
                         format!("* {} FETCH (UID {} ", index + 1, meta.uid).as_bytes(),
                     );
-                    let is_recent = recent.binary_search(&meta.uid).is_ok();
+                    let is_recent = recent.position(meta.uid).is_some();
                     write_flags(&mut out, meta, &snapshot, is_recent);
                     out.extend_from_slice(format!(" MODSEQ ({}))\r\n", meta.modseq).as_bytes());
                 }
@@ -108,7 +111,7 @@ impl Session {
         self.selected = Some(Selected {
             folder,
             read_only,
-            uids,
+            uids: uids.into_iter().collect(),
             recent,
             uid_next: snapshot.uid_next,
             known_modseq: snapshot.highest_modseq,
@@ -155,7 +158,7 @@ impl Session {
                 Ok(positions) => Some(
                     positions
                         .iter()
-                        .filter_map(|&position| selected.uids.get(position).copied())
+                        .filter_map(|&position| selected.uids.get(position))
                         .collect::<Vec<u32>>(),
                 ),
                 Err(message) => return Ok(Done::bad(message)),

@@ -37,7 +37,7 @@ impl Session {
         };
         let targets: Vec<(usize, u32)> = positions
             .iter()
-            .filter_map(|&position| selected.uids.get(position).map(|uid| (position, *uid)))
+            .filter_map(|&position| selected.uids.get(position).map(|uid| (position, uid)))
             .collect();
         let uids: Vec<u32> = targets.iter().map(|(_, uid)| *uid).collect();
         let folder = Arc::clone(&selected.folder);
@@ -136,7 +136,7 @@ impl Session {
         };
         let uids: Vec<u32> = positions
             .iter()
-            .filter_map(|&position| selected.uids.get(position).copied())
+            .filter_map(|&position| selected.uids.get(position))
             .collect();
         let source = Arc::clone(&selected.folder);
         let name = match store_name(&mail, mailbox) {
