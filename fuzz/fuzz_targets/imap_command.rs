@@ -5,32 +5,48 @@
 
 use libfuzzer_sys::fuzz_target;
 use mailstead_imap::framing::{CommandFramer, Frame, FramingLimits};
-use mailstead_imap::parser::parse_command;
+use mailstead_imap::parser::{parse_append_head, parse_command};
 
 fuzz_target!(|data: &[u8]| {
-    // Small limits so that the too-long and too-big paths are reached often.
+    // Small limits so that the too-long and too-big paths are reached often; literals just
+    // large enough to be streamed when they are APPEND's.
     let limits = FramingLimits {
         max_line: 256,
-        max_literal: 1024,
-        max_command: 2048,
-        max_discard: 4096,
+        max_literal: 70_000,
+        max_command: 71_000,
+        max_discard: 80_000,
     };
     let mut framer = CommandFramer::new(limits);
     // First byte: chunk size, so splits at every position get exercised.
-    let (chunk, data) = match data.split_first() {
-        Some((&first, rest)) => (usize::from(first % 64) + 1, rest),
+    // Its top bit: whether a streamed literal is refused rather than taken.
+    let (chunk, refuse, data) = match data.split_first() {
+        Some((&first, rest)) => (usize::from(first % 64) + 1, first >= 128, rest),
         None => return,
     };
     for piece in data.chunks(chunk) {
         framer.push(piece);
-        while let Some(frame) = framer.next_frame() {
+        let _ = framer.take_streamed();
+        // While a literal streams, the session takes its bytes instead of frames.
+        while framer.stream_remaining().is_none() {
+            let Some(frame) = framer.next_frame() else {
+                break;
+            };
             match frame {
                 Frame::Command(command) => {
                     assert!(command.len() <= limits.max_command);
                     assert!(command.ends_with(b"\r\n"));
                     let _ = parse_command(&command);
                 }
-                Frame::Continue | Frame::Reject { .. } => {}
+                Frame::Stream { head, .. } => {
+                    let _ = parse_append_head(&head);
+                    if refuse {
+                        framer.refuse_stream();
+                    } else {
+                        framer.accept_stream();
+                        let _ = framer.take_streamed();
+                    }
+                }
+                Frame::Continue | Frame::Reject { .. } | Frame::Rest(_) => {}
                 Frame::Fatal { .. } => return,
             }
         }
