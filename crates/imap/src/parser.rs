@@ -52,12 +52,7 @@ type Result<T> = std::result::Result<T, String>;
 
 /// Parses one command, with its CRLF (or LF, or nothing) at the end.
 pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
-    let mut p = Parser {
-        input,
-        pos: 0,
-        search_keys: 0,
-        search_decoder: None,
-    };
+    let mut p = Parser::new(input);
     let tag = p
         .tag()
         .map_err(|message| ParseError { tag: None, message })?;
@@ -79,12 +74,7 @@ pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
 /// Parses the head of an APPEND whose message is streamed (`Frame::Stream`): the command up
 /// to and including the message literal's announcement and its line end, nothing after.
 pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError> {
-    let mut p = Parser {
-        input: head,
-        pos: 0,
-        search_keys: 0,
-        search_decoder: None,
-    };
+    let mut p = Parser::new(head);
     let tag = p
         .tag()
         .map_err(|message| ParseError { tag: None, message })?;
@@ -121,6 +111,17 @@ struct Parser<'a> {
     search_keys: usize,
     /// How SEARCH strings are read after `CHARSET x` other than UTF-8 (`None`: strict UTF-8).
     search_decoder: Option<&'static Encoding>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(input: &'a [u8]) -> Parser<'a> {
+        Parser {
+            input,
+            pos: 0,
+            search_keys: 0,
+            search_decoder: None,
+        }
+    }
 }
 
 /// The decoder for a SEARCH `CHARSET`, by any of its WHATWG labels (`ISO-8859-1`,

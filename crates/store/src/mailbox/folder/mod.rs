@@ -161,6 +161,12 @@ struct IndexFile {
 }
 
 /// An open folder; the same `Arc<Folder>` is shared by every session that selected it.
+/// What an APPEND stores: the message as the client sent it, or a spool file (streamed).
+enum AppendSource {
+    Message(Vec<u8>),
+    Spooled(PathBuf, crate::form::Sizes),
+}
+
 pub struct Folder {
     inner: Arc<Inner>,
 }
@@ -343,25 +349,9 @@ impl Folder {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<u32, MailboxError> {
-        let inner = Arc::clone(&self.inner);
-        let message = message.to_vec();
-        let keywords = keywords.to_vec();
-        blocking(move || {
-            let (stored, sizes) = crate::form::to_stored(&message);
-            let mut st = lock(&inner.state);
-            inner.sync_locked(&mut st)?;
-            let res = inner.append_locked(
-                &mut st,
-                &maildir::Content::Bytes(&stored),
-                sizes,
-                flags,
-                &keywords,
-                internal_date,
-            );
-            inner.finish_change(&mut st);
-            res
-        })
-        .await
+        let source = AppendSource::Message(message.to_vec());
+        self.append_from(source, flags, keywords, internal_date)
+            .await
     }
 
     /// [`Folder::append`] of a message streamed into the spool ([`crate::MailStore::begin`]):
@@ -378,21 +368,34 @@ impl Folder {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<u32, MailboxError> {
+        let source = AppendSource::Spooled(message.path().to_path_buf(), message.sizes());
+        self.append_from(source, flags, keywords, internal_date)
+            .await
+    }
+
+    /// The one APPEND path for both sources, on a blocking thread under the folder's lock.
+    async fn append_from(
+        &self,
+        source: AppendSource,
+        flags: SystemFlags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> Result<u32, MailboxError> {
         let inner = Arc::clone(&self.inner);
-        let spool_path = message.path().to_path_buf();
-        let sizes = message.sizes();
         let keywords = keywords.to_vec();
         blocking(move || {
+            let converted;
+            let (content, sizes) = match &source {
+                AppendSource::Message(message) => {
+                    converted = crate::form::to_stored(message);
+                    (maildir::Content::Bytes(&converted.0), converted.1)
+                }
+                AppendSource::Spooled(path, sizes) => (maildir::Content::Link(path), *sizes),
+            };
             let mut st = lock(&inner.state);
             inner.sync_locked(&mut st)?;
-            let res = inner.append_locked(
-                &mut st,
-                &maildir::Content::Link(&spool_path),
-                sizes,
-                flags,
-                &keywords,
-                internal_date,
-            );
+            let res =
+                inner.append_locked(&mut st, &content, sizes, flags, &keywords, internal_date);
             inner.finish_change(&mut st);
             res
         })
