@@ -6,9 +6,12 @@
 //! `cargo run --release -p mailstead-store --example select_100k [count]`
 
 use std::fs::{self, File};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mailstead_store::{FlagOperation, FolderLayout, MailStore, Store, SystemFlags};
+use mailstead_store::{
+    Account, FlagOperation, Folder, FolderLayout, MailStore, QuotaLimit, Store, SystemFlags,
+};
 
 /// How many times each small change is timed.
 const ROUNDS: usize = 3;
@@ -58,6 +61,30 @@ fn fill(root: &std::path::Path, count: usize, with_vsize: bool) -> std::io::Resu
     Ok(())
 }
 
+fn timed(label: &str, started: Instant, messages: usize) {
+    println!(
+        "{label:<44} {:>9.1} ms  ({messages} messages)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// Opens the INBOX at `root` through a new `MailStore` (nothing of it in memory) and prints
+/// how long the open took.
+async fn open_fresh(
+    store: &Store,
+    root: &std::path::Path,
+    label: &str,
+) -> Result<(MailStore, Account, Arc<Folder>), Box<dyn std::error::Error>> {
+    let mail = MailStore::new(store);
+    let account = mail
+        .open_account(root, FolderLayout::MaildirPlusPlus, QuotaLimit::UNLIMITED)
+        .await?;
+    let started = Instant::now();
+    let folder = account.open("INBOX").await?;
+    timed(label, started, folder.snapshot().messages.len());
+    Ok((mail, account, folder))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = std::env::args()
@@ -77,29 +104,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     age_all();
     let store = Store::new("bench", dir.path().join("spool"))?;
 
-    let timed = |label: &str, started: Instant, messages: usize| {
-        println!(
-            "{label:<44} {:>9.1} ms  ({messages} messages)",
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-    };
-
     // 1. Cold: no dovecot-uidlist, no index: scan, stat, number, write both.
-    let mail = MailStore::new(&store);
-    let account = mail
-        .open_account(
-            &root,
-            FolderLayout::MaildirPlusPlus,
-            mailstead_store::QuotaLimit::UNLIMITED,
-        )
-        .await?;
-    let started = Instant::now();
-    let folder = account.open("INBOX").await?;
-    timed(
-        "cold open (scan + assign UIDs + uidlist)",
-        started,
-        folder.snapshot().messages.len(),
-    );
+    let (mail, account, folder) =
+        open_fresh(&store, &root, "cold open (scan + assign UIDs + uidlist)").await?;
     drop(folder);
     drop(account);
     drop(mail);
@@ -107,21 +114,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     age_all();
 
     // 2. Index stale (mtimes changed): read it, rescan the directory, reconcile.
-    let mail = MailStore::new(&store);
-    let account = mail
-        .open_account(
-            &root,
-            FolderLayout::MaildirPlusPlus,
-            mailstead_store::QuotaLimit::UNLIMITED,
-        )
-        .await?;
-    let started = Instant::now();
-    let folder = account.open("INBOX").await?;
-    timed(
-        "open with stale index (rescan)",
-        started,
-        folder.snapshot().messages.len(),
-    );
+    let (mail, account, folder) =
+        open_fresh(&store, &root, "open with stale index (rescan)").await?;
     drop(folder);
     drop(account);
     drop(mail);
@@ -129,21 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
     // 3. Warm index: nothing changed on disk since it was written.
-    let mail = MailStore::new(&store);
-    let account = mail
-        .open_account(
-            &root,
-            FolderLayout::MaildirPlusPlus,
-            mailstead_store::QuotaLimit::UNLIMITED,
-        )
-        .await?;
-    let started = Instant::now();
-    let folder = account.open("INBOX").await?;
-    timed(
-        "open with warm index",
-        started,
-        folder.snapshot().messages.len(),
-    );
+    let (mail, account, folder) = open_fresh(&store, &root, "open with warm index").await?;
 
     // 4. In memory: a second session opens the same Folder, then syncs.
     let started = Instant::now();
@@ -217,20 +197,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for sub in ["cur", "new"] {
         age(&plain.join(sub));
     }
-    let mail = MailStore::new(&store);
-    let account = mail
-        .open_account(
-            &plain,
-            FolderLayout::MaildirPlusPlus,
-            mailstead_store::QuotaLimit::UNLIMITED,
-        )
-        .await?;
-    let started = Instant::now();
-    let folder = account.open("INBOX").await?;
-    timed(
-        "cold open, names without W=",
-        started,
-        folder.snapshot().messages.len(),
-    );
+    open_fresh(&store, &plain, "cold open, names without W=").await?;
     Ok(())
 }

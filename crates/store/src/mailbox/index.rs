@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::CacheKey;
 use super::SystemFlags;
-use super::folder::{Entry, FileId, Stamp, UidlistSeen};
+use super::folder::{Entry, Stamp, UidlistSeen};
 
 const MAGIC: &[u8; 8] = b"MSTIDX\r\n";
 const LOG_MAGIC: &[u8; 8] = b"MSTLOG\r\n";
@@ -170,9 +170,6 @@ fn encode_fields(w: &mut Writer, data: &IndexData) {
         None => w.u8(0),
         Some(seen) => {
             w.u8(1);
-            w.u64(seen.file.ino);
-            w.u64(seen.file.len);
-            w.i128(seen.file.mtime);
             w.u64(seen.lines as u64);
             w.u64(seen.stale as u64);
             w.u8(u8::from(seen.ends_in_newline));
@@ -311,11 +308,6 @@ fn decode_fields(r: &mut Reader<'_>) -> Option<IndexData> {
     data.uidlist = match r.u8()? {
         0 => None,
         1 => Some(UidlistSeen {
-            file: FileId {
-                ino: r.u64()?,
-                len: r.u64()?,
-                mtime: r.i128()?,
-            },
             lines: usize::try_from(r.u64()?).ok()?,
             stale: usize::try_from(r.u64()?).ok()?,
             ends_in_newline: r.u8()? != 0,
@@ -380,11 +372,6 @@ mod tests {
                 uidlist_len: 4,
             },
             uidlist: Some(UidlistSeen {
-                file: FileId {
-                    ino: 5,
-                    len: 6,
-                    mtime: -7,
-                },
                 lines: 8,
                 stale: 1,
                 ends_in_newline: true,

@@ -160,13 +160,13 @@ struct IndexFile {
     log: FileId,
 }
 
-/// An open folder; the same `Arc<Folder>` is shared by every session that selected it.
 /// What an APPEND stores: the message as the client sent it, or a spool file (streamed).
 enum AppendSource {
     Message(Vec<u8>),
     Spooled(PathBuf, crate::form::Sizes),
 }
 
+/// An open folder; the same `Arc<Folder>` is shared by every session that selected it.
 pub struct Folder {
     inner: Arc<Inner>,
 }

@@ -6,25 +6,18 @@ pub(super) fn read_uidlist(dir: &Path) -> Result<Option<UidList>, MailboxError> 
     Ok(read_uidlist_seen(dir)?.map(|(list, _)| list))
 }
 
-/// The uidlist and what the file was when read (taken from the open file, so the two agree).
+/// The uidlist and what this process now knows of the file.
 pub(super) fn read_uidlist_seen(
     dir: &Path,
 ) -> Result<Option<(UidList, UidlistSeen)>, MailboxError> {
     let path = dir.join(UIDLIST);
-    let read = File::open(&path).and_then(|mut file| {
-        let meta = file.metadata()?;
-        let mut contents = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        io::Read::read_to_end(&mut file, &mut contents)?;
-        Ok((contents, meta))
-    });
-    match read {
-        Ok((contents, meta)) => {
+    match fs::read(&path) {
+        Ok(contents) => {
             let Some(list) = format::parse_uidlist(&contents) else {
                 tracing::warn!(path = %path.display(), "unreadable dovecot-uidlist: UIDs are reassigned");
                 return Ok(None);
             };
             let seen = UidlistSeen {
-                file: FileId::of(&meta),
                 lines: list.records.len(),
                 stale: 0,
                 ends_in_newline: contents.last().is_none_or(|&last| last == b'\n'),
@@ -40,9 +33,7 @@ pub(super) fn read_uidlist_seen(
 pub(super) fn write_uidlist(dir: &Path, list: &UidList) -> Result<UidlistSeen, MailboxError> {
     let path = dir.join(UIDLIST);
     crate::mailbox::write_atomic(&path, &format::write_uidlist(list))?;
-    let meta = fs::metadata(&path).map_err(|err| MailboxError::io(&path, err))?;
     Ok(UidlistSeen {
-        file: FileId::of(&meta),
         lines: list.records.len(),
         stale: 0,
         ends_in_newline: true,
@@ -66,10 +57,6 @@ pub(super) fn append_uidlist(
     file.write_all(&lines)
         .and_then(|()| file.sync_data())
         .map_err(|err| MailboxError::io(&path, err))?;
-    let meta = file
-        .metadata()
-        .map_err(|err| MailboxError::io(&path, err))?;
-    seen.file = FileId::of(&meta);
     seen.lines += records.len();
     Ok(())
 }
@@ -129,7 +116,6 @@ pub(super) fn uidlist_bounds(dir: &Path) -> Result<Option<(u32, u32)>, MailboxEr
 /// Kept in the index too, so the first change after a restart need not read the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct UidlistSeen {
-    pub(crate) file: FileId,
     /// Records in the file.
     pub(crate) lines: usize,
     /// Records naming messages expunged since.
