@@ -11,6 +11,29 @@ use super::SystemFlags;
 pub(crate) struct UidRecord {
     pub(crate) uid: u32,
     pub(crate) base: String,
+    /// The extension fields between the UID and ` :` (`G<guid>`, `P<pop3 uidl>`, ...), as
+    /// read, so that rewriting the file loses none of them; empty for our own records.
+    pub(crate) extensions: String,
+}
+
+impl UidRecord {
+    /// A record without extension fields.
+    pub(crate) fn new(uid: u32, base: String) -> UidRecord {
+        UidRecord {
+            uid,
+            base,
+            extensions: String::new(),
+        }
+    }
+
+    /// The value of the extension field `key` (Dovecot's `maildir_uidlist_rec_ext_key`:
+    /// `P` is a POP3 UIDL that overrides `pop3_uidl_format`).
+    pub(crate) fn extension(&self, key: char) -> Option<&str> {
+        self.extensions
+            .split(' ')
+            .find_map(|field| field.strip_prefix(key))
+            .filter(|value| !value.is_empty())
+    }
 }
 
 /// A parsed `dovecot-uidlist`.
@@ -81,15 +104,15 @@ pub(crate) fn parse_uidlist(contents: &[u8]) -> Option<UidList> {
 fn parse_uid_line(line: &str, v3: bool) -> Option<UidRecord> {
     let (uid, rest) = line.split_once(' ')?;
     let uid: u32 = uid.parse().ok().filter(|&uid| uid > 0)?;
-    let name = if v3 {
+    let (extensions, name) = if v3 {
         // Extension fields, then ` :<name>`.
         match rest.strip_prefix(':') {
-            Some(name) => name,
-            None => rest.split_once(" :")?.1,
+            Some(name) => ("", name),
+            None => rest.split_once(" :")?,
         }
     } else {
         // v1: `<uid> <flags> <name>`.
-        rest.split_once(' ')?.1
+        ("", rest.split_once(' ')?.1)
     };
     let base = base_name(name);
     if base.is_empty() || base.contains('/') {
@@ -98,6 +121,7 @@ fn parse_uid_line(line: &str, v3: bool) -> Option<UidRecord> {
     Some(UidRecord {
         uid,
         base: base.to_owned(),
+        extensions: extensions.to_owned(),
     })
 }
 
@@ -116,7 +140,15 @@ pub(crate) fn write_uidlist(list: &UidList) -> Vec<u8> {
 pub(crate) fn write_uid_lines(records: &[UidRecord]) -> Vec<u8> {
     let mut out = String::with_capacity(records.len() * 64);
     for record in records {
-        let _ = writeln!(out, "{} :{}", record.uid, record.base);
+        if record.extensions.is_empty() {
+            let _ = writeln!(out, "{} :{}", record.uid, record.base);
+        } else {
+            let _ = writeln!(
+                out,
+                "{} {} :{}",
+                record.uid, record.extensions, record.base
+            );
+        }
     }
     out.into_bytes()
 }
@@ -334,6 +366,25 @@ mod tests {
         assert_eq!(list.records[2].base, "1700000002.M3P1.host");
         let again = parse_uidlist(&write_uidlist(&list)).expect("reparse");
         assert_eq!(again, list);
+    }
+
+    #[test]
+    fn extension_fields_are_kept_and_found() {
+        let contents = b"3 V1 N4 G00\n\
+            1 P0000abcd0001 G77 :one:2,S\n\
+            2 :two\n\
+            3 W12 P :three\n";
+        let list = parse_uidlist(contents).expect("parse");
+        assert_eq!(list.records[0].extension('P'), Some("0000abcd0001"));
+        assert_eq!(list.records[0].extension('G'), Some("77"));
+        assert_eq!(list.records[1].extension('P'), None);
+        assert_eq!(list.records[2].extension('P'), None, "an empty value is none");
+        let written = write_uidlist(&list);
+        assert!(
+            String::from_utf8_lossy(&written).contains("1 P0000abcd0001 G77 :one\n"),
+            "a rewrite keeps the fields"
+        );
+        assert_eq!(parse_uidlist(&written).expect("reparse"), list);
     }
 
     #[test]

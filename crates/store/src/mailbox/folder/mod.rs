@@ -595,6 +595,33 @@ impl Folder {
         .await
     }
 
+    /// The POP3 UIDLs `dovecot-uidlist` records for messages of this UIDVALIDITY (the `P`
+    /// extension field, which Dovecot's `pop3_save_uidl` and migrations write and which
+    /// overrides its `pop3_uidl_format`), by UID. Read from the file each time: POP3 asks
+    /// once per session, and only Dovecot writes the field.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the file exists but cannot be read.
+    pub async fn pop3_uidls(&self) -> Result<HashMap<u32, String>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let uid_validity = self.snapshot().uid_validity;
+        blocking(move || {
+            let Some(list) = read_uidlist(&inner.dir)? else {
+                return Ok(HashMap::new());
+            };
+            if list.uid_validity != uid_validity {
+                return Ok(HashMap::new());
+            }
+            Ok(list
+                .records
+                .iter()
+                .filter_map(|record| Some((record.uid, record.extension('P')?.to_owned())))
+                .collect())
+        })
+        .await
+    }
+
     /// UIDs expunged with a modseq above `modseq` (QRESYNC).
     pub fn vanished_since(&self, modseq: u64) -> Vec<u32> {
         let st = lock(&self.inner.state);

@@ -553,10 +553,7 @@ impl Inner {
                     continue;
                 };
                 *slot = next_uid;
-                records.push(UidRecord {
-                    uid: next_uid,
-                    base: format::base_name(name).to_owned(),
-                });
+                records.push(UidRecord::new(next_uid, format::base_name(name).to_owned()));
                 next_uid = next_uid.saturating_add(1);
             }
             st.uidlist_seen = None;
@@ -585,10 +582,7 @@ impl Inner {
                     records: st
                         .messages
                         .iter()
-                        .map(|e| UidRecord {
-                            uid: e.uid,
-                            base: e.base().to_owned(),
-                        })
+                        .map(|e| UidRecord::new(e.uid, e.base().to_owned()))
                         .collect(),
                 },
                 None,
@@ -624,10 +618,7 @@ impl Inner {
                         list.records.retain(|r| r.base != base);
                         renumbered = true;
                     }
-                    added.push(UidRecord {
-                        uid,
-                        base: base.to_owned(),
-                    });
+                    added.push(UidRecord::new(uid, base.to_owned()));
                     uid
                 }
             };
