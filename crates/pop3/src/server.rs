@@ -1,0 +1,71 @@
+//! POP3 as the shared accept loop sees it (`mailstead_net::serve`, which also runs the
+//! handshake of implicit-TLS listeners): the session to run and the `-ERR` of a refusal.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use mailstead_net::{ConnectionHandle, Connections, Io, Protocol, Refusal};
+use tokio::net::TcpListener;
+
+use crate::{Pop3Context, Security, session};
+
+struct Pop3(Arc<Pop3Context>);
+
+impl Protocol for Pop3 {
+    fn name(&self) -> &'static str {
+        "POP3"
+    }
+
+    fn max_connections_per_address(&self) -> usize {
+        self.0.limits.max_connections_per_ip
+    }
+
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
+        match why {
+            Refusal::ServerFull => session::EVICTED.to_vec(),
+            Refusal::AddressFull => {
+                b"-ERR [SYS/TEMP] Too many connections from your address.\r\n".to_vec()
+            }
+        }
+    }
+
+    fn session(
+        self: Arc<Self>,
+        stream: Box<dyn Io>,
+        peer: mailstead_net::Peer,
+        connection: ConnectionHandle,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        // POP3 listens on TCP only; a peer without an address is local.
+        let ip = peer.ip.unwrap_or(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        session::run(stream, ip, peer.tls, Arc::clone(&self.0), connection)
+    }
+}
+
+pub(crate) async fn run(
+    listener: TcpListener,
+    ctx: Arc<Pop3Context>,
+    security: Security,
+    connections: Connections,
+    shutdown: impl Future,
+) {
+    let implicit_tls = match security {
+        Security::StartTls => None,
+        Security::ImplicitTls => match &ctx.tls {
+            Some(tls) => Some(Arc::clone(tls)),
+            None => {
+                tracing::error!("implicit TLS listener without a certificate; not serving it");
+                return;
+            }
+        },
+    };
+    let options = mailstead_net::ListenerOptions { implicit_tls };
+    mailstead_net::serve(
+        listener.into(),
+        Arc::new(Pop3(ctx)),
+        options,
+        connections,
+        shutdown,
+    )
+    .await;
+}
