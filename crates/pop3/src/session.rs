@@ -166,7 +166,12 @@ impl Session {
     }
 
     async fn reply_ok(&mut self, text: &str) -> io::Result<Flow> {
-        self.conn.write(format!("+OK {text}\r\n").as_bytes()).await?;
+        let line = if text.is_empty() {
+            "+OK\r\n".to_owned()
+        } else {
+            format!("+OK {text}\r\n")
+        };
+        self.conn.write(line.as_bytes()).await?;
         Ok(Flow::Continue)
     }
 
