@@ -40,6 +40,9 @@ listen = ["127.0.0.1:2526"]
 [submission]
 listen = []
 listen_tls = []
+[pop3]
+listen = []
+listen_tls = []
 [log]
 level = "warn"
 CONF

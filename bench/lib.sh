@@ -77,6 +77,9 @@ listen = []
 [submission]
 listen = []
 listen_tls = []
+[pop3]
+listen = []
+listen_tls = []
 [log]
 level = "warn"
 ${2:-}

@@ -93,6 +93,7 @@ pub struct Config {
     pub smtp: SmtpSection,
     pub lmtp: LmtpSection,
     pub imap: ImapSection,
+    pub pop3: Pop3Section,
     pub limits: LimitsSection,
     pub auth: AuthSection,
     pub submission: SubmissionSection,
@@ -278,6 +279,40 @@ impl Default for ImapSection {
             // 50 MiB: what Stalwart allows, 5x SMTP's default; Dovecot's unlimited would let
             // one client fill the disk's spool in one command.
             max_append_size: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[pop3]`: the POP3 listeners, serving each account's INBOX.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Section {
+    /// Addresses for POP3 with STLS, like "0.0.0.0:110"; empty turns them off.
+    pub listen: Vec<String>,
+    /// Addresses for POP3 over implicit TLS, like "0.0.0.0:995".
+    pub listen_tls: Vec<String>,
+    /// Accept USER/PASS and AUTH without TLS from 127.0.0.0/8 and ::1, as
+    /// `[imap] login_on_loopback_without_tls` does for IMAP.
+    pub login_on_loopback_without_tls: bool,
+    /// Logged-in sessions one user may hold at once (Dovecot's mail_max_userip_connections);
+    /// one more login is answered `-ERR [IN-USE]`.
+    pub max_connections_per_user: u32,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: u32,
+    /// How long a logged-in client may stay silent; RFC 1939 asks for at least 10 minutes.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for Pop3Section {
+    fn default() -> Self {
+        Pop3Section {
+            listen: vec!["0.0.0.0:110".to_owned()],
+            listen_tls: vec!["0.0.0.0:995".to_owned()],
+            login_on_loopback_without_tls: false,
+            max_connections_per_user: 10,
+            max_connections_per_ip: 200,
+            idle_timeout: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -484,6 +519,7 @@ impl Default for Config {
             smtp: SmtpSection::default(),
             lmtp: LmtpSection::default(),
             imap: ImapSection::default(),
+            pop3: Pop3Section::default(),
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
             submission: SubmissionSection::default(),
@@ -991,6 +1027,23 @@ impl Config {
             return fail(
                 "imap.max_line_length",
                 "must be at least 1024 (Dovecot's default is 65536)".to_owned(),
+            );
+        }
+
+        // [pop3]
+        if self.pop3.idle_timeout < Duration::from_secs(10 * 60) {
+            return fail(
+                "pop3.idle_timeout",
+                "must be at least \"10m\": RFC 1939 requires clients to be allowed 10 minutes \
+                 of inactivity"
+                    .to_owned(),
+            );
+        }
+        if self.pop3.max_connections_per_user == 0 || self.pop3.max_connections_per_ip == 0 {
+            return fail(
+                "pop3.max_connections_per_user",
+                "pop3.max_connections_per_user and pop3.max_connections_per_ip must be at least 1"
+                    .to_owned(),
             );
         }
 
@@ -1917,6 +1970,7 @@ mod tests {
             "idle_check_interval",
             "max_line_length",
             "max_append_size",
+            "[pop3]",
             "[limits]",
             "command_timeout",
             "data_timeout",

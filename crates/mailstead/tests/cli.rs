@@ -906,7 +906,8 @@ fn server_sees_cli_changes_before_its_cache_expires() {
 
 /// Starts `mailstead serve` and collects its log lines.
 /// Starts `mailstead serve` with every default except the listeners, which go to ports this
-/// test chose (the defaults 25/143/993/587/465 may belong to a server running on the machine).
+/// test chose (the defaults 25/143/993/587/465/110/995 may belong to a server running on
+/// the machine).
 fn spawn_server(env: &Env) -> (Child, mpsc::Receiver<String>) {
     let config = env.path().join("listeners.toml");
     let port = || format!("[\"127.0.0.1:{}\"]", support::free_port());
@@ -914,7 +915,10 @@ fn spawn_server(env: &Env) -> (Child, mpsc::Receiver<String>) {
         &config,
         format!(
             "[smtp]\nlisten = {}\n[imap]\nlisten = {}\nlisten_tls = {}\n\
-             [submission]\nlisten = {}\nlisten_tls = {}\n",
+             [submission]\nlisten = {}\nlisten_tls = {}\n\
+             [pop3]\nlisten = {}\nlisten_tls = {}\n",
+            port(),
+            port(),
             port(),
             port(),
             port(),

@@ -122,6 +122,7 @@ impl Server {
              [smtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
              [submission]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\n\
              [imap]\nlisten = []\nlisten_tls = []\n\n\
+             [pop3]\nlisten = []\nlisten_tls = []\n\n\
              [queue]\nmin_backoff = \"1s\"\nmax_backoff = \"1s\"\n{}\n\n\
              [log]\nlevel = \"info\"\n",
             self.data_dir().display(),

@@ -15,8 +15,9 @@
 //!
 //! UIDLs are what Dovecot 2.3 gives with its default `pop3_uidl_format = %08Xu%08Xv` (UID and
 //! UIDVALIDITY as eight upper-case hex digits), or the UIDL `dovecot-uidlist` records for a
-//! message (its `P` field, written by Dovecot's `pop3_save_uidl` or a migration), so a POP3
-//! client moved from Dovecot to the same Maildir downloads nothing again.
+//! message (its `P` field, written by Dovecot's `pop3_save_uidl` or a migration; messages
+//! with an `O` field are listed first, in that order, as Dovecot does), so a POP3 client
+//! moved from Dovecot to the same Maildir downloads nothing again.
 //!
 //! The maildrop is not locked against other sessions (Dovecot's default,
 //! `pop3_lock_session = no`): a client whose old connection hangs is not locked out, and two

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use mailstead_store::Snapshot;
+use mailstead_store::{Pop3Record, Snapshot};
 
 /// One message of the maildrop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,22 +32,32 @@ pub struct Maildrop {
 }
 
 impl Maildrop {
-    /// The maildrop of a snapshot whose sizes are all known. `recorded` are the UIDLs
-    /// `dovecot-uidlist` holds (a migration's); every other message gets Dovecot's default
-    /// `pop3_uidl_format = %08Xu%08Xv`, so a client moved from Dovecot sees the same UIDLs.
-    pub fn new(snapshot: &Snapshot, recorded: &HashMap<u32, String>) -> Maildrop {
-        let messages: Vec<Message> = snapshot
+    /// The maildrop of a snapshot whose sizes are all known. `recorded` is what
+    /// `dovecot-uidlist` holds for POP3 (a migration's UIDLs and order); every other
+    /// message gets Dovecot's default `pop3_uidl_format = %08Xu%08Xv` and follows in UID
+    /// order, so a client moved from Dovecot sees the same list.
+    pub fn new(snapshot: &Snapshot, recorded: &HashMap<u32, Pop3Record>) -> Maildrop {
+        let mut messages: Vec<(Option<u32>, Message)> = snapshot
             .messages
             .iter()
-            .map(|meta| Message {
-                uid: meta.uid,
-                size: meta.rfc822_size.unwrap_or(0),
-                uidl: match recorded.get(&meta.uid) {
-                    Some(uidl) if valid_uidl(uidl) => uidl.clone(),
+            .map(|meta| {
+                let record = recorded.get(&meta.uid);
+                let uidl = match record.and_then(|record| record.uidl.as_deref()) {
+                    Some(uidl) if valid_uidl(uidl) => uidl.to_owned(),
                     _ => default_uidl(meta.uid, snapshot.uid_validity),
-                },
+                };
+                let message = Message {
+                    uid: meta.uid,
+                    size: meta.rfc822_size.unwrap_or(0),
+                    uidl,
+                };
+                (record.and_then(|record| record.order), message)
             })
             .collect();
+        // Messages with an order first, lowest first; the rest keep UID order (a stable sort
+        // of a list in UID order).
+        messages.sort_by_key(|(order, _)| order.map_or((1, 0), |order| (0, order)));
+        let messages: Vec<Message> = messages.into_iter().map(|(_, message)| message).collect();
         let count = messages.len();
         Maildrop {
             messages,
@@ -187,12 +197,16 @@ mod tests {
         }
     }
 
+    fn uidl(uidl: &str) -> Pop3Record {
+        Pop3Record {
+            uidl: Some(uidl.to_owned()),
+            order: None,
+        }
+    }
+
     #[test]
     fn uidls_are_dovecots_default_unless_recorded() {
-        let recorded = HashMap::from([
-            (3, "migrated-uidl".to_owned()),
-            (7, "has space".to_owned()),
-        ]);
+        let recorded = HashMap::from([(3, uidl("migrated-uidl")), (7, uidl("has space"))]);
         let drop = Maildrop::new(&snapshot(&[(1, 10), (3, 20), (7, 30), (255, 1)]), &recorded);
         let uidls: Vec<&str> = drop.present().map(|(_, m)| m.uidl.as_str()).collect();
         assert_eq!(
@@ -204,6 +218,18 @@ mod tests {
                 "000000FF5F5E1234"
             ]
         );
+    }
+
+    #[test]
+    fn a_recorded_order_comes_first() {
+        let order = |order| Pop3Record {
+            uidl: None,
+            order: Some(order),
+        };
+        let recorded = HashMap::from([(4, order(2)), (2, order(1))]);
+        let drop = Maildrop::new(&snapshot(&[(1, 1), (2, 2), (3, 3), (4, 4)]), &recorded);
+        let uids: Vec<u32> = drop.present().map(|(_, m)| m.uid).collect();
+        assert_eq!(uids, [2, 4, 1, 3]);
     }
 
     #[test]

@@ -426,7 +426,7 @@ impl Session {
             let folder = mail.open("INBOX").await?;
             folder.sync().await?;
             let snapshot = folder.sized_snapshot().await?;
-            let recorded = folder.pop3_uidls().await?;
+            let recorded = folder.pop3_records().await?;
             Ok::<_, mailstead_store::MailboxError>((folder, Maildrop::new(&snapshot, &recorded)))
         };
         let (folder, maildrop) = match opened.await {

@@ -200,22 +200,36 @@ async fn rset_and_a_dropped_connection_delete_nothing() {
 #[tokio::test]
 async fn a_recorded_pop3_uidl_is_used() {
     let server = start(true).await;
-    server.deliver("alice", &message("one", "text")).await;
-    server.deliver("alice", &message("two", "text")).await;
+    for subject in ["one", "two", "three"] {
+        server.deliver("alice", &message(subject, "text")).await;
+    }
     // The first login numbers the messages in dovecot-uidlist.
     let mut client = server.logged_in("alice").await;
     assert_eq!(client.command("QUIT").await, "+OK Logging out.");
     let path = server.maildir("alice").await.join("dovecot-uidlist");
     let uidlist = std::fs::read_to_string(&path).unwrap();
-    // As Dovecot's pop3_save_uidl writes it after a migration; a UIDL with a space would
-    // break the protocol and is not used.
+    // As Dovecot's pop3_save_uidl writes it after a migration.
     let uidlist = uidlist
         .replacen("\n1 :", "\n1 P+migrated/1 :", 1)
-        .replacen("\n2 :", "\n2 G0123 :", 1);
+        .replacen("\n2 :", "\n2 G0123 P :", 1)
+        .replacen("\n3 :", "\n3 Pa\x01b :", 1);
     std::fs::write(&path, uidlist).unwrap();
+    let base_of_2 = server
+        .files("alice")
+        .await
+        .into_iter()
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
     let mut client = server.logged_in("alice").await;
     assert_eq!(client.command("UIDL 1").await, "+OK 1 +migrated/1");
-    assert!(client.command("UIDL 2").await.starts_with("+OK 2 00000002"));
+    // An empty P: the file's base name, as Dovecot reads it.
+    assert_eq!(client.command("UIDL 2").await, format!("+OK 2 {base_of_2}"));
+    // A UIDL with a control character would break the protocol: the default instead.
+    assert!(client.command("UIDL 3").await.starts_with("+OK 3 00000003"));
 }
 
 #[tokio::test]

@@ -11,7 +11,8 @@
 //! accepting, tells idle sessions `421` and waits (at most `SHUTDOWN_GRACE`) for sessions
 //! receiving a message to finish it. The IMAP listeners (STARTTLS and implicit TLS) share the
 //! directory, the certificate and, through the store's `MailStore`, the delivery
-//! notifications that wake IDLE sessions.
+//! notifications that wake IDLE sessions; the POP3 listeners (STLS and implicit TLS) share
+//! the same login service and `MailStore`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ use mailstead_directory::Directory;
 use mailstead_directory::model::unsafe_location;
 use mailstead_imap::{ImapContext, Security};
 use mailstead_net::Connections;
+use mailstead_pop3::Pop3Context;
 use mailstead_smtp::{Limits, Mode, SmtpContext};
 use mailstead_store::{MailStore, Store};
 
@@ -192,6 +194,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         config.imap.login_on_loopback_without_tls,
     );
     let imap = Arc::new(imap.with_authenticator(auth.clone()));
+    let pop3 = Pop3Context::new(
+        directory.clone(),
+        mail_store.clone(),
+        Some(Arc::clone(&tls_config)),
+        mailstead_pop3::Limits {
+            idle_timeout: config.pop3.idle_timeout,
+            max_connections_per_ip: usize::try_from(config.pop3.max_connections_per_ip)
+                .unwrap_or(usize::MAX),
+            max_connections_per_user: usize::try_from(config.pop3.max_connections_per_user)
+                .unwrap_or(usize::MAX),
+            ..mailstead_pop3::Limits::default()
+        },
+        config.pop3.login_on_loopback_without_tls,
+    );
+    let pop3 = Arc::new(pop3.with_authenticator(auth.clone()));
 
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -270,6 +287,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 servers.spawn(mailstead_imap::serve(
                     listener,
                     Arc::clone(&imap),
+                    security,
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::Pop3(listener, security) => {
+                servers.spawn(mailstead_pop3::serve(
+                    listener,
+                    Arc::clone(&pop3),
                     security,
                     connections,
                     stopped(),
@@ -388,6 +414,7 @@ enum Bound {
     LmtpTcp(tokio::net::TcpListener),
     LmtpUnix(tokio::net::UnixListener),
     Imap(tokio::net::TcpListener, Security),
+    Pop3(tokio::net::TcpListener, mailstead_pop3::Security),
     Submission(tokio::net::TcpListener),
     SubmissionTls(tokio::net::TcpListener),
 }
@@ -448,6 +475,24 @@ async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
         for address in addresses {
             bound.push(Bound::Imap(bind_tcp(address, key).await?, security));
             info!(%address, ?security, "IMAP listening");
+        }
+    }
+    let pop3_listeners = [
+        (
+            &config.pop3.listen,
+            mailstead_pop3::Security::StartTls,
+            "pop3.listen",
+        ),
+        (
+            &config.pop3.listen_tls,
+            mailstead_pop3::Security::ImplicitTls,
+            "pop3.listen_tls",
+        ),
+    ];
+    for (addresses, security, key) in pop3_listeners {
+        for address in addresses {
+            bound.push(Bound::Pop3(bind_tcp(address, key).await?, security));
+            info!(%address, ?security, "POP3 listening");
         }
     }
     Ok(bound)

@@ -181,6 +181,8 @@ pub struct Dovecot {
     pub imap_port: u16,
     pub imaps_port: u16,
     pub lmtp_port: u16,
+    /// POP3 (plain, no STLS needed) when started by [`Dovecot::start_with_pop3`]; else 0.
+    pub pop3_port: u16,
     pub cert: PathBuf,
     master_pid: Option<u32>,
 }
@@ -190,6 +192,28 @@ impl Dovecot {
     /// `mail_location` and homes `home_root/%d/%n`. `dir` and `home_root` must be reachable by
     /// [`MAIL_UID`] (mode 755 up the path).
     pub fn start(dir: &Path, users: &[String], mail_location: &str, home_root: &Path) -> Dovecot {
+        Dovecot::start_full(dir, users, mail_location, home_root, false)
+    }
+
+    /// [`Dovecot::start`] with POP3 too (Debian's dovecot-pop3d), its defaults unchanged
+    /// (`pop3_uidl_format = %08Xu%08Xv`).
+    pub fn start_with_pop3(
+        dir: &Path,
+        users: &[String],
+        mail_location: &str,
+        home_root: &Path,
+    ) -> Dovecot {
+        require("/usr/lib/dovecot/pop3", "Debian's dovecot-pop3d");
+        Dovecot::start_full(dir, users, mail_location, home_root, true)
+    }
+
+    fn start_full(
+        dir: &Path,
+        users: &[String],
+        mail_location: &str,
+        home_root: &Path,
+        pop3: bool,
+    ) -> Dovecot {
         require("dovecot", "Debian's dovecot-imapd and dovecot-lmtpd");
         require("doveadm", "Debian's dovecot-core");
         for sub in ["run", "state"] {
@@ -214,12 +238,17 @@ impl Dovecot {
         let imap_port = support::free_port();
         let imaps_port = support::free_port();
         let lmtp_port = support::free_port();
+        let (pop3_protocol, pop3_port) = if pop3 {
+            (" pop3", support::free_port())
+        } else {
+            ("", 0)
+        };
         let d = dir.display();
         let home = home_root.display();
         fs::write(
             dir.join("dovecot.conf"),
             format!(
-                r#"protocols = imap lmtp
+                r#"protocols = imap lmtp{pop3_protocol}
 listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
@@ -288,7 +317,8 @@ service imap-login {{
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    port = 0
+    address = 127.0.0.1
+    port = {pop3_port}
   }}
   inet_listener pop3s {{
     port = 0
@@ -327,6 +357,7 @@ protocol lmtp {{
             imap_port,
             imaps_port,
             lmtp_port,
+            pop3_port,
             cert,
             master_pid: None,
         };
@@ -353,6 +384,9 @@ protocol lmtp {{
         wait_for_greeting(imap_port, "* OK", "dovecot imap", || dovecot.log());
         wait_for_greeting(lmtp_port, "220", "dovecot lmtp", || dovecot.log());
         wait_for_listener(imaps_port, "dovecot imaps", || dovecot.log());
+        if pop3 {
+            wait_for_greeting(pop3_port, "+OK", "dovecot pop3", || dovecot.log());
+        }
         dovecot
     }
 
@@ -412,6 +446,8 @@ pub struct Mailstead {
     pub imap_port: u16,
     pub imaps_port: u16,
     pub smtp_port: u16,
+    /// POP3 with passwords accepted on loopback without TLS.
+    pub pop3_port: u16,
     child: Option<Child>,
 }
 
@@ -436,6 +472,7 @@ impl Mailstead {
         let imap_port = support::free_port();
         let imaps_port = support::free_port();
         let smtp_port = support::free_port();
+        let pop3_port = support::free_port();
         fs::write(
             dir.join("mailstead.toml"),
             format!(
@@ -445,6 +482,8 @@ impl Mailstead {
                  max_connections_per_user = 20\nmax_connections_per_ip = 200\n{imap_extra}\n\
                  [smtp]\nlisten = [\"127.0.0.1:{smtp_port}\"]\n\n\
                  [submission]\nlisten = []\nlisten_tls = []\n\n\
+                 [pop3]\nlisten = [\"127.0.0.1:{pop3_port}\"]\nlisten_tls = []\n\
+                 login_on_loopback_without_tls = true\n\n\
                  [log]\nlevel = \"info\"\n{extra}",
                 data = dir.join("data").display()
             ),
@@ -455,6 +494,7 @@ impl Mailstead {
             imap_port,
             imaps_port,
             smtp_port,
+            pop3_port,
             child: None,
         };
         let mut domains: Vec<&str> = users
@@ -511,7 +551,7 @@ impl Mailstead {
             );
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        for port in [self.smtp_port, self.imap_port, self.imaps_port] {
+        for port in [self.smtp_port, self.imap_port, self.imaps_port, self.pop3_port] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 exited(self);
                 assert!(

@@ -26,13 +26,13 @@ impl UidRecord {
         }
     }
 
-    /// The value of the extension field `key` (Dovecot's `maildir_uidlist_rec_ext_key`:
-    /// `P` is a POP3 UIDL that overrides `pop3_uidl_format`).
+    /// The value of the extension field `key` (Dovecot's `maildir_uidlist_rec_ext_key`: `P`
+    /// is a POP3 UIDL that overrides `pop3_uidl_format`, `O` the POP3 order); it may be
+    /// empty.
     pub(crate) fn extension(&self, key: char) -> Option<&str> {
         self.extensions
             .split(' ')
             .find_map(|field| field.strip_prefix(key))
-            .filter(|value| !value.is_empty())
     }
 }
 
@@ -378,7 +378,8 @@ mod tests {
         assert_eq!(list.records[0].extension('P'), Some("0000abcd0001"));
         assert_eq!(list.records[0].extension('G'), Some("77"));
         assert_eq!(list.records[1].extension('P'), None);
-        assert_eq!(list.records[2].extension('P'), None, "an empty value is none");
+        assert_eq!(list.records[2].extension('P'), Some(""));
+        assert_eq!(list.records[2].extension('O'), None);
         let written = write_uidlist(&list);
         assert!(
             String::from_utf8_lossy(&written).contains("1 P0000abcd0001 G77 :one\n"),

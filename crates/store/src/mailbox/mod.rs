@@ -189,6 +189,15 @@ impl Snapshot {
     }
 }
 
+/// What `dovecot-uidlist` records for POP3 about one message (see [`Folder::pop3_records`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pop3Record {
+    /// The UIDL to give instead of the default one.
+    pub uidl: Option<String>,
+    /// Messages with an order are listed first, lowest first; the others follow by UID.
+    pub order: Option<u32>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FolderInfo {
     pub name: String,

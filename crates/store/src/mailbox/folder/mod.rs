@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use super::format::{self, UidList, UidRecord};
 use super::index::{self, IndexData};
 use super::{
-    CacheKey, FlagOperation, MailboxError, MessageMeta, Snapshot, SpecialUse, StoreResult,
-    SystemFlags, blocking, lock,
+    CacheKey, FlagOperation, MailboxError, MessageMeta, Pop3Record, Snapshot, SpecialUse,
+    StoreResult, SystemFlags, blocking, lock,
 };
 use crate::{maildir, quota};
 
@@ -595,15 +595,16 @@ impl Folder {
         .await
     }
 
-    /// The POP3 UIDLs `dovecot-uidlist` records for messages of this UIDVALIDITY (the `P`
-    /// extension field, which Dovecot's `pop3_save_uidl` and migrations write and which
-    /// overrides its `pop3_uidl_format`), by UID. Read from the file each time: POP3 asks
-    /// once per session, and only Dovecot writes the field.
+    /// What `dovecot-uidlist` records for POP3 about messages of this UIDVALIDITY, by UID:
+    /// the UIDL (the `P` field, written by Dovecot's `pop3_save_uidl` and by migrations,
+    /// which overrides its `pop3_uidl_format`; empty means the file's base name, as Dovecot
+    /// reads it) and the listing order (`O`). Read from the file each time: POP3 asks once
+    /// per session, and only Dovecot writes these fields.
     ///
     /// # Errors
     ///
     /// `Io` when the file exists but cannot be read.
-    pub async fn pop3_uidls(&self) -> Result<HashMap<u32, String>, MailboxError> {
+    pub async fn pop3_records(&self) -> Result<HashMap<u32, Pop3Record>, MailboxError> {
         let inner = Arc::clone(&self.inner);
         let uid_validity = self.snapshot().uid_validity;
         blocking(move || {
@@ -616,7 +617,15 @@ impl Folder {
             Ok(list
                 .records
                 .iter()
-                .filter_map(|record| Some((record.uid, record.extension('P')?.to_owned())))
+                .filter_map(|record| {
+                    let uidl = record.extension('P').map(|uidl| match uidl {
+                        "" => record.base.clone(),
+                        uidl => uidl.to_owned(),
+                    });
+                    let order = record.extension('O').and_then(|order| order.parse().ok());
+                    (uidl.is_some() || order.is_some())
+                        .then_some((record.uid, Pop3Record { uidl, order }))
+                })
                 .collect())
         })
         .await
