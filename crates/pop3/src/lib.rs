@@ -14,7 +14,7 @@
 //! nothing.
 //!
 //! UIDLs are what Dovecot 2.3 gives with its default `pop3_uidl_format = %08Xu%08Xv` (UID and
-//! UIDVALIDITY as eight upper-case hex digits), or the UIDL `dovecot-uidlist` records for a
+//! UIDVALIDITY as eight hex digits, lower-case as Dovecot 2.3 writes them), or the UIDL `dovecot-uidlist` records for a
 //! message (its `P` field, written by Dovecot's `pop3_save_uidl` or a migration; messages
 //! with an `O` field are listed first, in that order, as Dovecot does), so a POP3 client
 //! moved from Dovecot to the same Maildir downloads nothing again.

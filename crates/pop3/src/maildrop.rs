@@ -68,10 +68,9 @@ impl Maildrop {
 
     /// Messages not marked deleted and their total size (STAT).
     pub fn stat(&self) -> (usize, u64) {
-        self.present()
-            .fold((0, 0), |(count, size), (_, message)| {
-                (count + 1, size + message.size)
-            })
+        self.present().fold((0, 0), |(count, size), (_, message)| {
+            (count + 1, size + message.size)
+        })
     }
 
     /// Messages not marked deleted, with their numbers (LIST, UIDL).
@@ -159,9 +158,10 @@ fn number_of(index: usize) -> u32 {
 }
 
 /// Dovecot 2.3's default `pop3_uidl_format = %08Xu%08Xv`: the UID and the UIDVALIDITY as
-/// eight upper-case hex digits each.
+/// eight hex digits each. Dovecot 2.3's `%X` writes lower-case digits (what its POP3 server
+/// sends, checked against it in the migration test), so these are lower-case too.
 pub fn default_uidl(uid: u32, uid_validity: u32) -> String {
-    format!("{uid:08X}{uid_validity:08X}")
+    format!("{uid:08x}{uid_validity:08x}")
 }
 
 /// RFC 1939 7: one to 70 characters from 0x21 to 0x7E. A recorded UIDL that breaks this is
@@ -212,10 +212,10 @@ mod tests {
         assert_eq!(
             uidls,
             [
-                "000000015F5E1234",
+                "000000015f5e1234",
                 "migrated-uidl",
-                "000000075F5E1234",
-                "000000FF5F5E1234"
+                "000000075f5e1234",
+                "000000ff5f5e1234"
             ]
         );
     }

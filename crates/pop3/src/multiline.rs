@@ -115,20 +115,32 @@ mod tests {
 
     #[test]
     fn lines_starting_with_a_dot_get_another() {
-        let out = send(MultiLine::whole, b"Subject: x\r\n\r\n.\r\n..two\r\nend.\r\n.");
-        assert_eq!(out, b"Subject: x\r\n\r\n..\r\n...two\r\nend.\r\n..\r\n.\r\n");
+        let out = send(
+            MultiLine::whole,
+            b"Subject: x\r\n\r\n.\r\n..two\r\nend.\r\n.",
+        );
+        assert_eq!(
+            out,
+            b"Subject: x\r\n\r\n..\r\n...two\r\nend.\r\n..\r\n.\r\n"
+        );
     }
 
     #[test]
     fn a_message_without_a_final_line_end_gets_one() {
-        assert_eq!(send(MultiLine::whole, b"a\r\n\r\nbody"), b"a\r\n\r\nbody\r\n.\r\n");
+        assert_eq!(
+            send(MultiLine::whole, b"a\r\n\r\nbody"),
+            b"a\r\n\r\nbody\r\n.\r\n"
+        );
         assert_eq!(send(MultiLine::whole, b""), b".\r\n");
     }
 
     #[test]
     fn top_sends_the_header_and_n_body_lines() {
         let message = b"A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\n.three\r\n";
-        assert_eq!(send(|| MultiLine::top(0), message), b"A: 1\r\nB: 2\r\n\r\n.\r\n");
+        assert_eq!(
+            send(|| MultiLine::top(0), message),
+            b"A: 1\r\nB: 2\r\n\r\n.\r\n"
+        );
         assert_eq!(
             send(|| MultiLine::top(1), message),
             b"A: 1\r\nB: 2\r\n\r\none\r\n.\r\n"
@@ -137,8 +149,14 @@ mod tests {
             send(|| MultiLine::top(3), message),
             b"A: 1\r\nB: 2\r\n\r\none\r\ntwo\r\n..three\r\n.\r\n"
         );
-        assert_eq!(send(|| MultiLine::top(100), message), send(MultiLine::whole, message));
+        assert_eq!(
+            send(|| MultiLine::top(100), message),
+            send(MultiLine::whole, message)
+        );
         // A header without the empty line: all of it.
-        assert_eq!(send(|| MultiLine::top(0), b"A: 1\r\nB: 2"), b"A: 1\r\nB: 2\r\n.\r\n");
+        assert_eq!(
+            send(|| MultiLine::top(0), b"A: 1\r\nB: 2"),
+            b"A: 1\r\nB: 2\r\n.\r\n"
+        );
     }
 }

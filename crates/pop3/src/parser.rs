@@ -46,7 +46,11 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         b"STAT" => Command::Stat,
         b"NOOP" => Command::Noop,
         b"RSET" => Command::Rset,
-        b"USER" => return args.exactly_one().map(|user| Command::User(user.to_owned())),
+        b"USER" => {
+            return args
+                .exactly_one()
+                .map(|user| Command::User(user.to_owned()));
+        }
         b"AUTH" => {
             let mut args = args;
             let mechanism = args.next().map(str::to_owned);
@@ -63,8 +67,14 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError> {
         b"DELE" => return args.one_number().map(Command::Dele),
         b"TOP" => {
             let mut args = args;
-            let message = number(args.next().ok_or(ParseError::Syntax("TOP needs two numbers"))?)?;
-            let lines = number(args.next().ok_or(ParseError::Syntax("TOP needs two numbers"))?)?;
+            let message = number(
+                args.next()
+                    .ok_or(ParseError::Syntax("TOP needs two numbers"))?,
+            )?;
+            let lines = number(
+                args.next()
+                    .ok_or(ParseError::Syntax("TOP needs two numbers"))?,
+            )?;
             args.finish()?;
             return Ok(Command::Top { message, lines });
         }
@@ -110,9 +120,7 @@ impl<'a> Arguments<'a> {
     }
 
     fn exactly_one(mut self) -> Result<&'a str, ParseError> {
-        let one = self
-            .next()
-            .ok_or(ParseError::Syntax("Missing argument"))?;
+        let one = self.next().ok_or(ParseError::Syntax("Missing argument"))?;
         self.finish()?;
         Ok(one)
     }
@@ -135,7 +143,8 @@ fn number(arg: &str) -> Result<u32, ParseError> {
     if !arg.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(ParseError::Syntax("Invalid number"));
     }
-    arg.parse().map_err(|_| ParseError::Syntax("Invalid number"))
+    arg.parse()
+        .map_err(|_| ParseError::Syntax("Invalid number"))
 }
 
 #[cfg(test)]
@@ -189,8 +198,21 @@ mod tests {
     #[test]
     fn wrong_arguments_are_syntax_errors() {
         for line in [
-            "RETR", "RETR x", "RETR -1", "RETR +1", "RETR 1 2", "LIST 1 2", "TOP 1", "TOP 1 x",
-            "DELE 99999999999", "USER", "USER a b", "STAT x", "QUIT now", "PASS", "AUTH a b c",
+            "RETR",
+            "RETR x",
+            "RETR -1",
+            "RETR +1",
+            "RETR 1 2",
+            "LIST 1 2",
+            "TOP 1",
+            "TOP 1 x",
+            "DELE 99999999999",
+            "USER",
+            "USER a b",
+            "STAT x",
+            "QUIT now",
+            "PASS",
+            "AUTH a b c",
         ] {
             assert!(
                 matches!(parse(line), Err(ParseError::Syntax(_))),
@@ -210,7 +232,13 @@ mod tests {
 
     #[test]
     fn unknown_keywords() {
-        for line in ["", " ", "APOP mrose c4c9334bac560ecc979e58001b3e22fb", "XTND", "RETRX 1"] {
+        for line in [
+            "",
+            " ",
+            "APOP mrose c4c9334bac560ecc979e58001b3e22fb",
+            "XTND",
+            "RETRX 1",
+        ] {
             assert_eq!(parse(line), Err(ParseError::Unknown), "{line}");
         }
     }

@@ -176,7 +176,9 @@ impl Session {
     }
 
     async fn reply_err(&mut self, text: &str) -> io::Result<Flow> {
-        self.conn.write(format!("-ERR {text}\r\n").as_bytes()).await?;
+        self.conn
+            .write(format!("-ERR {text}\r\n").as_bytes())
+            .await?;
         Ok(Flow::Continue)
     }
 
@@ -191,7 +193,8 @@ impl Session {
     }
 
     async fn capa(&mut self) -> io::Result<Flow> {
-        let mut capa = String::from("+OK\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n");
+        let mut capa =
+            String::from("+OK\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n");
         if self.user.is_none() {
             if self.login_allowed() {
                 capa.push_str("USER\r\nSASL PLAIN LOGIN\r\n");
@@ -232,9 +235,7 @@ impl Session {
             Command::Auth {
                 mechanism: None, ..
             } => {
-                self.conn
-                    .write(b"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n")
-                    .await?;
+                self.conn.write(b"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n").await?;
                 Ok(Flow::Continue)
             }
             Command::Auth {
@@ -252,7 +253,9 @@ impl Session {
         let Some(tls) = self.ctx.tls.as_ref().map(|tls| tls.get()) else {
             return self.refuse("TLS support isn't enabled.").await;
         };
-        self.conn.write(b"+OK Begin TLS negotiation now.\r\n").await?;
+        self.conn
+            .write(b"+OK Begin TLS negotiation now.\r\n")
+            .await?;
         // A failed handshake leaves nothing to talk over: the error ends the session.
         self.conn.start_tls(tls).await?;
         // What the client said before TLS does not count after it (RFC 2595 4).
@@ -277,7 +280,11 @@ impl Session {
             Some("=") => Some(Vec::new()),
             Some(encoded) => match BASE64.decode(encoded) {
                 Ok(decoded) => Some(decoded),
-                Err(_) => return self.refuse("Invalid base64 data in initial response.").await,
+                Err(_) => {
+                    return self
+                        .refuse("Invalid base64 data in initial response.")
+                        .await;
+                }
             },
         };
         if mechanism.eq_ignore_ascii_case("PLAIN") {
@@ -345,7 +352,9 @@ impl Session {
             }
         };
         if line == b"*" {
-            return Ok(Err(self.reply_err("Authentication aborted by client.").await?));
+            return Ok(Err(self
+                .reply_err("Authentication aborted by client.")
+                .await?));
         }
         match BASE64.decode(line.trim_ascii()) {
             Ok(decoded) => Ok(Ok(decoded)),
@@ -587,7 +596,13 @@ impl Session {
         if !expunge.is_empty() {
             let expunged = async {
                 user.folder
-                    .store(&expunge, FlagOperation::Add, SystemFlags::DELETED, &[], None)
+                    .store(
+                        &expunge,
+                        FlagOperation::Add,
+                        SystemFlags::DELETED,
+                        &[],
+                        None,
+                    )
                     .await?;
                 user.folder.expunge(Some(&expunge)).await
             };

@@ -27,10 +27,15 @@ async fn capa_offers_no_password_before_tls_and_user_is_refused() {
         "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
     );
     assert_eq!(
-        client.command("AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==").await,
+        client
+            .command("AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA==")
+            .await,
         "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
     );
-    assert_eq!(client.command("STAT").await, "-ERR Unknown AUTHORIZATION state command.");
+    assert_eq!(
+        client.command("STAT").await,
+        "-ERR Unknown AUTHORIZATION state command."
+    );
 }
 
 #[tokio::test]
@@ -52,7 +57,10 @@ async fn stls_then_login() {
     let capa = String::from_utf8(capa).unwrap();
     assert!(capa.contains("USER\r\nSASL PLAIN LOGIN\r\n"), "{capa}");
     assert!(!capa.contains("STLS"), "{capa}");
-    assert_eq!(client.command("PASS secret").await, "-ERR No username given.");
+    assert_eq!(
+        client.command("PASS secret").await,
+        "-ERR No username given."
+    );
     assert_eq!(client.command("USER alice@example.com").await, "+OK");
     assert_eq!(client.command("PASS secret").await, "+OK Logged in.");
     assert!(client.command("STAT").await.starts_with("+OK 1 "));
@@ -97,29 +105,33 @@ async fn stat_list_uidl_retr_top_use_wire_sizes_and_dovecot_uidls() {
         format!("+OK 2 {}", one_size + two_size)
     );
     let (status, list) = client.multi("LIST").await;
-    assert_eq!(status, format!("+OK 2 messages ({} octets):", one_size + two_size));
+    assert_eq!(
+        status,
+        format!("+OK 2 messages ({} octets):", one_size + two_size)
+    );
     assert_eq!(
         String::from_utf8(list).unwrap(),
         format!("1 {one_size}\r\n2 {two_size}\r\n.\r\n")
     );
     assert_eq!(client.command("LIST 2").await, format!("+OK 2 {two_size}"));
     assert_eq!(client.command("LIST 3").await, "-ERR There's no message 3.");
-    let uid_validity = std::fs::read_to_string(server.maildir("alice").await.join("dovecot-uidlist"))
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .trim_start_matches('V')
-        .parse::<u32>()
-        .unwrap();
+    let uid_validity =
+        std::fs::read_to_string(server.maildir("alice").await.join("dovecot-uidlist"))
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .trim_start_matches('V')
+            .parse::<u32>()
+            .unwrap();
     let (_, uidl) = client.multi("UIDL").await;
     assert_eq!(
         String::from_utf8(uidl).unwrap(),
-        format!("1 00000001{uid_validity:08X}\r\n2 00000002{uid_validity:08X}\r\n.\r\n")
+        format!("1 00000001{uid_validity:08x}\r\n2 00000002{uid_validity:08x}\r\n.\r\n")
     );
     assert_eq!(
         client.command("UIDL 2").await,
-        format!("+OK 2 00000002{uid_validity:08X}")
+        format!("+OK 2 00000002{uid_validity:08x}")
     );
     let (status, body) = client.multi("RETR 1").await;
     assert_eq!(status, format!("+OK {one_size} octets"));
@@ -163,13 +175,19 @@ async fn dele_is_applied_at_quit_and_retr_marks_seen() {
     let files = server.files("alice").await;
     assert_eq!(files.len(), 2, "{files:?}");
     // Message 1 was retrieved: \Seen. Message 3 only had TOP: unchanged.
-    let seen: Vec<bool> = files.iter().map(|name| name.ends_with(",S") || name.contains(":2,S")).collect();
+    let seen: Vec<bool> = files
+        .iter()
+        .map(|name| name.ends_with(",S") || name.contains(":2,S"))
+        .collect();
     assert_eq!(seen, [true, false], "{files:?}");
     let mut client = server.logged_in("alice").await;
     assert!(client.command("STAT").await.starts_with("+OK 2 "));
     let (_, uidl) = client.multi("UIDL").await;
     let uidl = String::from_utf8(uidl).unwrap();
-    assert!(uidl.starts_with("1 00000001") && uidl.contains("\r\n2 00000003"), "{uidl}");
+    assert!(
+        uidl.starts_with("1 00000001") && uidl.contains("\r\n2 00000003"),
+        "{uidl}"
+    );
 }
 
 #[tokio::test]
@@ -259,8 +277,14 @@ async fn sasl_plain_and_login_with_continuations() {
     assert_eq!(status, "+OK");
     assert_eq!(mechanisms, b"PLAIN\r\nLOGIN\r\n.\r\n");
     assert_eq!(client.command("AUTH PLAIN").await, "+");
-    assert_eq!(client.command("*").await, "-ERR Authentication aborted by client.");
-    assert_eq!(client.command("AUTH CRAM-MD5").await, "-ERR Unsupported authentication mechanism.");
+    assert_eq!(
+        client.command("*").await,
+        "-ERR Authentication aborted by client."
+    );
+    assert_eq!(
+        client.command("AUTH CRAM-MD5").await,
+        "-ERR Unsupported authentication mechanism."
+    );
     assert_eq!(client.command("AUTH PLAIN").await, "+");
     let plain = BASE64.encode(b"\0bob@example.com\0secret");
     assert_eq!(client.command(&plain).await, "+OK Logged in.");
@@ -270,7 +294,10 @@ async fn sasl_plain_and_login_with_continuations() {
         client.command(&BASE64.encode("alice@example.com")).await,
         "+ UGFzc3dvcmQ6"
     );
-    assert_eq!(client.command(&BASE64.encode("secret")).await, "+OK Logged in.");
+    assert_eq!(
+        client.command(&BASE64.encode("secret")).await,
+        "+OK Logged in."
+    );
 }
 
 #[tokio::test]
@@ -294,7 +321,10 @@ async fn bad_input_gets_err_and_a_long_line_closes() {
     let mut client = server.client().await;
     assert_eq!(client.command("XYZZY").await, "-ERR Unknown command.");
     assert_eq!(client.command("APOP a b").await, "-ERR Unknown command.");
-    assert_eq!(client.command("RETR 1").await, "-ERR Unknown AUTHORIZATION state command.");
+    assert_eq!(
+        client.command("RETR 1").await,
+        "-ERR Unknown AUTHORIZATION state command."
+    );
     let mut client = server.logged_in("alice").await;
     assert_eq!(client.command("RETR x").await, "-ERR Invalid number.");
     assert_eq!(client.command("RETR 0").await, "-ERR There's no message 0.");
@@ -353,7 +383,10 @@ async fn the_login_time_is_bounded() {
     })
     .await;
     let mut client = server.client().await;
-    assert_eq!(client.command("NOOP").await, "-ERR Unknown AUTHORIZATION state command.");
+    assert_eq!(
+        client.command("NOOP").await,
+        "-ERR Unknown AUTHORIZATION state command."
+    );
     assert_eq!(
         client.line().await,
         "-ERR Disconnected for inactivity during authentication.\r\n"
@@ -366,7 +399,9 @@ async fn a_large_message_is_streamed_whole() {
     let server = start(true).await;
     let mut body = String::new();
     for i in 0..40_000 {
-        body.push_str(&format!(".line {i} of a large message, with a leading dot\r\n"));
+        body.push_str(&format!(
+            ".line {i} of a large message, with a leading dot\r\n"
+        ));
     }
     let message = message("large", &body);
     server.deliver("alice", &message).await;

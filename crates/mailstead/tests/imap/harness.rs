@@ -551,7 +551,12 @@ impl Mailstead {
             );
         };
         let deadline = Instant::now() + Duration::from_secs(60);
-        for port in [self.smtp_port, self.imap_port, self.imaps_port, self.pop3_port] {
+        for port in [
+            self.smtp_port,
+            self.imap_port,
+            self.imaps_port,
+            self.pop3_port,
+        ] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 exited(self);
                 assert!(

@@ -163,7 +163,10 @@ impl Server {
 
     pub async fn logged_in(&self, user: &str) -> Client<TcpStream> {
         let mut client = self.client().await;
-        assert_eq!(client.command(&format!("USER {user}@example.com")).await, "+OK");
+        assert_eq!(
+            client.command(&format!("USER {user}@example.com")).await,
+            "+OK"
+        );
         assert_eq!(client.command("PASS secret").await, "+OK Logged in.");
         client
     }

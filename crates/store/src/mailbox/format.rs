@@ -143,11 +143,7 @@ pub(crate) fn write_uid_lines(records: &[UidRecord]) -> Vec<u8> {
         if record.extensions.is_empty() {
             let _ = writeln!(out, "{} :{}", record.uid, record.base);
         } else {
-            let _ = writeln!(
-                out,
-                "{} {} :{}",
-                record.uid, record.extensions, record.base
-            );
+            let _ = writeln!(out, "{} {} :{}", record.uid, record.extensions, record.base);
         }
     }
     out.into_bytes()
