@@ -95,9 +95,17 @@ async fn when_one_message_fails_none_stays() {
     assert!(inbox.snapshot().messages.is_empty());
 
     // A bad keyword on the last one: nothing is written.
-    let bad = NewMessage::bytes(MESSAGE.to_vec(), SystemFlags::empty(), &["a(b".into()], None);
+    let bad = NewMessage::bytes(
+        MESSAGE.to_vec(),
+        SystemFlags::empty(),
+        &["a(b".into()],
+        None,
+    );
     let res = inbox.append_all(vec![bytes(MESSAGE), bad]).await;
-    assert!(matches!(res, Err(MailboxError::InvalidKeyword(_))), "{res:?}");
+    assert!(
+        matches!(res, Err(MailboxError::InvalidKeyword(_))),
+        "{res:?}"
+    );
     assert_eq!(files_in_cur(&root), 0);
 
     // Over quota counted for all of them together, though each alone would fit.
@@ -110,7 +118,10 @@ async fn when_one_message_fails_none_stays() {
     )
     .await;
     let res = small.append_all(vec![bytes(MESSAGE), bytes(MESSAGE)]).await;
-    assert!(matches!(res, Err(MailboxError::OverQuota { .. })), "{res:?}");
+    assert!(
+        matches!(res, Err(MailboxError::OverQuota { .. })),
+        "{res:?}"
+    );
     assert_eq!(files_in_cur(&limited), 0);
     assert!(small.snapshot().messages.is_empty());
     // Afterwards the folder takes messages as before.
@@ -168,7 +179,10 @@ async fn ids_and_save_dates_survive_flag_changes_and_restarts() {
             (meta.email_id, meta.save_date)
         );
         let mailbox_id = inbox.snapshot().mailbox_id.to_string();
-        assert!(mailbox_id.starts_with('F') && mailbox_id.len() > 16, "{mailbox_id}");
+        assert!(
+            mailbox_id.starts_with('F') && mailbox_id.len() > 16,
+            "{mailbox_id}"
+        );
         assert!(mailbox_id.bytes().all(|b| b.is_ascii_alphanumeric()));
         inbox.sync().await.expect("sync");
         (uid, meta.email_id, meta.save_date, mailbox_id)
@@ -204,7 +218,11 @@ async fn a_dovecot_folder_keeps_its_guid_as_mailbox_id() {
         "3 V1700000000 N5 G0123456789abcdef0123456789abcdef\n4 :1700000001.M1P2.host\n",
     )
     .expect("uidlist");
-    fs::write(root.join("cur/1700000001.M1P2.host:2,S"), "Subject: x\n\nx\n").expect("message");
+    fs::write(
+        root.join("cur/1700000001.M1P2.host:2,S"),
+        "Subject: x\n\nx\n",
+    )
+    .expect("message");
     let mail = MailStore::new(&store(dir.path()));
     let inbox = open(&mail, &root, QuotaLimit::UNLIMITED, "INBOX").await;
     let snapshot = inbox.sync().await.expect("sync");

@@ -52,6 +52,7 @@ fn key_byte(key: CacheKey) -> u8 {
         CacheKey::BodyStructure => 1,
         CacheKey::Body => 2,
         CacheKey::SearchHeaders => 3,
+        CacheKey::Preview => 4,
     }
 }
 
@@ -61,6 +62,7 @@ fn key_from(byte: u8) -> Option<CacheKey> {
         1 => Some(CacheKey::BodyStructure),
         2 => Some(CacheKey::Body),
         3 => Some(CacheKey::SearchHeaders),
+        4 => Some(CacheKey::Preview),
         _ => None,
     }
 }

@@ -235,6 +235,8 @@ pub enum CacheKey {
     /// The header fields SEARCH asks about most (From, To, Subject, ...), so such a search
     /// reads no message file a second time.
     SearchHeaders,
+    /// RFC 8970 PREVIEW text.
+    Preview,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

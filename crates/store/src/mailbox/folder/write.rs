@@ -134,7 +134,11 @@ impl Inner {
                 return Err(err);
             }
         };
-        held.record(&self.root, i64::try_from(total).unwrap_or(i64::MAX), i64::try_from(count).unwrap_or(i64::MAX));
+        held.record(
+            &self.root,
+            i64::try_from(total).unwrap_or(i64::MAX),
+            i64::try_from(count).unwrap_or(i64::MAX),
+        );
         st.highest_modseq += 1;
         for (((message, bits), target), (name, &uid)) in messages
             .iter()
