@@ -520,3 +520,56 @@ async fn preview_of_a_quoted_printable_html_message() {
     let (_, done) = client.run("FETCH 1 (PREVIEW (EAGER))").await;
     assert!(done.starts_with("BAD"), "{done}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib_uses_the_extensions() {
+    let server = start(true).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/append_imaplib.py");
+    let port = server.port.to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, &port, "alice@example.com", "secret"])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.ends_with("done\n"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn one_multiappend_carries_at_most_ten_times_appendlimit() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    // Eleven messages of 95,000 bytes: each under the test server's 100,000 byte limit,
+    // together over 1,000,000.
+    let each = sized_message("part", 94_000);
+    assert!(each.len() < 100_000);
+    let mut command = b"a1 APPEND INBOX".to_vec();
+    for _ in 0..11 {
+        command.extend(b" ");
+        command.extend(plus_literal(each.as_bytes()));
+    }
+    command.extend(b"\r\n");
+    let (_, done) = run_bytes(&mut client, "a1", &command).await;
+    assert!(done.starts_with("NO [LIMIT]"), "{done}");
+    let (_, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+    assert_eq!(count_messages(&mut client, "INBOX").await, 0);
+    assert!(server.spool_files().is_empty());
+    // Ten of them are taken.
+    let mut command = b"a2 APPEND INBOX".to_vec();
+    for _ in 0..10 {
+        command.extend(b" ");
+        command.extend(plus_literal(each.as_bytes()));
+    }
+    command.extend(b"\r\n");
+    let (_, done) = run_bytes(&mut client, "a2", &command).await;
+    assert!(done.starts_with("OK [APPENDUID"), "{done}");
+    assert_eq!(count_messages(&mut client, "INBOX").await, 10);
+}

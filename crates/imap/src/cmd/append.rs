@@ -23,6 +23,11 @@ use crate::framing::{Frame, MAX_DISCARD};
 use crate::parser::{MAX_APPEND_MESSAGES, NextMessage, parse_append_rest};
 use crate::session::{Done, Session};
 
+/// One MULTIAPPEND carries at most this many times APPENDLIMIT in all (500 MiB by default):
+/// every message goes to the spool before any is stored, and the spool is not the account's
+/// to fill.
+const MULTIAPPEND_SIZE_FACTOR: u64 = 10;
+
 fn silent(_: tokio::time::error::Elapsed) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "client silent in APPEND")
 }
@@ -151,7 +156,9 @@ impl Session {
                     keywords,
                     date,
                 }),
-                AppendMessage::Streamed { .. } => streamed = Some((flags, keywords, date)),
+                AppendMessage::Streamed { size, .. } => {
+                    streamed = Some(((flags, keywords, date), size));
+                }
             }
         }
         let name = match store_name(&mail, mailbox) {
@@ -165,8 +172,16 @@ impl Session {
             }
             Err(err) => return Ok(Err(self.no_for(&err))),
         };
-        if let Some(first) = streamed {
-            match self.take_streamed_messages(first, ready.len()).await? {
+        if let Some((first, first_size)) = streamed {
+            let inline: u64 = ready
+                .iter()
+                .map(|m| match &m.taken {
+                    Taken::Inline(bytes) => bytes.len() as u64,
+                    Taken::Spooled(_) => 0,
+                })
+                .sum();
+            let before = (ready.len(), inline + first_size);
+            match self.take_streamed_messages(first, before).await? {
                 Ok(more) => ready.extend(more),
                 Err(done) => return Ok(Err(done)),
             }
@@ -202,8 +217,11 @@ impl Session {
     async fn take_streamed_messages(
         &mut self,
         first: (mailstead_store::SystemFlags, Vec<String>, Option<i64>),
-        before: usize,
+        before: (usize, u64),
     ) -> io::Result<Result<Vec<Ready>, Done>> {
+        let (before, mut total) = before;
+        let total_limit =
+            (self.ctx.limits.max_literal as u64).saturating_mul(MULTIAPPEND_SIZE_FACTOR);
         let mut taken = Vec::new();
         let mut refused: Option<Done> = None;
         let (mut flags, mut keywords, mut date) = first;
@@ -244,10 +262,15 @@ impl Session {
                 synchronizing,
             } = next;
             self.conn.stream_next(size, synchronizing);
+            total = total.saturating_add(size);
             if refused.is_none() {
                 if before + taken.len() >= MAX_APPEND_MESSAGES {
                     refused = Some(Done::no(format!(
                         "[LIMIT] More than {MAX_APPEND_MESSAGES} messages in one APPEND."
+                    )));
+                } else if total > total_limit {
+                    refused = Some(Done::no(format!(
+                        "[LIMIT] One APPEND may carry at most {total_limit} bytes."
                     )));
                 } else if size > self.ctx.limits.max_literal as u64 {
                     refused = Some(Done::no("[TOOBIG] Message too large."));
