@@ -551,4 +551,15 @@ pub enum AppendMessage {
     /// Too large to buffer: its bytes follow the command's head on the connection and go
     /// to the spool as they arrive.
     Streamed { size: u64, synchronizing: bool },
+    /// RFC 4469 CATENATE: the message made of these parts, in order.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One part of a CATENATE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal`: bytes as sent.
+    Text(Vec<u8>),
+    /// `URL "..."`: a message or part of one in this account (RFC 5092 relative IMAP URL).
+    Url(String),
 }

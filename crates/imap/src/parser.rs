@@ -16,9 +16,10 @@ use encoding_rs::{Encoding, UTF_8};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
-    AppendItem, AppendMessage, Command, FetchAttribute, FetchCommand, Flag, ListCommand, Partial,
-    QresyncParams, SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand,
-    SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
+    AppendItem, AppendMessage, CatenatePart, Command, FetchAttribute, FetchCommand, Flag,
+    ListCommand, Partial, QresyncParams, SearchCommand, SearchKey, SearchReturn, Section,
+    SectionText, SelectCommand, SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand,
+    StoreOperation, Tagged,
 };
 use crate::wire::{is_astring_char, is_atom_char};
 
@@ -87,6 +88,15 @@ pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError>
             message,
         })?;
     Ok(Tagged { tag, command })
+}
+
+/// A section as RFC 5092's `;SECTION=` names it (`1.2`, `HEADER`, `1.MIME`), without the
+/// brackets; `None` when it is not one.
+pub fn parse_section(text: &str) -> Option<Section> {
+    let bracketed = format!("[{text}]");
+    let mut p = Parser::new(bracketed.as_bytes());
+    let section = p.section().ok()?;
+    p.at_end().then_some(section)
 }
 
 /// Most messages one MULTIAPPEND may carry.
@@ -972,7 +982,7 @@ impl<'a> Parser<'a> {
         loop {
             self.sp()?;
             let (flags, date) = self.append_options()?;
-            let message = AppendMessage::Inline(self.literal(true)?.to_vec());
+            let message = self.append_message()?;
             messages.push(AppendItem {
                 flags,
                 date,
@@ -998,7 +1008,7 @@ impl<'a> Parser<'a> {
         let mailbox = self.mailbox()?;
         self.sp()?;
         let (flags, date) = self.append_options()?;
-        let message = AppendMessage::Inline(self.literal(true)?.to_vec());
+        let message = self.append_message()?;
         Ok(Command::Replace {
             uid,
             target,
@@ -1040,6 +1050,10 @@ impl<'a> Parser<'a> {
             self.sp()?;
             let (flags, date) = self.append_options()?;
             let start = self.pos;
+            if self.try_keyword("CATENATE") {
+                // A CATENATE's TEXT parts are taken inline only.
+                return Err("CATENATE TEXT parts over 64 KiB are not supported".into());
+            }
             let (size, synchronizing) = self.literal_announcement(true)?;
             let message = if self.rest().is_empty() {
                 AppendMessage::Streamed {
@@ -1098,10 +1112,32 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        if !matches!(self.peek(), Some(b'{' | b'~')) {
+        let catenate = self
+            .rest()
+            .get(..9)
+            .is_some_and(|word| word.eq_ignore_ascii_case(b"CATENATE "));
+        if !catenate && !matches!(self.peek(), Some(b'{' | b'~')) {
             return Err("Missing message literal".into());
         }
         Ok((flags, date))
+    }
+
+    /// An APPEND message: a literal, or RFC 4469 `CATENATE (TEXT literal / URL url ...)`.
+    fn append_message(&mut self) -> Result<AppendMessage> {
+        if !self.try_keyword("CATENATE") {
+            return Ok(AppendMessage::Inline(self.literal(true)?.to_vec()));
+        }
+        self.sp()?;
+        let parts = self.paren_list("CATENATE parts", false, |p| {
+            let kind = p.atom()?.to_ascii_uppercase();
+            p.sp()?;
+            match kind.as_str() {
+                "TEXT" => Ok(CatenatePart::Text(p.literal(true)?.to_vec())),
+                "URL" => Ok(CatenatePart::Url(p.astring("URL")?)),
+                _ => Err(format!("Unknown CATENATE part {}", printable(&kind))),
+            }
+        })?;
+        Ok(AppendMessage::Catenate(parts))
     }
 
     fn set_and_mailbox(&mut self) -> Result<(SequenceSet, String)> {

@@ -545,7 +545,7 @@ impl Session {
                  STATUS=SIZE",
             );
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
-            caps.push_str(" MULTIAPPEND REPLACE SAVEDATE OBJECTID PREVIEW");
+            caps.push_str(" MULTIAPPEND CATENATE URL-PARTIAL REPLACE SAVEDATE OBJECTID PREVIEW");
         }
         caps
     }

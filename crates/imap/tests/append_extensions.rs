@@ -71,7 +71,15 @@ async fn the_extensions_are_advertised_after_login() {
     let (lines, done) = client.run("CAPABILITY").await;
     assert!(done.starts_with("OK"));
     let caps = &lines[0];
-    for cap in ["MULTIAPPEND", "REPLACE", "SAVEDATE", "OBJECTID", "PREVIEW"] {
+    for cap in [
+        "MULTIAPPEND",
+        "CATENATE",
+        "URL-PARTIAL",
+        "REPLACE",
+        "SAVEDATE",
+        "OBJECTID",
+        "PREVIEW",
+    ] {
         assert!(caps.split(' ').any(|c| c == cap), "{cap} missing: {caps}");
     }
 }
@@ -572,4 +580,109 @@ async fn one_multiappend_carries_at_most_ten_times_appendlimit() {
     let (_, done) = run_bytes(&mut client, "a2", &command).await;
     assert!(done.starts_with("OK [APPENDUID"), "{done}");
     assert_eq!(count_messages(&mut client, "INBOX").await, 10);
+}
+
+async fn uid_validity(client: &mut Client<TcpStream>, mailbox: &str) -> u32 {
+    let (lines, _) = client.run(&format!("STATUS {mailbox} (UIDVALIDITY)")).await;
+    lines[0]
+        .rsplit("UIDVALIDITY ")
+        .next()
+        .and_then(|n| n.trim_end_matches(')').parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn catenate_builds_a_message_from_text_and_parts_of_another_rfc4469() {
+    let server = start(true).await;
+    let original = "From: Bob <bob@example.org>\r\nSubject: with attachment\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=xyz\r\n\r\n\
+        --xyz\r\nContent-Type: text/plain\r\n\r\nThe original text.\r\n\
+        --xyz\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+        AAECAwQFBgcICQ==\r\n--xyz--\r\n";
+    server.deliver("alice", original).await;
+    let mut client = server.logged_in("alice").await;
+    let validity = uid_validity(&mut client, "INBOX").await;
+    let url = format!("/INBOX;UIDVALIDITY={validity}/;UID=1");
+    // RFC 4469 5's shape: a new header and text, then the original's attachment part.
+    let head = "From: Alice <alice@example.com>\r\nSubject: Fwd: with attachment\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=abc\r\n\r\n\
+        --abc\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n\r\n--abc\r\n";
+    let tail = "\r\n--abc--\r\n";
+    let command = format!(
+        "APPEND Drafts (\\Draft) CATENATE (TEXT {{{}+}}\r\n{head} URL \"{url}/;SECTION=2.MIME\" URL \"{url}/;SECTION=2\" TEXT {{{}+}}\r\n{tail})",
+        head.len(),
+        tail.len()
+    );
+    let (_, done) = client.run(&command).await;
+    assert!(done.starts_with("OK [APPENDUID"), "{done}");
+    client.run("SELECT Drafts").await;
+    let (lines, _) = client.run("FETCH 1 (BODY.PEEK[] BINARY.PEEK[2])").await;
+    let expected = format!(
+        "{head}Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ=={tail}"
+    );
+    assert!(lines[0].contains(&expected), "{}", lines[0]);
+    assert!(lines[0].contains("BINARY[2] ~{10}"), "{}", lines[0]);
+
+    // URL-PARTIAL: a range of the whole message; the whole message without a section.
+    let command = format!(
+        "APPEND Drafts CATENATE (URL \"{url}/;PARTIAL=0.29\" TEXT {{2+}}\r\n\r\n URL \"{url}/;SECTION=1\")"
+    );
+    let (_, done) = client.run(&command).await;
+    assert!(done.starts_with("OK"), "{done}");
+    let (lines, _) = client.run("FETCH 2 (BODY.PEEK[])").await;
+    assert!(
+        lines[0].contains("{49}\r\nFrom: Bob <bob@example.org>\r\n\r\nThe original text.)"),
+        "{}",
+        lines[0]
+    );
+    let (_, done) = client
+        .run(&format!("APPEND Drafts CATENATE (URL \"{url}\")"))
+        .await;
+    assert!(done.starts_with("OK"), "{done}");
+    let (lines, _) = client.run("FETCH 3 (RFC822.SIZE)").await;
+    assert!(
+        lines[0].contains(&format!("RFC822.SIZE {}", original.len())),
+        "{}",
+        lines[0]
+    );
+}
+
+#[tokio::test]
+async fn catenate_refuses_bad_urls_and_too_big_messages() {
+    let server = start(true).await;
+    server.deliver("alice", &sized_message("big", 60_000)).await;
+    let mut client = server.logged_in("alice").await;
+    let validity = uid_validity(&mut client, "INBOX").await;
+    for url in [
+        format!("/INBOX;UIDVALIDITY={}/;UID=1", validity + 1),
+        "/INBOX/;UID=9".to_owned(),
+        "/Nowhere/;UID=1".to_owned(),
+        "/INBOX/;UID=1/;SECTION=7".to_owned(),
+        "imap://bob@example.com/INBOX/;UID=1".to_owned(),
+        "/INBOX/;UID=1/;URLAUTH=anonymous:internal:0".to_owned(),
+    ] {
+        let (_, done) = client
+            .run(&format!(
+                "APPEND INBOX CATENATE (TEXT {{3+}}\r\nab\n URL \"{url}\")"
+            ))
+            .await;
+        assert!(done.starts_with("NO [BADURL "), "{url}: {done}");
+    }
+    // Two copies of a 60 KB message are over the test server's 100,000 byte APPENDLIMIT.
+    let (_, done) = client
+        .run("APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\" URL \"/INBOX/;UID=1\")")
+        .await;
+    assert!(done.starts_with("NO [TOOBIG]"), "{done}");
+    let (_, done) = client.run("APPEND INBOX CATENATE (TEXT {0+}\r\n)").await;
+    assert!(done.starts_with("NO"), "{done}");
+    let (_, done) = client.run("APPEND INBOX CATENATE ()").await;
+    assert!(done.starts_with("BAD"), "{done}");
+    assert_eq!(count_messages(&mut client, "INBOX").await, 1);
+    // Another user's folders are not reachable: bob's INBOX is empty, alice's URL names
+    // her own.
+    let mut bob = server.logged_in("bob").await;
+    let (_, done) = bob
+        .run("APPEND INBOX CATENATE (URL \"/INBOX/;UID=1\")")
+        .await;
+    assert!(done.starts_with("NO [BADURL"), "{done}");
 }

@@ -4,6 +4,8 @@
 //! into the folder, so the server never holds it in memory whatever `[imap] max_append_size`
 //! allows.
 //!
+//! A CATENATE message (`cmd/catenate.rs`) is built in memory first, within APPENDLIMIT.
+//!
 //! MULTIAPPEND is all or nothing: every message is taken first (inline, or into the spool),
 //! then the store writes them all before any gets a UID (`Folder::append_all`). After a
 //! streamed message, the rest of the command line is read by the session: it ends the command
@@ -156,6 +158,15 @@ impl Session {
                     keywords,
                     date,
                 }),
+                AppendMessage::Catenate(parts) => match self.catenate(&mail, parts).await? {
+                    Ok(bytes) => ready.push(Ready {
+                        taken: Taken::Inline(bytes),
+                        flags,
+                        keywords,
+                        date,
+                    }),
+                    Err(done) => return Ok(Err(done)),
+                },
                 AppendMessage::Streamed { size, .. } => {
                     streamed = Some(((flags, keywords, date), size));
                 }
