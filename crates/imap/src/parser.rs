@@ -2014,6 +2014,71 @@ mod tests {
     }
 
     #[test]
+    fn multiappend_catenate_and_replace_forms() {
+        let item = |flags: Vec<Flag>, message: AppendMessage| AppendItem {
+            flags,
+            date: None,
+            message,
+        };
+        assert_eq!(
+            ok("a1 APPEND x (\\Seen) {1+}\r\na {2+}\r\nbc"),
+            Command::MultiAppend {
+                mailbox: "x".into(),
+                messages: vec![
+                    item(vec![Flag::Seen], AppendMessage::Inline(b"a".to_vec())),
+                    item(vec![], AppendMessage::Inline(b"bc".to_vec())),
+                ],
+            }
+        );
+        assert_eq!(
+            ok("a1 APPEND x CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nhi)"),
+            Command::Append {
+                mailbox: "x".into(),
+                flags: vec![],
+                date: None,
+                message: AppendMessage::Catenate(vec![
+                    CatenatePart::Url("/INBOX/;UID=1".into()),
+                    CatenatePart::Text(b"hi".to_vec()),
+                ]),
+            }
+        );
+        assert_eq!(
+            ok("a1 UID REPLACE 7 Drafts (\\Draft) {1+}\r\nz"),
+            Command::Replace {
+                uid: true,
+                target: 7,
+                mailbox: "Drafts".into(),
+                message: item(vec![Flag::Draft], AppendMessage::Inline(b"z".to_vec())),
+            }
+        );
+        assert_eq!(err("a1 APPEND x CATENATE ()"), "Empty CATENATE parts");
+        assert_eq!(
+            err("a1 APPEND x CATENATE (BODY {1+}\r\nz)"),
+            "Unknown CATENATE part BODY"
+        );
+        assert_eq!(
+            err("a1 REPLACE 0 x {1+}\r\nz"),
+            "Invalid message number: zero"
+        );
+        assert_eq!(
+            parse_append_rest(b" (\\Seen) {70000+}\r\n"),
+            Ok(Some(NextMessage {
+                flags: vec![Flag::Seen],
+                date: None,
+                size: 70000,
+                synchronizing: false,
+            }))
+        );
+        assert_eq!(parse_append_rest(b"\r\n"), Ok(None));
+        assert!(parse_append_rest(b" {5}\r\nx").is_err());
+        assert_eq!(
+            parse_section("1.HEADER.FIELDS (SUBJECT)").map(|s| s.part),
+            Some(vec![1])
+        );
+        assert_eq!(parse_section("1.BOGUS"), None);
+    }
+
+    #[test]
     fn append_forms() {
         assert_eq!(
             ok("a1 APPEND INBOX {5}\r\nhello"),
