@@ -1,11 +1,12 @@
 //! Feeds arbitrary bytes through the IMAP command framer, in chunks whose sizes also come from
 //! the input, and every framed command through the parser: neither may panic, hang or hold
-//! more than the framing limits allow.
+//! more than the framing limits allow. APPEND, MULTIAPPEND and REPLACE literals are streamed
+//! (taken or refused), the messages announced after a streamed one too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mailstead_imap::framing::{CommandFramer, Frame, FramingLimits};
-use mailstead_imap::parser::{parse_append_head, parse_command};
+use mailstead_imap::parser::{parse_append_head, parse_append_rest, parse_command};
 
 fuzz_target!(|data: &[u8]| {
     // Small limits so that the too-long and too-big paths are reached often; literals just
@@ -46,13 +47,30 @@ fuzz_target!(|data: &[u8]| {
                         let _ = framer.take_streamed();
                     }
                 }
-                Frame::Continue | Frame::Reject { .. } | Frame::Rest(_) => {}
+                // MULTIAPPEND: the line after a streamed literal may announce the next one,
+                // which streams the same way.
+                Frame::Rest(line) => {
+                    if let Ok(Some(next)) = parse_append_rest(&line)
+                        && next.size <= limits.max_literal as u64
+                    {
+                        framer.stream_next(next.size, next.synchronizing);
+                        if refuse {
+                            framer.refuse_stream();
+                        } else {
+                            framer.accept_stream();
+                            let _ = framer.take_streamed();
+                        }
+                    }
+                }
+                Frame::Continue | Frame::Reject { .. } => {}
                 Frame::Fatal { .. } => return,
             }
         }
         // Unframed bytes stay bounded: a line, a literal, and what one push added.
         assert!(framer.buffered() <= limits.max_command + limits.max_line + chunk);
     }
-    // The parser alone, on the raw input.
+    // The parsers alone, on the raw input.
     let _ = parse_command(data);
+    let _ = parse_append_head(data);
+    let _ = parse_append_rest(data);
 });

@@ -67,6 +67,20 @@ pub enum Command {
         date: Option<OffsetDateTime>,
         message: AppendMessage,
     },
+    /// RFC 3502 MULTIAPPEND: an APPEND of more than one message, all or nothing. Only the
+    /// last may be `Streamed` (more may follow it on the connection: see `cmd/append.rs`).
+    MultiAppend {
+        mailbox: String,
+        messages: Vec<AppendItem>,
+    },
+    /// RFC 8508 REPLACE and UID REPLACE: `message` appended to `mailbox`, then the selected
+    /// folder's message `target` (a sequence number, or a UID with `uid`) expunged.
+    Replace {
+        uid: bool,
+        target: u32,
+        mailbox: String,
+        message: AppendItem,
+    },
     Idle,
     GetQuota(String),
     GetQuotaRoot(String),
@@ -143,6 +157,8 @@ pub enum StatusItem {
     Size,
     /// RFC 9051 DELETED.
     Deleted,
+    /// RFC 8474 MAILBOXID.
+    MailboxId,
 }
 
 /// A message flag as a client names it.
@@ -337,6 +353,16 @@ pub enum FetchAttribute {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 8514 SAVEDATE.
+    SaveDate,
+    /// RFC 8474 EMAILID.
+    EmailId,
+    /// RFC 8474 THREADID (always NIL: messages are not threaded in the store).
+    ThreadId,
+    /// RFC 8970 PREVIEW; `PREVIEW (LAZY)`.
+    Preview {
+        lazy: bool,
+    },
 }
 
 /// `<offset.count>`.
@@ -454,6 +480,14 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// `MODSEQ [entry-name entry-type] n`: the entry is ignored, as Dovecot does.
     ModSeq(u64),
+    /// RFC 8514 SAVEDBEFORE, SAVEDON, SAVEDSINCE, SAVEDATESUPPORTED.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    SaveDateSupported,
+    /// RFC 8474 EMAILID, THREADID.
+    EmailId(String),
+    ThreadId(String),
 }
 
 #[cfg(test)]
@@ -501,6 +535,14 @@ mod tests {
     }
 }
 
+/// One message of an APPEND, MULTIAPPEND or REPLACE with its own flags and date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendItem {
+    pub flags: Vec<Flag>,
+    pub date: Option<OffsetDateTime>,
+    pub message: AppendMessage,
+}
+
 /// APPEND's message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppendMessage {
@@ -509,4 +551,15 @@ pub enum AppendMessage {
     /// Too large to buffer: its bytes follow the command's head on the connection and go
     /// to the spool as they arrive.
     Streamed { size: u64, synchronizing: bool },
+    /// RFC 4469 CATENATE: the message made of these parts, in order.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One part of a CATENATE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal`: bytes as sent.
+    Text(Vec<u8>),
+    /// `URL "..."`: a message or part of one in this account (RFC 5092 relative IMAP URL).
+    Url(String),
 }

@@ -130,6 +130,12 @@ impl Connection {
         }
     }
 
+    /// The literal announced at the end of a [`Frame::Rest`] is streamed next (see
+    /// [`CommandFramer::stream_next`]).
+    pub(crate) fn stream_next(&mut self, size: u64, synchronizing: bool) {
+        self.framer.stream_next(size, synchronizing);
+    }
+
     /// Drops what is left of a [`Frame::Stream`]'s literal (see
     /// [`CommandFramer::refuse_stream`]); does nothing when there is none.
     pub(crate) fn refuse_stream(&mut self) {

@@ -490,15 +490,31 @@ impl CommandFramer {
         synchronizing.then_some(Frame::Continue)
     }
 
-    /// Whether the buffered command is an APPEND (`<tag> APPEND `).
+    /// Whether the buffered command stores a message: `<tag> APPEND `, `<tag> REPLACE ` or
+    /// `<tag> UID REPLACE ` (RFC 8508).
     fn is_append(&self) -> bool {
         let pending = self.pending();
         let Some(space) = pending.iter().position(|&b| b == b' ') else {
             return false;
         };
-        pending
-            .get(space + 1..space + 8)
-            .is_some_and(|word| word.eq_ignore_ascii_case(b"APPEND "))
+        let after_tag = pending.get(space + 1..).unwrap_or_default();
+        let starts = |word: &[u8]| {
+            after_tag
+                .get(..word.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(word))
+        };
+        starts(b"APPEND ") || starts(b"REPLACE ") || starts(b"UID REPLACE ")
+    }
+
+    /// After the [`Frame::Rest`] of a streamed literal announced one more (MULTIAPPEND): the
+    /// next `size` bytes are that literal, streamed like the first ([`Frame::Stream`] without
+    /// a head); the session takes it or refuses it as it would the first.
+    pub fn stream_next(&mut self, size: u64, synchronizing: bool) {
+        self.state = State::Stream {
+            remaining: size,
+            synchronizing,
+            accepted: false,
+        };
     }
 
     /// In `Rest`: the line after a streamed literal, or a refusal when it is too long (the
@@ -618,7 +634,7 @@ impl CommandFramer {
 }
 
 /// `{n}`, `{n+}` or `~{n}` at the end of a line: the size and whether it is synchronizing.
-fn literal_announcement(line: &[u8]) -> Option<(u64, bool)> {
+pub(crate) fn literal_announcement(line: &[u8]) -> Option<(u64, bool)> {
     let inner = line.strip_suffix(b"}")?;
     let (inner, synchronizing) = match inner.strip_suffix(b"+") {
         Some(inner) => (inner, false),

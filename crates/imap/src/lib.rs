@@ -17,6 +17,9 @@
 //! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
 //! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 7889 (APPENDLIMIT),
 //! 4616 (PLAIN).
+//! Also 3502 (MULTIAPPEND), 4469 (CATENATE, with RFC 5092 URLs to the account's own
+//! messages) and 5550 (URL-PARTIAL), 8508 (REPLACE), 8514 (SAVEDATE), 8474 (OBJECTID;
+//! THREADID is NIL) and 8970 (PREVIEW).
 //!
 //! # SECURITY
 //!
@@ -55,7 +58,8 @@
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates;
 //!   commands other than IDLE run boxed, so a connection waiting for the client stays small.
 //! - `uids.rs`: the view's UIDs as runs of consecutive UIDs.
-//! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed).
+//! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed,
+//!   MULTIAPPEND and REPLACE; `catenate.rs`: CATENATE's parts and URLs).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].

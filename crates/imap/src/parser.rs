@@ -16,9 +16,10 @@ use encoding_rs::{Encoding, UTF_8};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
-    AppendMessage, Command, FetchAttribute, FetchCommand, Flag, ListCommand, Partial,
-    QresyncParams, SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand,
-    SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
+    AppendItem, AppendMessage, CatenatePart, Command, FetchAttribute, FetchCommand, Flag,
+    ListCommand, Partial, QresyncParams, SearchCommand, SearchKey, SearchReturn, Section,
+    SectionText, SelectCommand, SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand,
+    StoreOperation, Tagged,
 };
 use crate::wire::{is_astring_char, is_atom_char};
 
@@ -71,8 +72,9 @@ pub fn parse_command(input: &[u8]) -> std::result::Result<Tagged, ParseError> {
     Ok(Tagged { tag, command })
 }
 
-/// Parses the head of an APPEND whose message is streamed (`Frame::Stream`): the command up
-/// to and including the message literal's announcement and its line end, nothing after.
+/// Parses the head of an APPEND (MULTIAPPEND) or REPLACE whose last message is streamed
+/// (`Frame::Stream`): the command up to and including that literal's announcement and its
+/// line end, nothing after. Messages before it (MULTIAPPEND) are inline.
 pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError> {
     let mut p = Parser::new(head);
     let tag = p
@@ -80,28 +82,75 @@ pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError>
         .map_err(|message| ParseError { tag: None, message })?;
     let command = p
         .sp()
-        .and_then(|()| p.keyword("APPEND"))
-        .and_then(|()| p.append_arguments())
-        .and_then(|(mailbox, flags, date)| {
-            let (size, synchronizing) = p.literal_announcement(true)?;
-            if !p.rest().is_empty() {
-                return Err("Unexpected extra arguments".to_string());
-            }
-            Ok(Command::Append {
-                mailbox,
-                flags,
-                date,
-                message: AppendMessage::Streamed {
-                    size,
-                    synchronizing,
-                },
-            })
-        })
+        .and_then(|()| p.streamed_append_head())
         .map_err(|message| ParseError {
             tag: Some(tag.clone()),
             message,
         })?;
     Ok(Tagged { tag, command })
+}
+
+/// A section as RFC 5092's `;SECTION=` names it (`1.2`, `HEADER`, `1.MIME`), without the
+/// brackets; `None` when it is not one.
+pub fn parse_section(text: &str) -> Option<Section> {
+    let bracketed = format!("[{text}]");
+    let mut p = Parser::new(bracketed.as_bytes());
+    let section = p.section().ok()?;
+    p.at_end().then_some(section)
+}
+
+/// Most messages one MULTIAPPEND may carry.
+pub const MAX_APPEND_MESSAGES: usize = 1000;
+
+/// One message is a plain APPEND, more a MULTIAPPEND.
+fn append_command(mailbox: String, mut messages: Vec<AppendItem>) -> Command {
+    if messages.len() == 1
+        && let Some(AppendItem {
+            flags,
+            date,
+            message,
+        }) = messages.pop()
+    {
+        return Command::Append {
+            mailbox,
+            flags,
+            date,
+            message,
+        };
+    }
+    Command::MultiAppend { mailbox, messages }
+}
+
+/// The flags, date and literal announcement of the next message after a streamed one
+/// (MULTIAPPEND): `rest` is the line that followed its literal, which either ends the command
+/// (`Ok(None)`) or announces one more literal.
+pub fn parse_append_rest(rest: &[u8]) -> std::result::Result<Option<NextMessage>, String> {
+    if matches!(rest, b"\r\n" | b"\n") {
+        return Ok(None);
+    }
+    let mut p = Parser::new(rest);
+    p.sp()?;
+    let (flags, date) = p.append_options()?;
+    let (size, synchronizing) = p.literal_announcement(true)?;
+    if !p.rest().is_empty() {
+        return Err("Unexpected extra arguments".into());
+    }
+    Ok(Some(NextMessage {
+        flags,
+        date,
+        size,
+        synchronizing,
+    }))
+}
+
+/// A message announced after a streamed one ([`parse_append_rest`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<OffsetDateTime>,
+    /// Its literal's size, and whether the client waits for a continuation.
+    pub size: u64,
+    pub synchronizing: bool,
 }
 
 struct Parser<'a> {
@@ -611,6 +660,7 @@ impl<'a> Parser<'a> {
                 Command::Status { mailbox, items }
             }
             "APPEND" => self.append()?,
+            "REPLACE" => self.replace(false)?,
             "GETQUOTA" => {
                 self.sp()?;
                 Command::GetQuota(self.astring("quota root")?)
@@ -679,6 +729,7 @@ impl<'a> Parser<'a> {
                         self.sp()?;
                         Command::UidExpunge(self.sequence_set()?)
                     }
+                    "REPLACE" => self.replace(true)?,
                     _ => return Err(format!("Unknown command UID {}", printable(&sub))),
                 }
             }
@@ -896,6 +947,7 @@ impl<'a> Parser<'a> {
             "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             "SIZE" => StatusItem::Size,
             "DELETED" => StatusItem::Deleted,
+            "MAILBOXID" => StatusItem::MailboxId,
             _ => return Err(format!("Unknown status item {}", printable(&item))),
         })
     }
@@ -924,21 +976,128 @@ impl<'a> Parser<'a> {
     }
 
     fn append(&mut self) -> Result<Command> {
-        let (mailbox, flags, date) = self.append_arguments()?;
-        let message = self.literal(true)?.to_vec();
-        Ok(Command::Append {
-            mailbox,
-            flags,
-            date,
-            message: AppendMessage::Inline(message),
-        })
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        let mut messages = Vec::new();
+        loop {
+            self.sp()?;
+            let (flags, date) = self.append_options()?;
+            let message = self.append_message()?;
+            messages.push(AppendItem {
+                flags,
+                date,
+                message,
+            });
+            if self.at_end() || self.peek() != Some(b' ') {
+                break;
+            }
+            if messages.len() >= MAX_APPEND_MESSAGES {
+                return Err(format!(
+                    "More than {MAX_APPEND_MESSAGES} messages in one APPEND"
+                ));
+            }
+        }
+        Ok(append_command(mailbox, messages))
     }
 
-    /// APPEND's arguments before the message: mailbox, flags, date.
-    fn append_arguments(&mut self) -> Result<(String, Vec<Flag>, Option<OffsetDateTime>)> {
+    /// `[UID] REPLACE n mailbox message`, the rest after `REPLACE`.
+    fn replace(&mut self, uid: bool) -> Result<Command> {
+        self.sp()?;
+        let target = self.nz_number("message number")?;
         self.sp()?;
         let mailbox = self.mailbox()?;
         self.sp()?;
+        let (flags, date) = self.append_options()?;
+        let message = self.append_message()?;
+        Ok(Command::Replace {
+            uid,
+            target,
+            mailbox,
+            message: AppendItem {
+                flags,
+                date,
+                message,
+            },
+        })
+    }
+
+    /// The head of a command whose last literal is streamed (see [`parse_append_head`]).
+    fn streamed_append_head(&mut self) -> Result<Command> {
+        let name = self.atom()?.to_ascii_uppercase();
+        let replace_uid = match name.as_str() {
+            "APPEND" => None,
+            "REPLACE" => Some(false),
+            "UID" => {
+                self.sp()?;
+                if !self.atom()?.eq_ignore_ascii_case("REPLACE") {
+                    return Err("Expected APPEND or REPLACE".into());
+                }
+                Some(true)
+            }
+            _ => return Err("Expected APPEND or REPLACE".into()),
+        };
+        let target = match replace_uid {
+            Some(_) => {
+                self.sp()?;
+                Some(self.nz_number("message number")?)
+            }
+            None => None,
+        };
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        let mut messages = Vec::new();
+        loop {
+            self.sp()?;
+            let (flags, date) = self.append_options()?;
+            let start = self.pos;
+            if self.try_keyword("CATENATE") {
+                // A CATENATE's TEXT parts are taken inline only.
+                return Err("CATENATE TEXT parts over 64 KiB are not supported".into());
+            }
+            let (size, synchronizing) = self.literal_announcement(true)?;
+            let message = if self.rest().is_empty() {
+                AppendMessage::Streamed {
+                    size,
+                    synchronizing,
+                }
+            } else {
+                self.pos = start;
+                AppendMessage::Inline(self.literal(true)?.to_vec())
+            };
+            let last = matches!(message, AppendMessage::Streamed { .. });
+            messages.push(AppendItem {
+                flags,
+                date,
+                message,
+            });
+            if last {
+                break;
+            }
+            if replace_uid.is_some() {
+                return Err("Unexpected extra arguments".into());
+            }
+            if messages.len() >= MAX_APPEND_MESSAGES {
+                return Err(format!(
+                    "More than {MAX_APPEND_MESSAGES} messages in one APPEND"
+                ));
+            }
+            if self.peek() != Some(b' ') {
+                return Err("Unexpected extra arguments".into());
+            }
+        }
+        Ok(match (replace_uid, target) {
+            (Some(uid), Some(target)) => Command::Replace {
+                uid,
+                target,
+                mailbox,
+                message: messages.pop().ok_or("Missing message literal")?,
+            },
+            _ => append_command(mailbox, messages),
+        })
+    }
+
+    /// What comes before each APPEND message: flags and date, both optional.
+    fn append_options(&mut self) -> Result<(Vec<Flag>, Option<OffsetDateTime>)> {
         let flags = if self.peek() == Some(b'(') {
             let flags = self.flag_list()?;
             self.sp()?;
@@ -953,10 +1112,32 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        if !matches!(self.peek(), Some(b'{' | b'~')) {
+        let catenate = self
+            .rest()
+            .get(..9)
+            .is_some_and(|word| word.eq_ignore_ascii_case(b"CATENATE "));
+        if !catenate && !matches!(self.peek(), Some(b'{' | b'~')) {
             return Err("Missing message literal".into());
         }
-        Ok((mailbox, flags, date))
+        Ok((flags, date))
+    }
+
+    /// An APPEND message: a literal, or RFC 4469 `CATENATE (TEXT literal / URL url ...)`.
+    fn append_message(&mut self) -> Result<AppendMessage> {
+        if !self.try_keyword("CATENATE") {
+            return Ok(AppendMessage::Inline(self.literal(true)?.to_vec()));
+        }
+        self.sp()?;
+        let parts = self.paren_list("CATENATE parts", false, |p| {
+            let kind = p.atom()?.to_ascii_uppercase();
+            p.sp()?;
+            match kind.as_str() {
+                "TEXT" => Ok(CatenatePart::Text(p.literal(true)?.to_vec())),
+                "URL" => Ok(CatenatePart::Url(p.astring("URL")?)),
+                _ => Err(format!("Unknown CATENATE part {}", printable(&kind))),
+            }
+        })?;
+        Ok(AppendMessage::Catenate(parts))
     }
 
     fn set_and_mailbox(&mut self) -> Result<(SequenceSet, String)> {
@@ -1120,6 +1301,18 @@ impl<'a> Parser<'a> {
                 }
                 SearchKey::ModSeq(self.number64("mod-sequence")?)
             }
+            "SAVEDBEFORE" => SearchKey::SavedBefore(self.search_date()?),
+            "SAVEDON" => SearchKey::SavedOn(self.search_date()?),
+            "SAVEDSINCE" => SearchKey::SavedSince(self.search_date()?),
+            "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
+            "EMAILID" => {
+                self.sp()?;
+                SearchKey::EmailId(self.atom()?.to_string())
+            }
+            "THREADID" => {
+                self.sp()?;
+                SearchKey::ThreadId(self.atom()?.to_string())
+            }
             _ => return Err(format!("Unknown search key {}", printable(&name))),
         })
     }
@@ -1234,9 +1427,33 @@ impl<'a> Parser<'a> {
             "BINARY.SIZE" => FetchAttribute::BinarySize {
                 part: self.binary_section()?,
             },
+            "SAVEDATE" => FetchAttribute::SaveDate,
+            "EMAILID" => FetchAttribute::EmailId,
+            "THREADID" => FetchAttribute::ThreadId,
+            "PREVIEW" => FetchAttribute::Preview {
+                lazy: self.preview_modifiers()?,
+            },
             "" => return Err("Missing FETCH attribute".into()),
             _ => return Err(format!("Unknown FETCH attribute {}", printable(&name))),
         })
+    }
+
+    /// RFC 8970: `PREVIEW (LAZY)`; whether LAZY was given.
+    fn preview_modifiers(&mut self) -> Result<bool> {
+        let start = self.pos;
+        if !(self.eat(b' ') && self.peek() == Some(b'(')) {
+            self.pos = start;
+            return Ok(false);
+        }
+        let modifiers = self.paren_list("PREVIEW modifiers", false, |p| {
+            let name = p.atom()?.to_ascii_uppercase();
+            if name == "LAZY" {
+                Ok(())
+            } else {
+                Err(format!("Unknown PREVIEW modifier {}", printable(&name)))
+            }
+        })?;
+        Ok(!modifiers.is_empty())
     }
 
     /// `[` [part *("." part)] ["." text] | text `]`.
@@ -1797,6 +2014,71 @@ mod tests {
     }
 
     #[test]
+    fn multiappend_catenate_and_replace_forms() {
+        let item = |flags: Vec<Flag>, message: AppendMessage| AppendItem {
+            flags,
+            date: None,
+            message,
+        };
+        assert_eq!(
+            ok("a1 APPEND x (\\Seen) {1+}\r\na {2+}\r\nbc"),
+            Command::MultiAppend {
+                mailbox: "x".into(),
+                messages: vec![
+                    item(vec![Flag::Seen], AppendMessage::Inline(b"a".to_vec())),
+                    item(vec![], AppendMessage::Inline(b"bc".to_vec())),
+                ],
+            }
+        );
+        assert_eq!(
+            ok("a1 APPEND x CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nhi)"),
+            Command::Append {
+                mailbox: "x".into(),
+                flags: vec![],
+                date: None,
+                message: AppendMessage::Catenate(vec![
+                    CatenatePart::Url("/INBOX/;UID=1".into()),
+                    CatenatePart::Text(b"hi".to_vec()),
+                ]),
+            }
+        );
+        assert_eq!(
+            ok("a1 UID REPLACE 7 Drafts (\\Draft) {1+}\r\nz"),
+            Command::Replace {
+                uid: true,
+                target: 7,
+                mailbox: "Drafts".into(),
+                message: item(vec![Flag::Draft], AppendMessage::Inline(b"z".to_vec())),
+            }
+        );
+        assert_eq!(err("a1 APPEND x CATENATE ()"), "Empty CATENATE parts");
+        assert_eq!(
+            err("a1 APPEND x CATENATE (BODY {1+}\r\nz)"),
+            "Unknown CATENATE part BODY"
+        );
+        assert_eq!(
+            err("a1 REPLACE 0 x {1+}\r\nz"),
+            "Invalid message number: zero"
+        );
+        assert_eq!(
+            parse_append_rest(b" (\\Seen) {70000+}\r\n"),
+            Ok(Some(NextMessage {
+                flags: vec![Flag::Seen],
+                date: None,
+                size: 70000,
+                synchronizing: false,
+            }))
+        );
+        assert_eq!(parse_append_rest(b"\r\n"), Ok(None));
+        assert!(parse_append_rest(b" {5}\r\nx").is_err());
+        assert_eq!(
+            parse_section("1.HEADER.FIELDS (SUBJECT)").map(|s| s.part),
+            Some(vec![1])
+        );
+        assert_eq!(parse_section("1.BOGUS"), None);
+    }
+
+    #[test]
     fn append_forms() {
         assert_eq!(
             ok("a1 APPEND INBOX {5}\r\nhello"),
@@ -1861,8 +2143,16 @@ mod tests {
                 b"a1 APPEND {70000}\r\n",
                 "Literal runs past the end of the command",
             ),
-            (b"a1 LOGIN x {70000}\r\n", "Expected APPEND"),
-            (b"a1 APPEND x {70000}\r\nabc", "Unexpected extra arguments"),
+            (b"a1 LOGIN x {70000}\r\n", "Expected APPEND or REPLACE"),
+            // Bytes after the announcement make it an inline literal, which this is not.
+            (
+                b"a1 APPEND x {70000}\r\nabc",
+                "Literal runs past the end of the command",
+            ),
+            (
+                b"a1 REPLACE 1 x {5+}\r\nabcde {70000}\r\n",
+                "Unexpected extra arguments",
+            ),
         ] {
             assert_eq!(
                 parse_append_head(head),

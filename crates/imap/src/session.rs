@@ -398,7 +398,8 @@ impl Session {
             | Command::Fetch(_)
             | Command::Store(_)
             | Command::Copy { .. }
-            | Command::Move { .. } => selected,
+            | Command::Move { .. }
+            | Command::Replace { .. } => selected,
             _ => authenticated,
         };
         if !allowed {
@@ -500,6 +501,15 @@ impl Session {
                 date,
                 message,
             } => self.append(&mailbox, &flags, date, message).await?,
+            Command::MultiAppend { mailbox, messages } => {
+                self.multi_append(&mailbox, messages).await?
+            }
+            Command::Replace {
+                uid,
+                target,
+                mailbox,
+                message,
+            } => self.replace(uid, target, &mailbox, message).await?,
             Command::Idle => self.idle().await?,
             Command::GetQuota(root) => self.get_quota(&root).await?,
             Command::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox).await?,
@@ -535,6 +545,7 @@ impl Session {
                  STATUS=SIZE",
             );
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
+            caps.push_str(" MULTIAPPEND CATENATE URL-PARTIAL REPLACE SAVEDATE OBJECTID PREVIEW");
         }
         caps
     }

@@ -79,7 +79,8 @@ use std::time::SystemTime;
 pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
-    MessageMeta, Pop3Record, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags,
+    MessageMeta, NewMessage, Pop3Record, QuotaUsage, Snapshot, SpecialUse, StoreResult,
+    SystemFlags, email_id,
 };
 pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};

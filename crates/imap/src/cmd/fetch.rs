@@ -107,6 +107,9 @@ impl FetchAttribute {
                 | FetchAttribute::Rfc822Size
                 | FetchAttribute::Uid
                 | FetchAttribute::ModSeq
+                | FetchAttribute::SaveDate
+                | FetchAttribute::EmailId
+                | FetchAttribute::ThreadId
         )
     }
 }
@@ -116,6 +119,7 @@ fn cache_key(attribute: &FetchAttribute) -> Option<CacheKey> {
         FetchAttribute::Envelope => Some(CacheKey::Envelope),
         FetchAttribute::BodyStructure => Some(CacheKey::BodyStructure),
         FetchAttribute::Body => Some(CacheKey::Body),
+        FetchAttribute::Preview { .. } => Some(CacheKey::Preview),
         _ => None,
     }
 }
@@ -712,6 +716,27 @@ fn write_item(
         FetchAttribute::BinarySize { part } => {
             let size = decoded(content, part)?.map_or(0, |bytes| bytes.len());
             out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", part_label(part)).as_bytes());
+        }
+        FetchAttribute::SaveDate => {
+            out.extend_from_slice(b"SAVEDATE ");
+            out.extend_from_slice(internal_date(meta.save_date).as_bytes());
+        }
+        FetchAttribute::EmailId => {
+            let id = mailstead_store::email_id(meta.email_id);
+            out.extend_from_slice(format!("EMAILID ({id})").as_bytes());
+        }
+        FetchAttribute::ThreadId => out.extend_from_slice(b"THREADID NIL"),
+        // LAZY lets the server answer NIL when the preview is not at hand; it is computed
+        // anyway (the CPU pool bounds the work) and kept, so a client never has to ask twice.
+        FetchAttribute::Preview { .. } => {
+            out.extend_from_slice(b"PREVIEW ");
+            if let Some(cached) = folder.cached(meta.uid, CacheKey::Preview) {
+                wire::string(out, &cached);
+            } else {
+                let preview = parsed(content).ok_or_else(missing)?.preview();
+                wire::string(out, preview.as_bytes());
+                folder.cache(meta.uid, CacheKey::Preview, Arc::from(preview.into_bytes()));
+            }
         }
     }
     Ok(())

@@ -265,10 +265,18 @@ impl Session {
                 ));
             }
         };
-        match mail.create(&name, use_attribute).await {
-            Ok(()) => Ok(Done::ok("Create completed.")),
-            Err(err) => Ok(self.no_for(&err)),
+        if let Err(err) = mail.create(&name, use_attribute).await {
+            return Ok(self.no_for(&err));
         }
+        // RFC 8474 4.1: the new folder's MAILBOXID, from its uidlist.
+        let mailbox_id = match mail.open(&name).await {
+            Ok(folder) => folder.sync().await.ok().map(|s| Arc::clone(&s.mailbox_id)),
+            Err(_) => None,
+        };
+        Ok(match mailbox_id {
+            Some(id) if !id.is_empty() => Done::ok(format!("[MAILBOXID ({id})] Create completed.")),
+            _ => Done::ok("Create completed."),
+        })
     }
 
     pub(crate) async fn delete(&mut self, mailbox: &str) -> io::Result<Done> {
@@ -663,6 +671,7 @@ fn status_item(snapshot: &Snapshot, recent: usize, item: StatusItem) -> String {
                 .sum::<u64>()
         ),
         StatusItem::Deleted => format!("DELETED {}", count(SystemFlags::DELETED, true)),
+        StatusItem::MailboxId => format!("MAILBOXID ({})", snapshot.mailbox_id),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod append;
 mod auth;
+mod catenate;
 mod fetch;
 mod idle;
 mod mailbox;

@@ -131,6 +131,23 @@ fn uses_modseq(key: &SearchKey) -> bool {
     }
 }
 
+/// The number behind an EMAILID this server gave (`mailstead_store::email_id`), compared
+/// exactly: ids are case-sensitive.
+fn email_id_number(id: &str) -> Option<u64> {
+    let hex = id.strip_prefix('M')?;
+    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// SAVEDATE as a date, in UTC as INTERNALDATE is.
+fn saved_day(meta: &MessageMeta) -> Option<Date> {
+    OffsetDateTime::from_unix_timestamp(meta.save_date)
+        .ok()
+        .map(OffsetDateTime::date)
+}
+
 /// INTERNALDATE as a date, in UTC as it is kept.
 fn internal_day(meta: &MessageMeta) -> Option<Date> {
     OffsetDateTime::from_unix_timestamp(meta.internal_date)
@@ -196,6 +213,14 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
         SearchKey::Uid(set) => set.contains(c.meta.uid, c.last_uid),
         SearchKey::Sequence(set) => set.contains(c.sequence, c.last_sequence),
         SearchKey::ModSeq(modseq) => c.meta.modseq >= *modseq,
+        // RFC 8514: every folder keeps save dates.
+        SearchKey::SaveDateSupported => true,
+        SearchKey::SavedBefore(date) => saved_day(c.meta).is_some_and(|day| day < *date),
+        SearchKey::SavedOn(date) => saved_day(c.meta).is_some_and(|day| day == *date),
+        SearchKey::SavedSince(date) => saved_day(c.meta).is_some_and(|day| day >= *date),
+        SearchKey::EmailId(id) => email_id_number(id) == Some(c.meta.email_id),
+        // THREADID is NIL for every message: no message has one.
+        SearchKey::ThreadId(_) => false,
         SearchKey::Not(inner) => !matches(inner, c),
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
         SearchKey::And(keys) => keys.iter().all(|key| matches(key, c)),

@@ -75,6 +75,11 @@ impl Session {
             )
             .as_bytes(),
         );
+        if !snapshot.mailbox_id.is_empty() {
+            out.extend_from_slice(
+                format!("* OK [MAILBOXID ({})] Ok\r\n", snapshot.mailbox_id).as_bytes(),
+            );
+        }
         if let Some(qresync) = command
             .qresync
             .as_ref()

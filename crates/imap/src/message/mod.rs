@@ -19,6 +19,7 @@
 //! - `bodystructure.rs`, `envelope.rs`: BODY/BODYSTRUCTURE and ENVELOPE, written as Dovecot
 //!   writes them.
 //! - `decode.rs`: Content-Transfer-Encodings undone (BINARY), text for SEARCH BODY/TEXT.
+//! - `preview.rs`: PREVIEW (RFC 8970), the first text part decoded by mail-parser.
 //! - `stream.rs`: the whole message or a partial of it read from the file a buffer at a time
 //!   (FETCH `BODY[]`, `RFC822`, `BINARY[]`), with no `Message` built.
 
@@ -380,6 +381,7 @@ mod decode;
 mod envelope;
 mod header;
 mod mime;
+mod preview;
 pub mod search_cache;
 pub mod stream;
 

@@ -202,6 +202,34 @@ pub(crate) fn base_name(name: &str) -> &str {
     }
 }
 
+/// The seconds a Maildir base name starts with (`<secs>.M<usecs>P<pid>...`, ours and
+/// Dovecot's): when the file was written into its folder. `None` for a name another tool made.
+pub(crate) fn name_time(base: &str) -> Option<i64> {
+    let digits = base.split('.').next()?;
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A stable 64-bit hash of a base name (FNV-1a), for EMAILID: it must give the same value in
+/// every release and process, which std's hashers do not promise, and it is run once per
+/// message a folder loads, so a cryptographic hash would cost more than it gives.
+pub(crate) fn name_hash(base: &str) -> u64 {
+    base.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// RFC 8474 MAILBOXID of a folder GUID: the GUID's letters and digits after an `F` (an
+/// objectid is letters, digits, `-` and `_`, and should not start with a digit).
+pub(crate) fn mailbox_id(guid: &str) -> String {
+    let mut id = String::with_capacity(guid.len() + 1);
+    id.push('F');
+    id.extend(guid.chars().filter(char::is_ascii_alphanumeric).take(200));
+    id
+}
+
 /// Flags, keyword bits and letters we do not know (kept on rename), from a file name.
 pub(crate) fn parse_info(name: &str) -> (SystemFlags, u32, String) {
     let mut flags = SystemFlags::empty();

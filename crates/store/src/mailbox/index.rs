@@ -52,6 +52,7 @@ fn key_byte(key: CacheKey) -> u8 {
         CacheKey::BodyStructure => 1,
         CacheKey::Body => 2,
         CacheKey::SearchHeaders => 3,
+        CacheKey::Preview => 4,
     }
 }
 
@@ -61,6 +62,7 @@ fn key_from(byte: u8) -> Option<CacheKey> {
         1 => Some(CacheKey::BodyStructure),
         2 => Some(CacheKey::Body),
         3 => Some(CacheKey::SearchHeaders),
+        4 => Some(CacheKey::Preview),
         _ => None,
     }
 }
@@ -327,16 +329,24 @@ fn decode_fields(r: &mut Reader<'_>) -> Option<IndexData> {
         let name = r.string()?;
         let in_new = r.u8()? != 0;
         let flags = SystemFlags::from_bits(r.u8()?);
+        let keywords = r.u32()?;
+        let modseq = r.u64()?;
+        let size = Some(r.u64()?).filter(|&size| size != UNKNOWN_SIZE);
+        let physical = r.u64()?;
+        let internal_date = r.u64()? as i64;
+        let (save_date, email_id) = super::folder::name_ids(&name, internal_date);
         data.messages.push(Entry {
             uid,
             name,
             in_new,
             flags,
-            keywords: r.u32()?,
-            modseq: r.u64()?,
-            size: Some(r.u64()?).filter(|&size| size != UNKNOWN_SIZE),
-            physical: r.u64()?,
-            internal_date: r.u64()? as i64,
+            keywords,
+            modseq,
+            size,
+            physical,
+            internal_date,
+            save_date,
+            email_id,
         });
     }
     // Ascending UIDs are what every lookup relies on.
@@ -356,6 +366,7 @@ fn decode_fields(r: &mut Reader<'_>) -> Option<IndexData> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::folder::name_ids;
     use super::*;
 
     fn sample() -> IndexData {
@@ -388,6 +399,8 @@ mod tests {
                     size: Some(4),
                     physical: 3,
                     internal_date: -5,
+                    save_date: 1,
+                    email_id: name_ids("1.M1P1.h,S=3,W=4:2,S", -5).1,
                 },
                 Entry {
                     uid: 3,
@@ -399,6 +412,9 @@ mod tests {
                     size: None,
                     physical: 1,
                     internal_date: 1_700_000_000,
+                    // A name without a time: the internal date stands in.
+                    save_date: 1_700_000_000,
+                    email_id: name_ids("x", 0).1,
                 },
             ],
             vanished: vec![(5, 2)],
@@ -440,6 +456,8 @@ mod tests {
             size: None,
             physical: 10,
             internal_date: 1_700_000_000,
+            save_date: i64::from(uid),
+            email_id: name_ids(&format!("{uid}.M1P1.h:2,"), 0).1,
         }
     }
 

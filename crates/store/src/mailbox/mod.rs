@@ -42,7 +42,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-pub use folder::Folder;
+pub use folder::{Folder, NewMessage};
 pub use notify::WatchGuard;
 
 use crate::{QuotaLimit, Store, maildir};
@@ -167,6 +167,18 @@ pub struct MessageMeta {
     pub rfc822_size: Option<u64>,
     /// Unix seconds (the file's mtime).
     pub internal_date: i64,
+    /// When the message was put into this folder, Unix seconds (RFC 8514 SAVEDATE): the
+    /// time in its Maildir base name, which delivery, APPEND, COPY and MOVE (and Dovecot)
+    /// give each file they write into a folder, and which flag changes keep.
+    pub save_date: i64,
+    /// RFC 8474 EMAILID as a number ([`email_id`]): a hash of the Maildir base name, so it
+    /// stays through flag changes and restarts; COPY and MOVE write a new file, hence a new id.
+    pub email_id: u64,
+}
+
+/// RFC 8474 EMAILID text of [`MessageMeta::email_id`]: a letter, then 16 hex digits.
+pub fn email_id(id: u64) -> String {
+    format!("M{id:016x}")
 }
 
 #[derive(Clone, Debug)]
@@ -181,6 +193,10 @@ pub struct Snapshot {
     pub messages: Vec<MessageMeta>,
     /// Indexed like `dovecot-keywords`; an empty string is an unused index.
     pub keywords: Vec<String>,
+    /// RFC 8474 MAILBOXID: from the folder's GUID in `dovecot-uidlist` (Dovecot's own, for a
+    /// folder Dovecot made), so it survives restarts and RENAME (the file moves with the
+    /// folder). Empty until the folder is first synced.
+    pub mailbox_id: Arc<str>,
 }
 
 impl Snapshot {
@@ -228,6 +244,8 @@ pub enum CacheKey {
     /// The header fields SEARCH asks about most (From, To, Subject, ...), so such a search
     /// reads no message file a second time.
     SearchHeaders,
+    /// RFC 8970 PREVIEW text.
+    Preview,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -82,6 +82,20 @@ pub(crate) struct Entry {
     /// Bytes on disk.
     pub(crate) physical: u64,
     pub(crate) internal_date: i64,
+    /// [`MessageMeta::save_date`], from the base name (computed once, when the entry is made).
+    pub(crate) save_date: i64,
+    /// [`MessageMeta::email_id`].
+    pub(crate) email_id: u64,
+}
+
+/// An entry's save date and EMAILID, from its file name: the time the name starts with (the
+/// internal date for a name that has none) and the hash of its base name.
+pub(crate) fn name_ids(name: &str, internal_date: i64) -> (i64, u64) {
+    let base = format::base_name(name);
+    (
+        format::name_time(base).unwrap_or(internal_date),
+        format::name_hash(base),
+    )
 }
 
 impl Entry {
@@ -100,6 +114,8 @@ impl Entry {
             modseq: self.modseq,
             rfc822_size: self.size,
             internal_date: self.internal_date,
+            save_date: self.save_date,
+            email_id: self.email_id,
         }
     }
 }
@@ -164,6 +180,51 @@ struct IndexFile {
 enum AppendSource {
     Message(Vec<u8>),
     Spooled(PathBuf, crate::form::Sizes),
+}
+
+/// One message for [`Folder::append_all`].
+pub struct NewMessage {
+    source: AppendSource,
+    flags: SystemFlags,
+    keywords: Vec<String>,
+    internal_date: Option<i64>,
+}
+
+impl NewMessage {
+    /// A message as received (CRLF).
+    pub fn bytes(
+        message: Vec<u8>,
+        flags: SystemFlags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> NewMessage {
+        NewMessage {
+            source: AppendSource::Message(message),
+            flags,
+            keywords: keywords.to_vec(),
+            internal_date,
+        }
+    }
+
+    /// A message streamed into the spool; the spooled message must live until the append
+    /// returns.
+    pub fn spooled(
+        message: &crate::SpooledMessage,
+        flags: SystemFlags,
+        keywords: &[String],
+        internal_date: Option<i64>,
+    ) -> NewMessage {
+        NewMessage {
+            source: AppendSource::Spooled(message.path().to_path_buf(), message.sizes()),
+            flags,
+            keywords: keywords.to_vec(),
+            internal_date,
+        }
+    }
+}
+
+fn first_uid(uids: Vec<u32>) -> u32 {
+    uids.first().copied().unwrap_or(0)
 }
 
 /// An open folder; the same `Arc<Folder>` is shared by every session that selected it.
@@ -233,6 +294,7 @@ impl Folder {
                     expunge_serial: 0,
                     messages: Vec::new(),
                     keywords: Vec::new(),
+                    mailbox_id: Arc::from(""),
                 })),
                 signal,
                 notifier: Arc::clone(notifier),
@@ -349,9 +411,8 @@ impl Folder {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<u32, MailboxError> {
-        let source = AppendSource::Message(message.to_vec());
-        self.append_from(source, flags, keywords, internal_date)
-            .await
+        let message = NewMessage::bytes(message.to_vec(), flags, keywords, internal_date);
+        self.append_from(vec![message]).await.map(first_uid)
     }
 
     /// [`Folder::append`] of a message streamed into the spool ([`crate::MailStore::begin`]):
@@ -368,34 +429,56 @@ impl Folder {
         keywords: &[String],
         internal_date: Option<i64>,
     ) -> Result<u32, MailboxError> {
-        let source = AppendSource::Spooled(message.path().to_path_buf(), message.sizes());
-        self.append_from(source, flags, keywords, internal_date)
-            .await
+        let message = NewMessage::spooled(message, flags, keywords, internal_date);
+        self.append_from(vec![message]).await.map(first_uid)
     }
 
-    /// The one APPEND path for both sources, on a blocking thread under the folder's lock.
-    async fn append_from(
-        &self,
-        source: AppendSource,
-        flags: SystemFlags,
-        keywords: &[String],
-        internal_date: Option<i64>,
-    ) -> Result<u32, MailboxError> {
+    /// Stores several messages all or nothing (MULTIAPPEND, RFC 3502): every file is written
+    /// and the quota checked for all of them before any gets a UID; when one fails, the
+    /// files written before it are removed and nothing is recorded. Returns their UIDs, in
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// As [`Folder::append`].
+    pub async fn append_all(&self, messages: Vec<NewMessage>) -> Result<Vec<u32>, MailboxError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.append_from(messages).await
+    }
+
+    /// The one APPEND path for every source, on a blocking thread under the folder's lock.
+    async fn append_from(&self, messages: Vec<NewMessage>) -> Result<Vec<u32>, MailboxError> {
         let inner = Arc::clone(&self.inner);
-        let keywords = keywords.to_vec();
         blocking(move || {
-            let converted;
-            let (content, sizes) = match &source {
-                AppendSource::Message(message) => {
-                    converted = crate::form::to_stored(message);
-                    (maildir::Content::Bytes(&converted.0), converted.1)
-                }
-                AppendSource::Spooled(path, sizes) => (maildir::Content::Link(path), *sizes),
-            };
+            let converted: Vec<Option<(Vec<u8>, crate::form::Sizes)>> = messages
+                .iter()
+                .map(|message| match &message.source {
+                    AppendSource::Message(bytes) => Some(crate::form::to_stored(bytes)),
+                    AppendSource::Spooled(..) => None,
+                })
+                .collect();
+            let mut stored = Vec::with_capacity(messages.len());
+            for (message, converted) in messages.iter().zip(&converted) {
+                let (content, sizes) = match (&message.source, converted) {
+                    (_, Some((bytes, sizes))) => (maildir::Content::Bytes(bytes), *sizes),
+                    (AppendSource::Spooled(path, sizes), None) => {
+                        (maildir::Content::Link(path), *sizes)
+                    }
+                    (AppendSource::Message(_), None) => continue,
+                };
+                stored.push(write::Stored {
+                    content,
+                    sizes,
+                    flags: message.flags,
+                    keywords: &message.keywords,
+                    internal_date: message.internal_date,
+                });
+            }
             let mut st = lock(&inner.state);
             inner.sync_locked(&mut st)?;
-            let res =
-                inner.append_locked(&mut st, &content, sizes, flags, &keywords, internal_date);
+            let res = inner.append_locked(&mut st, &stored);
             inner.finish_change(&mut st);
             res
         })
@@ -504,6 +587,25 @@ impl Folder {
                 .map(|e| e.uid)
                 .collect();
             let res = inner.remove_messages(&mut st, &targets);
+            inner.finish_change(&mut st);
+            res
+        })
+        .await
+    }
+
+    /// Removes these messages whatever their flags (REPLACE, RFC 8508); returns the UIDs
+    /// removed.
+    ///
+    /// # Errors
+    ///
+    /// `Io`, `LockTimeout`.
+    pub async fn remove(&self, uids: &[u32]) -> Result<Vec<u32>, MailboxError> {
+        let inner = Arc::clone(&self.inner);
+        let uids = uids.to_vec();
+        blocking(move || {
+            let mut st = lock(&inner.state);
+            inner.sync_locked(&mut st)?;
+            let res = inner.remove_messages(&mut st, &uids);
             inner.finish_change(&mut st);
             res
         })
@@ -766,6 +868,11 @@ impl Inner {
             expunge_serial: previous.expunge_serial + u64::from(expunged),
             messages,
             keywords: st.keywords.clone(),
+            mailbox_id: if *previous.mailbox_id == *format::mailbox_id(&st.guid) {
+                Arc::clone(&previous.mailbox_id)
+            } else {
+                Arc::from(format::mailbox_id(&st.guid))
+            },
         });
         match self.snapshot.write() {
             Ok(mut slot) => *slot = snapshot,

@@ -503,10 +503,13 @@ impl Inner {
         // Without `W=`, counting means reading the file: left until someone asks.
         let size = format::size_field(base, 'W');
         let (flags, keywords, _) = format::parse_info(&name);
+        let (save_date, email_id) = name_ids(&name, meta.mtime());
         Some(Entry {
             uid,
             physical: meta.len(),
             internal_date: meta.mtime(),
+            save_date,
+            email_id,
             name,
             in_new,
             flags,

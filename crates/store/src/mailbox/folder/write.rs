@@ -6,6 +6,15 @@ use super::*;
 use crate::form::Sizes;
 use crate::maildir::{Content, Placement};
 
+/// One message for [`Inner::append_locked`], in its stored form.
+pub(super) struct Stored<'a> {
+    pub(super) content: Content<'a>,
+    pub(super) sizes: Sizes,
+    pub(super) flags: SystemFlags,
+    pub(super) keywords: &'a [String],
+    pub(super) internal_date: Option<i64>,
+}
+
 /// What a copy needs of a source message.
 pub(super) struct CopyItem {
     uid: u32,
@@ -62,61 +71,101 @@ impl Inner {
         Ok(bits)
     }
 
-    /// APPEND of a message in its stored form: `content` is its bytes (a message received
-    /// whole) or a spooled file (a large one streamed to disk), `sizes` its sizes.
+    /// APPEND of messages in their stored form: each one's content is its bytes (a message
+    /// received whole) or a spooled file (a large one streamed to disk). All or nothing: the
+    /// quota is checked for all, every file is written, and only then are UIDs given; a
+    /// failure on the way removes the files already written.
     pub(super) fn append_locked(
         &self,
         st: &mut State,
-        content: &Content<'_>,
-        sizes: Sizes,
-        flags: SystemFlags,
-        keywords: &[String],
-        internal_date: Option<i64>,
-    ) -> Result<u32, MailboxError> {
-        let keyword_bits = self.keyword_bits(st, keywords, true)?;
-        let held = quota::reserve(&self.root, self.quota, sizes.size, 1)?;
-        let info = format::file_name("", flags, keyword_bits, "");
-        let mtime = internal_date
-            .map(|date| UNIX_EPOCH + Duration::from_secs(u64::try_from(date).unwrap_or(0)));
-        let target = maildir::write_message(
-            content,
-            &Placement {
-                folder: &self.dir,
-                into_cur: true,
-                hostname: &self.hostname,
-                sizes,
-                info: &info,
-                mtime,
-                sync_dir: true,
-            },
-        )?;
-        let name = file_name_of(&target);
-        let uid = match self.assign_uids(st, std::slice::from_ref(&name), true) {
-            Ok(uids) => uids.first().copied().unwrap_or(0),
+        messages: &[Stored<'_>],
+    ) -> Result<Vec<u32>, MailboxError> {
+        let mut keyword_bits = Vec::with_capacity(messages.len());
+        for message in messages {
+            keyword_bits.push(self.keyword_bits(st, message.keywords, true)?);
+        }
+        let total: u64 = messages.iter().map(|m| m.sizes.size).sum();
+        let count = messages.len() as u64;
+        let held = quota::reserve(&self.root, self.quota, total, count)?;
+        let mut written: Vec<PathBuf> = Vec::with_capacity(messages.len());
+        let undo = |written: &[PathBuf]| {
+            for path in written {
+                let _ = fs::remove_file(path);
+            }
+        };
+        for (message, &bits) in messages.iter().zip(&keyword_bits) {
+            let info = format::file_name("", message.flags, bits, "");
+            let mtime = message
+                .internal_date
+                .map(|date| UNIX_EPOCH + Duration::from_secs(u64::try_from(date).unwrap_or(0)));
+            let placed = maildir::write_message(
+                &message.content,
+                &Placement {
+                    folder: &self.dir,
+                    into_cur: true,
+                    hostname: &self.hostname,
+                    sizes: message.sizes,
+                    info: &info,
+                    mtime,
+                    sync_dir: true,
+                },
+            );
+            match placed {
+                Ok(target) => written.push(target),
+                Err(err) => {
+                    undo(&written);
+                    return Err(err.into());
+                }
+            }
+        }
+        let names: Vec<String> = written.iter().map(|path| file_name_of(path)).collect();
+        let uids = match self.assign_uids(st, &names, true) {
+            Ok(uids) if uids.len() == names.len() => uids,
+            Ok(_) => {
+                undo(&written);
+                return Err(MailboxError::io(
+                    &self.dir,
+                    io::Error::other("not every appended message got a UID"),
+                ));
+            }
             Err(err) => {
-                // Without a UID the message would surface later as if delivered: undo.
-                let _ = fs::remove_file(&target);
+                // Without a UID the messages would surface later as if delivered: undo.
+                undo(&written);
                 return Err(err);
             }
         };
-        held.record(&self.root, i64::try_from(sizes.size).unwrap_or(i64::MAX), 1);
+        held.record(
+            &self.root,
+            i64::try_from(total).unwrap_or(i64::MAX),
+            i64::try_from(count).unwrap_or(i64::MAX),
+        );
         st.highest_modseq += 1;
-        let internal_date = fs::metadata(&target).map_or(0, |m| m.mtime());
-        st.messages.push(Entry {
-            uid,
-            name,
-            in_new: false,
-            flags,
-            keywords: keyword_bits,
-            modseq: st.highest_modseq,
-            size: Some(sizes.vsize()),
-            physical: sizes.size,
-            internal_date,
-        });
+        for (((message, bits), target), (name, &uid)) in messages
+            .iter()
+            .zip(keyword_bits)
+            .zip(&written)
+            .zip(names.into_iter().zip(&uids))
+        {
+            let internal_date = fs::metadata(target).map_or(0, |m| m.mtime());
+            let (save_date, email_id) = name_ids(&name, internal_date);
+            st.messages.push(Entry {
+                uid,
+                save_date,
+                email_id,
+                name,
+                in_new: false,
+                flags: message.flags,
+                keywords: bits,
+                modseq: st.highest_modseq,
+                size: Some(message.sizes.vsize()),
+                physical: message.sizes.size,
+                internal_date,
+            });
+            st.touch(uid);
+        }
         st.messages.sort_by_key(|e| e.uid);
-        st.touch(uid);
         self.publish(st, true);
-        Ok(uid)
+        Ok(uids)
     }
 
     pub(super) fn store_locked(
@@ -282,8 +331,11 @@ impl Inner {
         for (p, uid) in placed.into_iter().zip(uids) {
             pairs.push((p.0, uid));
             st.touched.push(uid);
+            let (save_date, email_id) = name_ids(&p.1, p.6);
             st.messages.push(Entry {
                 uid,
+                save_date,
+                email_id,
                 name: p.1,
                 in_new: false,
                 flags: p.2,
