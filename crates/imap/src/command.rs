@@ -66,6 +66,9 @@ pub enum Command {
         flags: Vec<Flag>,
         date: Option<OffsetDateTime>,
         message: AppendMessage,
+        /// RFC 6855 `UTF8 (~{n}...)`: the message may have UTF-8 headers; allowed once
+        /// UTF8=ACCEPT is enabled.
+        utf8: bool,
     },
     Idle,
     GetQuota(String),
@@ -88,11 +91,57 @@ pub enum Command {
         set: SequenceSet,
         mailbox: String,
     },
+    /// RFC 4978 `COMPRESS mechanism`.
+    Compress(String),
+    /// RFC 5465 `NOTIFY NONE` (`None`) or `NOTIFY SET ...`.
+    Notify(Option<NotifySet>),
     Move {
         uid: bool,
         set: SequenceSet,
         mailbox: String,
     },
+}
+
+/// RFC 5465 `NOTIFY SET [STATUS] (filter events) ...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySet {
+    /// `STATUS`: tell the current state of every watched mailbox now.
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+/// One `(filter events)` of NOTIFY SET; `events` empty for `NONE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    pub events: Vec<NotifyEvent>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    SelectedDelayed,
+    Inboxes,
+    Personal,
+    Subscribed,
+    /// The mailboxes and everything below them.
+    Subtree(Vec<String>),
+    Mailboxes(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyEvent {
+    /// `fetch`: the client listed fetch attributes to send with each new message.
+    MessageNew {
+        fetch: bool,
+    },
+    MessageExpunge,
+    FlagChange,
+    MailboxName,
+    SubscriptionChange,
+    /// An event this server does not report (AnnotationChange, the METADATA ones, or an
+    /// extension's), upper-cased as sent.
+    Other(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

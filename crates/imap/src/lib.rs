@@ -80,6 +80,7 @@ use tokio::net::TcpListener;
 
 mod cmd;
 pub mod command;
+mod compress;
 mod connection;
 mod cpu;
 pub mod framing;
@@ -161,6 +162,8 @@ pub struct ImapContext {
     /// The largest input buffer any session has had (see
     /// [`ImapContext::largest_input_buffer`]).
     pub(crate) largest_input: Arc<AtomicUsize>,
+    /// Wakes a user's NOTIFY sessions when another session changes the mailbox list.
+    pub(crate) account_changes: cmd::notify::AccountChanges,
 }
 
 impl ImapContext {
@@ -183,6 +186,7 @@ impl ImapContext {
             user_sessions: ConnectionCounter::default(),
             cpu: cpu::CpuPool::for_this_machine(),
             largest_input: Arc::default(),
+            account_changes: cmd::notify::AccountChanges::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
     AppendMessage, Command, FetchAttribute, FetchCommand, Flag, ListCommand, Partial,
-    QresyncParams, SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand,
+    NotifyEvent, NotifyFilter, NotifyGroup, NotifySet, QresyncParams, SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand,
     SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
 };
 use crate::wire::{is_astring_char, is_atom_char};
@@ -83,6 +83,7 @@ pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError>
         .and_then(|()| p.keyword("APPEND"))
         .and_then(|()| p.append_arguments())
         .and_then(|(mailbox, flags, date)| {
+            let utf8 = p.append_utf8_open()?;
             let (size, synchronizing) = p.literal_announcement(true)?;
             if !p.rest().is_empty() {
                 return Err("Unexpected extra arguments".to_string());
@@ -95,6 +96,7 @@ pub fn parse_append_head(head: &[u8]) -> std::result::Result<Tagged, ParseError>
                     size,
                     synchronizing,
                 },
+                utf8,
             })
         })
         .map_err(|message| ParseError {
@@ -534,6 +536,14 @@ impl<'a> Parser<'a> {
             "CHECK" => Command::Check,
             "CLOSE" => Command::Close,
             "UNSELECT" => Command::Unselect,
+            "NOTIFY" => {
+                self.sp()?;
+                Command::Notify(self.notify()?)
+            }
+            "COMPRESS" => {
+                self.sp()?;
+                Command::Compress(self.atom()?.to_ascii_uppercase())
+            }
             "EXPUNGE" => Command::Expunge,
             "ID" => {
                 self.sp()?;
@@ -925,12 +935,123 @@ impl<'a> Parser<'a> {
 
     fn append(&mut self) -> Result<Command> {
         let (mailbox, flags, date) = self.append_arguments()?;
+        let utf8 = self.append_utf8_open()?;
         let message = self.literal(true)?.to_vec();
+        if utf8 {
+            self.expect(b')', ") after the UTF8 literal")?;
+        }
         Ok(Command::Append {
             mailbox,
             flags,
             date,
             message: AppendMessage::Inline(message),
+            utf8,
+        })
+    }
+
+    /// RFC 6855 `UTF8 (` before APPEND's message, which must then be a `~{n}` literal
+    /// followed by `)`; whether it was there.
+    fn append_utf8_open(&mut self) -> Result<bool> {
+        if !self.try_keyword("UTF8") {
+            return Ok(false);
+        }
+        self.sp()?;
+        self.expect(b'(', "( after UTF8")?;
+        if self.peek() != Some(b'~') {
+            return Err("Expected a literal8 after UTF8 (".into());
+        }
+        Ok(true)
+    }
+
+    /// NOTIFY's arguments (RFC 5465 8): `NONE`, or `SET [STATUS] (filter events) ...`.
+    fn notify(&mut self) -> Result<Option<NotifySet>> {
+        if self.try_keyword("NONE") {
+            return Ok(None);
+        }
+        self.keyword("SET")?;
+        self.sp()?;
+        let status = self.try_keyword("STATUS");
+        if status {
+            self.sp()?;
+        }
+        let mut groups = Vec::new();
+        loop {
+            if groups.len() >= MAX_LIST_ITEMS {
+                return Err("Too many NOTIFY event groups".into());
+            }
+            self.expect(b'(', "( to open a NOTIFY event group")?;
+            let filter = self.notify_filter()?;
+            self.sp()?;
+            let events = if self.try_keyword("NONE") {
+                Vec::new()
+            } else {
+                self.paren_list("NOTIFY events", false, Self::notify_event)?
+            };
+            self.expect(b')', ") to close the NOTIFY event group")?;
+            groups.push(NotifyGroup { filter, events });
+            if !self.eat(b' ') {
+                return Ok(Some(NotifySet { status, groups }));
+            }
+        }
+    }
+
+    fn notify_filter(&mut self) -> Result<NotifyFilter> {
+        let name = self.atom()?.to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "SELECTED" => NotifyFilter::Selected,
+            "SELECTED-DELAYED" => NotifyFilter::SelectedDelayed,
+            "INBOXES" => NotifyFilter::Inboxes,
+            "PERSONAL" => NotifyFilter::Personal,
+            "SUBSCRIBED" => NotifyFilter::Subscribed,
+            "SUBTREE" | "MAILBOXES" => {
+                self.sp()?;
+                let mailboxes = if self.peek() == Some(b'(') {
+                    self.paren_list("mailboxes", false, Self::mailbox)?
+                } else {
+                    vec![self.mailbox()?]
+                };
+                if name == "SUBTREE" {
+                    NotifyFilter::Subtree(mailboxes)
+                } else {
+                    NotifyFilter::Mailboxes(mailboxes)
+                }
+            }
+            _ => return Err(format!("Unknown NOTIFY filter {name}")),
+        })
+    }
+
+    fn notify_event(&mut self) -> Result<NotifyEvent> {
+        let name = self.atom()?.to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "MESSAGENEW" => {
+                // The fetch attributes are read only to be refused: balanced parentheses
+                // within the line, whatever is inside.
+                let fetch = self.peek() == Some(b' ') && self.peek_at(1) == Some(b'(');
+                if fetch {
+                    self.pos += 1;
+                    let mut depth = 0usize;
+                    loop {
+                        match self.peek() {
+                            Some(b'(') => depth += 1,
+                            Some(b')') => depth = depth.saturating_sub(1),
+                            None | Some(b'\r' | b'\n') => {
+                                return Err("Unterminated MessageNew fetch attributes".into());
+                            }
+                            Some(_) => {}
+                        }
+                        self.pos += 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                }
+                NotifyEvent::MessageNew { fetch }
+            }
+            "MESSAGEEXPUNGE" => NotifyEvent::MessageExpunge,
+            "FLAGCHANGE" => NotifyEvent::FlagChange,
+            "MAILBOXNAME" => NotifyEvent::MailboxName,
+            "SUBSCRIPTIONCHANGE" => NotifyEvent::SubscriptionChange,
+            _ => NotifyEvent::Other(name),
         })
     }
 
@@ -953,7 +1074,7 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        if !matches!(self.peek(), Some(b'{' | b'~')) {
+        if !matches!(self.peek(), Some(b'{' | b'~' | b'U' | b'u')) {
             return Err("Missing message literal".into());
         }
         Ok((mailbox, flags, date))
@@ -1804,7 +1925,8 @@ mod tests {
                 mailbox: "INBOX".into(),
                 flags: vec![],
                 date: None,
-                message: AppendMessage::Inline(b"hello".to_vec())
+                message: AppendMessage::Inline(b"hello".to_vec()),
+                utf8: false
             }
         );
         assert_eq!(
@@ -1815,7 +1937,8 @@ mod tests {
                 mailbox: "Sent".into(),
                 flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
                 date: Some(datetime!(2026-11-21 18:00:00 +0)),
-                message: AppendMessage::Inline(b"a\r\nb\r\n".to_vec())
+                message: AppendMessage::Inline(b"a\r\nb\r\n".to_vec()),
+                utf8: false
             }
         );
         assert_eq!(
@@ -1824,7 +1947,8 @@ mod tests {
                 mailbox: "x".into(),
                 flags: vec![],
                 date: Some(datetime!(2024-02-01 03:04:05 -1:30)),
-                message: AppendMessage::Inline(b"a\0b".to_vec())
+                message: AppendMessage::Inline(b"a\0b".to_vec()),
+                utf8: false
             }
         );
         assert_eq!(
@@ -1838,7 +1962,8 @@ mod tests {
                     message: AppendMessage::Streamed {
                         size: 70000,
                         synchronizing: false
-                    }
+                    },
+                    utf8: false
                 }
             })
         );

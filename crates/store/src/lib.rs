@@ -79,7 +79,7 @@ use std::time::SystemTime;
 pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
-    MessageMeta, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags,
+    MessageMeta, QuotaUsage, Snapshot, SpecialUse, StoreResult, SystemFlags, WatchGuard,
 };
 pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};

@@ -21,6 +21,7 @@ impl Session {
         flags: &[Flag],
         date: Option<OffsetDateTime>,
         message: AppendMessage,
+        utf8: bool,
     ) -> io::Result<Done> {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
@@ -46,7 +47,7 @@ impl Session {
         let date = date.map(OffsetDateTime::unix_timestamp);
         let appended = match message {
             AppendMessage::Inline(bytes) => folder.append(&bytes, system, &keywords, date).await,
-            AppendMessage::Streamed { .. } => match self.spool_streamed().await? {
+            AppendMessage::Streamed { .. } => match self.spool_streamed(utf8).await? {
                 Ok(spooled) => {
                     folder
                         .append_spooled(&spooled, system, &keywords, date)
@@ -69,7 +70,8 @@ impl Session {
     /// Takes the streamed literal into a spool file, then the rest of the command line.
     /// `Err(done)` answers the command without storing anything; a literal not taken whole
     /// is dropped by the framer (the session refuses what is left of it).
-    async fn spool_streamed(&mut self) -> io::Result<Result<SpooledMessage, Done>> {
+    /// `utf8`: the literal was `UTF8 (~{n}`, so `)` closes the line.
+    async fn spool_streamed(&mut self, utf8: bool) -> io::Result<Result<SpooledMessage, Done>> {
         let mut writer = match self.ctx.mail.begin().await {
             Ok(writer) => writer,
             Err(err) => return Ok(Err(self.no_for(&err))),
@@ -99,7 +101,8 @@ impl Session {
                     "client left in APPEND",
                 ));
             }
-            Some(Frame::Rest(line)) if matches!(&line[..], b"\r\n" | b"\n") => {}
+            Some(Frame::Rest(line))
+                if matches!(line.strip_prefix(if utf8 { &b")"[..] } else { b"" }), Some(b"\r\n" | b"\n")) => {}
             Some(Frame::Rest(_)) => return Ok(Err(Done::bad("Unexpected extra arguments"))),
             Some(_) => return Ok(Err(Done::bad("Command line too long"))),
         }
