@@ -115,7 +115,11 @@ impl Deflate {
     }
 
     /// Reads compressed bytes from the client, at most `room`; false at end of stream.
-    pub(crate) async fn read_from(&mut self, stream: &mut Box<dyn Io>, room: usize) -> io::Result<bool> {
+    pub(crate) async fn read_from(
+        &mut self,
+        stream: &mut Box<dyn Io>,
+        room: usize,
+    ) -> io::Result<bool> {
         self.input.reserve_exact(room.max(MIN_READ));
         let n = stream.read_buf(&mut self.input).await?;
         Ok(n > 0)

@@ -16,9 +16,10 @@ use encoding_rs::{Encoding, UTF_8};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
-    AppendMessage, Command, FetchAttribute, FetchCommand, Flag, ListCommand, Partial,
-    NotifyEvent, NotifyFilter, NotifyGroup, NotifySet, QresyncParams, SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand,
-    SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
+    AppendMessage, Command, FetchAttribute, FetchCommand, Flag, ListCommand, NotifyEvent,
+    NotifyFilter, NotifyGroup, NotifySet, Partial, QresyncParams, SearchCommand, SearchKey,
+    SearchReturn, Section, SectionText, SelectCommand, SeqNumber, SeqRange, SequenceSet,
+    StatusItem, StoreCommand, StoreOperation, Tagged,
 };
 use crate::wire::{is_astring_char, is_atom_char};
 

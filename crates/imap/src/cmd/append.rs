@@ -102,7 +102,10 @@ impl Session {
                 ));
             }
             Some(Frame::Rest(line))
-                if matches!(line.strip_prefix(if utf8 { &b")"[..] } else { b"" }), Some(b"\r\n" | b"\n")) => {}
+                if matches!(
+                    line.strip_prefix(if utf8 { &b")"[..] } else { b"" }),
+                    Some(b"\r\n" | b"\n")
+                ) => {}
             Some(Frame::Rest(_)) => return Ok(Err(Done::bad("Unexpected extra arguments"))),
             Some(_) => return Ok(Err(Done::bad("Command line too long"))),
         }

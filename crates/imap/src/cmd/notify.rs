@@ -49,7 +49,10 @@ pub(crate) struct AccountChanges {
 
 impl AccountChanges {
     fn subscribe(&self, user: &str) -> watch::Receiver<u64> {
-        let mut senders = self.senders.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut senders = self
+            .senders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if senders.len() >= 1024 {
             senders.retain(|_, sender| sender.receiver_count() > 0);
         }
@@ -60,7 +63,10 @@ impl AccountChanges {
     }
 
     fn changed(&self, user: &str) {
-        let mut senders = self.senders.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut senders = self
+            .senders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(sender) = senders.get(user) {
             if sender.receiver_count() == 0 {
                 senders.remove(user);
@@ -365,7 +371,11 @@ impl Session {
     /// `* STATUS name (...)` for a watched folder, from its snapshot.
     fn status_notification(&self, notify: &Notify, folder: &Folder, shown: &str) -> Vec<u8> {
         let snapshot = folder.snapshot();
-        let mut items = vec![StatusItem::Messages, StatusItem::UidNext, StatusItem::UidValidity];
+        let mut items = vec![
+            StatusItem::Messages,
+            StatusItem::UidNext,
+            StatusItem::UidValidity,
+        ];
         if notify.other_flags {
             items.push(StatusItem::Unseen);
         }
