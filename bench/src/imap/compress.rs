@@ -73,7 +73,9 @@ impl Client {
                     raw = raw.get(used..).unwrap_or_default();
                 }
             }
-            None => self.input.extend_from_slice(raw.get(..n).unwrap_or_default()),
+            None => self
+                .input
+                .extend_from_slice(raw.get(..n).unwrap_or_default()),
         }
         self.plain_in += self.input.len() - before;
         Ok(())

@@ -1805,6 +1805,111 @@ mod tests {
     }
 
     #[test]
+    fn notify_set_and_none() {
+        assert_eq!(ok("a1 NOTIFY NONE"), Command::Notify(None));
+        assert_eq!(
+            ok(
+                "a1 notify set status (selected (MessageNew MessageExpunge FlagChange)) \
+                (SUBTREE (INBOX \"A b\") (MessageNew MessageExpunge)) (Mailboxes Sent NONE) \
+                (PERSONAL (MailboxName SubscriptionChange AnnotationChange))"
+            ),
+            Command::Notify(Some(NotifySet {
+                status: true,
+                groups: vec![
+                    NotifyGroup {
+                        filter: NotifyFilter::Selected,
+                        events: vec![
+                            NotifyEvent::MessageNew { fetch: false },
+                            NotifyEvent::MessageExpunge,
+                            NotifyEvent::FlagChange
+                        ],
+                    },
+                    NotifyGroup {
+                        filter: NotifyFilter::Subtree(vec!["INBOX".into(), "A b".into()]),
+                        events: vec![
+                            NotifyEvent::MessageNew { fetch: false },
+                            NotifyEvent::MessageExpunge
+                        ],
+                    },
+                    NotifyGroup {
+                        filter: NotifyFilter::Mailboxes(vec!["Sent".into()]),
+                        events: vec![],
+                    },
+                    NotifyGroup {
+                        filter: NotifyFilter::Personal,
+                        events: vec![
+                            NotifyEvent::MailboxName,
+                            NotifyEvent::SubscriptionChange,
+                            NotifyEvent::Other("ANNOTATIONCHANGE".into())
+                        ],
+                    },
+                ],
+            }))
+        );
+        assert_eq!(
+            ok(
+                "a1 NOTIFY SET (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (From)]) MessageExpunge))"
+            ),
+            Command::Notify(Some(NotifySet {
+                status: false,
+                groups: vec![NotifyGroup {
+                    filter: NotifyFilter::Selected,
+                    events: vec![
+                        NotifyEvent::MessageNew { fetch: true },
+                        NotifyEvent::MessageExpunge
+                    ],
+                }],
+            }))
+        );
+        for bad in [
+            "a1 NOTIFY",
+            "a1 NOTIFY SET",
+            "a1 NOTIFY SET (SELECTED)",
+            "a1 NOTIFY SET (ELSEWHERE (MessageNew))",
+            "a1 NOTIFY SET (SELECTED (MessageNew (UID)",
+            "a1 NOTIFY SET (SELECTED ())",
+        ] {
+            err(bad);
+        }
+    }
+
+    #[test]
+    fn append_utf8_literal() {
+        assert_eq!(
+            ok("a1 APPEND INBOX UTF8 (~{6}\r\nhällo)"),
+            Command::Append {
+                mailbox: "INBOX".into(),
+                flags: vec![],
+                date: None,
+                message: AppendMessage::Inline("hällo".as_bytes().to_vec()),
+                utf8: true,
+            }
+        );
+        assert_eq!(
+            err("a1 APPEND INBOX UTF8 ({5}\r\nhello)"),
+            "Expected a literal8 after UTF8 ("
+        );
+        assert!(!err("a1 APPEND INBOX UTF8 (~{5}\r\nhello").is_empty());
+        assert!(matches!(
+            parse_append_head(b"a1 APPEND x UTF8 (~{70000+}\r\n").map(|t| t.command),
+            Ok(Command::Append {
+                utf8: true,
+                message: AppendMessage::Streamed { size: 70000, .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn compress() {
+        assert_eq!(
+            ok("a1 compress deflate"),
+            Command::Compress("DEFLATE".into())
+        );
+        err("a1 COMPRESS");
+    }
+
+    #[test]
     fn mailbox_management() {
         assert_eq!(
             ok("a1 CREATE Archive"),
