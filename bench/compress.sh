@@ -8,14 +8,18 @@
 #   (a) Debian's Dovecot (bench/peers/setup.sh) with its zlib and imap_zlib plugins (deflate
 #       level 6, its default), then
 #   (b) Mailstead (level 6 too).
+# Then the memory an idle connection costs, with and without COMPRESS: IDLE (default 300)
+# connections log in, (turn COMPRESS on,) SELECT INBOX, FETCH one message and wait; the
+# server's RSS (its process tree's) per connection.
 # Usage: bench/compress.sh   (as root)
-# Environment: MESSAGES (default 1000), REPEAT (default 5), SERVERS ("dovecot mailstead", the
-# default, or one of them).
+# Environment: MESSAGES (default 1000), REPEAT (default 5), IDLE (default 300), SERVERS
+# ("dovecot mailstead", the default, or one of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=1
 MESSAGES=${MESSAGES:-1000}
 REPEAT=${REPEAT:-5}
+IDLE=${IDLE:-300}
 SERVERS=${SERVERS:-dovecot mailstead}
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 . bench/lib.sh
@@ -38,6 +42,8 @@ printf 'server\tstream\tcommand\twire bytes\tinflated bytes\tserver CPU ms\n'
 measure() { # LABEL PORT PID
   "$BENCH" compress --addr "127.0.0.1:$2" --pid "$3" --label "$1" --repeat "$REPEAT"
   "$BENCH" compress --addr "127.0.0.1:$2" --pid "$3" --label "$1" --repeat "$REPEAT" --compress
+  "$BENCH" compress --addr "127.0.0.1:$2" --pid "$3" --label "$1" --idle "$IDLE"
+  "$BENCH" compress --addr "127.0.0.1:$2" --pid "$3" --label "$1" --idle "$IDLE" --compress
 }
 
 status=0
@@ -45,6 +51,12 @@ if [[ " $SERVERS " == *" dovecot "* ]]; then
   mkdir -p "$WORK/peer/dovecot"
   cat > "$WORK/peer/dovecot/extra.conf" <<'CONF'
 mail_plugins = $mail_plugins zlib
+mail_max_userip_connections = 10000
+default_process_limit = 10000
+default_client_limit = 20000
+service imap {
+  process_limit = 10000
+}
 protocol imap {
   mail_plugins = $mail_plugins imap_zlib
 }
@@ -55,7 +67,8 @@ CONF
   wait_port_free 14300
 fi
 if [[ " $SERVERS " == *" mailstead "* ]]; then
-  mailstead_write_config
+  mailstead_write_config "max_connections_per_user = 10000
+max_connections_per_ip = 20000"
   if mailstead_load_users && mailstead_start; then
     measure Mailstead 1143 "$MAILSTEAD_PID" || status=1
   else

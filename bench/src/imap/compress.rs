@@ -2,6 +2,11 @@
 //! of INBOX (1,000 in bench/compress.sh), once `(BODY.PEEK[])` and once `(ENVELOPE)`, on one
 //! connection with and without COMPRESS. The client inflates with flate2 (its own CPU is not
 //! counted); the server's CPU is its process tree's, read from /proc before and after.
+//!
+//! [`idle`] measures what an idle connection costs the server with and without COMPRESS:
+//! N connections log in (with COMPRESS, turn it on), SELECT INBOX and FETCH one message (so
+//! both directions of the stream have been used), then wait; the server's RSS is read before
+//! and while they wait.
 
 use std::time::Duration;
 
@@ -126,8 +131,9 @@ fn server_ms(pid: u32) -> f64 {
     tree_cpu_ticks(pid) as f64 * 1000.0 / clock_ticks()
 }
 
-pub async fn run(args: &CompressArgs) -> Result<Vec<Measured>> {
-    let stream = TcpStream::connect(&args.addr).await?;
+/// A connection logged in as `login`, with COMPRESS on when `compress`.
+async fn open(addr: &str, login: &str, password: &str, compress: bool) -> Result<Client> {
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut client = Client {
         stream,
@@ -144,11 +150,11 @@ pub async fn run(args: &CompressArgs) -> Result<Vec<Measured>> {
     client
         .command(&format!(
             "LOGIN {} {}",
-            crate::conn::quote(&args.login),
-            crate::conn::quote(&args.password)
+            crate::conn::quote(login),
+            crate::conn::quote(password)
         ))
         .await?;
-    if args.compress {
+    if compress {
         client.command("COMPRESS DEFLATE").await?;
         ensure!(client.input.is_empty(), "data after the COMPRESS OK");
         client.deflate = Some((
@@ -157,6 +163,11 @@ pub async fn run(args: &CompressArgs) -> Result<Vec<Measured>> {
         ));
     }
     client.command("SELECT INBOX").await?;
+    Ok(client)
+}
+
+pub async fn run(args: &CompressArgs) -> Result<Vec<Measured>> {
+    let mut client = open(&args.addr, &args.login, &args.password, args.compress).await?;
     let mut results = Vec::new();
     for (command, name) in [
         ("FETCH 1:* (BODY.PEEK[])", "FETCH 1:* (BODY.PEEK[])"),
@@ -196,4 +207,23 @@ pub fn print(args: &CompressArgs, results: &[Measured]) {
             result.cpu_ms
         );
     }
+}
+
+/// The server's RSS growth per idle connection, in KiB, for `connections` connections (see
+/// the module comment).
+pub async fn idle(args: &CompressArgs, connections: usize) -> Result<f64> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = crate::idle::measure(args.pid, true)?.rss_kib;
+    let mut open_connections = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut client = open(&args.addr, &args.login, &args.password, args.compress).await?;
+        client.command("FETCH 1 (BODY.PEEK[])").await?;
+        open_connections.push(client);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = crate::idle::measure(args.pid, true)?.rss_kib;
+    for client in &mut open_connections {
+        client.command("NOOP").await?;
+    }
+    Ok(after.saturating_sub(before) as f64 / connections.max(1) as f64)
 }

@@ -118,6 +118,9 @@ enum Command {
         /// Timed FETCHes of each kind
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Instead: open this many connections and print the server's RSS per idle one
+        #[arg(long)]
+        idle: Option<usize>,
     },
     /// Print the CPU table of one `cpu` result file, or two side by side (SECOND / FIRST)
     CompareCpu {
@@ -291,6 +294,7 @@ async fn main() -> Result<()> {
             label,
             compress,
             repeat,
+            idle,
         } => {
             let args = compress::CompressArgs {
                 addr,
@@ -301,8 +305,17 @@ async fn main() -> Result<()> {
                 compress,
                 repeat,
             };
-            let results = compress::run(&args).await?;
-            compress::print(&args, &results);
+            if let Some(connections) = idle {
+                let kib = compress::idle(&args, connections).await?;
+                println!(
+                    "{}\t{}\tidle connection (RSS per connection, {connections} open)\t\t\t{kib:.1} KiB",
+                    args.label,
+                    if args.compress { "COMPRESS" } else { "plain" },
+                );
+            } else {
+                let results = compress::run(&args).await?;
+                compress::print(&args, &results);
+            }
         }
         Command::Cpu {
             addr,
