@@ -633,3 +633,53 @@ async fn notify_refuses_what_it_does_not_support() {
 fn mailstead_imap_max_watched() -> usize {
     100
 }
+
+/// NOTIFY's other mailboxes are told during IDLE too, and after SELECT of a watched mailbox
+/// its changes come as EXISTS, not STATUS.
+#[tokio::test]
+async fn notify_goes_on_during_idle_and_follows_the_selection() {
+    let server = start(true).await;
+    let mut watcher = server.logged_in("alice").await;
+    let mut other = server.logged_in("alice").await;
+    watcher.run("ENABLE IMAP4rev2").await;
+    watcher.run("SELECT INBOX").await;
+    let (_, done) = watcher
+        .run("NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (PERSONAL (MessageNew MessageExpunge))")
+        .await;
+    assert!(done.starts_with("OK"), "{done}");
+    watcher.send(b"i1 IDLE\r\n").await;
+    assert!(watcher.line().await.starts_with('+'));
+    let body = message("archived", "a");
+    other
+        .run(&format!("APPEND Archive {{{}+}}\r\n{body}", body.len()))
+        .await;
+    let seen = until_line(&mut watcher, "* STATUS Archive").await;
+    assert!(
+        seen.last()
+            .unwrap()
+            .starts_with("* STATUS Archive (MESSAGES 1 UIDNEXT 2 "),
+        "{seen:?}"
+    );
+    watcher.send(b"DONE\r\n").await;
+    let (_, done) = watcher.until_tagged("i1").await;
+    assert!(done.starts_with("OK"), "{done}");
+    // Archive selected: its new mail is EXISTS; INBOX, no longer selected, is STATUS.
+    let (_, done) = watcher.run("SELECT Archive").await;
+    assert!(done.starts_with("OK"), "{done}");
+    other
+        .run(&format!("APPEND Archive {{{}+}}\r\n{body}", body.len()))
+        .await;
+    let seen = until_line(&mut watcher, "* 2 EXISTS").await;
+    assert!(
+        seen.iter().all(|line| !line.starts_with("* STATUS")),
+        "{seen:?}"
+    );
+    server.deliver("alice", &message("new", "n")).await;
+    let seen = until_line(&mut watcher, "* STATUS INBOX").await;
+    assert!(
+        seen.last()
+            .unwrap()
+            .starts_with("* STATUS INBOX (MESSAGES 1 UIDNEXT 2 "),
+        "{seen:?}"
+    );
+}

@@ -239,7 +239,7 @@ impl Session {
         if let Err(done) = notify.rebase_names(&mail).await {
             return Ok(self.no_for(&done));
         }
-        match notify.watches(&mail, self.selected_folder()).await {
+        match notify.watches(&mail).await {
             Ok(Some(names)) => notify.watch(&mail, names).await,
             Ok(None) => {
                 return Ok(Done::no(format!(
@@ -251,7 +251,14 @@ impl Session {
         if set.status {
             let separator = mail.layout().separator();
             let mut out = Vec::new();
+            let selected = self.selected_folder().filter(|_| notify.selected);
             for watched in &notify.watched {
+                if selected
+                    .as_ref()
+                    .is_some_and(|selected| Arc::ptr_eq(selected, &watched.folder))
+                {
+                    continue;
+                }
                 let shown = client_name(&watched.name, separator, self.utf8_names());
                 out.extend(self.status_notification(&notify, &watched.folder, &shown));
             }
@@ -338,6 +345,11 @@ impl Session {
             .collect();
         let separator = mail.layout().separator();
         let utf8 = self.utf8_names();
+        // The selected mailbox's changes go out as EXISTS/EXPUNGE/FETCH when SELECTED asks
+        // for them, not as STATUS.
+        let selected = self
+            .selected_folder()
+            .filter(|_| self.notify.as_ref().is_some_and(|notify| notify.selected));
         let mut out = Vec::new();
         for (i, folder) in folders {
             // Another process's change is seen only after a sync; an error leaves the last
@@ -354,7 +366,10 @@ impl Session {
             let changed = (messages, uid_next, uid_validity) != (now.0, now.1, now.2)
                 || notify.other_flags && modseq != now.3;
             watched.told = now;
-            if changed {
+            let is_selected = selected
+                .as_ref()
+                .is_some_and(|selected| Arc::ptr_eq(selected, &folder));
+            if changed && !is_selected {
                 let shown = client_name(&watched.name, separator, utf8);
                 let Some(notify) = self.notify.as_deref() else {
                     return Ok(());
@@ -453,11 +468,7 @@ impl Session {
         notify.names = names;
         notify.subscribed = subscribed;
         if list_changed {
-            let selected = self.selected_folder();
-            let Some(notify) = self.notify.as_mut() else {
-                return Ok(());
-            };
-            match notify.watches(mail, selected).await {
+            match notify.watches(mail).await {
                 Ok(Some(wanted)) => {
                     if let Some(notify) = self.notify.as_mut() {
                         notify.watch(mail, wanted).await;
@@ -492,12 +503,11 @@ impl Notify {
         Ok(())
     }
 
-    /// The store names the filters name now (without the selected folder when its changes
-    /// are sent as they happen); `None` when more than [`MAX_WATCHED`].
+    /// The store names the filters name now (the selected one too: it is skipped while
+    /// selected); `None` when more than [`MAX_WATCHED`].
     async fn watches(
         &self,
         mail: &Account,
-        selected: Option<Arc<Folder>>,
     ) -> Result<Option<BTreeSet<String>>, mailstead_store::MailboxError> {
         let mut wanted = BTreeSet::new();
         for filter in &self.filters {
@@ -534,9 +544,6 @@ impl Notify {
             if wanted.len() > MAX_WATCHED {
                 return Ok(None);
             }
-        }
-        if let Some(selected) = selected.filter(|_| self.selected) {
-            wanted.remove(selected.name());
         }
         Ok(Some(wanted))
     }
