@@ -167,8 +167,10 @@ mod tests {
             .compress_vec(&vec![b'a'; 10 << 20], &mut bomb, FlushCompress::Sync)
             .expect("compress");
         assert!(bomb.len() < 64 * 1024);
-        let mut deflate = Deflate::default();
-        deflate.input = bomb;
+        let mut deflate = Deflate {
+            input: bomb,
+            ..Deflate::default()
+        };
         let mut buf = Vec::with_capacity(256);
         let produced = deflate.decompress_into(&mut buf).expect("inflate");
         assert_eq!(produced, buf.len());
@@ -178,8 +180,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        let mut deflate = Deflate::default();
-        deflate.input = vec![0xff; 64];
+        let mut deflate = Deflate {
+            input: vec![0xff; 64],
+            ..Deflate::default()
+        };
         let mut buf = Vec::with_capacity(256);
         assert!(deflate.decompress_into(&mut buf).is_err());
     }

@@ -1,5 +1,6 @@
 //! IMAP4rev2 (RFC 9051) next to IMAP4rev1, UTF8=ACCEPT (RFC 6855), COMPRESS=DEFLATE (RFC 4978)
 //! and NOTIFY (RFC 5465), over real sockets, Maildirs and SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers: a failure is the test failing.
 
 mod support;
 use support::*;
