@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
                 // MULTIAPPEND: the line after a streamed literal may announce the next one,
                 // which streams the same way.
                 Frame::Rest(line) => {
-                    if let Ok(Some(next)) = parse_append_rest(&line)
+                    if let Ok(Some(next)) = parse_append_rest(&line, line.first() == Some(&b')'))
                         && next.size <= limits.max_literal as u64
                     {
                         framer.stream_next(next.size, next.synchronizing);
@@ -72,5 +72,5 @@ fuzz_target!(|data: &[u8]| {
     // The parsers alone, on the raw input.
     let _ = parse_command(data);
     let _ = parse_append_head(data);
-    let _ = parse_append_rest(data);
+    let _ = parse_append_rest(data, data.first() == Some(&b')'));
 });

@@ -2,6 +2,11 @@
 //! and a SELECT so the fuzzer starts where most commands are allowed, with a real SQLite
 //! directory and a real Maildir holding two messages: the session must never panic and must
 //! end when the input does.
+//!
+//! Input starting with [`COMPRESSED`] goes through COMPRESS=DEFLATE instead: after the
+//! prologue the client sends `COMPRESS DEFLATE`, waits for the OK, and then sends the rest
+//! either as it is, as the raw deflate stream (the next byte odd: the inflater meets
+//! garbage), or compressed by flate2 (even: the decompressed commands meet the framer).
 #![no_main]
 
 #[path = "common/mod.rs"]
@@ -23,6 +28,8 @@ struct Fixture {
 }
 
 const PROLOGUE: &[u8] = b"a LOGIN alice@example.com x\r\nb SELECT INBOX\r\n";
+/// The first byte of an input that is sent compressed.
+const COMPRESSED: u8 = 0xC5;
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
@@ -91,8 +98,64 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// The session over COMPRESS=DEFLATE (see the module comment).
+fn run_compressed(fixture: &'static Fixture, data: &[u8]) {
+    let (raw, rest) = match data.split_first() {
+        Some((mode, rest)) => (mode & 1 == 1, rest),
+        None => (false, data),
+    };
+    let stream = if raw {
+        rest.to_vec()
+    } else {
+        let mut compress = flate2::Compress::new(flate2::Compression::fast(), false);
+        let mut out = Vec::with_capacity(rest.len() + 1024);
+        // One sync flush per 64 bytes: the session sees commands arrive in pieces.
+        for chunk in rest.chunks(64) {
+            out.reserve(chunk.len() + 64);
+            let _ = compress.compress_vec(chunk, &mut out, flate2::FlushCompress::Sync);
+        }
+        out
+    };
+    fixture.runtime.block_on(async move {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let session = tokio::spawn(mailstead_imap::serve_stream(
+            server,
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Arc::clone(&fixture.ctx),
+        ));
+        let (reader, mut writer) = tokio::io::split(client);
+        let mut reader = tokio::io::BufReader::new(reader);
+        let mut prologue = PROLOGUE.to_vec();
+        prologue.extend_from_slice(b"c COMPRESS DEFLATE\r\n");
+        let _ = writer.write_all(&prologue).await;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.starts_with("c ") => break,
+                Ok(_) => {}
+            }
+        }
+        let send = async move {
+            let _ = writer.write_all(&stream).await;
+            let _ = writer.shutdown().await;
+        };
+        let drain = async move {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink).await;
+        };
+        tokio::join!(send, drain);
+        let _ = session.await;
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
     let fixture = fixture();
+    if let Some((&COMPRESSED, rest)) = data.split_first() {
+        run_compressed(fixture, rest);
+        return;
+    }
     let mut input = PROLOGUE.to_vec();
     input.extend_from_slice(data);
     fixture.runtime.block_on(async move {

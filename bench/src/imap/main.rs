@@ -3,6 +3,7 @@
 //! connection); see bench/README.md for what each number means.
 
 mod attack;
+mod compress;
 mod conn;
 mod cpu;
 mod idle;
@@ -96,6 +97,30 @@ enum Command {
         label: String,
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Bytes on the wire and server CPU for a FETCH of all of INBOX, with or without
+    /// COMPRESS=DEFLATE; prints tab-separated lines (bench/compress.sh)
+    Compress {
+        #[arg(long)]
+        addr: String,
+        /// The server process (with its descendants)
+        #[arg(long)]
+        pid: u32,
+        #[arg(long, default_value = "user1@example.test")]
+        login: String,
+        #[arg(long, default_value = "pass")]
+        password: String,
+        #[arg(long)]
+        label: String,
+        /// Turn COMPRESS DEFLATE on after login
+        #[arg(long)]
+        compress: bool,
+        /// Timed FETCHes of each kind
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Instead: open this many connections and print the server's RSS per idle one
+        #[arg(long)]
+        idle: Option<usize>,
     },
     /// Print the CPU table of one `cpu` result file, or two side by side (SECOND / FIRST)
     CompareCpu {
@@ -261,6 +286,37 @@ async fn main() -> Result<()> {
             "ARGON2ID" => println!("{}", mailstead_password::hash(password.as_bytes())?),
             other => anyhow::bail!("scheme {other}: PLAIN or ARGON2ID"),
         },
+        Command::Compress {
+            addr,
+            pid,
+            login,
+            password,
+            label,
+            compress,
+            repeat,
+            idle,
+        } => {
+            let args = compress::CompressArgs {
+                addr,
+                pid,
+                login,
+                password,
+                label,
+                compress,
+                repeat,
+            };
+            if let Some(connections) = idle {
+                let kib = compress::idle(&args, connections).await?;
+                println!(
+                    "{}\t{}\tidle connection (RSS per connection, {connections} open)\t\t\t{kib:.1} KiB",
+                    args.label,
+                    if args.compress { "COMPRESS" } else { "plain" },
+                );
+            } else {
+                let results = compress::run(&args).await?;
+                compress::print(&args, &results);
+            }
+        }
         Command::Cpu {
             addr,
             pid,

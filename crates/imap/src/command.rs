@@ -66,6 +66,9 @@ pub enum Command {
         flags: Vec<Flag>,
         date: Option<OffsetDateTime>,
         message: AppendMessage,
+        /// RFC 6855 `UTF8 (~{n}...)`: the message may have UTF-8 headers; allowed once
+        /// UTF8=ACCEPT is enabled.
+        utf8: bool,
     },
     /// RFC 3502 MULTIAPPEND: an APPEND of more than one message, all or nothing. Only the
     /// last may be `Streamed` (more may follow it on the connection: see `cmd/append.rs`).
@@ -102,11 +105,57 @@ pub enum Command {
         set: SequenceSet,
         mailbox: String,
     },
+    /// RFC 4978 `COMPRESS mechanism`.
+    Compress(String),
+    /// RFC 5465 `NOTIFY NONE` (`None`) or `NOTIFY SET ...`.
+    Notify(Option<NotifySet>),
     Move {
         uid: bool,
         set: SequenceSet,
         mailbox: String,
     },
+}
+
+/// RFC 5465 `NOTIFY SET [STATUS] (filter events) ...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySet {
+    /// `STATUS`: tell the current state of every watched mailbox now.
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+/// One `(filter events)` of NOTIFY SET; `events` empty for `NONE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    pub events: Vec<NotifyEvent>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    SelectedDelayed,
+    Inboxes,
+    Personal,
+    Subscribed,
+    /// The mailboxes and everything below them.
+    Subtree(Vec<String>),
+    Mailboxes(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyEvent {
+    /// `fetch`: the client listed fetch attributes to send with each new message.
+    MessageNew {
+        fetch: bool,
+    },
+    MessageExpunge,
+    FlagChange,
+    MailboxName,
+    SubscriptionChange,
+    /// An event this server does not report (AnnotationChange, the METADATA ones, or an
+    /// extension's), upper-cased as sent.
+    Other(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -541,6 +590,8 @@ pub struct AppendItem {
     pub flags: Vec<Flag>,
     pub date: Option<OffsetDateTime>,
     pub message: AppendMessage,
+    /// RFC 6855 `UTF8 (~{n}...)`: allowed once UTF8=ACCEPT is enabled.
+    pub utf8: bool,
 }
 
 /// APPEND's message.

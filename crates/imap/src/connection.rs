@@ -1,6 +1,7 @@
 //! All bytes of a session: reading into the framer, buffered responses (flushed before the
-//! next blocking read, so pipelined commands get their responses in one write), and the
-//! STARTTLS upgrade, which throws away any plaintext read ahead.
+//! next blocking read, so pipelined commands get their responses in one write), the
+//! STARTTLS upgrade, which throws away any plaintext read ahead, and COMPRESS=DEFLATE
+//! (`compress.rs`), which sits between the socket and the framer in both directions.
 
 use std::io;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::compress::Deflate;
 use crate::framing::{CommandFramer, Frame, FramingLimits, LineTooLong};
 
 /// Any stream a session can run over: TCP, TLS over it, or memory.
@@ -29,6 +31,9 @@ pub(crate) struct Connection {
     largest_input: Arc<AtomicUsize>,
     output: Vec<u8>,
     pub(crate) tls: bool,
+    /// COMPRESS=DEFLATE once the client asked for it (RFC 4978); boxed, so a connection
+    /// without it stays small.
+    deflate: Option<Box<Deflate>>,
 }
 
 impl Connection {
@@ -45,7 +50,22 @@ impl Connection {
             largest_input,
             output: Vec::new(),
             tls,
+            deflate: None,
         }
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub(crate) fn compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// Turns COMPRESS=DEFLATE on: what is queued is written as it is (the tagged OK), then
+    /// everything both ways is compressed. Bytes the client sent before it could see the OK
+    /// and that are already read are taken as they are.
+    pub(crate) async fn start_deflate(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.deflate = Some(Box::default());
+        Ok(())
     }
 
     /// The limits for the next commands (see [`CommandFramer::set_limits`]).
@@ -68,7 +88,13 @@ impl Connection {
 
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if !self.output.is_empty() {
-            let result = self.stream.write_all(&self.output).await;
+            let result = match self.deflate.as_mut() {
+                Some(deflate) => {
+                    let compressed = deflate.compress(&self.output)?;
+                    self.stream.write_all(compressed).await
+                }
+                None => self.stream.write_all(&self.output).await,
+            };
             self.output.clear();
             if self.output.capacity() > KEEP_CAPACITY {
                 self.output = Vec::new();
@@ -150,6 +176,10 @@ impl Connection {
         if self.output.capacity() > 0 {
             self.output = Vec::new();
         }
+        if let Some(deflate) = self.deflate.as_mut() {
+            deflate.rest();
+            return self.fill_inflated().await;
+        }
         let buf = self.framer.read_buffer();
         let start = buf.len();
         let n = self.stream.read_buf(buf).await?;
@@ -162,6 +192,36 @@ impl Connection {
         }
         self.framer.absorb(start);
         Ok(true)
+    }
+
+    /// [`Connection::fill`] under COMPRESS: decompresses into the framer's buffer no more than
+    /// a plain read would put there, so what the client sends compressed meets the same line
+    /// and literal limits as plain input, however well it compresses.
+    async fn fill_inflated(&mut self) -> io::Result<bool> {
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Ok(false);
+        };
+        loop {
+            let buf = self.framer.read_buffer();
+            let start = buf.len();
+            let room = buf.capacity() - start;
+            let produced = deflate.decompress_into(buf)?;
+            let capacity = buf.capacity();
+            if capacity > self.largest_input.load(Ordering::Relaxed) {
+                self.largest_input.fetch_max(capacity, Ordering::Relaxed);
+            }
+            if produced > 0 {
+                self.framer.absorb(start);
+                return Ok(true);
+            }
+            if deflate.ended() {
+                return Ok(false);
+            }
+            // The only wait: cancelling it (IDLE's select) loses nothing.
+            if !deflate.read_from(&mut self.stream, room).await? {
+                return Ok(false);
+            }
+        }
     }
 
     /// Upgrades to TLS. Plaintext read ahead is discarded first: it was sent before the

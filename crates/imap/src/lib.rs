@@ -1,5 +1,6 @@
-//! Mailstead's IMAP4rev1 server (RFC 3501 and the extensions clients rely on), reading and
-//! changing the store's Maildir folders for the accounts of the directory.
+//! Mailstead's IMAP4rev1 server (RFC 3501 and the extensions clients rely on), and IMAP4rev2
+//! (RFC 9051) for clients that enable it, reading and changing the store's Maildir folders
+//! for the accounts of the directory.
 //!
 //! # SUMMARY
 //!
@@ -16,7 +17,9 @@
 //! (SASL-IR), 5161 (ENABLE), 2971 (ID), 2342 (NAMESPACE), 3691 (UNSELECT), 3348 (CHILDREN),
 //! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
 //! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 7889 (APPENDLIMIT),
-//! 4616 (PLAIN).
+//! 4616 (PLAIN), 9051 (IMAP4rev2, after `ENABLE IMAP4rev2`; `cmd/rev2.rs` lists where the
+//! answers differ from rev1), 6855 (UTF8=ACCEPT), 4978 (COMPRESS=DEFLATE), 5465 (NOTIFY; the
+//! events supported are listed in `cmd/notify.rs`).
 //! Also 3502 (MULTIAPPEND), 4469 (CATENATE, with RFC 5092 URLs to the account's own
 //! messages) and 5550 (URL-PARTIAL), 8508 (REPLACE), 8514 (SAVEDATE), 8474 (OBJECTID;
 //! THREADID is NIL) and 8970 (PREVIEW).
@@ -41,6 +44,11 @@
 //! [`Limits::max_input_before_login`] (8 KiB; a synchronizing literal over it gets
 //! `NO [TOOBIG]` without a continuation, a LITERAL+ one `* BYE`), and the connection is closed
 //! [`Limits::login_timeout`] after it started, whatever the client sends meanwhile.
+//! Under COMPRESS=DEFLATE input is inflated into the framer's buffer no faster than a plain
+//! read fills it, so compressed input meets the same line and literal limits; a compressed
+//! idle connection keeps the inflater's 32 KiB window (49 KiB in all, measured), the deflater is
+//! made per burst of responses and dropped while the session waits. NOTIFY watches at most
+//! 100 mailboxes per session.
 //! What one command can cost is bounded in the parser: 1,000 search keys nested 32 deep,
 //! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
 //! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
@@ -54,12 +62,15 @@
 //! - `server.rs`: IMAP for the shared accept loop of `mailstead_net` (caps, eviction of idle
 //!   connections, implicit TLS, shutdown and draining): the session and the `* BYE` of a refusal.
 //! - `connection.rs`: all bytes: framing, buffered responses, STARTTLS.
+//! - `compress.rs`: COMPRESS=DEFLATE's deflate and inflate between the socket and the framer.
 //! - `cpu.rs`: the bounded pool where CPU-heavy command work runs, off the I/O threads.
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates;
 //!   commands other than IDLE run boxed, so a connection waiting for the client stays small.
 //! - `uids.rs`: the view's UIDs as runs of consecutive UIDs.
 //! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed,
-//!   MULTIAPPEND and REPLACE; `catenate.rs`: CATENATE's parts and URLs).
+//!   MULTIAPPEND and REPLACE; `catenate.rs`: CATENATE's parts and URLs; `rev2.rs`: the
+//!   IMAP4rev2 and UTF8=ACCEPT differences; `notify.rs`: NOTIFY, which wakes a session
+//!   waiting for its next command).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].
@@ -84,6 +95,7 @@ use tokio::net::TcpListener;
 
 mod cmd;
 pub mod command;
+mod compress;
 mod connection;
 mod cpu;
 pub mod framing;
@@ -165,6 +177,8 @@ pub struct ImapContext {
     /// The largest input buffer any session has had (see
     /// [`ImapContext::largest_input_buffer`]).
     pub(crate) largest_input: Arc<AtomicUsize>,
+    /// Wakes a user's NOTIFY sessions when another session changes the mailbox list.
+    pub(crate) account_changes: cmd::notify::AccountChanges,
 }
 
 impl ImapContext {
@@ -187,6 +201,7 @@ impl ImapContext {
             user_sessions: ConnectionCounter::default(),
             cpu: cpu::CpuPool::for_this_machine(),
             largest_input: Arc::default(),
+            account_changes: cmd::notify::AccountChanges::default(),
         }
     }
 

@@ -17,9 +17,9 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 use crate::command::{
     AppendItem, AppendMessage, CatenatePart, Command, FetchAttribute, FetchCommand, Flag,
-    ListCommand, Partial, QresyncParams, SearchCommand, SearchKey, SearchReturn, Section,
-    SectionText, SelectCommand, SeqNumber, SeqRange, SequenceSet, StatusItem, StoreCommand,
-    StoreOperation, Tagged,
+    ListCommand, NotifyEvent, NotifyFilter, NotifyGroup, NotifySet, Partial, QresyncParams,
+    SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand, SeqNumber,
+    SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
 };
 use crate::wire::{is_astring_char, is_atom_char};
 
@@ -109,6 +109,7 @@ fn append_command(mailbox: String, mut messages: Vec<AppendItem>) -> Command {
             flags,
             date,
             message,
+            utf8,
         }) = messages.pop()
     {
         return Command::Append {
@@ -116,6 +117,7 @@ fn append_command(mailbox: String, mut messages: Vec<AppendItem>) -> Command {
             flags,
             date,
             message,
+            utf8,
         };
     }
     Command::MultiAppend { mailbox, messages }
@@ -123,14 +125,24 @@ fn append_command(mailbox: String, mut messages: Vec<AppendItem>) -> Command {
 
 /// The flags, date and literal announcement of the next message after a streamed one
 /// (MULTIAPPEND): `rest` is the line that followed its literal, which either ends the command
-/// (`Ok(None)`) or announces one more literal.
-pub fn parse_append_rest(rest: &[u8]) -> std::result::Result<Option<NextMessage>, String> {
+/// (`Ok(None)`) or announces one more literal. `after_utf8`: the streamed literal was
+/// RFC 6855's `UTF8 (~{n}`, so the line starts with its `)`.
+pub fn parse_append_rest(
+    rest: &[u8],
+    after_utf8: bool,
+) -> std::result::Result<Option<NextMessage>, String> {
+    let rest = match (after_utf8, rest.strip_prefix(b")")) {
+        (false, _) => rest,
+        (true, Some(rest)) => rest,
+        (true, None) => return Err("Expected ) after the UTF8 literal".into()),
+    };
     if matches!(rest, b"\r\n" | b"\n") {
         return Ok(None);
     }
     let mut p = Parser::new(rest);
     p.sp()?;
     let (flags, date) = p.append_options()?;
+    let utf8 = p.append_utf8_open()?;
     let (size, synchronizing) = p.literal_announcement(true)?;
     if !p.rest().is_empty() {
         return Err("Unexpected extra arguments".into());
@@ -140,6 +152,7 @@ pub fn parse_append_rest(rest: &[u8]) -> std::result::Result<Option<NextMessage>
         date,
         size,
         synchronizing,
+        utf8,
     }))
 }
 
@@ -151,6 +164,8 @@ pub struct NextMessage {
     /// Its literal's size, and whether the client waits for a continuation.
     pub size: u64,
     pub synchronizing: bool,
+    /// Announced as RFC 6855 `UTF8 (~{n}`.
+    pub utf8: bool,
 }
 
 struct Parser<'a> {
@@ -583,6 +598,14 @@ impl<'a> Parser<'a> {
             "CHECK" => Command::Check,
             "CLOSE" => Command::Close,
             "UNSELECT" => Command::Unselect,
+            "NOTIFY" => {
+                self.sp()?;
+                Command::Notify(self.notify()?)
+            }
+            "COMPRESS" => {
+                self.sp()?;
+                Command::Compress(self.atom()?.to_ascii_uppercase())
+            }
             "EXPUNGE" => Command::Expunge,
             "ID" => {
                 self.sp()?;
@@ -982,11 +1005,12 @@ impl<'a> Parser<'a> {
         loop {
             self.sp()?;
             let (flags, date) = self.append_options()?;
-            let message = self.append_message()?;
+            let (message, utf8) = self.append_message()?;
             messages.push(AppendItem {
                 flags,
                 date,
                 message,
+                utf8,
             });
             if self.at_end() || self.peek() != Some(b' ') {
                 break;
@@ -1000,6 +1024,112 @@ impl<'a> Parser<'a> {
         Ok(append_command(mailbox, messages))
     }
 
+    /// RFC 6855 `UTF8 (` before APPEND's message, which must then be a `~{n}` literal
+    /// followed by `)`; whether it was there.
+    fn append_utf8_open(&mut self) -> Result<bool> {
+        if !self.try_keyword("UTF8") {
+            return Ok(false);
+        }
+        self.sp()?;
+        self.expect(b'(', "( after UTF8")?;
+        if self.peek() != Some(b'~') {
+            return Err("Expected a literal8 after UTF8 (".into());
+        }
+        Ok(true)
+    }
+
+    /// NOTIFY's arguments (RFC 5465 8): `NONE`, or `SET [STATUS] (filter events) ...`.
+    fn notify(&mut self) -> Result<Option<NotifySet>> {
+        if self.try_keyword("NONE") {
+            return Ok(None);
+        }
+        self.keyword("SET")?;
+        self.sp()?;
+        let status = self.try_keyword("STATUS");
+        if status {
+            self.sp()?;
+        }
+        let mut groups = Vec::new();
+        loop {
+            if groups.len() >= MAX_LIST_ITEMS {
+                return Err("Too many NOTIFY event groups".into());
+            }
+            self.expect(b'(', "( to open a NOTIFY event group")?;
+            let filter = self.notify_filter()?;
+            self.sp()?;
+            let events = if self.try_keyword("NONE") {
+                Vec::new()
+            } else {
+                self.paren_list("NOTIFY events", false, Self::notify_event)?
+            };
+            self.expect(b')', ") to close the NOTIFY event group")?;
+            groups.push(NotifyGroup { filter, events });
+            if !self.eat(b' ') {
+                return Ok(Some(NotifySet { status, groups }));
+            }
+        }
+    }
+
+    fn notify_filter(&mut self) -> Result<NotifyFilter> {
+        let name = self.atom()?.to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "SELECTED" => NotifyFilter::Selected,
+            "SELECTED-DELAYED" => NotifyFilter::SelectedDelayed,
+            "INBOXES" => NotifyFilter::Inboxes,
+            "PERSONAL" => NotifyFilter::Personal,
+            "SUBSCRIBED" => NotifyFilter::Subscribed,
+            "SUBTREE" | "MAILBOXES" => {
+                self.sp()?;
+                let mailboxes = if self.peek() == Some(b'(') {
+                    self.paren_list("mailboxes", false, Self::mailbox)?
+                } else {
+                    vec![self.mailbox()?]
+                };
+                if name == "SUBTREE" {
+                    NotifyFilter::Subtree(mailboxes)
+                } else {
+                    NotifyFilter::Mailboxes(mailboxes)
+                }
+            }
+            _ => return Err(format!("Unknown NOTIFY filter {name}")),
+        })
+    }
+
+    fn notify_event(&mut self) -> Result<NotifyEvent> {
+        let name = self.atom()?.to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "MESSAGENEW" => {
+                // The fetch attributes are read only to be refused: balanced parentheses
+                // within the line, whatever is inside.
+                let fetch = self.peek() == Some(b' ') && self.peek_at(1) == Some(b'(');
+                if fetch {
+                    self.pos += 1;
+                    let mut depth = 0usize;
+                    loop {
+                        match self.peek() {
+                            Some(b'(') => depth += 1,
+                            Some(b')') => depth = depth.saturating_sub(1),
+                            None | Some(b'\r' | b'\n') => {
+                                return Err("Unterminated MessageNew fetch attributes".into());
+                            }
+                            Some(_) => {}
+                        }
+                        self.pos += 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                }
+                NotifyEvent::MessageNew { fetch }
+            }
+            "MESSAGEEXPUNGE" => NotifyEvent::MessageExpunge,
+            "FLAGCHANGE" => NotifyEvent::FlagChange,
+            "MAILBOXNAME" => NotifyEvent::MailboxName,
+            "SUBSCRIPTIONCHANGE" => NotifyEvent::SubscriptionChange,
+            _ => NotifyEvent::Other(name),
+        })
+    }
+
     /// `[UID] REPLACE n mailbox message`, the rest after `REPLACE`.
     fn replace(&mut self, uid: bool) -> Result<Command> {
         self.sp()?;
@@ -1008,7 +1138,7 @@ impl<'a> Parser<'a> {
         let mailbox = self.mailbox()?;
         self.sp()?;
         let (flags, date) = self.append_options()?;
-        let message = self.append_message()?;
+        let (message, utf8) = self.append_message()?;
         Ok(Command::Replace {
             uid,
             target,
@@ -1017,6 +1147,7 @@ impl<'a> Parser<'a> {
                 flags,
                 date,
                 message,
+                utf8,
             },
         })
     }
@@ -1050,25 +1181,28 @@ impl<'a> Parser<'a> {
             self.sp()?;
             let (flags, date) = self.append_options()?;
             let start = self.pos;
+            let utf8 = self.append_utf8_open()?;
             if self.try_keyword("CATENATE") {
                 // A CATENATE's TEXT parts are taken inline only.
                 return Err("CATENATE TEXT parts over 64 KiB are not supported".into());
             }
             let (size, synchronizing) = self.literal_announcement(true)?;
-            let message = if self.rest().is_empty() {
-                AppendMessage::Streamed {
+            let (message, utf8) = if self.rest().is_empty() {
+                let streamed = AppendMessage::Streamed {
                     size,
                     synchronizing,
-                }
+                };
+                (streamed, utf8)
             } else {
                 self.pos = start;
-                AppendMessage::Inline(self.literal(true)?.to_vec())
+                self.append_message()?
             };
             let last = matches!(message, AppendMessage::Streamed { .. });
             messages.push(AppendItem {
                 flags,
                 date,
                 message,
+                utf8,
             });
             if last {
                 break;
@@ -1116,16 +1250,26 @@ impl<'a> Parser<'a> {
             .rest()
             .get(..9)
             .is_some_and(|word| word.eq_ignore_ascii_case(b"CATENATE "));
-        if !catenate && !matches!(self.peek(), Some(b'{' | b'~')) {
+        let utf8 = self
+            .rest()
+            .get(..5)
+            .is_some_and(|word| word.eq_ignore_ascii_case(b"UTF8 "));
+        if !catenate && !utf8 && !matches!(self.peek(), Some(b'{' | b'~')) {
             return Err("Missing message literal".into());
         }
         Ok((flags, date))
     }
 
     /// An APPEND message: a literal, or RFC 4469 `CATENATE (TEXT literal / URL url ...)`.
-    fn append_message(&mut self) -> Result<AppendMessage> {
+    /// Also whether it came as RFC 6855 `UTF8 (literal8)`.
+    fn append_message(&mut self) -> Result<(AppendMessage, bool)> {
+        if self.append_utf8_open()? {
+            let message = self.literal(true)?.to_vec();
+            self.expect(b')', ") after the UTF8 literal")?;
+            return Ok((AppendMessage::Inline(message), true));
+        }
         if !self.try_keyword("CATENATE") {
-            return Ok(AppendMessage::Inline(self.literal(true)?.to_vec()));
+            return Ok((AppendMessage::Inline(self.literal(true)?.to_vec()), false));
         }
         self.sp()?;
         let parts = self.paren_list("CATENATE parts", false, |p| {
@@ -1137,7 +1281,7 @@ impl<'a> Parser<'a> {
                 _ => Err(format!("Unknown CATENATE part {}", printable(&kind))),
             }
         })?;
-        Ok(AppendMessage::Catenate(parts))
+        Ok((AppendMessage::Catenate(parts), false))
     }
 
     fn set_and_mailbox(&mut self) -> Result<(SequenceSet, String)> {
@@ -1900,6 +2044,111 @@ mod tests {
     }
 
     #[test]
+    fn notify_set_and_none() {
+        assert_eq!(ok("a1 NOTIFY NONE"), Command::Notify(None));
+        assert_eq!(
+            ok(
+                "a1 notify set status (selected (MessageNew MessageExpunge FlagChange)) \
+                (SUBTREE (INBOX \"A b\") (MessageNew MessageExpunge)) (Mailboxes Sent NONE) \
+                (PERSONAL (MailboxName SubscriptionChange AnnotationChange))"
+            ),
+            Command::Notify(Some(NotifySet {
+                status: true,
+                groups: vec![
+                    NotifyGroup {
+                        filter: NotifyFilter::Selected,
+                        events: vec![
+                            NotifyEvent::MessageNew { fetch: false },
+                            NotifyEvent::MessageExpunge,
+                            NotifyEvent::FlagChange
+                        ],
+                    },
+                    NotifyGroup {
+                        filter: NotifyFilter::Subtree(vec!["INBOX".into(), "A b".into()]),
+                        events: vec![
+                            NotifyEvent::MessageNew { fetch: false },
+                            NotifyEvent::MessageExpunge
+                        ],
+                    },
+                    NotifyGroup {
+                        filter: NotifyFilter::Mailboxes(vec!["Sent".into()]),
+                        events: vec![],
+                    },
+                    NotifyGroup {
+                        filter: NotifyFilter::Personal,
+                        events: vec![
+                            NotifyEvent::MailboxName,
+                            NotifyEvent::SubscriptionChange,
+                            NotifyEvent::Other("ANNOTATIONCHANGE".into())
+                        ],
+                    },
+                ],
+            }))
+        );
+        assert_eq!(
+            ok(
+                "a1 NOTIFY SET (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (From)]) MessageExpunge))"
+            ),
+            Command::Notify(Some(NotifySet {
+                status: false,
+                groups: vec![NotifyGroup {
+                    filter: NotifyFilter::Selected,
+                    events: vec![
+                        NotifyEvent::MessageNew { fetch: true },
+                        NotifyEvent::MessageExpunge
+                    ],
+                }],
+            }))
+        );
+        for bad in [
+            "a1 NOTIFY",
+            "a1 NOTIFY SET",
+            "a1 NOTIFY SET (SELECTED)",
+            "a1 NOTIFY SET (ELSEWHERE (MessageNew))",
+            "a1 NOTIFY SET (SELECTED (MessageNew (UID)",
+            "a1 NOTIFY SET (SELECTED ())",
+        ] {
+            err(bad);
+        }
+    }
+
+    #[test]
+    fn append_utf8_literal() {
+        assert_eq!(
+            ok("a1 APPEND INBOX UTF8 (~{6}\r\nhällo)"),
+            Command::Append {
+                mailbox: "INBOX".into(),
+                flags: vec![],
+                date: None,
+                message: AppendMessage::Inline("hällo".as_bytes().to_vec()),
+                utf8: true,
+            }
+        );
+        assert_eq!(
+            err("a1 APPEND INBOX UTF8 ({5}\r\nhello)"),
+            "Expected a literal8 after UTF8 ("
+        );
+        assert!(!err("a1 APPEND INBOX UTF8 (~{5}\r\nhello").is_empty());
+        assert!(matches!(
+            parse_append_head(b"a1 APPEND x UTF8 (~{70000+}\r\n").map(|t| t.command),
+            Ok(Command::Append {
+                utf8: true,
+                message: AppendMessage::Streamed { size: 70000, .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn compress() {
+        assert_eq!(
+            ok("a1 compress deflate"),
+            Command::Compress("DEFLATE".into())
+        );
+        err("a1 COMPRESS");
+    }
+
+    #[test]
     fn mailbox_management() {
         assert_eq!(
             ok("a1 CREATE Archive"),
@@ -2019,6 +2268,7 @@ mod tests {
             flags,
             date: None,
             message,
+            utf8: false,
         };
         assert_eq!(
             ok("a1 APPEND x (\\Seen) {1+}\r\na {2+}\r\nbc"),
@@ -2040,6 +2290,7 @@ mod tests {
                     CatenatePart::Url("/INBOX/;UID=1".into()),
                     CatenatePart::Text(b"hi".to_vec()),
                 ]),
+                utf8: false,
             }
         );
         assert_eq!(
@@ -2061,16 +2312,30 @@ mod tests {
             "Invalid message number: zero"
         );
         assert_eq!(
-            parse_append_rest(b" (\\Seen) {70000+}\r\n"),
+            parse_append_rest(b" (\\Seen) {70000+}\r\n", false),
             Ok(Some(NextMessage {
                 flags: vec![Flag::Seen],
                 date: None,
                 size: 70000,
                 synchronizing: false,
+                utf8: false,
             }))
         );
-        assert_eq!(parse_append_rest(b"\r\n"), Ok(None));
-        assert!(parse_append_rest(b" {5}\r\nx").is_err());
+        assert_eq!(parse_append_rest(b"\r\n", false), Ok(None));
+        assert!(parse_append_rest(b" {5}\r\nx", false).is_err());
+        // After a streamed `UTF8 (~{n}` literal the line starts with its `)`.
+        assert_eq!(parse_append_rest(b")\r\n", true), Ok(None));
+        assert!(parse_append_rest(b"\r\n", true).is_err());
+        assert_eq!(
+            parse_append_rest(b") UTF8 (~{70000+}\r\n", true),
+            Ok(Some(NextMessage {
+                flags: vec![],
+                date: None,
+                size: 70000,
+                synchronizing: false,
+                utf8: true,
+            }))
+        );
         assert_eq!(
             parse_section("1.HEADER.FIELDS (SUBJECT)").map(|s| s.part),
             Some(vec![1])
@@ -2086,7 +2351,8 @@ mod tests {
                 mailbox: "INBOX".into(),
                 flags: vec![],
                 date: None,
-                message: AppendMessage::Inline(b"hello".to_vec())
+                message: AppendMessage::Inline(b"hello".to_vec()),
+                utf8: false
             }
         );
         assert_eq!(
@@ -2097,7 +2363,8 @@ mod tests {
                 mailbox: "Sent".into(),
                 flags: vec![Flag::Seen, Flag::Keyword("$Forwarded".into())],
                 date: Some(datetime!(2026-11-21 18:00:00 +0)),
-                message: AppendMessage::Inline(b"a\r\nb\r\n".to_vec())
+                message: AppendMessage::Inline(b"a\r\nb\r\n".to_vec()),
+                utf8: false
             }
         );
         assert_eq!(
@@ -2106,7 +2373,8 @@ mod tests {
                 mailbox: "x".into(),
                 flags: vec![],
                 date: Some(datetime!(2024-02-01 03:04:05 -1:30)),
-                message: AppendMessage::Inline(b"a\0b".to_vec())
+                message: AppendMessage::Inline(b"a\0b".to_vec()),
+                utf8: false
             }
         );
         assert_eq!(
@@ -2120,7 +2388,8 @@ mod tests {
                     message: AppendMessage::Streamed {
                         size: 70000,
                         synchronizing: false
-                    }
+                    },
+                    utf8: false
                 }
             })
         );

@@ -174,6 +174,13 @@ pub(crate) struct Session {
     pub(crate) condstore: bool,
     /// ENABLE QRESYNC: expunges are reported as VANISHED.
     pub(crate) qresync: bool,
+    /// ENABLE IMAP4rev2 (RFC 9051): the answers that differ from IMAP4rev1 follow rev2 (see
+    /// `cmd/rev2.rs` for the list and where each is checked).
+    pub(crate) imap4rev2: bool,
+    /// ENABLE UTF8=ACCEPT (RFC 6855).
+    pub(crate) utf8_accept: bool,
+    /// NOTIFY SET (RFC 5465): what the client asked to hear about, boxed since few ask.
+    pub(crate) notify: Option<Box<crate::cmd::notify::Notify>>,
     pub(crate) failed_logins: u32,
     bad_commands: u32,
     /// Asks the session to close (shutdown, eviction); told when it logs in.
@@ -226,6 +233,9 @@ pub(crate) async fn run(
         selected: None,
         condstore: false,
         qresync: false,
+        imap4rev2: false,
+        utf8_accept: false,
+        notify: None,
         failed_logins: 0,
         bad_commands: 0,
         connection,
@@ -297,17 +307,30 @@ impl Session {
 
     /// Reads one frame (with `idle_timeout` on the wait, if any) and acts on it.
     async fn step(&mut self, idle_timeout: Option<Duration>) -> io::Result<Flow> {
-        let frame = tokio::select! {
-            biased;
-            closing = self.connection.closing() => {
-                let goodbye: &[u8] = match closing {
-                    Closing::Shutdown => b"* BYE Server shutting down.\r\n",
-                    Closing::Evicted => EVICTED,
-                };
-                self.conn.write(goodbye).await?;
-                return Ok(Flow::Close);
+        // What NOTIFY sends does not keep a silent client alive.
+        let deadline = idle_timeout.map(|timeout| Instant::now() + timeout);
+        let frame = loop {
+            if self.notify.is_some() {
+                // Written whole before waiting: the read below may be cancelled by a
+                // notification, and a write must never be.
+                self.conn.flush().await?;
+                self.notify_prepare();
             }
-            frame = read_with_timeout(&mut self.conn, idle_timeout) => frame,
+            tokio::select! {
+                biased;
+                closing = self.connection.closing() => {
+                    let goodbye: &[u8] = match closing {
+                        Closing::Shutdown => b"* BYE Server shutting down.\r\n",
+                        Closing::Evicted => EVICTED,
+                    };
+                    self.conn.write(goodbye).await?;
+                    return Ok(Flow::Close);
+                }
+                frame = read_with_timeout(&mut self.conn, deadline) => break frame,
+                wake = crate::cmd::notify::wait(&mut self.notify) => {
+                    Box::pin(self.notify_wake(wake)).await?;
+                }
+            }
         };
         let frame = match frame {
             None => {
@@ -420,6 +443,10 @@ impl Session {
             Command::Search(search) => search.uid,
             _ => true,
         };
+        let mut command = command;
+        if self.utf8_names() {
+            crate::cmd::rev2::names_to_store(&mut command);
+        }
         // SELECT has just built the view from a fresh sync: a refresh would sync again.
         let refresh_after = !matches!(&command, Command::Select(_) | Command::Examine(_));
         let done = match command {
@@ -500,7 +527,8 @@ impl Session {
                 flags,
                 date,
                 message,
-            } => self.append(&mailbox, &flags, date, message).await?,
+                utf8,
+            } => self.append(&mailbox, &flags, date, message, utf8).await?,
             Command::MultiAppend { mailbox, messages } => {
                 self.multi_append(&mailbox, messages).await?
             }
@@ -510,6 +538,8 @@ impl Session {
                 mailbox,
                 message,
             } => self.replace(uid, target, &mailbox, message).await?,
+            Command::Compress(mechanism) => self.compress(tag, &mechanism).await?,
+            Command::Notify(notify) => self.notify_command(notify).await?,
             Command::Idle => self.idle().await?,
             Command::GetQuota(root) => self.get_quota(&root).await?,
             Command::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox).await?,
@@ -528,7 +558,7 @@ impl Session {
 
     /// The capabilities for the current state.
     pub(crate) fn capabilities(&self) -> String {
-        let mut caps = String::from("IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+");
+        let mut caps = String::from("IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE IDLE LITERAL+");
         if self.user.is_none() {
             if !self.conn.tls && self.ctx.tls.is_some() {
                 caps.push_str(" STARTTLS");
@@ -546,6 +576,10 @@ impl Session {
             );
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
             caps.push_str(" MULTIAPPEND CATENATE URL-PARTIAL REPLACE SAVEDATE OBJECTID PREVIEW");
+            caps.push_str(" UTF8=ACCEPT NOTIFY");
+            if !self.conn.compressed() {
+                caps.push_str(" COMPRESS=DEFLATE");
+            }
         }
         caps
     }
@@ -615,6 +649,7 @@ impl Session {
     ) -> io::Result<()> {
         let condstore = self.condstore;
         let qresync = self.qresync;
+        let imap4rev2 = self.imap4rev2;
         let Some(selected) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -693,12 +728,19 @@ impl Session {
             selected.uid_next = snapshot.uid_next;
             if !new.is_empty() {
                 let first_recent = selected.first_recent(snapshot.uid_next);
-                selected
-                    .recent
-                    .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
+                // IMAP4rev2 has no \Recent: the list stays empty.
+                if !imap4rev2 {
+                    selected
+                        .recent
+                        .extend(new.iter().copied().filter(|uid| *uid >= first_recent));
+                }
                 selected.uids.extend(new);
                 out.extend_from_slice(format!("* {} EXISTS\r\n", selected.uids.len()).as_bytes());
-                out.extend_from_slice(format!("* {} RECENT\r\n", selected.recent.len()).as_bytes());
+                if !imap4rev2 {
+                    out.extend_from_slice(
+                        format!("* {} RECENT\r\n", selected.recent.len()).as_bytes(),
+                    );
+                }
             }
         }
         if !out.is_empty() {
@@ -712,13 +754,15 @@ impl Session {
     }
 }
 
-/// The next frame, `None` when `timeout` elapsed first.
+/// The next frame, `None` when `deadline` passed first.
 async fn read_with_timeout(
     conn: &mut Connection,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
 ) -> Option<io::Result<Option<Frame>>> {
-    match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, conn.read_frame()).await.ok(),
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, conn.read_frame())
+            .await
+            .ok(),
         None => Some(conn.read_frame().await),
     }
 }

@@ -55,11 +55,13 @@ impl Session {
         flags: &[Flag],
         date: Option<OffsetDateTime>,
         message: AppendMessage,
+        utf8: bool,
     ) -> io::Result<Done> {
         let item = AppendItem {
             flags: flags.to_vec(),
             date,
             message,
+            utf8,
         };
         self.multi_append(mailbox, vec![item]).await
     }
@@ -143,6 +145,9 @@ impl Session {
         let mut ready = Vec::with_capacity(messages.len());
         let mut streamed = None;
         for item in messages {
+            if item.utf8 && !self.utf8_accept {
+                return Ok(Err(Done::bad("UTF8 APPEND needs ENABLE UTF8=ACCEPT first.")));
+            }
             let (flags, keywords) = match split_flags(&item.flags) {
                 Ok(split) => split,
                 Err(message) => return Ok(Err(Done::bad(message))),
@@ -168,7 +173,7 @@ impl Session {
                     Err(done) => return Ok(Err(done)),
                 },
                 AppendMessage::Streamed { size, .. } => {
-                    streamed = Some(((flags, keywords, date), size));
+                    streamed = Some(((flags, keywords, date, item.utf8), size));
                 }
             }
         }
@@ -227,7 +232,7 @@ impl Session {
     /// synchronizing one is never asked for.
     async fn take_streamed_messages(
         &mut self,
-        first: (mailstead_store::SystemFlags, Vec<String>, Option<i64>),
+        first: (mailstead_store::SystemFlags, Vec<String>, Option<i64>, bool),
         before: (usize, u64),
     ) -> io::Result<Result<Vec<Ready>, Done>> {
         let (before, mut total) = before;
@@ -235,7 +240,7 @@ impl Session {
             (self.ctx.limits.max_literal as u64).saturating_mul(MULTIAPPEND_SIZE_FACTOR);
         let mut taken = Vec::new();
         let mut refused: Option<Done> = None;
-        let (mut flags, mut keywords, mut date) = first;
+        let (mut flags, mut keywords, mut date, mut utf8) = first;
         loop {
             if refused.is_none() {
                 match self.spool_literal().await? {
@@ -257,7 +262,7 @@ impl Session {
                 Ok(rest) => rest,
                 Err(done) => return Ok(Err(refused.unwrap_or(done))),
             };
-            let next = match parse_append_rest(&rest) {
+            let next = match parse_append_rest(&rest, utf8) {
                 Ok(None) => break,
                 Ok(Some(next)) => next,
                 Err(message) => {
@@ -271,7 +276,9 @@ impl Session {
                 date: next_date,
                 size,
                 synchronizing,
+                utf8: next_utf8,
             } = next;
+            utf8 = next_utf8;
             self.conn.stream_next(size, synchronizing);
             total = total.saturating_add(size);
             if refused.is_none() {
@@ -285,6 +292,8 @@ impl Session {
                     )));
                 } else if size > self.ctx.limits.max_literal as u64 {
                     refused = Some(Done::no("[TOOBIG] Message too large."));
+                } else if utf8 && !self.utf8_accept {
+                    refused = Some(Done::bad("UTF8 APPEND needs ENABLE UTF8=ACCEPT first."));
                 } else if size == 0 {
                     refused = Some(Done::no("Can't save a zero byte message."));
                 } else {

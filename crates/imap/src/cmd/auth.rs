@@ -223,6 +223,16 @@ impl Session {
                 self.qresync = true;
                 self.enable_condstore().await?;
                 enabled.push("QRESYNC");
+            } else if name.eq_ignore_ascii_case("IMAP4REV2") && !self.imap4rev2 {
+                self.imap4rev2 = true;
+                // No \Recent from here on (RFC 9051).
+                if let Some(selected) = self.selected.as_mut() {
+                    selected.recent = crate::uids::UidList::default();
+                }
+                enabled.push("IMAP4rev2");
+            } else if name.eq_ignore_ascii_case("UTF8=ACCEPT") && !self.utf8_accept {
+                self.utf8_accept = true;
+                enabled.push("UTF8=ACCEPT");
             }
         }
         let mut line = String::from("* ENABLED");

@@ -29,6 +29,7 @@ impl Session {
         let mut check =
             tokio::time::interval(self.ctx.limits.idle_check_interval.max(MIN_CHECK_INTERVAL));
         check.reset();
+        self.notify_prepare();
         loop {
             let changed = async {
                 match changes.as_mut() {
@@ -54,6 +55,11 @@ impl Session {
                         changes = None;
                     }
                     Box::pin(self.refresh(true)).await?;
+                    self.conn.flush().await?;
+                }
+                // NOTIFY's other mailboxes are told during IDLE too (RFC 5465 3).
+                wake = crate::cmd::notify::wait(&mut self.notify) => {
+                    Box::pin(self.notify_wake(wake)).await?;
                     self.conn.flush().await?;
                 }
                 _ = check.tick() => {

@@ -46,9 +46,10 @@ pub(crate) fn store_name(mail: &Account, mailbox: &str) -> Result<String, Done> 
     Ok(name.replace(separator, "/"))
 }
 
-/// A store name as the account's clients see it: [`store_name`] undone.
-fn client_name(name: &str, separator: char) -> String {
-    name.replace('/', separator.encode_utf8(&mut [0; 4]))
+/// A store name as the account's clients see it: [`store_name`] undone, and in UTF-8 when
+/// `utf8` (IMAP4rev2, UTF8=ACCEPT).
+pub(crate) fn client_name(name: &str, separator: char, utf8: bool) -> String {
+    crate::cmd::rev2::shown_name(name, utf8).replace('/', separator.encode_utf8(&mut [0; 4]))
 }
 
 /// LIST wildcards: `*` matches anything, `%` anything but the separator. One pass over the
@@ -268,6 +269,7 @@ impl Session {
         if let Err(err) = mail.create(&name, use_attribute).await {
             return Ok(self.no_for(&err));
         }
+        self.mailboxes_changed();
         // RFC 8474 4.1: the new folder's MAILBOXID, from its uidlist.
         let mailbox_id = match mail.open(&name).await {
             Ok(folder) => folder.sync().await.ok().map(|s| Arc::clone(&s.mailbox_id)),
@@ -298,7 +300,10 @@ impl Session {
             return Ok(Done::no("[INUSE] Can't delete the selected mailbox."));
         }
         match mail.delete(&name).await {
-            Ok(()) => Ok(Done::ok("Delete completed.")),
+            Ok(()) => {
+                self.mailboxes_changed();
+                Ok(Done::ok("Delete completed."))
+            }
             Err(err) => Ok(self.no_for(&err)),
         }
     }
@@ -315,7 +320,10 @@ impl Session {
             (Err(refused), _) | (_, Err(refused)) => return Ok(refused),
         };
         match mail.rename(&from, &to).await {
-            Ok(()) => Ok(Done::ok("Rename completed.")),
+            Ok(()) => {
+                self.mailboxes_changed();
+                Ok(Done::ok("Rename completed."))
+            }
             Err(err) => Ok(self.no_for(&err)),
         }
     }
@@ -329,11 +337,14 @@ impl Session {
             Err(refused) => return Ok(refused),
         };
         match mail.set_subscribed(&name, subscribed).await {
-            Ok(()) => Ok(Done::ok(if subscribed {
-                "Subscribe completed."
-            } else {
-                "Unsubscribe completed."
-            })),
+            Ok(()) => {
+                self.mailboxes_changed();
+                Ok(Done::ok(if subscribed {
+                    "Subscribe completed."
+                } else {
+                    "Unsubscribe completed."
+                }))
+            }
             Err(err) => Ok(self.no_for(&err)),
         }
     }
@@ -372,6 +383,7 @@ impl Session {
         // threads.
         let subscribed_only = list.subscribed;
         let recursive_match = list.recursive_match;
+        let utf8 = self.utf8_names();
         let (folders, store_names, subscriptions, matched) = self
             .ctx
             .cpu
@@ -381,13 +393,13 @@ impl Session {
                 let store_names: Vec<String> = folders
                     .iter_mut()
                     .map(|folder| {
-                        let shown = client_name(&folder.name, separator);
+                        let shown = client_name(&folder.name, separator, utf8);
                         std::mem::replace(&mut folder.name, shown)
                     })
                     .collect();
                 let subscriptions: Vec<String> = subscriptions
                     .iter()
-                    .map(|name| client_name(name, separator))
+                    .map(|name| client_name(name, separator, utf8))
                     .collect();
                 let matches = |name: &str| {
                     patterns
@@ -480,13 +492,14 @@ impl Session {
         };
         let separator = mail.layout().separator();
         let pattern = format!("{reference}{pattern}");
+        let utf8 = self.utf8_names();
         let matched = self
             .ctx
             .cpu
             .run(move || {
                 let subscriptions: Vec<String> = subscriptions
                     .iter()
-                    .map(|name| client_name(name, separator))
+                    .map(|name| client_name(name, separator, utf8))
                     .collect();
                 let matches = |name: &str| list_pattern_matches(&pattern, name, separator);
                 let mut matched: Vec<(String, bool)> = subscriptions
@@ -532,7 +545,7 @@ impl Session {
             Ok(name) => name,
             Err(refused) => return Ok(refused),
         };
-        let shown = client_name(&name, mail.layout().separator());
+        let shown = client_name(&name, mail.layout().separator(), self.utf8_names());
         match status_line(&mail, &name, &shown, items, self.held_recent()).await {
             Ok(line) => {
                 self.conn.write(&line).await?;
@@ -606,7 +619,7 @@ impl Session {
         let mut line = b"* QUOTAROOT ".to_vec();
         wire::astring(
             &mut line,
-            client_name(&name, mail.layout().separator()).as_bytes(),
+            client_name(&name, mail.layout().separator(), self.utf8_names()).as_bytes(),
         );
         if let Some(limit) = usage.limit_bytes {
             line.extend_from_slice(b" \"\"\r\n");
@@ -647,7 +660,7 @@ fn quota_line(used_bytes: u64, limit_bytes: u64) -> String {
     )
 }
 
-fn status_item(snapshot: &Snapshot, recent: usize, item: StatusItem) -> String {
+pub(crate) fn status_item(snapshot: &Snapshot, recent: usize, item: StatusItem) -> String {
     let count = |flag: SystemFlags, set: bool| {
         snapshot
             .messages
@@ -720,7 +733,7 @@ mod tests {
         assert!(list_matches("%.%", "Lists.rust", '.'));
         assert_eq!(normalize("inbox.Sub.", '.'), "INBOX.Sub");
         assert_eq!(normalize("inbox/Sub", '.'), "inbox/Sub");
-        assert_eq!(client_name("Lists/rust", '.'), "Lists.rust");
-        assert_eq!(client_name("Lists/rust", '/'), "Lists/rust");
+        assert_eq!(client_name("Lists/rust", '.', false), "Lists.rust");
+        assert_eq!(client_name("Lists/rust", '/', false), "Lists/rust");
     }
 }

@@ -4,9 +4,12 @@
 mod append;
 mod auth;
 mod catenate;
+mod compress;
 mod fetch;
 mod idle;
 mod mailbox;
+pub(crate) mod notify;
+pub(crate) mod rev2;
 mod search;
 mod select;
 mod store;

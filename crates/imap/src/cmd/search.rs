@@ -353,6 +353,9 @@ async fn evaluate(
 
 impl Session {
     pub(crate) async fn search(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
+        if search.charset.is_some() && self.utf8_accept {
+            return Ok(Done::bad("CHARSET isn't allowed after ENABLE UTF8=ACCEPT."));
+        }
         if let Some(charset) = &search.charset
             && crate::parser::search_charset(charset).is_none()
         {
@@ -362,7 +365,10 @@ impl Session {
         }
         let modseq_key = uses_modseq(&search.criteria);
         let uid_search = search.uid;
-        let return_options = search.return_options;
+        // IMAP4rev2 answers every SEARCH with ESEARCH: no RETURN is RETURN (ALL).
+        let return_options = search
+            .return_options
+            .or_else(|| self.imap4rev2.then(Vec::new));
         if modseq_key {
             self.enable_condstore().await?;
         }

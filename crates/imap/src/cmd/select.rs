@@ -24,7 +24,7 @@ impl Session {
             self.condstore = true;
         }
         // A SELECT that fails leaves no mailbox selected (RFC 3501 6.3.1).
-        if self.selected.take().is_some() && self.qresync {
+        if self.selected.take().is_some() && (self.qresync || self.imap4rev2) {
             self.conn
                 .write(b"* OK [CLOSED] Previous mailbox closed.\r\n")
                 .await?;
@@ -50,15 +50,19 @@ impl Session {
         } else {
             folder.claim_recent(snapshot.uid_next)
         };
+        // IMAP4rev2 has no \Recent: the list stays empty.
         let recent: UidList = uids
             .get(uids.partition_point(|uid| *uid < first_recent)..)
             .unwrap_or_default()
             .iter()
             .copied()
+            .filter(|_| !self.imap4rev2)
             .collect();
         let mut out = flags_announcement(&snapshot, read_only);
         out.extend_from_slice(format!("* {} EXISTS\r\n", uids.len()).as_bytes());
-        out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
+        if !self.imap4rev2 {
+            out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
+        }
         if let Some(position) = snapshot
             .messages
             .iter()

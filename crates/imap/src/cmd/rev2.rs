@@ -1,0 +1,107 @@
+//! IMAP4rev2 (RFC 9051) next to IMAP4rev1, and UTF8=ACCEPT (RFC 6855).
+//!
+//! A session speaks rev1 until the client sends `ENABLE IMAP4rev2`; from then on these
+//! answers differ, each checked against `Session::imap4rev2` where it is written (RFC 9051
+//! Appendix E):
+//! - no `\Recent` flag and no `RECENT` response: the session's recent list stays empty
+//!   (`select.rs`, `Session::apply_snapshot`);
+//! - SEARCH without RETURN answers ESEARCH, as `RETURN (ALL)` would (`search.rs`);
+//! - SELECT/EXAMINE of another mailbox says `[CLOSED]` first, as with QRESYNC (`select.rs`);
+//! - mailbox names are UTF-8 both ways, as after `ENABLE UTF8=ACCEPT` (below).
+//!
+//! Mailbox names stay modified UTF-7 inside the session and the store (the directory names
+//! Dovecot uses): [`names_to_store`] turns the names of a command into that form before it
+//! runs, and [`shown_name`] turns names back into UTF-8 where a response carries one
+//! (`cmd/mailbox.rs`'s `client_name`, the one place names are shown).
+//! LIST and LSUB patterns are not turned: names are matched in UTF-8, as the client wrote
+//! the pattern.
+//!
+//! After `ENABLE UTF8=ACCEPT` a SEARCH with CHARSET is refused (RFC 6855 3) and APPEND takes
+//! the `UTF8 (~{n}...)` form.
+
+use std::borrow::Cow;
+
+use crate::command::{Command, NotifyFilter};
+use crate::session::Session;
+use crate::utf7;
+
+impl Session {
+    /// Mailbox names are UTF-8 on the wire (IMAP4rev2 or UTF8=ACCEPT enabled).
+    pub(crate) fn utf8_names(&self) -> bool {
+        self.imap4rev2 || self.utf8_accept
+    }
+}
+
+/// A modified UTF-7 name in UTF-8 when `utf8`; a name that does not decode (made by another
+/// program) is shown as it is.
+pub(crate) fn shown_name(name: &str, utf8: bool) -> Cow<'_, str> {
+    if !utf8 || !name.contains('&') && name.is_ascii() {
+        return Cow::Borrowed(name);
+    }
+    match utf7::decode(name) {
+        Ok(decoded) => Cow::Owned(decoded),
+        Err(_) => Cow::Borrowed(name),
+    }
+}
+
+/// Turns the UTF-8 mailbox names of a command into modified UTF-7 (LIST and LSUB patterns
+/// excepted, see the module comment).
+pub(crate) fn names_to_store(command: &mut Command) {
+    let name = match command {
+        Command::Select(select) | Command::Examine(select) => &mut select.mailbox,
+        Command::Create { mailbox, .. }
+        | Command::Delete(mailbox)
+        | Command::Subscribe(mailbox)
+        | Command::Unsubscribe(mailbox)
+        | Command::Status { mailbox, .. }
+        | Command::Append { mailbox, .. }
+        | Command::MultiAppend { mailbox, .. }
+        | Command::Replace { mailbox, .. }
+        | Command::GetQuotaRoot(mailbox)
+        | Command::Copy { mailbox, .. }
+        | Command::Move { mailbox, .. } => mailbox,
+        Command::Rename { from, to } => {
+            *from = utf7::encode(from);
+            to
+        }
+        Command::Notify(Some(set)) => {
+            for group in &mut set.groups {
+                if let NotifyFilter::Subtree(names) | NotifyFilter::Mailboxes(names) =
+                    &mut group.filter
+                {
+                    for name in names {
+                        *name = utf7::encode(name);
+                    }
+                }
+            }
+            return;
+        }
+        _ => return,
+    };
+    *name = utf7::encode(name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_go_to_utf7_and_back() {
+        let mut command = Command::Rename {
+            from: "Entwürfe".into(),
+            to: "A&B/日本".into(),
+        };
+        names_to_store(&mut command);
+        assert_eq!(
+            command,
+            Command::Rename {
+                from: "Entw&APw-rfe".into(),
+                to: "A&-B/&ZeVnLA-".into(),
+            }
+        );
+        assert_eq!(shown_name("Entw&APw-rfe", true), "Entwürfe");
+        assert_eq!(shown_name("Entw&APw-rfe", false), "Entw&APw-rfe");
+        assert_eq!(shown_name("A&-B", true), "A&B");
+        assert_eq!(shown_name("Bad&name", true), "Bad&name");
+    }
+}
