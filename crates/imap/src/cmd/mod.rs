@@ -8,7 +8,9 @@ mod idle;
 mod mailbox;
 mod search;
 mod select;
+pub(crate) mod sort;
 mod store;
+mod thread;
 
 use std::io;
 

@@ -207,6 +207,14 @@ pub(super) fn address_specs(value: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The first address in a header value that is not a group marker: its display name (as
+/// written, encoded words not decoded), mailbox and host (SORT FROM/TO/CC, DISPLAYFROM).
+pub(super) fn first_address(value: &[u8]) -> Option<(Option<Vec<u8>>, Vec<u8>, Vec<u8>)> {
+    parse_addresses(&unfold(value))
+        .into_iter()
+        .find_map(|address| Some((address.name, address.mailbox?, address.host?)))
+}
+
 /// An RFC 5322 address list, leniently, into ENVELOPE addresses (groups as start and end
 /// markers). Names are kept as written (encoded words not decoded), as Dovecot does.
 fn parse_addresses(value: &[u8]) -> Vec<Address> {

@@ -19,6 +19,8 @@
 //! - `bodystructure.rs`, `envelope.rs`: BODY/BODYSTRUCTURE and ENVELOPE, written as Dovecot
 //!   writes them.
 //! - `decode.rs`: Content-Transfer-Encodings undone (BINARY), text for SEARCH BODY/TEXT.
+//! - `subject.rs`: the RFC 5256 base subject (SORT SUBJECT, THREAD).
+//! - `sort_values.rs`: what SORT and THREAD compare, as kept in the folder's cache.
 //! - `stream.rs`: the whole message or a partial of it read from the file a buffer at a time
 //!   (FETCH `BODY[]`, `RFC822`, `BINARY[]`), with no `Message` built.
 
@@ -381,7 +383,9 @@ mod envelope;
 mod header;
 mod mime;
 pub mod search_cache;
+pub mod sort_values;
 pub mod stream;
+pub mod subject;
 
 use bodystructure::*;
 use content_type::*;

@@ -219,6 +219,9 @@ pub enum CacheKey {
     /// The header fields SEARCH asks about most (From, To, Subject, ...), so such a search
     /// reads no message file a second time.
     SearchHeaders,
+    /// What SORT and THREAD compare (dates, base subject, first addresses, message IDs), so
+    /// sorting a large folder reads no message file a second time.
+    SortValues,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
