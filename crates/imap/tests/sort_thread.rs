@@ -82,7 +82,8 @@ async fn every_sort_key_with_ties_in_mailbox_order() {
         ("REVERSE FROM", "1 5 2 4 3"),
         ("DISPLAYFROM", "3 4 2 5 1"),
         ("TO", "4 5 3 1 2"),
-        ("DISPLAYTO", "4 5 1 2 3"),
+        // Ádá compares as A and its accent (i;unicode-casemap), before BOB.
+        ("DISPLAYTO", "4 5 3 1 2"),
         ("CC", "1 2 4 5 3"),
         ("ARRIVAL", "1 2 3 4 5"),
         ("cc reverse subject", "1 4 2 5 3"),

@@ -237,7 +237,8 @@ fn references(messages: &[Sortable], by_subject: bool) -> Forest {
         }
     }
     // Step 3 (dropping the ID table) is the end of `ids`' use; step 4:
-    prune_dummies(&mut forest);
+    // REFS keeps a dummy at the top even with one child: it sorts as the dummy it is.
+    prune_dummies(&mut forest, by_subject);
     sort_siblings(&mut forest, messages);
     if by_subject {
         group_by_subject(&mut forest, messages);
@@ -246,11 +247,20 @@ fn references(messages: &[Sortable], by_subject: bool) -> Forest {
         roots.sort_by_key(|&root| first_message_key(&forest, messages, root));
         forest.roots = roots;
     } else {
-        // REFS: threads by their newest message.
+        // REFS: threads by their newest message, then by their first message's number (a
+        // dummy's is 0), as Dovecot orders them.
         let newest = newest_per_node(&forest, messages);
-        forest
-            .roots
-            .sort_by_key(|&root| newest.get(root).copied().unwrap_or_default());
+        let mut roots = std::mem::take(&mut forest.roots);
+        let key = |root: usize| {
+            let date = newest.get(root).copied().unwrap_or(i64::MIN);
+            let own = forest
+                .message(root)
+                .and_then(|m| messages.get(m))
+                .map_or(0, |m| m.sequence);
+            (date, own)
+        };
+        roots.sort_by_key(|&root| key(root));
+        forest.roots = roots;
     }
     forest
 }
@@ -307,8 +317,9 @@ fn would_loop(
 }
 
 /// Step 4: a dummy without children goes; one with children gives them to its parent,
-/// except at the top where it stays when it has more than one.
-fn prune_dummies(forest: &mut Forest) {
+/// except at the top where it stays when it has more than one (or any, unless
+/// `promote_only_child`).
+fn prune_dummies(forest: &mut Forest, promote_only_child: bool) {
     for node in forest.post_order() {
         let children = forest.take_children(node);
         let mut kept = Vec::with_capacity(children.len());
@@ -329,7 +340,7 @@ fn prune_dummies(forest: &mut Forest) {
         }
         match forest.children(root) {
             [] => {}
-            [only] => forest.roots.push(*only),
+            [only] if promote_only_child => forest.roots.push(*only),
             _ => forest.roots.push(root),
         }
     }
@@ -360,13 +371,13 @@ fn sort_siblings(forest: &mut Forest, messages: &[Sortable]) {
     }
 }
 
-/// The newest sent date (and its sequence number) in each node's subtree (REFS).
-fn newest_per_node(forest: &Forest, messages: &[Sortable]) -> Vec<(i64, u32)> {
-    let mut newest = vec![(i64::MIN, 0); forest.nodes.len()];
+/// The newest sent date in each node's subtree (REFS).
+fn newest_per_node(forest: &Forest, messages: &[Sortable]) -> Vec<i64> {
+    let mut newest = vec![i64::MIN; forest.nodes.len()];
     for node in forest.post_order() {
         let own = forest
             .message(node)
-            .map_or((i64::MIN, 0), |m| date_key(messages, m));
+            .map_or(i64::MIN, |m| date_key(messages, m).0);
         let best = forest
             .children(node)
             .iter()

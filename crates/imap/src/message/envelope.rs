@@ -207,12 +207,12 @@ pub(super) fn address_specs(value: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The first address in a header value that is not a group marker: its display name (as
-/// written, encoded words not decoded), mailbox and host (SORT FROM/TO/CC, DISPLAYFROM).
-pub(super) fn first_address(value: &[u8]) -> Option<(Option<Vec<u8>>, Vec<u8>, Vec<u8>)> {
-    parse_addresses(&unfold(value))
-        .into_iter()
-        .find_map(|address| Some((address.name, address.mailbox?, address.host?)))
+/// The first address in a header value as ENVELOPE lists it: its display name (as written,
+/// encoded words not decoded), mailbox and host; a group's start has its name as the
+/// mailbox and no host (SORT FROM/TO/CC, DISPLAYFROM).
+pub(super) fn first_address(value: &[u8]) -> Option<(Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>)> {
+    let address = parse_addresses(&unfold(value)).into_iter().next()?;
+    Some((address.name, address.mailbox?, address.host))
 }
 
 /// An RFC 5322 address list, leniently, into ENVELOPE addresses (groups as start and end

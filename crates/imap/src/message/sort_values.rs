@@ -9,7 +9,7 @@ use mail_parser::HeaderValue;
 use mail_parser::parsers::MessageStream;
 
 use super::envelope::first_address;
-use super::subject::base_subject;
+use super::subject::{base_subject, casemap};
 use super::{Message, fields};
 
 /// Starts the cached form; NUL cannot start a header field.
@@ -26,7 +26,8 @@ pub struct SortValues {
     pub subject: String,
     /// Whether the subject had a `Re:`/`Fwd:` removed (THREAD REFERENCES).
     pub reply_or_forward: bool,
-    /// The mailbox (local part) of the first From:, To: and Cc: address (RFC 5256 SORT).
+    /// The mailbox (local part) of the first From:, To: and Cc: address (RFC 5256 SORT); a
+    /// group's name when the field starts with a group, as Dovecot takes it.
     pub from: String,
     pub to: String,
     pub cc: String,
@@ -56,13 +57,15 @@ impl SortValues {
             address(name)
                 .map(|(display, mailbox, host)| {
                     let display = display.map(|bytes| decode_words(&bytes));
-                    match display.filter(|text| !text.trim().is_empty()) {
-                        Some(text) => upper(text.trim()),
-                        None => upper(&format!(
+                    match (display.filter(|text| !text.trim().is_empty()), host) {
+                        (Some(text), _) => upper(text.trim()),
+                        (None, Some(host)) => upper(&format!(
                             "{}@{}",
                             String::from_utf8_lossy(&mailbox),
                             String::from_utf8_lossy(&host)
                         )),
+                        // A group: its name.
+                        (None, None) => upper(&String::from_utf8_lossy(&mailbox)),
                     }
                 })
                 .unwrap_or_default()
@@ -154,7 +157,7 @@ impl SortValues {
 }
 
 fn upper(text: &str) -> String {
-    text.to_uppercase()
+    casemap(text)
 }
 
 /// RFC 2047 words decoded, not lower-cased (SEARCH's values are).
@@ -228,13 +231,13 @@ mod tests {
         );
         let values = SortValues::of(&message);
         assert_eq!(values.sent, Some(1_795_321_800));
-        assert_eq!(values.subject, "GRÜSSE");
         assert!(values.reply_or_forward);
         assert_eq!(values.from, "ANDRE");
-        assert_eq!(values.to, "BOB");
+        assert_eq!(values.to, "UNDISCLOSED");
         assert_eq!(values.cc, "CAROL");
-        assert_eq!(values.display_from, "ANDRÉ");
-        assert_eq!(values.display_to, "BOB");
+        assert_eq!(values.display_from, "ANDRE\u{301}");
+        assert_eq!(values.subject, "GRU\u{308}SSE");
+        assert_eq!(values.display_to, "UNDISCLOSED");
         assert_eq!(values.message_id.as_deref(), Some("a1@example.org"));
         assert_eq!(values.in_reply_to.as_deref(), Some("a0@example.org"));
         assert_eq!(values.references, ["root@example.org", "a0@example.org"]);

@@ -6,8 +6,7 @@
 /// A subject reduced to what SORT and THREAD compare.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BaseSubject {
-    /// Case-mapped (upper case, as Dovecot's i;unicode-casemap compares), whitespace runs
-    /// made one space.
+    /// [`casemap`]ped, whitespace runs made one space.
     pub text: String,
     /// Whether a `Re:`/`Fwd:` leader, a `(fwd)` trailer or a `[fwd: ...]` wrapper was removed
     /// (THREAD REFERENCES merges such a message under one without).
@@ -65,22 +64,30 @@ pub fn base_subject(decoded: &str) -> BaseSubject {
     }
 }
 
-/// Tabs and line breaks become spaces, runs of spaces one, and everything upper case.
+/// Tabs and line breaks become spaces, runs of spaces one, and the rest [`casemap`]ped.
 fn normalise(decoded: &str) -> String {
-    let mut out = String::with_capacity(decoded.len());
+    let mut spaced = String::with_capacity(decoded.len());
     let mut last_space = false;
     for c in decoded.chars() {
         if matches!(c, ' ' | '\t' | '\r' | '\n') {
             if !last_space {
-                out.push(' ');
+                spaced.push(' ');
             }
             last_space = true;
         } else {
-            out.extend(c.to_uppercase());
+            spaced.push(c);
             last_space = false;
         }
     }
-    out
+    casemap(&spaced)
+}
+
+/// A string as i;unicode-casemap (RFC 5051) compares it, as Dovecot sorts: upper case,
+/// then decomposed (NFKD), so `É` sorts as `E` followed by its accent, between `D` and `F`.
+/// (Upper case stands in for title case: they differ only for a few digraphs.)
+pub fn casemap(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.chars().flat_map(char::to_uppercase).nfkd().collect()
 }
 
 /// `subj-blob = "[" *BLOBCHAR "]" *WSP`: what follows it, `None` when `text` does not
@@ -169,6 +176,7 @@ mod tests {
         assert_eq!(base("Re:"), (String::new(), true));
         assert_eq!(base("(fwd)"), (String::new(), true));
         assert_eq!(base("[Fwd: ]"), (String::new(), true));
-        assert_eq!(base("Grüße"), ("GRÜSSE".to_string(), false));
+        assert_eq!(base("Grüße"), ("GRU\u{308}SSE".to_string(), false));
+        assert!(casemap("Émile") > casemap("dave") && casemap("Émile") < casemap("Fred"));
     }
 }
