@@ -50,13 +50,16 @@ impl SortValues {
         let address = |name: &str| first(name).and_then(first_address);
         let mailbox = |name: &str| {
             address(name)
-                .map(|(_, mailbox, _)| upper(&String::from_utf8_lossy(&mailbox)))
+                .and_then(|address| address.mailbox)
+                .map(|mailbox| upper(&String::from_utf8_lossy(&mailbox)))
                 .unwrap_or_default()
         };
         let display = |name: &str| {
             address(name)
-                .map(|(display, mailbox, host)| {
-                    let display = display.map(|bytes| decode_words(&bytes));
+                .map(|address| {
+                    let mailbox = address.mailbox.unwrap_or_default();
+                    let host = address.host;
+                    let display = address.name.map(|bytes| decode_words(&bytes));
                     match (display.filter(|text| !text.trim().is_empty()), host) {
                         (Some(text), _) => upper(text.trim()),
                         (None, Some(host)) => upper(&format!(
