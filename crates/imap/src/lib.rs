@@ -16,7 +16,9 @@
 //! (SASL-IR), 5161 (ENABLE), 2971 (ID), 2342 (NAMESPACE), 3691 (UNSELECT), 3348 (CHILDREN),
 //! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
 //! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 7889 (APPENDLIMIT),
-//! 4616 (PLAIN).
+//! 4616 (PLAIN), 5256 (SORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES), 5957 (SORT=DISPLAY),
+//! 5267 (ESORT, with PARTIAL of its section 4.4), 5051 (i;unicode-casemap, as SORT compares),
+//! draft-ietf-morg-inthread (THREAD=REFS, as Dovecot implements it).
 //!
 //! # SECURITY
 //!
@@ -42,7 +44,8 @@
 //! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
 //! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
 //! SEARCH keys against messages, MIME parsing for FETCH, LIST pattern matching, which takes at
-//! most pattern x name steps, never backtracking) runs in a pool of blocking threads bounded
+//! most pattern x name steps, never backtracking; SORT and THREAD, whose reply chains are
+//! walked with loops, never recursion, and whose loop checks stop after 4,096 ancestors) runs in a pool of blocking threads bounded
 //! to two per core, so that it never delays another session's I/O.
 //!
 //! # Layout
@@ -55,7 +58,9 @@
 //! - `session.rs`: the state machine, the selected folder's view and its untagged updates;
 //!   commands other than IDLE run boxed, so a connection waiting for the client stays small.
 //! - `uids.rs`: the view's UIDs as runs of consecutive UIDs.
-//! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed).
+//! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed;
+//!   `sort.rs` and `thread.rs`: SORT and THREAD over SEARCH's matches, with what they compare
+//!   kept in the folder's cache).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].

@@ -3,7 +3,7 @@
 //! duplicate and missing Message-IDs, `Re:`/`Fwd:`/list-tag subjects, encoded words,
 //! missing and broken dates and addresses), answers a list of UID SORT and UID THREAD
 //! commands, stops; Mailstead serves the same Maildir (the UIDs are Dovecot's) and must
-//! give the same answers.
+//! give the same answers, to Python's imaplib too.
 //!
 //! Needs root, `dovecot` and `doveadm` (Debian's dovecot-imapd, dovecot-lmtpd); it fails,
 //! never skips, when one is missing.
@@ -20,7 +20,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use harness::{DOMAIN, Delivery, Dovecot, MAIL_ACCOUNT, Mailstead, PASSWORD};
+use harness::{DOMAIN, Delivery, Dovecot, MAIL_ACCOUNT, Mailstead, PASSWORD, both, python};
 
 /// The commands both servers answer; UIDs, so that the numbers do not depend on sessions.
 const COMMANDS: &[&str] = &[
@@ -266,6 +266,45 @@ fn sort_and_thread_answer_as_dovecot_does() {
             differences.len(),
             COMMANDS.len(),
             differences.join("\n")
+        );
+    }
+    // imaplib's sort(), thread() and uid(): the numbers Dovecot gave (sequence numbers are
+    // UIDs here: nothing was expunged).
+    let output = python(
+        "sort_thread_imaplib.py",
+        &[
+            "--port".to_owned(),
+            mailstead.imap_port.to_string(),
+            "--user".to_owned(),
+            user.clone(),
+            "--password".to_owned(),
+            PASSWORD.to_owned(),
+        ],
+    );
+    assert!(output.status.success(), "imaplib: {}", both(&output));
+    let by_imaplib: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let dovecot_payload = |command: &str, prefix: &str| {
+        let index = COMMANDS.iter().position(|c| *c == command).unwrap();
+        by_dovecot[index][0]
+            .strip_prefix(prefix)
+            .unwrap()
+            .trim_start()
+            .to_owned()
+    };
+    for (call, command, prefix) in [
+        ("sort DATE", "UID SORT (DATE) UTF-8 ALL", "* SORT"),
+        ("uid SORT SUBJECT", "UID SORT (SUBJECT) UTF-8 ALL", "* SORT"),
+        (
+            "thread REFERENCES",
+            "UID THREAD REFERENCES UTF-8 ALL",
+            "* THREAD",
+        ),
+        ("uid THREAD REFS", "UID THREAD REFS UTF-8 ALL", "* THREAD"),
+    ] {
+        assert_eq!(
+            by_imaplib[call].as_str(),
+            Some(dovecot_payload(command, prefix).as_str()),
+            "imaplib {call}"
         );
     }
 }

@@ -14,7 +14,7 @@ use tracing::error;
 use super::search::uses_modseq;
 use crate::command::{SearchReturn, SortCommand, SortCriterion, SortKey};
 use crate::message::Message;
-use crate::message::sort_values::SortValues;
+use crate::message::sort_values::{SortValues, Wanted};
 use crate::session::{Done, Session};
 use crate::wire;
 
@@ -70,10 +70,26 @@ fn compare(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
     Ordering::Equal
 }
 
-/// Whether any key reads the message's header (the others are in the index).
-fn needs_header(keys: &[SortCriterion]) -> bool {
-    keys.iter()
-        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
+/// Whether any key reads the message's header (the others are in the index), and which of
+/// the cached strings.
+fn wanted(keys: &[SortCriterion]) -> Option<Wanted> {
+    let header = keys
+        .iter()
+        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
+    header.then(|| Wanted {
+        subject: keys.iter().any(|c| c.key == SortKey::Subject),
+        addresses: keys.iter().any(|c| {
+            matches!(
+                c.key,
+                SortKey::From
+                    | SortKey::To
+                    | SortKey::Cc
+                    | SortKey::DisplayFrom
+                    | SortKey::DisplayTo
+            )
+        }),
+        ids: false,
+    })
 }
 
 /// A message whose values are still to be decoded or parsed.
@@ -101,8 +117,9 @@ impl Batch {
     }
 }
 
-/// Decodes or parses a batch (on a blocking thread), caching what a file gave.
-fn finish_batch(batch: Batch, folder: &Folder) -> Vec<Sortable> {
+/// Decodes (the `wanted` strings) or parses a batch (on a blocking thread), caching what a
+/// file gave.
+fn finish_batch(batch: Batch, folder: &Folder, wanted: Wanted) -> Vec<Sortable> {
     batch
         .messages
         .into_iter()
@@ -111,7 +128,7 @@ fn finish_batch(batch: Batch, folder: &Folder) -> Vec<Sortable> {
                 Pending::Index => {}
                 // The marker was checked; a damaged entry sorts as a message without headers.
                 Pending::Cached(bytes) => {
-                    sortable.values = SortValues::decode(&bytes).unwrap_or_default();
+                    sortable.values = SortValues::decode_only(&bytes, wanted).unwrap_or_default();
                 }
                 Pending::File(bytes) => {
                     let values = SortValues::of(&Message::parse(&bytes));
@@ -153,13 +170,13 @@ fn ordered_set_string(numbers: &[u32]) -> String {
 
 impl Session {
     /// The matching messages `found` (sequence, UID, modseq, in sequence order) with their
-    /// dates, sizes (`sizes`) and header values (`headers`). `Err` is the command's answer
+    /// dates, sizes (`sizes`) and the `headers` values wanted. `Err` is the command's answer
     /// when they cannot be read.
     pub(crate) async fn sortables(
         &mut self,
         found: Vec<(u32, u32, u64)>,
         sizes: bool,
-        headers: bool,
+        headers: Option<Wanted>,
     ) -> io::Result<Result<Vec<Sortable>, Done>> {
         let Some(selected) = self.selected.as_ref() else {
             return Ok(Err(Done::bad("No mailbox selected.")));
@@ -173,6 +190,7 @@ impl Session {
         } else {
             folder.snapshot()
         };
+        let wanted = headers.unwrap_or(Wanted::ALL);
         let mut sortables = Vec::with_capacity(found.len());
         let mut batch = Batch::default();
         for (sequence, uid, modseq) in found {
@@ -190,7 +208,7 @@ impl Session {
                 size: meta.rfc822_size.unwrap_or(0),
                 values: SortValues::default(),
             };
-            let pending = if !headers {
+            let pending = if headers.is_none() {
                 Pending::Index
             } else {
                 match folder
@@ -218,7 +236,7 @@ impl Session {
                 sortables.extend(
                     self.ctx
                         .cpu
-                        .run(move || finish_batch(work, &folder))
+                        .run(move || finish_batch(work, &folder, wanted))
                         .await?,
                 );
             }
@@ -228,7 +246,7 @@ impl Session {
             sortables.extend(
                 self.ctx
                     .cpu
-                    .run(move || finish_batch(batch, &folder))
+                    .run(move || finish_batch(batch, &folder, wanted))
                     .await?,
             );
         }
@@ -245,10 +263,7 @@ impl Session {
             Err(done) => return Ok(done),
         };
         let sizes = sort.keys.iter().any(|c| c.key == SortKey::Size);
-        let mut sortables = match self
-            .sortables(found, sizes, needs_header(&sort.keys))
-            .await?
-        {
+        let mut sortables = match self.sortables(found, sizes, wanted(&sort.keys)).await? {
             Ok(sortables) => sortables,
             Err(done) => return Ok(done),
         };

@@ -10,6 +10,7 @@ use std::io;
 
 use crate::cmd::sort::Sortable;
 use crate::command::{ThreadAlgorithm, ThreadCommand};
+use crate::message::sort_values::Wanted;
 use crate::session::{Done, Session};
 
 /// How far a loop check walks up a thread before it gives up and refuses the link: chains
@@ -486,7 +487,12 @@ impl Session {
             Ok(found) => found,
             Err(done) => return Ok(done),
         };
-        let messages = match self.sortables(found, false, true).await? {
+        let wanted = Wanted {
+            subject: true,
+            addresses: false,
+            ids: true,
+        };
+        let messages = match self.sortables(found, false, Some(wanted)).await? {
             Ok(messages) => messages,
             Err(done) => return Ok(done),
         };

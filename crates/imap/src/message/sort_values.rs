@@ -122,6 +122,12 @@ impl SortValues {
 
     /// Reads the cached form; `None` for anything else.
     pub fn decode(bytes: &[u8]) -> Option<SortValues> {
+        SortValues::decode_only(bytes, Wanted::ALL)
+    }
+
+    /// Reads the cached form, copying out only the `wanted` strings (the others stay empty):
+    /// SORT (DATE) of a large folder then allocates nothing per message.
+    pub fn decode_only(bytes: &[u8], wanted: Wanted) -> Option<SortValues> {
         let text = std::str::from_utf8(bytes).ok()?.strip_prefix(MARKER)?;
         let mut lines = text.split('\n');
         let mut next = || lines.next();
@@ -132,13 +138,19 @@ impl SortValues {
             Some(sent.parse().ok()?)
         };
         let reply_or_forward = next()? == "1";
-        let mut string = || next().map(str::to_owned);
-        let (subject, from, to, cc) = (string()?, string()?, string()?, string()?);
-        let (display_from, display_to) = (string()?, string()?);
+        let mut take =
+            |want: bool| next().map(|line| if want { line.to_owned() } else { String::new() });
+        let subject = take(wanted.subject)?;
+        let (from, to, cc) = (
+            take(wanted.addresses)?,
+            take(wanted.addresses)?,
+            take(wanted.addresses)?,
+        );
+        let (display_from, display_to) = (take(wanted.addresses)?, take(wanted.addresses)?);
         let optional = |value: String| (!value.is_empty()).then_some(value);
-        let message_id = optional(string()?);
-        let in_reply_to = optional(string()?);
-        let references = string()?
+        let message_id = optional(take(wanted.ids)?);
+        let in_reply_to = optional(take(wanted.ids)?);
+        let references = take(wanted.ids)?
             .split(' ')
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
@@ -159,8 +171,27 @@ impl SortValues {
     }
 }
 
+/// Which strings of the cached form a command reads (the dates and the reply flag always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub subject: bool,
+    /// From, To, Cc and their display forms.
+    pub addresses: bool,
+    /// Message-ID, In-Reply-To, References.
+    pub ids: bool,
+}
+
+impl Wanted {
+    pub const ALL: Wanted = Wanted {
+        subject: true,
+        addresses: true,
+        ids: true,
+    };
+}
+
+/// [`casemap`]ped, on one line (an encoded word can decode to a line break).
 fn upper(text: &str) -> String {
-    casemap(text)
+    casemap(text).replace(['\r', '\n'], " ")
 }
 
 /// RFC 2047 words decoded, not lower-cased (SEARCH's values are).
@@ -256,6 +287,22 @@ mod tests {
         assert_eq!(values.to, "");
         assert_eq!(values.message_id, None);
         assert_eq!(SortValues::decode(&values.encode()), Some(values));
+        // A line break inside an encoded word stays on the value's one line.
+        let values = SortValues::of(&Message::parse(
+            b"From: =?UTF-8?Q?a=0D=0Ab?= <x@y>\r\nSubject: =?UTF-8?Q?c=0Ad?=\r\n\r\n",
+        ));
+        assert_eq!(values.display_from, "A  B");
+        assert_eq!(SortValues::decode(&values.encode()), Some(values.clone()));
+        let dates_only = Wanted {
+            subject: false,
+            addresses: false,
+            ids: false,
+        };
+        let decoded = SortValues::decode_only(&values.encode(), dates_only).unwrap();
+        assert_eq!(
+            (decoded.sent, decoded.display_from.as_str()),
+            (values.sent, "")
+        );
         assert_eq!(SortValues::decode(b"\0sort-values 1\nx\n"), None);
         assert_eq!(SortValues::decode(b"From: a\r\n"), None);
     }
