@@ -24,7 +24,7 @@ pub struct CpuArgs {
 }
 
 /// The command types measured, in order, with what the table calls them.
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 14] = [
     "connect + LOGIN + LOGOUT",
     "SELECT INBOX",
     "SELECT Archive",
@@ -36,6 +36,17 @@ const KINDS: [&str; 11] = [
     "UID SEARCH FROM",
     "UID STORE +FLAGS (\\Seen)",
     "APPEND + UID STORE \\Deleted + EXPUNGE",
+    "UID SORT (DATE)",
+    "UID SORT (SUBJECT)",
+    "UID THREAD REFERENCES",
+];
+
+/// The whole-folder SORT and THREAD commands of [`KINDS`] from index 11: measured on a warm
+/// folder (each server has read the headers once, before the measurement).
+const WHOLE_FOLDER: [&str; 3] = [
+    "UID SORT (DATE) UTF-8 ALL",
+    "UID SORT (SUBJECT) UTF-8 ALL",
+    "UID THREAD REFERENCES UTF-8 ALL",
 ];
 
 /// Server CPU milliseconds per command, per entry of [`KINDS`].
@@ -72,6 +83,9 @@ pub async fn run(args: &CpuArgs) -> Result<CpuResult> {
             exists > 20,
             "INBOX has {exists} messages; the data set has more"
         );
+        if let Some(command) = kind.checked_sub(11).and_then(|k| WHOLE_FOLDER.get(k)) {
+            conn.command(command).await.map(drop)?;
+        }
         let before = server_ms(args.pid).await;
         for i in 0..n {
             let k = u32::try_from(i).unwrap_or(u32::MAX);
@@ -122,6 +136,7 @@ pub async fn run(args: &CpuArgs) -> Result<CpuResult> {
                         .await?;
                     conn.command("EXPUNGE").await.map(drop)?
                 }
+                11..=13 => conn.command(WHOLE_FOLDER[kind - 11]).await.map(drop)?,
                 _ => bail!("no command type {kind}"),
             }
         }

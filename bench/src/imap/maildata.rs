@@ -193,19 +193,38 @@ fn size(rng: &mut StdRng, lo: usize, hi: usize) -> usize {
 
 /// One message for `user` (1-based), number `i` of `count`; also its date (Unix time) and
 /// Maildir flags.
-pub fn message(user: usize, i: usize, count: usize) -> (String, u64, &'static str) {
+/// The generator of message `i` of `user`, and what its header starts with: the date's
+/// offset in its hour, the sender's number and the Message-ID's random part.
+fn start(user: usize, i: usize) -> (StdRng, u64, usize, String) {
     let mut rng = StdRng::seed_from_u64(0x696d_6170_0000_0000 ^ ((user as u64) << 24) ^ i as u64);
-    let date = START + SPAN * i as u64 / count.max(1) as u64 + rng.random_range(0..3600);
-    let (from_name, from_addr) = sender(rng.random_range(0..200));
-    let from_domain = from_addr
+    let offset = rng.random_range(0..3600);
+    let from = rng.random_range(0..200);
+    let id = format!("{:016x}", rng.random::<u64>());
+    (rng, offset, from, id)
+}
+
+fn domain_of(address: &str) -> String {
+    address
         .split('@')
         .nth(1)
         .unwrap_or("example.org")
-        .to_owned();
+        .to_owned()
+}
+
+/// The Message-ID of message `i` of `user`, so that a reply can refer to an earlier one.
+pub fn message_id(user: usize, i: usize) -> String {
+    let (_, _, from, id) = start(user, i);
+    format!("<{id}.{i}@{}>", domain_of(&sender(from).1))
+}
+
+pub fn message(user: usize, i: usize, count: usize) -> (String, u64, &'static str) {
+    let (mut rng, offset, from, id) = start(user, i);
+    let date = START + SPAN * i as u64 / count.max(1) as u64 + offset;
+    let (from_name, from_addr) = sender(from);
+    let from_domain = domain_of(&from_addr);
     let rcpt = format!("user{user}@{DOMAIN}");
     let date_text = rfc5322_date(date);
     let mut m = String::with_capacity(8192);
-    let id = format!("{:016x}", rng.random::<u64>());
     let _ = write!(
         m,
         "Return-Path: <{from_addr}>\r\nDelivered-To: {rcpt}\r\n\
@@ -251,7 +270,13 @@ pub fn message(user: usize, i: usize, count: usize) -> (String, u64, &'static st
         "Subject: {subject}\r\nMessage-ID: <{id}.{i}@{from_domain}>\r\n"
     );
     if reply {
-        let parent = format!("<{:016x}@{DOMAIN}>", rng.random::<u64>());
+        // A reply to one of the 50 messages before it (threads for THREAD REFERENCES), or
+        // to a message not in the folder for the first ones.
+        let draw = rng.random::<u64>();
+        let parent = match i {
+            0 => format!("<{draw:016x}@{DOMAIN}>"),
+            _ => message_id(user, i - 1 - (draw % 50) as usize % i),
+        };
         let _ = write!(m, "In-Reply-To: {parent}\r\nReferences: {parent}\r\n");
     }
     m.push_str("MIME-Version: 1.0\r\n");
@@ -363,6 +388,29 @@ mod tests {
     fn dates() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc5322_date(START), "Sat, 01 Nov 2025 00:00:00 +0000");
+    }
+
+    #[test]
+    fn replies_refer_to_earlier_messages() {
+        let replies: Vec<usize> = (1..200)
+            .filter(|&i| message(2, i, 200).0.contains("In-Reply-To: "))
+            .collect();
+        assert!(replies.len() > 20);
+        for i in replies {
+            let text = message(2, i, 200).0;
+            let parent = text
+                .split("In-Reply-To: ")
+                .nth(1)
+                .unwrap()
+                .split("\r\n")
+                .next()
+                .unwrap();
+            assert!(
+                (i.saturating_sub(50)..i).any(|j| message_id(2, j) == parent),
+                "{i}: {parent}"
+            );
+            assert!(text.contains(&format!("Message-ID: {}\r\n", message_id(2, i))));
+        }
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub enum Command {
     /// `UID EXPUNGE set` (UIDPLUS).
     UidExpunge(SequenceSet),
     Search(SearchCommand),
+    /// SORT and UID SORT (RFC 5256, 5957, ESORT's RETURN of RFC 5267).
+    Sort(SortCommand),
+    /// THREAD and UID THREAD (RFC 5256).
+    Thread(ThreadCommand),
     Fetch(FetchCommand),
     Store(StoreCommand),
     Copy {
@@ -482,6 +486,59 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// `PARTIAL first:last` (RFC 5267 4.4): the results at these 1-based positions; SORT
+    /// takes it (ESORT), SEARCH refuses it.
+    Partial(u32, u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SortCommand {
+    pub uid: bool,
+    /// The sort keys, most significant first (at least one).
+    pub keys: Vec<SortCriterion>,
+    /// Upper-cased; the session refuses one `parser::search_charset` does not know.
+    pub charset: String,
+    pub criteria: SearchKey,
+    /// ESORT `RETURN (...)`: `None` for a plain SORT, `Some(vec![])` for `RETURN ()`.
+    pub return_options: Option<Vec<SearchReturn>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// RFC 5256 sort keys and RFC 5957's DISPLAYFROM and DISPLAYTO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadCommand {
+    pub uid: bool,
+    pub algorithm: ThreadAlgorithm,
+    /// Upper-cased; the session refuses one `parser::search_charset` does not know.
+    pub charset: String,
+    pub criteria: SearchKey,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+    /// REFERENCES without grouping by subject, threads in the order of their newest message
+    /// (draft-ietf-morg-inthread, as Dovecot implements it).
+    Refs,
 }
 
 /// Every RFC 3501 search key, plus CONDSTORE's `MODSEQ`. Strings are as sent (the charset is

@@ -23,6 +23,9 @@
 //! Also 3502 (MULTIAPPEND), 4469 (CATENATE, with RFC 5092 URLs to the account's own
 //! messages) and 5550 (URL-PARTIAL), 8508 (REPLACE), 8514 (SAVEDATE), 8474 (OBJECTID;
 //! THREADID is NIL) and 8970 (PREVIEW).
+//! And 5256 (SORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES), 5957 (SORT=DISPLAY),
+//! 5267 (ESORT, with PARTIAL of its section 4.4), 5051 (i;unicode-casemap, as SORT compares),
+//! draft-ietf-morg-inthread (THREAD=REFS, as Dovecot implements it).
 //!
 //! # SECURITY
 //!
@@ -53,7 +56,8 @@
 //! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
 //! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
 //! SEARCH keys against messages, MIME parsing for FETCH, LIST pattern matching, which takes at
-//! most pattern x name steps, never backtracking) runs in a pool of blocking threads bounded
+//! most pattern x name steps, never backtracking; SORT and THREAD, whose reply chains are
+//! walked with loops, never recursion, and whose loop checks stop after 4,096 ancestors) runs in a pool of blocking threads bounded
 //! to two per core, so that it never delays another session's I/O.
 //!
 //! # Layout
@@ -70,7 +74,8 @@
 //! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed,
 //!   MULTIAPPEND and REPLACE; `catenate.rs`: CATENATE's parts and URLs; `rev2.rs`: the
 //!   IMAP4rev2 and UTF8=ACCEPT differences; `notify.rs`: NOTIFY, which wakes a session
-//!   waiting for its next command).
+//!   waiting for its next command; `sort.rs` and `thread.rs`: SORT and THREAD over SEARCH's
+//!   matches, with what they compare kept in the folder's cache).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].

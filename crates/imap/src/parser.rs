@@ -19,7 +19,8 @@ use crate::command::{
     AppendItem, AppendMessage, CatenatePart, Command, FetchAttribute, FetchCommand, Flag,
     ListCommand, NotifyEvent, NotifyFilter, NotifyGroup, NotifySet, Partial, QresyncParams,
     SearchCommand, SearchKey, SearchReturn, Section, SectionText, SelectCommand, SeqNumber,
-    SeqRange, SequenceSet, StatusItem, StoreCommand, StoreOperation, Tagged,
+    SeqRange, SequenceSet, SortCommand, SortCriterion, SortKey, StatusItem, StoreCommand,
+    StoreOperation, Tagged, ThreadAlgorithm, ThreadCommand,
 };
 use crate::wire::{is_astring_char, is_atom_char};
 
@@ -704,6 +705,8 @@ impl<'a> Parser<'a> {
                 Command::SetQuota(root)
             }
             "SEARCH" => Command::Search(self.search(false)?),
+            "SORT" => Command::Sort(self.sort(false)?),
+            "THREAD" => Command::Thread(self.thread(false)?),
             "FETCH" => Command::Fetch(self.fetch(false)?),
             "STORE" => Command::Store(self.store(false)?),
             "COPY" => {
@@ -732,6 +735,8 @@ impl<'a> Parser<'a> {
                     "FETCH" => Command::Fetch(self.fetch(true)?),
                     "STORE" => Command::Store(self.store(true)?),
                     "SEARCH" => Command::Search(self.search(true)?),
+                    "SORT" => Command::Sort(self.sort(true)?),
+                    "THREAD" => Command::Thread(self.thread(true)?),
                     "COPY" => {
                         let (set, mailbox) = self.set_and_mailbox()?;
                         Command::Copy {
@@ -1297,51 +1302,144 @@ impl<'a> Parser<'a> {
         let mut return_options = None;
         if self.try_keyword("RETURN") {
             self.sp()?;
-            let options = self.paren_list("SEARCH return options", true, |p| {
-                let option = p.atom()?.to_ascii_uppercase();
-                Ok(match option.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    _ => {
-                        return Err(format!(
-                            "Unknown SEARCH return option {}",
-                            printable(&option)
-                        ));
-                    }
-                })
-            })?;
-            return_options = Some(options);
+            return_options = Some(self.search_return_options("SEARCH", false)?);
             self.sp()?;
         }
         let mut charset = None;
         if self.try_keyword("CHARSET") {
             self.sp()?;
-            let name = self.astring("charset")?.to_ascii_uppercase();
-            // An unknown charset's strings are read leniently: the session refuses the command.
-            self.search_decoder = match search_charset(&name) {
-                Some(encoding) if encoding == UTF_8 => None,
-                Some(encoding) => Some(encoding),
-                None => Some(UTF_8),
-            };
-            charset = Some(name);
+            charset = Some(self.search_charset_name()?);
             self.sp()?;
         }
-        let mut keys = vec![self.search_key(0)?];
-        while self.eat(b' ') {
-            keys.push(self.search_key(0)?);
-        }
-        let criteria = if keys.len() == 1 {
-            keys.pop().unwrap_or(SearchKey::All)
-        } else {
-            SearchKey::And(keys)
-        };
+        let criteria = self.search_criteria()?;
         Ok(SearchCommand {
             uid,
             charset,
             criteria,
             return_options,
+        })
+    }
+
+    /// `(option ...)` of SEARCH's or SORT's `RETURN`; only SORT takes `PARTIAL`.
+    fn search_return_options(&mut self, command: &str, partial: bool) -> Result<Vec<SearchReturn>> {
+        self.paren_list(&format!("{command} return options"), true, |p| {
+            let option = p.atom()?.to_ascii_uppercase();
+            Ok(match option.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "PARTIAL" if partial => {
+                    p.sp()?;
+                    let first = p.nz_number("PARTIAL range")?;
+                    p.expect(b':', ": in the PARTIAL range")?;
+                    let last = p.nz_number("PARTIAL range")?;
+                    SearchReturn::Partial(first.min(last), first.max(last))
+                }
+                _ => {
+                    return Err(format!(
+                        "Unknown {command} return option {}",
+                        printable(&option)
+                    ));
+                }
+            })
+        })
+    }
+
+    /// The charset name of SEARCH, SORT and THREAD, upper-cased; the search strings after it
+    /// are decoded with it (an unknown one's leniently: the session refuses the command).
+    fn search_charset_name(&mut self) -> Result<String> {
+        let name = self.astring("charset")?.to_ascii_uppercase();
+        self.search_decoder = match search_charset(&name) {
+            Some(encoding) if encoding == UTF_8 => None,
+            Some(encoding) => Some(encoding),
+            None => Some(UTF_8),
+        };
+        Ok(name)
+    }
+
+    /// One or more search keys to the end, ANDed.
+    fn search_criteria(&mut self) -> Result<SearchKey> {
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        })
+    }
+
+    /// `SORT [RETURN (...)] (keys) charset criteria` (RFC 5256, 5267, 5957).
+    fn sort(&mut self, uid: bool) -> Result<SortCommand> {
+        self.sp()?;
+        let mut return_options = None;
+        if self.try_keyword("RETURN") {
+            self.sp()?;
+            return_options = Some(self.search_return_options("SORT", true)?);
+            self.sp()?;
+        }
+        let mut reverse = false;
+        let keys = self.paren_list("sort criteria", false, |p| {
+            let name = p.atom()?.to_ascii_uppercase();
+            let key = match name.as_str() {
+                "REVERSE" if !reverse => {
+                    reverse = true;
+                    return Ok(None);
+                }
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
+                _ => return Err(format!("Unknown sort key {}", printable(&name))),
+            };
+            let criterion = SortCriterion { reverse, key };
+            reverse = false;
+            Ok(Some(criterion))
+        });
+        // REVERSE is an item of its own that applies to the next one.
+        let keys: Vec<SortCriterion> = keys?.into_iter().flatten().collect();
+        if reverse || keys.is_empty() {
+            return Err("REVERSE without a sort key".into());
+        }
+        self.sp()?;
+        let charset = self.search_charset_name()?;
+        self.sp()?;
+        let criteria = self.search_criteria()?;
+        Ok(SortCommand {
+            uid,
+            keys,
+            charset,
+            criteria,
+            return_options,
+        })
+    }
+
+    /// `THREAD algorithm charset criteria` (RFC 5256).
+    fn thread(&mut self, uid: bool) -> Result<ThreadCommand> {
+        self.sp()?;
+        let name = self.atom()?.to_ascii_uppercase();
+        let algorithm = match name.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            "REFS" => ThreadAlgorithm::Refs,
+            _ => return Err(format!("Unknown thread algorithm {}", printable(&name))),
+        };
+        self.sp()?;
+        let charset = self.search_charset_name()?;
+        self.sp()?;
+        let criteria = self.search_criteria()?;
+        Ok(ThreadCommand {
+            uid,
+            algorithm,
+            charset,
+            criteria,
         })
     }
 

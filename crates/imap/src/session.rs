@@ -418,6 +418,8 @@ impl Session {
             | Command::Expunge
             | Command::UidExpunge(_)
             | Command::Search(_)
+            | Command::Sort(_)
+            | Command::Thread(_)
             | Command::Fetch(_)
             | Command::Store(_)
             | Command::Copy { .. }
@@ -441,6 +443,8 @@ impl Session {
             Command::Fetch(fetch) => fetch.uid,
             Command::Store(store) => store.uid,
             Command::Search(search) => search.uid,
+            Command::Sort(sort) => sort.uid,
+            Command::Thread(thread) => thread.uid,
             _ => true,
         };
         let mut command = command;
@@ -549,6 +553,8 @@ impl Session {
             Command::Expunge => self.expunge(None).await?,
             Command::UidExpunge(set) => self.expunge(Some(set)).await?,
             Command::Search(search) => self.search(tag, search).await?,
+            Command::Sort(sort) => self.sort(tag, sort).await?,
+            Command::Thread(thread) => self.thread(thread).await?,
             Command::Fetch(fetch) => self.fetch(fetch).await?,
             Command::Store(store) => self.store(store).await?,
             Command::Copy { uid, set, mailbox } => self.copy(uid, &set, &mailbox, false).await?,
@@ -573,6 +579,9 @@ impl Session {
                 " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED \
                  LIST-STATUS ESEARCH QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC BINARY \
                  STATUS=SIZE",
+            );
+            caps.push_str(
+                " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS ESORT",
             );
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
             caps.push_str(" MULTIAPPEND CATENATE URL-PARTIAL REPLACE SAVEDATE OBJECTID PREVIEW");

@@ -12,7 +12,9 @@ pub(crate) mod notify;
 pub(crate) mod rev2;
 mod search;
 mod select;
+pub(crate) mod sort;
 mod store;
+mod thread;
 
 use std::io;
 

@@ -121,7 +121,7 @@ fn uses_size(key: &SearchKey) -> bool {
     }
 }
 
-fn uses_modseq(key: &SearchKey) -> bool {
+pub(crate) fn uses_modseq(key: &SearchKey) -> bool {
     match key {
         SearchKey::ModSeq(_) => true,
         SearchKey::Not(inner) => uses_modseq(inner),
@@ -351,17 +351,20 @@ async fn evaluate(
         .await
 }
 
+/// The answer to a charset SEARCH, SORT and THREAD cannot decode, `None` for one they can.
+pub(crate) fn unsupported_charset(charset: Option<&str>) -> Option<Done> {
+    charset
+        .filter(|charset| crate::parser::search_charset(charset).is_none())
+        .map(|_| Done::no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset."))
+}
+
 impl Session {
     pub(crate) async fn search(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
         if search.charset.is_some() && self.utf8_accept {
             return Ok(Done::bad("CHARSET isn't allowed after ENABLE UTF8=ACCEPT."));
         }
-        if let Some(charset) = &search.charset
-            && crate::parser::search_charset(charset).is_none()
-        {
-            return Ok(Done::no(
-                "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset.",
-            ));
+        if let Some(refused) = unsupported_charset(search.charset.as_deref()) {
+            return Ok(refused);
         }
         let modseq_key = uses_modseq(&search.criteria);
         let uid_search = search.uid;
@@ -369,73 +372,10 @@ impl Session {
         let return_options = search
             .return_options
             .or_else(|| self.imap4rev2.then(Vec::new));
-        if modseq_key {
-            self.enable_condstore().await?;
-        }
-        let Some(selected) = self.selected.as_ref() else {
-            return Ok(Done::bad("No mailbox selected."));
+        let found = match self.search_matches(search.criteria).await? {
+            Ok(found) => found,
+            Err(done) => return Ok(done),
         };
-        let folder = Arc::clone(&selected.folder);
-        let snapshot = if uses_size(&search.criteria) {
-            match folder.sized_snapshot().await {
-                Ok(snapshot) => snapshot,
-                Err(err) => return Ok(self.no_for(&err)),
-            }
-        } else {
-            folder.snapshot()
-        };
-        let need = need(&search.criteria);
-        let scope = Scope {
-            last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),
-            last_uid: selected.uids.last().unwrap_or(0),
-            need,
-        };
-        let candidates: Vec<(u32, u32, bool)> = selected
-            .uids
-            .iter()
-            .enumerate()
-            .map(|(index, uid)| {
-                let sequence = u32::try_from(index + 1).unwrap_or(u32::MAX);
-                (sequence, uid, selected.is_recent(uid))
-            })
-            .collect();
-        let criteria = Arc::new(search.criteria);
-        let mut found: Vec<(u32, u32, u64)> = Vec::new();
-        let mut batch = Batch::default();
-        for (sequence, uid, recent) in candidates {
-            let source = match need {
-                Need::Nothing => Source::Index,
-                Need::CachedHeaders | Need::Message => {
-                    let cached = match need {
-                        Need::CachedHeaders => folder.cached(uid, CacheKey::SearchHeaders),
-                        _ => None,
-                    };
-                    match cached {
-                        Some(headers) => Source::CachedHeaders(headers),
-                        None => match folder.read(uid).await {
-                            Ok(Some(bytes)) => Source::File(bytes),
-                            Ok(None) => continue,
-                            Err(err) => {
-                                error!(uid, cause = %err, "cannot read message for SEARCH");
-                                return Ok(self.no_for(&err));
-                            }
-                        },
-                    }
-                }
-            };
-            batch.push(sequence, uid, recent, source);
-            if batch.is_full() {
-                let work = std::mem::take(&mut batch);
-                found.extend(
-                    evaluate(&self.ctx.cpu, work, &criteria, &snapshot, &folder, scope).await?,
-                );
-            }
-        }
-        if !batch.messages.is_empty() {
-            found.extend(
-                evaluate(&self.ctx.cpu, batch, &criteria, &snapshot, &folder, scope).await?,
-            );
-        }
         let numbers: Vec<u32> = found
             .iter()
             .map(|(sequence, uid, _)| if uid_search { *uid } else { *sequence })
@@ -495,6 +435,83 @@ impl Session {
         line.extend_from_slice(b"\r\n");
         self.conn.write(&line).await?;
         Ok(Done::ok("Search completed."))
+    }
+
+    /// The messages of the selected folder that match `criteria`, in sequence order: sequence
+    /// number, UID and modseq of each (SEARCH, SORT and THREAD share this). `Err` is the
+    /// command's answer when there is no match to give.
+    pub(crate) async fn search_matches(
+        &mut self,
+        criteria: SearchKey,
+    ) -> io::Result<Result<Vec<(u32, u32, u64)>, Done>> {
+        if uses_modseq(&criteria) {
+            self.enable_condstore().await?;
+        }
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(Err(Done::bad("No mailbox selected.")));
+        };
+        let folder = Arc::clone(&selected.folder);
+        let snapshot = if uses_size(&criteria) {
+            match folder.sized_snapshot().await {
+                Ok(snapshot) => snapshot,
+                Err(err) => return Ok(Err(self.no_for(&err))),
+            }
+        } else {
+            folder.snapshot()
+        };
+        let need = need(&criteria);
+        let scope = Scope {
+            last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),
+            last_uid: selected.uids.last().unwrap_or(0),
+            need,
+        };
+        let candidates: Vec<(u32, u32, bool)> = selected
+            .uids
+            .iter()
+            .enumerate()
+            .map(|(index, uid)| {
+                let sequence = u32::try_from(index + 1).unwrap_or(u32::MAX);
+                (sequence, uid, selected.is_recent(uid))
+            })
+            .collect();
+        let criteria = Arc::new(criteria);
+        let mut found: Vec<(u32, u32, u64)> = Vec::new();
+        let mut batch = Batch::default();
+        for (sequence, uid, recent) in candidates {
+            let source = match need {
+                Need::Nothing => Source::Index,
+                Need::CachedHeaders | Need::Message => {
+                    let cached = match need {
+                        Need::CachedHeaders => folder.cached(uid, CacheKey::SearchHeaders),
+                        _ => None,
+                    };
+                    match cached {
+                        Some(headers) => Source::CachedHeaders(headers),
+                        None => match folder.read(uid).await {
+                            Ok(Some(bytes)) => Source::File(bytes),
+                            Ok(None) => continue,
+                            Err(err) => {
+                                error!(uid, cause = %err, "cannot read message for SEARCH");
+                                return Ok(Err(self.no_for(&err)));
+                            }
+                        },
+                    }
+                }
+            };
+            batch.push(sequence, uid, recent, source);
+            if batch.is_full() {
+                let work = std::mem::take(&mut batch);
+                found.extend(
+                    evaluate(&self.ctx.cpu, work, &criteria, &snapshot, &folder, scope).await?,
+                );
+            }
+        }
+        if !batch.messages.is_empty() {
+            found.extend(
+                evaluate(&self.ctx.cpu, batch, &criteria, &snapshot, &folder, scope).await?,
+            );
+        }
+        Ok(Ok(found))
     }
 }
 

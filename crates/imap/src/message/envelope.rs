@@ -81,11 +81,11 @@ pub(super) fn write_envelope(raw: &[u8], header: &Header, out: &mut Vec<u8>) {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Address {
-    name: Option<Vec<u8>>,
+pub(super) struct Address {
+    pub(super) name: Option<Vec<u8>>,
     route: Option<Vec<u8>>,
-    mailbox: Option<Vec<u8>>,
-    host: Option<Vec<u8>>,
+    pub(super) mailbox: Option<Vec<u8>>,
+    pub(super) host: Option<Vec<u8>>,
 }
 
 fn write_addresses(out: &mut Vec<u8>, list: Option<&[Address]>) {
@@ -205,6 +205,16 @@ pub(super) fn address_specs(value: &[u8]) -> Vec<String> {
             Some(spec.to_lowercase())
         })
         .collect()
+}
+
+/// The first address in a header value as ENVELOPE lists it: its display name (as written,
+/// encoded words not decoded), mailbox and host; a group's start has its name as the
+/// mailbox and no host (SORT FROM/TO/CC, DISPLAYFROM).
+pub(super) fn first_address(value: &[u8]) -> Option<Address> {
+    parse_addresses(&unfold(value))
+        .into_iter()
+        .next()
+        .filter(|address| address.mailbox.is_some())
 }
 
 /// An RFC 5322 address list, leniently, into ENVELOPE addresses (groups as start and end

@@ -20,6 +20,8 @@
 //!   writes them.
 //! - `decode.rs`: Content-Transfer-Encodings undone (BINARY), text for SEARCH BODY/TEXT.
 //! - `preview.rs`: PREVIEW (RFC 8970), the first text part decoded by mail-parser.
+//! - `subject.rs`: the RFC 5256 base subject (SORT SUBJECT, THREAD).
+//! - `sort_values.rs`: what SORT and THREAD compare, as kept in the folder's cache.
 //! - `stream.rs`: the whole message or a partial of it read from the file a buffer at a time
 //!   (FETCH `BODY[]`, `RFC822`, `BINARY[]`), with no `Message` built.
 
@@ -383,7 +385,9 @@ mod header;
 mod mime;
 mod preview;
 pub mod search_cache;
+pub mod sort_values;
 pub mod stream;
+pub mod subject;
 
 use bodystructure::*;
 use content_type::*;

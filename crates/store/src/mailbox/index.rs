@@ -23,7 +23,8 @@ const MAGIC: &[u8; 8] = b"MSTIDX\r\n";
 const LOG_MAGIC: &[u8; 8] = b"MSTLOG\r\n";
 /// 2: CRC-32 (crc32fast, many bytes at a time) replaced FNV-1a, which ran a byte at a time.
 /// 3: the generation and its change log; a size not known yet (`u64::MAX`).
-const VERSION: u32 = 3;
+/// 4: cached values for SORT and THREAD (`CacheKey::SortValues`).
+const VERSION: u32 = 4;
 /// Stands for a size not counted yet.
 const UNKNOWN_SIZE: u64 = u64::MAX;
 /// Bytes before the first record of the log.
@@ -53,6 +54,7 @@ fn key_byte(key: CacheKey) -> u8 {
         CacheKey::Body => 2,
         CacheKey::SearchHeaders => 3,
         CacheKey::Preview => 4,
+        CacheKey::SortValues => 5,
     }
 }
 
@@ -63,6 +65,7 @@ fn key_from(byte: u8) -> Option<CacheKey> {
         2 => Some(CacheKey::Body),
         3 => Some(CacheKey::SearchHeaders),
         4 => Some(CacheKey::Preview),
+        5 => Some(CacheKey::SortValues),
         _ => None,
     }
 }

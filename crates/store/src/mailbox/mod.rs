@@ -246,6 +246,9 @@ pub enum CacheKey {
     SearchHeaders,
     /// RFC 8970 PREVIEW text.
     Preview,
+    /// What SORT and THREAD compare (dates, base subject, first addresses, message IDs), so
+    /// sorting a large folder reads no message file a second time.
+    SortValues,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
