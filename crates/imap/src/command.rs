@@ -80,6 +80,8 @@ pub enum Command {
     Expunge,
     /// `UID EXPUNGE set` (UIDPLUS).
     UidExpunge(SequenceSet),
+    /// RFC 5267 `CANCELUPDATE "tag" ...`: the tags of searches whose updates stop.
+    CancelUpdate(Vec<String>),
     Search(SearchCommand),
     Fetch(FetchCommand),
     Store(StoreCommand),
@@ -170,6 +172,8 @@ pub enum Flag {
 pub struct SequenceSet {
     /// Number ranges (low <= high) ascending and disjoint, then at most two ranges with `*`.
     ranges: Vec<SeqRange>,
+    /// RFC 5182 `$`: the session's saved search result stands for the set (`ranges` is empty).
+    saved_result: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,7 +232,24 @@ impl SequenceSet {
                 }));
             }
         }
-        SequenceSet { ranges }
+        SequenceSet {
+            ranges,
+            saved_result: false,
+        }
+    }
+
+    /// RFC 5182 `$`: the messages the last `SEARCH RETURN (SAVE)` found. Its ranges are empty:
+    /// a command that does not ask the session for the saved result finds nothing in it.
+    pub fn saved_result() -> SequenceSet {
+        SequenceSet {
+            ranges: Vec::new(),
+            saved_result: true,
+        }
+    }
+
+    /// Whether the set is `$`, whose messages only the session knows.
+    pub fn is_saved_result(&self) -> bool {
+        self.saved_result
     }
 
     /// The ranges of the bounded form (see [`SequenceSet`]).
@@ -407,6 +428,14 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// RFC 5182: keep the result for `$`.
+    Save,
+    /// RFC 5267: report changes to the result (ADDTO, REMOVEFROM) until CANCELUPDATE.
+    Update,
+    /// RFC 5267: a hint that the search will be repeated; accepted and ignored.
+    Context,
+    /// RFC 5267 `PARTIAL low:high`: the results at these positions (1-based, low <= high).
+    Partial(u32, u32),
 }
 
 /// Every RFC 3501 search key, plus CONDSTORE's `MODSEQ`. Strings are as sent (the charset is
@@ -454,6 +483,10 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
     /// `MODSEQ [entry-name entry-type] n`: the entry is ignored, as Dovecot does.
     ModSeq(u64),
+    /// RFC 5032 `OLDER n`: INTERNALDATE more than `n` seconds ago.
+    Older(u32),
+    /// RFC 5032 `YOUNGER n`: INTERNALDATE at most `n` seconds ago.
+    Younger(u32),
 }
 
 #[cfg(test)]

@@ -455,6 +455,17 @@ impl<'a> Parser<'a> {
         bounded_set(ranges)
     }
 
+    /// A sequence set, or RFC 5182's `$` (the saved search result), which stands alone.
+    fn message_set(&mut self) -> Result<SequenceSet> {
+        if !self.eat(b'$') {
+            return self.sequence_set();
+        }
+        if self.peek().is_some_and(|b| is_atom_char(b) && b != b']') {
+            return Err("Invalid sequence set: $ stands alone".into());
+        }
+        Ok(SequenceSet::saved_result())
+    }
+
     /// `1-Feb-2024`, bare or quoted.
     fn date(&mut self) -> Result<Date> {
         let quoted = self.eat(b'"');
@@ -535,6 +546,19 @@ impl<'a> Parser<'a> {
             "CLOSE" => Command::Close,
             "UNSELECT" => Command::Unselect,
             "EXPUNGE" => Command::Expunge,
+            "CANCELUPDATE" => {
+                let mut tags = Vec::new();
+                while self.eat(b' ') {
+                    if tags.len() >= MAX_LIST_ITEMS {
+                        return Err("Too many tags to CANCELUPDATE".into());
+                    }
+                    tags.push(utf8(self.quoted()?)?);
+                }
+                if tags.is_empty() {
+                    return Err("CANCELUPDATE needs the tags of the searches".into());
+                }
+                Command::CancelUpdate(tags)
+            }
             "ID" => {
                 self.sp()?;
                 self.id()?
@@ -677,7 +701,7 @@ impl<'a> Parser<'a> {
                     }
                     "EXPUNGE" => {
                         self.sp()?;
-                        Command::UidExpunge(self.sequence_set()?)
+                        Command::UidExpunge(self.message_set()?)
                     }
                     _ => return Err(format!("Unknown command UID {}", printable(&sub))),
                 }
@@ -961,7 +985,7 @@ impl<'a> Parser<'a> {
 
     fn set_and_mailbox(&mut self) -> Result<(SequenceSet, String)> {
         self.sp()?;
-        let set = self.sequence_set()?;
+        let set = self.message_set()?;
         self.sp()?;
         let mailbox = self.mailbox()?;
         Ok((set, mailbox))
@@ -979,6 +1003,16 @@ impl<'a> Parser<'a> {
                     "MAX" => SearchReturn::Max,
                     "ALL" => SearchReturn::All,
                     "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    "UPDATE" => SearchReturn::Update,
+                    "CONTEXT" => SearchReturn::Context,
+                    "PARTIAL" => {
+                        p.sp()?;
+                        let low = p.nz_number("PARTIAL range")?;
+                        p.expect(b':', ": in the PARTIAL range")?;
+                        let high = p.nz_number("PARTIAL range")?;
+                        SearchReturn::Partial(low.min(high), low.max(high))
+                    }
                     _ => {
                         return Err(format!(
                             "Unknown SEARCH return option {}",
@@ -987,6 +1021,14 @@ impl<'a> Parser<'a> {
                     }
                 })
             })?;
+            // RFC 5267 4.4: one PARTIAL, one ALL, or neither.
+            let ranges = options
+                .iter()
+                .filter(|option| matches!(option, SearchReturn::All | SearchReturn::Partial(..)))
+                .count();
+            if ranges > 1 {
+                return Err("At most one of PARTIAL and ALL may be asked for".into());
+            }
             return_options = Some(options);
             self.sp()?;
         }
@@ -1036,7 +1078,7 @@ impl<'a> Parser<'a> {
                     self.paren_list("search criteria", false, |p| p.search_key(depth + 1))?;
                 return Ok(SearchKey::And(keys));
             }
-            Some(b'0'..=b'9' | b'*') => return self.sequence_set().map(SearchKey::Sequence),
+            Some(b'0'..=b'9' | b'*' | b'$') => return self.message_set().map(SearchKey::Sequence),
             _ => {}
         }
         let name = self
@@ -1093,7 +1135,7 @@ impl<'a> Parser<'a> {
             }
             "UID" => {
                 self.sp()?;
-                SearchKey::Uid(self.sequence_set()?)
+                SearchKey::Uid(self.message_set()?)
             }
             "NOT" => {
                 self.sp()?;
@@ -1120,6 +1162,14 @@ impl<'a> Parser<'a> {
                 }
                 SearchKey::ModSeq(self.number64("mod-sequence")?)
             }
+            "OLDER" => {
+                self.sp()?;
+                SearchKey::Older(self.nz_number("interval")?)
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                SearchKey::Younger(self.nz_number("interval")?)
+            }
             _ => return Err(format!("Unknown search key {}", printable(&name))),
         })
     }
@@ -1144,7 +1194,7 @@ impl<'a> Parser<'a> {
 
     fn fetch(&mut self, uid: bool) -> Result<FetchCommand> {
         self.sp()?;
-        let set = self.sequence_set()?;
+        let set = self.message_set()?;
         self.sp()?;
         let attributes = if self.peek() == Some(b'(') {
             self.paren_list("FETCH attributes", false, Self::fetch_attribute)?
@@ -1308,7 +1358,7 @@ impl<'a> Parser<'a> {
 
     fn store(&mut self, uid: bool) -> Result<StoreCommand> {
         self.sp()?;
-        let set = self.sequence_set()?;
+        let set = self.message_set()?;
         self.sp()?;
         let mut unchanged_since = None;
         if self.peek() == Some(b'(') {

@@ -20,6 +20,7 @@ use mailstead_store::{Folder, MailboxError, Snapshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
+use crate::cmd::search_context::SearchState;
 use crate::command::{Command, Tagged};
 use crate::connection::{Connection, Io};
 use crate::framing::{Frame, FramingLimits};
@@ -142,6 +143,8 @@ pub(crate) struct Selected {
     pub(crate) known_keywords: usize,
     /// Flag changes this session made and already reported, by UID: the modseq they got.
     pub(crate) own_changes: HashMap<u32, u64>,
+    /// The saved search result (`$`) and the searches being updated.
+    pub(crate) search: SearchState,
 }
 
 impl Selected {
@@ -394,6 +397,7 @@ impl Session {
             | Command::Unselect
             | Command::Expunge
             | Command::UidExpunge(_)
+            | Command::CancelUpdate(_)
             | Command::Search(_)
             | Command::Fetch(_)
             | Command::Store(_)
@@ -508,6 +512,7 @@ impl Session {
             Command::Unselect => self.close(false).await?,
             Command::Expunge => self.expunge(None).await?,
             Command::UidExpunge(set) => self.expunge(Some(set)).await?,
+            Command::CancelUpdate(tags) => self.cancel_update(&tags),
             Command::Search(search) => self.search(tag, search).await?,
             Command::Fetch(fetch) => self.fetch(fetch).await?,
             Command::Store(store) => self.store(store).await?,
@@ -532,7 +537,7 @@ impl Session {
             caps.push_str(
                 " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED \
                  LIST-STATUS ESEARCH QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC BINARY \
-                 STATUS=SIZE",
+                 STATUS=SIZE WITHIN SEARCHRES CONTEXT=SEARCH",
             );
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
         }
@@ -594,7 +599,22 @@ impl Session {
                 selected.folder.snapshot()
             }
         };
-        self.apply_snapshot(&snapshot, expunges).await
+        // RFC 5267 4.3.4: a search's expunged matches leave it before the expunge is told.
+        if expunges
+            && snapshot.expunge_serial != selected.known_expunges
+            && !selected.search.is_empty()
+        {
+            let gone: Vec<u32> = gone_from_view(&selected.uids, &snapshot)
+                .into_iter()
+                .map(|(_, uid)| uid)
+                .collect();
+            let removals = self.removals_before_expunge(&gone);
+            if !removals.is_empty() {
+                self.conn.write(&removals).await?;
+            }
+        }
+        self.apply_snapshot(&snapshot, expunges).await?;
+        self.update_contexts(&snapshot).await
     }
 
     pub(crate) async fn apply_snapshot(
@@ -610,15 +630,7 @@ impl Session {
         let mut out = Vec::new();
         if expunges && snapshot.expunge_serial != selected.known_expunges {
             selected.known_expunges = snapshot.expunge_serial;
-            let mut gone = Vec::new();
-            // Both in ascending UIDs: one pass over each.
-            let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
-            for (index, uid) in selected.uids.iter().enumerate() {
-                while present.next_if(|present| *present < uid).is_some() {}
-                if present.next_if_eq(&uid).is_none() {
-                    gone.push((index, uid));
-                }
-            }
+            let gone = gone_from_view(&selected.uids, snapshot);
             if !gone.is_empty() {
                 let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
                 if qresync {
@@ -699,6 +711,20 @@ impl Session {
     pub(crate) fn log_login(&self, address: &str) {
         info!(peer = %self.peer, user = %LogSafe(address), tls = self.conn.tls, "IMAP login");
     }
+}
+
+/// The messages of the view (position, UID) that are no longer in the folder.
+fn gone_from_view(view: &UidList, snapshot: &Snapshot) -> Vec<(usize, u32)> {
+    let mut gone = Vec::new();
+    // Both in ascending UIDs: one pass over each.
+    let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
+    for (index, uid) in view.iter().enumerate() {
+        while present.next_if(|present| *present < uid).is_some() {}
+        if present.next_if_eq(&uid).is_none() {
+            gone.push((index, uid));
+        }
+    }
+    gone
 }
 
 /// The next frame, `None` when `timeout` elapsed first.
