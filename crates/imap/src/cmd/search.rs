@@ -412,6 +412,7 @@ impl Session {
         // Changes after these are the update context's to look at.
         let seen_modseq = selected.folder.snapshot().highest_modseq;
         let seen_uid_next = selected.uid_next;
+        let seen_expunges = selected.known_expunges;
         let context_criteria = return_options
             .as_ref()
             .is_some_and(|options| options.contains(&SearchReturn::Update))
@@ -478,7 +479,7 @@ impl Session {
                                 uid_search,
                                 context,
                                 uids,
-                                (seen_modseq, seen_uid_next),
+                                (seen_modseq, seen_uid_next, seen_expunges),
                             )
                             .is_err(),
                         None => false,

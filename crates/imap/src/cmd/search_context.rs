@@ -53,6 +53,8 @@ struct UpdateContext {
     known_modseq: u64,
     /// Messages from this UID on have not been matched.
     uid_next: u32,
+    /// The view's expunge serial when last matched: sequence numbers move when it does.
+    known_expunges: u64,
     /// The criteria depend on the view (sequence numbers, `*`) or the clock (WITHIN).
     whole_view: bool,
 }
@@ -69,14 +71,14 @@ impl SearchState {
     }
 
     /// Keeps a search updated from now on; `Err` when [`MAX_UPDATE_CONTEXTS`] already are.
-    /// `seen` is the modseq and UIDNEXT the results were matched at.
+    /// `seen` is the modseq, UIDNEXT and expunge serial the results were matched at.
     pub(crate) fn start_updates(
         &mut self,
         tag: &str,
         uid: bool,
         criteria: SearchKey,
         results: Vec<u32>,
-        seen: (u64, u32),
+        seen: (u64, u32, u64),
     ) -> Result<(), ()> {
         if self.updates.len() >= MAX_UPDATE_CONTEXTS {
             return Err(());
@@ -89,6 +91,7 @@ impl SearchState {
             results,
             known_modseq: seen.0,
             uid_next: seen.1,
+            known_expunges: seen.2,
         });
         Ok(())
     }
@@ -224,10 +227,12 @@ impl Session {
         }
         let mut contexts = std::mem::take(&mut selected.search.updates);
         let view_uid_next = selected.uid_next;
+        let view_expunges = selected.known_expunges;
         let mut out = Vec::new();
         for context in &mut contexts {
-            let changed =
-                snapshot.highest_modseq > context.known_modseq || view_uid_next > context.uid_next;
+            let changed = snapshot.highest_modseq > context.known_modseq
+                || view_uid_next > context.uid_next
+                || (context.whole_view && view_expunges != context.known_expunges);
             let timed = context.whole_view && has_within(&context.criteria);
             if !changed && !timed {
                 continue;
@@ -278,6 +283,7 @@ impl Session {
             context.results = new_results;
             context.known_modseq = snapshot.highest_modseq;
             context.uid_next = view_uid_next;
+            context.known_expunges = view_expunges;
             if let Some(selected) = self.selected.as_ref() {
                 let removed = numbered(&selected.uids, &removed, context.uid);
                 let added = numbered(&selected.uids, &added, context.uid);
