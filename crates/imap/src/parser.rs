@@ -2343,9 +2343,76 @@ mod tests {
             Some(vec![])
         );
         assert_eq!(
-            err("a1 SEARCH RETURN (SAVE) ALL"),
-            "Unknown SEARCH return option SAVE"
+            err("a1 SEARCH RETURN (SOON) ALL"),
+            "Unknown SEARCH return option SOON"
         );
+    }
+
+    /// RFC 5182 `$` and SAVE, RFC 5267 UPDATE, CONTEXT, PARTIAL and CANCELUPDATE, RFC 5032
+    /// OLDER and YOUNGER.
+    #[test]
+    fn searchres_context_and_within_forms() {
+        use SearchKey as K;
+        let s = search("a1 UID SEARCH RETURN (save update context partial 10:3) $ OLDER 60");
+        assert_eq!(
+            s.return_options,
+            Some(vec![
+                SearchReturn::Save,
+                SearchReturn::Update,
+                SearchReturn::Context,
+                SearchReturn::Partial(3, 10)
+            ])
+        );
+        assert_eq!(
+            s.criteria,
+            K::And(vec![K::Sequence(SequenceSet::saved_result()), K::Older(60)])
+        );
+        assert_eq!(
+            search("a1 SEARCH NOT UID $ YOUNGER 3600").criteria,
+            K::And(vec![
+                K::Not(Box::new(K::Uid(SequenceSet::saved_result()))),
+                K::Younger(3600)
+            ])
+        );
+        assert_eq!(err("a1 SEARCH OLDER 0"), "Invalid interval: zero");
+        assert_eq!(
+            err("a1 SEARCH RETURN (ALL PARTIAL 1:5) ALL"),
+            "At most one of PARTIAL and ALL may be asked for"
+        );
+        assert_eq!(
+            err("a1 SEARCH RETURN (PARTIAL 1:*) ALL"),
+            "Expected PARTIAL range"
+        );
+        let Command::Fetch(fetch) = ok("a1 UID FETCH $ (FLAGS)") else {
+            panic!("not a FETCH");
+        };
+        assert!(fetch.set.is_saved_result() && fetch.set.ranges().is_empty());
+        assert!(!SequenceSet::new([]).is_saved_result());
+        for command in [
+            "STORE $ +FLAGS (\\Seen)",
+            "COPY $ a",
+            "UID MOVE $ a",
+            "UID EXPUNGE $",
+        ] {
+            ok(&format!("a1 {command}"));
+        }
+        assert_eq!(
+            err("a1 FETCH $,1 (FLAGS)"),
+            "Invalid sequence set: $ stands alone"
+        );
+        assert_eq!(
+            err("a1 FETCH 1,$ (FLAGS)"),
+            "Invalid sequence set: Expected sequence number"
+        );
+        assert_eq!(
+            ok("a1 CANCELUPDATE \"B01\" \"B02\""),
+            Command::CancelUpdate(vec!["B01".into(), "B02".into()])
+        );
+        assert_eq!(
+            err("a1 CANCELUPDATE"),
+            "CANCELUPDATE needs the tags of the searches"
+        );
+        assert_eq!(err("a1 CANCELUPDATE B01"), "Expected a quoted string");
     }
 
     #[test]
