@@ -16,7 +16,7 @@
 //! (SASL-IR), 5161 (ENABLE), 2971 (ID), 2342 (NAMESPACE), 3691 (UNSELECT), 3348 (CHILDREN),
 //! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
 //! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 7889 (APPENDLIMIT),
-//! 4616 (PLAIN).
+//! 4616 (PLAIN), 5032 (WITHIN), 5182 (SEARCHRES), 5267 (CONTEXT=SEARCH; not CONTEXT=SORT).
 //!
 //! # SECURITY
 //!
@@ -40,7 +40,9 @@
 //! [`Limits::login_timeout`] after it started, whatever the client sends meanwhile.
 //! What one command can cost is bounded in the parser: 1,000 search keys nested 32 deep,
 //! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
-//! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
+//! ranges however they are written (`1:*,1:*,...` is one range). A session keeps at most 8
+//! searches updated (`NO [NOUPDATE]` beyond), each matched only against the messages that
+//! changed, unless its criteria name sequence numbers, `*` or WITHIN's clock. CPU-heavy work (matching
 //! SEARCH keys against messages, MIME parsing for FETCH, LIST pattern matching, which takes at
 //! most pattern x name steps, never backtracking) runs in a pool of blocking threads bounded
 //! to two per core, so that it never delays another session's I/O.
@@ -56,6 +58,7 @@
 //!   commands other than IDLE run boxed, so a connection waiting for the client stays small.
 //! - `uids.rs`: the view's UIDs as runs of consecutive UIDs.
 //! - `cmd/`: one file per group of commands (`append.rs`: APPEND, inline or streamed).
+//!   `search_context.rs`: the saved search result `$` and the searches kept updated.
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].
