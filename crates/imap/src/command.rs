@@ -428,14 +428,14 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
+    /// `PARTIAL first:last` (RFC 5267 4.4): the results at these 1-based positions.
+    Partial(u32, u32),
     /// RFC 5182: keep the result for `$`.
     Save,
     /// RFC 5267: report changes to the result (ADDTO, REMOVEFROM) until CANCELUPDATE.
     Update,
     /// RFC 5267: a hint that the search will be repeated; accepted and ignored.
     Context,
-    /// RFC 5267 `PARTIAL low:high`: the results at these positions (1-based, low <= high).
-    Partial(u32, u32),
 }
 
 /// Every RFC 3501 search key, plus CONDSTORE's `MODSEQ`. Strings are as sent (the charset is

@@ -996,69 +996,84 @@ impl<'a> Parser<'a> {
         let mut return_options = None;
         if self.try_keyword("RETURN") {
             self.sp()?;
-            let options = self.paren_list("SEARCH return options", true, |p| {
-                let option = p.atom()?.to_ascii_uppercase();
-                Ok(match option.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    "UPDATE" => SearchReturn::Update,
-                    "CONTEXT" => SearchReturn::Context,
-                    "PARTIAL" => {
-                        p.sp()?;
-                        let low = p.nz_number("PARTIAL range")?;
-                        p.expect(b':', ": in the PARTIAL range")?;
-                        let high = p.nz_number("PARTIAL range")?;
-                        SearchReturn::Partial(low.min(high), low.max(high))
-                    }
-                    _ => {
-                        return Err(format!(
-                            "Unknown SEARCH return option {}",
-                            printable(&option)
-                        ));
-                    }
-                })
-            })?;
-            // RFC 5267 4.4: one PARTIAL, one ALL, or neither.
-            let ranges = options
-                .iter()
-                .filter(|option| matches!(option, SearchReturn::All | SearchReturn::Partial(..)))
-                .count();
-            if ranges > 1 {
-                return Err("At most one of PARTIAL and ALL may be asked for".into());
-            }
-            return_options = Some(options);
+            return_options = Some(self.search_return_options("SEARCH", true)?);
             self.sp()?;
         }
         let mut charset = None;
         if self.try_keyword("CHARSET") {
             self.sp()?;
-            let name = self.astring("charset")?.to_ascii_uppercase();
-            // An unknown charset's strings are read leniently: the session refuses the command.
-            self.search_decoder = match search_charset(&name) {
-                Some(encoding) if encoding == UTF_8 => None,
-                Some(encoding) => Some(encoding),
-                None => Some(UTF_8),
-            };
-            charset = Some(name);
+            charset = Some(self.search_charset_name()?);
             self.sp()?;
         }
-        let mut keys = vec![self.search_key(0)?];
-        while self.eat(b' ') {
-            keys.push(self.search_key(0)?);
-        }
-        let criteria = if keys.len() == 1 {
-            keys.pop().unwrap_or(SearchKey::All)
-        } else {
-            SearchKey::And(keys)
-        };
+        let criteria = self.search_criteria()?;
         Ok(SearchCommand {
             uid,
             charset,
             criteria,
             return_options,
+        })
+    }
+
+    /// `(option ...)` of a search's `RETURN`: ESEARCH's, SEARCHRES's SAVE, CONTEXT's UPDATE,
+    /// CONTEXT and, where `partial`, PARTIAL (one PARTIAL or ALL at most, RFC 5267 4.4).
+    fn search_return_options(&mut self, command: &str, partial: bool) -> Result<Vec<SearchReturn>> {
+        let options = self.paren_list(&format!("{command} return options"), true, |p| {
+            let option = p.atom()?.to_ascii_uppercase();
+            Ok(match option.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                "UPDATE" => SearchReturn::Update,
+                "CONTEXT" => SearchReturn::Context,
+                "PARTIAL" if partial => {
+                    p.sp()?;
+                    let first = p.nz_number("PARTIAL range")?;
+                    p.expect(b':', ": in the PARTIAL range")?;
+                    let last = p.nz_number("PARTIAL range")?;
+                    SearchReturn::Partial(first.min(last), first.max(last))
+                }
+                _ => {
+                    return Err(format!(
+                        "Unknown {command} return option {}",
+                        printable(&option)
+                    ));
+                }
+            })
+        })?;
+        let ranges = options
+            .iter()
+            .filter(|option| matches!(option, SearchReturn::All | SearchReturn::Partial(..)))
+            .count();
+        if ranges > 1 {
+            return Err("At most one of PARTIAL and ALL may be asked for".into());
+        }
+        Ok(options)
+    }
+
+    /// The charset name of SEARCH, SORT and THREAD, upper-cased; the search strings after it
+    /// are decoded with it (an unknown one's leniently: the session refuses the command).
+    fn search_charset_name(&mut self) -> Result<String> {
+        let name = self.astring("charset")?.to_ascii_uppercase();
+        self.search_decoder = match search_charset(&name) {
+            Some(encoding) if encoding == UTF_8 => None,
+            Some(encoding) => Some(encoding),
+            None => Some(UTF_8),
+        };
+        Ok(name)
+    }
+
+    /// One or more search keys to the end, ANDed.
+    fn search_criteria(&mut self) -> Result<SearchKey> {
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
         })
     }
 
