@@ -470,7 +470,9 @@ async fn rfc5267_tag_reuse_and_too_many_contexts() {
     assert_eq!(updates, vec!["* ESEARCH (TAG \"B01\") UID ADDTO (0 1:2)"]);
     // Cancelling one makes room again.
     client.run("CANCELUPDATE \"B01\"").await;
-    client.send(b"B03 UID SEARCH RETURN (UPDATE) ALL\r\n").await;
+    client
+        .send(b"B03 UID SEARCH RETURN (UPDATE ALL) ALL\r\n")
+        .await;
     let (untagged, _) = client.until_tagged("B03").await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"B03\") UID ALL 1:2"]);
     // A new SELECT ends every context.
@@ -495,7 +497,7 @@ async fn rfc5267_tag_reuse_and_too_many_contexts() {
 async fn updates_of_sequence_number_criteria_follow_the_numbers() {
     let (server, mut client) = inbox_with(&["a", "b", "c"]).await;
     let mut other = other_session(&server).await;
-    let (untagged, _) = tagged(&mut client, "D01", "UID SEARCH RETURN (UPDATE) 1:2").await;
+    let (untagged, _) = tagged(&mut client, "D01", "UID SEARCH RETURN (ALL UPDATE) 1:2").await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"D01\") UID ALL 1:2"]);
     other.run("STORE 1 +FLAGS (\\Deleted)").await;
     other.run("EXPUNGE").await;

@@ -454,9 +454,9 @@ impl Session {
                         )
                     });
                 let save = options.contains(&SearchReturn::Save);
-                // `RETURN ()`, or only UPDATE or CONTEXT, means ALL (RFC 4731, 5267); SAVE
-                // alone returns nothing (RFC 5182 1).
-                let all = !returns_results && !save;
+                // Only `RETURN ()` means ALL (RFC 4731 3.1): `RETURN (UPDATE)` answers an empty
+                // ESEARCH, as Dovecot does, and SAVE alone nothing at all (RFC 5182 1).
+                let all = options.is_empty();
                 let wants = |option: SearchReturn| {
                     all && option == SearchReturn::All || options.contains(&option)
                 };
