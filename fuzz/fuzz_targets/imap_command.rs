@@ -1,12 +1,58 @@
 //! Feeds arbitrary bytes through the IMAP command framer, in chunks whose sizes also come from
 //! the input, and every framed command through the parser: neither may panic, hang or hold
 //! more than the framing limits allow. APPEND, MULTIAPPEND and REPLACE literals are streamed
-//! (taken or refused), the messages announced after a streamed one too.
+//! (taken or refused), the messages announced after a streamed one too. What the parser accepts keeps the rules the session
+//! relies on: `$` is a set of its own, and search return options ask for one PARTIAL or ALL at
+//! most, with ranges from 1 and low before high.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use mailstead_imap::command::{Command, SearchKey, SearchReturn, SequenceSet};
 use mailstead_imap::framing::{CommandFramer, Frame, FramingLimits};
 use mailstead_imap::parser::{parse_append_head, parse_append_rest, parse_command};
+
+fn check_set(set: &SequenceSet) {
+    assert!(!set.is_saved_result() || set.ranges().is_empty());
+}
+
+fn check_key(key: &SearchKey) {
+    match key {
+        SearchKey::Sequence(set) | SearchKey::Uid(set) => check_set(set),
+        SearchKey::Not(inner) => check_key(inner),
+        SearchKey::Or(a, b) => {
+            check_key(a);
+            check_key(b);
+        }
+        SearchKey::And(keys) => keys.iter().for_each(check_key),
+        _ => {}
+    }
+}
+
+fn check(command: &Command) {
+    match command {
+        Command::Search(search) => {
+            check_key(&search.criteria);
+            let options = search.return_options.as_deref().unwrap_or_default();
+            let ranges = options
+                .iter()
+                .filter(|option| matches!(option, SearchReturn::All | SearchReturn::Partial(..)))
+                .count();
+            assert!(ranges <= 1);
+            for option in options {
+                if let SearchReturn::Partial(low, high) = option {
+                    assert!(1 <= *low && low <= high);
+                }
+            }
+        }
+        Command::Fetch(fetch) => check_set(&fetch.set),
+        Command::Store(store) => check_set(&store.set),
+        Command::Copy { set, .. } | Command::Move { set, .. } | Command::UidExpunge(set) => {
+            check_set(set)
+        }
+        Command::CancelUpdate(tags) => assert!(!tags.is_empty()),
+        _ => {}
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     // Small limits so that the too-long and too-big paths are reached often; literals just
@@ -36,7 +82,9 @@ fuzz_target!(|data: &[u8]| {
                 Frame::Command(command) => {
                     assert!(command.len() <= limits.max_command);
                     assert!(command.ends_with(b"\r\n"));
-                    let _ = parse_command(&command);
+                    if let Ok(tagged) = parse_command(&command) {
+                        check(&tagged.command);
+                    }
                 }
                 Frame::Stream { head, .. } => {
                     let _ = parse_append_head(&head);
@@ -70,7 +118,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(framer.buffered() <= limits.max_command + limits.max_line + chunk);
     }
     // The parsers alone, on the raw input.
-    let _ = parse_command(data);
+    if let Ok(tagged) = parse_command(data) {
+        check(&tagged.command);
+    }
     let _ = parse_append_head(data);
     let _ = parse_append_rest(data, data.first() == Some(&b')'));
 });

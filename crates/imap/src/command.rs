@@ -97,6 +97,8 @@ pub enum Command {
     Expunge,
     /// `UID EXPUNGE set` (UIDPLUS).
     UidExpunge(SequenceSet),
+    /// RFC 5267 `CANCELUPDATE "tag" ...`: the tags of searches whose updates stop.
+    CancelUpdate(Vec<String>),
     Search(SearchCommand),
     /// SORT and UID SORT (RFC 5256, 5957, ESORT's RETURN of RFC 5267).
     Sort(SortCommand),
@@ -239,6 +241,8 @@ pub enum Flag {
 pub struct SequenceSet {
     /// Number ranges (low <= high) ascending and disjoint, then at most two ranges with `*`.
     ranges: Vec<SeqRange>,
+    /// RFC 5182 `$`: the session's saved search result stands for the set (`ranges` is empty).
+    saved_result: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,7 +301,24 @@ impl SequenceSet {
                 }));
             }
         }
-        SequenceSet { ranges }
+        SequenceSet {
+            ranges,
+            saved_result: false,
+        }
+    }
+
+    /// RFC 5182 `$`: the messages the last `SEARCH RETURN (SAVE)` found. Its ranges are empty:
+    /// a command that does not ask the session for the saved result finds nothing in it.
+    pub fn saved_result() -> SequenceSet {
+        SequenceSet {
+            ranges: Vec::new(),
+            saved_result: true,
+        }
+    }
+
+    /// Whether the set is `$`, whose messages only the session knows.
+    pub fn is_saved_result(&self) -> bool {
+        self.saved_result
     }
 
     /// The ranges of the bounded form (see [`SequenceSet`]).
@@ -486,9 +507,14 @@ pub enum SearchReturn {
     Max,
     All,
     Count,
-    /// `PARTIAL first:last` (RFC 5267 4.4): the results at these 1-based positions; SORT
-    /// takes it (ESORT), SEARCH refuses it.
+    /// `PARTIAL first:last` (RFC 5267 4.4): the results at these 1-based positions.
     Partial(u32, u32),
+    /// RFC 5182: keep the result for `$`.
+    Save,
+    /// RFC 5267: report changes to the result (ADDTO, REMOVEFROM) until CANCELUPDATE.
+    Update,
+    /// RFC 5267: a hint that the search will be repeated; accepted and ignored.
+    Context,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -594,6 +620,10 @@ pub enum SearchKey {
     /// RFC 8474 EMAILID, THREADID.
     EmailId(String),
     ThreadId(String),
+    /// RFC 5032 `OLDER n`: INTERNALDATE more than `n` seconds ago.
+    Older(u32),
+    /// RFC 5032 `YOUNGER n`: INTERNALDATE at most `n` seconds ago.
+    Younger(u32),
 }
 
 #[cfg(test)]

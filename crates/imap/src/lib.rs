@@ -26,6 +26,7 @@
 //! And 5256 (SORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES), 5957 (SORT=DISPLAY),
 //! 5267 (ESORT, with PARTIAL of its section 4.4), 5051 (i;unicode-casemap, as SORT compares),
 //! draft-ietf-morg-inthread (THREAD=REFS, as Dovecot implements it).
+//! And 5032 (WITHIN), 5182 (SEARCHRES), 5267 (CONTEXT=SEARCH; not CONTEXT=SORT).
 //!
 //! # SECURITY
 //!
@@ -54,7 +55,9 @@
 //! 100 mailboxes per session.
 //! What one command can cost is bounded in the parser: 1,000 search keys nested 32 deep,
 //! 256 items in a list, LIST patterns of 1 KiB, sequence sets held as at most 16,384 merged
-//! ranges however they are written (`1:*,1:*,...` is one range). CPU-heavy work (matching
+//! ranges however they are written (`1:*,1:*,...` is one range). A session keeps at most 8
+//! searches updated (`NO [NOUPDATE]` beyond), each matched only against the messages that
+//! changed, unless its criteria name sequence numbers, `*` or WITHIN's clock. CPU-heavy work (matching
 //! SEARCH keys against messages, MIME parsing for FETCH, LIST pattern matching, which takes at
 //! most pattern x name steps, never backtracking; SORT and THREAD, whose reply chains are
 //! walked with loops, never recursion, and whose loop checks stop after 4,096 ancestors) runs in a pool of blocking threads bounded
@@ -75,7 +78,8 @@
 //!   MULTIAPPEND and REPLACE; `catenate.rs`: CATENATE's parts and URLs; `rev2.rs`: the
 //!   IMAP4rev2 and UTF8=ACCEPT differences; `notify.rs`: NOTIFY, which wakes a session
 //!   waiting for its next command; `sort.rs` and `thread.rs`: SORT and THREAD over SEARCH's
-//!   matches, with what they compare kept in the folder's cache).
+//!   matches, with what they compare kept in the folder's cache;
+//!   `search_context.rs`: the saved search result `$` and the searches kept updated).
 //! - `command.rs`: the commands as the parser hands them to the session.
 //! - `framing.rs`: where a command ends (lines and literals) and the size limits.
 //! - `parser.rs`: bytes of one command to a [`command::Tagged`].

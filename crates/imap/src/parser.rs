@@ -520,6 +520,17 @@ impl<'a> Parser<'a> {
         bounded_set(ranges)
     }
 
+    /// A sequence set, or RFC 5182's `$` (the saved search result), which stands alone.
+    fn message_set(&mut self) -> Result<SequenceSet> {
+        if !self.eat(b'$') {
+            return self.sequence_set();
+        }
+        if self.peek().is_some_and(|b| is_atom_char(b) && b != b']') {
+            return Err("Invalid sequence set: $ stands alone".into());
+        }
+        Ok(SequenceSet::saved_result())
+    }
+
     /// `1-Feb-2024`, bare or quoted.
     fn date(&mut self) -> Result<Date> {
         let quoted = self.eat(b'"');
@@ -608,6 +619,19 @@ impl<'a> Parser<'a> {
                 Command::Compress(self.atom()?.to_ascii_uppercase())
             }
             "EXPUNGE" => Command::Expunge,
+            "CANCELUPDATE" => {
+                let mut tags = Vec::new();
+                while self.eat(b' ') {
+                    if tags.len() >= MAX_LIST_ITEMS {
+                        return Err("Too many tags to CANCELUPDATE".into());
+                    }
+                    tags.push(utf8(self.quoted()?)?);
+                }
+                if tags.is_empty() {
+                    return Err("CANCELUPDATE needs the tags of the searches".into());
+                }
+                Command::CancelUpdate(tags)
+            }
             "ID" => {
                 self.sp()?;
                 self.id()?
@@ -755,7 +779,7 @@ impl<'a> Parser<'a> {
                     }
                     "EXPUNGE" => {
                         self.sp()?;
-                        Command::UidExpunge(self.sequence_set()?)
+                        Command::UidExpunge(self.message_set()?)
                     }
                     "REPLACE" => self.replace(true)?,
                     _ => return Err(format!("Unknown command UID {}", printable(&sub))),
@@ -1291,7 +1315,7 @@ impl<'a> Parser<'a> {
 
     fn set_and_mailbox(&mut self) -> Result<(SequenceSet, String)> {
         self.sp()?;
-        let set = self.sequence_set()?;
+        let set = self.message_set()?;
         self.sp()?;
         let mailbox = self.mailbox()?;
         Ok((set, mailbox))
@@ -1302,7 +1326,7 @@ impl<'a> Parser<'a> {
         let mut return_options = None;
         if self.try_keyword("RETURN") {
             self.sp()?;
-            return_options = Some(self.search_return_options("SEARCH", false)?);
+            return_options = Some(self.search_return_options("SEARCH", true)?);
             self.sp()?;
         }
         let mut charset = None;
@@ -1320,15 +1344,19 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// `(option ...)` of SEARCH's or SORT's `RETURN`; only SORT takes `PARTIAL`.
+    /// `(option ...)` of SEARCH's or SORT's `RETURN`: ESEARCH's, SEARCHRES's SAVE, CONTEXT's UPDATE,
+    /// CONTEXT and, where `partial`, PARTIAL (one PARTIAL or ALL at most, RFC 5267 4.4).
     fn search_return_options(&mut self, command: &str, partial: bool) -> Result<Vec<SearchReturn>> {
-        self.paren_list(&format!("{command} return options"), true, |p| {
+        let options = self.paren_list(&format!("{command} return options"), true, |p| {
             let option = p.atom()?.to_ascii_uppercase();
             Ok(match option.as_str() {
                 "MIN" => SearchReturn::Min,
                 "MAX" => SearchReturn::Max,
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                "UPDATE" => SearchReturn::Update,
+                "CONTEXT" => SearchReturn::Context,
                 "PARTIAL" if partial => {
                     p.sp()?;
                     let first = p.nz_number("PARTIAL range")?;
@@ -1343,7 +1371,15 @@ impl<'a> Parser<'a> {
                     ));
                 }
             })
-        })
+        })?;
+        let ranges = options
+            .iter()
+            .filter(|option| matches!(option, SearchReturn::All | SearchReturn::Partial(..)))
+            .count();
+        if ranges > 1 {
+            return Err("At most one of PARTIAL and ALL may be asked for".into());
+        }
+        Ok(options)
     }
 
     /// The charset name of SEARCH, SORT and THREAD, upper-cased; the search strings after it
@@ -1459,7 +1495,7 @@ impl<'a> Parser<'a> {
                     self.paren_list("search criteria", false, |p| p.search_key(depth + 1))?;
                 return Ok(SearchKey::And(keys));
             }
-            Some(b'0'..=b'9' | b'*') => return self.sequence_set().map(SearchKey::Sequence),
+            Some(b'0'..=b'9' | b'*' | b'$') => return self.message_set().map(SearchKey::Sequence),
             _ => {}
         }
         let name = self
@@ -1516,7 +1552,7 @@ impl<'a> Parser<'a> {
             }
             "UID" => {
                 self.sp()?;
-                SearchKey::Uid(self.sequence_set()?)
+                SearchKey::Uid(self.message_set()?)
             }
             "NOT" => {
                 self.sp()?;
@@ -1555,6 +1591,14 @@ impl<'a> Parser<'a> {
                 self.sp()?;
                 SearchKey::ThreadId(self.atom()?.to_string())
             }
+            "OLDER" => {
+                self.sp()?;
+                SearchKey::Older(self.nz_number("interval")?)
+            }
+            "YOUNGER" => {
+                self.sp()?;
+                SearchKey::Younger(self.nz_number("interval")?)
+            }
             _ => return Err(format!("Unknown search key {}", printable(&name))),
         })
     }
@@ -1579,7 +1623,7 @@ impl<'a> Parser<'a> {
 
     fn fetch(&mut self, uid: bool) -> Result<FetchCommand> {
         self.sp()?;
-        let set = self.sequence_set()?;
+        let set = self.message_set()?;
         self.sp()?;
         let attributes = if self.peek() == Some(b'(') {
             self.paren_list("FETCH attributes", false, Self::fetch_attribute)?
@@ -1767,7 +1811,7 @@ impl<'a> Parser<'a> {
 
     fn store(&mut self, uid: bool) -> Result<StoreCommand> {
         self.sp()?;
-        let set = self.sequence_set()?;
+        let set = self.message_set()?;
         self.sp()?;
         let mut unchanged_since = None;
         if self.peek() == Some(b'(') {
@@ -2950,9 +2994,76 @@ mod tests {
             Some(vec![])
         );
         assert_eq!(
-            err("a1 SEARCH RETURN (SAVE) ALL"),
-            "Unknown SEARCH return option SAVE"
+            err("a1 SEARCH RETURN (SOON) ALL"),
+            "Unknown SEARCH return option SOON"
         );
+    }
+
+    /// RFC 5182 `$` and SAVE, RFC 5267 UPDATE, CONTEXT, PARTIAL and CANCELUPDATE, RFC 5032
+    /// OLDER and YOUNGER.
+    #[test]
+    fn searchres_context_and_within_forms() {
+        use SearchKey as K;
+        let s = search("a1 UID SEARCH RETURN (save update context partial 10:3) $ OLDER 60");
+        assert_eq!(
+            s.return_options,
+            Some(vec![
+                SearchReturn::Save,
+                SearchReturn::Update,
+                SearchReturn::Context,
+                SearchReturn::Partial(3, 10)
+            ])
+        );
+        assert_eq!(
+            s.criteria,
+            K::And(vec![K::Sequence(SequenceSet::saved_result()), K::Older(60)])
+        );
+        assert_eq!(
+            search("a1 SEARCH NOT UID $ YOUNGER 3600").criteria,
+            K::And(vec![
+                K::Not(Box::new(K::Uid(SequenceSet::saved_result()))),
+                K::Younger(3600)
+            ])
+        );
+        assert_eq!(err("a1 SEARCH OLDER 0"), "Invalid interval: zero");
+        assert_eq!(
+            err("a1 SEARCH RETURN (ALL PARTIAL 1:5) ALL"),
+            "At most one of PARTIAL and ALL may be asked for"
+        );
+        assert_eq!(
+            err("a1 SEARCH RETURN (PARTIAL 1:*) ALL"),
+            "Expected PARTIAL range"
+        );
+        let Command::Fetch(fetch) = ok("a1 UID FETCH $ (FLAGS)") else {
+            panic!("not a FETCH");
+        };
+        assert!(fetch.set.is_saved_result() && fetch.set.ranges().is_empty());
+        assert!(!SequenceSet::new([]).is_saved_result());
+        for command in [
+            "STORE $ +FLAGS (\\Seen)",
+            "COPY $ a",
+            "UID MOVE $ a",
+            "UID EXPUNGE $",
+        ] {
+            ok(&format!("a1 {command}"));
+        }
+        assert_eq!(
+            err("a1 FETCH $,1 (FLAGS)"),
+            "Invalid sequence set: $ stands alone"
+        );
+        assert_eq!(
+            err("a1 FETCH 1,$ (FLAGS)"),
+            "Invalid sequence set: Expected sequence number"
+        );
+        assert_eq!(
+            ok("a1 CANCELUPDATE \"B01\" \"B02\""),
+            Command::CancelUpdate(vec!["B01".into(), "B02".into()])
+        );
+        assert_eq!(
+            err("a1 CANCELUPDATE"),
+            "CANCELUPDATE needs the tags of the searches"
+        );
+        assert_eq!(err("a1 CANCELUPDATE B01"), "Expected a quoted string");
     }
 
     #[test]

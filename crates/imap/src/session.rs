@@ -20,6 +20,7 @@ use mailstead_store::{Folder, MailboxError, Snapshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info};
 
+use crate::cmd::search_context::SearchState;
 use crate::command::{Command, Tagged};
 use crate::connection::{Connection, Io};
 use crate::framing::{Frame, FramingLimits};
@@ -142,6 +143,8 @@ pub(crate) struct Selected {
     pub(crate) known_keywords: usize,
     /// Flag changes this session made and already reported, by UID: the modseq they got.
     pub(crate) own_changes: HashMap<u32, u64>,
+    /// The saved search result (`$`) and the searches being updated.
+    pub(crate) search: SearchState,
 }
 
 impl Selected {
@@ -169,7 +172,8 @@ pub(crate) struct Session {
     pub(crate) conn: Connection,
     pub(crate) peer: IpAddr,
     pub(crate) user: Option<User>,
-    pub(crate) selected: Option<Selected>,
+    /// Boxed: a connection waiting with no folder selected stays small.
+    pub(crate) selected: Option<Box<Selected>>,
     /// The client is CONDSTORE-aware (ENABLE, SELECT (CONDSTORE), or a MODSEQ item or key).
     pub(crate) condstore: bool,
     /// ENABLE QRESYNC: expunges are reported as VANISHED.
@@ -417,6 +421,7 @@ impl Session {
             | Command::Unselect
             | Command::Expunge
             | Command::UidExpunge(_)
+            | Command::CancelUpdate(_)
             | Command::Search(_)
             | Command::Sort(_)
             | Command::Thread(_)
@@ -552,6 +557,7 @@ impl Session {
             Command::Unselect => self.close(false).await?,
             Command::Expunge => self.expunge(None).await?,
             Command::UidExpunge(set) => self.expunge(Some(set)).await?,
+            Command::CancelUpdate(tags) => self.cancel_update(&tags),
             Command::Search(search) => self.search(tag, search).await?,
             Command::Sort(sort) => self.sort(tag, sort).await?,
             Command::Thread(thread) => self.thread(thread).await?,
@@ -578,7 +584,7 @@ impl Session {
             caps.push_str(
                 " UIDPLUS MOVE NAMESPACE UNSELECT CHILDREN SPECIAL-USE LIST-EXTENDED \
                  LIST-STATUS ESEARCH QUOTA QUOTA=RES-STORAGE CONDSTORE QRESYNC BINARY \
-                 STATUS=SIZE",
+                 STATUS=SIZE WITHIN SEARCHRES CONTEXT=SEARCH",
             );
             caps.push_str(
                 " SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS ESORT",
@@ -648,7 +654,22 @@ impl Session {
                 selected.folder.snapshot()
             }
         };
-        self.apply_snapshot(&snapshot, expunges).await
+        // RFC 5267 4.3.4: a search's expunged matches leave it before the expunge is told.
+        if expunges
+            && snapshot.expunge_serial != selected.known_expunges
+            && !selected.search.is_empty()
+        {
+            let gone: Vec<u32> = gone_from_view(&selected.uids, &snapshot)
+                .into_iter()
+                .map(|(_, uid)| uid)
+                .collect();
+            let removals = self.removals_before_expunge(&gone);
+            if !removals.is_empty() {
+                self.conn.write(&removals).await?;
+            }
+        }
+        self.apply_snapshot(&snapshot, expunges).await?;
+        self.update_contexts(&snapshot).await
     }
 
     pub(crate) async fn apply_snapshot(
@@ -665,15 +686,7 @@ impl Session {
         let mut out = Vec::new();
         if expunges && snapshot.expunge_serial != selected.known_expunges {
             selected.known_expunges = snapshot.expunge_serial;
-            let mut gone = Vec::new();
-            // Both in ascending UIDs: one pass over each.
-            let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
-            for (index, uid) in selected.uids.iter().enumerate() {
-                while present.next_if(|present| *present < uid).is_some() {}
-                if present.next_if_eq(&uid).is_none() {
-                    gone.push((index, uid));
-                }
-            }
+            let gone = gone_from_view(&selected.uids, snapshot);
             if !gone.is_empty() {
                 let uids: Vec<u32> = gone.iter().map(|(_, uid)| *uid).collect();
                 if qresync {
@@ -761,6 +774,20 @@ impl Session {
     pub(crate) fn log_login(&self, address: &str) {
         info!(peer = %self.peer, user = %LogSafe(address), tls = self.conn.tls, "IMAP login");
     }
+}
+
+/// The messages of the view (position, UID) that are no longer in the folder.
+fn gone_from_view(view: &UidList, snapshot: &Snapshot) -> Vec<(usize, u32)> {
+    let mut gone = Vec::new();
+    // Both in ascending UIDs: one pass over each.
+    let mut present = snapshot.messages.iter().map(|meta| meta.uid).peekable();
+    for (index, uid) in view.iter().enumerate() {
+        while present.next_if(|present| *present < uid).is_some() {}
+        if present.next_if_eq(&uid).is_none() {
+            gone.push((index, uid));
+        }
+    }
+    gone
 }
 
 /// The next frame, `None` when `deadline` passed first.

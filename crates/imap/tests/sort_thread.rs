@@ -299,7 +299,6 @@ async fn bad_sort_and_thread_commands_get_bad_or_no() {
         "SORT RETURN (PARTIAL 0:5) (DATE) UTF-8 ALL",
         "SORT RETURN (PARTIAL 1) (DATE) UTF-8 ALL",
         "SORT RETURN (FOO) (DATE) UTF-8 ALL",
-        "SEARCH RETURN (PARTIAL 1:5) ALL",
         "THREAD",
         "THREAD REFERENCES",
         "THREAD FOO UTF-8 ALL",

@@ -146,7 +146,9 @@ impl Session {
         let mut streamed = None;
         for item in messages {
             if item.utf8 && !self.utf8_accept {
-                return Ok(Err(Done::bad("UTF8 APPEND needs ENABLE UTF8=ACCEPT first.")));
+                return Ok(Err(Done::bad(
+                    "UTF8 APPEND needs ENABLE UTF8=ACCEPT first.",
+                )));
             }
             let (flags, keywords) = match split_flags(&item.flags) {
                 Ok(split) => split,

@@ -11,6 +11,7 @@ mod mailbox;
 pub(crate) mod notify;
 pub(crate) mod rev2;
 mod search;
+pub(crate) mod search_context;
 mod select;
 pub(crate) mod sort;
 mod store;
@@ -165,7 +166,16 @@ impl Selected {
     /// The positions (sequence number - 1) a set names, ascending, without duplicates.
     /// Sequence numbers beyond the view are an error for a sequence set (RFC 3501 says BAD);
     /// UIDs that are not there are simply skipped.
+    /// `$` (RFC 5182) names the saved result's messages that are still in the view.
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, String> {
+        if set.is_saved_result() {
+            return Ok(self
+                .search
+                .saved
+                .iter()
+                .filter_map(|uid| self.uids.position(uid))
+                .collect());
+        }
         resolve_positions(&self.uids, set, uid)
     }
 }

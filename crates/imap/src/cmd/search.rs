@@ -7,12 +7,14 @@ use mailstead_store::{CacheKey, Folder, MessageMeta, Snapshot, SystemFlags};
 use time::{Date, OffsetDateTime};
 use tracing::error;
 
+use crate::cmd::search_context::MAX_UPDATE_CONTEXTS;
 use crate::cmd::uid_set_string;
 use crate::command::{SearchCommand, SearchKey, SearchReturn};
 use crate::cpu::CpuPool;
 use crate::message::Message;
 use crate::message::search_cache::SearchValues;
-use crate::session::{Done, Session};
+use crate::session::{Done, Session, Status};
+use crate::uids::UidList;
 use crate::wire;
 
 /// What a key is evaluated against.
@@ -25,6 +27,8 @@ struct Candidate<'a> {
     /// The largest sequence number and UID, for `*`.
     last_sequence: u32,
     last_uid: u32,
+    /// Unix time when the search started, for WITHIN's OLDER and YOUNGER.
+    now: i64,
 }
 
 /// The header fields kept in the folder's cache for SEARCH (`CacheKey::SearchHeaders`).
@@ -221,6 +225,12 @@ fn matches(key: &SearchKey, c: &Candidate<'_>) -> bool {
         SearchKey::EmailId(id) => email_id_number(id) == Some(c.meta.email_id),
         // THREADID is NIL for every message: no message has one.
         SearchKey::ThreadId(_) => false,
+        SearchKey::Older(seconds) => {
+            c.now.saturating_sub(c.meta.internal_date) > i64::from(*seconds)
+        }
+        SearchKey::Younger(seconds) => {
+            c.now.saturating_sub(c.meta.internal_date) <= i64::from(*seconds)
+        }
         SearchKey::Not(inner) => !matches(inner, c),
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
         SearchKey::And(keys) => keys.iter().all(|key| matches(key, c)),
@@ -233,6 +243,7 @@ struct Scope {
     last_sequence: u32,
     last_uid: u32,
     need: Need,
+    now: i64,
 }
 
 /// Where a candidate's contents come from.
@@ -309,6 +320,7 @@ fn evaluate_batch(
             contents: contents.as_ref(),
             last_sequence: scope.last_sequence,
             last_uid: scope.last_uid,
+            now: scope.now,
         };
         if matches(criteria, &candidate) {
             found.push((sequence, uid, meta.modseq));
@@ -351,6 +363,32 @@ async fn evaluate(
         .await
 }
 
+/// What `SAVE` keeps for `$` (RFC 5182 2.4): every match, unless only MIN, MAX or PARTIAL
+/// were asked for, which keep the messages they return.
+fn saved_result(
+    found: &[(u32, u32, u64)],
+    wants: &dyn Fn(SearchReturn) -> bool,
+    partial: Option<std::ops::Range<usize>>,
+) -> UidList {
+    let only_some = !wants(SearchReturn::All)
+        && !wants(SearchReturn::Count)
+        && (wants(SearchReturn::Min) || wants(SearchReturn::Max) || partial.is_some());
+    if !only_some {
+        return found.iter().map(|(_, uid, _)| *uid).collect();
+    }
+    let mut uids: Vec<u32> = partial
+        .and_then(|range| found.get(range))
+        .unwrap_or_default()
+        .iter()
+        .chain(found.first().filter(|_| wants(SearchReturn::Min)))
+        .chain(found.last().filter(|_| wants(SearchReturn::Max)))
+        .map(|(_, uid, _)| *uid)
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids.into_iter().collect()
+}
+
 /// The answer to a charset SEARCH, SORT and THREAD cannot decode, `None` for one they can.
 pub(crate) fn unsupported_charset(charset: Option<&str>) -> Option<Done> {
     charset
@@ -363,6 +401,30 @@ impl Session {
         if search.charset.is_some() && self.utf8_accept {
             return Ok(Done::bad("CHARSET isn't allowed after ENABLE UTF8=ACCEPT."));
         }
+        let options = search.return_options.clone().unwrap_or_default();
+        let save = options.contains(&SearchReturn::Save);
+        let update = options.contains(&SearchReturn::Update);
+        if update
+            && self
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.search.updating(tag))
+        {
+            // RFC 5267 4.3: updates are told apart by the tag.
+            return Ok(Done::bad("Tag reuse: a search with this tag is updating."));
+        }
+        let done = self.search_and_answer(tag, search).await?;
+        // RFC 5182 2.1: a SAVE that failed leaves `$` empty (a BAD leaves it as it was).
+        if save
+            && done.status == Status::No
+            && let Some(selected) = self.selected.as_mut()
+        {
+            selected.search.saved = UidList::default();
+        }
+        Ok(done)
+    }
+
+    async fn search_and_answer(&mut self, tag: &str, search: SearchCommand) -> io::Result<Done> {
         if let Some(refused) = unsupported_charset(search.charset.as_deref()) {
             return Ok(refused);
         }
@@ -372,7 +434,21 @@ impl Session {
         let return_options = search
             .return_options
             .or_else(|| self.imap4rev2.then(Vec::new));
-        let found = match self.search_matches(search.criteria).await? {
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        // `$` is read once, when the search starts: an update context keeps the messages it
+        // meant then, and a SAVE below replaces it only after matching.
+        let criteria = selected.search.with_saved_result(search.criteria);
+        // Changes after these are the update context's to look at.
+        let seen_modseq = selected.folder.snapshot().highest_modseq;
+        let seen_uid_next = selected.uid_next;
+        let seen_expunges = selected.known_expunges;
+        let context_criteria = return_options
+            .as_ref()
+            .is_some_and(|options| options.contains(&SearchReturn::Update))
+            .then(|| criteria.clone());
+        let found = match self.search_matches(criteria).await? {
             Ok(found) => found,
             Err(done) => return Ok(done),
         };
@@ -391,48 +467,120 @@ impl Session {
                 if modseq_key && let Some(modseq) = highest_modseq {
                     line.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
                 }
+                line.extend_from_slice(b"\r\n");
             }
             Some(options) => {
+                let partial = options.iter().find_map(|option| match option {
+                    SearchReturn::Partial(low, high) => Some((*low, *high)),
+                    _ => None,
+                });
+                let returns_results = partial.is_some()
+                    || options.iter().any(|option| {
+                        matches!(
+                            option,
+                            SearchReturn::Min
+                                | SearchReturn::Max
+                                | SearchReturn::All
+                                | SearchReturn::Count
+                        )
+                    });
+                let save = options.contains(&SearchReturn::Save);
+                // Only `RETURN ()` means ALL (RFC 4731 3.1): `RETURN (UPDATE)` answers an empty
+                // ESEARCH, as Dovecot does, and SAVE alone nothing at all (RFC 5182 1).
                 let all = options.is_empty();
-                line.extend_from_slice(b"* ESEARCH (TAG ");
-                wire::string(&mut line, tag.as_bytes());
-                line.push(b')');
-                if uid_search {
-                    line.extend_from_slice(b" UID");
-                }
                 let wants = |option: SearchReturn| {
                     all && option == SearchReturn::All || options.contains(&option)
                 };
-                if let (true, Some(min)) = (wants(SearchReturn::Min), numbers.iter().min()) {
-                    line.extend_from_slice(format!(" MIN {min}").as_bytes());
+                // Positions `low..=high` (1-based) of the results, in mailbox order.
+                let partial_range = partial.map(|(low, high)| {
+                    let start = (low as usize - 1).min(found.len());
+                    let end = (high as usize).min(found.len());
+                    start..end
+                });
+                if save && let Some(selected) = self.selected.as_mut() {
+                    selected.search.saved = saved_result(&found, &wants, partial_range.clone());
                 }
-                if let (true, Some(max)) = (wants(SearchReturn::Max), numbers.iter().max()) {
-                    line.extend_from_slice(format!(" MAX {max}").as_bytes());
+                if let Some(context) = context_criteria {
+                    let uids = found.iter().map(|(_, uid, _)| *uid).collect();
+                    let refused = match self.selected.as_mut() {
+                        Some(selected) => selected
+                            .search
+                            .start_updates(
+                                tag,
+                                uid_search,
+                                context,
+                                uids,
+                                (seen_modseq, seen_uid_next, seen_expunges),
+                            )
+                            .is_err(),
+                        None => false,
+                    };
+                    if refused {
+                        // RFC 5267 4.3.1: the search is answered; only its updates are not.
+                        line.extend_from_slice(b"* NO [NOUPDATE ");
+                        wire::string(&mut line, tag.as_bytes());
+                        line.extend_from_slice(
+                            format!(
+                                "] At most {MAX_UPDATE_CONTEXTS} searches can be updated at once.\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                    }
                 }
-                if wants(SearchReturn::Count) {
-                    line.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
-                }
-                if wants(SearchReturn::All) && !numbers.is_empty() {
-                    line.extend_from_slice(format!(" ALL {}", uid_set_string(&numbers)).as_bytes());
-                }
-                // RFC 7162 3.1.5: the highest modseq of the messages returned, so MIN or MAX
-                // alone give their own message's.
-                let returned_modseq = if wants(SearchReturn::All) || wants(SearchReturn::Count) {
-                    highest_modseq
-                } else {
-                    let min = found.first().filter(|_| wants(SearchReturn::Min));
-                    let max = found.last().filter(|_| wants(SearchReturn::Max));
-                    min.into_iter()
-                        .chain(max)
-                        .map(|(_, _, modseq)| *modseq)
-                        .max()
-                };
-                if modseq_key && let Some(modseq) = returned_modseq {
-                    line.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
+                if !save || returns_results {
+                    line.extend_from_slice(b"* ESEARCH (TAG ");
+                    wire::string(&mut line, tag.as_bytes());
+                    line.push(b')');
+                    if uid_search {
+                        line.extend_from_slice(b" UID");
+                    }
+                    if let (true, Some(min)) = (wants(SearchReturn::Min), numbers.iter().min()) {
+                        line.extend_from_slice(format!(" MIN {min}").as_bytes());
+                    }
+                    if let (true, Some(max)) = (wants(SearchReturn::Max), numbers.iter().max()) {
+                        line.extend_from_slice(format!(" MAX {max}").as_bytes());
+                    }
+                    if wants(SearchReturn::Count) {
+                        line.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
+                    }
+                    if wants(SearchReturn::All) && !numbers.is_empty() {
+                        line.extend_from_slice(
+                            format!(" ALL {}", uid_set_string(&numbers)).as_bytes(),
+                        );
+                    }
+                    if let (Some((low, high)), Some(range)) = (partial, partial_range.clone()) {
+                        let part = numbers.get(range).unwrap_or_default();
+                        let set = if part.is_empty() {
+                            "NIL".to_owned()
+                        } else {
+                            uid_set_string(part)
+                        };
+                        line.extend_from_slice(format!(" PARTIAL ({low}:{high} {set})").as_bytes());
+                    }
+                    // RFC 7162 3.1.5: the highest modseq of the messages returned, so MIN or
+                    // MAX alone give their own message's.
+                    let returned_modseq = if wants(SearchReturn::All) || wants(SearchReturn::Count)
+                    {
+                        highest_modseq
+                    } else {
+                        let min = found.first().filter(|_| wants(SearchReturn::Min));
+                        let max = found.last().filter(|_| wants(SearchReturn::Max));
+                        let part = partial_range
+                            .and_then(|range| found.get(range))
+                            .unwrap_or_default();
+                        min.into_iter()
+                            .chain(max)
+                            .chain(part)
+                            .map(|(_, _, modseq)| *modseq)
+                            .max()
+                    };
+                    if modseq_key && let Some(modseq) = returned_modseq {
+                        line.extend_from_slice(format!(" MODSEQ {modseq}").as_bytes());
+                    }
+                    line.extend_from_slice(b"\r\n");
                 }
             }
         }
-        line.extend_from_slice(b"\r\n");
         self.conn.write(&line).await?;
         Ok(Done::ok("Search completed."))
     }
@@ -443,6 +591,16 @@ impl Session {
     pub(crate) async fn search_matches(
         &mut self,
         criteria: SearchKey,
+    ) -> io::Result<Result<Vec<(u32, u32, u64)>, Done>> {
+        self.search_matches_among(criteria, None).await
+    }
+
+    /// [`Session::search_matches`] among the messages with the UIDs `only` (ascending) when
+    /// given: the ones whose flags changed or that arrived, for a search's updates.
+    pub(crate) async fn search_matches_among(
+        &mut self,
+        criteria: SearchKey,
+        only: Option<&[u32]>,
     ) -> io::Result<Result<Vec<(u32, u32, u64)>, Done>> {
         if uses_modseq(&criteria) {
             self.enable_condstore().await?;
@@ -464,17 +622,25 @@ impl Session {
             last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),
             last_uid: selected.uids.last().unwrap_or(0),
             need,
+            now: OffsetDateTime::now_utc().unix_timestamp(),
         };
-        let candidates: Vec<(u32, u32, bool)> = selected
-            .uids
-            .iter()
-            .enumerate()
-            .map(|(index, uid)| {
-                let sequence = u32::try_from(index + 1).unwrap_or(u32::MAX);
-                (sequence, uid, selected.is_recent(uid))
-            })
-            .collect();
-        let criteria = Arc::new(criteria);
+        let sequence = |index: usize| u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let candidates: Vec<(u32, u32, bool)> = match only {
+            None => selected
+                .uids
+                .iter()
+                .enumerate()
+                .map(|(index, uid)| (sequence(index), uid, selected.is_recent(uid)))
+                .collect(),
+            Some(uids) => uids
+                .iter()
+                .filter_map(|&uid| {
+                    let index = selected.uids.position(uid)?;
+                    Some((sequence(index), uid, selected.is_recent(uid)))
+                })
+                .collect(),
+        };
+        let criteria = Arc::new(selected.search.with_saved_result(criteria));
         let mut found: Vec<(u32, u32, u64)> = Vec::new();
         let mut batch = Batch::default();
         for (sequence, uid, recent) in candidates {

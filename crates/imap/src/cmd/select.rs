@@ -6,6 +6,7 @@ use std::io;
 use mailstead_store::SystemFlags;
 
 use crate::cmd::mailbox::store_name;
+use crate::cmd::search_context::SearchState;
 use crate::cmd::{flags_announcement, uid_set_string, write_flags};
 use crate::command::{SelectCommand, SequenceSet};
 use crate::session::{Done, Selected, Session};
@@ -117,7 +118,7 @@ impl Session {
             }
         }
         self.conn.write(&out).await?;
-        self.selected = Some(Selected {
+        self.selected = Some(Box::new(Selected {
             folder,
             read_only,
             uids: uids.into_iter().collect(),
@@ -127,7 +128,8 @@ impl Session {
             known_expunges: snapshot.expunge_serial,
             known_keywords: snapshot.keywords.len(),
             own_changes: HashMap::new(),
-        });
+            search: SearchState::default(),
+        }));
         Ok(Done::ok(if read_only {
             "[READ-ONLY] Examine completed."
         } else {

@@ -257,11 +257,30 @@ impl Session {
         if let Some(refused) = super::search::unsupported_charset(Some(&sort.charset)) {
             return Ok(refused);
         }
+        let options = sort.return_options.as_deref().unwrap_or_default();
+        if options.contains(&SearchReturn::Update) {
+            // Updates of a sorted result are RFC 5267's CONTEXT=SORT, not offered.
+            return Ok(Done::bad("SORT RETURN (UPDATE) is not supported."));
+        }
+        let save = options.contains(&SearchReturn::Save);
         let modseq_key = uses_modseq(&sort.criteria);
         let found = match self.search_matches(sort.criteria).await? {
             Ok(found) => found,
-            Err(done) => return Ok(done),
+            Err(done) => {
+                // RFC 5182 2.1: a SAVE that failed leaves `$` empty.
+                if save
+                    && done.status == crate::session::Status::No
+                    && let Some(selected) = self.selected.as_mut()
+                {
+                    selected.search.saved = Default::default();
+                }
+                return Ok(done);
+            }
         };
+        if save && let Some(selected) = self.selected.as_mut() {
+            // `$` keeps every match (in UID order, as a set), whatever the sort returns.
+            selected.search.saved = found.iter().map(|&(_, uid, _)| uid).collect();
+        }
         let sizes = sort.keys.iter().any(|c| c.key == SortKey::Size);
         let mut sortables = match self.sortables(found, sizes, wanted(&sort.keys)).await? {
             Ok(sortables) => sortables,
@@ -291,6 +310,15 @@ impl Session {
                 if modseq_key && let Some(modseq) = highest_modseq {
                     line.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
                 }
+            }
+            // RFC 5182 1: SAVE alone answers nothing but the tagged OK.
+            Some(options)
+                if options
+                    .iter()
+                    .all(|o| matches!(o, SearchReturn::Save | SearchReturn::Context))
+                    && save =>
+            {
+                return Ok(Done::ok("Sort completed."));
             }
             Some(options) => {
                 let all = options.is_empty();
