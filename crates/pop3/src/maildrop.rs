@@ -191,9 +191,12 @@ mod tests {
                     modseq: 1,
                     rfc822_size: Some(size),
                     internal_date: 0,
+                    save_date: 0,
+                    email_id: u64::from(uid),
                 })
                 .collect(),
             keywords: Vec::new(),
+            mailbox_id: "".into(),
         }
     }
 
