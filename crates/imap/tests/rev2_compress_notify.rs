@@ -48,6 +48,10 @@ async fn without_enable_the_answers_stay_imap4rev1() {
     let (lines, done) = client.run("SELECT INBOX").await;
     assert!(done.starts_with("OK"), "{done}");
     assert!(lines.contains(&"* 1 RECENT".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(&"* OK [UNSEEN 1] First unseen.".to_owned()),
+        "{lines:?}"
+    );
     let (lines, _) = client.run("FETCH 1 FLAGS").await;
     assert_eq!(lines, ["* 1 FETCH (FLAGS (\\Recent))"]);
     let (lines, _) = client.run("SEARCH ALL").await;
@@ -76,6 +80,11 @@ async fn enable_imap4rev2_switches_to_rfc9051_answers() {
     assert!(the(&lines, "* 2 EXISTS").len() == 1, "{lines:?}");
     assert!(
         lines.iter().all(|line| !line.contains("RECENT")),
+        "{lines:?}"
+    );
+    // RFC 9051 has no UNSEEN response code.
+    assert!(
+        lines.iter().all(|line| !line.contains("[UNSEEN")),
         "{lines:?}"
     );
     let (lines, _) = client.run("FETCH 1:* FLAGS").await;

@@ -6,7 +6,8 @@
 //! - no `\Recent` flag and no `RECENT` response: the session's recent list stays empty
 //!   (`select.rs`, `Session::apply_snapshot`);
 //! - SEARCH without RETURN answers ESEARCH, as `RETURN (ALL)` would (`search.rs`);
-//! - SELECT/EXAMINE of another mailbox says `[CLOSED]` first, as with QRESYNC (`select.rs`);
+//! - SELECT/EXAMINE of another mailbox says `[CLOSED]` first, as with QRESYNC, and sends no
+//!   `[UNSEEN n]` (`select.rs`);
 //! - mailbox names are UTF-8 both ways, as after `ENABLE UTF8=ACCEPT` (below).
 //!
 //! Mailbox names stay modified UTF-7 inside the session and the store (the directory names

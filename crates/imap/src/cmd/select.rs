@@ -64,10 +64,12 @@ impl Session {
         if !self.imap4rev2 {
             out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
         }
-        if let Some(position) = snapshot
-            .messages
-            .iter()
-            .position(|meta| !meta.flags.contains(SystemFlags::SEEN))
+        // RFC 9051 removed the UNSEEN response code (clients SEARCH UNSEEN instead).
+        if !self.imap4rev2
+            && let Some(position) = snapshot
+                .messages
+                .iter()
+                .position(|meta| !meta.flags.contains(SystemFlags::SEEN))
         {
             out.extend_from_slice(
                 format!("* OK [UNSEEN {}] First unseen.\r\n", position + 1).as_bytes(),
