@@ -38,6 +38,7 @@
 mod cache;
 mod penalty;
 mod pool;
+pub mod sasl;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -1,6 +1,7 @@
 //! One POP3 session: the AUTHORIZATION, TRANSACTION and UPDATE states of RFC 1939, command
 //! dispatch and the replies.
 
+use mailstead_auth::sasl::PlainError;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -295,22 +296,13 @@ impl Session {
                     Err(flow) => return Ok(flow),
                 },
             };
-            // authzid NUL authcid NUL password; acting as another user is not offered.
-            let mut parts = response.split(|&byte| byte == 0);
-            let (Some(authzid), Some(authcid), Some(password), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return self.refuse("Invalid AUTH PLAIN response.").await;
-            };
-            let Ok(user) = std::str::from_utf8(authcid) else {
-                return self.refuse("Invalid AUTH PLAIN response.").await;
-            };
-            if !authzid.is_empty() && authzid != authcid {
-                return self.reply_err("[AUTH] Authorization failed.").await;
+            match mailstead_auth::sasl::plain_credentials(&response) {
+                Ok((user, password)) => self.log_in(&user, &password).await,
+                Err(PlainError::Malformed) => self.refuse("Invalid AUTH PLAIN response.").await,
+                Err(PlainError::OtherIdentity) => {
+                    self.reply_err("[AUTH] Authorization failed.").await
+                }
             }
-            let user = user.to_owned();
-            let password = password.to_vec();
-            self.log_in(&user, &password).await
         } else if mechanism.eq_ignore_ascii_case("LOGIN") {
             let user = match initial {
                 Some(user) => user,

@@ -1,6 +1,7 @@
 //! The session state machine: greeting, HELO/EHLO/LHLO, the mail transaction, DATA and BDAT,
 //! STARTTLS, limits, and delivery through the store.
 
+use mailstead_auth::sasl::PlainError;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -1215,9 +1216,14 @@ impl Session {
                         Err(reply) => return Ok(reply),
                     },
                 };
-                match submission::plain_credentials(&response) {
+                match mailstead_auth::sasl::plain_credentials(&response) {
                     Ok(credentials) => credentials,
-                    Err(reply) => return Ok(reply),
+                    Err(PlainError::Malformed) => {
+                        return Ok(Reply::new(501, "5.5.2 Invalid PLAIN response"));
+                    }
+                    Err(PlainError::OtherIdentity) => {
+                        return Ok(Reply::new(535, "5.7.8 Authorization identity not allowed"));
+                    }
                 }
             }
             "LOGIN" => {

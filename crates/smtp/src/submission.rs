@@ -30,22 +30,6 @@ pub(crate) fn decode_response(text: &str) -> Result<SaslResponse, Reply> {
         .map_err(|_| Reply::new(501, "5.5.2 Cannot decode response"))
 }
 
-/// `authzid NUL authcid NUL password`; acting as another user is not offered.
-pub(crate) fn plain_credentials(response: &[u8]) -> Result<(String, Vec<u8>), Reply> {
-    let invalid = || Reply::new(501, "5.5.2 Invalid PLAIN response");
-    let mut parts = response.split(|&byte| byte == 0);
-    let (Some(authzid), Some(authcid), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid());
-    };
-    if !authzid.is_empty() && authzid != authcid {
-        return Err(Reply::new(535, "5.7.8 Authorization identity not allowed"));
-    }
-    let login = std::str::from_utf8(authcid).map_err(|_| invalid())?;
-    Ok((login.to_owned(), password.to_vec()))
-}
-
 /// RFC 3461 §4.1: `NOTIFY=NEVER` or a comma list of SUCCESS, FAILURE, DELAY.
 pub(crate) fn parse_notify(value: &str) -> Option<Notify> {
     let mut notify = Notify::default();
@@ -166,33 +150,6 @@ fn random_tag() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_needs_three_parts_and_no_other_identity() {
-        assert_eq!(
-            plain_credentials(b"\0bob@example.com\0secret").unwrap(),
-            ("bob@example.com".to_string(), b"secret".to_vec())
-        );
-        assert_eq!(
-            plain_credentials(b"bob@example.com\0bob@example.com\0pw")
-                .unwrap()
-                .0,
-            "bob@example.com"
-        );
-        assert_eq!(
-            plain_credentials(b"eve\0bob@example.com\0pw")
-                .unwrap_err()
-                .code,
-            535
-        );
-        assert_eq!(plain_credentials(b"bob\0pw").unwrap_err().code, 501);
-        assert_eq!(decode_response("*").unwrap(), SaslResponse::Cancelled);
-        assert_eq!(decode_response("!!").unwrap_err().code, 501);
-        assert_eq!(
-            decode_response("Ym9i").unwrap(),
-            SaslResponse::Data(b"bob".to_vec())
-        );
-    }
 
     #[test]
     fn dsn_parameters_parse_as_rfc_3461_writes_them() {

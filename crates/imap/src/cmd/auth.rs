@@ -1,5 +1,6 @@
 //! STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) and ENABLE.
 
+use mailstead_auth::sasl::PlainError;
 use std::io;
 
 use base64::Engine as _;
@@ -55,22 +56,13 @@ impl Session {
                     Err(done) => return Ok(done),
                 },
             };
-            // authzid NUL authcid NUL password; acting as another user is not offered.
-            let mut parts = response.split(|&byte| byte == 0);
-            let (Some(authzid), Some(authcid), Some(password), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Ok(Done::bad("Invalid AUTHENTICATE PLAIN response."));
-            };
-            let Ok(user) = std::str::from_utf8(authcid) else {
-                return Ok(Done::bad("Invalid AUTHENTICATE PLAIN response."));
-            };
-            if !authzid.is_empty() && authzid != authcid {
-                return Ok(Done::no("[AUTHORIZATIONFAILED] Authorization failed."));
+            match mailstead_auth::sasl::plain_credentials(&response) {
+                Ok((user, password)) => self.log_in(&user, &password).await,
+                Err(PlainError::Malformed) => Ok(Done::bad("Invalid AUTHENTICATE PLAIN response.")),
+                Err(PlainError::OtherIdentity) => {
+                    Ok(Done::no("[AUTHORIZATIONFAILED] Authorization failed."))
+                }
             }
-            let user = user.to_owned();
-            let password = password.to_vec();
-            self.log_in(&user, &password).await
         } else if mechanism.eq_ignore_ascii_case("LOGIN") {
             let user = match initial_response {
                 Some(user) => user,
