@@ -294,11 +294,13 @@ fn msmtp_to(
     message: &str,
 ) {
     support::require("msmtp", "msmtp");
+    // Implicit TLS logs in with LOGIN, STARTTLS with PLAIN: both mechanisms meet a real client.
+    let mechanism = if implicit_tls { "login" } else { "plain" };
     let config = server.dir.path().join(format!("msmtprc-{port}"));
     fs::write(
         &config,
         format!(
-            "account default\nhost 127.0.0.1\nport {port}\nauth plain\nuser {from}\n\
+            "account default\nhost 127.0.0.1\nport {port}\nauth {mechanism}\nuser {from}\n\
              password {PASSWORD}\nfrom {from}\ntls on\ntls_starttls {}\ntls_certcheck off\n",
             if implicit_tls { "off" } else { "on" }
         ),

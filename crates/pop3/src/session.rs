@@ -1,7 +1,7 @@
 //! One POP3 session: the AUTHORIZATION, TRANSACTION and UPDATE states of RFC 1939, command
 //! dispatch and the replies.
 
-use mailstead_auth::sasl::PlainError;
+use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -288,39 +288,29 @@ impl Session {
                 }
             },
         };
-        if mechanism.eq_ignore_ascii_case("PLAIN") {
-            let response = match initial {
-                Some(response) => response,
-                None => match self.sasl_response("").await? {
-                    Ok(response) => response,
+        let Some(mechanism) = Mechanism::from_name(mechanism) else {
+            return self.refuse("Unsupported authentication mechanism.").await;
+        };
+        let (mut exchange, mut step) = Exchange::start(mechanism, initial);
+        loop {
+            step = match step {
+                Step::Challenge(challenge) => match self.sasl_response(challenge).await? {
+                    Ok(response) => exchange.respond(response),
                     Err(flow) => return Ok(flow),
                 },
-            };
-            match mailstead_auth::sasl::plain_credentials(&response) {
-                Ok((user, password)) => self.log_in(&user, &password).await,
-                Err(PlainError::Malformed) => self.refuse("Invalid AUTH PLAIN response.").await,
-                Err(PlainError::OtherIdentity) => {
-                    self.reply_err("[AUTH] Authorization failed.").await
+                Step::Credentials { login, password } => {
+                    return self.log_in(&login, &password).await;
                 }
-            }
-        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
-            let user = match initial {
-                Some(user) => user,
-                None => match self.sasl_response("VXNlcm5hbWU6").await? {
-                    Ok(user) => user,
-                    Err(flow) => return Ok(flow),
-                },
+                Step::Refused(SaslError::MalformedPlain) => {
+                    return self.refuse("Invalid AUTH PLAIN response.").await;
+                }
+                Step::Refused(SaslError::OtherIdentity) => {
+                    return self.reply_err("[AUTH] Authorization failed.").await;
+                }
+                Step::Refused(SaslError::InvalidUserName) => {
+                    return self.refuse("Invalid user name.").await;
+                }
             };
-            let password = match self.sasl_response("UGFzc3dvcmQ6").await? {
-                Ok(password) => password,
-                Err(flow) => return Ok(flow),
-            };
-            let Ok(user) = String::from_utf8(user) else {
-                return self.refuse("Invalid user name.").await;
-            };
-            self.log_in(&user, &password).await
-        } else {
-            self.refuse("Unsupported authentication mechanism.").await
         }
     }
 

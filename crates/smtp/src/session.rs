@@ -1,7 +1,7 @@
 //! The session state machine: greeting, HELO/EHLO/LHLO, the mail transaction, DATA and BDAT,
 //! STARTTLS, limits, and delivery through the store.
 
-use mailstead_auth::sasl::PlainError;
+use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -1207,45 +1207,27 @@ impl Session {
             }
             Some(Err(reply)) => return Ok(reply),
         };
-        let (login, password) = match mechanism {
-            "PLAIN" => {
-                let response = match initial {
-                    Some(response) => response,
-                    None => match self.sasl_prompt(conn, "").await? {
-                        Ok(response) => response,
-                        Err(reply) => return Ok(reply),
-                    },
-                };
-                match mailstead_auth::sasl::plain_credentials(&response) {
-                    Ok(credentials) => credentials,
-                    Err(PlainError::Malformed) => {
-                        return Ok(Reply::new(501, "5.5.2 Invalid PLAIN response"));
-                    }
-                    Err(PlainError::OtherIdentity) => {
-                        return Ok(Reply::new(535, "5.7.8 Authorization identity not allowed"));
-                    }
-                }
-            }
-            "LOGIN" => {
-                let user = match initial {
-                    Some(user) => user,
-                    None => match self.sasl_prompt(conn, "VXNlcm5hbWU6").await? {
-                        Ok(user) => user,
-                        Err(reply) => return Ok(reply),
-                    },
-                };
-                let password = match self.sasl_prompt(conn, "UGFzc3dvcmQ6").await? {
-                    Ok(password) => password,
+        let Some(mechanism) = Mechanism::from_name(mechanism) else {
+            return Ok(Reply::new(504, "5.5.4 Unrecognized authentication type"));
+        };
+        let (mut exchange, mut step) = Exchange::start(mechanism, initial);
+        let (login, password) = loop {
+            step = match step {
+                Step::Challenge(challenge) => match self.sasl_prompt(conn, challenge).await? {
+                    Ok(response) => exchange.respond(response),
                     Err(reply) => return Ok(reply),
-                };
-                let Ok(user) = String::from_utf8(user) else {
+                },
+                Step::Credentials { login, password } => break (login, password),
+                Step::Refused(SaslError::MalformedPlain) => {
+                    return Ok(Reply::new(501, "5.5.2 Invalid PLAIN response"));
+                }
+                Step::Refused(SaslError::OtherIdentity) => {
+                    return Ok(Reply::new(535, "5.7.8 Authorization identity not allowed"));
+                }
+                Step::Refused(SaslError::InvalidUserName) => {
                     return Ok(Reply::new(501, "5.5.2 Invalid user name"));
-                };
-                (user, password)
-            }
-            _ => {
-                return Ok(Reply::new(504, "5.5.4 Unrecognized authentication type"));
-            }
+                }
+            };
         };
         let client = self
             .peer

@@ -1,6 +1,6 @@
 //! STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) and ENABLE.
 
-use mailstead_auth::sasl::PlainError;
+use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use std::io;
 
 use base64::Engine as _;
@@ -48,39 +48,29 @@ impl Session {
                 "[PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
             ));
         }
-        if mechanism.eq_ignore_ascii_case("PLAIN") {
-            let response = match initial_response {
-                Some(response) => response,
-                None => match self.sasl_response("").await? {
-                    Ok(response) => response,
+        let Some(mechanism) = Mechanism::from_name(mechanism) else {
+            return Ok(Done::no("[CANNOT] Unsupported authentication mechanism."));
+        };
+        let (mut exchange, mut step) = Exchange::start(mechanism, initial_response);
+        loop {
+            step = match step {
+                Step::Challenge(challenge) => match self.sasl_response(challenge).await? {
+                    Ok(response) => exchange.respond(response),
                     Err(done) => return Ok(done),
                 },
-            };
-            match mailstead_auth::sasl::plain_credentials(&response) {
-                Ok((user, password)) => self.log_in(&user, &password).await,
-                Err(PlainError::Malformed) => Ok(Done::bad("Invalid AUTHENTICATE PLAIN response.")),
-                Err(PlainError::OtherIdentity) => {
-                    Ok(Done::no("[AUTHORIZATIONFAILED] Authorization failed."))
+                Step::Credentials { login, password } => {
+                    return self.log_in(&login, &password).await;
                 }
-            }
-        } else if mechanism.eq_ignore_ascii_case("LOGIN") {
-            let user = match initial_response {
-                Some(user) => user,
-                None => match self.sasl_response("VXNlcm5hbWU6").await? {
-                    Ok(user) => user,
-                    Err(done) => return Ok(done),
-                },
+                Step::Refused(SaslError::MalformedPlain) => {
+                    return Ok(Done::bad("Invalid AUTHENTICATE PLAIN response."));
+                }
+                Step::Refused(SaslError::OtherIdentity) => {
+                    return Ok(Done::no("[AUTHORIZATIONFAILED] Authorization failed."));
+                }
+                Step::Refused(SaslError::InvalidUserName) => {
+                    return Ok(Done::bad("Invalid user name."));
+                }
             };
-            let password = match self.sasl_response("UGFzc3dvcmQ6").await? {
-                Ok(password) => password,
-                Err(done) => return Ok(done),
-            };
-            let Ok(user) = String::from_utf8(user) else {
-                return Ok(Done::bad("Invalid user name."));
-            };
-            self.log_in(&user, &password).await
-        } else {
-            Ok(Done::no("[CANNOT] Unsupported authentication mechanism."))
         }
     }
 
