@@ -231,12 +231,7 @@ impl ImapContext {
     }
 }
 
-/// Whether a listener's connections start in TLS (993) or plain with STARTTLS (143).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Security {
-    StartTls,
-    ImplicitTls,
-}
+pub use mailstead_net::Security;
 
 /// Serves IMAP on a bound listener until `shutdown` completes, then says `* BYE` to every
 /// session (a command in progress finishes first) and waits for them to end. `connections`

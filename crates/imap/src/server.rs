@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
-use mailstead_net::{ConnectionHandle, Connections, Io, Protocol, Refusal};
+use mailstead_net::{ConnectionHandle, Connections, Io, ListenerOptions, Protocol, Refusal};
 use tokio::net::TcpListener;
 
 use crate::{ImapContext, Security, session};
@@ -48,17 +48,9 @@ pub(crate) async fn run(
     connections: Connections,
     shutdown: impl Future,
 ) {
-    let implicit_tls = match security {
-        Security::StartTls => None,
-        Security::ImplicitTls => match &ctx.tls {
-            Some(tls) => Some(Arc::clone(tls)),
-            None => {
-                tracing::error!("implicit TLS listener without a certificate; not serving it");
-                return;
-            }
-        },
+    let Some(options) = ListenerOptions::for_security(security, ctx.tls.as_ref()) else {
+        return;
     };
-    let options = mailstead_net::ListenerOptions { implicit_tls };
     mailstead_net::serve(
         listener.into(),
         Arc::new(Imap(ctx)),

@@ -123,8 +123,37 @@ pub trait Protocol: Send + Sync + 'static {
 
 /// How one listener treats its connections.
 pub struct ListenerOptions {
-    /// Implicit TLS (993, 465): the handshake runs before the session starts.
+    /// Implicit TLS (993, 995, 465): the handshake runs before the session starts.
     pub implicit_tls: Option<Arc<TlsConfig>>,
+}
+
+/// Whether a listener's connections start in TLS (993, 995, 465) or plain, where the protocol
+/// offers STARTTLS (143, 110, 587).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    StartTls,
+    ImplicitTls,
+}
+
+impl ListenerOptions {
+    /// The options for a listener of `security` given the server's certificate, if it has one;
+    /// `None`, logged, for implicit TLS without one: such a listener cannot serve anybody.
+    pub fn for_security(
+        security: Security,
+        tls: Option<&Arc<TlsConfig>>,
+    ) -> Option<ListenerOptions> {
+        let implicit_tls = match security {
+            Security::StartTls => None,
+            Security::ImplicitTls => match tls {
+                Some(tls) => Some(Arc::clone(tls)),
+                None => {
+                    tracing::error!("implicit TLS listener without a certificate; not serving it");
+                    return None;
+                }
+            },
+        };
+        Some(ListenerOptions { implicit_tls })
+    }
 }
 
 /// Accepts connections on `listener` until `shutdown` completes, then asks every session of

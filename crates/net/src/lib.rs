@@ -10,7 +10,7 @@ mod accept;
 mod registry;
 
 pub use accept::{
-    HANDSHAKE_TIMEOUT, Io, Listener, ListenerOptions, Peer, Protocol, Refusal, serve,
+    HANDSHAKE_TIMEOUT, Io, Listener, ListenerOptions, Peer, Protocol, Refusal, Security, serve,
 };
 pub use registry::{
     Closing, ConnectionHandle, Connections, Full, MAX_EVICTING, MAX_REFUSING, Refusing,

@@ -152,12 +152,7 @@ impl Pop3Context {
     }
 }
 
-/// Whether a listener's connections start in TLS (995) or plain with STLS (110).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Security {
-    StartTls,
-    ImplicitTls,
-}
+pub use mailstead_net::Security;
 
 /// Serves POP3 on a bound listener until `shutdown` completes, then tells every session
 /// `-ERR [SYS/TEMP] Server shutting down.` (a command in progress finishes first) and waits

@@ -478,14 +478,10 @@ async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
         }
     }
     let pop3_listeners = [
-        (
-            &config.pop3.listen,
-            mailstead_pop3::Security::StartTls,
-            "pop3.listen",
-        ),
+        (&config.pop3.listen, Security::StartTls, "pop3.listen"),
         (
             &config.pop3.listen_tls,
-            mailstead_pop3::Security::ImplicitTls,
+            Security::ImplicitTls,
             "pop3.listen_tls",
         ),
     ];
