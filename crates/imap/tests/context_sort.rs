@@ -73,17 +73,19 @@ fn expand(set: &str) -> Vec<u32> {
 /// A client's copy of one sorted context's results, kept only from what the server sends,
 /// applied as RFC 5267 4.3.3 and 4.3.4 say: each pair in turn, the first message of a pair's
 /// set at its position (after the pairs before it), the others after it.
-struct Copy {
+struct ClientCopy {
     tag: String,
     /// Sequence numbers (renumbered on EXPUNGE as any client does) or UIDs.
     results: Vec<u32>,
     /// The command that answers the results afresh (`SORT ...` or `UID SORT ...`).
     fresh: String,
+    /// ADDTO and REMOVEFROM pairs applied at a position other than the first or last.
+    middle_pairs: [usize; 2],
 }
 
-impl Copy {
+impl ClientCopy {
     /// Starts the context `tag` with `command` (a SORT with `RETURN (UPDATE ALL)`).
-    async fn start(client: &mut Client<TcpStream>, tag: &str, command: &str) -> Copy {
+    async fn start(client: &mut Client<TcpStream>, tag: &str, command: &str) -> ClientCopy {
         let (untagged, done) = tagged(client, tag, command).await;
         assert_eq!(done, "OK Sort completed.", "{command}");
         let answer = untagged
@@ -94,10 +96,11 @@ impl Copy {
             .split_once(" ALL ")
             .map(|(_, set)| expand(set))
             .unwrap_or_default();
-        Copy {
+        ClientCopy {
             tag: tag.to_owned(),
             results,
             fresh: command.replace(" RETURN (UPDATE ALL)", ""),
+            middle_pairs: [0, 0],
         }
     }
 
@@ -148,9 +151,11 @@ impl Copy {
                     match item {
                         "ADDTO" => {
                             assert!(at <= self.results.len(), "{line} on {:?}", self.results);
+                            let inside = at > 0 && at < self.results.len();
                             for (offset, number) in numbers.into_iter().enumerate() {
                                 self.results.insert(at + offset, number);
                             }
+                            self.middle_pairs[0] += usize::from(inside);
                         }
                         "REMOVEFROM" => {
                             let end = at + numbers.len();
@@ -159,7 +164,9 @@ impl Copy {
                                 "{line} on {:?}",
                                 self.results
                             );
+                            let inside = at > 0 && end < self.results.len();
                             self.results.drain(at..end);
+                            self.middle_pairs[1] += usize::from(inside);
                         }
                         other => panic!("unexpected {other} in {line}"),
                     }
@@ -683,7 +690,7 @@ async fn a_client_copy_kept_from_updates_equals_a_fresh_sort() {
             "UID SORT RETURN (UPDATE ALL) (REVERSE CC TO DATE) UTF-8 NOT KEYWORD $Junk",
         ),
     ] {
-        copies.push(Copy::start(&mut client, tag, command).await);
+        copies.push(ClientCopy::start(&mut client, tag, command).await);
     }
     for round in 0..40 {
         let mut done_here = Vec::new();
@@ -737,8 +744,16 @@ async fn a_client_copy_kept_from_updates_equals_a_fresh_sort() {
             copy.check(&mut client, &when).await;
         }
     }
-    // The copies hold something worth comparing.
+    // The copies hold something worth comparing, and saw messages join and leave inside
+    // their lists, not only at the ends.
     assert!(copies.iter().all(|copy| !copy.results.is_empty()));
+    let [added, removed] = copies.iter().fold([0, 0], |[a, r], copy| {
+        [a + copy.middle_pairs[0], r + copy.middle_pairs[1]]
+    });
+    assert!(
+        added >= 20 && removed >= 20,
+        "{added} ADDTO, {removed} REMOVEFROM pairs inside"
+    );
 }
 
 /// Python's imaplib as a client: a UID SORT with UPDATE, another imaplib session appending
