@@ -26,7 +26,7 @@
 //! And 5256 (SORT, THREAD=ORDEREDSUBJECT, THREAD=REFERENCES), 5957 (SORT=DISPLAY),
 //! 5267 (ESORT, with PARTIAL of its section 4.4), 5051 (i;unicode-casemap, as SORT compares),
 //! draft-ietf-morg-inthread (THREAD=REFS, as Dovecot implements it).
-//! And 5032 (WITHIN), 5182 (SEARCHRES), 5267 (CONTEXT=SEARCH; not CONTEXT=SORT).
+//! And 5032 (WITHIN), 5182 (SEARCHRES), 5267 (CONTEXT=SEARCH, and CONTEXT=SORT with positions in the sort order).
 //!
 //! # SECURITY
 //!

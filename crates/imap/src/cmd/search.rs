@@ -7,7 +7,6 @@ use mailstead_store::{CacheKey, Folder, MessageMeta, Snapshot, SystemFlags};
 use time::{Date, OffsetDateTime};
 use tracing::error;
 
-use crate::cmd::search_context::MAX_UPDATE_CONTEXTS;
 use crate::cmd::uid_set_string;
 use crate::command::{SearchCommand, SearchKey, SearchReturn};
 use crate::cpu::CpuPool;
@@ -404,14 +403,8 @@ impl Session {
         let options = search.return_options.clone().unwrap_or_default();
         let save = options.contains(&SearchReturn::Save);
         let update = options.contains(&SearchReturn::Update);
-        if update
-            && self
-                .selected
-                .as_ref()
-                .is_some_and(|s| s.search.updating(tag))
-        {
-            // RFC 5267 4.3: updates are told apart by the tag.
-            return Ok(Done::bad("Tag reuse: a search with this tag is updating."));
+        if update && let Some(refused) = self.refuse_tag_reuse(tag) {
+            return Ok(refused);
         }
         let done = self.search_and_answer(tag, search).await?;
         // RFC 5182 2.1: a SAVE that failed leaves `$` empty (a BAD leaves it as it was).
@@ -441,9 +434,7 @@ impl Session {
         // meant then, and a SAVE below replaces it only after matching.
         let criteria = selected.search.with_saved_result(search.criteria);
         // Changes after these are the update context's to look at.
-        let seen_modseq = selected.folder.snapshot().highest_modseq;
-        let seen_uid_next = selected.uid_next;
-        let seen_expunges = selected.known_expunges;
+        let marks = selected.search_marks();
         let context_criteria = return_options
             .as_ref()
             .is_some_and(|options| options.contains(&SearchReturn::Update))
@@ -502,30 +493,7 @@ impl Session {
                 }
                 if let Some(context) = context_criteria {
                     let uids = found.iter().map(|(_, uid, _)| *uid).collect();
-                    let refused = match self.selected.as_mut() {
-                        Some(selected) => selected
-                            .search
-                            .start_updates(
-                                tag,
-                                uid_search,
-                                context,
-                                uids,
-                                (seen_modseq, seen_uid_next, seen_expunges),
-                            )
-                            .is_err(),
-                        None => false,
-                    };
-                    if refused {
-                        // RFC 5267 4.3.1: the search is answered; only its updates are not.
-                        line.extend_from_slice(b"* NO [NOUPDATE ");
-                        wire::string(&mut line, tag.as_bytes());
-                        line.extend_from_slice(
-                            format!(
-                                "] At most {MAX_UPDATE_CONTEXTS} searches can be updated at once.\r\n"
-                            )
-                            .as_bytes(),
-                        );
-                    }
+                    line.extend(self.start_updates(tag, uid_search, context, None, uids, marks));
                 }
                 if !save || returns_results {
                     line.extend_from_slice(b"* ESEARCH (TAG ");

@@ -2,7 +2,8 @@
 //! options (RFC 5267 3, PARTIAL of 4.4). The messages are those SEARCH would match (the one
 //! matcher, `Session::search_matches`); what is compared comes from the folder's cache
 //! (`CacheKey::SortValues`), or from the file once, then cached. THREAD loads its messages
-//! the same way ([`Session::sortables`]).
+//! the same way ([`Session::sortables`]). `RETURN (UPDATE)` keeps the sorted result updated
+//! (CONTEXT=SORT, RFC 5267 4.3) as the same context a SEARCH keeps (`search_context.rs`).
 
 use std::cmp::Ordering;
 use std::io;
@@ -38,10 +39,15 @@ impl Sortable {
     }
 }
 
-/// Orders `messages` (given in sequence order) by `keys`; messages equal on every key keep
-/// their sequence order (RFC 5256 3). The plain comparator every SORT answer comes from.
+/// Orders `messages` by `keys`; messages equal on every key are in mailbox order (RFC 5256 3).
 pub(crate) fn sort_messages(messages: &mut [Sortable], keys: &[SortCriterion]) {
-    messages.sort_by(|a, b| compare(a, b, keys));
+    messages.sort_by(|a, b| sort_order(a, b, keys));
+}
+
+/// The one order every SORT answer and every sorted context's update follow: the keys in
+/// turn, then the UID (mailbox order), so no two messages are equal.
+pub(crate) fn sort_order(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
+    compare(a, b, keys).then(a.uid.cmp(&b.uid))
 }
 
 fn compare(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
@@ -72,7 +78,7 @@ fn compare(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
 
 /// Whether any key reads the message's header (the others are in the index), and which of
 /// the cached strings.
-fn wanted(keys: &[SortCriterion]) -> Option<Wanted> {
+pub(crate) fn wanted(keys: &[SortCriterion]) -> Option<Wanted> {
     let header = keys
         .iter()
         .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
@@ -146,8 +152,8 @@ fn finish_batch(batch: Batch, folder: &Folder, wanted: Wanted) -> Vec<Sortable> 
 }
 
 /// `1:3,7,5`: the numbers in the order given, ascending runs of consecutive numbers joined
-/// (ESORT's ALL and PARTIAL keep the sort order).
-fn ordered_set_string(numbers: &[u32]) -> String {
+/// (ESORT's ALL and PARTIAL, and a sorted context's updates, keep the sort order).
+pub(crate) fn ordered_set_string(numbers: &[u32]) -> String {
     let mut out = String::new();
     let mut iter = numbers.iter().copied().peekable();
     while let Some(start) = iter.next() {
@@ -258,13 +264,21 @@ impl Session {
             return Ok(refused);
         }
         let options = sort.return_options.as_deref().unwrap_or_default();
-        if options.contains(&SearchReturn::Update) {
-            // Updates of a sorted result are RFC 5267's CONTEXT=SORT, not offered.
-            return Ok(Done::bad("SORT RETURN (UPDATE) is not supported."));
+        let update = options.contains(&SearchReturn::Update);
+        if update && let Some(refused) = self.refuse_tag_reuse(tag) {
+            return Ok(refused);
         }
         let save = options.contains(&SearchReturn::Save);
         let modseq_key = uses_modseq(&sort.criteria);
-        let found = match self.search_matches(sort.criteria).await? {
+        let Some(selected) = self.selected.as_ref() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
+        // As for SEARCH: the context keeps the messages `$` meant now, and the changes after
+        // these marks are its to look at.
+        let criteria = selected.search.with_saved_result(sort.criteria);
+        let marks = selected.search_marks();
+        let context_criteria = update.then(|| criteria.clone());
+        let found = match self.search_matches(criteria).await? {
             Ok(found) => found,
             Err(done) => {
                 // RFC 5182 2.1: a SAVE that failed leaves `$` empty.
@@ -286,21 +300,27 @@ impl Session {
             Ok(sortables) => sortables,
             Err(done) => return Ok(done),
         };
-        let keys = sort.keys;
-        let sorted: Vec<(u32, u64)> = self
+        let keys = sort.keys.clone();
+        let sorted: Vec<(u32, u32, u64)> = self
             .ctx
             .cpu
             .run(move || {
                 sort_messages(&mut sortables, &keys);
                 sortables
                     .into_iter()
-                    .map(|s| (if sort.uid { s.uid } else { s.sequence }, s.modseq))
+                    .map(|s| (if sort.uid { s.uid } else { s.sequence }, s.uid, s.modseq))
                     .collect()
             })
             .await?;
-        let numbers: Vec<u32> = sorted.iter().map(|&(number, _)| number).collect();
-        let highest_modseq = sorted.iter().map(|&(_, modseq)| modseq).max();
         let mut line = Vec::new();
+        if let Some(criteria) = context_criteria {
+            // The context holds what the client was answered, in the order answered.
+            let results = sorted.iter().map(|&(_, uid, _)| uid).collect();
+            let order = Some(sort.keys.clone().into_boxed_slice());
+            line.extend(self.start_updates(tag, sort.uid, criteria, order, results, marks));
+        }
+        let numbers: Vec<u32> = sorted.iter().map(|&(number, _, _)| number).collect();
+        let highest_modseq = sorted.iter().map(|&(_, _, modseq)| modseq).max();
         match &sort.return_options {
             None => {
                 line.extend_from_slice(b"* SORT");
@@ -311,13 +331,19 @@ impl Session {
                     line.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
                 }
             }
-            // RFC 5182 1: SAVE alone answers nothing but the tagged OK.
+            // RFC 5182 1: SAVE alone answers nothing but the tagged OK (and an UPDATE beside
+            // it no ESEARCH either, as for SEARCH).
             Some(options)
-                if options
-                    .iter()
-                    .all(|o| matches!(o, SearchReturn::Save | SearchReturn::Context))
-                    && save =>
+                if options.iter().all(|o| {
+                    matches!(
+                        o,
+                        SearchReturn::Save | SearchReturn::Context | SearchReturn::Update
+                    )
+                }) && save =>
             {
+                if !line.is_empty() {
+                    self.conn.write(&line).await?;
+                }
                 return Ok(Done::ok("Sort completed."));
             }
             Some(options) => {
