@@ -4,7 +4,8 @@
 //! into the folder, so the server never holds it in memory whatever `[imap] max_append_size`
 //! allows.
 //!
-//! A CATENATE message (`cmd/catenate.rs`) is built in memory first, within APPENDLIMIT.
+//! A CATENATE message (`cmd/catenate.rs`) is built in the spool part by part, within
+//! APPENDLIMIT; a TEXT part over 64 KiB is streamed there as such a message is.
 //!
 //! MULTIAPPEND is all or nothing: every message is taken first (inline, or into the spool),
 //! then the store writes them all before any gets a UID (`Folder::append_all`). After a
@@ -15,12 +16,12 @@
 use std::io;
 use std::sync::Arc;
 
-use mailstead_store::{Folder, MailboxError, NewMessage, SpooledMessage};
+use mailstead_store::{Account, Folder, MailboxError, MessageWriter, NewMessage, SpooledMessage};
 use time::OffsetDateTime;
 
 use crate::cmd::mailbox::store_name;
 use crate::cmd::{split_flags, uid_set_string};
-use crate::command::{AppendItem, AppendMessage, Flag};
+use crate::command::{AppendItem, AppendMessage, CatenatePart, Flag};
 use crate::framing::{Frame, MAX_DISCARD};
 use crate::parser::{MAX_APPEND_MESSAGES, NextMessage, parse_append_rest};
 use crate::session::{Done, Session};
@@ -165,17 +166,26 @@ impl Session {
                     keywords,
                     date,
                 }),
-                AppendMessage::Catenate(parts) => match self.catenate(&mail, parts).await? {
-                    Ok(bytes) => ready.push(Ready {
-                        taken: Taken::Inline(bytes),
-                        flags,
-                        keywords,
-                        date,
-                    }),
-                    Err(done) => return Ok(Err(done)),
-                },
+                AppendMessage::Catenate(parts)
+                    if matches!(parts.last(), Some(CatenatePart::Streamed { .. })) =>
+                {
+                    // Built after the mailbox is found, as a streamed literal is taken.
+                    let size = parts.iter().map(CatenatePart::announced_size).sum();
+                    streamed = Some(((flags, keywords, date, false), size, Some(parts)));
+                }
+                AppendMessage::Catenate(parts) => {
+                    match self.catenate(&mail, parts).await?.message {
+                        Ok(spooled) => ready.push(Ready {
+                            taken: Taken::Spooled(spooled),
+                            flags,
+                            keywords,
+                            date,
+                        }),
+                        Err(done) => return Ok(Err(done)),
+                    }
+                }
                 AppendMessage::Streamed { size, .. } => {
-                    streamed = Some(((flags, keywords, date, item.utf8), size));
+                    streamed = Some(((flags, keywords, date, item.utf8), size, None));
                 }
             }
         }
@@ -190,7 +200,7 @@ impl Session {
             }
             Err(err) => return Ok(Err(self.no_for(&err))),
         };
-        if let Some((first, first_size)) = streamed {
+        if let Some((first, first_size, catenate)) = streamed {
             let inline: u64 = ready
                 .iter()
                 .map(|m| match &m.taken {
@@ -199,7 +209,10 @@ impl Session {
                 })
                 .sum();
             let before = (ready.len(), inline + first_size);
-            match self.take_streamed_messages(first, before).await? {
+            match self
+                .take_streamed_messages(&mail, first, catenate, before)
+                .await?
+            {
                 Ok(more) => ready.extend(more),
                 Err(done) => return Ok(Err(done)),
             }
@@ -234,7 +247,9 @@ impl Session {
     /// synchronizing one is never asked for.
     async fn take_streamed_messages(
         &mut self,
+        mail: &Account,
         first: (mailstead_store::SystemFlags, Vec<String>, Option<i64>, bool),
+        mut catenate: Option<Vec<CatenatePart>>,
         before: (usize, u64),
     ) -> io::Result<Result<Vec<Ready>, Done>> {
         let (before, mut total) = before;
@@ -244,25 +259,47 @@ impl Session {
         let mut refused: Option<Done> = None;
         let (mut flags, mut keywords, mut date, mut utf8) = first;
         loop {
-            if refused.is_none() {
-                match self.spool_literal().await? {
+            let rest = if let Some(parts) = catenate.take() {
+                // A CATENATE reads its own line up to its `)`; the rest is read on below.
+                let catenated = self.catenate(mail, parts).await?;
+                match catenated.message {
                     Ok(spooled) => taken.push(Ready {
                         taken: Taken::Spooled(spooled),
                         flags,
                         keywords: std::mem::take(&mut keywords),
                         date,
                     }),
-                    Err(done) => {
-                        self.drop_literal().await?;
-                        refused = Some(done);
+                    Err(done) => refused = Some(done),
+                }
+                match catenated.rest {
+                    Some(rest) => rest,
+                    None => {
+                        return Ok(Err(
+                            refused.unwrap_or_else(|| Done::bad("The CATENATE ended before its )"))
+                        ));
                     }
                 }
             } else {
-                self.drop_literal().await?;
-            }
-            let rest = match self.read_rest().await? {
-                Ok(rest) => rest,
-                Err(done) => return Ok(Err(refused.unwrap_or(done))),
+                if refused.is_none() {
+                    match self.spool_literal().await? {
+                        Ok(spooled) => taken.push(Ready {
+                            taken: Taken::Spooled(spooled),
+                            flags,
+                            keywords: std::mem::take(&mut keywords),
+                            date,
+                        }),
+                        Err(done) => {
+                            self.drop_literal().await?;
+                            refused = Some(done);
+                        }
+                    }
+                } else {
+                    self.drop_literal().await?;
+                }
+                match self.read_rest().await? {
+                    Ok(rest) => rest,
+                    Err(done) => return Ok(Err(refused.unwrap_or(done))),
+                }
             };
             let next = match parse_append_rest(&rest, utf8) {
                 Ok(None) => break,
@@ -337,7 +374,14 @@ impl Session {
         rest: &[u8],
         refusal: Done,
     ) -> io::Result<Result<Vec<Ready>, Done>> {
-        let line = rest.strip_suffix(b"\n").unwrap_or(rest);
+        self.refuse_literal_on(rest)?;
+        Ok(Err(refusal))
+    }
+
+    /// Drops the literal a refused line announces at its end, if any (see
+    /// [`Session::refuse_announced`]).
+    pub(crate) fn refuse_literal_on(&mut self, line: &[u8]) -> io::Result<()> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some((size, synchronizing)) = crate::framing::literal_announcement(line) {
             if !synchronizing && size > MAX_DISCARD {
@@ -349,29 +393,19 @@ impl Session {
             self.conn.stream_next(size, synchronizing);
             self.conn.refuse_stream();
         }
-        Ok(Err(refusal))
+        Ok(())
     }
 
     /// Takes the streamed literal into a spool file. `Err(done)` answers the command without
-    /// storing anything; what is left of the literal is then the caller's to drop.
+    /// storing anything; the literal has then been read to its end and dropped.
     async fn spool_literal(&mut self) -> io::Result<Result<SpooledMessage, Done>> {
         let mut writer = match self.ctx.mail.begin().await {
             Ok(writer) => writer,
             Err(err) => return Ok(Err(self.no_for(&err))),
         };
-        self.conn.accept_stream().await?;
-        let idle_timeout = self.ctx.limits.idle_timeout;
-        loop {
-            let piece = tokio::time::timeout(idle_timeout, self.conn.read_streamed())
-                .await
-                .map_err(silent)??;
-            if piece.is_empty() {
-                break;
-            }
-            if let Err(err) = writer.write_all(piece).await {
-                // Dropping the writer removes the spool file.
-                return Ok(Err(self.no_for(&MailboxError::from(err))));
-            }
+        if let Err(done) = self.stream_into(&mut writer).await? {
+            // Dropping the writer removes the spool file.
+            return Ok(Err(done));
         }
         match writer.finish().await {
             Ok(spooled) => Ok(Ok(spooled)),
@@ -379,9 +413,38 @@ impl Session {
         }
     }
 
+    /// Takes the streamed literal's bytes into `writer` as they arrive (asking for them
+    /// first when it is synchronizing). When the spool fails, the rest of the literal is
+    /// read and dropped, and `Err(done)` is the answer.
+    pub(crate) async fn stream_into(
+        &mut self,
+        writer: &mut MessageWriter,
+    ) -> io::Result<Result<(), Done>> {
+        self.conn.accept_stream().await?;
+        let idle_timeout = self.ctx.limits.idle_timeout;
+        let mut failed = None;
+        loop {
+            let piece = tokio::time::timeout(idle_timeout, self.conn.read_streamed())
+                .await
+                .map_err(silent)??;
+            if piece.is_empty() {
+                break;
+            }
+            if failed.is_none()
+                && let Err(err) = writer.write_all(piece).await
+            {
+                failed = Some(MailboxError::from(err));
+            }
+        }
+        Ok(match failed {
+            Some(err) => Err(self.no_for(&err)),
+            None => Ok(()),
+        })
+    }
+
     /// Reads and drops what is left of the streamed literal (LITERAL+ bytes already on their
     /// way, or the rest of one whose spooling failed).
-    async fn drop_literal(&mut self) -> io::Result<()> {
+    pub(crate) async fn drop_literal(&mut self) -> io::Result<()> {
         self.conn.accept_stream().await?;
         let idle_timeout = self.ctx.limits.idle_timeout;
         loop {
@@ -395,7 +458,7 @@ impl Session {
     }
 
     /// The rest of the command line after a streamed literal, with its line end.
-    async fn read_rest(&mut self) -> io::Result<Result<Vec<u8>, Done>> {
+    pub(crate) async fn read_rest(&mut self) -> io::Result<Result<Vec<u8>, Done>> {
         let idle_timeout = self.ctx.limits.idle_timeout;
         let rest = tokio::time::timeout(idle_timeout, self.conn.read_frame())
             .await
