@@ -796,3 +796,49 @@ async fn a_refused_streamed_catenate_stores_nothing_and_the_session_goes_on() {
     assert_eq!(count_messages(&mut client, "INBOX").await, 0);
     assert!(server.spool_files().is_empty(), "spool files left behind");
 }
+
+/// A MULTIAPPEND or CATENATE refused before its streamed literal is taken (no such mailbox,
+/// an earlier message refused) drops every literal still on its way, not only the first:
+/// the ones the following lines announce were read as commands.
+#[tokio::test]
+async fn a_streamed_append_to_a_missing_mailbox_drops_all_its_literals() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    let large = sized_message("large", 70_000);
+    let mut command = b"a1 APPEND Nowhere ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" ");
+    command.extend(plus_literal(b"a2 NOOP\r\n"));
+    command.extend(b"\r\n");
+    let (lines, done) = run_bytes(&mut client, "a1", &command).await;
+    assert!(done.starts_with("NO [TRYCREATE]"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    let mut command = b"a3 APPEND Nowhere CATENATE (TEXT ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" TEXT ");
+    command.extend(plus_literal(b"a4 NOOP\r\n"));
+    command.extend(b")\r\n");
+    let (lines, done) = run_bytes(&mut client, "a3", &command).await;
+    assert!(done.starts_with("NO [TRYCREATE]"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    // Refused for a message before the streamed one (zero bytes).
+    let mut command = b"a5 APPEND INBOX {0+}\r\n ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" ");
+    command.extend(plus_literal(b"a6 NOOP\r\n"));
+    command.extend(b"\r\n");
+    let (lines, done) = run_bytes(&mut client, "a5", &command).await;
+    assert!(done.starts_with("NO"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    // Synchronizing: nothing is asked for.
+    client
+        .send(format!("a7 APPEND Nowhere {{{}}}\r\n", large.len()).as_bytes())
+        .await;
+    let (_, done) = client.until_tagged("a7").await;
+    assert!(done.starts_with("NO [TRYCREATE]"), "{done}");
+    // Nothing of them was taken for a command: the next tag answered is this one.
+    let (lines, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+}

@@ -41,6 +41,20 @@ enum Taken {
     Spooled(SpooledMessage),
 }
 
+/// The streamed message that ends a command's head (a literal, or a CATENATE whose last
+/// part is one), with what was checked of it.
+struct FirstStreamed {
+    flags: mailstead_store::SystemFlags,
+    keywords: Vec<String>,
+    date: Option<i64>,
+    utf8: bool,
+    /// What the command brings for it (the whole literal; a CATENATE's TEXT parts).
+    size: u64,
+    /// A literal the client waits for a continuation for (a CATENATE's are its own to take).
+    synchronizing: bool,
+    catenate: Option<Vec<CatenatePart>>,
+}
+
 /// A message with its flags split and its date in Unix seconds.
 struct Ready {
     taken: Taken,
@@ -142,23 +156,55 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Err(Done::bad("Please log in first.")));
         };
-        // Everything that can be refused before the (first streamed) literal is taken.
+        // Everything that can be refused before the (first streamed) literal is taken. After
+        // a refusal only the streamed message (always the last) matters: what is still on
+        // its way is dropped, never read as commands.
         let mut ready = Vec::with_capacity(messages.len());
         let mut streamed = None;
+        let mut refused: Option<Done> = None;
         for item in messages {
-            if item.utf8 && !self.utf8_accept {
-                return Ok(Err(Done::bad(
-                    "UTF8 APPEND needs ENABLE UTF8=ACCEPT first.",
-                )));
-            }
-            let (flags, keywords) = match split_flags(&item.flags) {
-                Ok(split) => split,
-                Err(message) => return Ok(Err(Done::bad(message))),
+            let (flags, keywords, date) = match &refused {
+                None => match self.check_append_item(&item) {
+                    Ok(checked) => checked,
+                    Err(done) => {
+                        refused = Some(done);
+                        (mailstead_store::SystemFlags::empty(), Vec::new(), None)
+                    }
+                },
+                Some(_) => (mailstead_store::SystemFlags::empty(), Vec::new(), None),
             };
-            let date = item.date.map(OffsetDateTime::unix_timestamp);
             match item.message {
+                AppendMessage::Streamed {
+                    size,
+                    synchronizing,
+                } => {
+                    streamed = Some(FirstStreamed {
+                        flags,
+                        keywords,
+                        date,
+                        utf8: item.utf8,
+                        size,
+                        synchronizing,
+                        catenate: None,
+                    });
+                }
+                // Built after the mailbox is found, as a streamed literal is taken.
+                AppendMessage::Catenate(parts)
+                    if matches!(parts.last(), Some(CatenatePart::Streamed { .. })) =>
+                {
+                    streamed = Some(FirstStreamed {
+                        flags,
+                        keywords,
+                        date,
+                        utf8: false,
+                        size: parts.iter().map(CatenatePart::announced_size).sum(),
+                        synchronizing: false,
+                        catenate: Some(parts),
+                    });
+                }
+                _ if refused.is_some() => {}
                 AppendMessage::Inline(bytes) if bytes.is_empty() => {
-                    return Ok(Err(Done::no("Can't save a zero byte message.")));
+                    refused = Some(Done::no("Can't save a zero byte message."));
                 }
                 AppendMessage::Inline(bytes) => ready.push(Ready {
                     taken: Taken::Inline(bytes),
@@ -166,41 +212,33 @@ impl Session {
                     keywords,
                     date,
                 }),
-                AppendMessage::Catenate(parts)
-                    if matches!(parts.last(), Some(CatenatePart::Streamed { .. })) =>
-                {
-                    // Built after the mailbox is found, as a streamed literal is taken.
-                    let size = parts.iter().map(CatenatePart::announced_size).sum();
-                    streamed = Some(((flags, keywords, date, false), size, Some(parts)));
-                }
                 AppendMessage::Catenate(parts) => {
-                    match self.catenate(&mail, parts).await?.message {
+                    match self.catenate(&mail, parts, None).await?.message {
                         Ok(spooled) => ready.push(Ready {
                             taken: Taken::Spooled(spooled),
                             flags,
                             keywords,
                             date,
                         }),
-                        Err(done) => return Ok(Err(done)),
+                        Err(done) => refused = Some(done),
                     }
-                }
-                AppendMessage::Streamed { size, .. } => {
-                    streamed = Some(((flags, keywords, date, item.utf8), size, None));
                 }
             }
         }
-        let name = match store_name(&mail, mailbox) {
-            Ok(name) => name,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let folder = match mail.open(&name).await {
-            Ok(folder) => folder,
-            Err(MailboxError::NotFound(_)) => {
-                return Ok(Err(Done::no("[TRYCREATE] Mailbox doesn't exist.")));
+        let mut folder = None;
+        if refused.is_none() {
+            match store_name(&mail, mailbox) {
+                Ok(name) => match mail.open(&name).await {
+                    Ok(opened) => folder = Some(opened),
+                    Err(MailboxError::NotFound(_)) => {
+                        refused = Some(Done::no("[TRYCREATE] Mailbox doesn't exist."));
+                    }
+                    Err(err) => refused = Some(self.no_for(&err)),
+                },
+                Err(done) => refused = Some(done),
             }
-            Err(err) => return Ok(Err(self.no_for(&err))),
-        };
-        if let Some((first, first_size, catenate)) = streamed {
+        }
+        if let Some(first) = streamed {
             let inline: u64 = ready
                 .iter()
                 .map(|m| match &m.taken {
@@ -208,15 +246,21 @@ impl Session {
                     Taken::Spooled(_) => 0,
                 })
                 .sum();
-            let before = (ready.len(), inline + first_size);
+            let before = (ready.len(), inline + first.size);
             match self
-                .take_streamed_messages(&mail, first, catenate, before)
+                .take_streamed_messages(&mail, first, before, refused.take())
                 .await?
             {
                 Ok(more) => ready.extend(more),
                 Err(done) => return Ok(Err(done)),
             }
         }
+        if let Some(done) = refused {
+            return Ok(Err(done));
+        }
+        let Some(folder) = folder else {
+            return Ok(Err(Done::no("Append failed.")));
+        };
         // The spool files stay in `spooled` until the store has linked them.
         let mut spooled = Vec::new();
         let mut messages = Vec::with_capacity(ready.len());
@@ -241,27 +285,55 @@ impl Session {
         }
     }
 
+    /// The checks on one APPEND message before any of its bytes are taken: its flags split,
+    /// its date in Unix seconds.
+    fn check_append_item(
+        &self,
+        item: &AppendItem,
+    ) -> Result<(mailstead_store::SystemFlags, Vec<String>, Option<i64>), Done> {
+        if item.utf8 && !self.utf8_accept {
+            return Err(Done::bad("UTF8 APPEND needs ENABLE UTF8=ACCEPT first."));
+        }
+        let (flags, keywords) = split_flags(&item.flags).map_err(Done::bad)?;
+        Ok((
+            flags,
+            keywords,
+            item.date.map(OffsetDateTime::unix_timestamp),
+        ))
+    }
+
     /// Takes the streamed literal the command's head announced and every message the rest
-    /// of the command line announces after it, each into the spool. After a refusal the
-    /// literals still on their way (LITERAL+) are read and dropped up to the command's end; a
-    /// synchronizing one is never asked for.
+    /// of the command line announces after it, each into the spool. After a refusal (or
+    /// when `refused` already) the literals still on their way (LITERAL+) are read and
+    /// dropped up to the command's end; a synchronizing one is never asked for.
     async fn take_streamed_messages(
         &mut self,
         mail: &Account,
-        first: (mailstead_store::SystemFlags, Vec<String>, Option<i64>, bool),
-        mut catenate: Option<Vec<CatenatePart>>,
+        first: FirstStreamed,
         before: (usize, u64),
+        mut refused: Option<Done>,
     ) -> io::Result<Result<Vec<Ready>, Done>> {
         let (before, mut total) = before;
         let total_limit =
             (self.ctx.limits.max_literal as u64).saturating_mul(MULTIAPPEND_SIZE_FACTOR);
         let mut taken = Vec::new();
-        let mut refused: Option<Done> = None;
-        let (mut flags, mut keywords, mut date, mut utf8) = first;
+        let FirstStreamed {
+            mut flags,
+            mut keywords,
+            mut date,
+            mut utf8,
+            synchronizing,
+            mut catenate,
+            ..
+        } = first;
+        if let Some(done) = refused.take_if(|_| catenate.is_none() && synchronizing) {
+            // Never asked for: the client ends the command on our answer.
+            return Ok(Err(done));
+        }
         loop {
             let rest = if let Some(parts) = catenate.take() {
                 // A CATENATE reads its own line up to its `)`; the rest is read on below.
-                let catenated = self.catenate(mail, parts).await?;
+                let catenated = self.catenate(mail, parts, refused.take()).await?;
                 match catenated.message {
                     Ok(spooled) => taken.push(Ready {
                         taken: Taken::Spooled(spooled),

@@ -38,7 +38,8 @@ pub(crate) struct Catenated {
 }
 
 impl Session {
-    /// Builds a CATENATE's message in the spool, part by part, within APPENDLIMIT. A
+    /// Builds a CATENATE's message in the spool, part by part, within APPENDLIMIT (or, when
+    /// the command is `refused` already, only reads what it still sends). A
     /// [`CatenatePart::Streamed`] TEXT literal is taken as it arrives, as a streamed APPEND
     /// literal is, then the parts the rest of the line names, up to the `)`. After a refusal
     /// the parts still on their way are read and dropped (a synchronizing literal is never
@@ -47,16 +48,16 @@ impl Session {
         &mut self,
         mail: &Account,
         mut parts: Vec<CatenatePart>,
+        mut refused: Option<Done>,
     ) -> io::Result<Catenated> {
         let limit = self.ctx.limits.max_literal as u64;
-        let mut refused: Option<Done> = None;
-        let mut writer = match self.ctx.mail.begin().await {
-            Ok(writer) => Some(writer),
-            Err(err) => {
-                refused = Some(self.no_for(&err));
-                None
+        let mut writer = None;
+        if refused.is_none() {
+            match self.ctx.mail.begin().await {
+                Ok(opened) => writer = Some(opened),
+                Err(err) => refused = Some(self.no_for(&err)),
             }
-        };
+        }
         let mut written: u64 = 0;
         let mut count = 0;
         let mut rest = None;
