@@ -253,3 +253,19 @@ async fn literal_minus_sized_non_synchronizing_literals_are_taken_before_login()
     let (_, done) = client.run("LOGIN alice@example.com secret").await;
     assert!(done.starts_with("OK"), "{done}");
 }
+
+/// RFC 9051 7.1: DELETE of a mailbox with children is refused `[HASCHILDREN]`; rev1 keeps
+/// the `[INUSE]` Dovecot gives.
+#[tokio::test]
+async fn delete_with_children_says_haschildren_under_rev2() {
+    let server = start(true).await;
+    let mut client = rev2_client(&server).await;
+    client.run("CREATE Work/Projects").await;
+    let (_, done) = client.run("DELETE Work").await;
+    assert!(done.starts_with("NO [HASCHILDREN]"), "{done}");
+    let mut rev1 = server.logged_in("alice").await;
+    let (_, done) = rev1.run("DELETE Work").await;
+    assert!(done.starts_with("NO [INUSE]"), "{done}");
+    let (_, done) = client.run("DELETE Work/Projects").await;
+    assert!(done.starts_with("OK"), "{done}");
+}

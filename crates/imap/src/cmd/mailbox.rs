@@ -322,6 +322,10 @@ impl Session {
                 self.mailboxes_changed();
                 Ok(Done::ok("Delete completed."))
             }
+            // RFC 9051 7.1 has a code for it; rev1 clients get Dovecot's [INUSE].
+            Err(MailboxError::HasChildren(_)) if self.imap4rev2 => Ok(Done::no(
+                "[HASCHILDREN] Mailbox has children, delete them first.",
+            )),
             Err(err) => Ok(self.no_for(&err)),
         }
     }

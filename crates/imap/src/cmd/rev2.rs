@@ -9,10 +9,13 @@
 //! - SELECT/EXAMINE of another mailbox says `[CLOSED]` first, as with QRESYNC, sends no
 //!   `[UNSEEN n]`, and sends the mailbox's LIST (RFC 9051 6.3.2; `select.rs`,
 //!   `mailbox.rs`'s `own_list_line`);
+//! - every unsolicited FETCH carries the UID (`Session::apply_snapshot`);
+//! - DELETE of a mailbox with children is `[HASCHILDREN]` (`mailbox.rs`);
 //! - mailbox names are UTF-8 both ways, as after `ENABLE UTF8=ACCEPT` (below).
 //!
 //! Unchanged under rev2: LIST-EXTENDED and LIST-STATUS, which rev2 makes part of the base,
-//! are served to every session; LSUB, which rev2 deprecates, still answers; LITERAL- is
+//! are served to every session; LSUB, CHECK and the RFC822.* FETCH items, which rev2
+//! deprecates or drops, still answer (a rev2 client does not send them); LITERAL- is
 //! covered by LITERAL+ (advertised): non-synchronizing literals of any size the limits
 //! allow are taken, so the 4096 bytes LITERAL- promises are too, before login as well.
 //!
