@@ -842,3 +842,38 @@ async fn a_streamed_append_to_a_missing_mailbox_drops_all_its_literals() {
     assert!(lines.is_empty(), "{lines:?}");
     assert!(server.spool_files().is_empty(), "spool files left behind");
 }
+
+/// A 30 MB CATENATE TEXT part goes to the spool as it arrives: no input buffer of the server
+/// grows past one read, and the stored message is the parts in order.
+#[tokio::test]
+async fn a_large_catenate_streams_to_disk_with_bounded_memory() {
+    let server = start_with(true, |limits| limits.max_literal = 31 * 1024 * 1024).await;
+    let original = message("original", "The original text.");
+    server.deliver("alice", &original).await;
+    let mut client = server.logged_in("alice").await;
+    let line = format!("{}\r\n", "QUJDRA".repeat(12));
+    let text = message("large", &line.repeat(30 * 1024 * 1024 / line.len()));
+    client
+        .send(format!("a APPEND INBOX CATENATE (TEXT {{{}}}\r\n", text.len()).as_bytes())
+        .await;
+    assert_eq!(client.line().await, "+ Ready for literal data\r\n");
+    for chunk in text.as_bytes().chunks(1 << 20) {
+        client.send(chunk).await;
+    }
+    client.send(b" URL \"/INBOX/;UID=1\")\r\n").await;
+    let (_, done) = client.until_tagged("a").await;
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    let largest = server.ctx.largest_input_buffer();
+    assert!(largest <= 64 * 1024, "an input buffer held {largest} bytes");
+    let expected = format!("{text}{original}").replace("\r\n", "\n");
+    let cur = server.maildir("alice").await.join("cur");
+    let stored: Vec<Vec<u8>> = files_in(&cur)
+        .iter()
+        .map(|file| std::fs::read(file).unwrap())
+        .collect();
+    assert!(
+        stored.iter().any(|bytes| bytes == expected.as_bytes()),
+        "the catenated message is not stored as sent"
+    );
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+}
