@@ -700,4 +700,19 @@ pub enum CatenatePart {
     Text(Vec<u8>),
     /// `URL "..."`: a message or part of one in this account (RFC 5092 relative IMAP URL).
     Url(String),
+    /// A `TEXT` literal too large to buffer, still on its way: always the last part the
+    /// command's head carries; its bytes and the parts after it are read as they arrive
+    /// (`parser::parse_catenate_rest`).
+    Streamed { size: u64, synchronizing: bool },
+}
+
+impl CatenatePart {
+    /// The bytes the command itself brings for this part (a URL's come from the store).
+    pub fn announced_size(&self) -> u64 {
+        match self {
+            CatenatePart::Text(bytes) => bytes.len() as u64,
+            CatenatePart::Streamed { size, .. } => *size,
+            CatenatePart::Url(_) => 0,
+        }
+    }
 }

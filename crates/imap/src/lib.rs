@@ -18,7 +18,7 @@
 //! 6154 (SPECIAL-USE), 5258 (LIST-EXTENDED, the parts clients send), 5819 (LIST-STATUS), 4731
 //! (ESEARCH), 9208 (QUOTA), 7162 (CONDSTORE, QRESYNC), 3516 (BINARY), 7889 (APPENDLIMIT),
 //! 4616 (PLAIN), 9051 (IMAP4rev2, after `ENABLE IMAP4rev2`; `cmd/rev2.rs` lists where the
-//! answers differ from rev1), 6855 (UTF8=ACCEPT), 4978 (COMPRESS=DEFLATE), 5465 (NOTIFY; the
+//! answers differ from rev1: SELECT's LIST, NFC names with OLDNAME, quoted UTF-8 names, ...), 6855 (UTF8=ACCEPT), 4978 (COMPRESS=DEFLATE), 5465 (NOTIFY; the
 //! events supported are listed in `cmd/notify.rs`).
 //! Also 3502 (MULTIAPPEND), 4469 (CATENATE, with RFC 5092 URLs to the account's own
 //! messages) and 5550 (URL-PARTIAL), 8508 (REPLACE), 8514 (SAVEDATE), 8474 (OBJECTID;
@@ -39,8 +39,8 @@
 //!
 //! After login a literal (APPEND's message) is at most [`Limits::max_literal`]
 //! (`[imap] max_append_size`, advertised as `APPENDLIMIT`); an APPEND message over 64 KiB
-//! goes to the store's spool as it arrives, so memory per connection stays one read whatever
-//! the limit. A synchronizing one over it gets
+//! (or a CATENATE TEXT part: a CATENATE is built in the spool) goes to the store's spool as
+//! it arrives, so memory per connection stays one read whatever the limit. A synchronizing one over it gets
 //! `NO [TOOBIG]` without a continuation, a LITERAL+ one is read and dropped (never buffered,
 //! up to 1 GiB; beyond, `* BYE`) and then refused `NO [TOOBIG]`.
 //!

@@ -157,6 +157,66 @@ pub fn parse_append_rest(
     }))
 }
 
+/// The line after a streamed CATENATE TEXT literal: the URL parts on it, then either one
+/// more TEXT literal announced at its end or the `)` that ends the CATENATE. `parts_before`
+/// counts the parts already taken, for the list bound.
+pub fn parse_catenate_rest(
+    rest: &[u8],
+    parts_before: usize,
+) -> std::result::Result<CatenateRest, String> {
+    let mut p = Parser::new(rest);
+    let mut urls = Vec::new();
+    loop {
+        if p.eat(b')') {
+            return Ok(CatenateRest {
+                urls,
+                next: CatenateNext::End(p.rest().to_vec()),
+            });
+        }
+        p.sp()?;
+        if parts_before + urls.len() >= MAX_LIST_ITEMS {
+            return Err("Too many items in the CATENATE parts".into());
+        }
+        let kind = p.atom()?.to_ascii_uppercase();
+        p.sp()?;
+        match kind.as_str() {
+            // A URL sent as a literal would be a literal after a streamed one: not taken.
+            "URL" if p.peek() != Some(b'{') => urls.push(p.astring("URL")?),
+            "TEXT" => {
+                let (size, synchronizing) = p.literal_announcement(true)?;
+                if !p.rest().is_empty() {
+                    return Err("Unexpected extra arguments".into());
+                }
+                return Ok(CatenateRest {
+                    urls,
+                    next: CatenateNext::Text {
+                        size,
+                        synchronizing,
+                    },
+                });
+            }
+            _ => return Err(format!("Unknown CATENATE part {}", printable(&kind))),
+        }
+    }
+}
+
+/// What [`parse_catenate_rest`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatenateRest {
+    /// The URL parts, in order.
+    pub urls: Vec<String>,
+    pub next: CatenateNext,
+}
+
+/// How a line inside a streamed CATENATE ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatenateNext {
+    /// With one more TEXT literal, streamed next.
+    Text { size: u64, synchronizing: bool },
+    /// With the `)`: the rest of the command line after it, as [`parse_append_rest`] takes.
+    End(Vec<u8>),
+}
+
 /// A message announced after a streamed one ([`parse_append_rest`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NextMessage {
@@ -1211,22 +1271,28 @@ impl<'a> Parser<'a> {
             let (flags, date) = self.append_options()?;
             let start = self.pos;
             let utf8 = self.append_utf8_open()?;
-            if self.try_keyword("CATENATE") {
-                // A CATENATE's TEXT parts are taken inline only.
-                return Err("CATENATE TEXT parts over 64 KiB are not supported".into());
-            }
-            let (size, synchronizing) = self.literal_announcement(true)?;
-            let (message, utf8) = if self.rest().is_empty() {
-                let streamed = AppendMessage::Streamed {
-                    size,
-                    synchronizing,
-                };
-                (streamed, utf8)
+            let (message, utf8) = if !utf8 && self.try_keyword("CATENATE") {
+                (AppendMessage::Catenate(self.catenate_in_head()?), false)
             } else {
-                self.pos = start;
-                self.append_message()?
+                let (size, synchronizing) = self.literal_announcement(true)?;
+                if self.rest().is_empty() {
+                    let streamed = AppendMessage::Streamed {
+                        size,
+                        synchronizing,
+                    };
+                    (streamed, utf8)
+                } else {
+                    self.pos = start;
+                    self.append_message()?
+                }
             };
-            let last = matches!(message, AppendMessage::Streamed { .. });
+            let last = match &message {
+                AppendMessage::Streamed { .. } => true,
+                AppendMessage::Catenate(parts) => {
+                    matches!(parts.last(), Some(CatenatePart::Streamed { .. }))
+                }
+                AppendMessage::Inline(_) => false,
+            };
             messages.push(AppendItem {
                 flags,
                 date,
@@ -1257,6 +1323,44 @@ impl<'a> Parser<'a> {
             },
             _ => append_command(mailbox, messages),
         })
+    }
+
+    /// The parts of a `CATENATE (` in a head whose last literal is streamed: up to the `)`,
+    /// or up to that literal, a TEXT part taken as [`CatenatePart::Streamed`].
+    fn catenate_in_head(&mut self) -> Result<Vec<CatenatePart>> {
+        self.sp()?;
+        self.expect(b'(', "( to open the CATENATE parts")?;
+        let mut parts = Vec::new();
+        loop {
+            if parts.len() >= MAX_LIST_ITEMS {
+                return Err("Too many items in the CATENATE parts".into());
+            }
+            let kind = self.atom()?.to_ascii_uppercase();
+            self.sp()?;
+            match kind.as_str() {
+                "URL" => parts.push(CatenatePart::Url(self.astring("URL")?)),
+                "TEXT" => {
+                    let start = self.pos;
+                    let (size, synchronizing) = self.literal_announcement(true)?;
+                    if self.rest().is_empty() {
+                        parts.push(CatenatePart::Streamed {
+                            size,
+                            synchronizing,
+                        });
+                        return Ok(parts);
+                    }
+                    self.pos = start;
+                    parts.push(CatenatePart::Text(self.literal(true)?.to_vec()));
+                }
+                _ => return Err(format!("Unknown CATENATE part {}", printable(&kind))),
+            }
+            if self.eat(b')') {
+                return Ok(parts);
+            }
+            if !self.eat(b' ') {
+                return Err("Expected a space or ) in the CATENATE parts".into());
+            }
+        }
     }
 
     /// What comes before each APPEND message: flags and date, both optional.
@@ -2483,6 +2587,58 @@ mod tests {
             Some(vec![1])
         );
         assert_eq!(parse_section("1.BOGUS"), None);
+    }
+
+    #[test]
+    fn streamed_catenate_heads_and_rest_lines() {
+        let head = |text: &str| parse_append_head(text.as_bytes()).map(|tagged| tagged.command);
+        assert_eq!(
+            head("a1 APPEND x CATENATE (TEXT {2+}\r\nhi URL \"/INBOX/;UID=1\" TEXT {70000}\r\n"),
+            Ok(Command::Append {
+                mailbox: "x".into(),
+                flags: vec![],
+                date: None,
+                message: AppendMessage::Catenate(vec![
+                    CatenatePart::Text(b"hi".to_vec()),
+                    CatenatePart::Url("/INBOX/;UID=1".into()),
+                    CatenatePart::Streamed {
+                        size: 70000,
+                        synchronizing: true,
+                    },
+                ]),
+                utf8: false,
+            })
+        );
+        // A whole CATENATE before the streamed literal of the next message.
+        assert!(matches!(
+            head("a1 APPEND x CATENATE (URL \"/INBOX/;UID=1\") {70000+}\r\n"),
+            Ok(Command::MultiAppend { messages, .. })
+                if matches!(messages[0].message, AppendMessage::Catenate(_))
+                    && messages[1].message
+                        == AppendMessage::Streamed { size: 70000, synchronizing: false }
+        ));
+        assert_eq!(
+            parse_catenate_rest(b" URL \"/INBOX/;UID=1\" TEXT {5+}\r\n", 2),
+            Ok(CatenateRest {
+                urls: vec!["/INBOX/;UID=1".into()],
+                next: CatenateNext::Text {
+                    size: 5,
+                    synchronizing: false,
+                },
+            })
+        );
+        assert_eq!(
+            parse_catenate_rest(b") (\\Seen) {5}\r\n", 2),
+            Ok(CatenateRest {
+                urls: vec![],
+                next: CatenateNext::End(b" (\\Seen) {5}\r\n".to_vec()),
+            })
+        );
+        assert!(parse_catenate_rest(b" URL {13}\r\n", 2).is_err());
+        assert!(parse_catenate_rest(b" TEXT {5}\r\nhello)\r\n", 2).is_err());
+        assert!(parse_catenate_rest(b" BODY x)\r\n", 2).is_err());
+        assert!(parse_catenate_rest(b"\r\n", 2).is_err());
+        assert!(parse_catenate_rest(b" URL x)\r\n", MAX_LIST_ITEMS).is_err());
     }
 
     #[test]

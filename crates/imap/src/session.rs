@@ -723,7 +723,8 @@ impl Session {
                     continue;
                 }
                 out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
-                if qresync {
+                // RFC 9051 7.5.2: an unsolicited FETCH always carries the UID.
+                if qresync || imap4rev2 {
                     out.extend_from_slice(format!("UID {} ", meta.uid).as_bytes());
                 }
                 crate::cmd::write_flags(&mut out, meta, snapshot, selected.is_recent(uid));

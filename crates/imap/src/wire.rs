@@ -5,17 +5,40 @@
 /// Appends `bytes` as an IMAP string: quoted when short and free of CR, LF, NUL and 8-bit
 /// bytes, a `{n}` literal otherwise.
 pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
-    if bytes.len() <= 1024 && bytes.iter().all(|&b| is_quotable(b)) {
-        out.push(b'"');
-        for &byte in bytes {
-            if byte == b'"' || byte == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(byte);
-        }
-        out.push(b'"');
+    if bytes.len() <= MAX_QUOTED && bytes.iter().all(|&b| is_quotable(b)) {
+        quoted(out, bytes);
     } else {
         literal(out, bytes);
+    }
+}
+
+/// Longer strings go as literals.
+const MAX_QUOTED: usize = 1024;
+
+/// Appends `"bytes"`, escaping `"` and `\`; the caller has checked they may be quoted.
+fn quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for &byte in bytes {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+/// A mailbox name: an [`astring`], except that with `utf8` (IMAP4rev2 or UTF8=ACCEPT
+/// enabled) a name with UTF-8 characters is quoted rather than sent as a literal (RFC 9051's
+/// QUOTED-CHAR and RFC 6855 3 take UTF-8).
+pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    let quotable_utf8 = utf8
+        && !name.is_ascii()
+        && name.len() <= MAX_QUOTED
+        && name.bytes().all(|b| b >= 0x80 || is_quotable(b));
+    if quotable_utf8 {
+        quoted(out, name.as_bytes());
+    } else {
+        astring(out, name.as_bytes());
     }
 }
 
@@ -81,5 +104,20 @@ mod tests {
         assert_eq!(render(|o| astring(o, b"My Folder")), "\"My Folder\"");
         assert_eq!(render(|o| astring(o, b"")), "\"\"");
         assert_eq!(render(|o| astring(o, b"a%b")), "\"a%b\"");
+    }
+
+    #[test]
+    fn utf8_mailbox_names_are_quoted_only_when_utf8_is_on() {
+        assert_eq!(render(|o| mailbox(o, "Entwürfe", true)), "\"Entwürfe\"");
+        assert_eq!(render(|o| mailbox(o, "Entwürfe", false)), "{9}\r\nEntwürfe");
+        assert_eq!(
+            render(|o| mailbox(o, "日本 \"x\"", true)),
+            "\"日本 \\\"x\\\"\""
+        );
+        assert_eq!(render(|o| mailbox(o, "INBOX", true)), "INBOX");
+        assert_eq!(render(|o| mailbox(o, "My Folder", true)), "\"My Folder\"");
+        assert_eq!(render(|o| mailbox(o, "a\nü", true)), "{4}\r\na\nü");
+        let long = "ü".repeat(600);
+        assert!(render(|o| mailbox(o, &long, true)).starts_with("{1200}\r\n"));
     }
 }

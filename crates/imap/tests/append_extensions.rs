@@ -686,3 +686,194 @@ async fn catenate_refuses_bad_urls_and_too_big_messages() {
         .await;
     assert!(done.starts_with("NO [BADURL"), "{done}");
 }
+
+/// A CATENATE TEXT part over 64 KiB is streamed into the spool as a large APPEND literal is
+/// (it was refused BAD before): with URLs and more TEXT around it, further streamed TEXT
+/// parts on the lines after it, synchronizing or not, and a MULTIAPPEND message after it.
+#[tokio::test]
+async fn catenate_streams_text_parts_over_64_kib() {
+    let server = start(true).await;
+    let original = message("original", "The original text.");
+    server.deliver("alice", &original).await;
+    let mut client = server.logged_in("alice").await;
+    let url = "/INBOX/;UID=1";
+    let large = sized_message("large", 70_000);
+    let between = "\r\n-- between --\r\n";
+    let mut command = b"a1 APPEND Drafts CATENATE (TEXT ".to_vec();
+    command.extend(plus_literal(b"X-Head: 1\r\n"));
+    command.extend(b" TEXT ");
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(format!(" URL \"{url}\" TEXT ").as_bytes());
+    command.extend(plus_literal(between.as_bytes()));
+    command.extend(format!(" URL \"{url}\")\r\n").as_bytes());
+    let (_, done) = run_bytes(&mut client, "a1", &command).await;
+    assert!(done.starts_with("OK [APPENDUID"), "{done}");
+    let expected = format!("X-Head: 1\r\n{large}{original}{between}{original}");
+    client.run("EXAMINE Drafts").await;
+    let (lines, _) = client.run("FETCH 1 (RFC822.SIZE BODY.PEEK[])").await;
+    assert!(
+        lines[0].contains(&format!("RFC822.SIZE {}", expected.len())),
+        "{}",
+        &lines[0][..80]
+    );
+    assert!(lines[0].contains(&expected), "content differs");
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+
+    // Synchronizing: each TEXT gets its continuation (the one after a streamed literal is
+    // streamed too, whatever its size); then a MULTIAPPEND message.
+    let second = sized_message("second", 20_000);
+    let last = message("last", "after the catenate");
+    client
+        .send(format!("a2 APPEND Drafts CATENATE (TEXT {{{}}}\r\n", large.len()).as_bytes())
+        .await;
+    assert!(client.line().await.starts_with('+'));
+    client
+        .send(format!("{large} URL \"{url}\" TEXT {{{}}}\r\n", second.len()).as_bytes())
+        .await;
+    assert!(client.line().await.starts_with('+'));
+    client
+        .send(format!("{second}) (\\Seen) {{{}}}\r\n", last.len()).as_bytes())
+        .await;
+    assert!(client.line().await.starts_with('+'));
+    client.send(format!("{last}\r\n").as_bytes()).await;
+    let (_, done) = client.until_tagged("a2").await;
+    assert!(done.starts_with("OK [APPENDUID"), "{done}");
+    assert_eq!(appenduid(&done).1, "2:3");
+    let (lines, _) = client.run("FETCH 2:3 (FLAGS RFC822.SIZE)").await;
+    let size = large.len() + original.len() + second.len();
+    assert!(
+        lines[0].contains(&format!("RFC822.SIZE {size}")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("\\Seen") && lines[1].contains(&format!("RFC822.SIZE {}", last.len())),
+        "{lines:?}"
+    );
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+}
+
+/// A streamed CATENATE over APPENDLIMIT is `NO [TOOBIG]`, a bad URL after a streamed part
+/// `NO [BADURL]`: what is still on its way is read and dropped, nothing is stored, and the
+/// session goes on. A synchronizing TEXT that would pass the limit is never asked for.
+#[tokio::test]
+async fn a_refused_streamed_catenate_stores_nothing_and_the_session_goes_on() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    let large = sized_message("large", 70_000);
+    // 70,000 + 40,000 bytes: over the test server's 100,000 byte APPENDLIMIT.
+    let more = sized_message("more", 40_000);
+    let mut command = b"a1 APPEND INBOX CATENATE (TEXT ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" TEXT ");
+    command.extend(plus_literal(more.as_bytes()));
+    command.extend(b")\r\n");
+    let (_, done) = run_bytes(&mut client, "a1", &command).await;
+    assert!(done.starts_with("NO [TOOBIG]"), "{done}");
+    let (_, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+
+    let mut command = b"a2 APPEND INBOX CATENATE (TEXT ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" URL \"/INBOX/;UID=7\" TEXT ");
+    command.extend(plus_literal(b"tail\r\n"));
+    command.extend(b")\r\n");
+    let (_, done) = run_bytes(&mut client, "a2", &command).await;
+    assert!(done.starts_with("NO [BADURL /INBOX/;UID=7]"), "{done}");
+    let (_, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+
+    client
+        .send(format!("a3 APPEND INBOX CATENATE (TEXT {{{}}}\r\n", large.len()).as_bytes())
+        .await;
+    assert!(client.line().await.starts_with('+'));
+    client
+        .send(format!("{large} TEXT {{{}}}\r\n", more.len()).as_bytes())
+        .await;
+    let (_, done) = client.until_tagged("a3").await;
+    assert!(done.starts_with("NO [TOOBIG]"), "{done}");
+    let (_, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+    assert_eq!(count_messages(&mut client, "INBOX").await, 0);
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+}
+
+/// A MULTIAPPEND or CATENATE refused before its streamed literal is taken (no such mailbox,
+/// an earlier message refused) drops every literal still on its way, not only the first:
+/// the ones the following lines announce were read as commands.
+#[tokio::test]
+async fn a_streamed_append_to_a_missing_mailbox_drops_all_its_literals() {
+    let server = start(true).await;
+    let mut client = server.logged_in("alice").await;
+    let large = sized_message("large", 70_000);
+    let mut command = b"a1 APPEND Nowhere ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" ");
+    command.extend(plus_literal(b"a2 NOOP\r\n"));
+    command.extend(b"\r\n");
+    let (lines, done) = run_bytes(&mut client, "a1", &command).await;
+    assert!(done.starts_with("NO [TRYCREATE]"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    let mut command = b"a3 APPEND Nowhere CATENATE (TEXT ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" TEXT ");
+    command.extend(plus_literal(b"a4 NOOP\r\n"));
+    command.extend(b")\r\n");
+    let (lines, done) = run_bytes(&mut client, "a3", &command).await;
+    assert!(done.starts_with("NO [TRYCREATE]"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    // Refused for a message before the streamed one (zero bytes).
+    let mut command = b"a5 APPEND INBOX {0+}\r\n ".to_vec();
+    command.extend(plus_literal(large.as_bytes()));
+    command.extend(b" ");
+    command.extend(plus_literal(b"a6 NOOP\r\n"));
+    command.extend(b"\r\n");
+    let (lines, done) = run_bytes(&mut client, "a5", &command).await;
+    assert!(done.starts_with("NO"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    // Synchronizing: nothing is asked for.
+    client
+        .send(format!("a7 APPEND Nowhere {{{}}}\r\n", large.len()).as_bytes())
+        .await;
+    let (_, done) = client.until_tagged("a7").await;
+    assert!(done.starts_with("NO [TRYCREATE]"), "{done}");
+    // Nothing of them was taken for a command: the next tag answered is this one.
+    let (lines, done) = client.run("NOOP").await;
+    assert!(done.starts_with("OK"), "{done}");
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+}
+
+/// A 30 MB CATENATE TEXT part goes to the spool as it arrives: no input buffer of the server
+/// grows past one read, and the stored message is the parts in order.
+#[tokio::test]
+async fn a_large_catenate_streams_to_disk_with_bounded_memory() {
+    let server = start_with(true, |limits| limits.max_literal = 31 * 1024 * 1024).await;
+    let original = message("original", "The original text.");
+    server.deliver("alice", &original).await;
+    let mut client = server.logged_in("alice").await;
+    let line = format!("{}\r\n", "QUJDRA".repeat(12));
+    let text = message("large", &line.repeat(30 * 1024 * 1024 / line.len()));
+    client
+        .send(format!("a APPEND INBOX CATENATE (TEXT {{{}}}\r\n", text.len()).as_bytes())
+        .await;
+    assert_eq!(client.line().await, "+ Ready for literal data\r\n");
+    for chunk in text.as_bytes().chunks(1 << 20) {
+        client.send(chunk).await;
+    }
+    client.send(b" URL \"/INBOX/;UID=1\")\r\n").await;
+    let (_, done) = client.until_tagged("a").await;
+    assert!(done.starts_with("OK [APPENDUID "), "{done}");
+    let largest = server.ctx.largest_input_buffer();
+    assert!(largest <= 64 * 1024, "an input buffer held {largest} bytes");
+    let expected = format!("{text}{original}").replace("\r\n", "\n");
+    let cur = server.maildir("alice").await.join("cur");
+    let stored: Vec<Vec<u8>> = files_in(&cur)
+        .iter()
+        .map(|file| std::fs::read(file).unwrap())
+        .collect();
+    assert!(
+        stored.iter().any(|bytes| bytes == expected.as_bytes()),
+        "the catenated message is not stored as sent"
+    );
+    assert!(server.spool_files().is_empty(), "spool files left behind");
+}

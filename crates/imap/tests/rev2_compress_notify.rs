@@ -126,7 +126,8 @@ async fn enable_imap4rev2_switches_to_rfc9051_answers() {
         lines[0].starts_with("* LIST (\\HasNoChildren) \"/\" "),
         "{lines:?}"
     );
-    assert!(lines[0].ends_with("Entwürfe"), "{lines:?}");
+    // Quoted, not a literal: UTF-8 is allowed in quoted strings under IMAP4rev2.
+    assert!(lines[0].ends_with(" \"Entwürfe\""), "{lines:?}");
     assert!(server.maildir("alice").await.join("Entw&APw-rfe").is_dir());
 }
 
@@ -184,6 +185,26 @@ async fn utf8_accept_names_round_trip_and_append_takes_utf8_literals() {
     assert!(done.starts_with("BAD"), "{done}");
     let (lines, _) = client.run("SEARCH BODY \"Grüße\"").await;
     assert_eq!(lines, ["* SEARCH 1"]);
+}
+
+/// RFC 9051 7.5.2: an unsolicited FETCH (another session changed the flags) carries the
+/// UID under IMAP4rev2; rev1 keeps it short, as before.
+#[tokio::test]
+async fn unsolicited_fetch_carries_the_uid_under_rev2() {
+    let server = start(true).await;
+    server.deliver("alice", &message("one", "1")).await;
+    let mut rev2 = server.logged_in("alice").await;
+    rev2.run("ENABLE IMAP4rev2").await;
+    rev2.run("SELECT INBOX").await;
+    let mut rev1 = server.logged_in("alice").await;
+    rev1.run("SELECT INBOX").await;
+    let mut other = server.logged_in("alice").await;
+    other.run("SELECT INBOX").await;
+    other.run("STORE 1 +FLAGS.SILENT (\\Flagged)").await;
+    let (lines, _) = rev2.run("NOOP").await;
+    assert_eq!(lines, ["* 1 FETCH (UID 1 FLAGS (\\Flagged))"]);
+    let (lines, _) = rev1.run("NOOP").await;
+    assert_eq!(lines, ["* 1 FETCH (FLAGS (\\Flagged))"]);
 }
 
 /// A large UTF8 literal is streamed like any large APPEND, `)` closing the line.
@@ -551,7 +572,8 @@ async fn notify_tells_one_session_what_another_does() {
     other.run("SELECT INBOX").await;
     other.run("STORE 1 +FLAGS (\\Flagged)").await;
     let seen = until_line(&mut watcher, "* 1 FETCH").await;
-    assert_eq!(seen, ["* 1 FETCH (FLAGS (\\Flagged))"]);
+    // Unsolicited, so with its UID (RFC 9051 7.5.2).
+    assert_eq!(seen, ["* 1 FETCH (UID 1 FLAGS (\\Flagged))"]);
     // An expunge.
     other.run("STORE 2 +FLAGS (\\Deleted)").await;
     other.run("EXPUNGE").await;

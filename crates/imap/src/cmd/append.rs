@@ -4,7 +4,8 @@
 //! into the folder, so the server never holds it in memory whatever `[imap] max_append_size`
 //! allows.
 //!
-//! A CATENATE message (`cmd/catenate.rs`) is built in memory first, within APPENDLIMIT.
+//! A CATENATE message (`cmd/catenate.rs`) is built in the spool part by part, within
+//! APPENDLIMIT; a TEXT part over 64 KiB is streamed there as such a message is.
 //!
 //! MULTIAPPEND is all or nothing: every message is taken first (inline, or into the spool),
 //! then the store writes them all before any gets a UID (`Folder::append_all`). After a
@@ -15,12 +16,12 @@
 use std::io;
 use std::sync::Arc;
 
-use mailstead_store::{Folder, MailboxError, NewMessage, SpooledMessage};
+use mailstead_store::{Account, Folder, MailboxError, MessageWriter, NewMessage, SpooledMessage};
 use time::OffsetDateTime;
 
 use crate::cmd::mailbox::store_name;
 use crate::cmd::{split_flags, uid_set_string};
-use crate::command::{AppendItem, AppendMessage, Flag};
+use crate::command::{AppendItem, AppendMessage, CatenatePart, Flag};
 use crate::framing::{Frame, MAX_DISCARD};
 use crate::parser::{MAX_APPEND_MESSAGES, NextMessage, parse_append_rest};
 use crate::session::{Done, Session};
@@ -38,6 +39,20 @@ fn silent(_: tokio::time::error::Elapsed) -> io::Error {
 enum Taken {
     Inline(Vec<u8>),
     Spooled(SpooledMessage),
+}
+
+/// The streamed message that ends a command's head (a literal, or a CATENATE whose last
+/// part is one), with what was checked of it.
+struct FirstStreamed {
+    flags: mailstead_store::SystemFlags,
+    keywords: Vec<String>,
+    date: Option<i64>,
+    utf8: bool,
+    /// What the command brings for it (the whole literal; a CATENATE's TEXT parts).
+    size: u64,
+    /// A literal the client waits for a continuation for (a CATENATE's are its own to take).
+    synchronizing: bool,
+    catenate: Option<Vec<CatenatePart>>,
 }
 
 /// A message with its flags split and its date in Unix seconds.
@@ -141,23 +156,55 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Err(Done::bad("Please log in first.")));
         };
-        // Everything that can be refused before the (first streamed) literal is taken.
+        // Everything that can be refused before the (first streamed) literal is taken. After
+        // a refusal only the streamed message (always the last) matters: what is still on
+        // its way is dropped, never read as commands.
         let mut ready = Vec::with_capacity(messages.len());
         let mut streamed = None;
+        let mut refused: Option<Done> = None;
         for item in messages {
-            if item.utf8 && !self.utf8_accept {
-                return Ok(Err(Done::bad(
-                    "UTF8 APPEND needs ENABLE UTF8=ACCEPT first.",
-                )));
-            }
-            let (flags, keywords) = match split_flags(&item.flags) {
-                Ok(split) => split,
-                Err(message) => return Ok(Err(Done::bad(message))),
+            let (flags, keywords, date) = match &refused {
+                None => match self.check_append_item(&item) {
+                    Ok(checked) => checked,
+                    Err(done) => {
+                        refused = Some(done);
+                        (mailstead_store::SystemFlags::empty(), Vec::new(), None)
+                    }
+                },
+                Some(_) => (mailstead_store::SystemFlags::empty(), Vec::new(), None),
             };
-            let date = item.date.map(OffsetDateTime::unix_timestamp);
             match item.message {
+                AppendMessage::Streamed {
+                    size,
+                    synchronizing,
+                } => {
+                    streamed = Some(FirstStreamed {
+                        flags,
+                        keywords,
+                        date,
+                        utf8: item.utf8,
+                        size,
+                        synchronizing,
+                        catenate: None,
+                    });
+                }
+                // Built after the mailbox is found, as a streamed literal is taken.
+                AppendMessage::Catenate(parts)
+                    if matches!(parts.last(), Some(CatenatePart::Streamed { .. })) =>
+                {
+                    streamed = Some(FirstStreamed {
+                        flags,
+                        keywords,
+                        date,
+                        utf8: false,
+                        size: parts.iter().map(CatenatePart::announced_size).sum(),
+                        synchronizing: false,
+                        catenate: Some(parts),
+                    });
+                }
+                _ if refused.is_some() => {}
                 AppendMessage::Inline(bytes) if bytes.is_empty() => {
-                    return Ok(Err(Done::no("Can't save a zero byte message.")));
+                    refused = Some(Done::no("Can't save a zero byte message."));
                 }
                 AppendMessage::Inline(bytes) => ready.push(Ready {
                     taken: Taken::Inline(bytes),
@@ -165,32 +212,33 @@ impl Session {
                     keywords,
                     date,
                 }),
-                AppendMessage::Catenate(parts) => match self.catenate(&mail, parts).await? {
-                    Ok(bytes) => ready.push(Ready {
-                        taken: Taken::Inline(bytes),
-                        flags,
-                        keywords,
-                        date,
-                    }),
-                    Err(done) => return Ok(Err(done)),
-                },
-                AppendMessage::Streamed { size, .. } => {
-                    streamed = Some(((flags, keywords, date, item.utf8), size));
+                AppendMessage::Catenate(parts) => {
+                    match self.catenate(&mail, parts, None).await?.message {
+                        Ok(spooled) => ready.push(Ready {
+                            taken: Taken::Spooled(spooled),
+                            flags,
+                            keywords,
+                            date,
+                        }),
+                        Err(done) => refused = Some(done),
+                    }
                 }
             }
         }
-        let name = match store_name(&mail, mailbox) {
-            Ok(name) => name,
-            Err(refused) => return Ok(Err(refused)),
-        };
-        let folder = match mail.open(&name).await {
-            Ok(folder) => folder,
-            Err(MailboxError::NotFound(_)) => {
-                return Ok(Err(Done::no("[TRYCREATE] Mailbox doesn't exist.")));
+        let mut folder = None;
+        if refused.is_none() {
+            match store_name(&mail, mailbox) {
+                Ok(name) => match mail.open(&name).await {
+                    Ok(opened) => folder = Some(opened),
+                    Err(MailboxError::NotFound(_)) => {
+                        refused = Some(Done::no("[TRYCREATE] Mailbox doesn't exist."));
+                    }
+                    Err(err) => refused = Some(self.no_for(&err)),
+                },
+                Err(done) => refused = Some(done),
             }
-            Err(err) => return Ok(Err(self.no_for(&err))),
-        };
-        if let Some((first, first_size)) = streamed {
+        }
+        if let Some(first) = streamed {
             let inline: u64 = ready
                 .iter()
                 .map(|m| match &m.taken {
@@ -198,12 +246,21 @@ impl Session {
                     Taken::Spooled(_) => 0,
                 })
                 .sum();
-            let before = (ready.len(), inline + first_size);
-            match self.take_streamed_messages(first, before).await? {
+            let before = (ready.len(), inline + first.size);
+            match self
+                .take_streamed_messages(&mail, first, before, refused.take())
+                .await?
+            {
                 Ok(more) => ready.extend(more),
                 Err(done) => return Ok(Err(done)),
             }
         }
+        if let Some(done) = refused {
+            return Ok(Err(done));
+        }
+        let Some(folder) = folder else {
+            return Ok(Err(Done::no("Append failed.")));
+        };
         // The spool files stay in `spooled` until the store has linked them.
         let mut spooled = Vec::new();
         let mut messages = Vec::with_capacity(ready.len());
@@ -228,41 +285,93 @@ impl Session {
         }
     }
 
+    /// The checks on one APPEND message before any of its bytes are taken: its flags split,
+    /// its date in Unix seconds.
+    fn check_append_item(
+        &self,
+        item: &AppendItem,
+    ) -> Result<(mailstead_store::SystemFlags, Vec<String>, Option<i64>), Done> {
+        if item.utf8 && !self.utf8_accept {
+            return Err(Done::bad("UTF8 APPEND needs ENABLE UTF8=ACCEPT first."));
+        }
+        let (flags, keywords) = split_flags(&item.flags).map_err(Done::bad)?;
+        Ok((
+            flags,
+            keywords,
+            item.date.map(OffsetDateTime::unix_timestamp),
+        ))
+    }
+
     /// Takes the streamed literal the command's head announced and every message the rest
-    /// of the command line announces after it, each into the spool. After a refusal the
-    /// literals still on their way (LITERAL+) are read and dropped up to the command's end; a
-    /// synchronizing one is never asked for.
+    /// of the command line announces after it, each into the spool. After a refusal (or
+    /// when `refused` already) the literals still on their way (LITERAL+) are read and
+    /// dropped up to the command's end; a synchronizing one is never asked for.
     async fn take_streamed_messages(
         &mut self,
-        first: (mailstead_store::SystemFlags, Vec<String>, Option<i64>, bool),
+        mail: &Account,
+        first: FirstStreamed,
         before: (usize, u64),
+        mut refused: Option<Done>,
     ) -> io::Result<Result<Vec<Ready>, Done>> {
         let (before, mut total) = before;
         let total_limit =
             (self.ctx.limits.max_literal as u64).saturating_mul(MULTIAPPEND_SIZE_FACTOR);
         let mut taken = Vec::new();
-        let mut refused: Option<Done> = None;
-        let (mut flags, mut keywords, mut date, mut utf8) = first;
+        let FirstStreamed {
+            mut flags,
+            mut keywords,
+            mut date,
+            mut utf8,
+            synchronizing,
+            mut catenate,
+            ..
+        } = first;
+        if let Some(done) = refused.take_if(|_| catenate.is_none() && synchronizing) {
+            // Never asked for: the client ends the command on our answer.
+            return Ok(Err(done));
+        }
         loop {
-            if refused.is_none() {
-                match self.spool_literal().await? {
+            let rest = if let Some(parts) = catenate.take() {
+                // A CATENATE reads its own line up to its `)`; the rest is read on below.
+                let catenated = self.catenate(mail, parts, refused.take()).await?;
+                match catenated.message {
                     Ok(spooled) => taken.push(Ready {
                         taken: Taken::Spooled(spooled),
                         flags,
                         keywords: std::mem::take(&mut keywords),
                         date,
                     }),
-                    Err(done) => {
-                        self.drop_literal().await?;
-                        refused = Some(done);
+                    Err(done) => refused = Some(done),
+                }
+                match catenated.rest {
+                    Some(rest) => rest,
+                    None => {
+                        return Ok(Err(
+                            refused.unwrap_or_else(|| Done::bad("The CATENATE ended before its )"))
+                        ));
                     }
                 }
             } else {
-                self.drop_literal().await?;
-            }
-            let rest = match self.read_rest().await? {
-                Ok(rest) => rest,
-                Err(done) => return Ok(Err(refused.unwrap_or(done))),
+                if refused.is_none() {
+                    match self.spool_literal().await? {
+                        Ok(spooled) => taken.push(Ready {
+                            taken: Taken::Spooled(spooled),
+                            flags,
+                            keywords: std::mem::take(&mut keywords),
+                            date,
+                        }),
+                        Err(done) => {
+                            self.drop_literal().await?;
+                            refused = Some(done);
+                        }
+                    }
+                } else {
+                    self.drop_literal().await?;
+                }
+                match self.read_rest().await? {
+                    Ok(rest) => rest,
+                    Err(done) => return Ok(Err(refused.unwrap_or(done))),
+                }
             };
             let next = match parse_append_rest(&rest, utf8) {
                 Ok(None) => break,
@@ -337,7 +446,14 @@ impl Session {
         rest: &[u8],
         refusal: Done,
     ) -> io::Result<Result<Vec<Ready>, Done>> {
-        let line = rest.strip_suffix(b"\n").unwrap_or(rest);
+        self.refuse_literal_on(rest)?;
+        Ok(Err(refusal))
+    }
+
+    /// Drops the literal a refused line announces at its end, if any (see
+    /// [`Session::refuse_announced`]).
+    pub(crate) fn refuse_literal_on(&mut self, line: &[u8]) -> io::Result<()> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some((size, synchronizing)) = crate::framing::literal_announcement(line) {
             if !synchronizing && size > MAX_DISCARD {
@@ -349,29 +465,19 @@ impl Session {
             self.conn.stream_next(size, synchronizing);
             self.conn.refuse_stream();
         }
-        Ok(Err(refusal))
+        Ok(())
     }
 
     /// Takes the streamed literal into a spool file. `Err(done)` answers the command without
-    /// storing anything; what is left of the literal is then the caller's to drop.
+    /// storing anything; the literal has then been read to its end and dropped.
     async fn spool_literal(&mut self) -> io::Result<Result<SpooledMessage, Done>> {
         let mut writer = match self.ctx.mail.begin().await {
             Ok(writer) => writer,
             Err(err) => return Ok(Err(self.no_for(&err))),
         };
-        self.conn.accept_stream().await?;
-        let idle_timeout = self.ctx.limits.idle_timeout;
-        loop {
-            let piece = tokio::time::timeout(idle_timeout, self.conn.read_streamed())
-                .await
-                .map_err(silent)??;
-            if piece.is_empty() {
-                break;
-            }
-            if let Err(err) = writer.write_all(piece).await {
-                // Dropping the writer removes the spool file.
-                return Ok(Err(self.no_for(&MailboxError::from(err))));
-            }
+        if let Err(done) = self.stream_into(&mut writer).await? {
+            // Dropping the writer removes the spool file.
+            return Ok(Err(done));
         }
         match writer.finish().await {
             Ok(spooled) => Ok(Ok(spooled)),
@@ -379,9 +485,38 @@ impl Session {
         }
     }
 
+    /// Takes the streamed literal's bytes into `writer` as they arrive (asking for them
+    /// first when it is synchronizing). When the spool fails, the rest of the literal is
+    /// read and dropped, and `Err(done)` is the answer.
+    pub(crate) async fn stream_into(
+        &mut self,
+        writer: &mut MessageWriter,
+    ) -> io::Result<Result<(), Done>> {
+        self.conn.accept_stream().await?;
+        let idle_timeout = self.ctx.limits.idle_timeout;
+        let mut failed = None;
+        loop {
+            let piece = tokio::time::timeout(idle_timeout, self.conn.read_streamed())
+                .await
+                .map_err(silent)??;
+            if piece.is_empty() {
+                break;
+            }
+            if failed.is_none()
+                && let Err(err) = writer.write_all(piece).await
+            {
+                failed = Some(MailboxError::from(err));
+            }
+        }
+        Ok(match failed {
+            Some(err) => Err(self.no_for(&err)),
+            None => Ok(()),
+        })
+    }
+
     /// Reads and drops what is left of the streamed literal (LITERAL+ bytes already on their
     /// way, or the rest of one whose spooling failed).
-    async fn drop_literal(&mut self) -> io::Result<()> {
+    pub(crate) async fn drop_literal(&mut self) -> io::Result<()> {
         self.conn.accept_stream().await?;
         let idle_timeout = self.ctx.limits.idle_timeout;
         loop {
@@ -395,7 +530,7 @@ impl Session {
     }
 
     /// The rest of the command line after a streamed literal, with its line end.
-    async fn read_rest(&mut self) -> io::Result<Result<Vec<u8>, Done>> {
+    pub(crate) async fn read_rest(&mut self) -> io::Result<Result<Vec<u8>, Done>> {
         let idle_timeout = self.ctx.limits.idle_timeout;
         let rest = tokio::time::timeout(idle_timeout, self.conn.read_frame())
             .await

@@ -2,16 +2,18 @@
 //! and parts of messages already in the account, named by relative IMAP URLs (RFC 5092):
 //! `/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME/;PARTIAL=0.1024`. Only URLs to this
 //! account's own folders are taken (a relative URL starting with `/`); anything else is
-//! `[BADURL]`. The whole message is bounded by APPENDLIMIT (`[TOOBIG]`).
+//! `[BADURL]`. The whole message is bounded by APPENDLIMIT (`[TOOBIG]`) and built in the
+//! store's spool, never in memory: a TEXT literal over 64 KiB is streamed there as it
+//! arrives, as a large APPEND literal is.
 
 use std::io;
 
-use mailstead_store::{Account, MailboxError, form};
+use mailstead_store::{Account, MailboxError, SpooledMessage, form};
 
 use crate::cmd::mailbox::store_name;
 use crate::command::{CatenatePart, Partial};
 use crate::message::Message;
-use crate::parser::parse_section;
+use crate::parser::{CatenateNext, CatenateRest, parse_catenate_rest, parse_section};
 use crate::session::{Done, Session};
 
 /// What a URL names: a message, maybe one section of it, maybe a range of that.
@@ -25,37 +27,145 @@ struct ImapUrl {
     partial: Option<Partial>,
 }
 
+/// A CATENATE's message, and where its command line stands.
+pub(crate) struct Catenated {
+    /// The message in the spool, or the answer to the command.
+    pub message: Result<SpooledMessage, Done>,
+    /// After a streamed TEXT part: the command line after the CATENATE's `)` (the end of the
+    /// command, or the next message of a MULTIAPPEND), or `None` when the command ended
+    /// without it (a refused synchronizing literal is never sent; an unparsable line).
+    pub rest: Option<Vec<u8>>,
+}
+
 impl Session {
-    /// The message a CATENATE builds; `Err` is the answer to the command.
+    /// Builds a CATENATE's message in the spool, part by part, within APPENDLIMIT (or, when
+    /// the command is `refused` already, only reads what it still sends). A
+    /// [`CatenatePart::Streamed`] TEXT literal is taken as it arrives, as a streamed APPEND
+    /// literal is, then the parts the rest of the line names, up to the `)`. After a refusal
+    /// the parts still on their way are read and dropped (a synchronizing literal is never
+    /// asked for), so the command ends where the client ends it.
     pub(crate) async fn catenate(
         &mut self,
         mail: &Account,
-        parts: Vec<CatenatePart>,
-    ) -> io::Result<Result<Vec<u8>, Done>> {
-        let limit = self.ctx.limits.max_literal;
-        let mut message = Vec::new();
-        for part in parts {
-            let bytes = match part {
-                CatenatePart::Text(bytes) => bytes,
-                CatenatePart::Url(url) => match self.url_bytes(mail, &url).await? {
-                    Ok(bytes) => bytes,
-                    Err(reason) => {
-                        return Ok(Err(Done::no(format!(
-                            "[BADURL {}] {reason}",
-                            printable_url(&url)
-                        ))));
-                    }
-                },
-            };
-            if message.len().saturating_add(bytes.len()) > limit {
-                return Ok(Err(Done::no("[TOOBIG] Message too large.")));
+        mut parts: Vec<CatenatePart>,
+        mut refused: Option<Done>,
+    ) -> io::Result<Catenated> {
+        let limit = self.ctx.limits.max_literal as u64;
+        let mut writer = None;
+        if refused.is_none() {
+            match self.ctx.mail.begin().await {
+                Ok(opened) => writer = Some(opened),
+                Err(err) => refused = Some(self.no_for(&err)),
             }
-            message.extend_from_slice(&bytes);
         }
-        if message.is_empty() {
-            return Ok(Err(Done::no("Can't save a zero byte message.")));
+        let mut written: u64 = 0;
+        let mut count = 0;
+        let mut rest = None;
+        loop {
+            count += parts.len();
+            let mut streamed = None;
+            for part in parts {
+                let bytes = match part {
+                    CatenatePart::Streamed {
+                        size,
+                        synchronizing,
+                    } => {
+                        streamed = Some((size, synchronizing));
+                        continue;
+                    }
+                    _ if refused.is_some() => continue,
+                    CatenatePart::Text(bytes) => bytes,
+                    CatenatePart::Url(url) => match self.url_bytes(mail, &url).await? {
+                        Ok(bytes) => bytes,
+                        Err(reason) => {
+                            refused = Some(Done::no(format!(
+                                "[BADURL {}] {reason}",
+                                printable_url(&url)
+                            )));
+                            continue;
+                        }
+                    },
+                };
+                written = written.saturating_add(bytes.len() as u64);
+                if written > limit {
+                    refused = Some(Done::no("[TOOBIG] Message too large."));
+                } else if let Some(writer) = writer.as_mut()
+                    && let Err(err) = writer.write_all(&bytes).await
+                {
+                    refused = Some(self.no_for(&MailboxError::from(err)));
+                }
+            }
+            let Some((size, synchronizing)) = streamed else {
+                break;
+            };
+            written = written.saturating_add(size);
+            if refused.is_none() && written > limit {
+                refused = Some(Done::no("[TOOBIG] Message too large."));
+            }
+            match (refused.is_some(), writer.as_mut()) {
+                (false, Some(writer)) => {
+                    if let Err(done) = self.stream_into(writer).await? {
+                        refused = Some(done);
+                    }
+                }
+                _ if synchronizing => {
+                    // Never asked for: the client ends the command on our answer.
+                    self.conn.refuse_stream();
+                    return Ok(Catenated {
+                        message: Err(
+                            refused.unwrap_or_else(|| Done::no("Message could not be saved."))
+                        ),
+                        rest: None,
+                    });
+                }
+                _ => self.drop_literal().await?,
+            }
+            let line = match self.read_rest().await? {
+                Ok(line) => line,
+                Err(done) => {
+                    return Ok(Catenated {
+                        message: Err(refused.unwrap_or(done)),
+                        rest: None,
+                    });
+                }
+            };
+            match parse_catenate_rest(&line, count) {
+                Ok(CatenateRest { urls, next }) => {
+                    parts = urls.into_iter().map(CatenatePart::Url).collect();
+                    match next {
+                        CatenateNext::Text {
+                            size,
+                            synchronizing,
+                        } => {
+                            self.conn.stream_next(size, synchronizing);
+                            parts.push(CatenatePart::Streamed {
+                                size,
+                                synchronizing,
+                            });
+                        }
+                        CatenateNext::End(after) => rest = Some(after),
+                    }
+                }
+                Err(message) => {
+                    let refusal = refused.unwrap_or_else(|| Done::bad(message));
+                    self.refuse_literal_on(&line)?;
+                    return Ok(Catenated {
+                        message: Err(refusal),
+                        rest: None,
+                    });
+                }
+            }
         }
-        Ok(Ok(message))
+        let message = match (refused, writer) {
+            (Some(done), _) => Err(done),
+            (None, _) if written == 0 => Err(Done::no("Can't save a zero byte message.")),
+            (None, Some(writer)) => writer
+                .finish()
+                .await
+                .map_err(|err| self.no_for(&MailboxError::from(err))),
+            (None, None) => Err(Done::no("Message could not be saved.")),
+        };
+        Ok(Catenated { message, rest })
     }
 
     /// The bytes a URL names (CRLF form), or why it names nothing.

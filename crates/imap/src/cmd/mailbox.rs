@@ -116,6 +116,19 @@ fn list_pattern_matches(pattern: &str, name: &str, separator: char) -> bool {
     list_matches(pattern, name, separator)
 }
 
+/// The attributes LIST gives an existing folder.
+fn folder_attributes(folder: &FolderInfo) -> Vec<&'static str> {
+    let mut attributes = vec![if folder.has_children {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    }];
+    if let Some(special_use) = folder.special_use {
+        attributes.push(special_use.attribute());
+    }
+    attributes
+}
+
 /// What a LIST line names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listed {
@@ -247,13 +260,14 @@ impl Session {
         if !crate::utf7::is_valid(mailbox) {
             return Ok(Done::no("[CANNOT] Mailbox name is not valid mUTF-7."));
         }
-        let name = match store_name(&mail, mailbox) {
+        let mut name = match store_name(&mail, mailbox) {
             Ok(name) => name,
             Err(refused) => return Ok(refused),
         };
         if name == "INBOX" {
             return Ok(Done::no("[ALREADYEXISTS] Mailbox already exists."));
         }
+        let given = self.normalize_new_name(&mut name);
         let use_attribute = match special_use {
             [] => None,
             [one] => match SpecialUse::from_attribute(one) {
@@ -270,6 +284,10 @@ impl Session {
             return Ok(self.no_for(&err));
         }
         self.mailboxes_changed();
+        if let Some(given) = given {
+            let line = own_list_line(&mail, &name, Some(&given), self.utf8_names()).await;
+            self.conn.write(&line).await?;
+        }
         // RFC 8474 4.1: the new folder's MAILBOXID, from its uidlist.
         let mailbox_id = match mail.open(&name).await {
             Ok(folder) => folder.sync().await.ok().map(|s| Arc::clone(&s.mailbox_id)),
@@ -304,6 +322,10 @@ impl Session {
                 self.mailboxes_changed();
                 Ok(Done::ok("Delete completed."))
             }
+            // RFC 9051 7.1 has a code for it; rev1 clients get Dovecot's [INUSE].
+            Err(MailboxError::HasChildren(_)) if self.imap4rev2 => Ok(Done::no(
+                "[HASCHILDREN] Mailbox has children, delete them first.",
+            )),
             Err(err) => Ok(self.no_for(&err)),
         }
     }
@@ -315,13 +337,18 @@ impl Session {
         if !crate::utf7::is_valid(to) {
             return Ok(Done::no("[CANNOT] Mailbox name is not valid mUTF-7."));
         }
-        let (from, to) = match (store_name(&mail, from), store_name(&mail, to)) {
+        let (from, mut to) = match (store_name(&mail, from), store_name(&mail, to)) {
             (Ok(from), Ok(to)) => (from, to),
             (Err(refused), _) | (_, Err(refused)) => return Ok(refused),
         };
+        let given = self.normalize_new_name(&mut to);
         match mail.rename(&from, &to).await {
             Ok(()) => {
                 self.mailboxes_changed();
+                if let Some(given) = given {
+                    let line = own_list_line(&mail, &to, Some(&given), self.utf8_names()).await;
+                    self.conn.write(&line).await?;
+                }
                 Ok(Done::ok("Rename completed."))
             }
             Err(err) => Ok(self.no_for(&err)),
@@ -432,16 +459,7 @@ impl Session {
             }
             let mut attributes: Vec<&str> = Vec::new();
             match (entry.kind, folder) {
-                (_, Some(folder)) => {
-                    attributes.push(if folder.has_children {
-                        "\\HasChildren"
-                    } else {
-                        "\\HasNoChildren"
-                    });
-                    if let Some(special_use) = folder.special_use {
-                        attributes.push(special_use.attribute());
-                    }
-                }
+                (_, Some(folder)) => attributes = folder_attributes(folder),
                 (Listed::Parent, None) => attributes.extend(["\\Noselect", "\\HasChildren"]),
                 (_, None) => attributes.push("\\NonExistent"),
             }
@@ -451,7 +469,7 @@ impl Session {
             }
             let mut line =
                 format!("* LIST ({}) \"{separator}\" ", attributes.join(" ")).into_bytes();
-            wire::astring(&mut line, name.as_bytes());
+            wire::mailbox(&mut line, &name, utf8);
             if entry.subscribed_child {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -460,7 +478,7 @@ impl Session {
             if let (Some(items), Some(store_name)) = (&list.return_status, store_name) {
                 // A folder that vanished between LIST and STATUS is simply not reported.
                 if let Ok(status) =
-                    status_line(&mail, store_name, &name, items, self.held_recent()).await
+                    status_line(&mail, store_name, (&name, utf8), items, self.held_recent()).await
                 {
                     self.conn.write(&status).await?;
                 }
@@ -527,7 +545,7 @@ impl Session {
         for (name, subscribed) in matched {
             let attributes = if subscribed { "" } else { "\\Noselect" };
             let mut line = format!("* LSUB ({attributes}) \"{separator}\" ").into_bytes();
-            wire::astring(&mut line, name.as_bytes());
+            wire::mailbox(&mut line, &name, utf8);
             line.extend_from_slice(b"\r\n");
             self.conn.write(&line).await?;
         }
@@ -545,8 +563,9 @@ impl Session {
             Ok(name) => name,
             Err(refused) => return Ok(refused),
         };
-        let shown = client_name(&name, mail.layout().separator(), self.utf8_names());
-        match status_line(&mail, &name, &shown, items, self.held_recent()).await {
+        let utf8 = self.utf8_names();
+        let shown = client_name(&name, mail.layout().separator(), utf8);
+        match status_line(&mail, &name, (&shown, utf8), items, self.held_recent()).await {
             Ok(line) => {
                 self.conn.write(&line).await?;
                 Ok(Done::ok("Status completed."))
@@ -557,22 +576,77 @@ impl Session {
 }
 
 impl Session {
-    /// The selected folder and how many of its messages are `\Recent` for this session.
-    fn held_recent(&self) -> Option<(Arc<mailstead_store::Folder>, usize)> {
-        self.selected
-            .as_ref()
-            .map(|selected| (Arc::clone(&selected.folder), selected.recent.len()))
+    /// RFC 9051 5.1: a name a CREATE or RENAME gives is made Net-Unicode (NFC) when names
+    /// are UTF-8 on the wire; returns the name as given when that changed it, for the
+    /// `OLDNAME` of [`own_list_line`]. Names already in the store are found as
+    /// they are.
+    fn normalize_new_name(&self, name: &mut String) -> Option<String> {
+        if !self.utf8_names() {
+            return None;
+        }
+        let normalized = crate::cmd::rev2::nfc_name(name)?;
+        Some(std::mem::replace(name, normalized))
+    }
+
+    /// What STATUS counts as `\Recent` for this session.
+    fn held_recent(&self) -> RecentCount {
+        if self.imap4rev2 {
+            return RecentCount::Never;
+        }
+        RecentCount::Held(
+            self.selected
+                .as_ref()
+                .map(|selected| (Arc::clone(&selected.folder), selected.recent.len())),
+        )
     }
 }
 
-/// `* STATUS shown (...)` for the folder the store calls `name`. `held` is the session's
-/// selected folder and how many messages are `\Recent` in it for the session.
+/// `* LIST (attributes) "/" name` for one folder the store calls `name`, with
+/// `("OLDNAME" (old))` when the client named it `old` (RFC 9051 6.3.2, 6.3.4, 6.3.9.7):
+/// what SELECT and EXAMINE send under IMAP4rev2, and CREATE and RENAME after
+/// normalizing a name. Attributes as LIST gives them; none if the folder list cannot be
+/// read.
+pub(crate) async fn own_list_line(
+    mail: &Account,
+    name: &str,
+    old: Option<&str>,
+    utf8: bool,
+) -> Vec<u8> {
+    let separator = mail.layout().separator();
+    let folders = mail.list().await.unwrap_or_default();
+    let attributes = folders
+        .iter()
+        .find(|folder| folder.name == name)
+        .map(folder_attributes)
+        .unwrap_or_default();
+    let mut line = format!("* LIST ({}) \"{separator}\" ", attributes.join(" ")).into_bytes();
+    wire::mailbox(&mut line, &client_name(name, separator, utf8), utf8);
+    if let Some(old) = old {
+        line.extend_from_slice(b" (\"OLDNAME\" (");
+        wire::mailbox(&mut line, &client_name(old, separator, utf8), utf8);
+        line.extend_from_slice(b"))");
+    }
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+/// What STATUS counts as `\Recent`.
+enum RecentCount {
+    /// Nothing: IMAP4rev2 has no `\Recent` (a rev2 client does not ask, RFC 9051 removed
+    /// STATUS RECENT; one that does is told 0, as SEARCH RECENT finds nothing).
+    Never,
+    /// The session's selected folder and how many of its messages are `\Recent` for it.
+    Held(Option<(Arc<mailstead_store::Folder>, usize)>),
+}
+
+/// `* STATUS shown (...)` for the folder the store calls `name` (`shown` in UTF-8 when
+/// `utf8`).
 async fn status_line(
     mail: &Account,
     name: &str,
-    shown: &str,
+    (shown, utf8): (&str, bool),
     items: &[StatusItem],
-    held: Option<(Arc<mailstead_store::Folder>, usize)>,
+    held: RecentCount,
 ) -> Result<Vec<u8>, MailboxError> {
     let folder = mail.open(name).await?;
     let mut snapshot = folder.sync().await?;
@@ -582,14 +656,15 @@ async fn status_line(
     // \Recent is counted without claiming it (RFC 3501 6.3.10): the ones this session holds
     // when the folder is its own selected one, else the ones no session has seen yet.
     let recent = match held {
-        Some((selected, count)) if Arc::ptr_eq(&selected, &folder) => count,
-        _ => {
+        RecentCount::Never => 0,
+        RecentCount::Held(Some((selected, count))) if Arc::ptr_eq(&selected, &folder) => count,
+        RecentCount::Held(_) => {
             let from = folder.recent_from();
             snapshot.messages.len() - snapshot.messages.partition_point(|meta| meta.uid < from)
         }
     };
     let mut line = b"* STATUS ".to_vec();
-    wire::astring(&mut line, shown.as_bytes());
+    wire::mailbox(&mut line, shown, utf8);
     line.extend_from_slice(b" (");
     let values: Vec<String> = items
         .iter()
@@ -617,9 +692,11 @@ impl Session {
             Err(err) => return Ok(self.no_for(&err)),
         };
         let mut line = b"* QUOTAROOT ".to_vec();
-        wire::astring(
+        let utf8 = self.utf8_names();
+        wire::mailbox(
             &mut line,
-            client_name(&name, mail.layout().separator(), self.utf8_names()).as_bytes(),
+            &client_name(&name, mail.layout().separator(), utf8),
+            utf8,
         );
         if let Some(limit) = usage.limit_bytes {
             line.extend_from_slice(b" \"\"\r\n");

@@ -398,7 +398,7 @@ impl Session {
             items.push(StatusItem::HighestModSeq);
         }
         let mut line = b"* STATUS ".to_vec();
-        wire::astring(&mut line, shown.as_bytes());
+        wire::mailbox(&mut line, shown, self.utf8_names());
         line.extend_from_slice(b" (");
         let values: Vec<String> = items
             .into_iter()
@@ -433,7 +433,7 @@ impl Session {
         if !std::mem::take(&mut notify.rebase) {
             let mut list = |attributes: &str, name: &str| {
                 out.extend_from_slice(format!("* LIST ({attributes}) \"{separator}\" ").as_bytes());
-                wire::astring(&mut out, client_name(name, separator, utf8).as_bytes());
+                wire::mailbox(&mut out, &client_name(name, separator, utf8), utf8);
                 out.extend_from_slice(b"\r\n");
             };
             if notify.mailbox_names {

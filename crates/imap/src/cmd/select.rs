@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::io;
 
-use mailstead_store::SystemFlags;
+use mailstead_store::{MailboxError, SystemFlags};
 
-use crate::cmd::mailbox::store_name;
+use crate::cmd::mailbox::{own_list_line, store_name};
+use crate::cmd::rev2::nfc_name;
 use crate::cmd::search_context::SearchState;
 use crate::cmd::{flags_announcement, uid_set_string, write_flags};
 use crate::command::{SelectCommand, SequenceSet};
@@ -33,11 +34,22 @@ impl Session {
         let Some(mail) = self.mail().cloned() else {
             return Ok(Done::bad("Please log in first."));
         };
-        let name = match store_name(&mail, &command.mailbox) {
+        let mut name = match store_name(&mail, &command.mailbox) {
             Ok(name) => name,
             Err(refused) => return Ok(refused),
         };
-        let folder = match mail.open(&name).await {
+        let mut opened = mail.open(&name).await;
+        // A name given in another Unicode form than the one it was created in (NFC, see
+        // `Session::normalize_new_name`) finds it; the LIST below says so (RFC 9051 6.3.2).
+        let mut old_name = None;
+        if self.utf8_names()
+            && matches!(opened, Err(MailboxError::NotFound(_)))
+            && let Some(normalized) = nfc_name(&name)
+        {
+            opened = mail.open(&normalized).await;
+            old_name = Some(std::mem::replace(&mut name, normalized));
+        }
+        let folder = match opened {
             Ok(folder) => folder,
             Err(err) => return Ok(self.no_for(&err)),
         };
@@ -86,6 +98,12 @@ impl Session {
             out.extend_from_slice(
                 format!("* OK [MAILBOXID ({})] Ok\r\n", snapshot.mailbox_id).as_bytes(),
             );
+        }
+        if self.imap4rev2 {
+            // RFC 9051 6.3.2: the mailbox's LIST, by its own name.
+            let utf8 = self.utf8_names();
+            let line = own_list_line(&mail, &name, old_name.as_deref(), utf8).await;
+            out.extend_from_slice(&line);
         }
         if let Some(qresync) = command
             .qresync
