@@ -17,35 +17,6 @@ fn mail(subject: &str, from: &str, date: &str, body: &str) -> String {
     )
 }
 
-/// A server where alice's INBOX holds a message per subject (UIDs 1, 2, ...) and her
-/// session with INBOX selected.
-async fn inbox_with(subjects: &[&str]) -> (Server, Client<TcpStream>) {
-    let server = start(true).await;
-    for subject in subjects {
-        server
-            .deliver("alice", &message(subject, &format!("body of {subject}")))
-            .await;
-    }
-    let mut client = server.logged_in("alice").await;
-    let (_, done) = client.run("SELECT INBOX").await;
-    assert!(done.starts_with("OK [READ-WRITE]"), "{done}");
-    (server, client)
-}
-
-/// A second session of alice's with INBOX selected.
-async fn other_session(server: &Server) -> Client<TcpStream> {
-    let mut client = server.logged_in("alice").await;
-    let (_, done) = client.run("SELECT INBOX").await;
-    assert!(done.starts_with("OK"), "{done}");
-    client
-}
-
-/// Sends `command` with the tag `tag` (the RFC's examples name theirs).
-async fn tagged(client: &mut Client<TcpStream>, tag: &str, command: &str) -> (Vec<String>, String) {
-    client.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    client.until_tagged(tag).await
-}
-
 /// The ESEARCH lines among `lines`.
 fn updates(lines: &[String]) -> Vec<&str> {
     lines
@@ -86,7 +57,7 @@ struct ClientCopy {
 impl ClientCopy {
     /// Starts the context `tag` with `command` (a SORT with `RETURN (UPDATE ALL)`).
     async fn start(client: &mut Client<TcpStream>, tag: &str, command: &str) -> ClientCopy {
-        let (untagged, done) = tagged(client, tag, command).await;
+        let (untagged, done) = client.run_tagged(tag, command).await;
         assert_eq!(done, "OK Sort completed.", "{command}");
         let answer = untagged
             .iter()
@@ -210,12 +181,12 @@ async fn rfc5267_addto_inserts_at_the_sorted_position() {
     let (server, mut client) = inbox_with(&["a", "b", "c", "d", "e"]).await;
     let mut other = other_session(&server).await;
     client.run("STORE 4:5 +FLAGS (\\Flagged)").await;
-    let (untagged, done) = tagged(
-        &mut client,
-        "C01",
-        "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 FLAGGED",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged(
+            "C01",
+            "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 FLAGGED",
+        )
+        .await;
     assert_eq!(done, "OK Sort completed.");
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"C01\") UID ALL 4:5"]);
     other.run("STORE 1:3 +FLAGS (\\Flagged)").await;
@@ -245,12 +216,12 @@ async fn rfc5267_addto_inserts_at_the_sorted_position() {
 async fn removefrom_gives_positions_in_the_sorted_result() {
     // Subjects sort e, d, c, b, a under REVERSE SUBJECT: UIDs 5 4 3 2 1.
     let (_server, mut client) = inbox_with(&["a", "b", "c", "d", "e"]).await;
-    let (untagged, _) = tagged(
-        &mut client,
-        "R01",
-        "UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT) UTF-8 UNFLAGGED",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged(
+            "R01",
+            "UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT) UTF-8 UNFLAGGED",
+        )
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"R01\") UID ALL 5,4,3,2,1"]);
     let (untagged, _) = client
         .run("UID STORE 4,3,1 +FLAGS.SILENT (\\Flagged)")
@@ -277,12 +248,9 @@ async fn removefrom_gives_positions_in_the_sorted_result() {
 async fn rfc5267_removefrom_comes_before_the_expunge() {
     let (server, mut client) = inbox_with(&["c", "a", "d", "b"]).await;
     let mut other = other_session(&server).await;
-    let (untagged, _) = tagged(
-        &mut client,
-        "B01",
-        "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged("B01", "SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL")
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"B01\") COUNT 4"]);
     // In SUBJECT order a(2) b(4) c(1) d(3): message 1 (c) is third.
     other.run("STORE 1 +FLAGS (\\Deleted)").await;
@@ -305,7 +273,7 @@ async fn rfc5267_removefrom_comes_before_the_expunge() {
         ]
     );
     // RFC 5267 4.3.5.
-    let (_, done) = tagged(&mut client, "B04", "CANCELUPDATE \"B01\"").await;
+    let (_, done) = client.run_tagged("B04", "CANCELUPDATE \"B01\"").await;
     assert_eq!(done, "OK Updates cancelled.");
     server.deliver("alice", &message("ab", "newer")).await;
     let (untagged, _) = client.run("NOOP").await;
@@ -318,19 +286,13 @@ async fn rfc5267_removefrom_comes_before_the_expunge() {
 async fn flags_never_move_a_message_only_add_or_remove_it() {
     let (server, mut client) = inbox_with(&["b", "d", "a", "c"]).await;
     let mut other = other_session(&server).await;
-    let (_, done) = tagged(
-        &mut client,
-        "F01",
-        "UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL",
-    )
-    .await;
+    let (_, done) = client
+        .run_tagged("F01", "UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 ALL")
+        .await;
     assert_eq!(done, "OK Sort completed.");
-    let (_, done) = tagged(
-        &mut client,
-        "F02",
-        "UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNSEEN",
-    )
-    .await;
+    let (_, done) = client
+        .run_tagged("F02", "UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNSEEN")
+        .await;
     assert_eq!(done, "OK Sort completed.");
     other
         .run("UID STORE 4 +FLAGS (\\Seen \\Flagged $Junk)")
@@ -357,45 +319,35 @@ async fn rfc5267_tag_reuse_and_noupdate_for_sorts() {
     let (server, mut client) = inbox_with(&["a", "b"]).await;
     let mut other = other_session(&server).await;
     client.run("STORE 2 +FLAGS (\\Deleted $Junk)").await;
-    let (untagged, done) = tagged(
-        &mut client,
-        "B01",
-        "UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged(
+            "B01",
+            "UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk",
+        )
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"B01\") UID COUNT 1"]);
     assert_eq!(done, "OK Search completed.");
     // The RFC's example: rejected, and no effect.
-    let (untagged, done) = tagged(
-        &mut client,
-        "B01",
-        "SORT RETURN (UPDATE) (DATE) UTF-8 FLAGGED",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged("B01", "SORT RETURN (UPDATE) (DATE) UTF-8 FLAGGED")
+        .await;
     assert!(untagged.is_empty() && done.starts_with("BAD"), "{done}");
-    let (_, done) = tagged(
-        &mut client,
-        "S01",
-        "UID SORT RETURN (UPDATE) (DATE) UTF-8 ALL",
-    )
-    .await;
+    let (_, done) = client
+        .run_tagged("S01", "UID SORT RETURN (UPDATE) (DATE) UTF-8 ALL")
+        .await;
     assert_eq!(done, "OK Sort completed.");
-    let (untagged, done) = tagged(&mut client, "S01", "UID SEARCH RETURN (UPDATE) ALL").await;
+    let (untagged, done) = client
+        .run_tagged("S01", "UID SEARCH RETURN (UPDATE) ALL")
+        .await;
     assert!(untagged.is_empty() && done.starts_with("BAD"), "{done}");
-    let (untagged, done) = tagged(
-        &mut client,
-        "S01",
-        "UID SORT RETURN (UPDATE) (DATE) UTF-8 ALL",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged("S01", "UID SORT RETURN (UPDATE) (DATE) UTF-8 ALL")
+        .await;
     assert!(untagged.is_empty() && done.starts_with("BAD"), "{done}");
     // Without UPDATE the tag may be used again (it starts nothing).
-    let (_, done) = tagged(
-        &mut client,
-        "S01",
-        "UID SORT RETURN (COUNT) (DATE) UTF-8 ALL",
-    )
-    .await;
+    let (_, done) = client
+        .run_tagged("S01", "UID SORT RETURN (COUNT) (DATE) UTF-8 ALL")
+        .await;
     assert_eq!(done, "OK Sort completed.");
 
     for n in 3..=8 {
@@ -407,12 +359,12 @@ async fn rfc5267_tag_reuse_and_noupdate_for_sorts() {
         assert_eq!(done, "OK Sort completed.");
     }
     // The RFC's example leaves the sort criteria out; here they are `(DATE)`.
-    let (untagged, done) = tagged(
-        &mut client,
-        "B02",
-        "UID SORT RETURN (UPDATE COUNT) (DATE) UTF-8 KEYWORD $Junk",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged(
+            "B02",
+            "UID SORT RETURN (UPDATE COUNT) (DATE) UTF-8 KEYWORD $Junk",
+        )
+        .await;
     assert_eq!(
         untagged,
         vec![
@@ -435,12 +387,12 @@ async fn rfc5267_tag_reuse_and_noupdate_for_sorts() {
     );
     // Cancelling one makes room for a sort again.
     client.run("CANCELUPDATE \"B01\"").await;
-    let (untagged, _) = tagged(
-        &mut client,
-        "B03",
-        "UID SORT RETURN (UPDATE ALL) (REVERSE DATE) UTF-8 ALL",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged(
+            "B03",
+            "UID SORT RETURN (UPDATE ALL) (REVERSE DATE) UTF-8 ALL",
+        )
+        .await;
     // Equal dates: mailbox order, REVERSE or not (RFC 5256 3).
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"B03\") UID ALL 1:3"]);
 }
@@ -451,12 +403,12 @@ async fn rfc5267_tag_reuse_and_noupdate_for_sorts() {
 #[tokio::test]
 async fn rfc5267_partial_with_update_covers_every_result() {
     let (server, mut client) = inbox_with(&["e", "d", "c", "b", "a"]).await;
-    let (untagged, _) = tagged(
-        &mut client,
-        "P01",
-        "UID SORT RETURN (PARTIAL 1:2 UPDATE) (SUBJECT) UTF-8 ALL",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged(
+            "P01",
+            "UID SORT RETURN (PARTIAL 1:2 UPDATE) (SUBJECT) UTF-8 ALL",
+        )
+        .await;
     assert_eq!(
         untagged,
         vec!["* ESEARCH (TAG \"P01\") UID PARTIAL (1:2 5,4)"]
@@ -477,12 +429,9 @@ async fn rfc5267_partial_with_update_covers_every_result() {
         "{untagged:?}"
     );
 
-    let (untagged, done) = tagged(
-        &mut client,
-        "V01",
-        "SORT RETURN (SAVE UPDATE) (SUBJECT) UTF-8 SUBJECT b",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged("V01", "SORT RETURN (SAVE UPDATE) (SUBJECT) UTF-8 SUBJECT b")
+        .await;
     assert_eq!((untagged.len(), done.as_str()), (0, "OK Sort completed."));
     let (untagged, _) = client.run("UID SEARCH UID $").await;
     assert_eq!(untagged, vec!["* SEARCH 4"]);
@@ -503,12 +452,9 @@ async fn rfc5267_partial_with_update_covers_every_result() {
 async fn updates_arrive_during_idle() {
     let (server, mut client) = inbox_with(&["b", "d"]).await;
     let mut other = other_session(&server).await;
-    let (untagged, _) = tagged(
-        &mut client,
-        "I01",
-        "SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 UNSEEN",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged("I01", "SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 UNSEEN")
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"I01\") ALL 1:2"]);
     client.send(b"i1 IDLE\r\n").await;
     assert_eq!(client.line().await.trim_end(), "+ idling");
@@ -563,12 +509,9 @@ async fn updates_arrive_during_idle() {
 async fn a_sorted_update_waits_for_an_untold_expunge() {
     let (server, mut client) = inbox_with(&["a", "c", "e"]).await;
     let mut other = other_session(&server).await;
-    let (_, done) = tagged(
-        &mut client,
-        "W01",
-        "SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNSEEN",
-    )
-    .await;
+    let (_, done) = client
+        .run_tagged("W01", "SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNSEEN")
+        .await;
     assert_eq!(done, "OK Sort completed.");
     other.run("STORE 2 +FLAGS (\\Deleted)").await;
     other.run("EXPUNGE").await;
@@ -592,12 +535,9 @@ async fn a_sorted_update_waits_for_an_untold_expunge() {
 async fn sequence_number_criteria_follow_the_numbers_in_sort_order() {
     let (server, mut client) = inbox_with(&["c", "b", "a"]).await;
     let mut other = other_session(&server).await;
-    let (untagged, _) = tagged(
-        &mut client,
-        "N01",
-        "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 1:2",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged("N01", "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 1:2")
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"N01\") UID ALL 2,1"]);
     other.run("STORE 2 +FLAGS (\\Deleted)").await;
     other.run("EXPUNGE").await;

@@ -9,29 +9,6 @@ use support::*;
 
 use tokio::net::TcpStream;
 
-/// A server where alice's INBOX holds `subjects` (UIDs 1, 2, ...), and her session with INBOX
-/// selected.
-async fn inbox_with(subjects: &[&str]) -> (Server, Client<TcpStream>) {
-    let server = start(true).await;
-    for subject in subjects {
-        server
-            .deliver("alice", &message(subject, &format!("body of {subject}")))
-            .await;
-    }
-    let mut client = server.logged_in("alice").await;
-    let (_, done) = client.run("SELECT INBOX").await;
-    assert!(done.starts_with("OK [READ-WRITE]"), "{done}");
-    (server, client)
-}
-
-/// A second session of alice's with INBOX selected.
-async fn other_session(server: &Server) -> Client<TcpStream> {
-    let mut client = server.logged_in("alice").await;
-    let (_, done) = client.run("SELECT INBOX").await;
-    assert!(done.starts_with("OK"), "{done}");
-    client
-}
-
 /// The UIDs of `FETCH` responses among `lines`.
 fn fetched_uids(lines: &[String]) -> Vec<u32> {
     lines
@@ -43,12 +20,6 @@ fn fetched_uids(lines: &[String]) -> Vec<u32> {
             rest[..end].parse().unwrap()
         })
         .collect()
-}
-
-/// Sends `command` with the tag `tag` (the RFCs' examples name theirs).
-async fn tagged(client: &mut Client<TcpStream>, tag: &str, command: &str) -> (Vec<String>, String) {
-    client.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    client.until_tagged(tag).await
 }
 
 /// Appends a message with the INTERNALDATE `date` (a LITERAL+ literal).
@@ -253,27 +224,30 @@ async fn rfc5182_save_with_esearch_min_max_keeps_what_they_return() {
 #[tokio::test]
 async fn rfc5267_partial_results() {
     let (_server, mut client) = inbox_with(&["a", "b", "c", "d", "e", "f"]).await;
-    let (untagged, _) = tagged(&mut client, "A01", "UID SEARCH RETURN (PARTIAL 1:3) ALL").await;
+    let (untagged, _) = client
+        .run_tagged("A01", "UID SEARCH RETURN (PARTIAL 1:3) ALL")
+        .await;
     assert_eq!(
         untagged,
         vec!["* ESEARCH (TAG \"A01\") UID PARTIAL (1:3 1:3)"]
     );
-    let (untagged, _) = tagged(&mut client, "A02", "SEARCH RETURN (PARTIAL 5:2) NOT 3").await;
+    let (untagged, _) = client
+        .run_tagged("A02", "SEARCH RETURN (PARTIAL 5:2) NOT 3")
+        .await;
     assert_eq!(
         untagged,
         vec!["* ESEARCH (TAG \"A02\") PARTIAL (2:5 2,4:6)"]
     );
-    let (untagged, _) = tagged(
-        &mut client,
-        "A03",
-        "UID SEARCH RETURN (COUNT PARTIAL 4:500) ALL",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged("A03", "UID SEARCH RETURN (COUNT PARTIAL 4:500) ALL")
+        .await;
     assert_eq!(
         untagged,
         vec!["* ESEARCH (TAG \"A03\") UID COUNT 6 PARTIAL (4:500 4:6)"]
     );
-    let (untagged, _) = tagged(&mut client, "A04", "UID SEARCH RETURN (PARTIAL 7:10) ALL").await;
+    let (untagged, _) = client
+        .run_tagged("A04", "UID SEARCH RETURN (PARTIAL 7:10) ALL")
+        .await;
     assert_eq!(
         untagged,
         vec!["* ESEARCH (TAG \"A04\") UID PARTIAL (7:10 NIL)"]
@@ -293,12 +267,12 @@ async fn rfc5267_partial_results() {
     let (untagged, _) = client.run("SEARCH $").await;
     assert_eq!(untagged, vec!["* SEARCH 2 3"]);
     // CONTEXT is a hint, accepted.
-    let (untagged, _) = tagged(
-        &mut client,
-        "A05",
-        "SEARCH RETURN (CONTEXT COUNT) UNDELETED UNKEYWORD $Junk",
-    )
-    .await;
+    let (untagged, _) = client
+        .run_tagged(
+            "A05",
+            "SEARCH RETURN (CONTEXT COUNT) UNDELETED UNKEYWORD $Junk",
+        )
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"A05\") COUNT 6"]);
 }
 
@@ -311,12 +285,9 @@ async fn rfc5267_updates_follow_another_session_and_deliveries() {
     other.run("STORE 2 +FLAGS (\\Deleted)").await;
     client.run("NOOP").await;
 
-    let (untagged, done) = tagged(
-        &mut client,
-        "B01",
-        "UID SEARCH RETURN (UPDATE) DELETED KEYWORD $Junk",
-    )
-    .await;
+    let (untagged, done) = client
+        .run_tagged("B01", "UID SEARCH RETURN (UPDATE) DELETED KEYWORD $Junk")
+        .await;
     assert_eq!(done, "OK Search completed.");
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"B01\") UID"]);
     other.run("STORE 2,3 +FLAGS ($Junk)").await;
@@ -388,7 +359,9 @@ async fn rfc5267_updates_follow_another_session_and_deliveries() {
 async fn rfc5267_sequence_number_updates_after_exists_and_before_expunge() {
     let (server, mut client) = inbox_with(&["a", "b", "c"]).await;
     let mut other = other_session(&server).await;
-    let (untagged, _) = tagged(&mut client, "C01", "SEARCH RETURN (COUNT UPDATE) UNSEEN").await;
+    let (untagged, _) = client
+        .run_tagged("C01", "SEARCH RETURN (COUNT UPDATE) UNSEEN")
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"C01\") COUNT 3"]);
     server.deliver("alice", &message("fresh", "new")).await;
     let (untagged, _) = client.run("NOOP").await;
@@ -495,7 +468,9 @@ async fn rfc5267_tag_reuse_and_too_many_contexts() {
 async fn updates_of_sequence_number_criteria_follow_the_numbers() {
     let (server, mut client) = inbox_with(&["a", "b", "c"]).await;
     let mut other = other_session(&server).await;
-    let (untagged, _) = tagged(&mut client, "D01", "UID SEARCH RETURN (ALL UPDATE) 1:2").await;
+    let (untagged, _) = client
+        .run_tagged("D01", "UID SEARCH RETURN (ALL UPDATE) 1:2")
+        .await;
     assert_eq!(untagged, vec!["* ESEARCH (TAG \"D01\") UID ALL 1:2"]);
     other.run("STORE 1 +FLAGS (\\Deleted)").await;
     other.run("EXPUNGE").await;

@@ -317,6 +317,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.until_tagged(&tag).await
     }
 
+    /// Sends `command` with the tag `tag` (the RFCs' examples name theirs).
+    pub async fn run_tagged(&mut self, tag: &str, command: &str) -> (Vec<String>, String) {
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.until_tagged(tag).await
+    }
+
     pub async fn until_tagged(&mut self, tag: &str) -> (Vec<String>, String) {
         let mut untagged = Vec::new();
         loop {
@@ -334,6 +340,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             untagged.push(line.trim_end().to_owned());
         }
     }
+}
+
+/// A server where alice's INBOX holds a message per subject (UIDs 1, 2, ...) and her
+/// session with INBOX selected.
+pub async fn inbox_with(subjects: &[&str]) -> (Server, Client<TcpStream>) {
+    let server = start(true).await;
+    for subject in subjects {
+        server
+            .deliver("alice", &message(subject, &format!("body of {subject}")))
+            .await;
+    }
+    let mut client = server.logged_in("alice").await;
+    let (_, done) = client.run("SELECT INBOX").await;
+    assert!(done.starts_with("OK [READ-WRITE]"), "{done}");
+    (server, client)
+}
+
+/// A second session of alice's with INBOX selected.
+pub async fn other_session(server: &Server) -> Client<TcpStream> {
+    let mut client = server.logged_in("alice").await;
+    let (_, done) = client.run("SELECT INBOX").await;
+    assert!(done.starts_with("OK"), "{done}");
+    client
 }
 
 /// The files in a directory (none when it does not exist).
