@@ -51,3 +51,20 @@ echo "test services: PostgreSQL and MariaDB are up"
 
 # The tests run their own Dovecot and Postfix instances on ports they choose and touch no
 # other: a system-wide Postfix or Dovecot (or a `mailstead serve`) may keep running beside them.
+
+# The IMAP libraries webmails use (crates/mailstead/tests/webmail_libraries.rs), pinned:
+# imapflow under the test's data directory (from its package-lock.json), imapclient for python3.
+command -v node >/dev/null 2>&1 || \
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm
+webmail_data="$(dirname "$0")/../crates/mailstead/tests/data"
+if ! node -e 'process.exit(require(process.argv[1]).version === "2.10.2" ? 0 : 1)' \
+    "$webmail_data/node_modules/imapflow/package.json" 2>/dev/null; then
+  (cd "$webmail_data" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+imapclient_version=4.1.0
+if ! python3 -c "import imapclient, sys; sys.exit(imapclient.__version__ != '$imapclient_version')" 2>/dev/null; then
+  # Debian's own python3 refuses a plain pip install (PEP 668).
+  python3 -m pip install --quiet "imapclient==$imapclient_version" 2>/dev/null || \
+    python3 -m pip install --quiet --break-system-packages "imapclient==$imapclient_version"
+fi
+echo "test services: imapflow and imapclient are installed"

@@ -142,6 +142,7 @@ pub fn parse_append_rest(
     }
     let mut p = Parser::new(rest);
     p.sp()?;
+    p.skip_extra_spaces_between_messages(true);
     let (flags, date) = p.append_options()?;
     let utf8 = p.append_utf8_open()?;
     let (size, synchronizing) = p.literal_announcement(true)?;
@@ -1093,6 +1094,7 @@ impl<'a> Parser<'a> {
         let mut messages = Vec::new();
         loop {
             self.sp()?;
+            self.skip_extra_spaces_between_messages(!messages.is_empty());
             let (flags, date) = self.append_options()?;
             let (message, utf8) = self.append_message()?;
             messages.push(AppendItem {
@@ -1111,6 +1113,14 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(append_command(mailbox, messages))
+    }
+
+    /// Spaces after the one that separates two MULTIAPPEND messages. imapclient sends two
+    /// before a message with neither flags nor a date; Dovecot accepts them, so we do too.
+    fn skip_extra_spaces_between_messages(&mut self, after_a_message: bool) {
+        if after_a_message {
+            while self.eat(b' ') {}
+        }
     }
 
     /// RFC 6855 `UTF8 (` before APPEND's message, which must then be a `~{n}` literal
@@ -1268,6 +1278,7 @@ impl<'a> Parser<'a> {
         let mut messages = Vec::new();
         loop {
             self.sp()?;
+            self.skip_extra_spaces_between_messages(!messages.is_empty());
             let (flags, date) = self.append_options()?;
             let start = self.pos;
             let utf8 = self.append_utf8_open()?;
