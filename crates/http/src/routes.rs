@@ -78,16 +78,16 @@ async fn healthz() -> Response {
 /// naming what is not ready.
 async fn readyz(State(ctx): Ctx) -> Response {
     let mut not_ready = Vec::new();
-    match tokio::time::timeout(READINESS_QUERY_TIMEOUT, ctx.directory.ping()).await {
+    // Within the request's own timeout, so a hanging database gets 503, not 408.
+    let wait = READINESS_QUERY_TIMEOUT.min(ctx.limits.request_timeout / 2);
+    match tokio::time::timeout(wait, ctx.directory.ping()).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {
             warn!(cause = %err, "not ready: the directory's database does not answer");
             not_ready.push("directory".to_owned());
         }
         Err(_) => {
-            warn!(
-                "not ready: the directory's database did not answer within {READINESS_QUERY_TIMEOUT:?}"
-            );
+            warn!("not ready: the directory's database did not answer within {wait:?}");
             not_ready.push("directory".to_owned());
         }
     }
