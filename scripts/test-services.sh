@@ -8,10 +8,10 @@ need_packages=() need_tools=()
 for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix swaks isync msmtp python3-dkim fetchmail; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
 done
-# Tools only, without what they recommend: systemd (systemd-analyze verifies
+# Tools only, without what they recommend: wrk (bench/http.sh), systemd (systemd-analyze verifies
 # dist/mailstead.service), util-linux (prlimit), passwd (useradd), fail2ban (fail2ban-regex
 # checks the filter in dist/fail2ban against a line the server logged).
-for pkg in systemd util-linux passwd fail2ban; do
+for pkg in wrk systemd util-linux passwd fail2ban; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_tools+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ] || [ ${#need_tools[@]} -gt 0 ]; then

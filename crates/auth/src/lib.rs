@@ -198,6 +198,18 @@ impl Service {
         }
     }
 
+    fn metric(self) -> mailstead_metrics::Protocol {
+        use mailstead_metrics::Protocol;
+        match self {
+            Service::Imap => Protocol::Imap,
+            Service::Pop3 => Protocol::Pop3,
+            Service::ManageSieve => Protocol::ManageSieve,
+            Service::Submission => Protocol::Submission,
+            Service::Http => Protocol::Http,
+            Service::Cli => Protocol::Cli,
+        }
+    }
+
     /// Mailbox access (IMAP, POP3, Sieve) is refused to send-only mailboxes, as MUM's Dovecot
     /// user query does; sending and checking the password are not.
     fn allows_send_only(self) -> bool {
@@ -354,6 +366,15 @@ impl Authenticator {
     /// The directory failed, the stored password cannot be read, or the hashing threads are
     /// gone: nothing is known about the password; answer with a temporary failure.
     pub async fn log_in(&self, attempt: LoginAttempt<'_>) -> Result<AuthOutcome, AuthError> {
+        let outcome = self.decide(attempt).await;
+        if let Ok(decided) = &outcome {
+            let ok = matches!(decided, AuthOutcome::Accepted(_));
+            mailstead_metrics::login(attempt.service.metric(), ok);
+        }
+        outcome
+    }
+
+    async fn decide(&self, attempt: LoginAttempt<'_>) -> Result<AuthOutcome, AuthError> {
         let LoginAttempt {
             service,
             client,

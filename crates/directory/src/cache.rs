@@ -71,8 +71,13 @@ impl<V: Answer + Clone + Send + Sync + 'static> AnswerCache<V> {
 
     /// The cached answer, unless a clear came after its lookup started.
     pub(crate) fn get(&self, key: &str) -> Option<V> {
-        let hit = self.entries.get(key)?;
-        (hit.generation == self.generation.load(Ordering::Acquire)).then_some(hit.answer)
+        let answer = self
+            .entries
+            .get(key)
+            .filter(|hit| hit.generation == self.generation.load(Ordering::Acquire))
+            .map(|hit| hit.answer);
+        mailstead_metrics::directory_cache(answer.is_some());
+        answer
     }
 
     /// Take before the database read whose answer goes to [`AnswerCache::insert`].

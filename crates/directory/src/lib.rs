@@ -220,6 +220,14 @@ impl Directory {
         self.inner.db.backend
     }
 
+    /// Asks the database one small query (the change counter), for readiness checks.
+    ///
+    /// # Errors
+    /// Whatever keeps the database from answering.
+    pub async fn ping(&self) -> Result<(), DirectoryError> {
+        lookup::change_serial(&self.inner.db).await.map(|_| ())
+    }
+
     pub fn options(&self) -> &DirectoryOptions {
         &self.inner.options
     }

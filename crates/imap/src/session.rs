@@ -303,6 +303,7 @@ impl Session {
             };
             // Logged in, the session is no longer evictable to make room for others.
             self.connection.set_pre_login(self.user.is_none());
+            self.connection.set_logged_in(self.user.is_some());
             if flow == Flow::Close {
                 return Ok(());
             }

@@ -94,6 +94,7 @@ pub struct Config {
     pub lmtp: LmtpSection,
     pub imap: ImapSection,
     pub pop3: Pop3Section,
+    pub http: HttpSection,
     pub limits: LimitsSection,
     pub auth: AuthSection,
     pub submission: SubmissionSection,
@@ -317,6 +318,47 @@ impl Default for Pop3Section {
     }
 }
 
+/// `[http]`: health, readiness, metrics and client autoconfiguration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Addresses to serve HTTP on; plain HTTP on loopback, HTTPS (the server's certificate)
+    /// on any other address. Empty turns it off.
+    pub listen: Vec<String>,
+    /// How long a request's head may take to arrive (an idle keep-alive connection is
+    /// closed after it too) and how long an answer may take.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub request_timeout: Duration,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: u32,
+    /// The MTA-STS policy's mode (RFC 8461): "enforce", "testing" or "none".
+    pub mta_sts_mode: MtaStsMode,
+    /// How long senders may cache the MTA-STS policy.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub mta_sts_max_age: Duration,
+}
+
+/// `[http] mta_sts_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtaStsMode {
+    Enforce,
+    Testing,
+    None,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: vec!["127.0.0.1:8080".to_owned()],
+            request_timeout: Duration::from_secs(30),
+            max_connections_per_ip: 100,
+            mta_sts_mode: MtaStsMode::Testing,
+            mta_sts_max_age: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
 /// `[smtp]`: the inbound MX listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -520,6 +562,7 @@ impl Default for Config {
             lmtp: LmtpSection::default(),
             imap: ImapSection::default(),
             pop3: Pop3Section::default(),
+            http: HttpSection::default(),
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
             submission: SubmissionSection::default(),
@@ -1045,6 +1088,32 @@ impl Config {
                 "pop3.max_connections_per_user and pop3.max_connections_per_ip must be at least 1"
                     .to_owned(),
             );
+        }
+
+        // [http]
+        if self.http.request_timeout < Duration::from_secs(1) {
+            return fail("http.request_timeout", "must be at least \"1s\"".to_owned());
+        }
+        if self.http.max_connections_per_ip == 0 {
+            return fail(
+                "http.max_connections_per_ip",
+                "must be at least 1".to_owned(),
+            );
+        }
+        // RFC 8461: at most a year.
+        if self.http.mta_sts_max_age > Duration::from_secs(31_557_600) {
+            return fail(
+                "http.mta_sts_max_age",
+                "must be at most a year (\"365d\")".to_owned(),
+            );
+        }
+        for address in &self.http.listen {
+            if address.parse::<std::net::SocketAddr>().is_err() {
+                return fail(
+                    "http.listen",
+                    format!("{address:?} is not an address and port like \"127.0.0.1:8080\""),
+                );
+            }
         }
 
         // [log]
@@ -1971,6 +2040,10 @@ mod tests {
             "max_line_length",
             "max_append_size",
             "[pop3]",
+            "[http]",
+            "request_timeout",
+            "mta_sts_mode",
+            "mta_sts_max_age",
             "[limits]",
             "command_timeout",
             "data_timeout",

@@ -916,7 +916,9 @@ fn spawn_server(env: &Env) -> (Child, mpsc::Receiver<String>) {
         format!(
             "[smtp]\nlisten = {}\n[imap]\nlisten = {}\nlisten_tls = {}\n\
              [submission]\nlisten = {}\nlisten_tls = {}\n\
-             [pop3]\nlisten = {}\nlisten_tls = {}\n",
+             [pop3]\nlisten = {}\nlisten_tls = {}\n\
+             [http]\nlisten = {}\n",
+            port(),
             port(),
             port(),
             port(),

@@ -64,6 +64,20 @@ pub struct Peer {
 }
 
 impl Listener {
+    /// Where it listens, for the metrics: `address:port` or the socket's path.
+    fn local_description(&self) -> String {
+        let described = match self {
+            Listener::Tcp(listener) => listener.local_addr().map(|address| address.to_string()),
+            Listener::Unix(listener) => listener.local_addr().map(|address| {
+                address
+                    .as_pathname()
+                    .map(|path| format!("unix:{}", path.display()))
+                    .unwrap_or_else(|| "unix".to_owned())
+            }),
+        };
+        described.unwrap_or_else(|_| "unknown".to_owned())
+    }
+
     async fn accept(&self) -> std::io::Result<(Box<dyn Io>, Peer)> {
         match self {
             Listener::Tcp(listener) => {
@@ -170,6 +184,10 @@ pub async fn serve<P: Protocol>(
     let mut sessions = JoinSet::new();
     let mut backoff = FIRST_BACKOFF;
     let name = protocol.name();
+    let metric_name = name.to_ascii_lowercase();
+    let open_gauge =
+        mailstead_metrics::connections_open(&metric_name, &listener.local_description());
+    let logged_in_gauge = mailstead_metrics::sessions_logged_in(&metric_name);
     tokio::pin!(shutdown);
 
     loop {
@@ -213,7 +231,7 @@ pub async fn serve<P: Protocol>(
             None => None,
         };
         let connection = match connections.admit(shutdown_receiver.clone()) {
-            Ok(connection) => connection,
+            Ok(connection) => connection.counting_logins_in(logged_in_gauge.clone()),
             Err(_full) => {
                 warn!(protocol = name, peer = %peer.description, capacity = connections.capacity(), "server full; refusing a connection");
                 refuse(
@@ -227,6 +245,7 @@ pub async fn serve<P: Protocol>(
             }
         };
         let protocol = Arc::clone(&protocol);
+        let open = OpenConnection::new(&open_gauge);
         sessions.spawn(async move {
             debug!(protocol = name, peer = %peer.description, "connection");
             let mut evicted = connection.evicted_signal();
@@ -261,11 +280,28 @@ pub async fn serve<P: Protocol>(
                 } => {}
             }
             drop(address_slot);
+            drop(open);
         });
     }
     // Idle sessions say goodbye and close; busy ones finish what they are doing first.
     let _ = shutdown_sender.send(true);
     while sessions.join_next().await.is_some() {}
+}
+
+/// One connection in its listener's `connections_open` gauge, until dropped.
+struct OpenConnection(mailstead_metrics::Gauge);
+
+impl OpenConnection {
+    fn new(gauge: &mailstead_metrics::Gauge) -> OpenConnection {
+        gauge.inc();
+        OpenConnection(gauge.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Tells a connection that was not admitted why (after the handshake on implicit-TLS

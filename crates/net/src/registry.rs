@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use mailstead_metrics::Gauge;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
@@ -131,6 +133,7 @@ impl Connections {
             pre_login,
             evicted,
             shutdown,
+            logged_in: None,
         })
     }
 
@@ -166,6 +169,8 @@ pub struct ConnectionHandle {
     pre_login: Arc<AtomicBool>,
     evicted: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
+    /// The listener's `sessions_logged_in` gauge, and whether this session is in it.
+    logged_in: Option<(Gauge, AtomicBool)>,
 }
 
 impl ConnectionHandle {
@@ -180,6 +185,27 @@ impl ConnectionHandle {
             pre_login: Arc::new(AtomicBool::new(true)),
             evicted,
             shutdown,
+            logged_in: None,
+        }
+    }
+
+    /// Counts this session in `gauge` while it is logged in ([`Self::set_logged_in`]).
+    pub(crate) fn counting_logins_in(mut self, gauge: Gauge) -> ConnectionHandle {
+        self.logged_in = Some((gauge, AtomicBool::new(false)));
+        self
+    }
+
+    /// Says whether the session is logged in now, for the `sessions_logged_in` metric; may be
+    /// called after every command, only a change counts.
+    pub fn set_logged_in(&self, logged_in: bool) {
+        if let Some((gauge, counted)) = &self.logged_in
+            && counted.swap(logged_in, Ordering::Relaxed) != logged_in
+        {
+            if logged_in {
+                gauge.inc();
+            } else {
+                gauge.dec();
+            }
         }
     }
 
@@ -220,6 +246,7 @@ impl ConnectionHandle {
 
 impl Drop for ConnectionHandle {
     fn drop(&mut self) {
+        self.set_logged_in(false);
         let Some(registry) = &self.registry else {
             return;
         };

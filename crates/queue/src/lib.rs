@@ -224,7 +224,9 @@ impl Queue {
     ) -> Result<Queue, QueueError> {
         let owner = control::take_ownership(&config.dir)?;
         let mut schedule = Schedule::default();
-        for (id, envelope) in control::scan(&config.dir)? {
+        let queued = control::scan(&config.dir)?;
+        mailstead_metrics::queue_size_set(queued.len());
+        for (id, envelope) in queued {
             if envelope.held {
                 continue;
             }
@@ -331,6 +333,7 @@ impl Queue {
             recipients = envelope.recipients.len(),
             "queued"
         );
+        mailstead_metrics::queue_message_added();
         self.schedule().set(&id, now);
         self.inner.wake.notify_one();
         Ok(id)
@@ -463,6 +466,7 @@ impl Queue {
     /// Removes a message's files and syncs the directory, on a blocking thread: the sync
     /// may wait for another one (group commit), which must not hold an I/O thread.
     async fn remove_files(&self, id: &str) {
+        mailstead_metrics::queue_message_removed();
         let (msg_path, env_path) = self.paths(id);
         let dir = self.inner.config.dir.clone();
         let removed = tokio::task::spawn_blocking(move || {
@@ -711,6 +715,7 @@ impl Queue {
         let recipient = &mut envelope.recipients[index];
         let expired = now - arrived >= config.max_age.as_secs() as i64;
         if result == AttemptResult::Failed || expired {
+            mailstead_metrics::recipient_bounced();
             recipient.state = RecipientState::Failed;
             if expired && result != AttemptResult::Failed {
                 let last = recipient.diagnostic.clone().unwrap_or_default();
@@ -726,6 +731,7 @@ impl Queue {
             .min(config.max_backoff)
             .as_secs()
             .max(1) as i64;
+        mailstead_metrics::recipient_deferred();
         recipient.next_attempt = now + backoff;
     }
 

@@ -70,6 +70,16 @@ pub enum Mode {
     Submission,
 }
 
+impl Mode {
+    fn metric(self) -> mailstead_metrics::Protocol {
+        match self {
+            Mode::Smtp => mailstead_metrics::Protocol::Smtp,
+            Mode::Lmtp => mailstead_metrics::Protocol::Lmtp,
+            Mode::Submission => mailstead_metrics::Protocol::Submission,
+        }
+    }
+}
+
 /// Bounds on what one client may make the server do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -226,6 +226,7 @@ pub(crate) async fn run(
         connection.set_pre_login(
             session.login.is_none() && session.mail_from.is_none() && session.chunks.is_none(),
         );
+        connection.set_logged_in(session.login.is_some());
         // The error tarpit: replies are still queued, so sleeping here delays them.
         let delay = std::mem::take(&mut session.delay);
         if !delay.is_zero() {
@@ -1078,6 +1079,9 @@ impl Session {
             queued,
             "message received"
         );
+        if any_delivered || queued > 0 {
+            mailstead_metrics::message_received(self.ctx.mode.metric());
+        }
         match self.ctx.mode {
             Mode::Lmtp => {
                 let mut next = Next::Continue;

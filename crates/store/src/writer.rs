@@ -4,6 +4,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 
@@ -37,6 +38,8 @@ pub struct SpooledMessage {
     sizes: Sizes,
     /// A message the outbound queue owns (`Store::queued`): its file outlives this handle.
     kept: bool,
+    /// When its transfer ended, for the delivery latency; unknown for a queued message.
+    received: Option<Instant>,
 }
 
 impl MessageWriter {
@@ -122,6 +125,7 @@ impl MessageWriter {
             path,
             sizes: self.line_endings.sizes(),
             kept: false,
+            received: Some(Instant::now()),
         })
     }
 }
@@ -150,6 +154,7 @@ impl SpooledMessage {
             path,
             sizes,
             kept: true,
+            received: None,
         })
     }
 
@@ -282,6 +287,7 @@ impl SpooledMessage {
             )
         })
         .await?;
+        mailstead_metrics::message_delivered(self.received);
         // Wakes an IDLE session on this Maildir's INBOX within milliseconds.
         self.inner.notifier.notify(maildir);
         Ok(delivered)

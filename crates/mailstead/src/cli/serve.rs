@@ -32,7 +32,7 @@ use mailstead_store::{MailStore, Store};
 
 use crate::cli::exit::CliError;
 use crate::cli::{Ctx, directory_options};
-use crate::config::Config;
+use crate::config::{Config, MtaStsMode};
 use crate::{privileges, tls};
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
@@ -239,11 +239,33 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             warn!(path = %control_path.display(), cause = %err, "no queue control socket; `mailstead queue` will not reach this server")
         }
     }
-    for listener in listeners {
+    let readiness = mailstead_http::Readiness::default();
+    let http = Arc::new(mailstead_http::HttpContext {
+        directory: directory.clone(),
+        hostname: config.hostname().to_owned(),
+        services: mail_services(config),
+        mta_sts: mailstead_http::MtaSts {
+            mode: match config.http.mta_sts_mode {
+                MtaStsMode::Enforce => mailstead_http::MtaStsMode::Enforce,
+                MtaStsMode::Testing => mailstead_http::MtaStsMode::Testing,
+                MtaStsMode::None => mailstead_http::MtaStsMode::None,
+            },
+            max_age: config.http.mta_sts_max_age,
+        },
+        readiness: readiness.clone(),
+        limits: mailstead_http::Limits {
+            request_timeout: config.http.request_timeout,
+            max_connections_per_ip: usize::try_from(config.http.max_connections_per_ip)
+                .unwrap_or(usize::MAX),
+        },
+    });
+    for (name, listener) in listeners {
         let connections = connections.clone();
+        // Every listener counts for /readyz while its accept loop runs.
+        let mut tracked = TrackedSet(&mut servers, &readiness, name);
         match listener {
             Bound::Smtp(listener) => {
-                servers.spawn(mailstead_smtp::serve(
+                tracked.spawn(mailstead_smtp::serve(
                     listener,
                     context(Mode::Smtp),
                     connections,
@@ -251,7 +273,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ));
             }
             Bound::LmtpTcp(listener) => {
-                servers.spawn(mailstead_smtp::serve(
+                tracked.spawn(mailstead_smtp::serve(
                     listener,
                     context(Mode::Lmtp),
                     connections,
@@ -259,7 +281,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ));
             }
             Bound::LmtpUnix(listener) => {
-                servers.spawn(mailstead_smtp::serve_unix(
+                tracked.spawn(mailstead_smtp::serve_unix(
                     listener,
                     context(Mode::Lmtp),
                     connections,
@@ -267,7 +289,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ));
             }
             Bound::Submission(listener) => {
-                servers.spawn(mailstead_smtp::serve(
+                tracked.spawn(mailstead_smtp::serve(
                     listener,
                     context(Mode::Submission),
                     connections,
@@ -275,7 +297,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ));
             }
             Bound::SubmissionTls(listener) => {
-                servers.spawn(mailstead_smtp::serve_implicit_tls(
+                tracked.spawn(mailstead_smtp::serve_implicit_tls(
                     listener,
                     context(Mode::Submission),
                     Arc::clone(&tls_config),
@@ -284,7 +306,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ));
             }
             Bound::Imap(listener, security) => {
-                servers.spawn(mailstead_imap::serve(
+                tracked.spawn(mailstead_imap::serve(
                     listener,
                     Arc::clone(&imap),
                     security,
@@ -293,10 +315,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ));
             }
             Bound::Pop3(listener, security) => {
-                servers.spawn(mailstead_pop3::serve(
+                tracked.spawn(mailstead_pop3::serve(
                     listener,
                     Arc::clone(&pop3),
                     security,
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::Http(listener, plain) => {
+                tracked.spawn(mailstead_http::serve(
+                    listener,
+                    Arc::clone(&http),
+                    (!plain).then(|| Arc::clone(&tls_config)),
                     connections,
                     stopped(),
                 ));
@@ -405,6 +436,60 @@ async fn clean_maildir_tmps(directory: Directory, started: SystemTime) {
     );
 }
 
+/// The set of listener tasks, each spawned under its name in the readiness list.
+struct TrackedSet<'a>(
+    &'a mut tokio::task::JoinSet<()>,
+    &'a mailstead_http::Readiness,
+    String,
+);
+
+impl TrackedSet<'_> {
+    fn spawn(&mut self, serving: impl Future<Output = ()> + Send + 'static) {
+        let name = std::mem::take(&mut self.2);
+        self.0.spawn(self.1.track(name, serving));
+    }
+}
+
+/// The mail services autoconfiguration tells clients about: the port of every configured
+/// IMAP, POP3 and submission listener.
+fn mail_services(config: &Config) -> mailstead_http::MailServices {
+    use mailstead_http::{Endpoint, MailServices, Security};
+    let mut services = MailServices::default();
+    let add = |list: &mut Vec<Endpoint>, addresses: &[String], security: Security| {
+        for address in addresses {
+            if let Some(port) = address
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse::<u16>().ok())
+            {
+                MailServices::add(list, Endpoint { port, security });
+            }
+        }
+    };
+    add(
+        &mut services.imap,
+        &config.imap.listen_tls,
+        Security::ImplicitTls,
+    );
+    add(&mut services.imap, &config.imap.listen, Security::StartTls);
+    add(
+        &mut services.pop3,
+        &config.pop3.listen_tls,
+        Security::ImplicitTls,
+    );
+    add(&mut services.pop3, &config.pop3.listen, Security::StartTls);
+    add(
+        &mut services.submission,
+        &config.submission.listen_tls,
+        Security::ImplicitTls,
+    );
+    add(
+        &mut services.submission,
+        &config.submission.listen,
+        Security::StartTls,
+    );
+    services
+}
+
 /// How long sessions receiving a message may take to finish it after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
@@ -417,13 +502,18 @@ enum Bound {
     Pop3(tokio::net::TcpListener, mailstead_pop3::Security),
     Submission(tokio::net::TcpListener),
     SubmissionTls(tokio::net::TcpListener),
+    /// Plain (on loopback) or HTTPS.
+    Http(tokio::net::TcpListener, bool),
 }
 
 /// Binds every configured listener, or fails on the first address that cannot be bound.
-async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
+async fn bind_listeners(config: &Config) -> Result<Vec<(String, Bound)>, CliError> {
     let mut bound = Vec::new();
     for address in &config.smtp.listen {
-        bound.push(Bound::Smtp(bind_tcp(address, "smtp.listen").await?));
+        bound.push((
+            format!("smtp {address}"),
+            Bound::Smtp(bind_tcp(address, "smtp.listen").await?),
+        ));
         info!(%address, "SMTP listening");
     }
     for address in &config.lmtp.listen {
@@ -445,21 +535,26 @@ async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
                         source,
                     },
                 )?;
-                bound.push(Bound::LmtpUnix(listener));
+                bound.push((format!("lmtp {address}"), Bound::LmtpUnix(listener)));
             }
-            None => bound.push(Bound::LmtpTcp(bind_tcp(address, "lmtp.listen").await?)),
+            None => bound.push((
+                format!("lmtp {address}"),
+                Bound::LmtpTcp(bind_tcp(address, "lmtp.listen").await?),
+            )),
         }
         info!(%address, "LMTP listening");
     }
     for address in &config.submission.listen {
-        bound.push(Bound::Submission(
-            bind_tcp(address, "submission.listen").await?,
+        bound.push((
+            format!("submission {address}"),
+            Bound::Submission(bind_tcp(address, "submission.listen").await?),
         ));
         info!(%address, "submission listening (STARTTLS)");
     }
     for address in &config.submission.listen_tls {
-        bound.push(Bound::SubmissionTls(
-            bind_tcp(address, "submission.listen_tls").await?,
+        bound.push((
+            format!("submission {address}"),
+            Bound::SubmissionTls(bind_tcp(address, "submission.listen_tls").await?),
         ));
         info!(%address, "submission listening (implicit TLS)");
     }
@@ -473,7 +568,10 @@ async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
     ];
     for (addresses, security, key) in imap_listeners {
         for address in addresses {
-            bound.push(Bound::Imap(bind_tcp(address, key).await?, security));
+            bound.push((
+                format!("imap {address}"),
+                Bound::Imap(bind_tcp(address, key).await?, security),
+            ));
             info!(%address, ?security, "IMAP listening");
         }
     }
@@ -487,9 +585,20 @@ async fn bind_listeners(config: &Config) -> Result<Vec<Bound>, CliError> {
     ];
     for (addresses, security, key) in pop3_listeners {
         for address in addresses {
-            bound.push(Bound::Pop3(bind_tcp(address, key).await?, security));
+            bound.push((
+                format!("pop3 {address}"),
+                Bound::Pop3(bind_tcp(address, key).await?, security),
+            ));
             info!(%address, ?security, "POP3 listening");
         }
+    }
+    for address in &config.http.listen {
+        let listener = bind_tcp(address, "http.listen").await?;
+        let plain = listener
+            .local_addr()
+            .is_ok_and(|local| mailstead_http::plain_on(&local));
+        bound.push((format!("http {address}"), Bound::Http(listener, plain)));
+        info!(%address, tls = !plain, "HTTP listening");
     }
     Ok(bound)
 }

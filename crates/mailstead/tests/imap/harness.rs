@@ -448,11 +448,14 @@ pub struct Mailstead {
     pub smtp_port: u16,
     /// POP3 with passwords accepted on loopback without TLS.
     pub pop3_port: u16,
+    /// Plain HTTP (loopback): health, metrics, autoconfiguration.
+    pub http_port: u16,
     child: Option<Child>,
 }
 
 impl Mailstead {
-    /// Writes the config (with `extra` appended: more sections or keys of later sections),
+    /// Writes the config (with `extra` appended: keys of `[http]`, the last section, or more
+    /// sections),
     /// creates `users` (full addresses, password [`PASSWORD`]) and starts `serve`.
     pub fn start(dir: &Path, users: &[String], imap_extra: &str, extra: &str) -> Mailstead {
         Mailstead::start_as(dir, users, "", imap_extra, extra)
@@ -473,6 +476,7 @@ impl Mailstead {
         let imaps_port = support::free_port();
         let smtp_port = support::free_port();
         let pop3_port = support::free_port();
+        let http_port = support::free_port();
         fs::write(
             dir.join("mailstead.toml"),
             format!(
@@ -484,7 +488,8 @@ impl Mailstead {
                  [submission]\nlisten = []\nlisten_tls = []\n\n\
                  [pop3]\nlisten = [\"127.0.0.1:{pop3_port}\"]\nlisten_tls = []\n\
                  login_on_loopback_without_tls = true\n\n\
-                 [log]\nlevel = \"info\"\n{extra}",
+                 [log]\nlevel = \"info\"\n\n\
+                 [http]\nlisten = [\"127.0.0.1:{http_port}\"]\n{extra}",
                 data = dir.join("data").display()
             ),
         )
@@ -495,6 +500,7 @@ impl Mailstead {
             imaps_port,
             smtp_port,
             pop3_port,
+            http_port,
             child: None,
         };
         let mut domains: Vec<&str> = users
@@ -556,6 +562,7 @@ impl Mailstead {
             self.imap_port,
             self.imaps_port,
             self.pop3_port,
+            self.http_port,
         ] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 exited(self);
