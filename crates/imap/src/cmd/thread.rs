@@ -540,7 +540,6 @@ mod tests {
                 references: references.iter().map(|r| (*r).to_owned()).collect(),
                 ..SortValues::default()
             },
-            ..Sortable::default()
         }
     }
 
