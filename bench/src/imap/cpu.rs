@@ -24,7 +24,7 @@ pub struct CpuArgs {
 }
 
 /// The command types measured, in order, with what the table calls them.
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 16] = [
     "connect + LOGIN + LOGOUT",
     "SELECT INBOX",
     "SELECT Archive",
@@ -38,14 +38,18 @@ const KINDS: [&str; 14] = [
     "APPEND + UID STORE \\Deleted + EXPUNGE",
     "UID SORT (DATE)",
     "UID SORT (SUBJECT)",
+    "UID SORT (FROM)",
+    "UID SORT (ARRIVAL)",
     "UID THREAD REFERENCES",
 ];
 
 /// The whole-folder SORT and THREAD commands of [`KINDS`] from index 11: measured on a warm
 /// folder (each server has read the headers once, before the measurement).
-const WHOLE_FOLDER: [&str; 3] = [
+const WHOLE_FOLDER: [&str; 5] = [
     "UID SORT (DATE) UTF-8 ALL",
     "UID SORT (SUBJECT) UTF-8 ALL",
+    "UID SORT (FROM) UTF-8 ALL",
+    "UID SORT (ARRIVAL) UTF-8 ALL",
     "UID THREAD REFERENCES UTF-8 ALL",
 ];
 
@@ -136,7 +140,7 @@ pub async fn run(args: &CpuArgs) -> Result<CpuResult> {
                         .await?;
                     conn.command("EXPUNGE").await.map(drop)?
                 }
-                11..=13 => conn.command(WHOLE_FOLDER[kind - 11]).await.map(drop)?,
+                11..=15 => conn.command(WHOLE_FOLDER[kind - 11]).await.map(drop)?,
                 _ => bail!("no command type {kind}"),
             }
         }

@@ -368,13 +368,15 @@ impl Session {
                     .await?;
                 Ok(Flow::Close)
             }
+            // Boxed: a parsed command and its state are held only while it runs, not by every
+            // idle connection's future.
             Frame::Command(bytes) => match parse_command(&bytes) {
-                Ok(tagged) => self.execute(tagged).await,
+                Ok(tagged) => Box::pin(self.execute(tagged)).await,
                 Err(err) => self.parse_error(err).await,
             },
             Frame::Stream { head, .. } => {
                 let flow = match parse_append_head(&head) {
-                    Ok(tagged) => self.execute(tagged).await,
+                    Ok(tagged) => Box::pin(self.execute(tagged)).await,
                     Err(err) => self.parse_error(err).await,
                 };
                 // A literal the command did not take (refused, or a failure part of the way)

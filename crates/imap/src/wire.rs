@@ -48,6 +48,12 @@ pub fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Appends a number in decimal, without the formatting machinery (a SORT of a large folder
+/// writes one per message).
+pub fn number(out: &mut Vec<u8>, number: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(number).as_bytes());
+}
+
 /// `NIL` or [`string`].
 pub fn nstring(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {

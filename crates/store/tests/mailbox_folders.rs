@@ -276,6 +276,16 @@ async fn two_handles_see_each_others_flags() {
         Some(&b"env"[..])
     );
     assert!(a_inbox.cached(uid2, CacheKey::Body).is_none());
+    // Many at once: each UID's value in turn, `None` for a key or message with none.
+    assert_eq!(
+        a_inbox.cached_each(&[uid2, uid1, uid2], CacheKey::Envelope),
+        [
+            Some(Arc::from(&b"env"[..])),
+            None,
+            Some(Arc::from(&b"env"[..]))
+        ]
+    );
+    assert_eq!(a_inbox.cached_each(&[uid2], CacheKey::Body), [None]);
 }
 
 #[tokio::test]

@@ -289,13 +289,17 @@ fn evaluate_batch(
     scope: Scope,
 ) -> Vec<(u32, u32, u64)> {
     let mut found = Vec::new();
+    // The batch ascends by UID, as the snapshot does: most entries are the one after the last.
+    let mut next = 0;
     for (sequence, uid, recent, source) in batch.messages {
-        let Some(meta) = snapshot
-            .position(uid)
-            .and_then(|i| snapshot.messages.get(i))
-        else {
+        let index = match snapshot.messages.get(next) {
+            Some(meta) if meta.uid == uid => Some(next),
+            _ => snapshot.position(uid),
+        };
+        let Some((index, meta)) = index.and_then(|i| Some((i, snapshot.messages.get(i)?))) else {
             continue;
         };
+        next = index + 1;
         let contents = match source {
             Source::Index => None,
             Source::CachedHeaders(cached) => Some(match SearchValues::decode(&cached) {

@@ -16,7 +16,7 @@
 //! kept in the sort order, and each update pair carries the position where its run of
 //! messages leaves or goes, as the list is when the client applies that pair. Where an added
 //! message goes is found by binary search over the kept order ([`Placement`]), comparing the
-//! values SORT compares (`Session::sortables`: the folder's cache, or the file once), so a
+//! values SORT compares (`Session::load_sortable`: the folder's cache, or the file once), so a
 //! message joining costs about log2(n) values read, not a new sort. What a sort compares never
 //! changes while a message keeps its UID (the message, its INTERNALDATE and RFC822.SIZE are
 //! immutable): a flag change never moves a message in a sorted context, it only makes it join
@@ -35,7 +35,7 @@ use std::io;
 use mailstead_store::Snapshot;
 use tracing::debug;
 
-use crate::cmd::sort::{Sortable, ordered_set_string, sort_order, wanted};
+use crate::cmd::sort::{Loaded, message_order, ordered_set_string, reads_header};
 use crate::cmd::uid_set_string;
 use crate::command::{SearchKey, SeqNumber, SeqRange, SequenceSet, SortCriterion, SortKey};
 use crate::session::{Done, Selected, Session};
@@ -207,16 +207,16 @@ struct Placement {
     /// The results in sort order, without the messages leaving.
     order: Vec<u32>,
     /// The messages joining, in sort order.
-    joining: Vec<Sortable>,
+    joining: Vec<Loaded>,
     /// Per joining message: the part of `order` its place is still looked for in.
     bounds: Vec<(usize, usize)>,
     /// Sort values of `order`'s messages compared with so far, by UID.
-    known: HashMap<u32, Sortable>,
+    known: HashMap<u32, Loaded>,
 }
 
 impl Placement {
-    fn new(keys: Box<[SortCriterion]>, order: Vec<u32>, mut joining: Vec<Sortable>) -> Placement {
-        joining.sort_by(|a, b| sort_order(a, b, &keys));
+    fn new(keys: Box<[SortCriterion]>, order: Vec<u32>, mut joining: Vec<Loaded>) -> Placement {
+        joining.sort_by(|a, b| message_order(a, b, &keys));
         Placement {
             bounds: vec![(0, order.len()); joining.len()],
             keys,
@@ -240,7 +240,7 @@ impl Placement {
                     needed.push(uid);
                     break;
                 };
-                if sort_order(probe, message, &self.keys) == Ordering::Less {
+                if message_order(probe, message, &self.keys) == Ordering::Less {
                     *low = middle + 1;
                 } else {
                     *high = middle;
@@ -361,7 +361,9 @@ fn pairs_text(pairs: &[Pair]) -> String {
         let set = if pair.position == 0 {
             uid_set_string(&pair.uids)
         } else {
-            ordered_set_string(&pair.uids)
+            let mut set = Vec::new();
+            ordered_set_string(&mut set, &pair.uids);
+            String::from_utf8_lossy(&set).into_owned()
         };
         text.push_str(&format!("{} {set}", pair.position));
     }
@@ -615,17 +617,19 @@ impl Session {
         &mut self,
         uids: &[u32],
         keys: &[SortCriterion],
-    ) -> io::Result<Option<Vec<Sortable>>> {
+    ) -> io::Result<Option<Vec<Loaded>>> {
         let found = uids.iter().map(|&uid| (0, uid, 0)).collect();
         let sizes = keys.iter().any(|c| c.key == SortKey::Size);
-        Ok(match self.sortables(found, sizes, wanted(keys)).await? {
-            Ok(values) if values.len() == uids.len() => Some(values),
-            Ok(_) => None,
-            Err(done) => {
-                debug!(answer = %done.text, "sort values for an update could not be read");
-                None
-            }
-        })
+        Ok(
+            match self.load_sortable(found, sizes, reads_header(keys)).await? {
+                Ok(values) if values.len() == uids.len() => Some(values),
+                Ok(_) => None,
+                Err(done) => {
+                    debug!(answer = %done.text, "sort values for an update could not be read");
+                    None
+                }
+            },
+        )
     }
 }
 
@@ -812,10 +816,10 @@ mod tests {
             reverse: false,
             key: SortKey::Arrival,
         }]);
-        let message = |uid: u32, arrival: i64| Sortable {
+        let message = |uid: u32, arrival: i64| Loaded {
             uid,
             arrival,
-            ..Sortable::default()
+            ..Loaded::default()
         };
         // 100,000 results by arrival (UID × 10); four join, one equal to UID 10 (after it).
         let order: Vec<u32> = (1..=100_000).collect();

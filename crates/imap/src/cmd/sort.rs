@@ -2,8 +2,11 @@
 //! options (RFC 5267 3, PARTIAL of 4.4). The messages are those SEARCH would match (the one
 //! matcher, `Session::search_matches`); what is compared comes from the folder's cache
 //! (`CacheKey::SortValues`), or from the file once, then cached. THREAD loads its messages
-//! the same way ([`Session::sortables`]). `RETURN (UPDATE)` keeps the sorted result updated
-//! (CONTEXT=SORT, RFC 5267 4.3) as the same context a SEARCH keeps (`search_context.rs`).
+//! the same way ([`Session::load_sortable`]). A sort reads each key's values of every message
+//! once into a column (numbers, or the strings' bytes one after another) and orders message
+//! indices, so a large folder costs no allocation per message. `RETURN (UPDATE)` keeps the
+//! sorted result updated (CONTEXT=SORT, RFC 5267 4.3) as the same context a SEARCH keeps
+//! (`search_context.rs`), placing a joining message with [`message_order`].
 
 use std::cmp::Ordering;
 use std::io;
@@ -15,20 +18,17 @@ use tracing::error;
 use super::search::uses_modseq;
 use crate::command::{SearchReturn, SortCommand, SortCriterion, SortKey};
 use crate::message::Message;
-use crate::message::sort_values::{SortValues, Wanted};
+use crate::message::sort_values::{CachedFields, Field, SortValues, Wanted};
 use crate::session::{Done, Session};
 use crate::wire;
 
-/// One matching message with everything a sort key or a thread algorithm reads.
+/// One matching message with everything a thread algorithm reads.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sortable {
     pub(crate) sequence: u32,
     pub(crate) uid: u32,
-    pub(crate) modseq: u64,
     /// INTERNALDATE, Unix seconds.
     pub(crate) arrival: i64,
-    /// RFC822.SIZE (0 unless the sort asked for sizes).
-    pub(crate) size: u64,
     pub(crate) values: SortValues,
 }
 
@@ -39,30 +39,115 @@ impl Sortable {
     }
 }
 
-/// Orders `messages` by `keys`; messages equal on every key are in mailbox order (RFC 5256 3).
-pub(crate) fn sort_messages(messages: &mut [Sortable], keys: &[SortCriterion]) {
-    messages.sort_by(|a, b| sort_order(a, b, keys));
+/// One matching message as SORT and THREAD load it: what the index says and, when a header
+/// value is wanted, the cached form of its [`SortValues`] (`None`: a damaged cache entry,
+/// which sorts as a message without those header fields).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Loaded {
+    pub(crate) sequence: u32,
+    pub(crate) uid: u32,
+    pub(crate) modseq: u64,
+    /// INTERNALDATE, Unix seconds.
+    pub(crate) arrival: i64,
+    /// RFC822.SIZE (0 unless the sort asked for sizes).
+    pub(crate) size: u64,
+    pub(crate) encoded: Option<Arc<[u8]>>,
 }
 
-/// The one order every SORT answer and every sorted context's update follow: the keys in
-/// turn, then the UID (mailbox order), so no two messages are equal.
-pub(crate) fn sort_order(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
-    compare(a, b, keys).then(a.uid.cmp(&b.uid))
+impl Loaded {
+    fn fields(&self) -> Option<CachedFields<'_>> {
+        self.encoded.as_deref().and_then(CachedFields::parse)
+    }
 }
 
-fn compare(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
+/// What one sort key compares, for each loaded message (by its index).
+enum Column {
+    Numbers(Vec<i64>),
+    /// The case-mapped strings one after another; message `i`'s is
+    /// `bytes[bounds[i]..bounds[i + 1]]`.
+    Texts {
+        bytes: Vec<u8>,
+        bounds: Vec<usize>,
+    },
+}
+
+impl Column {
+    fn of(messages: &[Loaded], key: SortKey) -> Column {
+        let Some(field) = text_field(key) else {
+            return Column::Numbers(
+                messages
+                    .iter()
+                    .map(|m| number_key(m, m.fields(), key))
+                    .collect(),
+            );
+        };
+        let mut bytes = Vec::new();
+        let mut bounds = Vec::with_capacity(messages.len() + 1);
+        bounds.push(0);
+        for message in messages {
+            bytes.extend_from_slice(text_key(message.fields(), field));
+            bounds.push(bytes.len());
+        }
+        Column::Texts { bytes, bounds }
+    }
+
+    fn compare(&self, a: usize, b: usize) -> Ordering {
+        match self {
+            Column::Numbers(numbers) => numbers.get(a).cmp(&numbers.get(b)),
+            Column::Texts { bytes, bounds } => {
+                let text = |i: usize| {
+                    let (Some(&start), Some(&end)) = (bounds.get(i), bounds.get(i + 1)) else {
+                        return &[][..];
+                    };
+                    bytes.get(start..end).unwrap_or_default()
+                };
+                text(a).cmp(text(b))
+            }
+        }
+    }
+}
+
+/// The header field a key compares as text; `None` for the keys compared as numbers.
+fn text_field(key: SortKey) -> Option<Field> {
+    match key {
+        SortKey::Arrival | SortKey::Size | SortKey::Date => None,
+        SortKey::Subject => Some(Field::Subject),
+        SortKey::From => Some(Field::From),
+        SortKey::To => Some(Field::To),
+        SortKey::Cc => Some(Field::Cc),
+        SortKey::DisplayFrom => Some(Field::DisplayFrom),
+        SortKey::DisplayTo => Some(Field::DisplayTo),
+    }
+}
+
+/// What a key compares of a message's header `field` (empty when it has none).
+fn text_key(fields: Option<CachedFields<'_>>, field: Field) -> &[u8] {
+    fields.and_then(|f| f.get(field)).unwrap_or_default()
+}
+
+/// What a key [`text_field`] has no field for compares of a message.
+fn number_key(message: &Loaded, fields: Option<CachedFields<'_>>, key: SortKey) -> i64 {
+    match key {
+        SortKey::Size => i64::try_from(message.size).unwrap_or(i64::MAX),
+        // RFC 5256: the Date: header, or INTERNALDATE when it has none that can be read.
+        SortKey::Date => fields
+            .and_then(|f| f.sent())
+            .flatten()
+            .unwrap_or(message.arrival),
+        _ => message.arrival,
+    }
+}
+
+/// The order of two messages by `keys`, then by UID (mailbox order, so no two are equal):
+/// what [`sort_order`] gives a whole result, for placing a message into a sorted context.
+pub(crate) fn message_order(a: &Loaded, b: &Loaded, keys: &[SortCriterion]) -> Ordering {
+    let (fields_a, fields_b) = (a.fields(), b.fields());
     for criterion in keys {
-        let (x, y) = (&a.values, &b.values);
-        let order = match criterion.key {
-            SortKey::Arrival => a.arrival.cmp(&b.arrival),
-            SortKey::Cc => x.cc.cmp(&y.cc),
-            SortKey::Date => a.sent().cmp(&b.sent()),
-            SortKey::From => x.from.cmp(&y.from),
-            SortKey::Size => a.size.cmp(&b.size),
-            SortKey::Subject => x.subject.cmp(&y.subject),
-            SortKey::To => x.to.cmp(&y.to),
-            SortKey::DisplayFrom => x.display_from.cmp(&y.display_from),
-            SortKey::DisplayTo => x.display_to.cmp(&y.display_to),
+        let order = match text_field(criterion.key) {
+            Some(field) => text_key(fields_a, field).cmp(text_key(fields_b, field)),
+            None => {
+                number_key(a, fields_a, criterion.key).cmp(&number_key(b, fields_b, criterion.key))
+            }
         };
         let order = if criterion.reverse {
             order.reverse()
@@ -73,117 +158,101 @@ fn compare(a: &Sortable, b: &Sortable, keys: &[SortCriterion]) -> Ordering {
             return order;
         }
     }
-    Ordering::Equal
+    a.uid.cmp(&b.uid)
 }
 
-/// Whether any key reads the message's header (the others are in the index), and which of
-/// the cached strings.
-pub(crate) fn wanted(keys: &[SortCriterion]) -> Option<Wanted> {
-    let header = keys
+/// The indices of `messages` (given in sequence order) ordered by `keys`; messages equal on
+/// every key keep their sequence order (RFC 5256 3). Every SORT answer comes from here.
+pub(crate) fn sort_order(messages: &[Loaded], keys: &[SortCriterion]) -> Vec<usize> {
+    let columns: Vec<(Column, bool)> = keys
         .iter()
-        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-    header.then(|| Wanted {
-        subject: keys.iter().any(|c| c.key == SortKey::Subject),
-        addresses: keys.iter().any(|c| {
-            matches!(
-                c.key,
-                SortKey::From
-                    | SortKey::To
-                    | SortKey::Cc
-                    | SortKey::DisplayFrom
-                    | SortKey::DisplayTo
-            )
-        }),
-        ids: false,
-    })
+        .map(|criterion| (Column::of(messages, criterion.key), criterion.reverse))
+        .collect();
+    let mut order: Vec<usize> = (0..messages.len()).collect();
+    // The index breaks ties, so an unstable sort gives the one stable answer.
+    order.sort_unstable_by(|&a, &b| {
+        for (column, reverse) in &columns {
+            let order = column.compare(a, b);
+            let order = if *reverse { order.reverse() } else { order };
+            if order != Ordering::Equal {
+                return order;
+            }
+        }
+        a.cmp(&b)
+    });
+    order
 }
 
-/// A message whose values are still to be decoded or parsed.
-enum Pending {
-    /// The index answers (no header key).
-    Index,
-    Cached(Arc<[u8]>),
-    File(Vec<u8>),
+/// Whether any key reads the message's header (the others are in the index).
+pub(crate) fn reads_header(keys: &[SortCriterion]) -> bool {
+    keys.iter()
+        .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size))
 }
 
-/// What one trip to the CPU pool handles: enough to make the trip worth it, little enough
-/// that file contents held at once stay bounded.
+/// Message files read for their sort values and waiting to be parsed together off the I/O
+/// threads: enough to make the trip worth it, little enough that the bytes held at once
+/// stay bounded. Each with its index among the loaded messages and its UID.
 #[derive(Default)]
-struct Batch {
-    messages: Vec<(Sortable, Pending)>,
+struct Unparsed {
+    files: Vec<(usize, u32, Vec<u8>)>,
     bytes: usize,
 }
 
-impl Batch {
+impl Unparsed {
     const MAX_MESSAGES: usize = 4096;
     const MAX_BYTES: usize = 4 * 1024 * 1024;
 
     fn is_full(&self) -> bool {
-        self.messages.len() >= Batch::MAX_MESSAGES || self.bytes >= Batch::MAX_BYTES
+        self.files.len() >= Unparsed::MAX_MESSAGES || self.bytes >= Unparsed::MAX_BYTES
     }
-}
 
-/// Decodes (the `wanted` strings) or parses a batch (on a blocking thread), caching what a
-/// file gave.
-fn finish_batch(batch: Batch, folder: &Folder, wanted: Wanted) -> Vec<Sortable> {
-    batch
-        .messages
-        .into_iter()
-        .map(|(mut sortable, pending)| {
-            match pending {
-                Pending::Index => {}
-                // The marker was checked; a damaged entry sorts as a message without headers.
-                Pending::Cached(bytes) => {
-                    sortable.values = SortValues::decode_only(&bytes, wanted).unwrap_or_default();
-                }
-                Pending::File(bytes) => {
-                    let values = SortValues::of(&Message::parse(&bytes));
-                    folder.cache(
-                        sortable.uid,
-                        CacheKey::SortValues,
-                        Arc::from(values.encode()),
-                    );
-                    sortable.values = values;
-                }
-            }
-            sortable
-        })
-        .collect()
+    /// Parses the files (on a blocking thread) and caches their sort values.
+    fn parse(self, folder: &Folder) -> Vec<(usize, Arc<[u8]>)> {
+        self.files
+            .into_iter()
+            .map(|(index, uid, bytes)| {
+                let encoded: Arc<[u8]> =
+                    Arc::from(SortValues::of(&Message::parse(&bytes)).encode());
+                folder.cache(uid, CacheKey::SortValues, Arc::clone(&encoded));
+                (index, encoded)
+            })
+            .collect()
+    }
 }
 
 /// `1:3,7,5`: the numbers in the order given, ascending runs of consecutive numbers joined
 /// (ESORT's ALL and PARTIAL, and a sorted context's updates, keep the sort order).
-pub(crate) fn ordered_set_string(numbers: &[u32]) -> String {
-    let mut out = String::new();
+pub(crate) fn ordered_set_string(out: &mut Vec<u8>, numbers: &[u32]) {
     let mut iter = numbers.iter().copied().peekable();
+    let mut first = true;
     while let Some(start) = iter.next() {
         let mut end = start;
         while iter.peek() == Some(&end.wrapping_add(1)) && end != u32::MAX {
             end += 1;
             iter.next();
         }
-        if !out.is_empty() {
-            out.push(',');
+        if !first {
+            out.push(b',');
         }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
+        first = false;
+        wire::number(out, start);
+        if start != end {
+            out.push(b':');
+            wire::number(out, end);
         }
     }
-    out
 }
 
 impl Session {
     /// The matching messages `found` (sequence, UID, modseq, in sequence order) with their
-    /// dates, sizes (`sizes`) and the `headers` values wanted. `Err` is the command's answer
-    /// when they cannot be read.
-    pub(crate) async fn sortables(
+    /// dates, sizes (`sizes`) and, when `headers`, their cached sort values (read from the
+    /// file once, then cached). `Err` is the command's answer when they cannot be read.
+    pub(crate) async fn load_sortable(
         &mut self,
         found: Vec<(u32, u32, u64)>,
         sizes: bool,
-        headers: Option<Wanted>,
-    ) -> io::Result<Result<Vec<Sortable>, Done>> {
+        headers: bool,
+    ) -> io::Result<Result<Vec<Loaded>, Done>> {
         let Some(selected) = self.selected.as_ref() else {
             return Ok(Err(Done::bad("No mailbox selected.")));
         };
@@ -196,66 +265,97 @@ impl Session {
         } else {
             folder.snapshot()
         };
-        let wanted = headers.unwrap_or(Wanted::ALL);
-        let mut sortables = Vec::with_capacity(found.len());
-        let mut batch = Batch::default();
+        let mut cached = if headers {
+            let uids: Vec<u32> = found.iter().map(|&(_, uid, _)| uid).collect();
+            folder.cached_each(&uids, CacheKey::SortValues)
+        } else {
+            Vec::new()
+        }
+        .into_iter();
+        let mut loaded = Vec::with_capacity(found.len());
+        let mut unparsed = Unparsed::default();
+        // `found` ascends by UID as the snapshot does: one walk finds every message's entry.
+        let mut metas = snapshot.messages.iter().peekable();
         for (sequence, uid, modseq) in found {
-            let Some(meta) = snapshot
-                .position(uid)
-                .and_then(|i| snapshot.messages.get(i))
-            else {
+            let encoded = cached
+                .next()
+                .flatten()
+                .filter(|bytes| SortValues::is_encoded(bytes));
+            while metas.next_if(|meta| meta.uid < uid).is_some() {}
+            let Some(meta) = metas.next_if(|meta| meta.uid == uid) else {
                 continue;
             };
-            let sortable = Sortable {
+            if headers && encoded.is_none() {
+                match folder.read(uid).await {
+                    Ok(Some(bytes)) => {
+                        unparsed.bytes += bytes.len();
+                        unparsed.files.push((loaded.len(), uid, bytes));
+                    }
+                    Ok(None) => continue,
+                    Err(err) => {
+                        error!(uid, cause = %err, "cannot read message for SORT/THREAD");
+                        return Ok(Err(self.no_for(&err)));
+                    }
+                }
+            }
+            loaded.push(Loaded {
                 sequence,
                 uid,
                 modseq,
                 arrival: meta.internal_date,
                 size: meta.rfc822_size.unwrap_or(0),
-                values: SortValues::default(),
-            };
-            let pending = if headers.is_none() {
-                Pending::Index
-            } else {
-                match folder
-                    .cached(uid, CacheKey::SortValues)
-                    .filter(|bytes| SortValues::is_encoded(bytes))
-                {
-                    Some(bytes) => Pending::Cached(bytes),
-                    None => match folder.read(uid).await {
-                        Ok(Some(bytes)) => {
-                            batch.bytes += bytes.len();
-                            Pending::File(bytes)
-                        }
-                        Ok(None) => continue,
-                        Err(err) => {
-                            error!(uid, cause = %err, "cannot read message for SORT/THREAD");
-                            return Ok(Err(self.no_for(&err)));
-                        }
-                    },
-                }
-            };
-            batch.messages.push((sortable, pending));
-            if batch.is_full() {
-                let work = std::mem::take(&mut batch);
+                encoded,
+            });
+            if unparsed.is_full() {
+                let work = std::mem::take(&mut unparsed);
                 let folder = Arc::clone(&folder);
-                sortables.extend(
-                    self.ctx
-                        .cpu
-                        .run(move || finish_batch(work, &folder, wanted))
-                        .await?,
-                );
+                for (index, encoded) in self.ctx.cpu.run(move || work.parse(&folder)).await? {
+                    if let Some(message) = loaded.get_mut(index) {
+                        message.encoded = Some(encoded);
+                    }
+                }
             }
         }
-        if !batch.messages.is_empty() {
+        if !unparsed.files.is_empty() {
             let folder = Arc::clone(&folder);
-            sortables.extend(
-                self.ctx
-                    .cpu
-                    .run(move || finish_batch(batch, &folder, wanted))
-                    .await?,
-            );
+            for (index, encoded) in self.ctx.cpu.run(move || unparsed.parse(&folder)).await? {
+                if let Some(message) = loaded.get_mut(index) {
+                    message.encoded = Some(encoded);
+                }
+            }
         }
+        Ok(Ok(loaded))
+    }
+
+    /// [`Session::load_sortable`] with the `wanted` sort values decoded, for THREAD.
+    pub(crate) async fn sortables(
+        &mut self,
+        found: Vec<(u32, u32, u64)>,
+        wanted: Wanted,
+    ) -> io::Result<Result<Vec<Sortable>, Done>> {
+        let loaded = match self.load_sortable(found, false, true).await? {
+            Ok(loaded) => loaded,
+            Err(done) => return Ok(Err(done)),
+        };
+        let sortables = self
+            .ctx
+            .cpu
+            .run(move || {
+                loaded
+                    .into_iter()
+                    .map(|message| Sortable {
+                        sequence: message.sequence,
+                        uid: message.uid,
+                        arrival: message.arrival,
+                        values: message
+                            .encoded
+                            .as_deref()
+                            .and_then(|bytes| SortValues::decode_only(bytes, wanted))
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .await?;
         Ok(Ok(sortables))
     }
 
@@ -296,36 +396,46 @@ impl Session {
             selected.search.saved = found.iter().map(|&(_, uid, _)| uid).collect();
         }
         let sizes = sort.keys.iter().any(|c| c.key == SortKey::Size);
-        let mut sortables = match self.sortables(found, sizes, wanted(&sort.keys)).await? {
-            Ok(sortables) => sortables,
+        let loaded = match self
+            .load_sortable(found, sizes, reads_header(&sort.keys))
+            .await?
+        {
+            Ok(loaded) => loaded,
             Err(done) => return Ok(done),
         };
-        let keys = sort.keys.clone();
-        let sorted: Vec<(u32, u32, u64)> = self
+        let (keys, uid) = (sort.keys.clone(), sort.uid);
+        let (numbers, sorted_uids, highest_modseq) = self
             .ctx
             .cpu
             .run(move || {
-                sort_messages(&mut sortables, &keys);
-                sortables
+                let highest_modseq = loaded.iter().map(|m| m.modseq).max();
+                let sorted: Vec<&Loaded> = sort_order(&loaded, &keys)
                     .into_iter()
-                    .map(|s| (if sort.uid { s.uid } else { s.sequence }, s.uid, s.modseq))
-                    .collect()
+                    .filter_map(|i| loaded.get(i))
+                    .collect();
+                let numbers: Vec<u32> = sorted
+                    .iter()
+                    .map(|m| if uid { m.uid } else { m.sequence })
+                    .collect();
+                // An updated sort keeps the UIDs answered, in the order answered.
+                let sorted_uids =
+                    update.then(|| sorted.iter().map(|m| m.uid).collect::<Vec<u32>>());
+                (numbers, sorted_uids, highest_modseq)
             })
             .await?;
         let mut line = Vec::new();
-        if let Some(criteria) = context_criteria {
-            // The context holds what the client was answered, in the order answered.
-            let results = sorted.iter().map(|&(_, uid, _)| uid).collect();
+        if let (Some(criteria), Some(results)) = (context_criteria, sorted_uids) {
             let order = Some(sort.keys.clone().into_boxed_slice());
             line.extend(self.start_updates(tag, sort.uid, criteria, order, results, marks));
         }
-        let numbers: Vec<u32> = sorted.iter().map(|&(number, _, _)| number).collect();
-        let highest_modseq = sorted.iter().map(|&(_, _, modseq)| modseq).max();
         match &sort.return_options {
             None => {
+                // " 4294967295" at most; most numbers are shorter.
+                line.reserve(8 + numbers.len() * 8);
                 line.extend_from_slice(b"* SORT");
-                for number in &numbers {
-                    line.extend_from_slice(format!(" {number}").as_bytes());
+                for &number in &numbers {
+                    line.push(b' ');
+                    wire::number(&mut line, number);
                 }
                 if modseq_key && let Some(modseq) = highest_modseq {
                     line.extend_from_slice(format!(" (MODSEQ {modseq})").as_bytes());
@@ -368,9 +478,8 @@ impl Session {
                     line.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
                 }
                 if wants(SearchReturn::All) && !numbers.is_empty() {
-                    line.extend_from_slice(
-                        format!(" ALL {}", ordered_set_string(&numbers)).as_bytes(),
-                    );
+                    line.extend_from_slice(b" ALL ");
+                    ordered_set_string(&mut line, &numbers);
                 }
                 for option in options {
                     if let SearchReturn::Partial(first, last) = *option {
@@ -379,14 +488,13 @@ impl Session {
                         let window = numbers
                             .get(start.min(numbers.len())..end.min(numbers.len()))
                             .unwrap_or_default();
-                        let set = if window.is_empty() {
-                            "NIL".to_owned()
+                        line.extend_from_slice(format!(" PARTIAL ({first}:{last} ").as_bytes());
+                        if window.is_empty() {
+                            line.extend_from_slice(b"NIL");
                         } else {
-                            ordered_set_string(window)
-                        };
-                        line.extend_from_slice(
-                            format!(" PARTIAL ({first}:{last} {set})").as_bytes(),
-                        );
+                            ordered_set_string(&mut line, window);
+                        }
+                        line.push(b')');
                     }
                 }
                 if modseq_key && let Some(modseq) = highest_modseq {
@@ -404,28 +512,30 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn message(sequence: u32, arrival: i64, sent: Option<i64>, subject: &str) -> Sortable {
-        Sortable {
+    fn message(sequence: u32, arrival: i64, sent: Option<i64>, subject: &str) -> Loaded {
+        let values = SortValues {
+            sent,
+            subject: subject.to_owned(),
+            ..SortValues::default()
+        };
+        Loaded {
             sequence,
             uid: sequence + 100,
             arrival,
-            values: SortValues {
-                sent,
-                subject: subject.to_owned(),
-                ..SortValues::default()
-            },
-            ..Sortable::default()
+            encoded: Some(Arc::from(values.encode())),
+            ..Loaded::default()
         }
     }
 
-    fn order(messages: &[Sortable], keys: &[(bool, SortKey)]) -> Vec<u32> {
+    fn order(messages: &[Loaded], keys: &[(bool, SortKey)]) -> Vec<u32> {
         let keys: Vec<SortCriterion> = keys
             .iter()
             .map(|&(reverse, key)| SortCriterion { reverse, key })
             .collect();
-        let mut messages = messages.to_vec();
-        sort_messages(&mut messages, &keys);
-        messages.iter().map(|m| m.sequence).collect()
+        sort_order(messages, &keys)
+            .into_iter()
+            .map(|i| messages[i].sequence)
+            .collect()
     }
 
     #[test]
@@ -449,13 +559,34 @@ mod tests {
         );
         // Equal on every key: sequence order, REVERSE or not.
         assert_eq!(order(&messages, &[(true, SortKey::Cc)]), [1, 2, 3, 4]);
+        assert_eq!(order(&messages, &[(true, SortKey::Subject)]), [1, 3, 2, 4]);
+    }
+
+    #[test]
+    fn strings_compare_by_code_point_and_a_damaged_entry_has_no_header() {
+        let mut messages = vec![
+            message(1, 5, Some(9), "\u{e9}T\u{c9}"),
+            message(2, 6, Some(8), "Z"),
+            message(3, 7, Some(7), "ZZ"),
+            message(4, 3, Some(1), ""),
+        ];
+        // Not the cached form: no Date (INTERNALDATE stands in), an empty subject.
+        messages[1].encoded = Some(Arc::from(&b"\0sort-values 1\nx\n"[..]));
+        messages[2].encoded = None;
+        assert_eq!(order(&messages, &[(false, SortKey::Subject)]), [2, 3, 4, 1]);
+        assert_eq!(order(&messages, &[(false, SortKey::Date)]), [4, 2, 3, 1]);
     }
 
     #[test]
     fn ordered_sets_keep_the_order() {
-        assert_eq!(ordered_set_string(&[1, 2, 3, 7, 5, 6]), "1:3,7,5:6");
-        assert_eq!(ordered_set_string(&[3, 2, 1]), "3,2,1");
-        assert_eq!(ordered_set_string(&[u32::MAX, 1]), "4294967295,1");
-        assert_eq!(ordered_set_string(&[]), "");
+        let set = |numbers: &[u32]| {
+            let mut out = Vec::new();
+            ordered_set_string(&mut out, numbers);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(set(&[1, 2, 3, 7, 5, 6]), "1:3,7,5:6");
+        assert_eq!(set(&[3, 2, 1]), "3,2,1");
+        assert_eq!(set(&[u32::MAX, 1]), "4294967295,1");
+        assert_eq!(set(&[]), "");
     }
 }

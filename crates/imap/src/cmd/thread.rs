@@ -492,7 +492,7 @@ impl Session {
             addresses: false,
             ids: true,
         };
-        let messages = match self.sortables(found, false, Some(wanted)).await? {
+        let messages = match self.sortables(found, wanted).await? {
             Ok(messages) => messages,
             Err(done) => return Ok(done),
         };
@@ -540,7 +540,6 @@ mod tests {
                 references: references.iter().map(|r| (*r).to_owned()).collect(),
                 ..SortValues::default()
             },
-            ..Sortable::default()
         }
     }
 

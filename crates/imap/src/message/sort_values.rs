@@ -125,49 +125,109 @@ impl SortValues {
         SortValues::decode_only(bytes, Wanted::ALL)
     }
 
-    /// Reads the cached form, copying out only the `wanted` strings (the others stay empty):
-    /// SORT (DATE) of a large folder then allocates nothing per message.
+    /// Reads the cached form, copying out only the `wanted` strings (the others stay empty).
     pub fn decode_only(bytes: &[u8], wanted: Wanted) -> Option<SortValues> {
-        let text = std::str::from_utf8(bytes).ok()?.strip_prefix(MARKER)?;
-        let mut lines = text.split('\n');
-        let mut next = || lines.next();
-        let sent = next()?;
-        let sent = if sent.is_empty() {
-            None
-        } else {
-            Some(sent.parse().ok()?)
+        let lines = CachedFields::parse(bytes)?.all()?;
+        let line = |field: Field| lines[field as usize];
+        let text = |want: bool, field: Field| -> Option<String> {
+            if !want {
+                return Some(String::new());
+            }
+            std::str::from_utf8(line(field)).ok().map(str::to_owned)
         };
-        let reply_or_forward = next()? == "1";
-        let mut take =
-            |want: bool| next().map(|line| if want { line.to_owned() } else { String::new() });
-        let subject = take(wanted.subject)?;
-        let (from, to, cc) = (
-            take(wanted.addresses)?,
-            take(wanted.addresses)?,
-            take(wanted.addresses)?,
-        );
-        let (display_from, display_to) = (take(wanted.addresses)?, take(wanted.addresses)?);
         let optional = |value: String| (!value.is_empty()).then_some(value);
-        let message_id = optional(take(wanted.ids)?);
-        let in_reply_to = optional(take(wanted.ids)?);
-        let references = take(wanted.ids)?
+        let references = text(wanted.ids, Field::References)?
             .split(' ')
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
             .collect();
         Some(SortValues {
-            sent,
-            subject,
-            reply_or_forward,
-            from,
-            to,
-            cc,
-            display_from,
-            display_to,
-            message_id,
-            in_reply_to,
+            sent: sent(line(Field::Sent))?,
+            subject: text(wanted.subject, Field::Subject)?,
+            reply_or_forward: line(Field::ReplyOrForward) == b"1",
+            from: text(wanted.addresses, Field::From)?,
+            to: text(wanted.addresses, Field::To)?,
+            cc: text(wanted.addresses, Field::Cc)?,
+            display_from: text(wanted.addresses, Field::DisplayFrom)?,
+            display_to: text(wanted.addresses, Field::DisplayTo)?,
+            message_id: optional(text(wanted.ids, Field::MessageId)?),
+            in_reply_to: optional(text(wanted.ids, Field::InReplyTo)?),
             references,
         })
+    }
+}
+
+/// The lines of the cached form, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Sent,
+    ReplyOrForward,
+    Subject,
+    From,
+    To,
+    Cc,
+    DisplayFrom,
+    DisplayTo,
+    MessageId,
+    InReplyTo,
+    References,
+}
+
+impl Field {
+    const COUNT: usize = 11;
+}
+
+/// The cached form's fields as borrowed bytes, found without copying or checking them: SORT
+/// compares the case-mapped strings as bytes (UTF-8 bytes order as their code points do), so
+/// sorting a large folder allocates nothing per message.
+#[derive(Debug, Clone, Copy)]
+pub struct CachedFields<'a> {
+    /// The lines after the marker.
+    lines: &'a [u8],
+}
+
+impl<'a> CachedFields<'a> {
+    /// `None` for anything but the cached form (a line goes missing only later, in
+    /// [`CachedFields::get`]).
+    pub fn parse(bytes: &'a [u8]) -> Option<CachedFields<'a>> {
+        bytes
+            .strip_prefix(MARKER.as_bytes())
+            .map(|lines| CachedFields { lines })
+    }
+
+    /// One field, looking no further than its line (SORT reads one or two of them); `None`
+    /// when the form ends before it.
+    pub fn get(&self, field: Field) -> Option<&'a [u8]> {
+        let mut rest = self.lines;
+        for _ in 0..field as usize {
+            rest = rest.get(memchr::memchr(b'\n', rest)? + 1..)?;
+        }
+        rest.get(..memchr::memchr(b'\n', rest)?)
+    }
+
+    /// Every field, in one pass; `None` when one is missing.
+    pub fn all(&self) -> Option<[&'a [u8]; Field::COUNT]> {
+        let mut rest = self.lines;
+        let mut lines: [&[u8]; Field::COUNT] = [&[]; Field::COUNT];
+        for line in &mut lines {
+            let end = memchr::memchr(b'\n', rest)?;
+            *line = rest.get(..end)?;
+            rest = rest.get(end + 1..)?;
+        }
+        Some(lines)
+    }
+
+    /// The Date: header in Unix seconds: `Some(None)` when the message has none; `None` when
+    /// the line is damaged or missing.
+    pub fn sent(&self) -> Option<Option<i64>> {
+        sent(self.get(Field::Sent)?)
+    }
+}
+
+fn sent(line: &[u8]) -> Option<Option<i64>> {
+    match line {
+        [] => Some(None),
+        digits => std::str::from_utf8(digits).ok()?.parse().ok().map(Some),
     }
 }
 

@@ -236,7 +236,7 @@ pub struct StoreResult {
     pub modified: Vec<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CacheKey {
     Envelope,
     BodyStructure,
