@@ -3,7 +3,6 @@
 //! connection gets.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use mailstead_net::{ConnectionHandle, Connections, Io, ListenerOptions, Protocol, Refusal};
@@ -35,9 +34,13 @@ impl Protocol for Imap {
         peer: mailstead_net::Peer,
         connection: ConnectionHandle,
     ) -> impl Future<Output = ()> + Send + 'static {
-        // IMAP listens on TCP only; a peer without an address is local.
-        let ip = peer.ip.unwrap_or(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        session::run(stream, ip, peer.tls, Arc::clone(&self.0), connection)
+        session::run(
+            stream,
+            peer.address(),
+            peer.tls,
+            Arc::clone(&self.0),
+            connection,
+        )
     }
 }
 

@@ -63,6 +63,14 @@ pub struct Peer {
     pub tls: bool,
 }
 
+impl Peer {
+    /// The client's address for limits and login penalties: a peer on a Unix socket is on
+    /// this host, so it counts as `::1`.
+    pub fn address(&self) -> IpAddr {
+        self.ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST))
+    }
+}
+
 impl Listener {
     /// Where it listens, for the metrics: `address:port` or the socket's path.
     fn local_description(&self) -> String {

@@ -2,7 +2,6 @@
 //! handshake of implicit-TLS listeners): the session to run and the `-ERR` of a refusal.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use mailstead_net::{ConnectionHandle, Connections, Io, ListenerOptions, Protocol, Refusal};
@@ -36,9 +35,13 @@ impl Protocol for Pop3 {
         peer: mailstead_net::Peer,
         connection: ConnectionHandle,
     ) -> impl Future<Output = ()> + Send + 'static {
-        // POP3 listens on TCP only; a peer without an address is local.
-        let ip = peer.ip.unwrap_or(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        session::run(stream, ip, peer.tls, Arc::clone(&self.0), connection)
+        session::run(
+            stream,
+            peer.address(),
+            peer.tls,
+            Arc::clone(&self.0),
+            connection,
+        )
     }
 }
 

@@ -198,10 +198,7 @@ async fn serve_listener(
     shutdown: impl Future,
 ) {
     let options = mailstead_net::ListenerOptions { implicit_tls: None };
-    let protocol = server::Smtp {
-        ctx,
-        implicit_tls: false,
-    };
+    let protocol = server::Smtp { ctx };
     mailstead_net::serve(listener, Arc::new(protocol), options, connections, shutdown).await;
 }
 
@@ -217,10 +214,7 @@ pub async fn serve_implicit_tls(
     let options = mailstead_net::ListenerOptions {
         implicit_tls: Some(tls),
     };
-    let protocol = server::Smtp {
-        ctx,
-        implicit_tls: true,
-    };
+    let protocol = server::Smtp { ctx };
     mailstead_net::serve(
         listener.into(),
         Arc::new(protocol),
@@ -238,16 +232,10 @@ pub async fn serve_stream<S>(stream: S, peer_ip: std::net::IpAddr, ctx: Arc<Smtp
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = session::Peer {
+    let peer = mailstead_net::Peer {
         ip: Some(peer_ip),
         description: peer_ip.to_string(),
+        tls: false,
     };
-    session::run(
-        Box::new(stream),
-        peer,
-        ctx,
-        ConnectionHandle::detached(),
-        false,
-    )
-    .await;
+    session::run(Box::new(stream), peer, ctx, ConnectionHandle::detached()).await;
 }

@@ -6,12 +6,10 @@ use std::sync::Arc;
 use mailstead_net::{ConnectionHandle, Io, Protocol, Refusal};
 
 use crate::SmtpContext;
-use crate::session::{self, Peer};
+use crate::session;
 
 pub(crate) struct Smtp {
     pub(crate) ctx: Arc<SmtpContext>,
-    /// Port 465: the accept loop did the TLS handshake already.
-    pub(crate) implicit_tls: bool,
 }
 
 impl Protocol for Smtp {
@@ -42,16 +40,7 @@ impl Protocol for Smtp {
         peer: mailstead_net::Peer,
         connection: ConnectionHandle,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let peer = Peer {
-            ip: peer.ip,
-            description: peer.description,
-        };
-        session::run(
-            stream,
-            peer,
-            Arc::clone(&self.ctx),
-            connection,
-            self.implicit_tls,
-        )
+        // Port 465's handshake is done already: `peer.tls` says so.
+        session::run(stream, peer, Arc::clone(&self.ctx), connection)
     }
 }

@@ -1,16 +1,15 @@
 //! The session state machine: greeting, HELO/EHLO/LHLO, the mail transaction, DATA and BDAT,
 //! STARTTLS, limits, and delivery through the store.
 
-use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
-use mailstead_net::{Closing, ConnectionHandle, LogSafe};
+use mailstead_net::{Closing, ConnectionHandle, LogSafe, Peer};
 use mailstead_store::{MessageWriter, QuotaLimit, StoreError};
 use tracing::{info, warn};
 
@@ -18,14 +17,6 @@ use crate::cmd::{self, Command, PathCommand, Reply};
 use crate::connection::{Connection, Io, Line};
 use crate::data::DataDecoder;
 use crate::{Mode, SmtpContext, submission};
-
-/// Who is on the other end.
-#[derive(Clone, Debug)]
-pub(crate) struct Peer {
-    /// `None` for a Unix socket.
-    pub(crate) ip: Option<IpAddr>,
-    pub(crate) description: String,
-}
 
 /// Why a session stopped early or a message was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +132,6 @@ pub(crate) async fn run(
     peer: Peer,
     ctx: Arc<SmtpContext>,
     mut connection: ConnectionHandle,
-    implicit_tls: bool,
 ) {
     let mut conn = Connection::new(stream, ctx.limits.max_line);
     let mut session = Session {
@@ -161,7 +151,7 @@ pub(crate) async fn run(
         declared_size: 0,
         overshoot: 0,
     };
-    if implicit_tls {
+    if session.peer.tls {
         session.tls = Some("implicit TLS".to_owned());
     }
     // Postfix's smtpd_forbid_unauth_pipelining: a client talking before the banner is not a
@@ -1233,10 +1223,7 @@ impl Session {
                 }
             };
         };
-        let client = self
-            .peer
-            .ip
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let client = self.peer.address();
         let attempt = mailstead_auth::LoginAttempt {
             service: mailstead_auth::Service::Submission,
             client,
