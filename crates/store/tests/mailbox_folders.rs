@@ -63,6 +63,16 @@ async fn folders_are_created_listed_renamed_deleted() {
             list.iter()
                 .any(|f| f.name == "Work/Projects/2026" && !f.has_children)
         );
+        // A sibling that sorts between a folder and its children ('-' < '/') hides nothing,
+        // and a name that only starts like a folder's is not its child.
+        account.create("Work-old", None).await.expect("create");
+        account.create("Workshop", None).await.expect("create");
+        let list = account.list().await.expect("list");
+        assert!(list.iter().any(|f| f.name == "Work" && f.has_children));
+        assert!(list.iter().any(|f| f.name == "Work-old" && !f.has_children));
+        assert!(list.iter().any(|f| f.name == "Workshop" && !f.has_children));
+        account.delete("Work-old").await.expect("delete");
+        account.delete("Workshop").await.expect("delete");
         assert!(matches!(
             account.create("work/Projects", None).await,
             Ok(())

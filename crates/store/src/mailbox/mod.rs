@@ -701,12 +701,14 @@ impl AccountInner {
             .map(|(name, _)| name)
             .collect();
         names.sort();
+        // Sorted, a folder's children follow one another from the first name at or after
+        // `name/`: one binary search per folder, not a walk over all of them.
         let has_children = |name: &str| {
-            names.iter().any(|n| {
-                n.len() > name.len() + 1
-                    && n.starts_with(name)
-                    && n.as_bytes().get(name.len()) == Some(&b'/')
-            })
+            let prefix = format!("{name}/");
+            let first = names.partition_point(|n| n.as_str() < prefix.as_str());
+            names
+                .get(first)
+                .is_some_and(|n| n.len() > prefix.len() && n.starts_with(&prefix))
         };
         let mut out = vec![FolderInfo {
             name: "INBOX".to_owned(),
