@@ -1,13 +1,13 @@
 //! One POP3 session: the AUTHORIZATION, TRANSACTION and UPDATE states of RFC 1939, command
 //! dispatch and the replies.
 
-use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use mailstead_auth::{AuthOutcome, LoginAttempt, Service};
 use mailstead_directory::model::MaildirLayout;
 use mailstead_net::{Closing, ConnectionHandle, LogSafe, Slot};

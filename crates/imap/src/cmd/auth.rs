@@ -1,10 +1,10 @@
 //! STARTTLS, LOGIN, AUTHENTICATE (PLAIN, LOGIN) and ENABLE.
 
-use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use std::io;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use mailstead_auth::{AuthOutcome, LoginAttempt, Service};
 use mailstead_directory::model::MaildirLayout;
 use mailstead_net::{Closing, LogSafe};

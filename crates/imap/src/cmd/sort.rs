@@ -134,7 +134,14 @@ fn number_key(message: &Loaded, fields: Option<CachedFields<'_>>, key: SortKey) 
             .and_then(|f| f.sent())
             .flatten()
             .unwrap_or(message.arrival),
-        _ => message.arrival,
+        // Arrival; the text keys never come here ([`text_field`] names their fields).
+        SortKey::Arrival
+        | SortKey::Subject
+        | SortKey::From
+        | SortKey::To
+        | SortKey::Cc
+        | SortKey::DisplayFrom
+        | SortKey::DisplayTo => message.arrival,
     }
 }
 
