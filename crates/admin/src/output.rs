@@ -380,12 +380,15 @@ pub fn audit(entries: &[AuditEntry]) -> String {
     if entries.is_empty() {
         return "no changes recorded yet\n".to_owned();
     }
-    let mut table = Table::new(&["ID", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAILS"]);
+    let mut table = Table::new(&[
+        "ID", "TIME", "ACTOR", "FROM", "ACTION", "SUBJECT", "DETAILS",
+    ]);
     for entry in entries {
         table.row(vec![
             entry.id.to_string(),
             time(entry.at),
             entry.actor.clone(),
+            or_dash(&entry.source),
             entry.action.clone(),
             entry.subject.clone(),
             or_dash(&entry.details),

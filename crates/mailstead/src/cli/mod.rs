@@ -33,6 +33,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use mailstead_admin::output;
+use mailstead_directory::access::Actor;
 use mailstead_directory::{Directory, DirectoryError, DirectoryOptions};
 
 use crate::cli::exit::CliError;
@@ -259,8 +260,8 @@ pub fn directory_options(config: &Config) -> DirectoryOptions {
     options
 }
 
-/// Who the audit log names for a change made here: `cli:<unix user>`.
-pub fn actor() -> String {
+/// Who the audit log names for a change made here: `cli:<unix user>`, from `cli`.
+pub fn actor() -> Actor {
     let from_env = std::env::var("USER").ok().filter(|user| !user.is_empty());
     let user = from_env.or_else(|| {
         let output = std::process::Command::new("id").arg("-un").output().ok()?;
@@ -268,10 +269,11 @@ pub fn actor() -> String {
         let name = name.trim();
         (output.status.success() && !name.is_empty()).then(|| name.to_owned())
     });
-    match user {
+    let name = match user {
         Some(user) => format!("cli:{user}"),
         None => "cli".to_owned(),
-    }
+    };
+    Actor::new(name, "cli")
 }
 
 /// Writes to stdout. A closed pipe (`mailstead … | head`) is not an error.
