@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use mailstead_auth::{AuthOutcome, LoginAttempt, Service};
 use mailstead_directory::access::{MailboxField, Principal};
 use mailstead_directory::manage::MailboxUpdate;
@@ -19,16 +18,6 @@ use crate::api::auth::{self, Authenticated, ClientInfo, Via};
 use crate::api::error::{ApiError, ApiJson};
 
 type Ctx = State<Arc<HttpContext>>;
-
-pub(super) fn routes() -> Router<Arc<HttpContext>> {
-    Router::new()
-        .route(
-            "/api/session",
-            get(current_session).post(log_in).delete(log_out),
-        )
-        .route("/api/me", get(me).patch(update_me))
-        .route("/api/me/password", put(change_password))
-}
 
 /// `POST /api/session`.
 #[derive(Deserialize)]
@@ -61,7 +50,7 @@ fn session_view(auth: &Authenticated) -> SessionView {
 
 /// Logs a mailbox in through the shared authenticator (its failure penalty applies: repeated
 /// wrong passwords are slowed, then refused with 429) and sets the session cookie.
-async fn log_in(
+pub(super) async fn log_in(
     State(ctx): Ctx,
     client: Option<Extension<ClientInfo>>,
     ApiJson(request): ApiJson<LoginRequest>,
@@ -118,12 +107,12 @@ async fn log_in(
     Ok(response)
 }
 
-async fn current_session(auth: Authenticated) -> Json<SessionView> {
+pub(super) async fn current_session(auth: Authenticated) -> Json<SessionView> {
     Json(session_view(&auth))
 }
 
 /// Ends the session of the cookie sent (whether or not it is still alive).
-async fn log_out(
+pub(super) async fn log_out(
     State(ctx): Ctx,
     client: Option<Extension<ClientInfo>>,
     headers: HeaderMap,
@@ -140,7 +129,7 @@ async fn log_out(
 }
 
 /// The caller's own mailbox; 404 for a token that stands for no mailbox.
-async fn me(State(ctx): Ctx, auth: Authenticated) -> Result<Json<Mailbox>, ApiError> {
+pub(super) async fn me(State(ctx): Ctx, auth: Authenticated) -> Result<Json<Mailbox>, ApiError> {
     let own = own_address(&auth)?;
     Ok(Json(ctx.directory.get_mailbox(&own).await?))
 }
@@ -161,7 +150,7 @@ pub struct OwnUpdate {
     pub alternative_email: Option<Option<String>>,
 }
 
-async fn update_me(
+pub(super) async fn update_me(
     State(ctx): Ctx,
     auth: Authenticated,
     ApiJson(update): ApiJson<OwnUpdate>,
@@ -195,7 +184,7 @@ pub struct PasswordChange {
 /// Changes the caller's own password. With a session the current password is asked again
 /// (through the authenticator, so guesses are penalised as logins are); other sessions of the
 /// mailbox end.
-async fn change_password(
+pub(super) async fn change_password(
     State(ctx): Ctx,
     auth: Authenticated,
     ApiJson(change): ApiJson<PasswordChange>,

@@ -6,10 +6,11 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `transport`, `dkim`, `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
+//!   `transport`, `dkim`, `token`, `admins` (domain and mailbox admin grants), `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
 
 pub mod exit;
 
+mod admins;
 mod alias;
 mod alias_domain;
 mod db;
@@ -23,6 +24,7 @@ mod queue;
 mod sender;
 mod serve;
 mod tls_policy;
+mod token;
 mod transport;
 
 use std::io::{IsTerminal, Write};
@@ -87,6 +89,9 @@ pub enum Command {
     /// DKIM keys that sign mail from hosted domains
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// Tokens for the HTTP API
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// What happens to mail for these addresses, and why
     Resolve {
         #[arg(required = true, value_name = "ADDRESS")]
@@ -194,6 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TlsPolicy(command) => tls_policy::run(&ctx, command).await,
         Command::Transport(command) => transport::run(&ctx, command).await,
         Command::Dkim(command) => dkim::run(&ctx, command).await,
+        Command::Token(command) => token::run(&ctx, command).await,
         Command::Resolve { addresses } => query::resolve(&ctx, &addresses).await,
         Command::Auth(command) => query::auth(&ctx, command).await,
         Command::MaySend { login, from } => query::may_send(&ctx, &login, &from).await,
