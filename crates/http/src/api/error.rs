@@ -145,16 +145,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
             let path = err.path().to_string();
             let message = err.into_inner().to_string();
-            // serde reports an unknown field at its object, not by its name.
+            // The path of an unknown field may stop at its object; the message names it.
             let unknown = message
                 .strip_prefix("unknown field `")
                 .and_then(|rest| rest.split_once('`'))
                 .map(|(name, _)| name.to_owned());
             let field = match (unknown, path.as_str()) {
                 (Some(name), ".") => name,
-                (Some(name), parent) => format!("{parent}.{name}"),
                 (None, ".") => "body".to_owned(),
-                (None, _) => path,
+                _ => path,
             };
             ApiError::bad_request(&field, message)
         })?;
