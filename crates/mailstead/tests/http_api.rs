@@ -256,6 +256,21 @@ fn bad_input_is_refused_with_the_field_named() {
     assert_eq!(too_big.status, 413, "{too_big:?}");
     assert!(too_big.body["error"]["message"].is_string(), "{too_big:?}");
 
+    // Before login, a few KB at most.
+    let long_login = format!(
+        "{{\"address\": \"a@{DOMAIN}\", \"password\": \"{}\"}}",
+        "p".repeat(8 * 1024)
+    );
+    let refused = raw(
+        port,
+        "POST",
+        "/api/session",
+        &Auth::None,
+        Some(&long_login),
+        "application/json",
+    );
+    assert_eq!(refused.status, 413, "{refused:?}");
+
     let nowhere = call(port, "GET", "/api/nothing-here", &auth, None);
     assert_eq!(nowhere.status, 404, "{nowhere:?}");
     assert!(nowhere.body["error"]["message"].is_string());

@@ -27,7 +27,7 @@ mod session;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -74,7 +74,12 @@ fn table() -> Vec<Route> {
     vec![
         ("GET", "/api/openapi.json", get(openapi::document)),
         ("GET", "/api/session", get(session::current_session)),
-        ("POST", "/api/session", post(session::log_in)),
+        (
+            "POST",
+            "/api/session",
+            // Before login a client gets a few KB, not the 64 KiB of an authenticated body.
+            post(session::log_in).layer(DefaultBodyLimit::max(LOGIN_BODY_BYTES)),
+        ),
         ("DELETE", "/api/session", delete(session::log_out)),
         ("GET", "/api/me", get(session::me)),
         ("PATCH", "/api/me", patch(session::update_me)),
@@ -375,6 +380,9 @@ fn checked_alternative_email(
 
 /// The longest password accepted, as at login: more is refused before any hashing.
 const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The largest login body: an address and a password of at most 1 KiB each, in JSON.
+const LOGIN_BODY_BYTES: usize = 4 * 1024;
 
 /// Checks a new password against the policy, hashes it off the I/O threads, stores it, and
 /// ends every session of the mailbox (its user logs in again with the new password).

@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 use mailstead_admin::output;
+use mailstead_directory::Directory;
 
 use crate::cli::{Ctx, actor};
 
@@ -27,8 +28,11 @@ pub enum MailboxAdminCommand {
     List,
 }
 
-pub async fn domain(ctx: &Ctx, command: DomainAdminCommand) -> anyhow::Result<()> {
-    let directory = ctx.directory().await?;
+pub async fn domain(
+    ctx: &Ctx,
+    directory: &Directory,
+    command: DomainAdminCommand,
+) -> anyhow::Result<()> {
     match command {
         DomainAdminCommand::Add { admin, domain } => {
             directory
@@ -57,8 +61,11 @@ pub async fn domain(ctx: &Ctx, command: DomainAdminCommand) -> anyhow::Result<()
     }
 }
 
-pub async fn mailbox(ctx: &Ctx, command: MailboxAdminCommand) -> anyhow::Result<()> {
-    let directory = ctx.directory().await?;
+pub async fn mailbox(
+    ctx: &Ctx,
+    directory: &Directory,
+    command: MailboxAdminCommand,
+) -> anyhow::Result<()> {
     match command {
         MailboxAdminCommand::Add { admin, mailbox } => {
             directory

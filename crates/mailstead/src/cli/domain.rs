@@ -76,7 +76,7 @@ pub enum DomainCommand {
 pub async fn run(ctx: &Ctx, command: DomainCommand) -> anyhow::Result<ExitCode> {
     let directory = ctx.directory().await?;
     match command {
-        DomainCommand::Admin(command) => admins::domain(ctx, command).await?,
+        DomainCommand::Admin(command) => admins::domain(ctx, &directory, command).await?,
         DomainCommand::Add {
             domain,
             description,

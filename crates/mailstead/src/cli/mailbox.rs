@@ -93,7 +93,9 @@ pub enum MailboxCommand {
 
 pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode> {
     match command {
-        MailboxCommand::Admin(command) => admins::mailbox(ctx, command).await?,
+        MailboxCommand::Admin(command) => {
+            admins::mailbox(ctx, &ctx.directory().await?, command).await?;
+        }
         MailboxCommand::Add {
             address,
             name,
