@@ -12,8 +12,10 @@ use mailstead_net::{
     ConnectionHandle, Connections, Io, ListenerOptions, Peer, Protocol, Refusal, TlsConfig,
 };
 use tokio::net::TcpListener;
+use tower_http::add_extension::AddExtension;
 use tracing::debug;
 
+use crate::api::ClientInfo;
 use crate::{HttpContext, MAX_HEAD_BYTES, MAX_HEADERS, routes};
 
 /// How long a connection asked to close (shutdown, eviction) may take to finish its answer.
@@ -72,7 +74,13 @@ async fn serve_connection(
         .header_read_timeout(request_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
-    let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    // Who is on the other end, for the API's audit lines and login penalties.
+    let client = ClientInfo {
+        ip: peer.address(),
+        tls: peer.tls,
+    };
+    let service = AddExtension::new(router, client);
+    let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,

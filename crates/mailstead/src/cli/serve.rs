@@ -258,6 +258,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             max_connections_per_ip: usize::try_from(config.http.max_connections_per_ip)
                 .unwrap_or(usize::MAX),
         },
+        api: mailstead_http::ApiContext::new(auth.clone(), Some(queue.clone())),
     });
     for (name, listener) in listeners {
         let connections = connections.clone();
