@@ -276,6 +276,23 @@ fn make_ranks(folder: &Folder, keys: &[SortCriterion]) {
     }
 }
 
+/// The indices of `loaded` ordered by `keys`, by each key's `ranks` where given ([`Session::sort_inputs`]) and
+/// by the values otherwise.
+fn order_of(loaded: &[Loaded], keys: &[SortCriterion], ranks: Vec<Option<Vec<u32>>>) -> Vec<usize> {
+    let mut ranks = ranks.into_iter();
+    let columns: Vec<(Column, bool)> = keys
+        .iter()
+        .map(|criterion| {
+            let column = match ranks.next().flatten() {
+                Some(ranks) => Column::Ranks(ranks),
+                None => Column::of(loaded, criterion.key),
+            };
+            (column, criterion.reverse)
+        })
+        .collect();
+    order_by(&columns, loaded.len())
+}
+
 /// The indices `0..count` ordered by `columns` (each with whether it is reversed), then by
 /// index. Every SORT answer comes from here.
 fn order_by(columns: &[(Column, bool)], count: usize) -> Vec<usize> {
@@ -482,15 +499,16 @@ impl Session {
         Ok(Ok(kept))
     }
 
-    /// The order of `loaded` (ascending by UID) by `keys`, as indices: by the folder's kept
-    /// ranks when they cover every message; otherwise by the values (read now), making new
-    /// ranks first when the sort reads at least half the folder anyway. `Err` is the
-    /// command's answer when the values cannot be read.
-    async fn sorted(
+    /// What ordering `loaded` (ascending by UID) by `keys` compares ([`order_of`]): per
+    /// key, the folder's kept ranks when they cover every message; otherwise no ranks and
+    /// the messages with their values (read now), making new ranks first when the sort
+    /// reads at least half the folder anyway. `Err` is the command's answer when the values
+    /// cannot be read.
+    async fn sort_inputs(
         &mut self,
         loaded: Vec<Loaded>,
         keys: &[SortCriterion],
-    ) -> io::Result<Result<(Vec<Loaded>, Vec<usize>), Done>> {
+    ) -> io::Result<Result<(Vec<Loaded>, Vec<Option<Vec<u32>>>), Done>> {
         let Some(selected) = self.selected.as_ref() else {
             return Ok(Err(Done::bad("No mailbox selected.")));
         };
@@ -522,26 +540,8 @@ impl Session {
                     .await?;
             }
         }
-        let order = self
-            .ctx
-            .cpu
-            .run(move || {
-                let mut ranks = ranks.unwrap_or_default().into_iter();
-                let columns: Vec<(Column, bool)> = keys
-                    .iter()
-                    .map(|criterion| {
-                        let column = match ranks.next().flatten() {
-                            Some(ranks) => Column::Ranks(ranks),
-                            None => Column::of(&loaded, criterion.key),
-                        };
-                        (column, criterion.reverse)
-                    })
-                    .collect();
-                let order = order_by(&columns, loaded.len());
-                (loaded, order)
-            })
-            .await?;
-        Ok(Ok(order))
+        let ranks = ranks.unwrap_or_else(|| vec![None; keys.len()]);
+        Ok(Ok((loaded, ranks)))
     }
 
     /// [`Session::load_sortable`] with the `wanted` sort values decoded, for THREAD.
@@ -617,18 +617,20 @@ impl Session {
             Ok(loaded) => loaded,
             Err(done) => return Ok(done),
         };
-        let (loaded, order) = match self.sorted(loaded, &sort.keys).await? {
-            Ok(sorted) => sorted,
+        let (loaded, ranks) = match self.sort_inputs(loaded, &sort.keys).await? {
+            Ok(inputs) => inputs,
             Err(done) => return Ok(done),
         };
-        let uid = sort.uid;
+        let (keys, uid) = (sort.keys.clone(), sort.uid);
         let (numbers, sorted_uids, highest_modseq) = self
             .ctx
             .cpu
             .run(move || {
                 let highest_modseq = loaded.iter().map(|m| m.modseq).max();
-                let sorted: Vec<&Loaded> =
-                    order.into_iter().filter_map(|i| loaded.get(i)).collect();
+                let sorted: Vec<&Loaded> = order_of(&loaded, &keys, ranks)
+                    .into_iter()
+                    .filter_map(|i| loaded.get(i))
+                    .collect();
                 let numbers: Vec<u32> = sorted
                     .iter()
                     .map(|m| if uid { m.uid } else { m.sequence })
@@ -731,11 +733,7 @@ mod tests {
     /// The indices of `messages` (given in sequence order) ordered by `keys`' values, as a
     /// SORT without kept ranks orders them.
     fn sort_order(messages: &[Loaded], keys: &[SortCriterion]) -> Vec<usize> {
-        let columns: Vec<(Column, bool)> = keys
-            .iter()
-            .map(|criterion| (Column::of(messages, criterion.key), criterion.reverse))
-            .collect();
-        order_by(&columns, messages.len())
+        order_of(messages, keys, Vec::new())
     }
 
     fn message(sequence: u32, arrival: i64, sent: Option<i64>, subject: &str) -> Loaded {
@@ -871,18 +869,12 @@ mod tests {
                 .map(|&(reverse, key)| SortCriterion { reverse, key })
                 .collect();
             let by_values = sort_order(&messages, &keys);
-            // As a SORT with kept ranks builds its columns.
-            let columns: Vec<(Column, bool)> = keys
+            // As a SORT with kept ranks orders them.
+            let ranks = keys
                 .iter()
-                .map(|c| {
-                    let column = match rank_key(c.key) {
-                        Some(_) => Column::Ranks(rank_by(&messages, c.key)),
-                        None => Column::of(&messages, c.key),
-                    };
-                    (column, c.reverse)
-                })
+                .map(|c| rank_key(c.key).map(|_| rank_by(&messages, c.key)))
                 .collect();
-            let by_ranks = order_by(&columns, messages.len());
+            let by_ranks = order_of(&messages, &keys, ranks);
             assert_eq!(by_ranks, by_values, "{keys:?}");
             // CONTEXT=SORT places a message with message_order: the same order.
             let mut by_message_order: Vec<usize> = (0..messages.len()).collect();
