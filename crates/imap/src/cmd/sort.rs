@@ -514,9 +514,8 @@ impl Session {
         };
         let folder = Arc::clone(&selected.folder);
         let snapshot = folder.snapshot();
-        let keys = keys.to_vec();
-        let (mut loaded, mut ranks) = if reads_header(&keys) {
-            let ranks = kept_ranks(&folder, snapshot.uid_validity, &loaded, &keys);
+        let (mut loaded, mut ranks) = if reads_header(keys) {
+            let ranks = kept_ranks(&folder, snapshot.uid_validity, &loaded, keys);
             (loaded, ranks)
         } else {
             (loaded, Some(vec![None; keys.len()]))
@@ -527,7 +526,7 @@ impl Session {
                 Err(done) => return Ok(Err(done)),
             };
             if loaded.len() * 2 >= snapshot.messages.len() {
-                let keys = keys.clone();
+                let keys = keys.to_vec();
                 let uid_validity = snapshot.uid_validity;
                 (loaded, ranks) = self
                     .ctx
