@@ -1,0 +1,289 @@
+//! The web console over HTTP, as a browser's requests made by Python's http.client against a
+//! real `mailstead serve`: the login, CSRF (no token, a wrong token, a foreign Origin: all
+//! 403, nothing changed), a domain admin kept out of another domain's pages and the super
+//! admins' pages, a description with `<script>` shown escaped, a refused form shown again
+//! with the error at its field and the typed values kept, and the headers of pages and of the
+//! stylesheet.
+//!
+//! Needs `python3`; it fails, never skips, without it.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "imap/harness.rs"]
+mod harness;
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use harness::{Mailstead, both};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "root@example.test";
+const ADMIN_PASSWORD: &str = "console-admin-secret-1";
+const DOMAIN_ADMIN: &str = "keeper@example.test";
+const STRANGER: &str = "someone@other.test";
+
+/// Runs `console_client.py` and parses what it prints.
+fn client(args: &[&str]) -> Value {
+    support::require("python3", "python3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_client.py");
+    let output = Command::new("python3")
+        .arg("-u")
+        .arg(script)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "console_client {args:?}: {}",
+        both(&output)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("console_client printed no JSON ({err}): {}", both(&output)))
+}
+
+struct Browser {
+    base: String,
+    cookie: String,
+}
+
+impl Browser {
+    fn log_in(base: &str, address: &str, password: &str) -> Browser {
+        let answer = client(&["login", base, address, password]);
+        assert_eq!(answer["status"], 303, "{answer}");
+        assert_eq!(answer["location"], "/console/", "{answer}");
+        let set_cookie = answer["set_cookie"].as_str().unwrap();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        Browser {
+            base: base.to_owned(),
+            cookie: answer["cookie"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        client(&["get", &self.base, path, &self.cookie])
+    }
+
+    fn post(&self, path: &str, fields: Value) -> Value {
+        client(&["post", &self.base, path, &self.cookie, &fields.to_string()])
+    }
+
+    fn post_from(&self, path: &str, fields: Value, origin: &str) -> Value {
+        client(&[
+            "post",
+            &self.base,
+            path,
+            &self.cookie,
+            &fields.to_string(),
+            origin,
+        ])
+    }
+
+    /// The CSRF token in the forms of `path`.
+    fn csrf(&self, path: &str) -> String {
+        let page = self.get(path);
+        assert_eq!(page["status"], 200, "{page}");
+        let body = page["body"].as_str().unwrap();
+        let marker = "name=\"csrf\" value=\"";
+        let start = body.find(marker).unwrap_or_else(|| panic!("no CSRF field in {body}")) + marker.len();
+        body[start..].split('"').next().unwrap().to_owned()
+    }
+}
+
+fn start(dir: &Path) -> Mailstead {
+    let mailstead = Mailstead::start(dir, &[STRANGER.to_owned()], "", "");
+    mailstead.cli(&["domain", "add", "example.test"], None);
+    mailstead.cli(
+        &["mailbox", "add", ADMIN, "--super-admin"],
+        Some(&format!("{ADMIN_PASSWORD}\n")),
+    );
+    mailstead.cli(
+        &["mailbox", "add", DOMAIN_ADMIN],
+        Some(&format!("{ADMIN_PASSWORD}\n")),
+    );
+    mailstead.cli(&["domain", "admin", "add", DOMAIN_ADMIN, "example.test"], None);
+    mailstead
+}
+
+fn body(answer: &Value) -> &str {
+    answer["body"].as_str().unwrap()
+}
+
+#[test]
+fn forms_need_the_sessions_csrf_token_and_this_servers_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+
+    // Not logged in: every page leads to the login.
+    let anonymous = client(&["get", &base, "/console/domains", "-"]);
+    assert_eq!(anonymous["status"], 303, "{anonymous}");
+    assert_eq!(anonymous["location"], "/console/login");
+    let root = client(&["get", &base, "/", "-"]);
+    assert_eq!(root["status"], 303, "{root}");
+
+    let wrong = client(&["login", &base, ADMIN, "not-the-password"]);
+    assert_eq!(wrong["status"], 401, "{wrong}");
+    assert!(body(&wrong).contains("wrong address or password"), "{wrong}");
+    assert!(body(&wrong).contains(&format!("value=\"{ADMIN}\"")), "address kept: {wrong}");
+    assert_eq!(wrong["set_cookie"], "", "{wrong}");
+
+    let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let token = admin.csrf("/console/domains");
+    let new = |name: &str| json!({ "domain": name, "active": "on" });
+
+    let missing = admin.post("/console/domains", new("missing.test"));
+    assert_eq!(missing["status"], 403, "{missing}");
+    assert!(body(&missing).contains("CSRF"), "{missing}");
+
+    let mut forged = new("forged.test");
+    forged["csrf"] = json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let forged = admin.post("/console/domains", forged);
+    assert_eq!(forged["status"], 403, "{forged}");
+
+    // Another session's token is no good either.
+    let other_session = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let mut borrowed = new("borrowed.test");
+    borrowed["csrf"] = json!(other_session.csrf("/console/domains"));
+    let borrowed = admin.post("/console/domains", borrowed);
+    assert_eq!(borrowed["status"], 403, "{borrowed}");
+
+    let mut foreign = new("foreign.test");
+    foreign["csrf"] = json!(token);
+    let foreign = admin.post_from("/console/domains", foreign, "http://evil.example");
+    assert_eq!(foreign["status"], 403, "{foreign}");
+
+    let list = admin.get("/console/domains");
+    for name in ["missing.test", "forged.test", "borrowed.test", "foreign.test"] {
+        assert!(!body(&list).contains(name), "{name} was created: {list}");
+    }
+
+    let mut good = new("made.test");
+    good["csrf"] = json!(token);
+    let made = admin.post("/console/domains", good);
+    assert_eq!(made["status"], 303, "{made}");
+    assert_eq!(made["location"], "/console/domains/made.test?saved=1");
+    let page = admin.get("/console/domains/made.test?saved=1");
+    assert_eq!(page["status"], 200, "{page}");
+    assert!(body(&page).contains("Saved."), "{page}");
+
+    // Logging out ends the session: its cookie no longer opens a page.
+    let out = admin.post("/console/logout", json!({ "csrf": token }));
+    assert_eq!(out["status"], 303, "{out}");
+    assert!(out["set_cookie"].as_str().unwrap().contains("Max-Age=0"), "{out}");
+    assert_eq!(admin.get("/console/domains")["status"], 303);
+}
+
+#[test]
+fn a_domain_admin_sees_only_their_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+    let keeper = Browser::log_in(&base, DOMAIN_ADMIN, ADMIN_PASSWORD);
+
+    let own = keeper.get("/console/domains/example.test");
+    assert_eq!(own["status"], 200, "{own}");
+    // A domain admin does not change the domain itself.
+    assert!(!body(&own).contains("Settings"), "{own}");
+
+    for path in [
+        "/console/domains/other.test",
+        "/console/mailboxes/someone@other.test",
+        "/console/audit",
+        "/console/queue",
+    ] {
+        let answer = keeper.get(path);
+        let status = answer["status"].as_u64().unwrap();
+        assert!(status == 403 || status == 404, "{path}: {answer}");
+        assert!(!body(&answer).contains(STRANGER) || path.contains(STRANGER), "{answer}");
+    }
+    let list = keeper.get("/console/mailboxes");
+    assert_eq!(list["status"], 200, "{list}");
+    assert!(body(&list).contains(DOMAIN_ADMIN), "{list}");
+    assert!(!body(&list).contains(STRANGER), "{list}");
+    let domains = keeper.get("/console/domains");
+    assert!(!body(&domains).contains("other.test"), "{domains}");
+
+    // Creating a mailbox in another domain is refused by the API's policy, shown at the form.
+    let token = keeper.csrf("/console/mailboxes");
+    let refused = keeper.post(
+        "/console/mailboxes",
+        json!({ "csrf": token, "address": "intruder@other.test", "password": "long-enough-pass-1", "active": "on" }),
+    );
+    assert_eq!(refused["status"], 403, "{refused}");
+    let listed = mailstead.cli(&["mailbox", "list"], None);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("intruder@"));
+}
+
+#[test]
+fn typed_text_is_escaped_and_a_refused_form_comes_back_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+    let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let token = admin.csrf("/console/domains");
+
+    let script = "<script>alert('owned')</script>";
+    let made = admin.post(
+        "/console/domains",
+        json!({ "csrf": token, "domain": "escaped.test", "description": script, "active": "on" }),
+    );
+    assert_eq!(made["status"], 303, "{made}");
+    for path in ["/console/domains", "/console/domains/escaped.test"] {
+        let page = admin.get(path);
+        assert_eq!(page["status"], 200, "{page}");
+        assert!(!body(&page).contains("<script"), "{path} unescaped: {page}");
+        assert!(
+            body(&page).contains("&lt;script&gt;alert('owned')&lt;/script&gt;"),
+            "{path}: {page}"
+        );
+        assert!(page["content_type"].as_str().unwrap().starts_with("text/html"));
+    }
+
+    // A quota without a unit: the API's message at the quota field, the rest as typed.
+    let refused = admin.post(
+        "/console/mailboxes",
+        json!({
+            "csrf": token,
+            "address": "carol@escaped.test",
+            "password": "long-enough-pass-1",
+            "name": "Carol <C>",
+            "quota": "12",
+            "active": "on",
+        }),
+    );
+    assert_eq!(refused["status"], 422, "{refused}");
+    let page = body(&refused);
+    assert!(
+        page.contains("id=\"new-mailbox-quota-error\"") && page.contains("has no unit"),
+        "{refused}"
+    );
+    assert!(page.contains("value=\"carol@escaped.test\""), "{refused}");
+    assert!(page.contains("value=\"Carol &lt;C&gt;\""), "{refused}");
+    assert!(!page.contains("long-enough-pass-1"), "a password sent back: {refused}");
+
+    // A duplicate domain: the conflict at the domain field.
+    let again = admin.post(
+        "/console/domains",
+        json!({ "csrf": token, "domain": "escaped.test", "active": "on" }),
+    );
+    assert_eq!(again["status"], 409, "{again}");
+    assert!(body(&again).contains("id=\"new-domain-domain-error\""), "{again}");
+
+    // The stylesheet is cached for long under a versioned name.
+    let page = admin.get("/console/");
+    let style = body(&page)
+        .split("href=\"")
+        .find_map(|rest| rest.split('"').next().filter(|href| href.ends_with(".css")))
+        .unwrap()
+        .to_owned();
+    let css = client(&["get", &base, &style, "-"]);
+    assert_eq!(css["status"], 200, "{css}");
+    assert!(css["content_type"].as_str().unwrap().starts_with("text/css"));
+}
