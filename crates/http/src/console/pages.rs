@@ -986,11 +986,16 @@ pub(super) async fn add_alias(console: Console, CsrfForm(fields): CsrfForm) -> R
         "active": fields.checked("active"),
     });
     match console.api(Method::POST, "/api/aliases", Some(body)).await {
-        Ok(alias) => Redirect::to(&format!(
-            "/console/aliases{}&saved=1",
-            query(&[("q", text_of(&alias["address"]))])
-        ))
-        .into_response(),
+        // The list filter matches a local part or a domain, not a whole address.
+        Ok(alias) => {
+            let address = text_of(&alias["address"]);
+            let domain = address.rsplit_once('@').map_or(address, |(_, domain)| domain);
+            Redirect::to(&format!(
+                "/console/aliases{}",
+                query(&[("q", domain), ("saved", "1")])
+            ))
+            .into_response()
+        }
         Err(problem) => {
             render_aliases(
                 &console,
