@@ -2,8 +2,8 @@
 //! (`tests/console/browser.js`) against a real `mailstead serve`, at phone width. A super
 //! admin made with the CLI logs in and creates a domain, a mailbox and an alias with a
 //! sender; the new user logs in and changes their password. Then, outside the browser:
-//! `mailstead resolve` follows the alias to the mailbox, IMAP takes the new password and not
-//! the old one, and a message delivered over SMTP to the alias is read back over IMAP.
+//! `mailstead resolve` follows the alias to the mailbox, a message delivered over SMTP to the
+//! alias is read back over IMAPS with the new password, and the old password is refused.
 //!
 //! Screenshots are kept under the target's tmp dir (`console_browser/`), and each one's page
 //! text is checked. Needs `chromium`, `node` with `data/node_modules/playwright-core` and
@@ -163,15 +163,21 @@ fn an_admin_and_a_user_manage_mail_in_a_browser() {
     let may_send = mailstead.cli(&["may-send", USER, ALIAS], None);
     assert!(may_send.status.success(), "{}", both(&may_send));
 
-    // The new password works over IMAP, the old one no longer does.
-    let port = mailstead.imap_port.to_string();
-    let old = python(&["imap_subjects", &port, USER, USER_PASSWORD]);
-    assert_eq!(old["accepted"], false, "{old}");
+    // A message to the alias is read over IMAPS with the new password; the old one is refused.
     Delivery::Smtp(mailstead.smtp_port).deliver(
         ALIAS,
         "From: someone@client.test\r\nTo: team@browser.test\r\nSubject: made in the console\r\n\r\nHello.\r\n",
     );
-    let read = python(&["imap_subjects", &port, USER, NEW_PASSWORD]);
+    let port = mailstead.imaps_port.to_string();
+    let cert = mailstead.cert();
+    let cert = cert.to_str().unwrap();
+    let read = python(&["imap_subjects", &port, cert, USER, NEW_PASSWORD]);
     assert_eq!(read["accepted"], true, "{read}");
     assert_eq!(read["subjects"], json!(["made in the console"]), "{read}");
+    let old = python(&["imap_subjects", &port, cert, USER, USER_PASSWORD]);
+    assert_eq!(old["accepted"], false, "{old}");
+    assert!(
+        old["error"].as_str().unwrap().contains("AUTHENTICATIONFAILED"),
+        "{old}"
+    );
 }

@@ -7,13 +7,14 @@ tests/console_http.rs and tests/console_browser.rs. Each command prints one JSON
   post BASE PATH COOKIE FIELDS [ORIGIN]
                                       a form post (FIELDS is a JSON object); ORIGIN defaults to
                                       BASE, "-" sends none
-  imap_subjects PORT USER PASS        logs in over IMAP and lists INBOX's subjects, or says why
-                                      the login was refused
+  imap_subjects PORT CAFILE USER PASS logs in over IMAPS (trusting only CAFILE) and lists
+                                      INBOX's subjects, or says why the login was refused
 """
 
 import http.client
 import imaplib
 import json
+import ssl
 import sys
 import urllib.parse
 
@@ -58,9 +59,12 @@ def main():
         body = urllib.parse.urlencode(json.loads(fields))
         result = request(base, "POST", path, cookie=cookie, body=body, origin=origin)
     elif command == "imap_subjects":
-        imap = imaplib.IMAP4("127.0.0.1", int(args[0]), timeout=30)
+        context = ssl.create_default_context(cafile=args[1])
+        # The self-signed certificate names the server's hostname, not 127.0.0.1.
+        context.check_hostname = False
+        imap = imaplib.IMAP4_SSL("127.0.0.1", int(args[0]), ssl_context=context, timeout=30)
         try:
-            imap.login(args[1], args[2])
+            imap.login(args[2], args[3])
         except imaplib.IMAP4.error as err:
             print(json.dumps({"accepted": False, "error": str(err)}))
             return
