@@ -136,21 +136,36 @@ fn an_admin_and_a_user_manage_mail_in_a_browser() {
     assert!(screen(screens, "login").contains("Log in"));
     let dashboard = screen(screens, "dashboard");
     assert!(dashboard.contains("super admin"), "{dashboard}");
-    assert!(dashboard.contains("Audit log") && dashboard.contains("Queue"), "{dashboard}");
+    assert!(
+        dashboard.contains("Audit log") && dashboard.contains("Queue"),
+        "{dashboard}"
+    );
     let domain = screen(screens, "domain-created");
-    assert!(domain.contains(DOMAIN) && domain.contains("Saved."), "{domain}");
+    assert!(
+        domain.contains(DOMAIN) && domain.contains("Saved."),
+        "{domain}"
+    );
     assert!(domain.contains("Made in the browser"), "{domain}");
     let mailbox = screen(screens, "mailbox-created");
-    assert!(mailbox.contains(USER) && mailbox.contains("Saved."), "{mailbox}");
+    assert!(
+        mailbox.contains(USER) && mailbox.contains("Saved."),
+        "{mailbox}"
+    );
     assert!(mailbox.contains("How mail to it is delivered"), "{mailbox}");
     assert!(mailbox.contains("Quota: 1G"), "{mailbox}");
     let alias = screen(screens, "alias-created");
     assert!(alias.contains(ALIAS) && alias.contains("Saved."), "{alias}");
-    assert!(alias.matches(USER).count() >= 2, "recipient and sender: {alias}");
+    assert!(
+        alias.matches(USER).count() >= 2,
+        "recipient and sender: {alias}"
+    );
     let account = screen(screens, "account");
     assert!(account.contains("Change your password"), "{account}");
     // A plain user sees no admin pages.
-    assert!(!account.contains("Audit log") && !account.contains("Domains"), "{account}");
+    assert!(
+        !account.contains("Audit log") && !account.contains("Domains"),
+        "{account}"
+    );
     let changed = screen(screens, "password-changed");
     assert!(changed.contains("Your password was changed"), "{changed}");
     let again = screen(screens, "logged-in-with-new-password");
@@ -177,7 +192,10 @@ fn an_admin_and_a_user_manage_mail_in_a_browser() {
     let old = python(&["imap_subjects", &port, cert, USER, USER_PASSWORD]);
     assert_eq!(old["accepted"], false, "{old}");
     assert!(
-        old["error"].as_str().unwrap().contains("AUTHENTICATIONFAILED"),
+        old["error"]
+            .as_str()
+            .unwrap()
+            .contains("AUTHENTICATIONFAILED"),
         "{old}"
     );
 }

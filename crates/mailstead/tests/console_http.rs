@@ -2,8 +2,8 @@
 //! real `mailstead serve`: the login, CSRF (no token, a wrong token, a foreign Origin: all
 //! 403, nothing changed), a domain admin kept out of another domain's pages and the super
 //! admins' pages, a description with `<script>` shown escaped, a refused form shown again
-//! with the error at its field and the typed values kept, and the headers of pages and of the
-//! stylesheet.
+//! with the error at its field and the typed values kept, quota usage read from the Maildir
+//! after a real delivery, a queued message retried and removed, and the stylesheet's caching.
 //!
 //! Needs `python3`; it fails, never skips, without it.
 
@@ -91,7 +91,10 @@ impl Browser {
         assert_eq!(page["status"], 200, "{page}");
         let body = page["body"].as_str().unwrap();
         let marker = "name=\"csrf\" value=\"";
-        let start = body.find(marker).unwrap_or_else(|| panic!("no CSRF field in {body}")) + marker.len();
+        let start = body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF field in {body}"))
+            + marker.len();
         body[start..].split('"').next().unwrap().to_owned()
     }
 }
@@ -107,7 +110,10 @@ fn start(dir: &Path) -> Mailstead {
         &["mailbox", "add", DOMAIN_ADMIN],
         Some(&format!("{ADMIN_PASSWORD}\n")),
     );
-    mailstead.cli(&["domain", "admin", "add", DOMAIN_ADMIN, "example.test"], None);
+    mailstead.cli(
+        &["domain", "admin", "add", DOMAIN_ADMIN, "example.test"],
+        None,
+    );
     mailstead
 }
 
@@ -130,8 +136,14 @@ fn forms_need_the_sessions_csrf_token_and_this_servers_origin() {
 
     let wrong = client(&["login", &base, ADMIN, "not-the-password"]);
     assert_eq!(wrong["status"], 401, "{wrong}");
-    assert!(body(&wrong).contains("wrong address or password"), "{wrong}");
-    assert!(body(&wrong).contains(&format!("value=\"{ADMIN}\"")), "address kept: {wrong}");
+    assert!(
+        body(&wrong).contains("wrong address or password"),
+        "{wrong}"
+    );
+    assert!(
+        body(&wrong).contains(&format!("value=\"{ADMIN}\"")),
+        "address kept: {wrong}"
+    );
     assert_eq!(wrong["set_cookie"], "", "{wrong}");
 
     let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
@@ -160,7 +172,12 @@ fn forms_need_the_sessions_csrf_token_and_this_servers_origin() {
     assert_eq!(foreign["status"], 403, "{foreign}");
 
     let list = admin.get("/console/domains");
-    for name in ["missing.test", "forged.test", "borrowed.test", "foreign.test"] {
+    for name in [
+        "missing.test",
+        "forged.test",
+        "borrowed.test",
+        "foreign.test",
+    ] {
         assert!(!body(&list).contains(name), "{name} was created: {list}");
     }
 
@@ -176,7 +193,10 @@ fn forms_need_the_sessions_csrf_token_and_this_servers_origin() {
     // Logging out ends the session: its cookie no longer opens a page.
     let out = admin.post("/console/logout", json!({ "csrf": token }));
     assert_eq!(out["status"], 303, "{out}");
-    assert!(out["set_cookie"].as_str().unwrap().contains("Max-Age=0"), "{out}");
+    assert!(
+        out["set_cookie"].as_str().unwrap().contains("Max-Age=0"),
+        "{out}"
+    );
     assert_eq!(admin.get("/console/domains")["status"], 303);
 }
 
@@ -201,7 +221,10 @@ fn a_domain_admin_sees_only_their_domain() {
         let answer = keeper.get(path);
         let status = answer["status"].as_u64().unwrap();
         assert!(status == 403 || status == 404, "{path}: {answer}");
-        assert!(!body(&answer).contains(STRANGER) || path.contains(STRANGER), "{answer}");
+        assert!(
+            !body(&answer).contains(STRANGER) || path.contains(STRANGER),
+            "{answer}"
+        );
     }
     let list = keeper.get("/console/mailboxes");
     assert_eq!(list["status"], 200, "{list}");
@@ -243,7 +266,12 @@ fn typed_text_is_escaped_and_a_refused_form_comes_back_filled() {
             body(&page).contains("&lt;script&gt;alert('owned')&lt;/script&gt;"),
             "{path}: {page}"
         );
-        assert!(page["content_type"].as_str().unwrap().starts_with("text/html"));
+        assert!(
+            page["content_type"]
+                .as_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
     }
 
     // A quota without a unit: the API's message at the quota field, the rest as typed.
@@ -266,7 +294,10 @@ fn typed_text_is_escaped_and_a_refused_form_comes_back_filled() {
     );
     assert!(page.contains("value=\"carol@escaped.test\""), "{refused}");
     assert!(page.contains("value=\"Carol &lt;C&gt;\""), "{refused}");
-    assert!(!page.contains("long-enough-pass-1"), "a password sent back: {refused}");
+    assert!(
+        !page.contains("long-enough-pass-1"),
+        "a password sent back: {refused}"
+    );
 
     // A duplicate domain: the conflict at the domain field.
     let again = admin.post(
@@ -274,7 +305,25 @@ fn typed_text_is_escaped_and_a_refused_form_comes_back_filled() {
         json!({ "csrf": token, "domain": "escaped.test", "active": "on" }),
     );
     assert_eq!(again["status"], 409, "{again}");
-    assert!(body(&again).contains("id=\"new-domain-domain-error\""), "{again}");
+    assert!(
+        body(&again).contains("id=\"new-domain-domain-error\""),
+        "{again}"
+    );
+
+    // Usage comes from the Maildir: none before the first message, then a bar of the quota
+    // (100M, as the harness gives its users).
+    let path = format!("/console/mailboxes/{STRANGER}");
+    let before = admin.get(&path);
+    assert!(body(&before).contains("no mail yet"), "{before}");
+    harness::Delivery::Smtp(mailstead.smtp_port).deliver(
+        STRANGER,
+        "From: a@client.test\r\nTo: someone@other.test\r\nSubject: usage\r\n\r\nSome text.\r\n",
+    );
+    let after = admin.get(&path);
+    assert!(body(&after).contains("<meter"), "{after}");
+    assert!(body(&after).contains(" of 100.0 MiB (0%)"), "{after}");
+    let list = admin.get("/console/mailboxes?q=someone");
+    assert!(body(&list).contains(" of 100.0 MiB (0%)"), "{list}");
 
     // The stylesheet is cached for long under a versioned name.
     let page = admin.get("/console/");
@@ -285,5 +334,77 @@ fn typed_text_is_escaped_and_a_refused_form_comes_back_filled() {
         .to_owned();
     let css = client(&["get", &base, &style, "-"]);
     assert_eq!(css["status"], 200, "{css}");
-    assert!(css["content_type"].as_str().unwrap().starts_with("text/css"));
+    assert!(
+        css["content_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
+
+#[test]
+fn a_super_admin_retries_and_removes_queued_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+    // An alias with an outside member: its copy waits in the queue for a gateway that is down.
+    let closed = support::free_port();
+    mailstead.cli(
+        &[
+            "transport",
+            "add",
+            "remote.test",
+            &format!("smtp:[127.0.0.1]:{closed}"),
+        ],
+        None,
+    );
+    mailstead.cli(
+        &["alias", "add", "out@example.test", "friend@remote.test"],
+        None,
+    );
+    harness::Delivery::Smtp(mailstead.smtp_port).deliver(
+        "out@example.test",
+        "From: a@client.test\r\nTo: out@example.test\r\nSubject: queued\r\n\r\nWaiting.\r\n",
+    );
+    let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let page = admin.get("/console/queue");
+    assert_eq!(page["status"], 200, "{page}");
+    let text = body(&page);
+    assert!(text.contains("friend@remote.test"), "{page}");
+    let marker = "action=\"/console/queue/";
+    let start = text.find(marker).unwrap() + marker.len();
+    let id = text[start..].split('/').next().unwrap().to_owned();
+    let token = admin.csrf("/console/queue");
+
+    let retried = admin.post(
+        &format!("/console/queue/{id}/retry"),
+        json!({ "csrf": token }),
+    );
+    assert_eq!(retried["status"], 303, "{retried}");
+    assert_eq!(retried["location"], "/console/queue?saved=1");
+    // Still there: the gateway is still down.
+    assert!(body(&admin.get("/console/queue")).contains(&id));
+
+    let unsigned = admin.post(&format!("/console/queue/{id}/remove"), json!({}));
+    assert_eq!(unsigned["status"], 403, "{unsigned}");
+    let removed = admin.post(
+        &format!("/console/queue/{id}/remove"),
+        json!({ "csrf": token }),
+    );
+    assert_eq!(removed["status"], 303, "{removed}");
+    let after = admin.get("/console/queue");
+    assert!(body(&after).contains("The queue is empty."), "{after}");
+    let listed = mailstead.cli(&["queue", "list"], None);
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains(&id),
+        "{}",
+        both(&listed)
+    );
+
+    // Removing it again: the queue's answer, shown as a page.
+    let gone = admin.post(
+        &format!("/console/queue/{id}/remove"),
+        json!({ "csrf": token }),
+    );
+    assert_eq!(gone["status"], 404, "{gone}");
 }

@@ -989,7 +989,9 @@ pub(super) async fn add_alias(console: Console, CsrfForm(fields): CsrfForm) -> R
         // The list filter matches a local part or a domain, not a whole address.
         Ok(alias) => {
             let address = text_of(&alias["address"]);
-            let domain = address.rsplit_once('@').map_or(address, |(_, domain)| domain);
+            let domain = address
+                .rsplit_once('@')
+                .map_or(address, |(_, domain)| domain);
             Redirect::to(&format!(
                 "/console/aliases{}",
                 query(&[("q", domain), ("saved", "1")])
