@@ -274,6 +274,32 @@ fn typed_text_is_escaped_and_a_refused_form_comes_back_filled() {
         );
     }
 
+    // The domain's settings: a limit that is no number is refused at its field.
+    let not_a_number = admin.post(
+        "/console/domains/escaped.test",
+        json!({ "csrf": token, "description": "kept", "max_aliases": "many", "active": "on" }),
+    );
+    assert_eq!(not_a_number["status"], 400, "{not_a_number}");
+    assert!(
+        body(&not_a_number).contains("id=\"edit-domain-max_aliases-error\""),
+        "{not_a_number}"
+    );
+    assert!(
+        body(&not_a_number).contains("value=\"kept\""),
+        "{not_a_number}"
+    );
+    let edited = admin.post(
+        "/console/domains/escaped.test",
+        json!({ "csrf": token, "description": "plain now", "max_aliases": "5", "active": "on" }),
+    );
+    assert_eq!(edited["status"], 303, "{edited}");
+    let page = admin.get("/console/domains/escaped.test");
+    assert!(body(&page).contains("plain now"), "{page}");
+    assert!(
+        body(&page).contains("name=\"max_aliases\" type=\"number\" value=\"5\""),
+        "{page}"
+    );
+
     // A quota without a unit: the API's message at the quota field, the rest as typed.
     let refused = admin.post(
         "/console/mailboxes",
@@ -407,4 +433,79 @@ fn a_super_admin_retries_and_removes_queued_mail() {
         json!({ "csrf": token }),
     );
     assert_eq!(gone["status"], 404, "{gone}");
+}
+
+#[test]
+fn edits_land_in_the_directory_and_the_audit_log_names_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+    let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let token = admin.csrf("/console/");
+
+    let path = format!("/console/mailboxes/{STRANGER}");
+    let saved = admin.post(
+        &path,
+        json!({ "csrf": token, "name": "Some One", "quota": "2G", "active": "on" }),
+    );
+    assert_eq!(saved["status"], 303, "{saved}");
+    let page = admin.get(&format!("{path}?saved=1"));
+    assert!(body(&page).contains("value=\"Some One\""), "{page}");
+    assert!(body(&page).contains("Quota: 2G"), "{page}");
+
+    // The two new passwords must agree; then the admin's new password is the one IMAP takes.
+    let password_path = format!("{path}/password");
+    let differ = admin.post(
+        &password_path,
+        json!({ "csrf": token, "new_password": "new-secret-one-1", "new_password_again": "new-secret-two-2" }),
+    );
+    assert_eq!(differ["status"], 422, "{differ}");
+    assert!(
+        body(&differ).contains("id=\"password-new_password_again-error\""),
+        "{differ}"
+    );
+    let set = admin.post(
+        &password_path,
+        json!({ "csrf": token, "new_password": "new-secret-one-1", "new_password_again": "new-secret-one-1" }),
+    );
+    assert_eq!(set["status"], 303, "{set}");
+    let user = Browser::log_in(&base, STRANGER, "new-secret-one-1");
+
+    // The user's own page: name and alternative address; a wrong current password refused.
+    let user_token = user.csrf("/console/account");
+    let bad = user.post(
+        "/console/account",
+        json!({ "csrf": user_token, "name": "Me", "alternative_email": "not an address" }),
+    );
+    assert_eq!(bad["status"], 422, "{bad}");
+    assert!(
+        body(&bad).contains("id=\"account-alternative_email-error\""),
+        "{bad}"
+    );
+    let good = user.post(
+        "/console/account",
+        json!({ "csrf": user_token, "name": "Me", "alternative_email": "me@elsewhere.test" }),
+    );
+    assert_eq!(good["status"], 303, "{good}");
+    let wrong = user.post(
+        "/console/account/password",
+        json!({ "csrf": user_token, "current_password": "guess", "new_password": "x-long-password-3", "new_password_again": "x-long-password-3" }),
+    );
+    assert_eq!(wrong["status"], 403, "{wrong}");
+    assert!(
+        body(&wrong).contains("id=\"own-password-current_password-error\""),
+        "{wrong}"
+    );
+    // A plain user is not offered their quota.
+    let account = user.get(&path);
+    assert_eq!(account["status"], 200, "{account}");
+    assert!(!body(&account).contains("name=\"quota\""), "{account}");
+
+    let audit = admin.get("/console/audit");
+    assert_eq!(audit["status"], 200, "{audit}");
+    let text = body(&audit);
+    assert!(text.contains(STRANGER), "{audit}");
+    assert!(text.contains(&format!("mailbox:{ADMIN}")), "{audit}");
+    assert!(text.contains(&format!("mailbox:{STRANGER}")), "{audit}");
+    assert!(text.contains("http 127.0.0.1 session"), "{audit}");
 }
