@@ -252,7 +252,12 @@ async fn dispatch(
         .body(request_body)
         .map_err(|err| Problem::new(StatusCode::BAD_REQUEST, err.to_string()))?;
     request.extensions_mut().insert(client);
-    let router = crate::api::router().with_state(Arc::clone(ctx));
+    // Built once: a router's routes are shared, so a clone per request is cheap.
+    static API: OnceLock<Router<Arc<HttpContext>>> = OnceLock::new();
+    let router = API
+        .get_or_init(crate::api::router)
+        .clone()
+        .with_state(Arc::clone(ctx));
     let response = match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
