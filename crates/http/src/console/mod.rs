@@ -228,7 +228,8 @@ impl Console {
 }
 
 /// Sends one request through the API's router and reads its answer: status, JSON body
-/// (`Null` when empty) and headers.
+/// (`Null` when empty) and headers. tower's `oneshot` does the sending: tower is the service
+/// layer axum is built on (already in the build), and a router is a tower service.
 async fn dispatch(
     ctx: &Arc<HttpContext>,
     client: ClientInfo,
@@ -278,7 +279,7 @@ async fn dispatch(
 /// POST takes one, so no change can skip the check.
 pub(crate) struct CsrfForm(pub Fields);
 
-/// A submitted form: each name's last value, trimmed of nothing (passwords keep spaces).
+/// A submitted form: each name's last value, as sent (a password keeps its spaces).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Fields(pub BTreeMap<String, String>);
 
