@@ -10,8 +10,9 @@ for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd do
 done
 # Tools only, without what they recommend: wrk (bench/http.sh), systemd (systemd-analyze verifies
 # dist/mailstead.service), util-linux (prlimit), passwd (useradd), fail2ban (fail2ban-regex
-# checks the filter in dist/fail2ban against a line the server logged).
-for pkg in wrk systemd util-linux passwd fail2ban; do
+# checks the filter in dist/fail2ban against a line the server logged), chromium (the web
+# console's browser test, tests/console_browser.rs).
+for pkg in wrk systemd util-linux passwd fail2ban chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_tools+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ] || [ ${#need_tools[@]} -gt 0 ]; then
@@ -57,8 +58,11 @@ echo "test services: PostgreSQL and MariaDB are up"
 command -v node >/dev/null 2>&1 || \
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q nodejs npm
 webmail_data="$(dirname "$0")/../crates/mailstead/tests/data"
+# playwright-core (pinned there too) drives chromium for tests/console_browser.rs.
 if ! node -e 'process.exit(require(process.argv[1]).version === "2.10.2" ? 0 : 1)' \
-    "$webmail_data/node_modules/imapflow/package.json" 2>/dev/null; then
+    "$webmail_data/node_modules/imapflow/package.json" 2>/dev/null ||
+   ! node -e 'process.exit(require(process.argv[1]).version === "1.65.2" ? 0 : 1)' \
+    "$webmail_data/node_modules/playwright-core/package.json" 2>/dev/null; then
   (cd "$webmail_data" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 imapclient_version=4.1.0

@@ -1,7 +1,8 @@
 //! Mailstead's HTTP listener (`[http] listen`): `/healthz`, `/readyz`, `/metrics` (Prometheus
 //! text) and client autoconfiguration for the hosted domains (Thunderbird's
 //! `config-v1.1.xml`, Outlook's POX autodiscover, the MTA-STS policy), and the JSON API under
-//! `/api/` (see [`api`]). The web console is served by the same router.
+//! `/api/` (see [`api`]), and the web console under `/console/` (server-rendered pages over
+//! the same API; `/` leads there).
 //!
 //! The web stack is axum on hyper (HTTP/1.1 only): hyper is the HTTP implementation most of
 //! the Rust ecosystem runs on, so its parser is the best exercised one, and axum is the
@@ -21,6 +22,7 @@
 
 pub mod api;
 mod autoconfig;
+mod console;
 mod routes;
 mod server;
 

@@ -14,7 +14,7 @@ use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 use tracing::warn;
 
-use crate::{HttpContext, MAX_BODY_BYTES, api, autoconfig};
+use crate::{HttpContext, MAX_BODY_BYTES, api, autoconfig, console};
 
 /// How long `/readyz` waits for the database before calling it not ready.
 const READINESS_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,6 +37,7 @@ pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
         .route("/Autodiscover/Autodiscover.xml", post(outlook))
         .route("/.well-known/mta-sts.txt", get(mta_sts))
         .merge(api::router())
+        .merge(console::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -80,7 +80,7 @@ pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
     MessageMeta, NewMessage, Pop3Record, QuotaUsage, RankKey, Snapshot, SortRanks, SpecialUse,
-    StoreResult, SystemFlags, WatchGuard, email_id,
+    StoreResult, SystemFlags, WatchGuard, email_id, quota_usage,
 };
 pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};

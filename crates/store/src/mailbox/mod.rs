@@ -589,17 +589,28 @@ impl Account {
     ///
     /// `Io` when the Maildir cannot be scanned.
     pub async fn quota_usage(&self) -> Result<QuotaUsage, MailboxError> {
-        let inner = Arc::clone(&self.inner);
-        blocking(move || {
-            let usage = crate::quota::usage(&inner.root, inner.quota)?;
-            Ok(QuotaUsage {
-                bytes: usage.bytes,
-                messages: usage.count,
-                limit_bytes: inner.quota.bytes,
-            })
-        })
-        .await
+        quota_usage(&self.inner.root, self.inner.quota).await
     }
+}
+
+/// The usage of the account whose INBOX is the Maildir at `root`, from `maildirsize`
+/// (recalculated when missing or stale), without opening the account: for an administrator's
+/// view of a mailbox nobody is logged in to.
+///
+/// # Errors
+///
+/// `Io` when the Maildir does not exist (nothing was delivered yet) or cannot be scanned.
+pub async fn quota_usage(root: &Path, quota: QuotaLimit) -> Result<QuotaUsage, MailboxError> {
+    let root = root.to_path_buf();
+    blocking(move || {
+        let usage = crate::quota::usage(&root, quota)?;
+        Ok(QuotaUsage {
+            bytes: usage.bytes,
+            messages: usage.count,
+            limit_bytes: quota.bytes,
+        })
+    })
+    .await
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
