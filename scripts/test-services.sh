@@ -10,8 +10,9 @@ for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd do
 done
 # Tools only, without what they recommend: wrk (bench/http.sh), systemd (systemd-analyze verifies
 # dist/mailstead.service), util-linux (prlimit), passwd (useradd), fail2ban (fail2ban-regex
-# checks the filter in dist/fail2ban against a line the server logged).
-for pkg in wrk systemd util-linux passwd fail2ban; do
+# checks the filter in dist/fail2ban against a line the server logged), bind9-utils
+# (named-checkzone loads what `mailstead dns` prints).
+for pkg in wrk systemd util-linux passwd fail2ban bind9-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_tools+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ] || [ ${#need_tools[@]} -gt 0 ]; then

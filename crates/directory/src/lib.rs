@@ -14,6 +14,7 @@
 //! - `resolve`: recipient resolution (aliases, catch-alls, alias domains, delimiters).
 //! - `cache`: the in-process answer cache and the change watcher that invalidates it.
 //! - `manage`: validated, audited writes.
+//! - `sizes`: mailbox, domain and server sizes over time (MUM's `size_measurements`).
 //!
 //! # Security
 //! Every address and password handed in comes from the network; nothing here panics on it.
@@ -28,6 +29,7 @@ mod lookup;
 pub mod manage;
 pub mod model;
 pub mod resolve;
+pub mod sizes;
 mod sql;
 
 use std::sync::Arc;

@@ -20,6 +20,9 @@
 #![forbid(unsafe_code)]
 
 mod autoconfig;
+mod mobileconfig;
+mod monitoring_access;
+mod mta_sts;
 mod routes;
 mod server;
 
@@ -34,6 +37,7 @@ use mailstead_net::{Connections, TlsConfig};
 use tokio::net::TcpListener;
 
 pub use autoconfig::{Endpoint, MailServices, Security};
+pub use mailstead_auth::Network;
 
 /// The most bytes a request line and its headers may take (hyper's smallest read buffer).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -98,6 +102,8 @@ pub struct HttpContext {
     /// Which listeners must be serving for `/readyz`.
     pub readiness: Readiness,
     pub limits: Limits,
+    /// Who may read `/metrics` and `/readyz` (`[http] metrics_allow`, loopback by default); others get 403.
+    pub metrics_allow: Vec<Network>,
 }
 
 /// The listeners of the process and whether each is still serving, for `/readyz`.

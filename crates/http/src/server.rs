@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use hyper::Request;
+use hyper::body::Incoming;
 use mailstead_net::{
     ConnectionHandle, Connections, Io, ListenerOptions, Peer, Protocol, Refusal, TlsConfig,
 };
 use tokio::net::TcpListener;
 use tracing::debug;
 
+use crate::monitoring_access::ClientAddress;
 use crate::{HttpContext, MAX_HEAD_BYTES, MAX_HEADERS, routes};
 
 /// How long a connection asked to close (shutdown, eviction) may take to finish its answer.
@@ -72,7 +74,13 @@ async fn serve_connection(
         .header_read_timeout(request_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
-    let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    // Every request carries its connection's address, for the rules that depend on it.
+    let client = ClientAddress(peer.address());
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(client);
+        tower_service::Service::call(&mut router.clone(), request)
+    });
+    let served = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,

@@ -389,6 +389,17 @@ fn parse(contents: &[u8]) -> Option<Parsed> {
     })
 }
 
+/// The account's usage for statistics: the up-to-date `maildirsize`, else a scan, writing
+/// nothing (an unlimited account without the file is counted too, unlike [`read`]'s answer).
+pub(crate) fn measure(root: &Path, limit: QuotaLimit) -> Result<Usage, StoreError> {
+    let found = read(root, limit)?;
+    if found.track {
+        Ok(found.usage)
+    } else {
+        scan(root)
+    }
+}
+
 /// Sums the messages in `new/` and `cur/` of the INBOX and of every folder (Maildir++
 /// `.Folder` directories and `LAYOUT=fs` sub-directories alike, found as the folder list
 /// finds them, down to the same depth), the way Dovecot recalculates. The size is the `S=`

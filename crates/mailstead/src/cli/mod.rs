@@ -6,7 +6,7 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `transport`, `dkim`, `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
+//!   `transport`, `dkim`, `dns`, `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
 
 pub mod exit;
 
@@ -14,6 +14,7 @@ mod alias;
 mod alias_domain;
 mod db;
 mod dkim;
+mod dns;
 mod domain;
 mod import;
 mod mailbox;
@@ -86,6 +87,8 @@ pub enum Command {
     /// DKIM keys that sign mail from hosted domains
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// Every DNS record DOMAIN needs (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV), as zone-file lines
+    Dns { domain: String },
     /// What happens to mail for these addresses, and why
     Resolve {
         #[arg(required = true, value_name = "ADDRESS")]
@@ -193,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TlsPolicy(command) => tls_policy::run(&ctx, command).await,
         Command::Transport(command) => transport::run(&ctx, command).await,
         Command::Dkim(command) => dkim::run(&ctx, command).await,
+        Command::Dns { domain } => dns::run(&ctx, &domain).await,
         Command::Resolve { addresses } => query::resolve(&ctx, &addresses).await,
         Command::Auth(command) => query::auth(&ctx, command).await,
         Command::MaySend { login, from } => query::may_send(&ctx, &login, &from).await,
