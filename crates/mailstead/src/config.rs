@@ -755,6 +755,11 @@ impl Config {
         &self.server.data_dir
     }
 
+    /// Where the daily files of mail events go (`mailstead report`, the traffic charts).
+    pub fn events_dir(&self) -> PathBuf {
+        self.server.data_dir.join("events")
+    }
+
     /// The directory database URL, password included: for the driver only.
     /// Never log this; use [`Config::directory_url_redacted`].
     pub fn directory_url(&self) -> String {

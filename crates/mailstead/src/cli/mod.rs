@@ -6,7 +6,7 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `transport`, `dkim`, `dns`, `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
+//!   `transport`, `dkim`, `dns`, `query` (resolve, auth test, may-send, audit), `import`, `queue`, `report`: the commands.
 
 pub mod exit;
 
@@ -21,6 +21,7 @@ mod mailbox;
 mod password;
 mod query;
 mod queue;
+mod report;
 mod sender;
 mod serve;
 mod tls_policy;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Import from a Dovecot passwd-file or a MUM database
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// A summary of the mail of a period (like pflogsumm): totals, top senders and recipients,
+    /// rejections, failed logins
+    Report(report::ReportArgs),
     /// The outbound queue: list, show, retry, hold, release, remove, flush
     #[command(subcommand)]
     Queue(queue::QueueCommand),
@@ -203,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { limit } => query::audit(&ctx, limit).await,
         Command::Import(command) => import::run(&ctx, command).await,
         Command::Queue(command) => queue::run(&ctx, command).await,
+        Command::Report(args) => report::run(&ctx, args).await,
     }
 }
 

@@ -100,6 +100,13 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         "directory open"
     );
     let watcher = directory.watch_changes();
+    // Before any listener: every event of the run is recorded.
+    let event_log =
+        mailstead_events::EventLog::start(config.events_dir(), config.stats.events_keep)
+            .map_err(|source| CliError::Io {
+                what: format!("cannot start the event log in {}", config.events_dir().display()),
+                source,
+            })?;
 
     let spool = data_dir.join("spool");
     let store =
@@ -373,6 +380,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // Folders kept open after their last session write what their index lacks.
     mail_store.flush().await;
     let _ = std::fs::remove_file(&control_path);
+    // What the last sessions and attempts recorded goes to its file.
+    let _ = tokio::task::spawn_blocking(move || event_log.stop()).await;
     drop(watcher);
     directory.close().await;
     info!("stopped");

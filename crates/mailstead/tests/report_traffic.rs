@@ -1,0 +1,213 @@
+//! The event log, the report and the size history end to end: `mailstead serve` takes real
+//! SMTP deliveries (Python's smtplib), refuses an unknown recipient and a wrong IMAP password
+//! (imaplib); `mailstead report --json` then counts them, the text report has pflogsumm's
+//! sections, `--mail-to` lands in a mailbox, and the size recorder has written MUM's
+//! `size_measurements` rows for the mailboxes, the domain and the root.
+//!
+//! Needs `python3`; fails, never skips, when it is missing.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "imap/harness.rs"]
+mod harness;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use harness::{DOMAIN, Mailstead, PASSWORD, both};
+use mailstead_directory::sizes::Measurable;
+use mailstead_directory::{Directory, DirectoryOptions};
+use serde_json::Value;
+
+fn python(script: &str, args: &[&str]) -> Value {
+    support::require("python3", "python3");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let output = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {}", both(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn report(mailstead: &Mailstead) -> Value {
+    let output = mailstead.cli(&["--json", "report", "--since", "1h"], None);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every file under `dir` whose path has a `new` directory in it.
+fn new_messages(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.parent().is_some_and(|parent| parent.ends_with("new")) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_report_counts_what_happened_and_sizes_are_recorded() {
+    let temp = tempfile::tempdir().unwrap();
+    let (ann, bob) = (format!("ann@{DOMAIN}"), format!("bob@{DOMAIN}"));
+    let mailstead = Mailstead::start(
+        temp.path(),
+        &[ann.clone(), bob.clone()],
+        "login_on_loopback_without_tls = true\n",
+        "\n[stats]\nsize_interval = \"1s\"\n",
+    );
+    let smtp = mailstead.smtp_port.to_string();
+
+    // Three deliveries, one with a refused second recipient, and a wrong password.
+    for rcpt in [&ann, &ann, &bob] {
+        let sent = python("tests/http/http_tool.py", &["smtp", &smtp, rcpt]);
+        assert_eq!(sent["refused"], serde_json::json!([]), "{sent}");
+    }
+    let sent = python(
+        "tests/report/smtp_tool.py",
+        &["send", &smtp, &ann, &format!("nobody@{DOMAIN}")],
+    );
+    assert_eq!(sent["refused"][format!("nobody@{DOMAIN}")][0], 550, "{sent}");
+    let login = python(
+        "tests/http/http_tool.py",
+        &[
+            "imap_login",
+            &mailstead.imap_port.to_string(),
+            &ann,
+            "not-the-password",
+        ],
+    );
+    assert_eq!(login["accepted"], false, "{login}");
+    let login = python(
+        "tests/http/http_tool.py",
+        &["imap_login", &mailstead.imap_port.to_string(), &ann, PASSWORD],
+    );
+    assert_eq!(login["accepted"], true, "{login}");
+
+    // The writer flushes as soon as it has nothing more to write; wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counted = loop {
+        let counted = report(&mailstead);
+        let totals = &counted["totals"];
+        if totals["received"] == 4 && totals["rejected"] == 1 && totals["auth_failures"] == 1 {
+            break counted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not counted: {counted}\n{}",
+            mailstead.log()
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    let totals = &counted["totals"];
+    assert_eq!(totals["delivered"], 4, "{counted}");
+    assert_eq!(totals["sent"], 0, "{counted}");
+    assert_eq!(totals["bounced"], 0, "{counted}");
+    assert!(totals["bytes_received"].as_u64().unwrap() > 0, "{counted}");
+    assert_eq!(counted["top_senders"][0]["name"], "sender@client.test");
+    assert_eq!(counted["top_senders"][0]["count"], 4);
+    assert_eq!(counted["top_sender_domains"][0]["name"], "client.test");
+    assert_eq!(counted["top_recipients"][0]["name"], ann.as_str());
+    assert_eq!(counted["top_recipients"][0]["count"], 3);
+    assert_eq!(counted["top_recipients"][1]["name"], bob.as_str());
+    assert_eq!(counted["top_recipient_domains"][0]["name"], DOMAIN);
+    assert_eq!(counted["top_recipient_domains"][0]["count"], 4);
+    let rejection = counted["rejections"][0]["name"].as_str().unwrap();
+    assert!(
+        rejection.starts_with("550 5.1.1") && !rejection.contains("nobody"),
+        "{counted}"
+    );
+    assert_eq!(counted["auth_failures"][0]["name"], ann.as_str());
+    assert_eq!(counted["auth_failures"][0]["count"], 1);
+
+    // The same as text, in pflogsumm's shape.
+    let text = mailstead.cli(&["report", "--since", "1h"], None);
+    let text = String::from_utf8(text.stdout).unwrap();
+    for expected in [
+        "Grand Totals",
+        "       4   received",
+        "Senders by message count",
+        "Rejections by reason",
+        "Failed logins by address",
+        "       1   ann@example.test",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing:\n{text}");
+    }
+
+    // Mailed to the postmaster's mailbox through the server.
+    let before = new_messages(&temp.path().join("data")).len();
+    let mailed = mailstead.cli(&["report", "--mail-to", &bob], None);
+    assert!(
+        String::from_utf8_lossy(&mailed.stdout).contains("mailed the report"),
+        "{}",
+        both(&mailed)
+    );
+    let arrived = new_messages(&temp.path().join("data"))
+        .into_iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find(|message| message.contains("Subject: Mailstead report for mail.example.test"))
+        .unwrap_or_else(|| panic!("no report among {before} messages\n{}", mailstead.log()));
+    assert!(arrived.contains("Grand Totals"), "{arrived}");
+    assert!(arrived.contains("Delivered-To: bob@example.test"), "{arrived}");
+
+    // A report to an address this server does not host is refused, and says so.
+    let refused = support::run(
+        mailstead.command(&["report", "--mail-to", "someone@elsewhere.test"]),
+        None,
+    );
+    assert!(!refused.status.success(), "{}", both(&refused));
+
+    // Sizes: the recorder (every second here) has measured the mail delivered above.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let url = format!(
+            "sqlite://{}/data/mailstead.db",
+            temp.path().display()
+        );
+        let directory = Directory::open(DirectoryOptions::new(url, "")).await.unwrap();
+        let ann_id = directory.get_mailbox(&ann).await.unwrap().id;
+        let domain_id = directory.get_domain(DOMAIN).await.unwrap().id;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mailbox = directory
+                .size_series(Measurable::Mailbox(ann_id), 0)
+                .await
+                .unwrap();
+            let domain = directory
+                .size_series(Measurable::Domain(domain_id), 0)
+                .await
+                .unwrap();
+            let root = directory.size_series(Measurable::Root, 0).await.unwrap();
+            if let (Some(mailbox), Some(domain), Some(root)) =
+                (mailbox.last(), domain.last(), root.last())
+                && mailbox.kib > 0
+            {
+                assert!(domain.kib >= mailbox.kib, "{domain:?} {mailbox:?}");
+                assert!(root.kib >= domain.kib, "{root:?} {domain:?}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no sizes recorded: {mailbox:?}\n{}",
+                mailstead.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        directory.close().await;
+    });
+}
