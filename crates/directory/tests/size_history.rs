@@ -55,7 +55,9 @@ async fn sizes_are_recorded_read_back_and_pruned(backend: TestBackend) {
             },
         ]
     };
-    dir.record_sizes(t0 - 400 * day, &round(1, 1)).await.unwrap();
+    dir.record_sizes(t0 - 400 * day, &round(1, 1))
+        .await
+        .unwrap();
     dir.record_sizes(t0, &round(10, 5)).await.unwrap();
     dir.record_sizes(t0 + 3600, &round(12, 5)).await.unwrap();
     // Larger than any 32-bit column holds: MUM's BIGINT.
@@ -69,7 +71,10 @@ async fn sizes_are_recorded_read_back_and_pruned(backend: TestBackend) {
         points,
         [(t0, 10), (t0 + 3600, 12), (t0 + 7200, 5_000_000_000)]
     );
-    let domain = dir.size_series(Measurable::Domain(3), t0 + 1).await.unwrap();
+    let domain = dir
+        .size_series(Measurable::Domain(3), t0 + 1)
+        .await
+        .unwrap();
     assert_eq!(
         domain.iter().map(|s| s.kib).collect::<Vec<_>>(),
         [17, 5_000_000_000]
@@ -78,17 +83,20 @@ async fn sizes_are_recorded_read_back_and_pruned(backend: TestBackend) {
     assert_eq!(root.len(), 4);
     assert_eq!(root[0].kib, 2);
     // A domain and a mailbox with the same id are different series.
-    assert!(dir.size_series(Measurable::Domain(7), 0).await.unwrap().is_empty());
+    assert!(
+        dir.size_series(Measurable::Domain(7), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Stored as MUM stores it, so MUM's dashboard reads it.
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&test.url).await.unwrap();
-    let rows = sqlx::query(
-        "SELECT measurable_type FROM size_measurements WHERE size = 10",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    let rows = sqlx::query("SELECT measurable_type FROM size_measurements WHERE size = 10")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     let kind: Option<String> = rows[0].try_get("measurable_type").unwrap();
     assert_eq!(kind.as_deref(), Some("App\\Mailbox"));

@@ -283,7 +283,10 @@ mod tests {
     #[test]
     fn the_address_leaves_the_reason() {
         assert_eq!(
-            reply_reason(550, "5.1.1 <a@x.org>: Recipient address rejected: User unknown"),
+            reply_reason(
+                550,
+                "5.1.1 <a@x.org>: Recipient address rejected: User unknown"
+            ),
             "550 5.1.1 Recipient address rejected: User unknown"
         );
         assert_eq!(

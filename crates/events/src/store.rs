@@ -155,7 +155,11 @@ pub fn read_events(
                 let mut rest = Vec::new();
                 while !line.ends_with(b"\n") {
                     rest.clear();
-                    if (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut rest)? == 0 {
+                    if (&mut reader)
+                        .take(MAX_LINE as u64)
+                        .read_until(b'\n', &mut rest)?
+                        == 0
+                    {
                         break;
                     }
                     line.clone_from(&rest);
@@ -215,7 +219,10 @@ mod tests {
 
         let mut later = 0;
         read_events(dir.path(), midnight, midnight + 10, |_| later += 1).unwrap();
-        assert_eq!(later, 1, "the range's start is inclusive, the day before is left out");
+        assert_eq!(
+            later, 1,
+            "the range's start is inclusive, the day before is left out"
+        );
     }
 
     #[test]

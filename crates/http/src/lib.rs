@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 mod autoconfig;
+pub mod charts;
 mod mobileconfig;
 mod monitoring_access;
 mod mta_sts;

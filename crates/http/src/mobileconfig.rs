@@ -61,7 +61,10 @@ pub(crate) async fn download(
     ) else {
         return not_found();
     };
-    let file_name = format!("attachment; filename=\"{}.mobileconfig\"", mailbox.address.domain());
+    let file_name = format!(
+        "attachment; filename=\"{}.mobileconfig\"",
+        mailbox.address.domain()
+    );
     let disposition = HeaderValue::from_str(&file_name)
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
     (
@@ -146,53 +149,79 @@ pub(crate) fn profile(
         .create_element("plist")
         .with_attribute(("version", "1.0"))
         .write_inner_content(|writer| {
-            writer.create_element("dict").write_inner_content(|writer| {
-                let _ = writer
-                    .create_element("key")
-                    .write_text_content(BytesText::new("PayloadContent"));
-                writer.create_element("array").write_inner_content(|writer| {
-                    writer.create_element("dict").write_inner_content(|writer| {
-                        use Value::{Bool, Integer, String};
-                        entry(writer, "EmailAccountDescription", String(address));
-                        entry(writer, "EmailAccountName", String(account_name));
-                        entry(writer, "EmailAccountType", String("EmailTypeIMAP"));
-                        entry(writer, "EmailAddress", String(address));
-                        let auth = String("EmailAuthPassword");
-                        entry(writer, "IncomingMailServerAuthentication", auth);
-                        entry(writer, "IncomingMailServerHostName", String(hostname));
-                        entry(writer, "IncomingMailServerPortNumber", Integer(incoming.port));
-                        entry(writer, "IncomingMailServerUseSSL", Bool(uses_tls(incoming)));
-                        entry(writer, "IncomingMailServerUsername", String(address));
-                        let auth = String("EmailAuthPassword");
-                        entry(writer, "OutgoingMailServerAuthentication", auth);
-                        entry(writer, "OutgoingMailServerHostName", String(hostname));
-                        entry(writer, "OutgoingMailServerPortNumber", Integer(outgoing.port));
-                        entry(writer, "OutgoingMailServerUseSSL", Bool(uses_tls(outgoing)));
-                        entry(writer, "OutgoingMailServerUsername", String(address));
-                        entry(writer, "OutgoingPasswordSameAsIncomingPassword", Bool(true));
-                        entry(writer, "PayloadDescription", String("Mail account"));
-                        entry(writer, "PayloadDisplayName", String(address));
-                        let mail_id = format!("{profile_id}.mail");
-                        entry(writer, "PayloadIdentifier", String(&mail_id));
-                        entry(writer, "PayloadType", String("com.apple.mail.managed"));
-                        let uuid = stable_uuid(&mail_id);
-                        entry(writer, "PayloadUUID", String(&uuid));
-                        entry(writer, "PayloadVersion", Integer(1));
-                        Ok(())
-                    })?;
+            writer
+                .create_element("dict")
+                .write_inner_content(|writer| {
+                    let _ = writer
+                        .create_element("key")
+                        .write_text_content(BytesText::new("PayloadContent"));
+                    writer
+                        .create_element("array")
+                        .write_inner_content(|writer| {
+                            writer
+                                .create_element("dict")
+                                .write_inner_content(|writer| {
+                                    use Value::{Bool, Integer, String};
+                                    entry(writer, "EmailAccountDescription", String(address));
+                                    entry(writer, "EmailAccountName", String(account_name));
+                                    entry(writer, "EmailAccountType", String("EmailTypeIMAP"));
+                                    entry(writer, "EmailAddress", String(address));
+                                    let auth = String("EmailAuthPassword");
+                                    entry(writer, "IncomingMailServerAuthentication", auth);
+                                    entry(writer, "IncomingMailServerHostName", String(hostname));
+                                    entry(
+                                        writer,
+                                        "IncomingMailServerPortNumber",
+                                        Integer(incoming.port),
+                                    );
+                                    entry(
+                                        writer,
+                                        "IncomingMailServerUseSSL",
+                                        Bool(uses_tls(incoming)),
+                                    );
+                                    entry(writer, "IncomingMailServerUsername", String(address));
+                                    let auth = String("EmailAuthPassword");
+                                    entry(writer, "OutgoingMailServerAuthentication", auth);
+                                    entry(writer, "OutgoingMailServerHostName", String(hostname));
+                                    entry(
+                                        writer,
+                                        "OutgoingMailServerPortNumber",
+                                        Integer(outgoing.port),
+                                    );
+                                    entry(
+                                        writer,
+                                        "OutgoingMailServerUseSSL",
+                                        Bool(uses_tls(outgoing)),
+                                    );
+                                    entry(writer, "OutgoingMailServerUsername", String(address));
+                                    entry(
+                                        writer,
+                                        "OutgoingPasswordSameAsIncomingPassword",
+                                        Bool(true),
+                                    );
+                                    entry(writer, "PayloadDescription", String("Mail account"));
+                                    entry(writer, "PayloadDisplayName", String(address));
+                                    let mail_id = format!("{profile_id}.mail");
+                                    entry(writer, "PayloadIdentifier", String(&mail_id));
+                                    entry(writer, "PayloadType", String("com.apple.mail.managed"));
+                                    let uuid = stable_uuid(&mail_id);
+                                    entry(writer, "PayloadUUID", String(&uuid));
+                                    entry(writer, "PayloadVersion", Integer(1));
+                                    Ok(())
+                                })?;
+                            Ok(())
+                        })?;
+                    use Value::{Bool, Integer, String};
+                    let display = format!("Mail: {address}");
+                    entry(writer, "PayloadDisplayName", String(&display));
+                    entry(writer, "PayloadIdentifier", String(&profile_id));
+                    entry(writer, "PayloadRemovalDisallowed", Bool(false));
+                    entry(writer, "PayloadType", String("Configuration"));
+                    let uuid = stable_uuid(&profile_id);
+                    entry(writer, "PayloadUUID", String(&uuid));
+                    entry(writer, "PayloadVersion", Integer(1));
                     Ok(())
                 })?;
-                use Value::{Bool, Integer, String};
-                let display = format!("Mail: {address}");
-                entry(writer, "PayloadDisplayName", String(&display));
-                entry(writer, "PayloadIdentifier", String(&profile_id));
-                entry(writer, "PayloadRemovalDisallowed", Bool(false));
-                entry(writer, "PayloadType", String("Configuration"));
-                let uuid = stable_uuid(&profile_id);
-                entry(writer, "PayloadUUID", String(&uuid));
-                entry(writer, "PayloadVersion", Integer(1));
-                Ok(())
-            })?;
             Ok(())
         });
     Some(String::from_utf8_lossy(&writer.into_inner()).into_owned())

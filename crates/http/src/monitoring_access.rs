@@ -41,7 +41,6 @@ pub(crate) async fn allowed_only(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use mailstead_auth::Network;
 
     #[test]

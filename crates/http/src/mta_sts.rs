@@ -20,7 +20,10 @@ impl MtaSts {
     /// 8461 allows at most 32 letters and digits).
     pub fn policy_id(&self, mx: &str) -> String {
         let digest = Sha256::digest(self.policy(mx).as_bytes());
-        digest[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+        digest[..16]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 }
 

@@ -52,7 +52,11 @@ pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
         .with_state(ctx)
 }
 
-pub(crate) fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
+pub(crate) fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<String>,
+) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],

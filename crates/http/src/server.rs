@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper::Request;
 use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use mailstead_net::{
     ConnectionHandle, Connections, Io, ListenerOptions, Peer, Protocol, Refusal, TlsConfig,
 };

@@ -44,7 +44,11 @@ fn the_records_of_a_domain_load_as_a_zone() {
         ),
     )
     .unwrap();
-    support::run_ok(mailstead(dir, &["domain", "add", "example.test"]), "domain add", None);
+    support::run_ok(
+        mailstead(dir, &["domain", "add", "example.test"]),
+        "domain add",
+        None,
+    );
     support::run_ok(
         mailstead(dir, &["domain", "add", "other.test"]),
         "domain add",
@@ -89,12 +93,18 @@ fn the_records_of_a_domain_load_as_a_zone() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    assert!(!text.contains("o1._domainkey"), "another domain's key:\n{text}");
+    assert!(
+        !text.contains("o1._domainkey"),
+        "another domain's key:\n{text}"
+    );
     let dkim = text
         .lines()
         .find(|line| line.starts_with("s1._domainkey.example.test. IN TXT "))
         .unwrap_or_else(|| panic!("no DKIM record:\n{text}"));
-    assert!(dkim.matches('"').count() >= 4, "one string for an RSA key: {dkim}");
+    assert!(
+        dkim.matches('"').count() >= 4,
+        "one string for an RSA key: {dkim}"
+    );
 
     // BIND loads it as the body of a zone (with the SOA and NS a zone needs).
     let zone = dir.join("example.test.zone");
@@ -116,9 +126,13 @@ fn the_records_of_a_domain_load_as_a_zone() {
     let mut dump = Command::new("named-checkzone");
     dump.args(["-i", "none", "-D", "-o", "-", "example.test"])
         .arg(&zone);
-    let dumped = String::from_utf8(support::run_ok(dump, "named-checkzone -D", None).stdout)
-        .unwrap();
-    let listed = support::run_ok(mailstead(dir, &["--json", "dkim", "list"]), "dkim list", None);
+    let dumped =
+        String::from_utf8(support::run_ok(dump, "named-checkzone -D", None).stdout).unwrap();
+    let listed = support::run_ok(
+        mailstead(dir, &["--json", "dkim", "list"]),
+        "dkim list",
+        None,
+    );
     let keys: Value = serde_json::from_slice(&listed.stdout).unwrap();
     let key = keys
         .as_array()

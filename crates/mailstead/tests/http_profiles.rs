@@ -127,7 +127,10 @@ fn apple_profiles_and_who_may_read_metrics() {
         &["mailbox", "add", "sender@example.test", "--send-only"],
         Some(&stdin),
     );
-    cli(&["alias", "add", "team@example.test", "ann@example.test"], None);
+    cli(
+        &["alias", "add", "team@example.test", "ann@example.test"],
+        None,
+    );
     let server = serve(dir, http);
     let url = |path: &str| format!("http://127.0.0.1:{http}{path}");
 
@@ -160,7 +163,10 @@ fn apple_profiles_and_who_may_read_metrics() {
     assert_eq!(mail["OutgoingMailServerUseSSL"], true);
     assert_eq!(mail["OutgoingPasswordSameAsIncomingPassword"], true);
     let text = answer.to_string();
-    assert!(!text.contains(password), "a password in the profile: {text}");
+    assert!(
+        !text.contains(password),
+        "a password in the profile: {text}"
+    );
     for key in ["IncomingPassword", "OutgoingPassword"] {
         assert!(mail.get(key).is_none(), "{key} in {text}");
     }
@@ -179,10 +185,7 @@ fn apple_profiles_and_who_may_read_metrics() {
         "ann@elsewhere.test",
         "not an address",
     ] {
-        let query = format!(
-            "/mobileconfig?emailaddress={}",
-            address.replace(' ', "%20")
-        );
+        let query = format!("/mobileconfig?emailaddress={}", address.replace(' ', "%20"));
         let answer = tool(&["mobileconfig", &url(&query)]);
         assert_eq!(answer["status"], 404, "{address}: {answer}");
     }

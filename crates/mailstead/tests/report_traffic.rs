@@ -82,7 +82,11 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
         "tests/report/smtp_tool.py",
         &["send", &smtp, &ann, &format!("nobody@{DOMAIN}")],
     );
-    assert_eq!(sent["refused"][format!("nobody@{DOMAIN}")][0], 550, "{sent}");
+    assert_eq!(
+        sent["refused"][format!("nobody@{DOMAIN}")][0],
+        550,
+        "{sent}"
+    );
     let login = python(
         "tests/http/http_tool.py",
         &[
@@ -95,7 +99,12 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
     assert_eq!(login["accepted"], false, "{login}");
     let login = python(
         "tests/http/http_tool.py",
-        &["imap_login", &mailstead.imap_port.to_string(), &ann, PASSWORD],
+        &[
+            "imap_login",
+            &mailstead.imap_port.to_string(),
+            &ann,
+            PASSWORD,
+        ],
     );
     assert_eq!(login["accepted"], true, "{login}");
 
@@ -163,7 +172,10 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
         .find(|message| message.contains("Subject: Mailstead report for mail.example.test"))
         .unwrap_or_else(|| panic!("no report among {before} messages\n{}", mailstead.log()));
     assert!(arrived.contains("Grand Totals"), "{arrived}");
-    assert!(arrived.contains("Delivered-To: bob@example.test"), "{arrived}");
+    assert!(
+        arrived.contains("Delivered-To: bob@example.test"),
+        "{arrived}"
+    );
 
     // A report to an address this server does not host is refused, and says so.
     let refused = support::run(
@@ -175,11 +187,10 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
     // Sizes: the recorder (every second here) has measured the mail delivered above.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let url = format!(
-            "sqlite://{}/data/mailstead.db",
-            temp.path().display()
-        );
-        let directory = Directory::open(DirectoryOptions::new(url, "")).await.unwrap();
+        let url = format!("sqlite://{}/data/mailstead.db", temp.path().display());
+        let directory = Directory::open(DirectoryOptions::new(url, ""))
+            .await
+            .unwrap();
         let ann_id = directory.get_mailbox(&ann).await.unwrap().id;
         let domain_id = directory.get_domain(DOMAIN).await.unwrap().id;
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -40,9 +40,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailstead_events::{Event, Kind};
 use mailstead_directory::Directory;
 use mailstead_directory::resolve::{Outcome, Recipient};
+use mailstead_events::{Event, Kind};
 use mailstead_store::{QuotaLimit, SpooledMessage, Store, StoreError};
 use tracing::{info, warn};
 

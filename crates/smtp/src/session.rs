@@ -8,8 +8,8 @@ use std::sync::Arc;
 use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
-use mailstead_events::{Event, Kind};
 use mailstead_directory::{Directory, DirectoryError};
+use mailstead_events::{Event, Kind};
 use mailstead_net::{Closing, ConnectionHandle, LogSafe, Peer};
 use mailstead_store::{MessageWriter, QuotaLimit, StoreError};
 use tracing::{info, warn};
@@ -541,7 +541,10 @@ impl Session {
         if reply.is_error() {
             let mut event = Event::now(Kind::Rejected)
                 .recipient(&path.address)
-                .reason(&mailstead_events::reply_reason(reply.code, &reply.lines.join(" ")))
+                .reason(&mailstead_events::reply_reason(
+                    reply.code,
+                    &reply.lines.join(" "),
+                ))
                 .client(self.peer.address())
                 .service(self.ctx.mode.metric().name());
             if let Some(sender) = &self.mail_from {

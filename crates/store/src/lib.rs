@@ -244,17 +244,23 @@ pub async fn clean_maildir_tmp(maildir: &Path, before: SystemTime) -> Result<u64
     run_blocking(move || maildir::remove_stale_files_in(&tmp, before)).await
 }
 
-/// The bytes of mail in a Maildir (every folder), for size statistics: `maildirsize` when it
-/// is up to date for `quota`, else a scan (Dovecot's rule, as for the quota). Reads only, takes
-/// no lock: a delivery running meanwhile may or may not be counted. A Maildir not made yet
-/// holds 0 bytes.
+/// The bytes of mail in a Maildir (every folder), for size statistics: the account's quota
+/// usage as IMAP's GETQUOTA sees it (`maildirsize` when up to date for `quota`, else a scan;
+/// an unlimited account without the file is scanned). A Maildir not made yet holds 0 bytes.
 ///
 /// # Errors
 ///
 /// `Io` when the Maildir cannot be read.
 pub async fn maildir_size(maildir: &Path, quota: QuotaLimit) -> Result<u64, StoreError> {
     let maildir = maildir.to_path_buf();
-    run_blocking(move || quota::measure(&maildir, quota).map(|usage| usage.bytes)).await
+    run_blocking(move || {
+        // No mail yet: nothing to lock or count.
+        if !maildir::is_real_dir(&maildir) {
+            return Ok(0);
+        }
+        quota::usage(&maildir, quota).map(|usage| usage.bytes)
+    })
+    .await
 }
 
 /// Runs blocking file-system work off the async threads.

@@ -389,17 +389,6 @@ fn parse(contents: &[u8]) -> Option<Parsed> {
     })
 }
 
-/// The account's usage for statistics: the up-to-date `maildirsize`, else a scan, writing
-/// nothing (an unlimited account without the file is counted too, unlike [`read`]'s answer).
-pub(crate) fn measure(root: &Path, limit: QuotaLimit) -> Result<Usage, StoreError> {
-    let found = read(root, limit)?;
-    if found.track {
-        Ok(found.usage)
-    } else {
-        scan(root)
-    }
-}
-
 /// Sums the messages in `new/` and `cur/` of the INBOX and of every folder (Maildir++
 /// `.Folder` directories and `LAYOUT=fs` sub-directories alike, found as the folder list
 /// finds them, down to the same depth), the way Dovecot recalculates. The size is the `S=`
@@ -529,6 +518,24 @@ mod tests {
                 count: 2
             }
         );
+    }
+
+    /// The size statistics count an unlimited account without `maildirsize` too, and
+    /// write no file for it.
+    #[test]
+    fn an_unlimited_account_is_counted_without_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for sub in ["new", "cur", "tmp", ".Sent/cur"] {
+            fs::create_dir_all(root.join(sub)).expect("mkdir");
+        }
+        fs::write(root.join("new/1.M1P1.mx,S=5"), b"12345").expect("message");
+        fs::write(root.join(".Sent/cur/2.M2P2.mx,S=7:2,S"), b"1234567").expect("message");
+        assert_eq!(
+            usage(root, QuotaLimit::bytes(None)).expect("usage").bytes,
+            12
+        );
+        assert!(!root.join("maildirsize").exists());
     }
 
     #[test]

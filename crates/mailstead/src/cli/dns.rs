@@ -35,7 +35,10 @@ pub async fn run(ctx: &Ctx, domain: &str) -> anyhow::Result<ExitCode> {
         .filter(|key| key.domain == domain && key.active)
         .map(|key| {
             let line = dns_record(&key.selector, &key.domain, key.algorithm, &key.public_key);
-            (format!("{}._domainkey.{domain}.", key.selector), txt_data(&line))
+            (
+                format!("{}._domainkey.{domain}.", key.selector),
+                txt_data(&line),
+            )
         })
         .collect();
     let config = &ctx.config;
@@ -143,7 +146,11 @@ pub fn records(
     for (service, endpoints, security) in srv {
         let data = match endpoints.iter().find(|e| e.security == security) {
             Some(Endpoint { port, .. }) => {
-                let priority = if security == Security::ImplicitTls { 0 } else { 10 };
+                let priority = if security == Security::ImplicitTls {
+                    0
+                } else {
+                    10
+                };
                 format!("{priority} 1 {port} {host}")
             }
             // RFC 6186 section 3.4: "." as the target says the service is not offered.
@@ -207,7 +214,14 @@ mod tests {
                 security: Security::ImplicitTls,
             },
         );
-        let records = records("example.org", "mail.example.org.", &[], "ab12", &services, false);
+        let records = records(
+            "example.org",
+            "mail.example.org.",
+            &[],
+            "ab12",
+            &services,
+            false,
+        );
         let srv = |name: &str| {
             records
                 .iter()

@@ -64,12 +64,7 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> anyhow::Result<ExitCode> {
 
 /// Sends the text to `address` through the first SMTP listener (its wildcard address taken as
 /// loopback), from the null sender: a report never bounces back to anyone.
-async fn mail_report(
-    ctx: &Ctx,
-    address: &str,
-    text: &str,
-    report: &Report,
-) -> anyhow::Result<()> {
+async fn mail_report(ctx: &Ctx, address: &str, text: &str, report: &Report) -> anyhow::Result<()> {
     let config = &ctx.config;
     let Some(listen) = config.smtp.listen.first() else {
         return Err(CliError::Config(
@@ -96,7 +91,10 @@ async fn mail_report(
         .from(("Mailstead", format!("postmaster@{hostname}").as_str()))
         .to(address)
         .subject(subject)
-        .header("Auto-Submitted", mail_builder::headers::raw::Raw::new("auto-generated"))
+        .header(
+            "Auto-Submitted",
+            mail_builder::headers::raw::Raw::new("auto-generated"),
+        )
         .text_body(text)
         .write_to_vec()
         .map_err(|source| CliError::Io {
@@ -139,7 +137,10 @@ fn time_of(at: i64) -> String {
 /// A name from the log as the text shows it: as it is, unless it holds what could break a
 /// line or a terminal (then quoted and escaped).
 fn shown(name: &str) -> String {
-    if name.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
         LogSafe(name).to_string()
     } else {
         name.to_owned()
@@ -147,7 +148,10 @@ fn shown(name: &str) -> String {
 }
 
 fn section(out: &mut String, title: &str, counts: &[Count]) {
-    out.push_str(&format!("\n{title}\n{}\n", "-".repeat(title.chars().count())));
+    out.push_str(&format!(
+        "\n{title}\n{}\n",
+        "-".repeat(title.chars().count())
+    ));
     if counts.is_empty() {
         out.push_str("  none\n");
     }
@@ -175,13 +179,18 @@ pub fn report_text(report: &Report, hostname: &str) -> String {
     ] {
         out.push_str(&format!("{count:>8}   {what}\n"));
     }
-    out.push_str(&format!(
-        "{:>8}   bytes received\n",
-        totals.bytes_received
-    ));
+    out.push_str(&format!("{:>8}   bytes received\n", totals.bytes_received));
     section(&mut out, "Senders by message count", &report.top_senders);
-    section(&mut out, "Recipients by message count", &report.top_recipients);
-    section(&mut out, "Sending domains by message count", &report.top_sender_domains);
+    section(
+        &mut out,
+        "Recipients by message count",
+        &report.top_recipients,
+    );
+    section(
+        &mut out,
+        "Sending domains by message count",
+        &report.top_sender_domains,
+    );
     section(
         &mut out,
         "Recipient domains by message count",

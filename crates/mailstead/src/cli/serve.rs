@@ -102,11 +102,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let watcher = directory.watch_changes();
     // Before any listener: every event of the run is recorded.
     let event_log =
-        mailstead_events::EventLog::start(config.events_dir(), config.stats.events_keep)
-            .map_err(|source| CliError::Io {
-                what: format!("cannot start the event log in {}", config.events_dir().display()),
+        mailstead_events::EventLog::start(config.events_dir(), config.stats.events_keep).map_err(
+            |source| CliError::Io {
+                what: format!(
+                    "cannot start the event log in {}",
+                    config.events_dir().display()
+                ),
                 source,
-            })?;
+            },
+        )?;
 
     let spool = data_dir.join("spool");
     let store =
