@@ -118,11 +118,10 @@ pub fn report(dir: &Path, since: i64, until: i64, top: usize) -> io::Result<Repo
     let mut bounces = Tally::default();
     let mut auth_failures = Tally::default();
     let unreadable_lines = read_events(dir, since, until, |event: Event| {
-        let sender =
-            event
-                .sender
-                .as_deref()
-                .map(|sender| if sender.is_empty() { "<>" } else { sender });
+        let sender = event
+            .sender
+            .as_deref()
+            .map(|sender| if sender.is_empty() { "<>" } else { sender });
         let recipient = event.recipient.as_deref();
         match event.kind {
             Kind::Received => {

@@ -2,7 +2,8 @@
 //! self-contained SVG document (no script, no external style or font), for the web console's
 //! pages and for anything else that shows an image.
 //!
-//! Accessible: the document is an `img` with a `<title>` and a `<desc>` naming what it shows;
+//! Accessible: the document is an `img` labelled by its `<title>` and described by its `<desc>`
+//! (ids derived from what is drawn, so several charts on a page do not clash);
 //! every point carries a `<title>` (a tooltip in browsers, read by screen readers) with its
 //! series, time and value; series differ by dash pattern as well as colour. Written with
 //! quick-xml like every other document here, so every label is escaped.
@@ -15,6 +16,7 @@ use mailstead_directory::sizes::SizeSample;
 use mailstead_events::Traffic;
 use quick_xml::Writer;
 use quick_xml::events::BytesText;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -135,6 +137,13 @@ pub fn line_chart(chart: &Chart) -> String {
         )
     };
     let viewbox = format!("0 0 {WIDTH} {HEIGHT}");
+    // Ids unique to what is drawn, so several charts on one page keep their own labels.
+    let digest = Sha256::digest(format!("{}\n{description}", chart.title).as_bytes());
+    let id: String = digest[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let (title_id, desc_id) = (format!("chart-{id}-title"), format!("chart-{id}-desc"));
     let mut writer = Writer::new(Vec::new());
     let _ = writer
         .create_element("svg")
@@ -142,13 +151,14 @@ pub fn line_chart(chart: &Chart) -> String {
             ("xmlns", "http://www.w3.org/2000/svg"),
             ("viewBox", viewbox.as_str()),
             ("role", "img"),
-            ("aria-labelledby", "chart-title chart-desc"),
+            ("aria-labelledby", title_id.as_str()),
+            ("aria-describedby", desc_id.as_str()),
             ("font-family", "sans-serif"),
             ("font-size", "11"),
         ])
         .write_inner_content(|writer| {
-            text_element(writer, "title", &[("id", "chart-title")], &chart.title);
-            text_element(writer, "desc", &[("id", "chart-desc")], &description);
+            text_element(writer, "title", &[("id", &title_id)], &chart.title);
+            text_element(writer, "desc", &[("id", &desc_id)], &description);
             text_element(
                 writer,
                 "text",
@@ -251,15 +261,15 @@ fn axes(
                     &time_label(at),
                 );
             }
-            let unit_y = (TOP - 8.0).to_string();
+            let unit_x = (WIDTH - RIGHT).to_string();
             text_element(
                 writer,
                 "text",
                 &[
                     ("class", "unit"),
-                    ("x", &LEFT.to_string()),
-                    ("y", &unit_y),
-                    ("text-anchor", "middle"),
+                    ("x", &unit_x),
+                    ("y", "20"),
+                    ("text-anchor", "end"),
                     ("stroke", "none"),
                     ("fill", "#333"),
                 ],

@@ -26,6 +26,7 @@ mod monitoring_access;
 mod mta_sts;
 mod routes;
 mod server;
+mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -103,8 +104,11 @@ pub struct HttpContext {
     /// Which listeners must be serving for `/readyz`.
     pub readiness: Readiness,
     pub limits: Limits,
-    /// Who may read `/metrics` and `/readyz` (`[http] metrics_allow`, loopback by default); others get 403.
+    /// Who may read `/metrics`, `/readyz` and `/stats/*.svg` (`[http] metrics_allow`,
+    /// loopback by default); others get 403.
     pub metrics_allow: Vec<Network>,
+    /// The event log's directory, read for the traffic charts.
+    pub events_dir: std::path::PathBuf,
 }
 
 /// The listeners of the process and whether each is still serving, for `/readyz`.

@@ -1,6 +1,6 @@
-//! Who may read `/metrics` and `/readyz` (`[http] metrics_allow`): they tell the world how
-//! busy the server is and which parts are down, so by default only loopback asks; anyone else
-//! gets `403`. The client's address comes from the accepted connection (`ClientAddress`, set
+//! Who may read `/metrics`, `/readyz` and the `/stats/*.svg` charts (`[http] metrics_allow`):
+//! they tell the world how busy the server is and which parts are down, so by default only
+//! loopback asks; anyone else gets `403`. The client's address comes from the accepted connection (`ClientAddress`, set
 //! by the server for every request), never from a header a client can write.
 
 use std::net::IpAddr;

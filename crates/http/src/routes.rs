@@ -27,6 +27,8 @@ pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
     let monitoring = Router::new()
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/stats/traffic.svg", get(crate::stats::traffic))
+        .route("/stats/size.svg", get(crate::stats::size))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&ctx),
             crate::monitoring_access::allowed_only,

@@ -193,7 +193,12 @@ fn apple_profiles_and_who_may_read_metrics() {
     assert_eq!(answer["status"], 404, "{answer}");
 
     // Metrics and readiness: the allowed address only; health for everyone.
-    for path in ["/metrics", "/readyz"] {
+    for path in [
+        "/metrics",
+        "/readyz",
+        "/stats/traffic.svg",
+        "/stats/size.svg",
+    ] {
         let refused = tool(&["get_from", "127.0.0.1", &url(path)]);
         assert_eq!(refused["status"], 403, "{path}: {refused}");
         assert!(

@@ -184,6 +184,39 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
     );
     assert!(!refused.status.success(), "{}", both(&refused));
 
+    // The traffic chart (loopback may read it) draws the last day's hours.
+    let chart = python(
+        "tests/http/http_tool.py",
+        &[
+            "get",
+            &format!("http://127.0.0.1:{}/stats/traffic.svg", mailstead.http_port),
+        ],
+    );
+    assert_eq!(chart["status"], 200, "{chart}");
+    assert_eq!(chart["content_type"], "image/svg+xml");
+    let svg = chart["body"].as_str().unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 4, "{svg}");
+    // Summed over the hours, as a run may cross an hour's end: the four messages, the
+    // mailed report, and the two refused recipients.
+    let total = |series: &str| -> u64 {
+        svg.split("<title>")
+            .filter_map(|title| title.strip_prefix(&format!("{series}: ")))
+            .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!((total("received"), total("rejected")), (5, 2), "{svg}");
+    let week = python(
+        "tests/http/http_tool.py",
+        &[
+            "get",
+            &format!(
+                "http://127.0.0.1:{}/stats/traffic.svg?period=fortnight",
+                mailstead.http_port
+            ),
+        ],
+    );
+    assert_eq!(week["status"], 400, "{week}");
+
     // Sizes: the recorder (every second here) has measured the mail delivered above.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -221,4 +254,33 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
         }
         directory.close().await;
     });
+    let chart = python(
+        "tests/http/http_tool.py",
+        &[
+            "get",
+            &format!(
+                "http://127.0.0.1:{}/stats/size.svg?mailbox={ann}",
+                mailstead.http_port
+            ),
+        ],
+    );
+    assert_eq!(chart["status"], 200, "{chart}");
+    assert!(
+        chart["body"]
+            .as_str()
+            .unwrap()
+            .contains("Size of ann@example.test"),
+        "{chart}"
+    );
+    let unknown = python(
+        "tests/http/http_tool.py",
+        &[
+            "get",
+            &format!(
+                "http://127.0.0.1:{}/stats/size.svg?domain=elsewhere.test",
+                mailstead.http_port
+            ),
+        ],
+    );
+    assert_eq!(unknown["status"], 404, "{unknown}");
 }

@@ -278,6 +278,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .iter()
             .filter_map(|network| network.parse().ok())
             .collect(),
+        events_dir: config.events_dir(),
     });
     for (name, listener) in listeners {
         let connections = connections.clone();
