@@ -1644,6 +1644,29 @@ mod tests {
         assert_eq!(config.server.user, "vmail");
     }
 
+    #[test]
+    fn metrics_allow_and_stats_are_checked() {
+        let config = Config::default();
+        assert_eq!(config.http.metrics_allow, ["127.0.0.0/8", "::1"]);
+        assert_eq!(config.stats.size_interval, Duration::from_secs(3600));
+        assert_eq!(config.stats.size_keep, Duration::from_secs(365 * 86_400));
+        assert_eq!(config.events_dir(), config.data_dir().join("events"));
+        let config = load("[http]\nmetrics_allow = [\"10.0.0.0/8\", \"2001:db8::1\"]\n").unwrap();
+        assert_eq!(config.http.metrics_allow.len(), 2);
+        assert_invalid(
+            "[http]\nmetrics_allow = [\"10.0.0.0/33\"]\n",
+            "http.metrics_allow",
+            "not a network",
+        );
+        assert_invalid(
+            "[stats]\nevents_keep = \"1h\"\n",
+            "stats.events_keep",
+            "at least",
+        );
+        let off = load("[stats]\nsize_interval = \"0s\"\n").unwrap();
+        assert!(off.stats.size_interval.is_zero());
+    }
+
     fn example_path() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mailstead.example.toml")
     }
@@ -2102,6 +2125,11 @@ mod tests {
             "request_timeout",
             "mta_sts_mode",
             "mta_sts_max_age",
+            "metrics_allow",
+            "[stats]",
+            "size_interval",
+            "size_keep",
+            "events_keep",
             "[limits]",
             "command_timeout",
             "data_timeout",
