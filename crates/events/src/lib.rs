@@ -249,6 +249,12 @@ fn write_events(receiver: &Receiver<Message>, mut files: store::DailyFiles) {
 /// names in angle brackets, so "550 5.1.1 <a@x>: Recipient address rejected: User unknown"
 /// and the same for `<b@x>` count as one reason.
 pub fn reply_reason(code: u16, text: &str) -> String {
+    format!("{code} {}", without_addresses(text))
+}
+
+/// `text` without the addresses it names in angle brackets (and a `:` right after one), its
+/// spaces collapsed: what stays is the same for every recipient a refusal or bounce hits.
+pub fn without_addresses(text: &str) -> String {
     let mut kept = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -266,7 +272,7 @@ pub fn reply_reason(code: u16, text: &str) -> String {
         kept.push(c);
     }
     let words: Vec<&str> = kept.split_whitespace().collect();
-    format!("{code} {}", words.join(" "))
+    words.join(" ")
 }
 
 /// Unix seconds of `at` (0 before 1970).

@@ -284,3 +284,121 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
     );
     assert_eq!(unknown["status"], 404, "{unknown}");
 }
+
+/// Postfix's smtp-sink on a free port with `options`; killed when dropped.
+struct Sink {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start(options: &[&str]) -> Sink {
+        use std::os::unix::fs::PermissionsExt;
+        support::require("/usr/sbin/smtp-sink", "postfix");
+        let dir = tempfile::tempdir().unwrap();
+        // smtp-sink drops to `nobody`.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let port = support::free_port();
+        let child = Command::new("/usr/sbin/smtp-sink")
+            .args(["-u", "nobody"])
+            .args(options)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("64")
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        harness::wait_for_listener(port, "smtp-sink", String::new);
+        Sink {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_queues_outcomes_are_counted() {
+    let temp = tempfile::tempdir().unwrap();
+    let ann = format!("ann@{DOMAIN}");
+    let mailstead = Mailstead::start(temp.path(), std::slice::from_ref(&ann), "", "");
+    // Remote servers that take the message, refuse the recipient for good, and for now.
+    let (taking, refusing, deferring) = (
+        Sink::start(&[]),
+        Sink::start(&["-f", "RCPT"]),
+        Sink::start(&["-r", "RCPT"]),
+    );
+    for (domain, sink, alias, remote) in [
+        ("sent.test", &taking, "out", "carol"),
+        ("bounce.test", &refusing, "bad", "dave"),
+        ("defer.test", &deferring, "slow", "erin"),
+    ] {
+        let hop = format!("smtp:[127.0.0.1]:{}", sink.port);
+        mailstead.cli(&["transport", "add", domain, &hop], None);
+        let alias = format!("{alias}@{DOMAIN}");
+        mailstead.cli(
+            &["alias", "add", &alias, &format!("{remote}@{domain}")],
+            None,
+        );
+        let sent = python(
+            "tests/http/http_tool.py",
+            &["smtp", &mailstead.smtp_port.to_string(), &alias],
+        );
+        assert_eq!(sent["refused"], serde_json::json!([]), "{sent}");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counted = loop {
+        let counted = report(&mailstead);
+        let totals = &counted["totals"];
+        let at_least = |key: &str| totals[key].as_u64().unwrap_or(0) >= 1;
+        if at_least("sent") && at_least("bounced") && at_least("deferred") {
+            break counted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not counted: {counted}\n{}",
+            mailstead.log()
+        );
+        thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(counted["totals"]["received"], 3, "{counted}");
+    assert_eq!(counted["totals"]["sent"], 1, "{counted}");
+    // dave's refusal, and perhaps the report to sender@client.test, whose domain has no DNS.
+    assert!(
+        counted["totals"]["bounced"].as_u64().unwrap() >= 1,
+        "{counted}"
+    );
+    assert!(
+        counted["top_recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|count| count["name"] == "carol@sent.test"),
+        "{counted}"
+    );
+    let bounces = counted["bounces"].as_array().unwrap();
+    assert!(
+        bounces
+            .iter()
+            .all(|count| count["name"].as_str().unwrap().starts_with('5')),
+        "{counted}"
+    );
+    assert!(
+        bounces.iter().all(|count| {
+            let name = count["name"].as_str().unwrap();
+            !name.contains('<') && !name.contains("dave@bounce.test")
+        }),
+        "a bounce reason names its recipient: {counted}"
+    );
+}

@@ -738,8 +738,13 @@ impl Queue {
                 recipient.status = Some("4.4.7".into());
                 recipient.diagnostic = Some(format!("{last} (gave up: message too old)"));
             }
-            let reason = recipient.status.as_deref().unwrap_or("5.0.0");
-            mailstead_events::record(event(Kind::Bounced).reason(reason));
+            let reason = format!(
+                "{} {}",
+                recipient.status.as_deref().unwrap_or("5.0.0"),
+                recipient.diagnostic.as_deref().unwrap_or("")
+            );
+            let reason = mailstead_events::without_addresses(&reason);
+            mailstead_events::record(event(Kind::Bounced).reason(&reason));
             return;
         }
         let exponent = recipient.attempts.saturating_sub(1).min(20);
