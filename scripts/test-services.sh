@@ -68,4 +68,10 @@ if ! python3 -c "import imapclient, sys; sys.exit(imapclient.__version__ != '$im
   python3 -m pip install --quiet "imapclient==$imapclient_version" 2>/dev/null || \
     python3 -m pip install --quiet --break-system-packages "imapclient==$imapclient_version"
 fi
-echo "test services: imapflow and imapclient are installed"
+# schemathesis checks the HTTP API against its OpenAPI document (crates/mailstead/tests/http_api.rs).
+schemathesis_version=4.32.5
+if ! python3 -m pip show schemathesis 2>/dev/null | grep -qx "Version: $schemathesis_version"; then
+  python3 -m pip install --quiet "schemathesis==$schemathesis_version" 2>/dev/null || \
+    python3 -m pip install --quiet --break-system-packages "schemathesis==$schemathesis_version"
+fi
+echo "test services: imapflow, imapclient and schemathesis are installed"

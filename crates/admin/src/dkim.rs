@@ -73,6 +73,13 @@ pub fn generate(algorithm: DkimAlgorithm, rsa_bits: usize) -> Result<GeneratedKe
     }
 }
 
+/// The selector a new key gets when none is named: `s` and the UTC year and month, so a new
+/// key each month gets a new name, and the name says how old the key is.
+pub fn default_selector() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!("s{:04}{:02}", now.year(), u8::from(now.month()))
+}
+
 /// The TXT record publishing a key, as one zone-file line:
 /// `s202612._domainkey.example.com. IN TXT "v=DKIM1; k=ed25519; p=…"`. A value longer than
 /// 255 bytes (any RSA key) is split into several quoted strings, which DNS joins.

@@ -22,6 +22,7 @@ use std::fmt::Display;
 
 use serde::Serialize;
 
+use mailstead_directory::access::Actor;
 use mailstead_directory::address::{
     Address, AliasAddress, check_domain_path_safe, normalize_domain,
 };
@@ -799,7 +800,12 @@ pub async fn plan_mum(
 ///
 /// # Errors
 /// [`AdminError::Apply`] when the target database fails.
-pub async fn apply(target: &Directory, actor: &str, import: &mut Import) -> Result<(), AdminError> {
+pub async fn apply(
+    target: &Directory,
+    actor: impl Into<Actor>,
+    import: &mut Import,
+) -> Result<(), AdminError> {
+    let actor: &Actor = &actor.into();
     let mut done = 0usize;
     let mut deferred_limits: Vec<(usize, DomainUpdate)> = Vec::new();
     for (index, step) in import.steps.iter_mut().enumerate() {

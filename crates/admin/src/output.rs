@@ -8,6 +8,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use mailstead_directory::manage::{AdminGrant, ApiToken};
 use mailstead_directory::model::{
     Alias, AliasDomain, AuditEntry, DkimKeyInfo, Domain, Mailbox, Quota, TlsPolicy, Transport,
 };
@@ -376,16 +377,75 @@ pub fn dkim_key(view: &DkimKeyView) -> String {
     ])
 }
 
+/// Admin grants: who manages what.
+pub fn admin_grants(grants: &[AdminGrant], what: &str) -> String {
+    if grants.is_empty() {
+        return format!("no {what} admins\n");
+    }
+    let mut table = Table::new(&["ADMIN", "MANAGES", "SINCE"]);
+    for grant in grants {
+        table.row(vec![
+            grant.admin.clone(),
+            grant.manages.clone(),
+            time(grant.created_at),
+        ]);
+    }
+    table.render()
+}
+
+/// API tokens, without their secrets (only digests are stored).
+pub fn api_tokens(tokens: &[ApiToken]) -> String {
+    if tokens.is_empty() {
+        return "no API tokens; make one with `mailstead token create --scope SCOPE`\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        "ID",
+        "NAME",
+        "SCOPE",
+        "STATUS",
+        "CREATED BY",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+    ]);
+    let now = crate::input::unix_now();
+    for token in tokens {
+        let status = if token.revoked {
+            "revoked"
+        } else if token.expires_at.is_some_and(|at| at <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        table.row(vec![
+            token.id.to_string(),
+            token.name.clone(),
+            token.scope.clone(),
+            status.to_owned(),
+            token.created_by.clone(),
+            time(token.created_at),
+            token
+                .expires_at
+                .map_or_else(|| "never".to_owned(), |at| time(Some(at))),
+            time(token.last_used_at),
+        ]);
+    }
+    table.render()
+}
+
 pub fn audit(entries: &[AuditEntry]) -> String {
     if entries.is_empty() {
         return "no changes recorded yet\n".to_owned();
     }
-    let mut table = Table::new(&["ID", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAILS"]);
+    let mut table = Table::new(&[
+        "ID", "TIME", "ACTOR", "FROM", "ACTION", "SUBJECT", "DETAILS",
+    ]);
     for entry in entries {
         table.row(vec![
             entry.id.to_string(),
             time(entry.at),
             entry.actor.clone(),
+            or_dash(&entry.source),
             entry.action.clone(),
             entry.subject.clone(),
             or_dash(&entry.details),

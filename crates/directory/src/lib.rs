@@ -4,7 +4,7 @@
 //! SMTP, LMTP, IMAP, submission and the admin API all ask the directory the same questions
 //! through one handle, [`Directory`]: resolve a recipient, fetch a login's credentials, may this login
 //! send as this address, a mailbox's quota and location, a remote domain's TLS policy. Writes
-//! (the CLI, later the API) go through the same handle and are audited.
+//! (the CLI, the HTTP API) go through the same handle and are audited.
 //!
 //! # Layout
 //! - `address`: parsing and normalising addresses (IDNA, case, recipient delimiters).
@@ -14,6 +14,8 @@
 //! - `resolve`: recipient resolution (aliases, catch-alls, alias domains, delimiters).
 //! - `cache`: the in-process answer cache and the change watcher that invalidates it.
 //! - `manage`: validated, audited writes.
+//! - `access`: who is asking ([`access::Principal`]), MUM's roles and the one policy on what
+//!   they may read and change; [`access::Actor`], who a write is audited under.
 //! - `sizes`: mailbox, domain and server sizes over time (MUM's `size_measurements`).
 //!
 //! # Security
@@ -22,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod account;
 pub mod address;
 mod cache;

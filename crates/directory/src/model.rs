@@ -550,6 +550,8 @@ pub struct AuditEntry {
     /// Unix seconds.
     pub at: Option<i64>,
     pub actor: String,
+    /// Where the change came from (`cli`, `http 203.0.113.7 session`); `None` before 0006.
+    pub source: Option<String>,
     pub action: String,
     pub subject: String,
     pub details: Option<String>,

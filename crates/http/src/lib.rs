@@ -1,7 +1,7 @@
 //! Mailstead's HTTP listener (`[http] listen`): `/healthz`, `/readyz`, `/metrics` (Prometheus
 //! text) and client autoconfiguration for the hosted domains (Thunderbird's
-//! `config-v1.1.xml`, Outlook's POX autodiscover, the MTA-STS policy). The HTTP API and the
-//! web console will be served by the same router.
+//! `config-v1.1.xml`, Outlook's POX autodiscover, the MTA-STS policy), and the JSON API under
+//! `/api/` (see [`api`]). The web console is served by the same router.
 //!
 //! The web stack is axum on hyper (HTTP/1.1 only): hyper is the HTTP implementation most of
 //! the Rust ecosystem runs on, so its parser is the best exercised one, and axum is the
@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod autoconfig;
 pub mod charts;
 mod mobileconfig;
@@ -38,6 +39,7 @@ use mailstead_directory::Directory;
 use mailstead_net::{Connections, TlsConfig};
 use tokio::net::TcpListener;
 
+pub use api::ApiContext;
 pub use autoconfig::{Endpoint, MailServices, Security};
 pub use mailstead_auth::Network;
 
@@ -104,6 +106,8 @@ pub struct HttpContext {
     /// Which listeners must be serving for `/readyz`.
     pub readiness: Readiness,
     pub limits: Limits,
+    /// Sessions, logins and the queue, for `/api/`.
+    pub api: ApiContext,
     /// Who may read `/metrics`, `/readyz` and `/stats/*.svg` (`[http] metrics_allow`,
     /// loopback by default); others get 403.
     pub metrics_allow: Vec<Network>,

@@ -1,9 +1,8 @@
 //! Who may read `/metrics`, `/readyz` and the `/stats/*.svg` charts (`[http] metrics_allow`):
 //! they tell the world how busy the server is and which parts are down, so by default only
-//! loopback asks; anyone else gets `403`. The client's address comes from the accepted connection (`ClientAddress`, set
-//! by the server for every request), never from a header a client can write.
+//! loopback asks; anyone else gets `403`. The client's address is the accepted connection's
+//! (`ClientInfo`, which the server puts on every request), never a header a client can write.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -12,11 +11,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::HttpContext;
+use crate::api::ClientInfo;
 use crate::routes::text;
-
-/// The address of the connection a request came on.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ClientAddress(pub(crate) IpAddr);
 
 /// Passes a request from an allowed network on; answers any other `403`. A request without a
 /// known address (none reaches the router that way) is refused.
@@ -27,8 +23,8 @@ pub(crate) async fn allowed_only(
 ) -> Response {
     let allowed = request
         .extensions()
-        .get::<ClientAddress>()
-        .is_some_and(|ClientAddress(ip)| ctx.metrics_allow.iter().any(|net| net.contains(*ip)));
+        .get::<ClientInfo>()
+        .is_some_and(|client| ctx.metrics_allow.iter().any(|net| net.contains(client.ip)));
     if !allowed {
         return text(
             StatusCode::FORBIDDEN,

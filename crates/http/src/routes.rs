@@ -14,7 +14,7 @@ use serde_json::json;
 use tower_http::timeout::TimeoutLayer;
 use tracing::warn;
 
-use crate::{HttpContext, MAX_BODY_BYTES, autoconfig};
+use crate::{HttpContext, MAX_BODY_BYTES, api, autoconfig};
 
 /// How long `/readyz` waits for the database before calling it not ready.
 const READINESS_QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -46,6 +46,7 @@ pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
         .route("/Autodiscover/Autodiscover.xml", post(outlook))
         .route("/.well-known/mta-sts.txt", get(mta_sts))
         .route("/mobileconfig", get(crate::mobileconfig::download))
+        .merge(api::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

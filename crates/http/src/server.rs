@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::Request;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use mailstead_net::{
     ConnectionHandle, Connections, Io, ListenerOptions, Peer, Protocol, Refusal, TlsConfig,
 };
 use tokio::net::TcpListener;
+use tower_http::add_extension::AddExtension;
 use tracing::debug;
 
-use crate::monitoring_access::ClientAddress;
+use crate::api::ClientInfo;
 use crate::{HttpContext, MAX_HEAD_BYTES, MAX_HEADERS, routes};
 
 /// How long a connection asked to close (shutdown, eviction) may take to finish its answer.
@@ -74,13 +74,13 @@ async fn serve_connection(
         .header_read_timeout(request_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
         .max_headers(MAX_HEADERS);
-    // Every request carries its connection's address, for the rules that depend on it.
-    let client = ClientAddress(peer.address());
-    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(client);
-        tower_service::Service::call(&mut router.clone(), request)
-    });
-    let served = builder.serve_connection(TokioIo::new(stream), service);
+    // Who is on the other end, for the API's audit lines and login penalties.
+    let client = ClientInfo {
+        ip: peer.address(),
+        tls: peer.tls,
+    };
+    let service = AddExtension::new(router, client);
+    let served = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(served);
     let result = tokio::select! {
         result = served.as_mut() => result,

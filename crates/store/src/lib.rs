@@ -79,8 +79,8 @@ use std::time::SystemTime;
 pub use dirsync::sync_dir;
 pub use mailbox::{
     Account, CacheKey, FlagOperation, Folder, FolderInfo, FolderLayout, MailStore, MailboxError,
-    MessageMeta, NewMessage, Pop3Record, QuotaUsage, Snapshot, SpecialUse, StoreResult,
-    SystemFlags, WatchGuard, email_id,
+    MessageMeta, NewMessage, Pop3Record, QuotaUsage, RankKey, Snapshot, SortRanks, SpecialUse,
+    StoreResult, SystemFlags, WatchGuard, email_id,
 };
 pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};

@@ -28,7 +28,12 @@ impl Directory {
     ///
     /// # Errors
     /// A sentence saying which rule was broken, or a database failure.
-    pub async fn add_alias(&self, actor: &str, new: NewAlias) -> Result<Alias, DirectoryError> {
+    pub async fn add_alias(
+        &self,
+        actor: impl Into<Actor>,
+        new: NewAlias,
+    ) -> Result<Alias, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(&new.address)?;
         address.check_path_safe()?;
         let mut tx = self.begin().await?;
@@ -194,10 +199,11 @@ impl Directory {
     /// An unknown alias or a database failure.
     pub async fn update_alias(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         address: &str,
         update: AliasUpdate,
     ) -> Result<Alias, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(address)?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
@@ -249,10 +255,11 @@ impl Directory {
     /// An unknown alias, a malformed recipient, or a database failure.
     pub async fn add_alias_recipients(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         address: &str,
         recipients: &[String],
     ) -> Result<Alias, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
@@ -274,10 +281,11 @@ impl Directory {
     /// An unknown alias, a recipient the alias does not have, or a database failure.
     pub async fn remove_alias_recipients(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         address: &str,
         recipients: &[String],
     ) -> Result<Alias, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
@@ -316,10 +324,11 @@ impl Directory {
     /// An unknown alias or mailbox, or a database failure.
     pub async fn add_sender(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         alias: &str,
         mailbox: &str,
     ) -> Result<Alias, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(alias)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
@@ -343,10 +352,11 @@ impl Directory {
     /// An unknown alias, a mailbox without that right, or a database failure.
     pub async fn remove_sender(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         alias: &str,
         mailbox: &str,
     ) -> Result<Alias, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(alias)?;
         let sender = Address::parse(mailbox)?;
         let mut tx = self.begin().await?;
@@ -381,7 +391,12 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown alias or a database failure.
-    pub async fn remove_alias(&self, actor: &str, address: &str) -> Result<(), DirectoryError> {
+    pub async fn remove_alias(
+        &self,
+        actor: impl Into<Actor>,
+        address: &str,
+    ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = AliasAddress::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_alias(&mut tx, &address).await?;
@@ -442,7 +457,7 @@ impl Directory {
         }
     }
 
-    async fn alias_from_row(&self, row: &AnyRow) -> Result<Alias, DirectoryError> {
+    pub(super) async fn alias_from_row(&self, row: &AnyRow) -> Result<Alias, DirectoryError> {
         let db = &self.inner.db;
         let id: i64 = row.try_get("id")?;
         let local: String = row.try_get("local_part")?;
@@ -500,11 +515,12 @@ impl Directory {
     /// An unknown target, a name that is already a domain, or a database failure.
     pub async fn add_alias_domain(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         target: &str,
         description: Option<String>,
     ) -> Result<AliasDomain, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let target = normalize_domain(target)?;
         check_domain_path_safe(&domain)?;
@@ -551,9 +567,10 @@ impl Directory {
     /// An unknown alias domain or a database failure.
     pub async fn remove_alias_domain(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
     ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         self.remove_by_domain(
             actor,

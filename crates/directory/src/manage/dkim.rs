@@ -61,13 +61,14 @@ impl Directory {
     /// domain already has, or a database failure.
     pub async fn add_dkim_key(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         selector: &str,
         algorithm: DkimAlgorithm,
         private_key_pem: &str,
         public_key_b64: &str,
     ) -> Result<DkimKeyInfo, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let selector = normalize_selector(selector)?;
         check_private_key_pem(algorithm, private_key_pem)?;
@@ -123,10 +124,11 @@ impl Directory {
     /// Nothing to remove, a bad domain or selector, or a database failure.
     pub async fn remove_dkim_key(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         selector: Option<&str>,
     ) -> Result<u64, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let selector = selector.map(normalize_selector).transpose()?;
         let mut tx = self.begin().await?;

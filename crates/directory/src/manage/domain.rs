@@ -32,7 +32,12 @@ impl Directory {
     ///
     /// # Errors
     /// A bad name, an existing domain or alias domain, or a database failure.
-    pub async fn add_domain(&self, actor: &str, new: NewDomain) -> Result<Domain, DirectoryError> {
+    pub async fn add_domain(
+        &self,
+        actor: impl Into<Actor>,
+        new: NewDomain,
+    ) -> Result<Domain, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(&new.domain)?;
         check_domain_path_safe(&domain)?;
         let max_quota_gib = non_negative(new.max_quota_gib, "max quota")?;
@@ -98,10 +103,11 @@ impl Directory {
     /// An unknown domain, a bad value, or a database failure.
     pub async fn update_domain(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         update: DomainUpdate,
     ) -> Result<Domain, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
@@ -158,10 +164,11 @@ impl Directory {
     /// An unknown domain, a non-empty domain without `force`, or a database failure.
     pub async fn remove_domain(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         force: bool,
     ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let mut tx = self.begin().await?;
         let id = self.domain_id(&mut tx, &domain).await?;

@@ -39,9 +39,10 @@ impl Directory {
     /// A sentence saying which rule was broken, or a database failure.
     pub async fn add_mailbox(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         new: NewMailbox,
     ) -> Result<Mailbox, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = Address::parse(&new.address)?;
         address.check_path_safe()?;
         if new.password_hash.is_empty() {
@@ -168,10 +169,11 @@ impl Directory {
     /// An unknown mailbox, a broken limit, or a database failure.
     pub async fn update_mailbox(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         address: &str,
         update: MailboxUpdate,
     ) -> Result<Mailbox, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = Address::parse(address)?;
         let db = &self.inner.db;
         let mut tx = self.begin().await?;
@@ -231,10 +233,11 @@ impl Directory {
     /// An unknown mailbox or a database failure.
     pub async fn set_password(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         address: &str,
         password_hash: &str,
     ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = Address::parse(address)?;
         if password_hash.is_empty() {
             return Err(DirectoryError::Invalid(
@@ -268,7 +271,12 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown mailbox or a database failure.
-    pub async fn remove_mailbox(&self, actor: &str, address: &str) -> Result<(), DirectoryError> {
+    pub async fn remove_mailbox(
+        &self,
+        actor: impl Into<Actor>,
+        address: &str,
+    ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let address = Address::parse(address)?;
         let mut tx = self.begin().await?;
         let id = self.require_mailbox(&mut tx, &address).await?;

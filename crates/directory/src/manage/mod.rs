@@ -1,6 +1,7 @@
 //! Validated, audited writes: what the CLI (and later the HTTP API) changes.
 //!
-//! Every write runs in one transaction that also appends to `audit_log` (who, what, when) and
+//! Every write runs in one transaction that also appends to `audit_log` (who and from where,
+//! what, when: an [`Actor`]) and
 //! bumps `directory_state.change_serial`, so running servers drop their caches. Errors say what
 //! to fix, with MUM's rules: a local part is unique across mailboxes and aliases of a domain,
 //! `max_mailboxes` and `max_aliases` are limits (NULL = none), and here `max_quota` (GiB) is a
@@ -12,12 +13,15 @@
 //!   readers the kinds share, and [`fill_template`], where a mailbox's location is made.
 //! - One file per kind of thing the directory holds: `domain.rs`, `mailbox.rs`, `alias.rs`
 //!   (aliases, their senders, alias domains), `tls_policy.rs`, `transport.rs`, `dkim.rs`.
+//! - `admins.rs`: MUM's `domain_admins` and `mailbox_admins` grants.
+//! - `token.rs`: API tokens; `page.rs`: lists a page at a time, filtered and sorted in SQL.
 //! - `audit.rs`: reading the audit log back; `mum.rs`: MUM's tables read for an import.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::access::Actor;
 use crate::address::{
     Address, AddressError, AliasAddress, check_domain_path_safe, normalize_domain,
 };
@@ -29,20 +33,26 @@ use crate::model::{
 use crate::resolve::unix_now;
 use crate::{Directory, DirectoryError};
 
+mod admins;
 mod alias;
 mod audit;
 mod dkim;
 mod domain;
 mod mailbox;
 mod mum;
+mod page;
 mod tls_policy;
+mod token;
 mod transport;
 
+pub use admins::AdminGrant;
 pub use alias::{AliasUpdate, NewAlias};
 pub use domain::{DomainUpdate, NewDomain};
 pub use mailbox::{MailboxUpdate, NewMailbox};
 pub use mum::{MumSnapshot, NewAliasRecord, NewDomainRecord, NewMailboxRecord, TlsPolicyRecord};
+pub use page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, Page, PageRequest, Sort, Visibility};
 pub use tls_policy::{NewTlsPolicy, TlsPolicyUpdate};
+pub use token::{ApiToken, MAX_TOKEN_LEN, NewToken, TOKEN_PREFIX};
 pub use transport::TransportUpdate;
 
 fn not_found_domain(domain: &str) -> DirectoryError {
@@ -127,7 +137,7 @@ impl Directory {
     /// `missing` when there was none.
     async fn remove_by_domain(
         &self,
-        actor: &str,
+        actor: &Actor,
         table: &'static str,
         action: &str,
         domain: &str,
@@ -152,17 +162,18 @@ impl Directory {
     async fn finish(
         &self,
         mut tx: Tx,
-        actor: &str,
+        actor: &Actor,
         action: &str,
         subject: &str,
         details: Option<String>,
     ) -> Result<(), DirectoryError> {
         let db = &self.inner.db;
         sqlx::query(db.sql(
-            "INSERT INTO audit_log (created_at, actor, action, subject, details) VALUES ({ts}, ?, ?, ?, ?)",
+            "INSERT INTO audit_log (created_at, actor, source, action, subject, details) VALUES ({ts}, ?, ?, ?, ?, ?)",
         ))
         .bind(unix_now())
-        .bind(actor)
+        .bind(&actor.name)
+        .bind(&actor.source)
         .bind(action)
         .bind(subject)
         .bind(details)

@@ -28,9 +28,10 @@ impl Directory {
     /// A bad domain, an existing policy, or a database failure.
     pub async fn add_tls_policy(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         new: NewTlsPolicy,
     ) -> Result<TlsPolicy, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(&new.domain)?;
         let mut tx = self.begin().await?;
         let now = unix_now();
@@ -73,10 +74,11 @@ impl Directory {
     /// An unknown policy or a database failure.
     pub async fn update_tls_policy(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         update: TlsPolicyUpdate,
     ) -> Result<TlsPolicy, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let existing = self.get_tls_policy(&domain).await?;
         let db = &self.inner.db;
@@ -113,7 +115,12 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown policy or a database failure.
-    pub async fn remove_tls_policy(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
+    pub async fn remove_tls_policy(
+        &self,
+        actor: impl Into<Actor>,
+        domain: &str,
+    ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         self.remove_by_domain(actor, "tls_policies", "tls-policy.remove", &domain, || {
             DirectoryError::NotFound(format!("no TLS policy for {domain}"))

@@ -26,11 +26,12 @@ impl Directory {
     /// database failure.
     pub async fn add_transport(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         next_hop: &str,
         description: Option<&str>,
     ) -> Result<Transport, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let next_hop = NextHop::parse(next_hop)
             .map_err(DirectoryError::Invalid)?
@@ -70,10 +71,11 @@ impl Directory {
     /// An unknown transport, a bad next hop, or a database failure.
     pub async fn update_transport(
         &self,
-        actor: &str,
+        actor: impl Into<Actor>,
         domain: &str,
         update: TransportUpdate,
     ) -> Result<Transport, DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let next_hop = match &update.next_hop {
             Some(text) => Some(NextHop::parse(text).map_err(DirectoryError::Invalid)?),
@@ -130,7 +132,12 @@ impl Directory {
     ///
     /// # Errors
     /// An unknown transport or a database failure.
-    pub async fn remove_transport(&self, actor: &str, domain: &str) -> Result<(), DirectoryError> {
+    pub async fn remove_transport(
+        &self,
+        actor: impl Into<Actor>,
+        domain: &str,
+    ) -> Result<(), DirectoryError> {
+        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         self.remove_by_domain(actor, "transports", "transport.remove", &domain, || {
             no_transport(&domain)

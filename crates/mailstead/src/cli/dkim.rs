@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use time::OffsetDateTime;
 
 use mailstead_admin::dkim::{self, DEFAULT_RSA_BITS};
 use mailstead_admin::output::{self, DkimKeyView};
@@ -49,7 +48,7 @@ pub async fn run(ctx: &Ctx, command: DkimCommand) -> anyhow::Result<ExitCode> {
             algorithm,
             bits,
         } => {
-            let selector = selector.unwrap_or_else(default_selector);
+            let selector = selector.unwrap_or_else(dkim::default_selector);
             // An unknown domain is said before a slow RSA key is made for nothing.
             directory.get_domain(&domain).await?;
             let key = dkim::generate(algorithm, bits)?;
@@ -98,11 +97,4 @@ pub async fn run(ctx: &Ctx, command: DkimCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `s` and the UTC year and month: a new key each month gets a new name, and the name says
-/// how old the key is.
-fn default_selector() -> String {
-    let now = OffsetDateTime::now_utc();
-    format!("s{:04}{:02}", now.year(), u8::from(now.month()))
 }

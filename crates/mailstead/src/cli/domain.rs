@@ -8,11 +8,15 @@ use mailstead_admin::output;
 use mailstead_directory::manage::{DomainUpdate, NewDomain};
 use mailstead_directory::model::Quota;
 
+use crate::cli::admins;
 use crate::cli::values::{self, Limit, QuotaSetting};
 use crate::cli::{Ctx, actor, require_change, text_change, toggle};
 
 #[derive(Debug, Subcommand)]
 pub enum DomainCommand {
+    /// Who may manage domains (MUM's domain_admins)
+    #[command(subcommand)]
+    Admin(admins::DomainAdminCommand),
     /// Add a hosted domain
     Add {
         domain: String,
@@ -72,6 +76,7 @@ pub enum DomainCommand {
 pub async fn run(ctx: &Ctx, command: DomainCommand) -> anyhow::Result<ExitCode> {
     let directory = ctx.directory().await?;
     match command {
+        DomainCommand::Admin(command) => admins::domain(ctx, &directory, command).await?,
         DomainCommand::Add {
             domain,
             description,

@@ -9,6 +9,7 @@ use clap::Subcommand;
 use mailstead_admin::import::{self as admin_import, Import, MUM_ACTOR, PASSWD_FILE_ACTOR};
 use mailstead_admin::{output, passwd_file};
 use mailstead_directory::Directory;
+use mailstead_directory::access::Actor;
 
 use crate::cli::exit;
 use crate::cli::{Ctx, actor};
@@ -68,7 +69,8 @@ async fn finish(
 ) -> anyhow::Result<ExitCode> {
     if !dry_run {
         // The audit log names the import and who ran it.
-        let actor = format!("{import_actor} ({})", actor());
+        let cli = actor();
+        let actor = Actor::new(format!("{import_actor} ({})", cli.name), cli.source);
         admin_import::apply(target, &actor, import).await?;
     }
     ctx.show(&import.report(), || output::import(import))?;

@@ -12,12 +12,16 @@ use mailstead_directory::model::{Mailbox, Quota};
 use mailstead_directory::{Directory, DirectoryError};
 use mailstead_store::{Retire, RetireError, RetiredDir, retire_mailbox};
 
+use crate::cli::admins;
 use crate::cli::exit::CliError;
 use crate::cli::values::{self, QuotaSetting};
 use crate::cli::{Ctx, actor, password, require_change, text_change, toggle};
 
 #[derive(Debug, Subcommand)]
 pub enum MailboxCommand {
+    /// Who may manage mailboxes (MUM's mailbox_admins)
+    #[command(subcommand)]
+    Admin(admins::MailboxAdminCommand),
     /// Add a mailbox; the password is asked for (or read from stdin when piped). Files an
     /// earlier mailbox left at its home are moved aside first
     Add {
@@ -89,6 +93,9 @@ pub enum MailboxCommand {
 
 pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode> {
     match command {
+        MailboxCommand::Admin(command) => {
+            admins::mailbox(ctx, &ctx.directory().await?, command).await?;
+        }
         MailboxCommand::Add {
             address,
             name,

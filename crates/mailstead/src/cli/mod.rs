@@ -6,10 +6,11 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `transport`, `dkim`, `dns`, `query` (resolve, auth test, may-send, audit), `import`, `queue`, `report`: the commands.
+//!   `transport`, `dkim`, `dns`, `token`, `admins` (domain and mailbox admin grants), `query` (resolve, auth test, may-send, audit), `import`, `queue`, `report`: the commands.
 
 pub mod exit;
 
+mod admins;
 mod alias;
 mod alias_domain;
 mod db;
@@ -25,6 +26,7 @@ mod report;
 mod sender;
 mod serve;
 mod tls_policy;
+mod token;
 mod transport;
 
 use std::io::{IsTerminal, Write};
@@ -35,6 +37,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use mailstead_admin::output;
+use mailstead_directory::access::Actor;
 use mailstead_directory::{Directory, DirectoryError, DirectoryOptions};
 
 use crate::cli::exit::CliError;
@@ -90,6 +93,9 @@ pub enum Command {
     Dkim(dkim::DkimCommand),
     /// Every DNS record DOMAIN needs (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV), as zone-file lines
     Dns { domain: String },
+    /// Tokens for the HTTP API
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// What happens to mail for these addresses, and why
     Resolve {
         #[arg(required = true, value_name = "ADDRESS")]
@@ -201,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transport(command) => transport::run(&ctx, command).await,
         Command::Dkim(command) => dkim::run(&ctx, command).await,
         Command::Dns { domain } => dns::run(&ctx, &domain).await,
+        Command::Token(command) => token::run(&ctx, command).await,
         Command::Resolve { addresses } => query::resolve(&ctx, &addresses).await,
         Command::Auth(command) => query::auth(&ctx, command).await,
         Command::MaySend { login, from } => query::may_send(&ctx, &login, &from).await,
@@ -268,8 +275,8 @@ pub fn directory_options(config: &Config) -> DirectoryOptions {
     options
 }
 
-/// Who the audit log names for a change made here: `cli:<unix user>`.
-pub fn actor() -> String {
+/// Who the audit log names for a change made here: `cli:<unix user>`, from `cli`.
+pub fn actor() -> Actor {
     let from_env = std::env::var("USER").ok().filter(|user| !user.is_empty());
     let user = from_env.or_else(|| {
         let output = std::process::Command::new("id").arg("-un").output().ok()?;
@@ -277,10 +284,11 @@ pub fn actor() -> String {
         let name = name.trim();
         (output.status.success() && !name.is_empty()).then(|| name.to_owned())
     });
-    match user {
+    let name = match user {
         Some(user) => format!("cli:{user}"),
         None => "cli".to_owned(),
-    }
+    };
+    Actor::new(name, "cli")
 }
 
 /// Writes to stdout. A closed pipe (`mailstead … | head`) is not an error.

@@ -279,6 +279,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .filter_map(|network| network.parse().ok())
             .collect(),
         events_dir: config.events_dir(),
+        api: mailstead_http::ApiContext::new(auth.clone(), Some(queue.clone())),
     });
     for (name, listener) in listeners {
         let connections = connections.clone();

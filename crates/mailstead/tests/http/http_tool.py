@@ -9,6 +9,7 @@ imaplib. Each command prints one JSON object.
   outlook_raw URL BODY         status and body for a request body given whole
   smtp PORT RCPT               delivers one message over SMTP
   imap_login PORT USER PASS    logs in over IMAP; says whether it was accepted
+  imap_fetch PORT USER PASS    every message of INBOX, whole
 """
 
 import http.client
@@ -145,6 +146,17 @@ def main():
             imap.logout()
         except imaplib.IMAP4.error as err:
             result = {"accepted": False, "error": str(err)}
+    elif command == "imap_fetch":
+        imap = imaplib.IMAP4("127.0.0.1", int(args[0]), timeout=30)
+        imap.login(args[1], args[2])
+        imap.select("INBOX", readonly=True)
+        _, numbers = imap.search(None, "ALL")
+        messages = []
+        for number in numbers[0].split():
+            _, data = imap.fetch(number, "(RFC822)")
+            messages.append(data[0][1].decode("utf-8", "replace"))
+        imap.logout()
+        result = {"messages": messages}
     else:
         raise SystemExit("unknown command " + command)
     print(json.dumps(result))

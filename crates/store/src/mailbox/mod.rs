@@ -26,6 +26,7 @@
 //! - `format.rs`: parsers and writers for Dovecot's files.
 //! - `index.rs`: the binary index file.
 //! - `notify.rs`: the registry through which delivery wakes IDLE sessions.
+//! - `ranks.rs`: the orders SORT keeps per folder between commands.
 
 mod folder;
 mod format;
@@ -34,6 +35,7 @@ mod kept;
 mod migrate;
 mod name;
 pub(crate) mod notify;
+mod ranks;
 mod uidvalidity;
 
 use std::collections::HashMap;
@@ -44,6 +46,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 pub use folder::{Folder, NewMessage};
 pub use notify::WatchGuard;
+pub use ranks::{RankKey, SortRanks};
 
 use crate::{QuotaLimit, Store, maildir};
 

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::format::{self, UidList, UidRecord};
 use super::index::{self, IndexData};
+use super::ranks::{RankKey, SortRanks};
 use super::{
     CacheKey, FlagOperation, MailboxError, MessageMeta, Pop3Record, Snapshot, SpecialUse,
     StoreResult, SystemFlags, blocking, lock,
@@ -261,6 +262,8 @@ struct Inner {
     claim_dirty: AtomicBool,
     cache: Mutex<Cache>,
     cache_dirty: AtomicBool,
+    /// The orders SORT keeps between commands, made from `cache`'s sort values.
+    sort_ranks: Mutex<HashMap<RankKey, Arc<SortRanks>>>,
 }
 
 impl Folder {
@@ -304,6 +307,7 @@ impl Folder {
                 claim_dirty: AtomicBool::new(false),
                 cache: Mutex::new(Cache::default()),
                 cache_dirty: AtomicBool::new(false),
+                sort_ranks: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -763,10 +767,26 @@ impl Folder {
 
     pub fn cache(&self, uid: u32, key: CacheKey, value: Arc<[u8]>) {
         let mut cache = lock(&self.inner.cache);
-        if cache.values.insert((uid, key), value).is_none() {
-            cache.unsaved.push((uid, key));
+        match cache.values.insert((uid, key), Arc::clone(&value)) {
+            None => cache.unsaved.push((uid, key)),
+            // A value the ranks may have been made from changed (a damaged entry mended).
+            Some(old) if key == CacheKey::SortValues && old != value => {
+                lock(&self.inner.sort_ranks).clear();
+            }
+            Some(_) => {}
         }
         self.inner.cache_dirty.store(true, Ordering::Release);
+    }
+
+    /// The order by `key` kept for SORT ([`SortRanks`]), if one was made.
+    pub fn sort_ranks(&self, key: RankKey) -> Option<Arc<SortRanks>> {
+        lock(&self.inner.sort_ranks).get(&key).cloned()
+    }
+
+    /// Keeps `ranks` as the order by `key` for every session of this folder, in place of
+    /// the one kept before; they go with the folder.
+    pub fn keep_sort_ranks(&self, key: RankKey, ranks: SortRanks) {
+        lock(&self.inner.sort_ranks).insert(key, Arc::new(ranks));
     }
 }
 
