@@ -11,8 +11,9 @@ done
 # Tools only, without what they recommend: wrk (bench/http.sh), systemd (systemd-analyze verifies
 # dist/mailstead.service), util-linux (prlimit), passwd (useradd), fail2ban (fail2ban-regex
 # checks the filter in dist/fail2ban against a line the server logged), chromium (the web
-# console's browser test, tests/console_browser.rs).
-for pkg in wrk systemd util-linux passwd fail2ban chromium; do
+# console's browser test, tests/console_browser.rs), bind9-utils (named-checkzone loads what
+# `mailstead dns` prints).
+for pkg in wrk systemd util-linux passwd fail2ban chromium bind9-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_tools+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ] || [ ${#need_tools[@]} -gt 0 ]; then

@@ -530,6 +530,13 @@ impl Authenticator {
 /// The one line per failure that fail2ban's filter matches; `user` is escaped and quoted, so
 /// it can neither end the line nor forge another `rip=`.
 fn log_failure(service: Service, client: IpAddr, login: &str, refusal: Refusal) {
+    mailstead_events::record(
+        mailstead_events::Event::now(mailstead_events::Kind::AuthFailed)
+            .login(shown_login(login))
+            .client(client)
+            .service(service.name())
+            .reason(refusal.reason()),
+    );
     info!(
         "auth failed: service={service} rip={client} user={} reason={}",
         LogSafe(shown_login(login)),

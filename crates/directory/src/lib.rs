@@ -16,6 +16,7 @@
 //! - `manage`: validated, audited writes.
 //! - `access`: who is asking ([`access::Principal`]), MUM's roles and the one policy on what
 //!   they may read and change; [`access::Actor`], who a write is audited under.
+//! - `sizes`: mailbox, domain and server sizes over time (MUM's `size_measurements`).
 //!
 //! # Security
 //! Every address and password handed in comes from the network; nothing here panics on it.
@@ -31,6 +32,7 @@ mod lookup;
 pub mod manage;
 pub mod model;
 pub mod resolve;
+pub mod sizes;
 mod sql;
 
 use std::sync::Arc;

@@ -22,9 +22,14 @@
 
 pub mod api;
 mod autoconfig;
+pub mod charts;
 mod console;
+mod mobileconfig;
+mod monitoring_access;
+mod mta_sts;
 mod routes;
 mod server;
+mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +43,7 @@ use tokio::net::TcpListener;
 
 pub use api::ApiContext;
 pub use autoconfig::{Endpoint, MailServices, Security};
+pub use mailstead_auth::Network;
 
 /// The most bytes a request line and its headers may take (hyper's smallest read buffer).
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -104,6 +110,11 @@ pub struct HttpContext {
     pub limits: Limits,
     /// Sessions, logins and the queue, for `/api/`.
     pub api: ApiContext,
+    /// Who may read `/metrics`, `/readyz` and `/stats/*.svg` (`[http] metrics_allow`,
+    /// loopback by default); others get 403.
+    pub metrics_allow: Vec<Network>,
+    /// The event log's directory, read for the traffic charts.
+    pub events_dir: std::path::PathBuf,
 }
 
 /// The listeners of the process and whether each is still serving, for `/readyz`.

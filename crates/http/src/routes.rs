@@ -23,10 +23,19 @@ type Ctx = State<Arc<HttpContext>>;
 
 pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
     let timeout = ctx.limits.request_timeout;
-    Router::new()
-        .route("/healthz", get(healthz))
+    // What only `[http] metrics_allow` may read.
+    let monitoring = Router::new()
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/stats/traffic.svg", get(crate::stats::traffic))
+        .route("/stats/size.svg", get(crate::stats::size))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&ctx),
+            crate::monitoring_access::allowed_only,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(monitoring)
         .route("/mail/config-v1.1.xml", get(thunderbird))
         .route(
             "/.well-known/autoconfig/mail/config-v1.1.xml",
@@ -36,6 +45,7 @@ pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
         .route("/autodiscover/autodiscover.xml", post(outlook))
         .route("/Autodiscover/Autodiscover.xml", post(outlook))
         .route("/.well-known/mta-sts.txt", get(mta_sts))
+        .route("/mobileconfig", get(crate::mobileconfig::download))
         .merge(api::router())
         .merge(console::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -46,7 +56,11 @@ pub(crate) fn router(ctx: Arc<HttpContext>) -> Router {
         .with_state(ctx)
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>) -> Response {
+pub(crate) fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<String>,
+) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
@@ -55,7 +69,7 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<String>)
         .into_response()
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     text(
         StatusCode::NOT_FOUND,
         "text/plain; charset=utf-8",
@@ -63,7 +77,7 @@ fn not_found() -> Response {
     )
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     text(
         StatusCode::SERVICE_UNAVAILABLE,
         "text/plain; charset=utf-8",
@@ -207,12 +221,7 @@ async fn mta_sts(State(ctx): Ctx, headers: HeaderMap) -> Response {
         Ok(Some(_)) => text(
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            format!(
-                "version: STSv1\r\nmode: {}\r\nmx: {}\r\nmax_age: {}\r\n",
-                ctx.mta_sts.mode.name(),
-                ctx.hostname,
-                ctx.mta_sts.max_age.as_secs()
-            ),
+            ctx.mta_sts.policy(&ctx.hostname),
         ),
         Ok(None) => not_found(),
         Err(response) => response,

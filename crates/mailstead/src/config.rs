@@ -99,6 +99,7 @@ pub struct Config {
     pub auth: AuthSection,
     pub submission: SubmissionSection,
     pub queue: QueueSection,
+    pub stats: StatsSection,
 }
 
 /// `[submission]`: mail clients sending (RFC 6409, RFC 8314).
@@ -336,6 +337,9 @@ pub struct HttpSection {
     /// How long senders may cache the MTA-STS policy.
     #[serde(deserialize_with = "deserialize_duration")]
     pub mta_sts_max_age: Duration,
+    /// Networks that may read `/metrics` and `/readyz` (a Prometheus server, a load
+    /// balancer's health check); others get 403. Loopback only by default.
+    pub metrics_allow: Vec<String>,
 }
 
 /// `[http] mta_sts_mode`.
@@ -355,6 +359,35 @@ impl Default for HttpSection {
             max_connections_per_ip: 100,
             mta_sts_mode: MtaStsMode::Testing,
             mta_sts_max_age: Duration::from_secs(7 * 86_400),
+            metrics_allow: vec!["127.0.0.0/8".to_owned(), "::1".to_owned()],
+        }
+    }
+}
+
+/// `[stats]`: mailbox sizes over time and the record of mail events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsSection {
+    /// How often `serve` measures every Maildir into MUM's `size_measurements`; "0s" turns it
+    /// off. An hour by default: charts by day and week need no finer points, and each round
+    /// reads every mailbox's `maildirsize` (or lists its folders).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub size_interval: Duration,
+    /// How long size measurements are kept (MUM's `size-measurements:delete-old`: a year).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub size_keep: Duration,
+    /// How long the daily files of mail events (`<data_dir>/events/`, what `mailstead report`
+    /// and the traffic charts read) are kept.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub events_keep: Duration,
+}
+
+impl Default for StatsSection {
+    fn default() -> Self {
+        StatsSection {
+            size_interval: Duration::from_secs(60 * 60),
+            size_keep: Duration::from_secs(365 * 86_400),
+            events_keep: Duration::from_secs(31 * 86_400),
         }
     }
 }
@@ -567,6 +600,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             submission: SubmissionSection::default(),
             queue: QueueSection::default(),
+            stats: StatsSection::default(),
         };
         match config.clone().make_paths_absolute() {
             Ok(absolute) => absolute,
@@ -719,6 +753,11 @@ impl Config {
     /// The absolute data directory.
     pub fn data_dir(&self) -> &Path {
         &self.server.data_dir
+    }
+
+    /// Where the daily files of mail events go (`mailstead report`, the traffic charts).
+    pub fn events_dir(&self) -> PathBuf {
+        self.server.data_dir.join("events")
     }
 
     /// The directory database URL, password included: for the driver only.
@@ -1107,6 +1146,14 @@ impl Config {
                 "must be at most a year (\"365d\")".to_owned(),
             );
         }
+        if let Some(err) = self
+            .http
+            .metrics_allow
+            .iter()
+            .find_map(|network| network.parse::<mailstead_auth::Network>().err())
+        {
+            return fail("http.metrics_allow", err.to_string());
+        }
         for address in &self.http.listen {
             if address.parse::<std::net::SocketAddr>().is_err() {
                 return fail(
@@ -1114,6 +1161,17 @@ impl Config {
                     format!("{address:?} is not an address and port like \"127.0.0.1:8080\""),
                 );
             }
+        }
+
+        // [stats]
+        if self.stats.size_interval.subsec_nanos() != 0 {
+            return fail(
+                "stats.size_interval",
+                "must be whole seconds (or \"0s\" to turn it off)".to_owned(),
+            );
+        }
+        if self.stats.events_keep < Duration::from_secs(86_400) {
+            return fail("stats.events_keep", "must be at least \"1d\"".to_owned());
         }
 
         // [log]
@@ -1586,6 +1644,29 @@ mod tests {
         assert_eq!(config.server.user, "vmail");
     }
 
+    #[test]
+    fn metrics_allow_and_stats_are_checked() {
+        let config = Config::default();
+        assert_eq!(config.http.metrics_allow, ["127.0.0.0/8", "::1"]);
+        assert_eq!(config.stats.size_interval, Duration::from_secs(3600));
+        assert_eq!(config.stats.size_keep, Duration::from_secs(365 * 86_400));
+        assert_eq!(config.events_dir(), config.data_dir().join("events"));
+        let config = load("[http]\nmetrics_allow = [\"10.0.0.0/8\", \"2001:db8::1\"]\n").unwrap();
+        assert_eq!(config.http.metrics_allow.len(), 2);
+        assert_invalid(
+            "[http]\nmetrics_allow = [\"10.0.0.0/33\"]\n",
+            "http.metrics_allow",
+            "not a network",
+        );
+        assert_invalid(
+            "[stats]\nevents_keep = \"1h\"\n",
+            "stats.events_keep",
+            "at least",
+        );
+        let off = load("[stats]\nsize_interval = \"0s\"\n").unwrap();
+        assert!(off.stats.size_interval.is_zero());
+    }
+
     fn example_path() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mailstead.example.toml")
     }
@@ -2044,6 +2125,11 @@ mod tests {
             "request_timeout",
             "mta_sts_mode",
             "mta_sts_max_age",
+            "metrics_allow",
+            "[stats]",
+            "size_interval",
+            "size_keep",
+            "events_keep",
             "[limits]",
             "command_timeout",
             "data_timeout",

@@ -9,6 +9,7 @@
 mod cli;
 mod config;
 mod privileges;
+mod sizes;
 mod tls;
 
 use std::process::ExitCode;

@@ -3,7 +3,8 @@
 //! 403, nothing changed), a domain admin kept out of another domain's pages and the super
 //! admins' pages, a description with `<script>` shown escaped, a refused form shown again
 //! with the error at its field and the typed values kept, quota usage read from the Maildir
-//! after a real delivery, a queued message retried and removed, and the stylesheet's caching.
+//! after a real delivery, a queued message retried and removed, the stylesheet's caching, and
+//! the size and traffic charts shown only to those who may read what they draw.
 //!
 //! Needs `python3`; it fails, never skips, without it.
 
@@ -508,4 +509,65 @@ fn edits_land_in_the_directory_and_the_audit_log_names_the_console() {
     assert!(text.contains(&format!("mailbox:{ADMIN}")), "{audit}");
     assert!(text.contains(&format!("mailbox:{STRANGER}")), "{audit}");
     assert!(text.contains("http 127.0.0.1 session"), "{audit}");
+}
+
+#[test]
+fn charts_are_shown_only_to_those_who_may_read_what_they_draw() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+
+    let outsider = client(&["get", &base, "/console/charts/traffic.svg", "-"]);
+    assert_eq!(outsider["status"], 303, "{outsider}");
+    assert_eq!(outsider["location"], "/console/login", "{outsider}");
+
+    let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let dashboard = admin.get("/console/");
+    assert!(
+        body(&dashboard).contains("/console/charts/traffic.svg?period=day"),
+        "{dashboard}"
+    );
+    for (path, title) in [
+        ("/console/charts/traffic.svg?period=week", "last week"),
+        ("/console/charts/size.svg", "all mailboxes"),
+        (
+            "/console/charts/size.svg?domain=example.test",
+            "example.test",
+        ),
+    ] {
+        let chart = admin.get(path);
+        assert_eq!(chart["status"], 200, "{path}: {chart}");
+        assert!(body(&chart).contains("<svg"), "{path}: {chart}");
+        assert!(body(&chart).contains(title), "{path}: {chart}");
+    }
+
+    let keeper = Browser::log_in(&base, DOMAIN_ADMIN, ADMIN_PASSWORD);
+    let own_dashboard = keeper.get("/console/");
+    assert!(
+        !body(&own_dashboard).contains("traffic.svg"),
+        "{own_dashboard}"
+    );
+    let domain_page = keeper.get("/console/domains/example.test");
+    assert!(
+        body(&domain_page).contains("/console/charts/size.svg?domain=example.test"),
+        "{domain_page}"
+    );
+    for path in [
+        "/console/charts/size.svg?domain=example.test",
+        "/console/charts/size.svg?mailbox=keeper@example.test",
+    ] {
+        let chart = keeper.get(path);
+        assert_eq!(chart["status"], 200, "{path}: {chart}");
+        assert!(body(&chart).contains("<svg"), "{path}: {chart}");
+    }
+    for path in [
+        "/console/charts/traffic.svg?period=day",
+        "/console/charts/size.svg",
+        "/console/charts/size.svg?domain=other.test",
+        "/console/charts/size.svg?mailbox=someone@other.test",
+    ] {
+        let chart = keeper.get(path);
+        assert_eq!(chart["status"], 403, "{path}: {chart}");
+        assert!(!body(&chart).contains("<svg"), "{path}: {chart}");
+    }
 }

@@ -153,6 +153,7 @@ pub struct Metrics {
     queue_size: Gauge,
     cache_hits: Counter,
     cache_misses: Counter,
+    events_dropped: Counter,
 }
 
 static DELIVERY_LATENCY: LazyLock<AtomicHistogram> =
@@ -267,6 +268,11 @@ impl Metrics {
             "directory_cache_misses",
             "Directory answers that had to ask the database",
         );
+        let events_dropped = counter(
+            &mut registry,
+            "events_dropped",
+            "Mail events not written to the event log because its writer fell behind",
+        );
         Metrics {
             registry,
             connections_open,
@@ -281,6 +287,7 @@ impl Metrics {
             queue_size,
             cache_hits,
             cache_misses,
+            events_dropped,
         }
     }
 }
@@ -367,6 +374,11 @@ pub fn queue_message_added() {
 
 pub fn queue_message_removed() {
     metrics().queue_size.dec();
+}
+
+/// A mail event the event log's bounded channel had no room for.
+pub fn event_dropped() {
+    metrics().events_dropped.inc();
 }
 
 /// A directory answer served from the cache (`true`) or fetched.

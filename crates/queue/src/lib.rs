@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use mailstead_directory::Directory;
 use mailstead_directory::resolve::{Outcome, Recipient};
+use mailstead_events::{Event, Kind};
 use mailstead_store::{QuotaLimit, SpooledMessage, Store, StoreError};
 use tracing::{info, warn};
 
@@ -511,6 +512,11 @@ impl Queue {
                     recipient.state = RecipientState::Delivered;
                     recipient.status = Some("2.0.0".into());
                     recipient.diagnostic = None;
+                    mailstead_events::record(
+                        Event::now(Kind::Delivered)
+                            .sender(&envelope.sender)
+                            .recipient(&address),
+                    );
                     info!(queue_id = %envelope.id, to = %mailstead_net::LogSafe(&address), "delivered to mailbox");
                 }
                 Err((result, status, diagnostic)) => {
@@ -678,6 +684,11 @@ impl Queue {
                     "outbound attempt"
                 );
                 if attempt.result == AttemptResult::Delivered {
+                    mailstead_events::record(
+                        Event::now(Kind::Sent)
+                            .sender(&envelope.sender)
+                            .recipient(&recipient.address),
+                    );
                     envelope.recipients[index].state = RecipientState::Delivered;
                 } else {
                     self.after_failure(index, arrived, attempt.result, envelope, now);
@@ -714,6 +725,11 @@ impl Queue {
         let config = &self.inner.config;
         let recipient = &mut envelope.recipients[index];
         let expired = now - arrived >= config.max_age.as_secs() as i64;
+        let event = |kind| {
+            Event::now(kind)
+                .sender(&envelope.sender)
+                .recipient(&recipient.address)
+        };
         if result == AttemptResult::Failed || expired {
             mailstead_metrics::recipient_bounced();
             recipient.state = RecipientState::Failed;
@@ -722,6 +738,13 @@ impl Queue {
                 recipient.status = Some("4.4.7".into());
                 recipient.diagnostic = Some(format!("{last} (gave up: message too old)"));
             }
+            let reason = format!(
+                "{} {}",
+                recipient.status.as_deref().unwrap_or("5.0.0"),
+                recipient.diagnostic.as_deref().unwrap_or("")
+            );
+            let reason = mailstead_events::without_addresses(&reason);
+            mailstead_events::record(event(Kind::Bounced).reason(&reason));
             return;
         }
         let exponent = recipient.attempts.saturating_sub(1).min(20);
@@ -732,6 +755,8 @@ impl Queue {
             .as_secs()
             .max(1) as i64;
         mailstead_metrics::recipient_deferred();
+        let reason = recipient.status.as_deref().unwrap_or("4.0.0");
+        mailstead_events::record(event(Kind::Deferred).reason(reason));
         recipient.next_attempt = now + backoff;
     }
 

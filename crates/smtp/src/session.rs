@@ -9,6 +9,7 @@ use mailstead_auth::sasl::{Exchange, Mechanism, SaslError, Step};
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
+use mailstead_events::{Event, Kind};
 use mailstead_net::{Closing, ConnectionHandle, LogSafe, Peer};
 use mailstead_store::{MessageWriter, QuotaLimit, StoreError};
 use tracing::{info, warn};
@@ -538,6 +539,18 @@ impl Session {
     async fn rcpt(&mut self, path: PathCommand) -> Reply {
         let reply = self.decide_recipient(path.clone()).await;
         if reply.is_error() {
+            let mut event = Event::now(Kind::Rejected)
+                .recipient(&path.address)
+                .reason(&mailstead_events::reply_reason(
+                    reply.code,
+                    &reply.lines.join(" "),
+                ))
+                .client(self.peer.address())
+                .service(self.ctx.mode.metric().name());
+            if let Some(sender) = &self.mail_from {
+                event = event.sender(sender);
+            }
+            mailstead_events::record(event);
             info!(
                 peer = %self.peer.description,
                 from = %LogSafe(self.mail_from.as_deref().unwrap_or("")),
@@ -982,7 +995,14 @@ impl Session {
                     )
                     .await
                 {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        mailstead_events::record(
+                            Event::now(Kind::Delivered)
+                                .sender(&sender)
+                                .recipient(&address),
+                        );
+                        Ok(())
+                    }
                     Err(err) => {
                         warn!(queue_id, mailbox = %local.address, cause = %err, "delivery failed");
                         Err(self.delivery_reply(err))
@@ -1044,6 +1064,7 @@ impl Session {
                 return Ok(self.send(conn, reply));
             }
         }
+        let spooled_size = spooled.vsize();
         drop(spooled);
         if self.ctx.mode != Mode::Lmtp && queued == 0 && any_delivered && any_failed {
             // No queue on this listener to retry or bounce them: say so in the log.
@@ -1071,6 +1092,14 @@ impl Session {
         );
         if any_delivered || queued > 0 {
             mailstead_metrics::message_received(self.ctx.mode.metric());
+            mailstead_events::record(
+                Event::now(Kind::Received)
+                    .sender(&sender)
+                    .recipients(recipients.len())
+                    .size(spooled_size)
+                    .client(self.peer.address())
+                    .service(self.ctx.mode.metric().name()),
+            );
         }
         match self.ctx.mode {
             Mode::Lmtp => {

@@ -520,6 +520,24 @@ mod tests {
         );
     }
 
+    /// The size statistics count an unlimited account without `maildirsize` too, and
+    /// write no file for it.
+    #[test]
+    fn an_unlimited_account_is_counted_without_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for sub in ["new", "cur", "tmp", ".Sent/cur"] {
+            fs::create_dir_all(root.join(sub)).expect("mkdir");
+        }
+        fs::write(root.join("new/1.M1P1.mx,S=5"), b"12345").expect("message");
+        fs::write(root.join(".Sent/cur/2.M2P2.mx,S=7:2,S"), b"1234567").expect("message");
+        assert_eq!(
+            usage(root, QuotaLimit::bytes(None)).expect("usage").bytes,
+            12
+        );
+        assert!(!root.join("maildirsize").exists());
+    }
+
     #[test]
     fn parses_dovecot_files() {
         let parsed = parse(b"1048576S,100C\n2000 3\n500 1\n-500 -1\n");

@@ -19,8 +19,10 @@
 //! # Layout
 //! - `view`: the one page layout and the form pieces (maud).
 //! - `pages`: the handlers, one group per page.
+//! - `charts`: the size and traffic charts as images, for those who may see them.
 //! - `style.css`: the stylesheet, served with a long cache under a versioned URL.
 
+mod charts;
 mod pages;
 mod view;
 
@@ -73,6 +75,8 @@ pub(crate) fn router() -> Router<Arc<HttpContext>> {
         .route("/console/aliases", get(p::aliases).post(p::add_alias))
         .route("/console/account", get(p::account).post(p::update_account))
         .route("/console/account/password", post(p::change_own_password))
+        .route("/console/charts/size.svg", get(charts::size))
+        .route("/console/charts/traffic.svg", get(charts::traffic))
         .route("/console/audit", get(p::audit))
         .route("/console/queue", get(p::queue))
         .route("/console/queue/{id}/retry", post(p::retry_queued))

@@ -10,11 +10,11 @@ use axum::extract::{Extension, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use mailstead_directory::Directory;
-use mailstead_directory::access::MailboxField;
+use mailstead_directory::access::{MailboxField, Principal};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::view::{self, FormView, Refused};
+use super::view::{self, Chart, FormView, Refused};
 use super::{Console, CsrfForm, Fields, Problem, dispatch, query, segment};
 use crate::HttpContext;
 use crate::api::auth::{self, ClientInfo, same_origin};
@@ -124,6 +124,7 @@ async fn usage_of(mailbox: &Value) -> Option<(u64, Option<u64>)> {
     )
     .await
     .ok()
+    .flatten()
     .map(|usage| (usage.bytes, limit))
 }
 
@@ -309,9 +310,27 @@ pub(super) async fn dashboard(console: Console) -> Response {
                     (bar)
                 }
             }
-            (view::chart_slot("dashboard", ""))
+            (view::charts(&dashboard_charts(principal, own.as_ref())))
         },
     )
+}
+
+/// A super admin sees the server's traffic and size; anyone else their own mailbox's size.
+fn dashboard_charts(principal: &Principal, own: Option<&Value>) -> Vec<Chart> {
+    if principal.may_manage_server() {
+        return vec![
+            Chart::traffic("day"),
+            Chart::traffic("week"),
+            Chart::size(None, "all mailboxes"),
+        ];
+    }
+    own.map(|mailbox| {
+        vec![Chart::size(
+            Some(("mailbox", text_of(&mailbox["address"]))),
+            "your mailbox",
+        )]
+    })
+    .unwrap_or_default()
 }
 
 // ---- domains ----
@@ -513,7 +532,7 @@ async fn render_domain(
                 }
             }
         }
-        (view::chart_slot("domain", &name))
+        (view::charts(&[Chart::size(Some(("domain", &name)), &name)]))
         @if console.auth.principal.may_manage_server() {
             section {
                 h2 { "Settings" }
@@ -751,7 +770,7 @@ async fn render_mailbox(
             p.muted { "Quota: " (quota_text(&mailbox["effective_quota"]))
                 @if mailbox["own_quota"].is_null() { " (the domain's default)" } }
         }
-        (view::chart_slot("mailbox", &address))
+        (view::charts(&[Chart::size(Some(("mailbox", &address)), &address)]))
         section {
             h2 { "Settings" }
             form method="post" action=(format!("/console/mailboxes/{}", segment(&address))) {
@@ -1032,7 +1051,10 @@ async fn render_account(
             h2 { "Usage" }
             (bar)
         }
-        (view::chart_slot("mailbox", text_of(&me["address"])))
+        (view::charts(&[Chart::size(
+            Some(("mailbox", text_of(&me["address"]))),
+            "your mailbox",
+        )]))
         section {
             h2 { "Details" }
             form method="post" action="/console/account" {

@@ -291,11 +291,49 @@ pub(crate) fn quota_bar(used: u64, limit: Option<u64>) -> Markup {
     }
 }
 
-/// Where the size-over-time and traffic charts of `subject` go (`kind` is `dashboard`,
-/// `domain` or `mailbox`); empty, and hidden by the stylesheet, until charts are drawn.
-pub(crate) fn chart_slot(kind: &str, subject: &str) -> Markup {
+/// A chart the console draws (`console/charts.rs`): its path with query, and the text said
+/// in its place.
+pub(crate) struct Chart {
+    pub src: String,
+    pub alt: String,
+}
+
+impl Chart {
+    /// Size over the last 30 days of a mailbox (`("mailbox", address)`), a domain
+    /// (`("domain", name)`) or, with no subject, the whole server.
+    pub(crate) fn size(subject: Option<(&str, &str)>, what: &str) -> Chart {
+        let pairs: Vec<(&str, &str)> = subject.into_iter().collect();
+        Chart {
+            src: format!("/console/charts/size.svg{}", super::query(&pairs)),
+            alt: format!("Size of {what} over the last 30 days"),
+        }
+    }
+
+    /// The server's mail per hour over the last `period` (`day` or `week`).
+    pub(crate) fn traffic(period: &str) -> Chart {
+        Chart {
+            src: format!(
+                "/console/charts/traffic.svg{}",
+                super::query(&[("period", period)])
+            ),
+            alt: format!("Mail received, sent, bounced and rejected per hour, last {period}"),
+        }
+    }
+}
+
+/// The page's charts, as images (nothing when there are none).
+pub(crate) fn charts(charts: &[Chart]) -> Markup {
     html! {
-        section.charts id="charts" data-chart-kind=(kind) data-chart-subject=(subject) {}
+        @if !charts.is_empty() {
+            section.charts {
+                h2 { "Over time" }
+                @for chart in charts {
+                    figure {
+                        img src=(chart.src) alt=(chart.alt) width="720" height="300" loading="lazy";
+                    }
+                }
+            }
+        }
     }
 }
 

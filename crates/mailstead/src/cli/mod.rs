@@ -6,7 +6,7 @@
 //! - `exit`: exit statuses and the error → status map.
 //! - `password`: reading passwords from the terminal or standard input, never from argv.
 //! - `serve`, `db`, `domain`, `mailbox`, `alias`, `sender`, `alias_domain`, `tls_policy`,
-//!   `transport`, `dkim`, `token`, `admins` (domain and mailbox admin grants), `query` (resolve, auth test, may-send, audit), `import`, `queue`: the commands.
+//!   `transport`, `dkim`, `dns`, `token`, `admins` (domain and mailbox admin grants), `query` (resolve, auth test, may-send, audit), `import`, `queue`, `report`: the commands.
 
 pub mod exit;
 
@@ -15,12 +15,14 @@ mod alias;
 mod alias_domain;
 mod db;
 mod dkim;
+mod dns;
 mod domain;
 mod import;
 mod mailbox;
 mod password;
 mod query;
 mod queue;
+mod report;
 mod sender;
 mod serve;
 mod tls_policy;
@@ -89,6 +91,8 @@ pub enum Command {
     /// DKIM keys that sign mail from hosted domains
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// Every DNS record DOMAIN needs (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV), as zone-file lines
+    Dns { domain: String },
     /// Tokens for the HTTP API
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -111,6 +115,9 @@ pub enum Command {
     /// Import from a Dovecot passwd-file or a MUM database
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// A summary of the mail of a period (like pflogsumm): totals, top senders and recipients,
+    /// rejections, failed logins
+    Report(report::ReportArgs),
     /// The outbound queue: list, show, retry, hold, release, remove, flush
     #[command(subcommand)]
     Queue(queue::QueueCommand),
@@ -199,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TlsPolicy(command) => tls_policy::run(&ctx, command).await,
         Command::Transport(command) => transport::run(&ctx, command).await,
         Command::Dkim(command) => dkim::run(&ctx, command).await,
+        Command::Dns { domain } => dns::run(&ctx, &domain).await,
         Command::Token(command) => token::run(&ctx, command).await,
         Command::Resolve { addresses } => query::resolve(&ctx, &addresses).await,
         Command::Auth(command) => query::auth(&ctx, command).await,
@@ -206,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { limit } => query::audit(&ctx, limit).await,
         Command::Import(command) => import::run(&ctx, command).await,
         Command::Queue(command) => queue::run(&ctx, command).await,
+        Command::Report(args) => report::run(&ctx, args).await,
     }
 }
 

@@ -100,6 +100,17 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         "directory open"
     );
     let watcher = directory.watch_changes();
+    // Before any listener: every event of the run is recorded.
+    let event_log =
+        mailstead_events::EventLog::start(config.events_dir(), config.stats.events_keep).map_err(
+            |source| CliError::Io {
+                what: format!(
+                    "cannot start the event log in {}",
+                    config.events_dir().display()
+                ),
+                source,
+            },
+        )?;
 
     let spool = data_dir.join("spool");
     let store =
@@ -223,6 +234,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let stopped = stopped();
         tokio::spawn(async move { queue.run(stopped).await })
     };
+    // Mailbox sizes over time, in MUM's table.
+    let size_recorder = (!config.stats.size_interval.is_zero()).then(|| {
+        tokio::spawn(crate::sizes::run(
+            directory.clone(),
+            config.stats.size_interval,
+            config.stats.size_keep,
+            stopped(),
+        ))
+    });
     let control_path = queue.socket_path();
     let _ = std::fs::remove_file(&control_path);
     match tokio::net::UnixListener::bind(&control_path) {
@@ -244,20 +264,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         directory: directory.clone(),
         hostname: config.hostname().to_owned(),
         services: mail_services(config),
-        mta_sts: mailstead_http::MtaSts {
-            mode: match config.http.mta_sts_mode {
-                MtaStsMode::Enforce => mailstead_http::MtaStsMode::Enforce,
-                MtaStsMode::Testing => mailstead_http::MtaStsMode::Testing,
-                MtaStsMode::None => mailstead_http::MtaStsMode::None,
-            },
-            max_age: config.http.mta_sts_max_age,
-        },
+        mta_sts: mta_sts(config),
         readiness: readiness.clone(),
         limits: mailstead_http::Limits {
             request_timeout: config.http.request_timeout,
             max_connections_per_ip: usize::try_from(config.http.max_connections_per_ip)
                 .unwrap_or(usize::MAX),
         },
+        // Checked when the config was read.
+        metrics_allow: config
+            .http
+            .metrics_allow
+            .iter()
+            .filter_map(|network| network.parse().ok())
+            .collect(),
+        events_dir: config.events_dir(),
         api: mailstead_http::ApiContext::new(auth.clone(), Some(queue.clone())),
     });
     for (name, listener) in listeners {
@@ -343,6 +364,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     }
     reloader.abort();
     tmp_cleaner.abort();
+    if let Some(recorder) = size_recorder {
+        recorder.abort();
+    }
     let _ = stop_sender.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while servers.join_next().await.is_some() {}
@@ -362,6 +386,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     // Folders kept open after their last session write what their index lacks.
     mail_store.flush().await;
     let _ = std::fs::remove_file(&control_path);
+    // What the last sessions and attempts recorded goes to its file.
+    let _ = tokio::task::spawn_blocking(move || event_log.stop()).await;
     drop(watcher);
     directory.close().await;
     info!("stopped");
@@ -451,9 +477,21 @@ impl TrackedSet<'_> {
     }
 }
 
-/// The mail services autoconfiguration tells clients about: the port of every configured
-/// IMAP, POP3 and submission listener.
-fn mail_services(config: &Config) -> mailstead_http::MailServices {
+/// The MTA-STS policy of `[http]`.
+pub(crate) fn mta_sts(config: &Config) -> mailstead_http::MtaSts {
+    mailstead_http::MtaSts {
+        mode: match config.http.mta_sts_mode {
+            MtaStsMode::Enforce => mailstead_http::MtaStsMode::Enforce,
+            MtaStsMode::Testing => mailstead_http::MtaStsMode::Testing,
+            MtaStsMode::None => mailstead_http::MtaStsMode::None,
+        },
+        max_age: config.http.mta_sts_max_age,
+    }
+}
+
+/// The mail services autoconfiguration (and `mailstead dns`) tells clients about: the port of
+/// every configured IMAP, POP3 and submission listener.
+pub(crate) fn mail_services(config: &Config) -> mailstead_http::MailServices {
     use mailstead_http::{Endpoint, MailServices, Security};
     let mut services = MailServices::default();
     let add = |list: &mut Vec<Endpoint>, addresses: &[String], security: Security| {

@@ -589,26 +589,38 @@ impl Account {
     ///
     /// `Io` when the Maildir cannot be scanned.
     pub async fn quota_usage(&self) -> Result<QuotaUsage, MailboxError> {
-        quota_usage(&self.inner.root, self.inner.quota).await
+        let usage = quota_usage(&self.inner.root, self.inner.quota).await?;
+        Ok(usage.unwrap_or(QuotaUsage {
+            bytes: 0,
+            messages: 0,
+            limit_bytes: self.inner.quota.bytes,
+        }))
     }
 }
 
 /// The usage of the account whose INBOX is the Maildir at `root`, from `maildirsize`
 /// (recalculated when missing or stale), without opening the account: for an administrator's
-/// view of a mailbox nobody is logged in to.
+/// view of a mailbox nobody is logged in to, and for the size statistics. `None` while the
+/// Maildir is not made yet (nothing delivered).
 ///
 /// # Errors
 ///
-/// `Io` when the Maildir does not exist (nothing was delivered yet) or cannot be scanned.
-pub async fn quota_usage(root: &Path, quota: QuotaLimit) -> Result<QuotaUsage, MailboxError> {
+/// `Io` when the Maildir cannot be scanned.
+pub async fn quota_usage(
+    root: &Path,
+    quota: QuotaLimit,
+) -> Result<Option<QuotaUsage>, MailboxError> {
     let root = root.to_path_buf();
     blocking(move || {
+        if !crate::maildir::is_real_dir(&root) {
+            return Ok(None);
+        }
         let usage = crate::quota::usage(&root, quota)?;
-        Ok(QuotaUsage {
+        Ok(Some(QuotaUsage {
             bytes: usage.bytes,
             messages: usage.count,
             limit_bytes: quota.bytes,
-        })
+        }))
     })
     .await
 }
