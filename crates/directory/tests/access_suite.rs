@@ -114,6 +114,40 @@ async fn roles_come_from_mums_tables(backend: TestBackend) {
         dir.list_mailbox_admins().await.unwrap()[0].admin,
         "ma@a.test"
     );
+    let gone = dir.remove_domain_admin("test", "da@a.test", "a.test").await;
+    assert!(matches!(gone, Err(DirectoryError::NotFound(_))), "{gone:?}");
+    let twice = dir
+        .add_mailbox_admin("test", "ma@a.test", "u1@a.test")
+        .await;
+    assert!(
+        matches!(twice, Err(DirectoryError::Conflict(_))),
+        "{twice:?}"
+    );
+    dir.remove_mailbox_admin("test", "ma@a.test", "u1@a.test")
+        .await
+        .unwrap();
+    assert!(dir.list_mailbox_admins().await.unwrap().is_empty());
+    let ma = dir.principal_for_login("ma@a.test").await.unwrap().unwrap();
+    assert!(!ma.may_read_mailbox(&inside));
+    let gone = dir
+        .remove_mailbox_admin("test", "ma@a.test", "u1@a.test")
+        .await;
+    assert!(matches!(gone, Err(DirectoryError::NotFound(_))), "{gone:?}");
+    let actions: Vec<String> = dir
+        .audit_log(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.action)
+        .collect();
+    for action in [
+        "domain-admin.add",
+        "domain-admin.remove",
+        "mailbox-admin.add",
+        "mailbox-admin.remove",
+    ] {
+        assert!(actions.iter().any(|done| done == action), "{actions:?}");
+    }
     test.cleanup().await;
 }
 

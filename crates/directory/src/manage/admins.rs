@@ -15,7 +15,111 @@ pub struct AdminGrant {
     pub created_at: Option<i64>,
 }
 
+/// The two kinds of grant: where each is stored and how the audit log names it.
+#[derive(Clone, Copy)]
+enum GrantKind {
+    Domain,
+    Mailbox,
+}
+
+impl GrantKind {
+    fn table(self) -> &'static str {
+        match self {
+            GrantKind::Domain => "domain_admins",
+            GrantKind::Mailbox => "mailbox_admins",
+        }
+    }
+
+    /// The column of the mailbox holding the right, and of what it manages.
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            GrantKind::Domain => ("mailbox_id", "domain_id"),
+            GrantKind::Mailbox => ("admin_mailbox_id", "mailbox_id"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            GrantKind::Domain => "domain admin",
+            GrantKind::Mailbox => "mailbox admin",
+        }
+    }
+
+    fn action(self, verb: &str) -> String {
+        match self {
+            GrantKind::Domain => format!("domain-admin.{verb}"),
+            GrantKind::Mailbox => format!("mailbox-admin.{verb}"),
+        }
+    }
+}
+
 impl Directory {
+    /// Stores the grant of `admin` (row `ids.0`) over `target` (row `ids.1`) in `tx` and
+    /// audits it; a grant that exists is a conflict.
+    async fn store_grant(
+        &self,
+        mut tx: Tx,
+        actor: &Actor,
+        kind: GrantKind,
+        ids: (i64, i64),
+        admin: &Address,
+        target: &str,
+    ) -> Result<(), DirectoryError> {
+        let (admin_column, target_column) = kind.columns();
+        let sql = format!(
+            "INSERT INTO {} ({admin_column}, {target_column}, created_at, updated_at) VALUES (?, ?, {{ts}}, {{ts}})",
+            kind.table()
+        );
+        let now = unix_now();
+        let outcome = sqlx::query(self.inner.db.sql(&sql))
+            .bind(ids.0)
+            .bind(ids.1)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+        let tx = inserted(tx, outcome, || {
+            format!("{admin} is a {} of {target} already", kind.name())
+        })
+        .await?;
+        let action = kind.action("add");
+        self.finish(tx, actor, &action, target, Some(format!("admin={admin}")))
+            .await
+    }
+
+    /// Deletes the grant of `admin` (row `ids.0`) over `target` (row `ids.1`) in `tx` and
+    /// audits it; no such grant is not found.
+    async fn drop_grant(
+        &self,
+        mut tx: Tx,
+        actor: &Actor,
+        kind: GrantKind,
+        ids: (i64, i64),
+        admin: &Address,
+        target: &str,
+    ) -> Result<(), DirectoryError> {
+        let (admin_column, target_column) = kind.columns();
+        let sql = format!(
+            "DELETE FROM {} WHERE {admin_column} = ? AND {target_column} = ?",
+            kind.table()
+        );
+        let done = sqlx::query(self.inner.db.sql(&sql))
+            .bind(ids.0)
+            .bind(ids.1)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            let _ = tx.rollback().await;
+            return Err(DirectoryError::NotFound(format!(
+                "{admin} is no {} of {target}",
+                kind.name()
+            )));
+        }
+        let action = kind.action("remove");
+        self.finish(tx, actor, &action, target, Some(format!("admin={admin}")))
+            .await
+    }
+
     /// Makes mailbox `admin` a domain admin of `domain`.
     ///
     /// # Errors
@@ -26,34 +130,14 @@ impl Directory {
         admin: &str,
         domain: &str,
     ) -> Result<(), DirectoryError> {
-        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let admin = Address::parse(admin)?;
         let mut tx = self.begin().await?;
         let mailbox_id = self.require_mailbox(&mut tx, &admin).await?;
         let domain_id = self.domain_id(&mut tx, &domain).await?;
-        let now = unix_now();
-        let outcome = sqlx::query(self.inner.db.sql(
-            "INSERT INTO domain_admins (mailbox_id, domain_id, created_at, updated_at) VALUES (?, ?, {ts}, {ts})",
-        ))
-        .bind(mailbox_id)
-        .bind(domain_id)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        let tx = inserted(tx, outcome, || {
-            format!("{admin} is a domain admin of {domain} already")
-        })
-        .await?;
-        self.finish(
-            tx,
-            actor,
-            "domain-admin.add",
-            &domain,
-            Some(format!("admin={admin}")),
-        )
-        .await
+        let ids = (mailbox_id, domain_id);
+        self.store_grant(tx, &actor.into(), GrantKind::Domain, ids, &admin, &domain)
+            .await
     }
 
     /// Takes the domain admin right on `domain` from `admin`.
@@ -66,35 +150,14 @@ impl Directory {
         admin: &str,
         domain: &str,
     ) -> Result<(), DirectoryError> {
-        let actor: &Actor = &actor.into();
         let domain = normalize_domain(domain)?;
         let admin = Address::parse(admin)?;
         let mut tx = self.begin().await?;
         let mailbox_id = self.require_mailbox(&mut tx, &admin).await?;
         let domain_id = self.domain_id(&mut tx, &domain).await?;
-        let done = sqlx::query(
-            self.inner
-                .db
-                .sql("DELETE FROM domain_admins WHERE mailbox_id = ? AND domain_id = ?"),
-        )
-        .bind(mailbox_id)
-        .bind(domain_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let _ = tx.rollback().await;
-            return Err(DirectoryError::NotFound(format!(
-                "{admin} is no domain admin of {domain}"
-            )));
-        }
-        self.finish(
-            tx,
-            actor,
-            "domain-admin.remove",
-            &domain,
-            Some(format!("admin={admin}")),
-        )
-        .await
+        let ids = (mailbox_id, domain_id);
+        self.drop_grant(tx, &actor.into(), GrantKind::Domain, ids, &admin, &domain)
+            .await
     }
 
     /// Domain admins, of one domain or all, by domain then admin.
@@ -151,7 +214,6 @@ impl Directory {
         admin: &str,
         mailbox: &str,
     ) -> Result<(), DirectoryError> {
-        let actor: &Actor = &actor.into();
         let admin = Address::parse(admin)?;
         let mailbox = Address::parse(mailbox)?;
         if admin == mailbox {
@@ -160,30 +222,13 @@ impl Directory {
             )));
         }
         let mut tx = self.begin().await?;
-        let admin_id = self.require_mailbox(&mut tx, &admin).await?;
-        let mailbox_id = self.require_mailbox(&mut tx, &mailbox).await?;
-        let now = unix_now();
-        let outcome = sqlx::query(self.inner.db.sql(
-            "INSERT INTO mailbox_admins (admin_mailbox_id, mailbox_id, created_at, updated_at) VALUES (?, ?, {ts}, {ts})",
-        ))
-        .bind(admin_id)
-        .bind(mailbox_id)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        let tx = inserted(tx, outcome, || {
-            format!("{admin} is a mailbox admin of {mailbox} already")
-        })
-        .await?;
-        self.finish(
-            tx,
-            actor,
-            "mailbox-admin.add",
-            &mailbox.to_string(),
-            Some(format!("admin={admin}")),
-        )
-        .await
+        let ids = (
+            self.require_mailbox(&mut tx, &admin).await?,
+            self.require_mailbox(&mut tx, &mailbox).await?,
+        );
+        let target = mailbox.to_string();
+        self.store_grant(tx, &actor.into(), GrantKind::Mailbox, ids, &admin, &target)
+            .await
     }
 
     /// Takes the mailbox admin right on `mailbox` from `admin`.
@@ -196,35 +241,16 @@ impl Directory {
         admin: &str,
         mailbox: &str,
     ) -> Result<(), DirectoryError> {
-        let actor: &Actor = &actor.into();
         let admin = Address::parse(admin)?;
         let mailbox = Address::parse(mailbox)?;
         let mut tx = self.begin().await?;
-        let admin_id = self.require_mailbox(&mut tx, &admin).await?;
-        let mailbox_id = self.require_mailbox(&mut tx, &mailbox).await?;
-        let done = sqlx::query(
-            self.inner
-                .db
-                .sql("DELETE FROM mailbox_admins WHERE admin_mailbox_id = ? AND mailbox_id = ?"),
-        )
-        .bind(admin_id)
-        .bind(mailbox_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            let _ = tx.rollback().await;
-            return Err(DirectoryError::NotFound(format!(
-                "{admin} is no mailbox admin of {mailbox}"
-            )));
-        }
-        self.finish(
-            tx,
-            actor,
-            "mailbox-admin.remove",
-            &mailbox.to_string(),
-            Some(format!("admin={admin}")),
-        )
-        .await
+        let ids = (
+            self.require_mailbox(&mut tx, &admin).await?,
+            self.require_mailbox(&mut tx, &mailbox).await?,
+        );
+        let target = mailbox.to_string();
+        self.drop_grant(tx, &actor.into(), GrantKind::Mailbox, ids, &admin, &target)
+            .await
     }
 
     /// Mailbox admins, by managed mailbox then admin.
