@@ -200,10 +200,11 @@ pub(crate) fn requested_address(body: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn services() -> MailServices {
+    /// IMAP on 143 (STARTTLS) and 993, submission on 587: what the profile tests use too.
+    pub(crate) fn services() -> MailServices {
         let mut services = MailServices::default();
         for (port, security) in [(143, Security::StartTls), (993, Security::ImplicitTls)] {
             MailServices::add(&mut services.imap, Endpoint { port, security });

@@ -231,20 +231,7 @@ pub(crate) fn profile(
 mod tests {
     use super::*;
 
-    fn services() -> MailServices {
-        let mut services = MailServices::default();
-        for (port, security) in [(143, Security::StartTls), (993, Security::ImplicitTls)] {
-            MailServices::add(&mut services.imap, Endpoint { port, security });
-        }
-        MailServices::add(
-            &mut services.submission,
-            Endpoint {
-                port: 587,
-                security: Security::StartTls,
-            },
-        );
-        services
-    }
+    use crate::autoconfig::tests::services;
 
     #[test]
     fn the_preferred_ports_and_escaped_names() {
