@@ -45,18 +45,7 @@ fn chromium() -> String {
 }
 
 fn python(args: &[&str]) -> Value {
-    support::require("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_client.py");
-    let output = Command::new("python3")
-        .arg("-u")
-        .arg(script)
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}: {}", both(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::python_json("tests/console/console_client.py", args)
 }
 
 /// The page text of the screenshot named `name`, after checking the image was written.

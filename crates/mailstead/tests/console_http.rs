@@ -15,7 +15,6 @@ mod harness;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use harness::{Mailstead, both};
 use serde_json::{Value, json};
@@ -27,23 +26,7 @@ const STRANGER: &str = "someone@other.test";
 
 /// Runs `console_client.py` and parses what it prints.
 fn client(args: &[&str]) -> Value {
-    support::require("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_client.py");
-    let output = Command::new("python3")
-        .arg("-u")
-        .arg(script)
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "console_client {args:?}: {}",
-        both(&output)
-    );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|err| panic!("console_client printed no JSON ({err}): {}", both(&output)))
+    support::python_json("tests/console/console_client.py", args)
 }
 
 struct Browser {

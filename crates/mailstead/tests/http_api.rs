@@ -15,7 +15,6 @@ mod api;
 mod harness;
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use api::{Auth, call, log_in, raw};
@@ -37,30 +36,11 @@ fn token(mailstead: &Mailstead, scope: &str) -> String {
 }
 
 fn tool(args: &[&str]) -> Value {
-    support::require("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http/http_tool.py");
-    let output = Command::new("python3")
-        .arg("-u")
-        .arg(script)
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "http_tool {args:?}: {}",
-        both(&output)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::python_json("tests/http/http_tool.py", args)
 }
 
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(series)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-    })
+    support::prometheus_sample(text, series)
 }
 
 #[test]

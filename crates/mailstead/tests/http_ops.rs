@@ -27,23 +27,7 @@ use serde_json::Value;
 
 /// Runs `http_tool.py` and parses what it prints.
 fn tool(args: &[&str]) -> Value {
-    support::require("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http/http_tool.py");
-    let output = Command::new("python3")
-        .arg("-u")
-        .arg(script)
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "http_tool {args:?}: {}",
-        both(&output)
-    );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|err| panic!("http_tool printed no JSON ({err}): {}", both(&output)))
+    support::python_json("tests/http/http_tool.py", args)
 }
 
 fn url(port: u16, path: &str) -> String {
@@ -56,11 +40,7 @@ fn get(port: u16, path: &str) -> Value {
 
 /// The value of the sample `series` (name and labels as written) in a Prometheus text.
 fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(series)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-    })
+    support::prometheus_sample(text, series)
 }
 
 fn metrics(port: u16) -> String {

@@ -75,21 +75,7 @@ fn serve(dir: &Path, http_port: u16) -> Server {
 }
 
 fn tool(args: &[&str]) -> Value {
-    support::require("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http/profile_tool.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "profile_tool {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::python_json("tests/http/profile_tool.py", args)
 }
 
 #[test]

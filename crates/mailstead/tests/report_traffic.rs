@@ -23,17 +23,7 @@ use mailstead_directory::{Directory, DirectoryOptions};
 use serde_json::Value;
 
 fn python(script: &str, args: &[&str]) -> Value {
-    support::require("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
-    let output = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{args:?}: {}", both(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::python_json(script, args)
 }
 
 fn report(mailstead: &Mailstead) -> Value {

@@ -131,3 +131,47 @@ pub fn reachable_by_server(path: &std::path::Path) {
         }
     }
 }
+
+/// Runs the Python helper `script` (a path below this crate, e.g. `tests/http/http_tool.py`)
+/// with `args` and parses the JSON it prints; a failed run or no JSON fails the test.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    require("python3", "python3");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let output = Command::new("python3")
+        .arg("-u")
+        .arg(&script)
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let printed = || {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    assert!(
+        output.status.success(),
+        "{} {args:?}: {}",
+        script.display(),
+        printed()
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "{} printed no JSON ({err}): {}",
+            script.display(),
+            printed()
+        )
+    })
+}
+
+/// The value of the sample `series` (name and labels as written) in a Prometheus text.
+pub fn prometheus_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    })
+}
