@@ -306,6 +306,25 @@ async fn lists_page_filter_and_sort_in_sql(backend: TestBackend) {
         .unwrap();
     assert_eq!(filtered.total, 1, "{filtered:?}");
 
+    // An address, whole or in part, is matched as one: the local part's end, the domain's
+    // start.
+    for (q, expected) in [
+        ("user01@a.test", vec!["user01@a.test"]),
+        ("ER_SCORE@B", vec!["under_score@b.test"]),
+        ("1@a", vec!["user01@a.test", "user11@a.test"]),
+        ("user01@b.test", vec![]),
+    ] {
+        let found = dir
+            .page_mailboxes(&PageRequest {
+                q: Some(q.to_owned()),
+                ..PageRequest::default()
+            })
+            .await
+            .unwrap();
+        let shown: Vec<String> = found.items.iter().map(|m| m.address.to_string()).collect();
+        assert_eq!(shown, expected, "{q}");
+    }
+
     // A domain admin's view: only its domains, and what it is a mailbox admin of.
     let scoped = dir
         .page_mailboxes(&PageRequest {

@@ -131,15 +131,7 @@ impl Filter {
     /// `LOWER(col) LIKE '%q%'` over `columns` (any of them), `!` escaping the pattern's own
     /// wildcards (a backslash means different things in MySQL's and the others' literals).
     fn substring(&mut self, columns: &[&str], q: &str) {
-        let mut pattern = String::with_capacity(q.len() + 2);
-        pattern.push('%');
-        for c in q.to_lowercase().chars() {
-            if matches!(c, '!' | '%' | '_') {
-                pattern.push('!');
-            }
-            pattern.push(c);
-        }
-        pattern.push('%');
+        let pattern = like_pattern("%", q, "%");
         let any: Vec<String> = columns
             .iter()
             .map(|column| format!("LOWER({column}) LIKE ? ESCAPE '!'"))
@@ -150,9 +142,41 @@ impl Filter {
         }
     }
 
+    /// For a `q` with an `@` (a whole or partial address: `bob@exa`, `ob@example.com`): the
+    /// local part ends with what comes before the last `@` and the domain starts with what
+    /// comes after. Without one, [`Filter::substring`] over the local part, the domain and
+    /// `others`.
+    fn address(&mut self, local_part: &str, domain: &str, others: &[&str], q: &str) {
+        let Some((local, host)) = q.rsplit_once('@') else {
+            let mut columns = vec![local_part, domain];
+            columns.extend_from_slice(others);
+            return self.substring(&columns, q);
+        };
+        self.clauses.push(format!(
+            "(LOWER({local_part}) LIKE ? ESCAPE '!' AND LOWER({domain}) LIKE ? ESCAPE '!')"
+        ));
+        self.params.push(Param::Text(like_pattern("%", local, "")));
+        self.params.push(Param::Text(like_pattern("", host, "%")));
+    }
+
     fn placeholders(n: usize) -> String {
         vec!["?"; n].join(", ")
     }
+}
+
+/// `text` lowercased between `before` and `after` (`%` or nothing), with LIKE's own
+/// wildcards and the escape character escaped by `!`.
+fn like_pattern(before: &str, text: &str, after: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push_str(before);
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '!' | '%' | '_') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push_str(after);
+    pattern
 }
 
 fn bind_all<'q>(
@@ -231,7 +255,7 @@ impl Directory {
             filter.params.push(Param::Text(normalize_domain(domain)?));
         }
         if let Some(q) = request.q.as_deref().filter(|q| !q.is_empty()) {
-            filter.substring(&["m.local_part", "d.domain", "m.name"], q);
+            filter.address("m.local_part", "d.domain", &["m.name"], q);
         }
         let from = " FROM mailboxes m INNER JOIN domains d ON m.domain_id = d.id";
         let rows_sql = format!(
@@ -308,7 +332,7 @@ impl Directory {
             filter.params.push(Param::Text(normalize_domain(domain)?));
         }
         if let Some(q) = request.q.as_deref().filter(|q| !q.is_empty()) {
-            filter.substring(&["a.local_part", "d.domain"], q);
+            filter.address("a.local_part", "d.domain", &[], q);
         }
         let rows_sql = format!(
             "{ALIAS_SELECT}{} ORDER BY {} LIMIT ? OFFSET ?",
