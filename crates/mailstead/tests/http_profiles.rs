@@ -1,7 +1,8 @@
 //! The HTTP listener's Apple profile and its access rule, end to end: `mailstead serve` with
 //! IMAP and submission listeners answering Python's http.client, the `.mobileconfig` parsed by
 //! plistlib (settings from the listeners, no password, 404 for anything but a receiving
-//! mailbox), and `/metrics` and `/readyz` open only to `[http] metrics_allow` (a client bound
+//! mailbox), Thunderbird's `config-v1.1.xml` held to the checks Thunderbird's account setup
+//! applies when it reads one, and `/metrics` and `/readyz` open only to `[http] metrics_allow` (a client bound
 //! to 127.0.0.2 is let in, one on 127.0.0.1 is refused, `/healthz` stays open).
 //!
 //! Needs `python3`; fails, never skips, when it is missing.
@@ -162,6 +163,22 @@ fn apple_profiles_and_who_may_read_metrics() {
         &url("/mobileconfig?emailaddress=ann@example.test"),
     ]);
     assert_eq!(again["profile"]["PayloadUUID"], profile["PayloadUUID"]);
+
+    // Thunderbird's autoconfiguration for the same mailbox passes the checks Thunderbird's
+    // account setup makes when it reads the file, and names both submission ports.
+    let answer = tool(&[
+        "thunderbird",
+        &url("/mail/config-v1.1.xml?emailaddress=ann@example.test"),
+    ]);
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["problems"], serde_json::json!([]), "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    for port in [imap, imaps, submission, submissions] {
+        assert!(
+            body.contains(&format!("<port>{port}</port>")),
+            "{port}: {body}"
+        );
+    }
 
     // Nothing for what is not a receiving mailbox here.
     for address in [
