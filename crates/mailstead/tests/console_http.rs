@@ -554,3 +554,90 @@ fn charts_are_shown_only_to_those_who_may_read_what_they_draw() {
         assert!(!body(&chart).contains("<svg"), "{path}: {chart}");
     }
 }
+
+#[test]
+fn admins_remove_aliases_mailboxes_and_empty_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailstead = start(dir.path());
+    let base = format!("http://127.0.0.1:{}", mailstead.http_port);
+    mailstead.cli(&["domain", "add", "spare.test"], None);
+    mailstead.cli(
+        &["mailbox", "add", "gone@example.test"],
+        Some(&format!("{ADMIN_PASSWORD}\n")),
+    );
+    mailstead.cli(
+        &["alias", "add", "team@example.test", "gone@example.test"],
+        None,
+    );
+    let listed = |what: &str| {
+        let output = mailstead.cli(&[what, "list"], None);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    // A domain admin removes inside their domain; the domain itself is not theirs to remove.
+    let keeper = Browser::log_in(&base, DOMAIN_ADMIN, ADMIN_PASSWORD);
+    let domain_page = keeper.get("/console/domains/example.test");
+    assert!(
+        !body(&domain_page).contains("Remove domain"),
+        "{domain_page}"
+    );
+    let aliases = keeper.get("/console/aliases");
+    assert!(
+        body(&aliases).contains("/console/aliases/team@example.test/remove"),
+        "{aliases}"
+    );
+    let token = keeper.csrf("/console/aliases");
+    let forged = keeper.post(
+        "/console/aliases/team@example.test/remove",
+        json!({ "csrf": "forged" }),
+    );
+    assert_eq!(forged["status"], 403, "{forged}");
+    assert!(listed("alias").contains("team@example.test"));
+    let removed = keeper.post(
+        "/console/aliases/team@example.test/remove",
+        json!({ "csrf": token }),
+    );
+    assert_eq!(removed["status"], 303, "{removed}");
+    assert_eq!(
+        removed["location"], "/console/aliases?removed=1",
+        "{removed}"
+    );
+    assert!(!listed("alias").contains("team@example.test"));
+    let page = keeper.get("/console/mailboxes/gone@example.test");
+    assert!(body(&page).contains("Remove mailbox"), "{page}");
+    let removed = keeper.post(
+        "/console/mailboxes/gone@example.test/remove",
+        json!({ "csrf": token }),
+    );
+    assert_eq!(removed["status"], 303, "{removed}");
+    assert!(!listed("mailbox").contains("gone@example.test"));
+    let outside = keeper.post(
+        "/console/domains/spare.test/remove",
+        json!({ "csrf": token }),
+    );
+    assert_eq!(outside["status"], 403, "{outside}");
+
+    // A super admin removes an empty domain; one with mailboxes is refused with the reason.
+    let admin = Browser::log_in(&base, ADMIN, ADMIN_PASSWORD);
+    let token = admin.csrf("/console/domains");
+    let busy = admin.post(
+        "/console/domains/example.test/remove",
+        json!({ "csrf": token }),
+    );
+    assert_eq!(busy["status"], 409, "{busy}");
+    assert!(listed("domain").contains("example.test"));
+    let removed = admin.post(
+        "/console/domains/spare.test/remove",
+        json!({ "csrf": token }),
+    );
+    assert_eq!(removed["status"], 303, "{removed}");
+    assert!(!listed("domain").contains("spare.test"));
+    let list = admin.get("/console/domains?removed=1");
+    assert!(body(&list).contains("Removed."), "{list}");
+
+    let output = mailstead.cli(&["audit"], None);
+    let trail = String::from_utf8_lossy(&output.stdout);
+    for action in ["alias.remove", "mailbox.remove", "domain.remove"] {
+        assert!(trail.contains(action), "{action}: {trail}");
+    }
+}

@@ -72,7 +72,13 @@ pub(crate) fn router() -> Router<Arc<HttpContext>> {
             "/console/mailboxes/{address}/password",
             post(p::set_mailbox_password),
         )
+        .route(
+            "/console/mailboxes/{address}/remove",
+            post(p::remove_mailbox),
+        )
+        .route("/console/domains/{domain}/remove", post(p::remove_domain))
         .route("/console/aliases", get(p::aliases).post(p::add_alias))
+        .route("/console/aliases/{address}/remove", post(p::remove_alias))
         .route("/console/account", get(p::account).post(p::update_account))
         .route("/console/account/password", post(p::change_own_password))
         .route("/console/charts/size.svg", get(charts::size))

@@ -62,6 +62,20 @@ fn saved_notice(params: &BTreeMap<String, String>) -> Markup {
         @if params.contains_key("saved") {
             p.notice role="status" { "Saved." }
         }
+        @if params.contains_key("removed") {
+            p.notice role="status" { "Removed." }
+        }
+    }
+}
+
+/// A button that removes what `action` names, after the browser asks nothing: the page it
+/// sits on says what goes.
+fn remove_form(console: &Console, action: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (view::csrf(console))
+            button.danger type="submit" { (label) }
+        }
     }
 }
 
@@ -401,6 +415,7 @@ async fn render_domains(
     let form = FormView::new("new-domain", DOMAIN_FIELDS, refused);
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let body = html! {
+        (saved_notice(params))
         (view::search("/console/domains", "Find a domain", q, &[]))
         table {
             thead { tr { th { "Domain" } th { "Description" } th { "Mailboxes" } th { "Aliases" } th { "Default quota" } th { "Active" } } }
@@ -543,6 +558,11 @@ async fn render_domain(
                     button type="submit" { "Save" }
                 }
             }
+            section {
+                h2 { "Remove" }
+                p.muted { "Only a domain without mailboxes and aliases can be removed." }
+                (remove_form(console, &format!("/console/domains/{}/remove", segment(&name)), "Remove domain"))
+            }
         }
     };
     view::respond(status_of(refused), view::page(Some(console), &name, body))
@@ -624,6 +644,7 @@ async fn render_mailboxes(
     let form = FormView::new("new-mailbox", NEW_MAILBOX_FIELDS, refused);
     let may_create = principal.is_super() || !principal.admin_domains.is_empty();
     let body = html! {
+        (saved_notice(params))
         (view::search("/console/mailboxes", "Find a mailbox", q, &[("domain", domain)]))
         @if !domain.is_empty() { p { "In " (domain) " · " a href="/console/mailboxes" { "all domains" } } }
         table {
@@ -807,6 +828,13 @@ async fn render_mailbox(
                 pre.trace { (trace) }
             }
         }
+        @if principal.may_manage_domain_contents(parsed.domain()) {
+            section {
+                h2 { "Remove" }
+                p.muted { "The mailbox leaves the directory; its mail stays on disk." }
+                (remove_form(console, &format!("/console/mailboxes/{}/remove", segment(&address)), "Remove mailbox"))
+            }
+        }
     };
     view::respond(
         status_of(refused),
@@ -956,15 +984,21 @@ async fn render_aliases(
         (saved_notice(params))
         (view::search("/console/aliases", "Find an alias", q, &[]))
         table {
-            thead { tr { th { "Alias" } th { "Description" } th { "Recipients" } th { "Senders" } th { "Active" } } }
+            thead { tr { th { "Alias" } th { "Description" } th { "Recipients" } th { "Senders" } th { "Active" } th { span.visually-hidden { "Remove" } } } }
             tbody {
                 @for alias in &items {
+                    @let address = text_of(&alias["address"]);
                     tr {
-                        td { (text_of(&alias["address"])) }
+                        td { (address) }
                         td { (text_of(&alias["description"])) }
                         td { (joined(&alias["recipients"])) }
                         td { (joined(&alias["senders"])) }
                         td { @if alias["active"].as_bool() == Some(true) { "yes" } @else { "no" } }
+                        td {
+                            @if principal.may_manage_domain_contents(address.rsplit('@').next().unwrap_or("")) {
+                                (remove_form(console, &format!("/console/aliases/{}/remove", segment(address)), "Remove"))
+                            }
+                        }
                     }
                 }
             }
@@ -1232,11 +1266,67 @@ pub(super) async fn queue(console: Console, Query(params): Params) -> Response {
     )
 }
 
-async fn queue_action(console: &Console, method: Method, path: String) -> Response {
+/// Asks the API for a change with no body and goes back to `back` with `notice`; a refusal
+/// is shown as a page.
+async fn act(
+    console: &Console,
+    method: Method,
+    path: String,
+    back: &str,
+    notice: &str,
+) -> Response {
     match console.api(method, &path, None).await {
-        Ok(_) => Redirect::to("/console/queue?saved=1").into_response(),
+        Ok(_) => Redirect::to(&format!("{back}?{notice}=1")).into_response(),
         Err(problem) => view::error_page(&problem),
     }
+}
+
+pub(super) async fn remove_domain(
+    console: Console,
+    UrlPath(name): UrlPath<String>,
+    CsrfForm(_): CsrfForm,
+) -> Response {
+    let path = format!("/api/domains/{}", segment(&name));
+    act(
+        &console,
+        Method::DELETE,
+        path,
+        "/console/domains",
+        "removed",
+    )
+    .await
+}
+
+pub(super) async fn remove_mailbox(
+    console: Console,
+    UrlPath(address): UrlPath<String>,
+    CsrfForm(_): CsrfForm,
+) -> Response {
+    let path = format!("/api/mailboxes/{}", segment(&address));
+    act(
+        &console,
+        Method::DELETE,
+        path,
+        "/console/mailboxes",
+        "removed",
+    )
+    .await
+}
+
+pub(super) async fn remove_alias(
+    console: Console,
+    UrlPath(address): UrlPath<String>,
+    CsrfForm(_): CsrfForm,
+) -> Response {
+    let path = format!("/api/aliases/{}", segment(&address));
+    act(
+        &console,
+        Method::DELETE,
+        path,
+        "/console/aliases",
+        "removed",
+    )
+    .await
 }
 
 pub(super) async fn retry_queued(
@@ -1244,12 +1334,8 @@ pub(super) async fn retry_queued(
     UrlPath(id): UrlPath<String>,
     CsrfForm(_): CsrfForm,
 ) -> Response {
-    queue_action(
-        &console,
-        Method::POST,
-        format!("/api/queue/{}/retry", segment(&id)),
-    )
-    .await
+    let path = format!("/api/queue/{}/retry", segment(&id));
+    act(&console, Method::POST, path, "/console/queue", "saved").await
 }
 
 pub(super) async fn remove_queued(
@@ -1257,10 +1343,6 @@ pub(super) async fn remove_queued(
     UrlPath(id): UrlPath<String>,
     CsrfForm(_): CsrfForm,
 ) -> Response {
-    queue_action(
-        &console,
-        Method::DELETE,
-        format!("/api/queue/{}", segment(&id)),
-    )
-    .await
+    let path = format!("/api/queue/{}", segment(&id));
+    act(&console, Method::DELETE, path, "/console/queue", "saved").await
 }
