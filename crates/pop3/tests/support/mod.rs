@@ -197,7 +197,10 @@ impl Server {
                 }
             }
         }
-        names.sort();
+        // In delivery order: by the seconds, then the store's per-process counter (`Q<n>`).
+        // By name alone, `M10973` sorts before `M8838`: a later delivery whose microseconds
+        // have one digit more would come first.
+        names.sort_by_key(|name| delivery_order(name));
         names
     }
 
@@ -293,4 +296,17 @@ pub fn message(subject: &str, body: &str) -> Vec<u8> {
          Message-ID: <{subject}@example.org>\r\n\r\n{body}\r\n"
     )
     .into_bytes()
+}
+
+/// The (seconds, counter) of a Maildir name `SECS.M<usec>P<pid>Q<n>.host…`; names that do not
+/// have this shape sort first, by their text.
+fn delivery_order(name: &str) -> (u64, u64, String) {
+    let mut parts = name.splitn(3, '.');
+    let seconds = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let counter = parts
+        .next()
+        .and_then(|unique| unique.rsplit_once('Q'))
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0);
+    (seconds, counter, name.to_owned())
 }
