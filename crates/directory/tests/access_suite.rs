@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use mailstead_directory::access::{Actor, MailboxField, TokenScope};
@@ -11,23 +12,6 @@ use mailstead_directory::{Directory, DirectoryError};
 use support::{TestBackend, fresh_directory};
 
 const SECRET_HASH: &str = "{PLAIN}long-enough";
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
-        }
-        mod mariadb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::MariaDb).await })*
-        }
-    };
-}
 
 on_every_backend!(
     roles_come_from_mums_tables,

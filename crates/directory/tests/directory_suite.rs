@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -86,23 +87,6 @@ async fn resolved(dir: &Directory, address: &str) -> Result<Vec<String>, Rejecti
         }
         Outcome::Reject(rejection) => Err(*rejection),
     }
-}
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
-        }
-        mod mariadb {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestBackend::MariaDb).await })*
-        }
-    };
 }
 
 on_every_backend!(

@@ -2,7 +2,8 @@
 //! on SQLite, PostgreSQL or MariaDB, opened and migrated through Mailstead's own
 //! [`Directory::open_and_migrate`].
 //!
-//! Use it from a test file with `mod support;`.
+//! Use it from a test file with `mod support;` (`#[macro_use] mod support;` for
+//! [`on_every_backend!`]).
 //!
 //! - SQLite: a file in a fresh temporary directory.
 //! - PostgreSQL: `CREATE DATABASE mst_<random>` on the server at
@@ -15,6 +16,26 @@
 //! (best effort, on a helper thread) or, deterministically, by `cleanup().await`.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
+
+/// Makes each named `async fn NAME(backend: TestBackend)` of the test file one test per
+/// backend: `sqlite::NAME`, `postgres::NAME` and `mariadb::NAME`.
+#[allow(unused_macros)]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::Postgres).await })*
+        }
+        mod mariadb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestBackend::MariaDb).await })*
+        }
+    };
+}
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
