@@ -28,8 +28,10 @@ struct Shared<'a> {
     header_edits: usize,
     /// Whether the implicit keep was cancelled (fileinto, redirect, discard, reject).
     keep_cancelled: bool,
-    /// Whether an explicit keep or a store to INBOX happened.
-    kept: bool,
+    /// Whether the current script executed an explicit `keep`: the next script still runs.
+    script_kept: bool,
+    /// The imap4flags internal variable; it carries over to the next script, as in Pigeonhole.
+    flags: Vec<String>,
     regexes: RegexCache,
 }
 
@@ -41,7 +43,6 @@ struct Run<'p, 's, 'a, 'i> {
     limits: &'i Limits,
     variables: HashMap<String, String>,
     match_variables: Vec<String>,
-    flags: Vec<String>,
 }
 
 pub(crate) fn evaluate_sequence(
@@ -56,14 +57,15 @@ pub(crate) fn evaluate_sequence(
         redirects: 0,
         header_edits: 0,
         keep_cancelled: false,
-        kept: false,
+        script_kept: false,
+        flags: Vec::new(),
         regexes: RegexCache::default(),
     };
-    let mut final_flags = Vec::new();
     for script in scripts {
-        // Every script starts with the implicit keep in force again; only a cancelled keep
-        // or `stop` ends the sequence (checked below).
+        // Every script starts with the implicit keep in force again; `stop` ends only its own
+        // script, and the sequence goes on while the message would still be kept.
         shared.keep_cancelled = false;
+        shared.script_kept = false;
         let mut run = Run {
             program: &script.inner,
             shared: &mut shared,
@@ -71,17 +73,16 @@ pub(crate) fn evaluate_sequence(
             limits,
             variables: HashMap::new(),
             match_variables: Vec::new(),
-            flags: Vec::new(),
         };
-        let flow = run.block(&script.inner.commands)?;
-        final_flags = std::mem::take(&mut run.flags);
-        if matches!(flow, Flow::Stop) || shared.keep_cancelled {
+        run.block(&script.inner.commands)?;
+        check_conflicts(&shared.actions)?;
+        if shared.keep_cancelled && !shared.script_kept {
             break;
         }
     }
-    check_conflicts(&shared.actions)?;
-    if !shared.keep_cancelled && !shared.kept {
-        shared.actions.push(Action::Keep { flags: final_flags });
+    if !shared.keep_cancelled {
+        let flags = shared.flags.clone();
+        shared.push_action(limits, 0, Action::Keep { flags })?;
     }
     let header = shared.message.edited.then(|| shared.message.header_bytes());
     Ok(Outcome {
@@ -126,6 +127,58 @@ fn failed(line: usize, message: impl Into<String>) -> RuntimeError {
     RuntimeError::Failed {
         line,
         message: message.into(),
+    }
+}
+
+impl Shared<'_> {
+    fn push_action(
+        &mut self,
+        limits: &Limits,
+        line: usize,
+        action: Action,
+    ) -> Result<(), RuntimeError> {
+        // RFC 5228 2.10.3: the same delivery twice is done once.
+        let inbox = |a: &Action| match a {
+            Action::Keep { .. } => true,
+            Action::FileInto { mailbox, .. } => mailbox.eq_ignore_ascii_case("INBOX"),
+            _ => false,
+        };
+        for existing in &mut self.actions {
+            let same = match (&*existing, &action) {
+                (a, b) if inbox(a) && inbox(b) => true,
+                (Action::FileInto { mailbox: a, .. }, Action::FileInto { mailbox: b, .. }) => {
+                    a == b
+                }
+                (Action::Redirect { address: a }, Action::Redirect { address: b }) => {
+                    a.eq_ignore_ascii_case(b)
+                }
+                (Action::Discard, Action::Discard) => true,
+                (Action::Vacation(_), Action::Vacation(_)) => {
+                    return Err(failed(line, "duplicate vacation action"));
+                }
+                _ => false,
+            };
+            if same {
+                // Later flags add to the earlier store's.
+                if let (
+                    Action::Keep { flags: a } | Action::FileInto { flags: a, .. },
+                    Action::Keep { flags: b } | Action::FileInto { flags: b, .. },
+                ) = (existing, &action)
+                {
+                    for flag in b {
+                        if !a.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
+                            a.push(flag.clone());
+                        }
+                    }
+                }
+                return Ok(());
+            }
+        }
+        if self.actions.len() >= limits.max_actions {
+            return Err(RuntimeError::TooManyActions);
+        }
+        self.actions.push(action);
+        Ok(())
     }
 }
 
@@ -499,7 +552,7 @@ impl Run<'_, '_, '_, '_> {
                     (None, self.list(positional.first()))
                 };
                 let values = match variables {
-                    None => self.flags.clone(),
+                    None => self.shared.flags.clone(),
                     Some(names) => {
                         let mut flags = Vec::new();
                         for name in names {
@@ -581,48 +634,7 @@ impl Run<'_, '_, '_, '_> {
     // ----- commands -----
 
     fn push_action(&mut self, line: usize, action: Action) -> Result<(), RuntimeError> {
-        // RFC 5228 2.10.3: the same delivery twice is done once.
-        let inbox = |a: &Action| match a {
-            Action::Keep { .. } => true,
-            Action::FileInto { mailbox, .. } => mailbox.eq_ignore_ascii_case("INBOX"),
-            _ => false,
-        };
-        for existing in &mut self.shared.actions {
-            let same = match (&*existing, &action) {
-                (a, b) if inbox(a) && inbox(b) => true,
-                (Action::FileInto { mailbox: a, .. }, Action::FileInto { mailbox: b, .. }) => {
-                    a == b
-                }
-                (Action::Redirect { address: a }, Action::Redirect { address: b }) => {
-                    a.eq_ignore_ascii_case(b)
-                }
-                (Action::Discard, Action::Discard) => true,
-                (Action::Vacation(_), Action::Vacation(_)) => {
-                    return Err(failed(line, "duplicate vacation action"));
-                }
-                _ => false,
-            };
-            if same {
-                // Later flags add to the earlier store's.
-                if let (
-                    Action::Keep { flags: a } | Action::FileInto { flags: a, .. },
-                    Action::Keep { flags: b } | Action::FileInto { flags: b, .. },
-                ) = (existing, &action)
-                {
-                    for flag in b {
-                        if !a.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
-                            a.push(flag.clone());
-                        }
-                    }
-                }
-                return Ok(());
-            }
-        }
-        if self.shared.actions.len() >= self.limits.max_actions {
-            return Err(RuntimeError::TooManyActions);
-        }
-        self.shared.actions.push(action);
-        Ok(())
+        self.shared.push_action(self.limits, line, action)
     }
 
     fn action_flags(&self, node: &Node) -> Vec<String> {
@@ -634,7 +646,7 @@ impl Run<'_, '_, '_, '_> {
                 }
                 flags
             }
-            None => self.flags.clone(),
+            None => self.shared.flags.clone(),
         }
     }
 
@@ -645,7 +657,7 @@ impl Run<'_, '_, '_, '_> {
             "keep" => {
                 let flags = self.action_flags(node);
                 self.push_action(line, Action::Keep { flags })?;
-                self.shared.kept = true;
+                self.shared.script_kept = true;
                 self.shared.keep_cancelled = true;
             }
             "discard" => {
@@ -656,9 +668,6 @@ impl Run<'_, '_, '_, '_> {
                 let mailbox = self.string(positional.first());
                 let flags = self.action_flags(node);
                 let create = node.has_tag("create");
-                if mailbox.eq_ignore_ascii_case("INBOX") {
-                    self.shared.kept = true;
-                }
                 self.push_action(
                     line,
                     Action::FileInto {
@@ -716,7 +725,7 @@ impl Run<'_, '_, '_, '_> {
                     (None, self.list(positional.first()))
                 };
                 let mut current = match &variable {
-                    None => self.flags.clone(),
+                    None => self.shared.flags.clone(),
                     Some(name) => {
                         let mut flags = Vec::new();
                         add_flags(
@@ -744,7 +753,7 @@ impl Run<'_, '_, '_, '_> {
                     _ => current.retain(|f| !given.iter().any(|g| g.eq_ignore_ascii_case(f))),
                 }
                 match variable {
-                    None => self.flags = current,
+                    None => self.shared.flags = current,
                     Some(name) => self.set_variable(line, &name, current.join(" "))?,
                 }
             }

@@ -263,11 +263,6 @@ fn test_spec(name: &str) -> Option<Spec> {
     })
 }
 
-pub(crate) const DATE_PARTS: &[&str] = &[
-    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
-    "std11", "zone", "weekday",
-];
-
 struct Validator {
     required: BTreeSet<String>,
     errors: Vec<Diagnostic>,
@@ -777,27 +772,6 @@ impl Validator {
                                 );
                         }
                     }
-                }
-            }
-            ("test", "date" | "currentdate") => {
-                let part = &node.positional[node.positional.len() - 2];
-                if literal(part)
-                    && let Argument::String(part) = part
-                    && !DATE_PARTS.contains(&part.to_ascii_lowercase().as_str())
-                {
-                    self.error(
-                        line,
-                        format!("{} test: unknown date part '{part}'", node.name),
-                    );
-                }
-                if let Some(Argument::String(zone)) = node.tag("zone")
-                    && literal(&Argument::String(zone.clone()))
-                    && crate::date::parse_zone(zone).is_none()
-                {
-                    self.error(
-                        line,
-                        format!("{} test: invalid time zone '{zone}'", node.name),
-                    );
                 }
             }
             ("command", "vacation") => {
