@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use crate::matcher::{Comparator, MatchType, RegexCache, Relation, match_value};
-use crate::message::{Message, address_part, valid_address};
+use crate::message::{Message, address_part, redirect_address};
 use crate::parse::Argument;
 use crate::validate::{Node, Program, strings, valid_variable_name};
 use crate::{Action, Input, Limits, Outcome, RuntimeError, Script, Vacation};
@@ -681,14 +681,13 @@ impl Run<'_, '_, '_, '_> {
                 }
             }
             "redirect" => {
-                let address = self.string(positional.first());
-                let address = address.trim().to_string();
-                if !valid_address(&address) {
+                let written = self.string(positional.first());
+                let Some(address) = redirect_address(&written) else {
                     return Err(failed(
                         line,
-                        format!("specified redirect address '{address}' is invalid"),
+                        format!("specified redirect address '{written}' is invalid"),
                     ));
-                }
+                };
                 let duplicate = self.shared.actions.iter().any(|a| {
                     matches!(a, Action::Redirect { address: b } if b.eq_ignore_ascii_case(&address))
                 });

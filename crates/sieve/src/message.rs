@@ -219,6 +219,19 @@ pub(crate) fn valid_address(address: &str) -> bool {
     local_ok && domain_ok
 }
 
+/// The address a redirect goes to: a bare address, or one in angle brackets with an optional
+/// display name (Pigeonhole accepts both).
+pub(crate) fn redirect_address(value: &str) -> Option<String> {
+    let value = value.trim();
+    if valid_address(value) {
+        return Some(value.to_string());
+    }
+    if !value.contains('<') {
+        return None;
+    }
+    first_address(value)
+}
+
 /// The first address in a From-style value ("Name <a@b.c>" or "a@b.c").
 pub(crate) fn first_address(value: &str) -> Option<String> {
     parse_addresses(value)

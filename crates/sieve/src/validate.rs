@@ -263,6 +263,32 @@ fn test_spec(name: &str) -> Option<Spec> {
     })
 }
 
+/// Header fields the address test may read (the ones Pigeonhole knows to hold addresses).
+const ADDRESS_HEADERS: &[&str] = &[
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "resent-from",
+    "resent-sender",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "resent-reply-to",
+    "delivered-to",
+    "x-original-to",
+    "errors-to",
+    "mail-followup-to",
+    "mail-reply-to",
+    "apparently-to",
+    "x-beenthere",
+    "return-receipt-to",
+    "return-receipt-requested",
+    "x-confirm-reading-to",
+];
+
 struct Validator {
     required: BTreeSet<String>,
     errors: Vec<Diagnostic>,
@@ -335,13 +361,13 @@ impl Validator {
             self.error(command.line, "the require command takes no tests or block");
         }
         for name in names {
-            let lower = name.to_ascii_lowercase();
-            // "comparator-i;octet" and "comparator-i;ascii-casemap" are always there.
-            let known = EXTENSIONS.contains(&lower.as_str())
-                || lower == "comparator-i;octet"
-                || lower == "comparator-i;ascii-casemap";
+            // Capability names are case-sensitive, as in Pigeonhole. "comparator-i;octet" and
+            // "comparator-i;ascii-casemap" are always there.
+            let known = EXTENSIONS.contains(&name.as_str())
+                || name == "comparator-i;octet"
+                || name == "comparator-i;ascii-casemap";
             if known {
-                self.required.insert(lower);
+                self.required.insert(name);
             } else {
                 self.error(
                     command.line,
@@ -586,9 +612,6 @@ impl Validator {
                             Kind::StrList,
                             Some(v @ (Argument::String(_) | Argument::StringList(_))),
                         ) => Some(v.clone()),
-                        (Kind::Str, Some(Argument::StringList(list))) if list.len() == 1 => {
-                            Some(Argument::String(list[0].clone()))
-                        }
                         _ => {
                             self.error(
                                 line,
@@ -633,10 +656,6 @@ impl Validator {
                 (Kind::Num, Argument::Number(_))
                 | (Kind::Str, Argument::String(_))
                 | (Kind::StrList, Argument::String(_) | Argument::StringList(_)) => true,
-                (Kind::Str, Argument::StringList(list)) if list.len() == 1 => {
-                    *argument = Argument::String(list[0].clone());
-                    true
-                }
                 _ => false,
             };
             if !fits {
@@ -709,10 +728,25 @@ impl Validator {
                 }
             }
         }
+        if let Some(Argument::String(c)) = node.tag("comparator")
+            && c.eq_ignore_ascii_case("i;ascii-numeric")
+        {
+            for substring in ["contains", "matches"] {
+                if node.has_tag(substring) {
+                    self.error(
+                        line,
+                        format!("the specified i;ascii-numeric comparator does not support sub-string matching as required by the :{substring} match type"),
+                    );
+                }
+            }
+        }
         if let Some(Argument::Number(0)) = node.tag("index") {
             self.error(line, "the :index argument must be 1 or more");
         }
-        if node.has_tag("last") && !node.has_tag("index") && node.name != "addheader" {
+        if node.has_tag("last")
+            && !node.has_tag("index")
+            && !matches!(node.name.as_str(), "addheader" | "deleteheader")
+        {
             self.error(line, "the :last tag requires the :index tag");
         }
         let variables = self.required.contains("variables");
@@ -724,7 +758,7 @@ impl Validator {
                 if let Some(address) = node.positional.first()
                     && literal(address)
                     && let Argument::String(address) = address
-                    && !crate::message::valid_address(address)
+                    && crate::message::redirect_address(address).is_none()
                 {
                     self.error(
                         line,
@@ -751,12 +785,29 @@ impl Validator {
             ("command", "addheader" | "deleteheader") => {
                 if let Some(Argument::String(field)) = node.positional.first()
                     && literal(&node.positional[0])
+                    && !field.is_empty()
                     && !valid_field_name(field)
                 {
                     self.error(
                         line,
                         format!("{}: specified field name '{field}' is invalid", node.name),
                     );
+                }
+            }
+            ("test", "address") => {
+                if let Some(names) = node.positional.first()
+                    && literal(names)
+                {
+                    for name in strings(names) {
+                        if !ADDRESS_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                            self.error(
+                                line,
+                                format!(
+                                    "specified header '{name}' is not allowed for the address test"
+                                ),
+                            );
+                        }
+                    }
                 }
             }
             ("test", "envelope") => {
