@@ -650,14 +650,14 @@ impl Validator {
         } else {
             0
         };
-        for (i, argument) in positional.iter_mut().enumerate() {
+        for (i, argument) in positional.iter().enumerate() {
             let expected = spec.positional[i + skip];
-            let fits = match (expected, &*argument) {
+            let fits = matches!(
+                (expected, argument),
                 (Kind::Num, Argument::Number(_))
-                | (Kind::Str, Argument::String(_))
-                | (Kind::StrList, Argument::String(_) | Argument::StringList(_)) => true,
-                _ => false,
-            };
+                    | (Kind::Str, Argument::String(_))
+                    | (Kind::StrList, Argument::String(_) | Argument::StringList(_))
+            );
             if !fits {
                 self.error(
                     line,
@@ -671,8 +671,8 @@ impl Validator {
                 ok = false;
             }
         }
-        // Normalise: a leading optional argument left out is absent from the list; callers see
-        // the full shape by length.
+        // A leading optional argument left out is absent from the list: callers tell the shapes
+        // apart by length.
         ok.then_some((tags, positional))
     }
 
