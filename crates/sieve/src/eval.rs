@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::matcher::{Comparator, MatchType, RegexCache, Relation, match_value};
+use crate::matcher::{Comparator, MatchError, MatchType, RegexCache, Relation, match_value};
 use crate::message::{Message, address_part, redirect_address};
 use crate::parse::Argument;
 use crate::validate::{Node, Program, strings, valid_variable_name};
@@ -341,6 +341,44 @@ impl Run<'_, '_, '_, '_> {
         MatchType::Is
     }
 
+    /// One comparison, paid from the step budget.
+    fn compare(
+        &mut self,
+        node: &Node,
+        comparator: Comparator,
+        match_type: MatchType,
+        value: &str,
+        key: &str,
+        captures: Option<&mut Vec<String>>,
+    ) -> Result<bool, RuntimeError> {
+        let mut budget = self.limits.max_steps.saturating_sub(self.shared.steps);
+        let before = budget;
+        let result = match_value(
+            comparator,
+            match_type,
+            value,
+            key,
+            captures,
+            &mut self.shared.regexes,
+            &mut budget,
+        );
+        self.shared.steps += before - budget;
+        match result {
+            Ok(hit) => Ok(hit),
+            Err(MatchError::Budget) => Err(RuntimeError::StepLimit),
+            Err(MatchError::Regex(e)) => Err(failed(
+                node.line,
+                format!("invalid regular expression: {e}"),
+            )),
+        }
+    }
+
+    /// Pays for reading `bytes` of the message: one step per 256 bytes.
+    fn charge(&mut self, bytes: usize) -> Result<(), RuntimeError> {
+        self.shared.steps += (bytes / 256) as u64;
+        self.step()
+    }
+
     /// True when any value matches any key under the node's comparator and match type;
     /// :count compares the number of values instead.
     fn match_values(
@@ -354,16 +392,14 @@ impl Run<'_, '_, '_, '_> {
         if let MatchType::Count(relation) = match_type {
             let count = values.len().to_string();
             for key in keys {
-                self.step()?;
-                let hit = match_value(
+                let hit = self.compare(
+                    node,
                     comparator,
                     MatchType::Value(relation),
                     &count,
                     key,
                     None,
-                    &mut self.shared.regexes,
-                )
-                .map_err(|e| failed(node.line, e))?;
+                )?;
                 if hit {
                     return Ok(true);
                 }
@@ -375,16 +411,14 @@ impl Run<'_, '_, '_, '_> {
         let mut captures = Vec::new();
         for value in values {
             for key in keys {
-                self.step()?;
-                let hit = match_value(
+                let hit = self.compare(
+                    node,
                     comparator,
                     match_type,
                     value,
                     key,
                     capture.then_some(&mut captures),
-                    &mut self.shared.regexes,
-                )
-                .map_err(|e| failed(node.line, format!("invalid regular expression: {e}")))?;
+                )?;
                 if hit {
                     if capture {
                         self.match_variables = std::mem::take(&mut captures)
@@ -400,7 +434,12 @@ impl Run<'_, '_, '_, '_> {
     }
 
     /// The fields a header-reading test looks at, honouring :index/:last (RFC 5260 section 6).
-    fn selected_fields(&self, node: &Node, names: &[String]) -> Vec<String> {
+    /// Paid for by the bytes handed out and the fields scanned.
+    fn selected_fields(
+        &mut self,
+        node: &Node,
+        names: &[String],
+    ) -> Result<Vec<String>, RuntimeError> {
         let index = match node.tag("index") {
             Some(Argument::Number(n)) => Some(*n as usize),
             _ => None,
@@ -424,7 +463,9 @@ impl Run<'_, '_, '_, '_> {
                 }
             }
         }
-        out
+        let scanned = names.len() * self.shared.message.fields.len() * 16;
+        self.charge(scanned + out.iter().map(String::len).sum::<usize>())?;
+        Ok(out)
     }
 
     fn address_part_name(node: &Node) -> &'static str {
@@ -482,7 +523,7 @@ impl Run<'_, '_, '_, '_> {
             "header" => {
                 let names = self.list(positional.first());
                 let keys = self.list(positional.get(1));
-                let raws = self.selected_fields(node, &names);
+                let raws = self.selected_fields(node, &names)?;
                 let values: Vec<String> = raws
                     .into_iter()
                     .map(|raw| {
@@ -499,7 +540,7 @@ impl Run<'_, '_, '_, '_> {
                 let names = self.list(positional.first());
                 let keys = self.list(positional.get(1));
                 let part = Self::address_part_name(node);
-                let raws = self.selected_fields(node, &names);
+                let raws = self.selected_fields(node, &names)?;
                 let mut values = Vec::new();
                 for raw in raws {
                     let field = crate::message::Field {
@@ -578,13 +619,14 @@ impl Run<'_, '_, '_, '_> {
                 } else {
                     self.shared.message.body_texts(Some(&["text".to_string()]))
                 };
+                self.charge(values.iter().map(String::len).sum())?;
                 self.match_values(node, &values, &keys)
             }
             "date" => {
                 let name = self.string(positional.first());
                 let part = self.string(positional.get(1));
                 let keys = self.list(positional.get(2));
-                let raws = self.selected_fields(node, std::slice::from_ref(&name));
+                let raws = self.selected_fields(node, std::slice::from_ref(&name))?;
                 let zone = self.zone(node);
                 let mut values = Vec::new();
                 for raw in raws {

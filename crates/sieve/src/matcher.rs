@@ -128,11 +128,30 @@ fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
         })
 }
 
-/// Compares one value with one key. `captures` receives ${0}..${9} on a :matches or :regex
-/// hit (RFC 5229 3.2, draft-ietf-sieve-regex 3.1).
+#[derive(Debug)]
+pub(crate) enum MatchError {
+    /// A :regex key that does not compile (possible when it was built from variables).
+    Regex(String),
+    /// The comparison would cost more steps than the script has left.
+    Budget,
+}
+
+/// Takes `cost` steps from `budget`.
+fn charge(budget: &mut u64, cost: usize) -> Result<(), MatchError> {
+    let cost = cost as u64;
+    if *budget < cost {
+        return Err(MatchError::Budget);
+    }
+    *budget -= cost;
+    Ok(())
+}
+
+/// Compares one value with one key, paying from `budget`: one step plus one per 256 bytes
+/// looked at, and for :matches one per character tried. `captures` receives ${0}..${9} on a
+/// :matches or :regex hit (RFC 5229 3.2, draft-ietf-sieve-regex 3.1).
 ///
 /// # Errors
-/// A :regex key that does not compile (possible when it was built from variables).
+/// A :regex key that does not compile, or an exhausted budget.
 pub(crate) fn match_value(
     comparator: Comparator,
     match_type: MatchType,
@@ -140,7 +159,9 @@ pub(crate) fn match_value(
     key: &str,
     captures: Option<&mut Vec<String>>,
     cache: &mut RegexCache,
-) -> Result<bool, String> {
+    budget: &mut u64,
+) -> Result<bool, MatchError> {
+    charge(budget, 1 + (value.len() + key.len()) / 256)?;
     Ok(match match_type {
         MatchType::Is => {
             comparator.compare(value, key) == Ordering::Equal && {
@@ -156,7 +177,7 @@ pub(crate) fn match_value(
         MatchType::Matches => {
             let value: Vec<char> = value.chars().collect();
             let pattern = parse_glob(key);
-            match glob(comparator, &pattern, &value) {
+            match glob(comparator, &pattern, &value, budget)? {
                 Some(groups) => {
                     if let Some(captures) = captures {
                         captures.clear();
@@ -174,7 +195,9 @@ pub(crate) fn match_value(
             let regex = match cache.compiled.get(&cache_key) {
                 Some(regex) => regex,
                 None => {
-                    let regex = build_regex(key, case_insensitive)?;
+                    // Compiling costs more than matching: charge by pattern size.
+                    charge(budget, key.len() / 16)?;
+                    let regex = build_regex(key, case_insensitive).map_err(MatchError::Regex)?;
                     cache.compiled.entry(cache_key).or_insert(regex)
                 }
             };
@@ -229,13 +252,19 @@ fn parse_glob(pattern: &str) -> Vec<Glob> {
 /// last `*` seen is ever extended), so every `*` takes the shortest text that lets the rest
 /// match, which is what RFC 5229's match variables expect. Returns the text each wildcard
 /// (`*` and `?`) matched.
-fn glob(comparator: Comparator, pattern: &[Glob], value: &[char]) -> Option<Vec<String>> {
+fn glob(
+    comparator: Comparator,
+    pattern: &[Glob],
+    value: &[char],
+    budget: &mut u64,
+) -> Result<Option<Vec<String>>, MatchError> {
     let (mut p, mut v) = (0, 0);
     // (pattern index of the star, value index where its match starts, current length)
     let mut star: Option<(usize, usize)> = None;
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut spans_at_star = 0;
     while v < value.len() {
+        charge(budget, 1)?;
         match pattern.get(p) {
             Some(Glob::Any) => {
                 spans.push((v, v));
@@ -253,7 +282,9 @@ fn glob(comparator: Comparator, pattern: &[Glob], value: &[char]) -> Option<Vec<
                 v += 1;
             }
             _ => {
-                let (star_p, star_v) = star?;
+                let Some((star_p, star_v)) = star else {
+                    return Ok(None);
+                };
                 let start = spans[spans_at_star - 1].0;
                 spans.truncate(spans_at_star);
                 spans[spans_at_star - 1] = (start, star_v + 1);
@@ -268,20 +299,24 @@ fn glob(comparator: Comparator, pattern: &[Glob], value: &[char]) -> Option<Vec<
         p += 1;
     }
     if p != pattern.len() {
-        return None;
+        return Ok(None);
     }
-    Some(
+    Ok(Some(
         spans
             .into_iter()
             .map(|(start, end)| value[start..end].iter().collect())
             .collect(),
-    )
+    ))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn unlimited() -> u64 {
+        u64::MAX
+    }
 
     fn m(comparator: Comparator, match_type: MatchType, value: &str, key: &str) -> bool {
         match_value(
@@ -291,6 +326,7 @@ mod tests {
             key,
             None,
             &mut RegexCache::default(),
+            &mut unlimited(),
         )
         .unwrap()
     }
@@ -304,7 +340,8 @@ mod tests {
                 value,
                 key,
                 Some(&mut out),
-                &mut RegexCache::default()
+                &mut RegexCache::default(),
+                &mut unlimited(),
             )
             .unwrap()
         );
@@ -344,6 +381,22 @@ mod tests {
         );
         assert_eq!(captures("abcd", "a?*d"), ["abcd", "b", "c"]);
         assert_eq!(captures("xaaa", "*a*a"), ["xaaa", "x", "a"]);
+    }
+
+    #[test]
+    fn wildcards_pay_per_character() {
+        let value = "a".repeat(10_000);
+        let mut budget = 1_000;
+        let result = match_value(
+            Comparator::Octet,
+            MatchType::Matches,
+            &value,
+            "*a*a*a*b",
+            None,
+            &mut RegexCache::default(),
+            &mut budget,
+        );
+        assert!(matches!(result, Err(MatchError::Budget)));
     }
 
     #[test]

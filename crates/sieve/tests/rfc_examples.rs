@@ -105,8 +105,9 @@ fn rfc5228_section9_example() {
         "From: x@elsewhere.example\nTo: list@elsewhere.example\nCc: me@example.com\nSubject: How to MAKE lots of MONEY fast\n\nx\n",
     );
     assert_eq!(spam.actions(&script), [fileinto("spam")]);
-    let personal =
-        case("From: mum@home.example\nTo: family@home.example\nBcc: me@example.com\nSubject: hi\n\nx\n");
+    let personal = case(
+        "From: mum@home.example\nTo: family@home.example\nBcc: me@example.com\nSubject: hi\n\nx\n",
+    );
     assert_eq!(personal.actions(&script), [fileinto("personal")]);
 }
 
@@ -114,14 +115,23 @@ fn rfc5228_section9_example() {
 fn rfc5228_envelope_and_redirect() {
     let mut from_tim = case("Subject: x\n\nx\n");
     from_tim.from = "tim@example.com";
-    assert_eq!(from_tim.actions(&rfc("rfc5228_envelope")), [Action::Discard]);
-    assert_eq!(case("Subject: x\n\nx\n").actions(&rfc("rfc5228_envelope")), [keep()]);
+    assert_eq!(
+        from_tim.actions(&rfc("rfc5228_envelope")),
+        [Action::Discard]
+    );
+    assert_eq!(
+        case("Subject: x\n\nx\n").actions(&rfc("rfc5228_envelope")),
+        [keep()]
+    );
 
     let script = rfc("rfc5228_redirect");
     let cron = case("X-Cron-Job: nightly\nFrom: wile.coyote@acme.example\n\nx\n");
     assert_eq!(
         cron.actions(&script),
-        [redirect("cron-jobs@example.net"), redirect("acm@example.com")]
+        [
+            redirect("cron-jobs@example.net"),
+            redirect("acm@example.com")
+        ]
     );
     let money = case("Subject: $$$ now\n\nx\n");
     assert_eq!(money.actions(&script), [redirect("postmaster@example.com")]);
@@ -140,7 +150,10 @@ fn rfc5229_match_variables() {
     let list = case("List-ID: Sieve <sieve@example.org>\n\nx\n");
     assert_eq!(list.actions(&script), [fileinto("INBOX.lists.sieve")]);
     let subject = case("Subject: [acme-users] [fwd] version 1.0 is out\n\nx\n");
-    assert_eq!(subject.actions(&script), [fileinto("INBOX.lists.acme-users")]);
+    assert_eq!(
+        subject.actions(&script),
+        [fileinto("INBOX.lists.acme-users")]
+    );
     // "coyote@**.com": the first star matches as little as possible, so ${1} is empty.
     let business = case("To: coyote@ACME.Example.COM\n\nx\n");
     assert_eq!(
@@ -286,7 +299,8 @@ fn rfc5231_relational() {
     let script = rfc("rfc5231_relational");
     let urgent = case("X-Priority: 1 (Highest)\n\nx\n");
     assert_eq!(urgent.actions(&script), [fileinto("Priority")]);
-    let crowd = case("X-Priority: 3\nTo: a@x.example, b@x.example\nCc: c@x.example, d@x.example\n\nx\n");
+    let crowd =
+        case("X-Priority: 3\nTo: a@x.example, b@x.example\nCc: c@x.example, d@x.example\n\nx\n");
     assert_eq!(crowd.actions(&script), [fileinto("Crowd")]);
     let few = case("To: a@x.example\n\nx\n");
     assert_eq!(few.actions(&script), [keep()]);
@@ -315,9 +329,8 @@ fn rfc5173_body() {
         [fileinto("secrets"), fileinto("jukebox")]
     );
     // :raw sees the undecoded body: base64 text does not match its decoded words.
-    let encoded = case(
-        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\nbWlzc2lsZQ==\n",
-    );
+    let encoded =
+        case("Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\nbWlzc2lsZQ==\n");
     assert_eq!(encoded.actions(&script), [fileinto("secrets")]);
 }
 
@@ -436,8 +449,10 @@ fn limits_hold_at_run_time() {
         case("Subject: s\n\nx\n").run(&redirects),
         Err(RuntimeError::TooManyRedirects)
     ));
-    let mut limits = Limits::default();
-    limits.max_steps = 50;
+    let limits = Limits {
+        max_steps: 50,
+        ..Limits::default()
+    };
     let busy = compile(
         "require \"variables\";\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\nif header :matches \"subject\" [\"*a*b*c*\", \"*d*e*f*\", \"*g*h*i*\"] { keep; }\n",
         &limits,
@@ -462,12 +477,22 @@ fn limits_hold_at_run_time() {
         evaluate(&busy, &input, &limits),
         Err(RuntimeError::StepLimit)
     ));
-    let mut small = Limits::default();
-    small.max_script_bytes = 10;
+    let small = Limits {
+        max_script_bytes: 10,
+        ..Limits::default()
+    };
     assert!(compile("keep; keep; keep;", &small).is_err());
-    small = Limits::default();
-    small.max_nesting = 3;
-    assert!(compile("if true { if true { if true { if true { keep; } } } }", &small).is_err());
+    let shallow = Limits {
+        max_nesting: 3,
+        ..Limits::default()
+    };
+    assert!(
+        compile(
+            "if true { if true { if true { if true { keep; } } } }",
+            &shallow
+        )
+        .is_err()
+    );
 }
 
 /// sieve_before semantics, checked against sieve-test in tests/pigeonhole.rs; here the two
