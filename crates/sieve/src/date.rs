@@ -49,7 +49,7 @@ const MONTHS: [&str; 12] = [
 /// The value of `part` for the instant `timestamp` seen in zone `offset`; None for an unknown
 /// part name.
 pub(crate) fn date_part(timestamp: i64, offset: i32, part: &str) -> Option<String> {
-    let local = timestamp + i64::from(offset);
+    let local = timestamp.saturating_add(i64::from(offset));
     let days = local.div_euclid(86_400);
     let seconds = local.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
