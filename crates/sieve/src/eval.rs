@@ -1076,21 +1076,90 @@ fn map_first<I: Iterator<Item = char>>(value: &str, map: impl Fn(char) -> I) -> 
     }
 }
 
-/// RFC 2047 Q-encoding for addheader values that are not ASCII (RFC 5293 section 4).
+/// RFC 2047 encoding for addheader values that are not ASCII (RFC 5293 section 4), the way
+/// Dovecot writes it: one encoded word from the first to the last word holding 8-bit text, "q"
+/// unless more than half of its bytes are 8-bit, then "b".
 fn encode_header_value(value: &str) -> String {
-    if value.is_ascii() {
+    let is_space = |b: u8| b == b' ' || b == b'\t';
+    let bytes = value.as_bytes();
+    let (Some(first), Some(last)) = (
+        bytes.iter().position(|b| !b.is_ascii()),
+        bytes.iter().rposition(|b| !b.is_ascii()),
+    ) else {
         return value.to_string();
-    }
-    let mut out = String::from("=?UTF-8?Q?");
-    for byte in value.bytes() {
-        match byte {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'*' | b'+' | b'-' | b'/' => {
-                out.push(byte as char);
+    };
+    let start = bytes[..first]
+        .iter()
+        .rposition(|&b| is_space(b))
+        .map_or(0, |i| i + 1);
+    let end = bytes[last..]
+        .iter()
+        .position(|&b| is_space(b))
+        .map_or(bytes.len(), |i| last + i);
+    let run = &bytes[start..end];
+    let eight_bit = run.iter().filter(|b| !b.is_ascii()).count();
+    let mut out = String::from(&value[..start]);
+    if eight_bit * 2 > run.len() {
+        out.push_str("=?utf-8?b?");
+        out.push_str(&base64(run));
+    } else {
+        out.push_str("=?utf-8?q?");
+        for &byte in run {
+            match byte {
+                b' ' => out.push('_'),
+                b'=' | b'?' | b'_' | 0..=0x1f | 0x7f..=0xff => {
+                    out.push_str(&format!("={byte:02X}"));
+                }
+                _ => out.push(byte as char),
             }
-            b' ' => out.push('_'),
-            _ => out.push_str(&format!("={byte:02X}")),
         }
     }
     out.push_str("?=");
+    out.push_str(&value[end..]);
     out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_encode_like_dovecot() {
+        assert_eq!(encode_header_value("plain"), "plain");
+        assert_eq!(
+            encode_header_value("café and thé ok"),
+            "=?utf-8?q?caf=C3=A9_and_th=C3=A9?= ok"
+        );
+        assert_eq!(
+            encode_header_value("a=b?c_d 'é'"),
+            "a=b?c_d =?utf-8?q?'=C3=A9'?="
+        );
+        assert_eq!(
+            encode_header_value("ééééé ab"),
+            "=?utf-8?b?w6nDqcOpw6nDqQ==?= ab"
+        );
+        assert_eq!(
+            encode_header_value("日本語のテキスト"),
+            "=?utf-8?b?5pel5pys6Kqe44Gu44OG44Kt44K544OI?="
+        );
+    }
 }

@@ -393,6 +393,106 @@ fn sequences_agree_with_sieve_test() {
     report(&mismatches, cases);
 }
 
+/// editheader: the header Pigeonhole stores (sieve-test -e into a fresh Maildir) is the header
+/// `Outcome` carries (or the original one when nothing was edited), line ends aside.
+#[test]
+fn edited_headers_agree_with_sieve_test() {
+    let pigeonhole = pigeonhole();
+    let maildir = pigeonhole.dir.path().join("Maildir");
+    let mut cases = 0;
+    let mut mismatches = Vec::new();
+    for script_path in files("editheader", "sieve") {
+        let script = compiled(&script_path);
+        let copy = writable_copy(&pigeonhole, &script_path);
+        for (message_name, from, to) in &envelopes() {
+            let message_path = data().join("messages").join(message_name);
+            let message = fs::read(&message_path).unwrap();
+            if maildir.exists() {
+                fs::remove_dir_all(&maildir).unwrap();
+            }
+            fs::create_dir(&maildir).unwrap();
+            if is_root() {
+                Command::new("chmod")
+                    .arg("a+rwx")
+                    .arg(&maildir)
+                    .status()
+                    .unwrap();
+            }
+            let output = Command::new("sieve-test")
+                .env("TZ", "UTC")
+                .env("HOME", pigeonhole.dir.path())
+                .arg("-e")
+                .arg("-c")
+                .arg(&pigeonhole.config)
+                .args(["-f", from, "-r", to])
+                .arg(&copy)
+                .arg(&message_path)
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&output.stderr);
+            assert!(log.contains("final result: success"), "{log}");
+            let stored = stored_message(&maildir);
+            let theirs = header_lines(&stored);
+
+            let own = [to.clone()];
+            let exists = |_: &str| true;
+            let input = Input {
+                envelope: Envelope {
+                    from,
+                    to,
+                    original_to: None,
+                },
+                message: &message,
+                now: 0,
+                zone_offset: 0,
+                own_addresses: &own,
+                mailbox_exists: &exists,
+            };
+            let outcome = evaluate_sequence(&[&script], &input, &Limits::default()).unwrap();
+            let ours = header_lines(outcome.header.as_deref().unwrap_or(&message));
+            cases += 1;
+            if ours != theirs {
+                mismatches.push(format!(
+                    "{} on {message_name}:\n  pigeonhole: {theirs:?}\n  mailstead:  {ours:?}",
+                    script_path.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert!(cases >= 50, "only {cases} cases");
+    report(&mismatches, cases);
+}
+
+/// The one message sieve-test delivered, whichever folder it went to.
+fn stored_message(maildir: &Path) -> Vec<u8> {
+    let mut found = Vec::new();
+    let mut dirs = vec![maildir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path
+                .parent()
+                .is_some_and(|p| p.ends_with("new") || p.ends_with("cur"))
+            {
+                found.push(path);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    fs::read(&found[0]).unwrap()
+}
+
+/// The header section's lines, without line ends.
+fn header_lines(message: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(message)
+        .lines()
+        .map(|line| line.trim_end_matches('\r').to_string())
+        .take_while(|line| !line.is_empty())
+        .collect()
+}
+
 /// Deliberate differences: the `regex` crate has no backreferences (they make matching
 /// exponential in the worst case), so `compile` rejects what POSIX regcomp accepts.
 const KNOWN_DIFFERENCES: &[&str] = &["regex_backref.sieve"];
@@ -407,6 +507,7 @@ fn compile_errors_agree_with_sievec() {
     paths.extend(files("invalid", "sieve"));
     paths.extend(files("rfc", "sieve"));
     paths.extend(files("sequences", "sieve"));
+    paths.extend(files("editheader", "sieve"));
     for path in &paths {
         let source = fs::read_to_string(path).unwrap();
         let binary = pigeonhole.dir.path().join("out.svbin");
