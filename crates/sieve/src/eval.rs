@@ -30,6 +30,8 @@ struct Shared<'a> {
     keep_cancelled: bool,
     /// Whether the current script executed an explicit `keep`: the next script still runs.
     script_kept: bool,
+    /// Where the last reject was, for the conflict error.
+    reject_line: usize,
     /// The imap4flags internal variable; it carries over to the next script, as in Pigeonhole.
     flags: Vec<String>,
     regexes: RegexCache,
@@ -58,6 +60,7 @@ pub(crate) fn evaluate_sequence(
         header_edits: 0,
         keep_cancelled: false,
         script_kept: false,
+        reject_line: 0,
         flags: Vec::new(),
         regexes: RegexCache::default(),
     };
@@ -75,7 +78,7 @@ pub(crate) fn evaluate_sequence(
             match_variables: Vec::new(),
         };
         run.block(&script.inner.commands)?;
-        check_conflicts(&shared.actions)?;
+        check_conflicts(&shared.actions, shared.reject_line)?;
         if shared.keep_cancelled && !shared.script_kept {
             break;
         }
@@ -93,7 +96,7 @@ pub(crate) fn evaluate_sequence(
 
 /// RFC 5429 section 2.1: reject cannot be combined with an explicit delivery or a vacation
 /// reply (Pigeonhole fails the script the same way).
-fn check_conflicts(actions: &[Action]) -> Result<(), RuntimeError> {
+fn check_conflicts(actions: &[Action], reject_line: usize) -> Result<(), RuntimeError> {
     let rejects = actions
         .iter()
         .filter(|a| matches!(a, Action::Reject { .. }))
@@ -110,13 +113,13 @@ fn check_conflicts(actions: &[Action]) -> Result<(), RuntimeError> {
     });
     if let Some(other) = conflicting {
         return Err(RuntimeError::Failed {
-            line: 0,
+            line: reject_line,
             message: format!("reject action conflicts with the {other} action"),
         });
     }
     if rejects > 1 {
         return Err(RuntimeError::Failed {
-            line: 0,
+            line: reject_line,
             message: "more than one reject action".to_string(),
         });
     }
@@ -746,6 +749,7 @@ impl Run<'_, '_, '_, '_> {
             }
             "reject" | "ereject" => {
                 let reason = self.string(positional.first());
+                self.shared.reject_line = line;
                 self.push_action(
                     line,
                     Action::Reject {

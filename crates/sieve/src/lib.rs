@@ -177,7 +177,8 @@ pub enum Action {
     /// Deliver to INBOX (explicit keep, or the implicit keep), with these IMAP flags
     /// (imap4flags; empty = none).
     Keep { flags: Vec<String> },
-    /// Deliver to this folder (name as written in the script), creating it when `create`.
+    /// Deliver to this folder (name as written in the script, "INBOX" included), creating it
+    /// when `create`.
     FileInto {
         mailbox: String,
         flags: Vec<String>,
@@ -242,6 +243,14 @@ pub enum RuntimeError {
     Failed { line: usize, message: String },
 }
 
+// The delivery side shares compiled scripts across tasks.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Script>();
+    send_sync::<CompileError>();
+    send_sync::<RuntimeError>();
+};
+
 /// Runs one script on one message.
 ///
 /// # Errors
@@ -256,15 +265,15 @@ pub fn evaluate(
 }
 
 /// Runs scripts in order the way Pigeonhole runs `sieve_before`, the user's script and
-/// `sieve_after`:
-/// - each script has its own variables; the message, its header edits and the IMAP flags
-///   carry over;
-/// - actions accumulate over the scripts (duplicates collapse across scripts too);
-/// - the next script runs only while the implicit keep is still in force after a script, i.e.
-///   the script neither executed `stop` nor cancelled the keep (fileinto, redirect, discard,
-///   reject); an explicit `keep` leaves the keep in force, so the next script runs;
-/// - the implicit keep, when still in force after the last script that ran, is one final
-///   `Keep`.
+/// `sieve_after` (checked against `sieve-test -s` in `tests/pigeonhole.rs`):
+/// - each script has its own variables; the message (with its header edits) and the imap4flags
+///   internal variable carry over to the next script;
+/// - actions accumulate over the scripts, and duplicates collapse across scripts too;
+/// - `stop` ends only the script that executes it;
+/// - the next script runs while the message would still be kept: the implicit keep is still in
+///   force, or the script executed an explicit `keep`; a script that files, redirects,
+///   discards or rejects without keeping ends the sequence;
+/// - the implicit keep of the last script that ran, when in force, is the final `Keep`.
 ///
 /// # Errors
 /// As `evaluate`; a failure in any script fails the whole sequence.

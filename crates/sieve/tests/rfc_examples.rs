@@ -402,10 +402,11 @@ fn rfc5429_reject_and_ereject() {
         &Limits::default(),
     )
     .unwrap();
-    assert!(matches!(
-        case("Subject: s\n\nx\n").run(&conflict),
-        Err(RuntimeError::Failed { .. })
-    ));
+    let error = case("Subject: s\n\nx\n").run(&conflict).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "line 3: reject action conflicts with the fileinto action"
+    );
 }
 
 #[test]
