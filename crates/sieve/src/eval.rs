@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use crate::matcher::{Comparator, MatchError, MatchType, RegexCache, Relation, match_value};
-use crate::message::{Message, address_part, redirect_address};
+use crate::message::{Field, Message, address_part, redirect_address};
 use crate::parse::Argument;
 use crate::validate::{Node, Program, strings, valid_variable_name};
 use crate::{Action, Input, Limits, Outcome, RuntimeError, Script, Vacation};
@@ -442,7 +442,7 @@ impl Run<'_, '_, '_, '_> {
         &mut self,
         node: &Node,
         names: &[String],
-    ) -> Result<Vec<String>, RuntimeError> {
+    ) -> Result<Vec<Field>, RuntimeError> {
         let index = match node.tag("index") {
             Some(Argument::Number(n)) => Some(*n as usize),
             _ => None,
@@ -450,24 +450,23 @@ impl Run<'_, '_, '_, '_> {
         let last = node.has_tag("last");
         let mut out = Vec::new();
         for name in names {
-            let fields: Vec<&crate::message::Field> =
-                self.shared.message.fields_named(name).collect();
+            let fields: Vec<&Field> = self.shared.message.fields_named(name).collect();
             match index {
-                None => out.extend(fields.iter().map(|f| f.raw.clone())),
+                None => out.extend(fields.iter().map(|&f| f.clone())),
                 Some(i) => {
                     let chosen = if last {
                         fields.len().checked_sub(i).and_then(|p| fields.get(p))
                     } else {
                         fields.get(i - 1)
                     };
-                    if let Some(field) = chosen {
-                        out.push(field.raw.clone());
+                    if let Some(&field) = chosen {
+                        out.push(field.clone());
                     }
                 }
             }
         }
         let scanned = names.len() * self.shared.message.fields.len() * 16;
-        self.charge(scanned + out.iter().map(String::len).sum::<usize>())?;
+        self.charge(scanned + out.iter().map(|f| f.raw.len()).sum::<usize>())?;
         Ok(out)
     }
 
@@ -526,30 +525,17 @@ impl Run<'_, '_, '_, '_> {
             "header" => {
                 let names = self.list(positional.first());
                 let keys = self.list(positional.get(1));
-                let raws = self.selected_fields(node, &names)?;
-                let values: Vec<String> = raws
-                    .into_iter()
-                    .map(|raw| {
-                        crate::message::Field {
-                            name: String::new(),
-                            raw,
-                        }
-                        .decoded()
-                    })
-                    .collect();
+                let fields = self.selected_fields(node, &names)?;
+                let values: Vec<String> = fields.iter().map(Field::decoded).collect();
                 self.match_values(node, &values, &keys)
             }
             "address" => {
                 let names = self.list(positional.first());
                 let keys = self.list(positional.get(1));
                 let part = Self::address_part_name(node);
-                let raws = self.selected_fields(node, &names)?;
+                let fields = self.selected_fields(node, &names)?;
                 let mut values = Vec::new();
-                for raw in raws {
-                    let field = crate::message::Field {
-                        name: String::new(),
-                        raw,
-                    };
+                for field in fields {
                     let addresses = field.addresses();
                     if addresses.is_empty() {
                         // Not an address list: compare the whole value, as Pigeonhole does.
@@ -629,14 +615,10 @@ impl Run<'_, '_, '_, '_> {
                 let name = self.string(positional.first());
                 let part = self.string(positional.get(1));
                 let keys = self.list(positional.get(2));
-                let raws = self.selected_fields(node, std::slice::from_ref(&name))?;
+                let fields = self.selected_fields(node, std::slice::from_ref(&name))?;
                 let zone = self.zone(node);
                 let mut values = Vec::new();
-                for raw in raws {
-                    let field = crate::message::Field {
-                        name: String::new(),
-                        raw,
-                    };
+                for field in fields {
                     if let Some((timestamp, original)) =
                         crate::date::parse_header_date(&field.unfolded())
                     {
@@ -815,7 +797,7 @@ impl Run<'_, '_, '_, '_> {
                 if PROTECTED_FIELDS.contains(&name.to_ascii_lowercase().as_str()) {
                     return Ok(());
                 }
-                let field = crate::message::Field {
+                let field = Field {
                     name,
                     raw: format!(" {}", encode_header_value(&value)),
                 };
@@ -984,10 +966,7 @@ impl Run<'_, '_, '_, '_> {
             return Ok(());
         }
         let message = &self.shared.message;
-        let original_subject = message
-            .fields_named("subject")
-            .next()
-            .map(crate::message::Field::decoded);
+        let original_subject = message.fields_named("subject").next().map(Field::decoded);
         let subject = match subject_tag {
             Some(subject) => subject,
             None => match original_subject {
@@ -998,7 +977,7 @@ impl Run<'_, '_, '_, '_> {
         let in_reply_to = message
             .fields_named("message-id")
             .next()
-            .map(crate::message::Field::unfolded)
+            .map(Field::unfolded)
             .filter(|id| !id.is_empty());
         let vacation = Vacation {
             to: self.input.envelope.from.to_string(),

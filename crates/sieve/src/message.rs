@@ -5,6 +5,7 @@ use std::cell::OnceCell;
 
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
 
+#[derive(Clone)]
 pub(crate) struct Field {
     /// As written (case kept for the rebuilt header).
     pub name: String,

@@ -1025,6 +1025,10 @@ mod tests {
         assert!(errors("else { keep; }").contains("must follow an if"));
         assert!(errors("keep;\nrequire \"fileinto\";").starts_with("line 2:"));
         assert!(errors("redirect \"not an address\";").contains("invalid"));
+        assert_eq!(
+            errors("filein \"a\";\nkeep 3;"),
+            "line 1: unknown command 'filein'\nline 2: the keep command requires 0 positional argument(s), but 1 is/are specified"
+        );
     }
 
     #[test]
