@@ -206,16 +206,14 @@ pub(crate) fn valid_address(address: &str) -> bool {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
             }));
+    // A dot-atom, as RFC 5322 and Pigeonhole's redirect check have it.
     let domain_ok = !domain.is_empty()
         && domain.len() <= 255
         && domain.split('.').all(|label| {
             !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
                 && label
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b))
         });
     local_ok && domain_ok
 }
@@ -224,6 +222,9 @@ pub(crate) fn valid_address(address: &str) -> bool {
 /// display name (Pigeonhole accepts both).
 pub(crate) fn redirect_address(value: &str) -> Option<String> {
     let value = value.trim();
+    if value.chars().any(char::is_control) {
+        return None;
+    }
     if valid_address(value) {
         return Some(value.to_string());
     }
