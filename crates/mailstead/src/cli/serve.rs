@@ -167,6 +167,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .to_owned(),
         source: std::io::Error::other(err),
     })?;
+    queue.set_local_delivery(mailstead_queue::LocalDelivery::new(
+        &store,
+        mailstead_queue::LocalConfig {
+            quota_warnings: config
+                .quota
+                .warnings
+                .iter()
+                .map(|warning| mailstead_queue::QuotaWarning {
+                    percent: warning.percent,
+                    message: warning.message.clone(),
+                })
+                .collect(),
+            quota_warning_command: config.quota.warning_command.clone(),
+        },
+    ));
     let policy = mailstead_smtp::Policy {
         check_from_header: config.submission.check_from_header,
         postmaster: (!config.queue.postmaster.is_empty()).then(|| config.queue.postmaster.clone()),
@@ -181,6 +196,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             mode,
             // LMTP comes from a server with a queue of its own.
             queue: (mode != Mode::Lmtp).then(|| queue.clone()),
+            local: queue.local_delivery().clone(),
             auth: (mode == Mode::Submission).then(|| auth.clone()),
             policy: policy.clone(),
         })
