@@ -50,10 +50,12 @@ pub mod control;
 pub mod dkim;
 pub mod dsn;
 pub mod envelope;
+mod filter;
 pub mod local;
 pub mod outbound;
 
 pub use envelope::{Envelope, QueuedRecipient, RecipientState, Ret};
+pub use filter::SieveConfig;
 pub use local::{LocalConfig, LocalDelivery, LocalOutcome, LocalRequest, QuotaWarning};
 pub use outbound::{Notify, Outbound, OutboundConfig};
 
@@ -261,14 +263,17 @@ impl Queue {
     /// Sets how local recipients are delivered (quota warnings and the rest); call once,
     /// before [`Queue::run`]. Returns false when it was already set.
     pub fn set_local_delivery(&self, local: LocalDelivery) -> bool {
+        local.bind(&self.inner);
         self.inner.local.set(local).is_ok()
     }
 
     /// The local delivery every local recipient of this queue goes through.
     pub fn local_delivery(&self) -> &LocalDelivery {
-        self.inner
-            .local
-            .get_or_init(|| LocalDelivery::new(&self.inner.store, LocalConfig::default()))
+        self.inner.local.get_or_init(|| {
+            let local = LocalDelivery::new(&self.inner.store, LocalConfig::default());
+            local.bind(&self.inner);
+            local
+        })
     }
 
     fn paths(&self, id: &str) -> (PathBuf, PathBuf) {
@@ -874,7 +879,11 @@ impl Queue {
     }
 
     /// Queues a report to `to` from the null sender.
-    async fn enqueue_report(&self, to: &str, bytes: &[u8]) -> Result<String, QueueError> {
+    pub(crate) async fn enqueue_report(
+        &self,
+        to: &str,
+        bytes: &[u8],
+    ) -> Result<String, QueueError> {
         let mut writer = self.inner.store.begin().await?;
         writer.write_all(bytes).await?;
         let spooled = writer.finish().await?;

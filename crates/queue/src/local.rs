@@ -10,17 +10,22 @@
 //! the user gets one warning in INBOX and the warning command runs (Dovecot's
 //! `quota_warning`).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
 use mailstead_directory::model::MaildirLayout;
 use mailstead_directory::resolve::LocalRecipient;
 use mailstead_events::{Event, Kind};
+use mailstead_sieve::Action;
 use mailstead_store::{
     FolderLayout, MailStore, MailboxError, QuotaLimit, SpooledMessage, Store, StoreError,
     SystemFlags,
 };
 use tracing::{info, warn};
+
+use crate::filter::{self, Decision, FilterState, SieveConfig};
+use crate::{NewMessage, Queue, QueuedRecipient};
 
 /// How long the quota warning command may run.
 const WARNING_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -33,6 +38,8 @@ pub struct LocalConfig {
     /// Run with the address and the percent as arguments (no shell) when a threshold is
     /// crossed; never as root.
     pub quota_warning_command: Option<PathBuf>,
+    /// `[sieve]`: the users' filters and the global scripts.
+    pub sieve: SieveConfig,
 }
 
 /// One `quota_warning` threshold.
@@ -53,6 +60,10 @@ struct LocalInner {
     store: Store,
     mail: MailStore,
     config: LocalConfig,
+    filters: FilterState,
+    /// The queue redirects, vacation replies and refusals go through; weak, since the queue
+    /// holds this delivery too.
+    queue: OnceLock<Weak<crate::Inner>>,
 }
 
 /// One local recipient of one message.
@@ -115,21 +126,34 @@ impl LocalDelivery {
                 store: store.clone(),
                 mail: MailStore::new(store),
                 config,
+                filters: FilterState::default(),
+                queue: OnceLock::new(),
             }),
         }
+    }
+
+    /// Sends redirects, vacation replies and refusals through this queue.
+    pub(crate) fn bind(&self, queue: &Arc<crate::Inner>) {
+        let _ = self.inner.queue.set(Arc::downgrade(queue));
+    }
+
+    fn queue(&self) -> Option<Queue> {
+        let inner = self.inner.queue.get()?.upgrade()?;
+        Some(Queue { inner })
     }
 
     pub fn config(&self) -> &LocalConfig {
         &self.inner.config
     }
 
-    /// Delivers one copy into the recipient's INBOX, then sends what a crossed quota
-    /// threshold owes.
+    /// Delivers one copy: the recipient's Sieve scripts decide where it goes (INBOX when
+    /// there are none, or when one fails), then what a crossed quota threshold owes is sent.
     ///
     /// # Errors
     ///
     /// `OverQuota` (permanent unless the caller prefers a temporary failure), `Io` and the
-    /// rest temporary, as [`StoreError::is_temporary`] says.
+    /// rest temporary, as [`StoreError::is_temporary`] says. Copies filed before a failure
+    /// stay: a retry may duplicate, never lose.
     pub async fn deliver(
         &self,
         spooled: &SpooledMessage,
@@ -140,23 +164,450 @@ impl LocalDelivery {
         let quota = QuotaLimit::bytes(recipient.quota.bytes);
         let before = self.usage_for_warnings(recipient).await;
         let prefix = copy_prefix(request.sender, &address, request.added);
-        self.file(
-            spooled,
-            recipient,
-            prefix.as_bytes(),
-            None,
-            &Filing::inbox(),
-        )
-        .await?;
-        mailstead_events::record(
-            Event::now(Kind::Delivered)
-                .sender(request.sender)
-                .recipient(&address),
-        );
+        let outcome = match self.decide(spooled, request, &address, &prefix).await {
+            None => {
+                self.file(
+                    spooled,
+                    recipient,
+                    prefix.as_bytes(),
+                    None,
+                    &Filing::inbox(),
+                )
+                .await?;
+                self.delivered(request, &address, "INBOX");
+                LocalOutcome::Delivered
+            }
+            Some(decision) => {
+                self.carry_out(spooled, request, &address, &prefix, decision)
+                    .await?
+            }
+        };
         if let Some(before) = before {
             self.after_delivery(recipient, quota, before).await;
         }
-        Ok(LocalOutcome::Delivered)
+        Ok(outcome)
+    }
+
+    fn delivered(&self, request: &LocalRequest<'_>, address: &str, folder: &str) {
+        info!(queue_id = request.queue_id, to = %address, folder = %mailstead_net::LogSafe(folder), "delivered");
+        mailstead_events::record(
+            Event::now(Kind::Delivered)
+                .sender(request.sender)
+                .recipient(address),
+        );
+    }
+
+    /// Runs the filters, when there are any, on a blocking thread. `None`: no script applies.
+    async fn decide(
+        &self,
+        spooled: &SpooledMessage,
+        request: &LocalRequest<'_>,
+        address: &str,
+        prefix: &str,
+    ) -> Option<Decision> {
+        let config = &self.inner.config.sieve;
+        let home = request.recipient.location.home.clone();
+        let has_user_script = std::fs::symlink_metadata(home.join(".dovecot.sieve")).is_ok();
+        if !config.enabled
+            || (!has_user_script && config.before.is_empty() && config.after.is_empty())
+        {
+            return None;
+        }
+        // The scripts see the copy as it is filed, with its Return-Path: and Delivered-To:.
+        let message = match spooled.wire_bytes(prefix.as_bytes()).await {
+            Ok(message) => message,
+            Err(err) => {
+                warn!(queue_id = request.queue_id, cause = %err, "cannot read the message for Sieve; keeping it");
+                return None;
+            }
+        };
+        let folders = self.folder_names(request.recipient).await;
+        let filter_request = filter::Request {
+            sender: request.sender.to_owned(),
+            to: address.to_owned(),
+            original_to: request
+                .original_to
+                .filter(|original| !original.eq_ignore_ascii_case(address))
+                .map(str::to_owned),
+            message,
+            own_addresses: vec![address.to_owned()],
+            folders,
+        };
+        let inner = Arc::clone(&self.inner);
+        let decided = tokio::task::spawn_blocking(move || {
+            filter::decide(&inner.filters, &inner.config.sieve, &home, &filter_request)
+        })
+        .await;
+        match decided {
+            Ok(decision) => decision,
+            Err(err) => {
+                warn!(queue_id = request.queue_id, cause = %err, "Sieve evaluation stopped; keeping the message");
+                None
+            }
+        }
+    }
+
+    /// The account's folder names as on disk, for Sieve's `mailboxexists`; empty when the
+    /// account cannot be listed (every folder then looks missing: fileinto goes to INBOX).
+    async fn folder_names(&self, recipient: &LocalRecipient) -> HashSet<String> {
+        let Ok(account) = self.account(recipient).await else {
+            return HashSet::new();
+        };
+        match account.list().await {
+            Ok(folders) => folders.into_iter().map(|folder| folder.name).collect(),
+            Err(_) => HashSet::new(),
+        }
+    }
+
+    async fn account(
+        &self,
+        recipient: &LocalRecipient,
+    ) -> Result<mailstead_store::Account, StoreError> {
+        let layout = match recipient.location.layout {
+            MaildirLayout::Fs => FolderLayout::Fs,
+            MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
+        };
+        let maildir = &recipient.location.maildir;
+        self.inner
+            .mail
+            .open_account(maildir, layout, QuotaLimit::bytes(recipient.quota.bytes))
+            .await
+            .map_err(|err| store_error(maildir, err))
+    }
+
+    /// Carries out the scripts' actions: every filing first (a failure there fails the
+    /// delivery before anything leaves), then redirects, vacation replies and refusals
+    /// through the queue.
+    async fn carry_out(
+        &self,
+        spooled: &SpooledMessage,
+        request: &LocalRequest<'_>,
+        address: &str,
+        prefix: &str,
+        decision: Decision,
+    ) -> Result<LocalOutcome, StoreError> {
+        let recipient = request.recipient;
+        let Decision { outcome, failure } = decision;
+        // An edited header already holds this copy's own lines.
+        let (file_prefix, header): (&[u8], Option<&[u8]>) = match &outcome.header {
+            Some(header) => (b"", Some(header.as_slice())),
+            None => (prefix.as_bytes(), None),
+        };
+        let mut kept = false;
+        for action in &outcome.actions {
+            let filing = match action {
+                Action::Keep { flags } => Filing {
+                    folder: "INBOX".to_owned(),
+                    flags: flags.clone(),
+                    create: false,
+                },
+                Action::FileInto {
+                    mailbox,
+                    flags,
+                    create,
+                } => Filing {
+                    folder: mailbox.clone(),
+                    flags: flags.clone(),
+                    create: *create,
+                },
+                _ => continue,
+            };
+            self.file(spooled, recipient, file_prefix, header, &filing)
+                .await?;
+            kept |= filing.folder.eq_ignore_ascii_case("INBOX");
+            self.delivered(request, address, &filing.folder);
+        }
+        if let Some(failure) = &failure {
+            self.notify_failure(recipient, address, failure).await;
+        }
+        let queue = self.queue();
+        let mut refused = None;
+        let mut keep_instead = false;
+        for action in &outcome.actions {
+            match action {
+                Action::Keep { .. } | Action::FileInto { .. } => {}
+                Action::Discard => {
+                    info!(queue_id = request.queue_id, to = %address, "discarded by the recipient's Sieve script");
+                }
+                Action::Redirect { address: to } => {
+                    let sent = match &queue {
+                        Some(queue) => {
+                            self.redirect(queue, spooled, request, address, prefix, &outcome, to)
+                                .await
+                        }
+                        None => false,
+                    };
+                    keep_instead |= !sent;
+                }
+                Action::Vacation(vacation) => {
+                    if let Some(queue) = &queue {
+                        self.vacation(queue, request, address, vacation).await;
+                    }
+                }
+                Action::Reject { reason, extended } => {
+                    mailstead_events::record(
+                        Event::now(Kind::Rejected)
+                            .sender(request.sender)
+                            .recipient(address)
+                            .reason(reason),
+                    );
+                    if request.lmtp && *extended {
+                        info!(queue_id = request.queue_id, to = %address, "refused by the recipient's Sieve script (ereject)");
+                        refused = Some(reason.clone());
+                    } else if let Some(queue) = &queue {
+                        self.reject(queue, spooled, request, address, prefix, reason)
+                            .await;
+                    }
+                }
+            }
+        }
+        if keep_instead && !kept {
+            // A redirect that could not be sent: the message stays with the user.
+            self.file(spooled, recipient, file_prefix, header, &Filing::inbox())
+                .await?;
+            self.delivered(request, address, "INBOX");
+        }
+        Ok(match refused {
+            Some(reason) => LocalOutcome::Refused(reason),
+            None => LocalOutcome::Delivered,
+        })
+    }
+
+    /// Sends the message on, from its original envelope sender (Pigeonhole's default; `<>`
+    /// stays `<>`), within the per-user hourly allowance and never around a loop. Returns
+    /// whether it is queued.
+    #[allow(clippy::too_many_arguments)]
+    async fn redirect(
+        &self,
+        queue: &Queue,
+        spooled: &SpooledMessage,
+        request: &LocalRequest<'_>,
+        address: &str,
+        prefix: &str,
+        outcome: &mailstead_sieve::Outcome,
+        to: &str,
+    ) -> bool {
+        let header = match &outcome.header {
+            Some(header) => header.clone(),
+            None => {
+                let mut header = prefix.as_bytes().to_vec();
+                match spooled.header_block(256 * 1024).await {
+                    Ok(block) => header.extend_from_slice(&block),
+                    Err(err) => {
+                        warn!(queue_id = request.queue_id, cause = %err, "cannot read the message to redirect");
+                        return false;
+                    }
+                }
+                header
+            }
+        };
+        if filter::redirect_loops(&header, address) {
+            warn!(queue_id = request.queue_id, from = %address, to = %mailstead_net::LogSafe(to), "redirect refused: the message already went through this mailbox's redirect");
+            return false;
+        }
+        let per_hour = self.inner.config.sieve.max_redirects_per_hour;
+        if !self
+            .inner
+            .filters
+            .allow_redirect(address, crate::now(), per_hour)
+        {
+            warn!(queue_id = request.queue_id, from = %address, to = %mailstead_net::LogSafe(to), per_hour, "redirect refused: hourly limit reached");
+            return false;
+        }
+        let marker = format!("{}: {address}\r\n", filter::REDIRECTED_HEADER);
+        let res = match &outcome.header {
+            // Edited: the new header (without Return-Path:, which only a final delivery
+            // has) and the original body in a spool file of its own.
+            Some(edited) => {
+                let mut bytes = marker.into_bytes();
+                bytes.extend_from_slice(strip_return_path(edited));
+                match spooled.wire_bytes(b"").await {
+                    Ok(whole) => bytes.extend_from_slice(body_of(&whole)),
+                    Err(err) => {
+                        warn!(queue_id = request.queue_id, cause = %err, "cannot read the message to redirect");
+                        return false;
+                    }
+                }
+                self.enqueue_new(queue, request.sender, to, &bytes, None)
+                    .await
+            }
+            None => {
+                let added = format!("{marker}{}", strip_return_path_str(prefix));
+                let local = crate::is_local(&queue.inner.directory, to).await;
+                queue
+                    .enqueue(
+                        spooled,
+                        NewMessage {
+                            sender: request.sender.to_owned(),
+                            prefix: added,
+                            recipients: vec![QueuedRecipient::pending(to.to_owned(), local)],
+                            ..NewMessage::default()
+                        },
+                    )
+                    .await
+            }
+        };
+        match res {
+            Ok(id) => {
+                info!(queue_id = request.queue_id, from = %address, to = %mailstead_net::LogSafe(to), redirect_id = %id, "redirected by the recipient's Sieve script");
+                true
+            }
+            Err(err) => {
+                warn!(queue_id = request.queue_id, cause = %err, "cannot queue the redirect");
+                false
+            }
+        }
+    }
+
+    /// A vacation reply, once per (handle, sender) and period, from `<>` through the queue.
+    async fn vacation(
+        &self,
+        queue: &Queue,
+        request: &LocalRequest<'_>,
+        address: &str,
+        vacation: &mailstead_sieve::Vacation,
+    ) {
+        if request.sender.is_empty() {
+            return;
+        }
+        let period = filter::vacation_period(
+            vacation.period_seconds,
+            self.inner.config.sieve.vacation_min_period,
+        );
+        let home = request.recipient.location.home.clone();
+        let (handle, sender) = (vacation.handle.clone(), vacation.to.clone());
+        let now = crate::now();
+        let due = tokio::task::spawn_blocking(move || {
+            filter::vacation_due(&home, &handle, &sender, now, period)
+        })
+        .await;
+        match due {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                info!(queue_id = request.queue_id, to = %mailstead_net::LogSafe(&vacation.to), "vacation reply already sent in this period");
+                return;
+            }
+            Ok(Err(err)) => {
+                // Without the memory a reply could go out at every message: send none.
+                warn!(queue_id = request.queue_id, cause = %err, "cannot keep the vacation memory; no reply");
+                return;
+            }
+            Err(err) => {
+                warn!(queue_id = request.queue_id, cause = %err, "vacation memory task failed");
+                return;
+            }
+        }
+        let bytes = filter::vacation_message(vacation, address, now);
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, domain)| domain.to_ascii_lowercase());
+        match self
+            .enqueue_new(queue, "", &vacation.to, &bytes, domain)
+            .await
+        {
+            Ok(id) => {
+                info!(queue_id = request.queue_id, to = %mailstead_net::LogSafe(&vacation.to), reply_id = %id, "vacation reply queued")
+            }
+            Err(err) => {
+                warn!(queue_id = request.queue_id, cause = %err, "cannot queue the vacation reply")
+            }
+        }
+    }
+
+    /// `reject` outside LMTP: an MDN to the sender; nothing to the null sender.
+    async fn reject(
+        &self,
+        queue: &Queue,
+        spooled: &SpooledMessage,
+        request: &LocalRequest<'_>,
+        address: &str,
+        prefix: &str,
+        reason: &str,
+    ) {
+        if request.sender.is_empty() {
+            info!(queue_id = request.queue_id, to = %address, "rejected by the recipient's Sieve script; no notice to the null sender");
+            return;
+        }
+        let mut header = prefix.as_bytes().to_vec();
+        if let Ok(block) = spooled.header_block(64 * 1024).await {
+            header.extend_from_slice(&block);
+        }
+        let bytes = filter::rejection_message(
+            address,
+            request.sender,
+            reason,
+            &header,
+            &queue.config().hostname,
+            crate::now(),
+        );
+        match queue.enqueue_report(request.sender, &bytes).await {
+            Ok(id) => {
+                info!(queue_id = request.queue_id, to = %address, notice_id = %id, "rejected by the recipient's Sieve script; sender notified")
+            }
+            Err(err) => {
+                warn!(queue_id = request.queue_id, cause = %err, "cannot queue the rejection notice")
+            }
+        }
+    }
+
+    /// Queues a message built here (wire form) from `sender` to `to`.
+    async fn enqueue_new(
+        &self,
+        queue: &Queue,
+        sender: &str,
+        to: &str,
+        bytes: &[u8],
+        dkim_domain: Option<String>,
+    ) -> Result<String, crate::QueueError> {
+        let mut writer = self.inner.store.begin().await?;
+        writer.write_all(bytes).await?;
+        let spooled = writer.finish().await?;
+        let local = crate::is_local(&queue.inner.directory, to).await;
+        queue
+            .enqueue(
+                &spooled,
+                NewMessage {
+                    sender: sender.to_owned(),
+                    dkim_domain,
+                    recipients: vec![QueuedRecipient::pending(to.to_owned(), local)],
+                    ..NewMessage::default()
+                },
+            )
+            .await
+    }
+
+    /// Tells the user, once per version of the script, that it failed.
+    async fn notify_failure(
+        &self,
+        recipient: &LocalRecipient,
+        address: &str,
+        failure: &filter::ScriptFailure,
+    ) {
+        warn!(to = %address, script = %failure.key.path.display(), cause = %failure.message, "Sieve script failed; message kept in INBOX");
+        let home = recipient.location.home.clone();
+        let key = failure.key.clone();
+        let first = tokio::task::spawn_blocking(move || filter::first_notice(&home, &key)).await;
+        if !matches!(first, Ok(Ok(true))) {
+            return;
+        }
+        let bytes = filter::failure_notice(address, failure, crate::now());
+        let res = async {
+            let mut writer = self.inner.store.begin().await?;
+            writer.write_all(&bytes).await?;
+            let spooled = writer.finish().await?;
+            let prefix = copy_prefix(&postmaster_of(address), address, "");
+            spooled
+                .deliver(
+                    &recipient.location.maildir,
+                    QuotaLimit::UNLIMITED,
+                    Some(prefix.as_bytes()),
+                )
+                .await
+        }
+        .await;
+        if let Err(err) = res {
+            warn!(to = %address, cause = %err, "cannot deliver the Sieve error notice");
+        }
     }
 
     /// Files one copy: `prefix` (wire form) then, when given, `header` (a replaced header
@@ -193,16 +644,7 @@ impl LocalDelivery {
             None => spooled.wire_bytes(prefix).await?,
         };
         message.shrink_to_fit();
-        let layout = match recipient.location.layout {
-            MaildirLayout::Fs => FolderLayout::Fs,
-            MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
-        };
-        let account = self
-            .inner
-            .mail
-            .open_account(maildir, layout, quota)
-            .await
-            .map_err(|err| store_error(maildir, err))?;
+        let account = self.account(recipient).await?;
         let name = if inbox {
             "INBOX".to_owned()
         } else {
@@ -431,6 +873,20 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
 }
 
+/// A header section without its leading `Return-Path:` line (only a final delivery has one).
+fn strip_return_path(header: &[u8]) -> &[u8] {
+    let starts = header.len() >= 12 && header[..12].eq_ignore_ascii_case(b"return-path:");
+    match header.windows(2).position(|pair| pair == b"\r\n") {
+        Some(end) if starts => &header[end + 2..],
+        _ => header,
+    }
+}
+
+fn strip_return_path_str(prefix: &str) -> &str {
+    let bytes = strip_return_path(prefix.as_bytes());
+    &prefix[prefix.len() - bytes.len()..]
+}
+
 /// The body of a wire-form message: what follows the first empty line.
 fn body_of(message: &[u8]) -> &[u8] {
     match message.windows(4).position(|window| window == b"\r\n\r\n") {
@@ -483,7 +939,7 @@ fn store_error(maildir: &Path, err: MailboxError) -> StoreError {
 
 /// A UTF-8 folder name in modified UTF-7 (RFC 3501 5.1.3), the form IMAP clients send and
 /// the directory names Dovecot and the store use on disk.
-fn mutf7_encode(name: &str) -> String {
+pub(crate) fn mutf7_encode(name: &str) -> String {
     use base64::Engine;
     let mut out = String::with_capacity(name.len());
     let mut pending: Vec<u16> = Vec::new();

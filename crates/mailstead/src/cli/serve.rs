@@ -180,6 +180,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 })
                 .collect(),
             quota_warning_command: config.quota.warning_command.clone(),
+            sieve: mailstead_queue::SieveConfig {
+                enabled: config.sieve.enabled,
+                before: config.sieve.before.clone(),
+                after: config.sieve.after.clone(),
+                limits: mailstead_sieve::Limits {
+                    max_script_bytes: config.sieve.max_script_size,
+                    max_actions: config.sieve.max_actions,
+                    max_redirects: config.sieve.max_redirects,
+                    ..mailstead_sieve::Limits::default()
+                },
+                max_redirects_per_hour: config.sieve.max_redirects_per_hour,
+                vacation_min_period: config.sieve.vacation_min_period,
+            },
         },
     ));
     let policy = mailstead_smtp::Policy {
