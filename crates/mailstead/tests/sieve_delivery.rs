@@ -1,6 +1,10 @@
-//! Local delivery through the real `mailstead serve`: quota warnings as Dovecot's
-//! quota_warning sends them (one message and one command run per crossing), with mail sent
-//! over SMTP and read from the Maildir on disk.
+//! Local delivery through the real `mailstead serve`: Sieve scripts written into the
+//! Pigeonhole layout on disk (`~/sieve/NAME.sieve`, `~/.dovecot.sieve` linking to it) decide
+//! where mail sent over SMTP and LMTP goes (folders with flags, `:create`, editheader,
+//! discard, redirect with its limits, reject and ereject, a broken script, a global
+//! before-script, vacation); the queue hands what leaves to Postfix's smtp-sink over a
+//! transport. Quota warnings as Dovecot's quota_warning sends them (one message and one
+//! command run per crossing). Mail is read from the Maildir on disk.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,6 +21,63 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 const PASSWORD: &str = "bob-long-password-1";
+
+/// Postfix's smtp-sink on a free port, appending every transaction to one dump file.
+struct Sink {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        support::require("smtp-sink", "postfix");
+        let port = support::free_port();
+        let dir = tempfile::tempdir().unwrap();
+        // smtp-sink drops to `nobody`, which writes the dump.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let child = Command::new("/usr/sbin/smtp-sink")
+            .args(["-u", "nobody", "-D"])
+            .arg(dir.path().join("dump"))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sink = Sink { port, child, dir };
+        support::wait_for_greeting(port, "220", "smtp-sink", String::new);
+        sink
+    }
+
+    fn dump(&self) -> String {
+        fs::read_to_string(self.dir.path().join("dump")).unwrap_or_default()
+    }
+
+    /// Waits until the dump holds `count` copies of `needle`; returns the dump.
+    fn wait_for(&self, needle: &str, count: usize, log: impl Fn() -> String) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let dump = self.dump();
+            if dump.matches(needle).count() >= count {
+                return dump;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not reach the sink {count} times; dump:\n{dump}\nserver log:\n{}",
+                log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// A data directory, config and (while running) `mailstead serve`.
 struct Server {
@@ -85,6 +146,7 @@ impl Server {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// Starts the server and waits until it takes mail; as root it has made its account.
     fn start(&mut self) {
         let log = fs::OpenOptions::new()
             .create(true)
@@ -106,6 +168,49 @@ impl Server {
 
     fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// The files of a user's Maildir, for failure messages.
+    fn tree(&self, user: &str) -> String {
+        let output = Command::new("find")
+            .arg(self.maildir(user))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits until the queue has delivered everything.
+    fn wait_for_empty_queue(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let list: serde_json::Value =
+                serde_json::from_str(&self.cli(&["--json", "queue", "list"], None)).unwrap();
+            if list.as_array().unwrap().is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "queue: {list}\nlog:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Writes `user`'s script `name` as Pigeonhole keeps it and makes it the active one;
+    /// everything under the homes then belongs to the account the server runs as.
+    fn install_script(&self, user: &str, name: &str, source: &str) {
+        let home = self.home(user);
+        fs::create_dir_all(home.join("sieve")).unwrap();
+        fs::write(home.join("sieve").join(format!("{name}.sieve")), source).unwrap();
+        let link = home.join(".dovecot.sieve");
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(format!("sieve/{name}.sieve"), &link).unwrap();
+        let mut chown = Command::new("chown");
+        chown
+            .args(["-R", "-h", "mailstead:mailstead"])
+            .arg(self.data_dir().join("mailboxes"));
+        support::run_ok(chown, "chown", None);
     }
 
     /// Every message file of a folder (`""` for INBOX), `new/` and `cur/`, with its name.
@@ -330,4 +435,360 @@ fn quota_warning_once_per_crossing_with_message_and_command() {
             .count(),
         1
     );
+}
+
+/// A message with these header lines and a short body.
+fn message(headers: &str) -> String {
+    format!("{headers}\nFrom: alice@remote.test\nTo: someone@example.com\n\nbody\n")
+}
+
+/// The server with a sink for what leaves: `remote.test` goes to it over a transport.
+fn server_with_sink(extra: &str, users: &[&str]) -> (Server, Sink) {
+    let sink = Sink::start();
+    let mut server = Server::new(&format!(
+        "[queue]\nmin_backoff = \"1s\"\nmax_backoff = \"1s\"\n\n{extra}"
+    ));
+    server.cli(
+        &[
+            "transport",
+            "add",
+            "remote.test",
+            &format!("smtp:[127.0.0.1]:{}", sink.port),
+        ],
+        None,
+    );
+    for user in users {
+        server.cli(
+            &["mailbox", "add", &format!("{user}@example.com")],
+            Some(PASSWORD),
+        );
+    }
+    server.start();
+    (server, sink)
+}
+
+#[test]
+fn scripts_file_into_folders_with_flags_create_edit_and_discard() {
+    let (server, _sink) = server_with_sink("", &["bob"]);
+    server.install_script(
+        "bob",
+        "roundcube",
+        r#"require ["fileinto", "imap4flags", "mailbox", "editheader"];
+# rule:[work]
+if header :contains "subject" "[work]" {
+    fileinto :create :flags ["\\Seen", "$Work"] "Work";
+    stop;
+}
+if header :contains "subject" "new folder" {
+    fileinto :create "Projects/Alpha";
+    stop;
+}
+if header :contains "subject" "missing" {
+    fileinto "Nowhere";
+    stop;
+}
+if header :contains "subject" "edit me" {
+    addheader "X-Filtered" "by bob's script";
+    fileinto "Archive";
+    stop;
+}
+if header :contains "subject" "spam" {
+    discard;
+    stop;
+}
+"#,
+    );
+    let to = "bob@example.com";
+    for subject in [
+        "[work] report",
+        "new folder",
+        "missing folder",
+        "edit me",
+        "spam offer",
+        "plain",
+    ] {
+        smtp(
+            &server,
+            "alice@remote.test",
+            to,
+            &message(&format!("Subject: {subject}")),
+        );
+    }
+    // Filed with \Seen and the keyword, into a folder the script created.
+    let work = server.folder("bob", "Work");
+    assert_eq!(work.len(), 1, "{work:?}\n{}", server.log());
+    assert!(work[0].1.contains("Subject: [work] report"));
+    assert!(work[0].0.ends_with(":2,Sa"), "{}", work[0].0);
+    let keywords = fs::read_to_string(server.maildir("bob").join("Work/dovecot-keywords")).unwrap();
+    assert!(keywords.contains("$Work"), "{keywords}");
+    // Every copy carries its own Return-Path: and Delivered-To:.
+    assert!(
+        work[0]
+            .1
+            .starts_with("Return-Path: <alice@remote.test>\nDelivered-To: bob@example.com\n")
+    );
+    // :create with a hierarchy.
+    let alpha = server.folder("bob", "Projects/Alpha");
+    assert_eq!(alpha.len(), 1, "{alpha:?}");
+    // A missing folder without :create: INBOX, as Pigeonhole does.
+    let inbox = server.folder("bob", "");
+    let subjects: Vec<bool> = ["missing folder", "plain", "spam offer", "edit me"]
+        .iter()
+        .map(|subject| {
+            inbox
+                .iter()
+                .any(|(_, text)| text.contains(&format!("Subject: {subject}")))
+        })
+        .collect();
+    assert_eq!(subjects, [true, true, false, false], "{inbox:?}");
+    assert!(!server.maildir("bob").join("Nowhere").exists());
+    // editheader: the new header with the original body.
+    let archive = server.folder("bob", "Archive");
+    assert_eq!(archive.len(), 1);
+    assert!(
+        archive[0].1.contains("X-Filtered: by bob's script"),
+        "{}",
+        archive[0].1
+    );
+    assert!(archive[0].1.ends_with("\n\nbody\n"), "{}", archive[0].1);
+    // Discarded: nowhere at all.
+    let everywhere = ["", "Work", "Projects/Alpha", "Archive", "Junk", "Trash"]
+        .iter()
+        .flat_map(|folder| server.folder("bob", folder))
+        .filter(|(_, text)| text.contains("spam offer"))
+        .count();
+    assert_eq!(everywhere, 0);
+    assert!(
+        server
+            .log()
+            .contains("discarded by the recipient's Sieve script")
+    );
+}
+
+#[test]
+fn redirect_goes_through_the_queue_within_its_limits() {
+    let (server, sink) = server_with_sink("[sieve]\nmax_redirects_per_hour = 2\n", &["bob"]);
+    server.install_script("bob", "forward", "redirect \"carol@remote.test\";\n");
+    let to = "bob@example.com";
+    smtp(&server, "alice@remote.test", to, &message("Subject: one"));
+    let log = || server.log();
+    let dump = sink.wait_for("X-Sieve-Redirected-From: bob@example.com", 1, log);
+    assert!(dump.contains("Subject: one"), "{dump}");
+    // The original envelope sender, to the redirect's address.
+    assert!(dump.contains("alice@remote.test"), "{dump}");
+    assert!(dump.contains("carol@remote.test"), "{dump}");
+    assert!(
+        server.folder("bob", "").is_empty(),
+        "redirect cancels the keep"
+    );
+
+    // A loop: the message already came through bob's redirect; it stays with bob.
+    smtp(
+        &server,
+        "alice@remote.test",
+        to,
+        &message("Subject: looped\nX-Sieve-Redirected-From: bob@example.com"),
+    );
+    assert_eq!(server.wait_for("bob", "", "Subject: looped", 1).len(), 1);
+
+    // From the null sender: redirected from <> as Pigeonhole does.
+    smtp(&server, "", to, &message("Subject: two"));
+    let dump = sink.wait_for("X-Sieve-Redirected-From: bob@example.com", 2, log);
+    assert!(dump.contains("Subject: two"), "{dump}");
+
+    // The hourly allowance (2) is used up: the third stays in INBOX.
+    smtp(&server, "alice@remote.test", to, &message("Subject: three"));
+    assert_eq!(server.wait_for("bob", "", "Subject: three", 1).len(), 1);
+    assert!(
+        server
+            .log()
+            .contains("redirect refused: hourly limit reached")
+    );
+    server.wait_for_empty_queue();
+    assert!(!sink.dump().contains("Subject: three"));
+    assert!(!sink.dump().contains("Subject: looped"));
+}
+
+#[test]
+fn reject_over_smtp_and_ereject_over_lmtp() {
+    let (server, sink) = server_with_sink("", &["bob", "dave"]);
+    server.install_script(
+        "dave",
+        "refuse",
+        r#"require ["reject", "ereject"];
+if header :contains "subject" "over lmtp" { ereject "I do not want this"; }
+elsif header :contains "subject" "over smtp" { reject "Not wanted here"; }
+"#,
+    );
+    // LMTP: 550 for dave only; bob gets it.
+    let mut client = Client::connect(server.lmtp_port);
+    let replies = client.send(
+        true,
+        "alice@remote.test",
+        &["bob@example.com", "dave@example.com"],
+        &message("Subject: over lmtp"),
+    );
+    assert!(replies[0].starts_with("250"), "{replies:?}");
+    assert!(
+        replies[1].starts_with("550 5.7.1 I do not want this"),
+        "{replies:?}"
+    );
+    assert_eq!(server.wait_for("bob", "", "Subject: over lmtp", 1).len(), 1);
+    assert!(server.folder("dave", "").is_empty());
+
+    // SMTP: accepted, then a refusal to the sender through the queue.
+    smtp(
+        &server,
+        "alice@remote.test",
+        "dave@example.com",
+        &message("Subject: over smtp"),
+    );
+    let dump = sink.wait_for("Not wanted here", 1, || server.log());
+    assert!(dump.contains("disposition-notification"), "{dump}");
+    assert!(dump.contains("Subject: Rejected: over smtp"), "{dump}");
+    assert!(server.folder("dave", "").is_empty());
+}
+
+#[test]
+fn a_broken_script_keeps_mail_in_inbox_and_tells_the_user_once() {
+    let (server, _sink) = server_with_sink("", &["bob"]);
+    server.install_script(
+        "bob",
+        "broken",
+        "require \"fileinto\";\nif true {\n  filein \"Work\";\n}\n",
+    );
+    for subject in ["first", "second"] {
+        smtp(
+            &server,
+            "alice@remote.test",
+            "bob@example.com",
+            &message(&format!("Subject: {subject}")),
+        );
+    }
+    let inbox = server.folder("bob", "");
+    for subject in ["first", "second"] {
+        assert!(
+            inbox
+                .iter()
+                .any(|(_, text)| text.contains(&format!("Subject: {subject}"))),
+            "{inbox:?}"
+        );
+    }
+    let notices: Vec<&String> = inbox
+        .iter()
+        .map(|(_, text)| text)
+        .filter(|text| text.contains("Subject: Your Sieve script broken failed"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{inbox:?}");
+    assert!(notices[0].contains("line 3"), "{}", notices[0]);
+}
+
+#[test]
+fn a_global_before_script_files_spam_into_junk() {
+    let scripts = tempfile::tempdir().unwrap();
+    support::reachable_by_server(scripts.path());
+    let spam = scripts.path().join("spam.sieve");
+    fs::write(
+        &spam,
+        "require \"fileinto\";\nif header :contains \"X-Spam-Flag\" \"YES\" { fileinto \"Junk\"; stop; }\n",
+    )
+    .unwrap();
+    fs::set_permissions(&spam, fs::Permissions::from_mode(0o644)).unwrap();
+    let (server, _sink) = server_with_sink(
+        &format!("[sieve]\nbefore = [\"{}\"]\n", spam.display()),
+        &["bob"],
+    );
+    smtp(
+        &server,
+        "alice@remote.test",
+        "bob@example.com",
+        &message("Subject: buy\nX-Spam-Flag: YES"),
+    );
+    smtp(
+        &server,
+        "alice@remote.test",
+        "bob@example.com",
+        &message("Subject: hello"),
+    );
+    let junk = server.folder("bob", "Junk");
+    assert_eq!(
+        junk.len(),
+        1,
+        "{junk:?}\n{}\n{}",
+        server.log(),
+        server.tree("bob")
+    );
+    assert!(junk[0].1.contains("Subject: buy"));
+    let inbox = server.folder("bob", "");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].1.contains("Subject: hello"));
+}
+
+#[test]
+fn vacation_replies_once_per_sender_and_never_to_lists_bounces_or_robots() {
+    let (server, sink) = server_with_sink("", &["erin"]);
+    server.install_script(
+        "erin",
+        "away",
+        "require \"vacation\";\nvacation :days 1 :subject \"Away until Monday\" \"I am away.\";\n",
+    );
+    let to = "erin@example.com";
+    let addressed = |extra: &str, subject: &str, from: &str| {
+        format!("Subject: {subject}\nFrom: {from}\nTo: {to}\n{extra}\nbody\n")
+    };
+    smtp(
+        &server,
+        "alice@remote.test",
+        to,
+        &addressed("", "one", "alice@remote.test"),
+    );
+    smtp(
+        &server,
+        "alice@remote.test",
+        to,
+        &addressed("", "two", "alice@remote.test"),
+    );
+    smtp(
+        &server,
+        "list-bounces@remote.test",
+        to,
+        &addressed("List-Id: <news.remote.test>\n", "list", "news@remote.test"),
+    );
+    smtp(
+        &server,
+        "",
+        to,
+        &addressed("", "bounce", "MAILER-DAEMON@remote.test"),
+    );
+    smtp(
+        &server,
+        "robot@remote.test",
+        to,
+        &addressed(
+            "Auto-Submitted: auto-generated\n",
+            "robot",
+            "robot@remote.test",
+        ),
+    );
+    smtp(
+        &server,
+        "frank@remote.test",
+        to,
+        &addressed("", "three", "frank@remote.test"),
+    );
+    // Every message is kept.
+    assert_eq!(server.folder("erin", "").len(), 6);
+    sink.wait_for("Subject: Away until Monday", 2, || server.log());
+    // Every reply was queued before its message's 250: once the queue is empty the sink
+    // has all there will be.
+    server.wait_for_empty_queue();
+    let dump = sink.dump();
+    assert_eq!(
+        dump.matches("Subject: Away until Monday").count(),
+        2,
+        "{dump}"
+    );
+    assert!(dump.contains("alice@remote.test") && dump.contains("frank@remote.test"));
+    assert!(dump.contains("Auto-Submitted: auto-replied"), "{dump}");
+    assert!(!dump.contains("robot@remote.test") && !dump.contains("news@remote.test"));
 }

@@ -93,6 +93,7 @@ pub(crate) struct Request {
     pub(crate) message: Vec<u8>,
     pub(crate) own_addresses: Vec<String>,
     pub(crate) folders: HashSet<String>,
+    pub(crate) layout: mailstead_store::FolderLayout,
 }
 
 impl FilterState {
@@ -139,14 +140,18 @@ pub(crate) fn decide(
     home: &Path,
     request: &Request,
 ) -> Option<Decision> {
-    let mut scripts: Vec<Script> = Vec::new();
-    for path in &config.before {
-        if let Some(script) = global_script(state, config, path) {
-            scripts.push(script);
-        }
-    }
-    let mut user_failure = None;
-    let mut user_key = None;
+    let before: Vec<Script> = config
+        .before
+        .iter()
+        .filter_map(|path| global_script(state, config, path))
+        .collect();
+    let after: Vec<Script> = config
+        .after
+        .iter()
+        .filter_map(|path| global_script(state, config, path))
+        .collect();
+    let mut failure = None;
+    let mut user = None;
     let scripts_store = ScriptStore::new(home)
         .with_max_script_bytes(u64::try_from(config.limits.max_script_bytes).unwrap_or(u64::MAX));
     match scripts_store.active() {
@@ -157,39 +162,23 @@ pub(crate) fn decide(
                 .clone()
                 .unwrap_or_else(|| ".dovecot.sieve".to_owned());
             match state.compiled(&key, &active.source, &config.limits) {
-                Ok(script) => {
-                    scripts.push(script);
-                    user_key = Some((key, name));
-                }
-                Err(message) => {
-                    user_failure = Some(ScriptFailure { key, name, message });
-                }
+                Ok(script) => user = Some((script, key, name)),
+                Err(message) => failure = Some(ScriptFailure { key, name, message }),
             }
         }
         Ok(None) => {}
         Err(err) => {
             // The script cannot be read: nothing to tell the user about a version of it.
-            warn!(home = %home.display(), cause = %err, "cannot read the active Sieve script; keeping the message");
+            warn!(home = %home.display(), cause = %err, "cannot read the active Sieve script; skipped");
         }
     }
-    for path in &config.after {
-        if let Some(script) = global_script(state, config, path) {
-            scripts.push(script);
-        }
-    }
-    if user_failure.is_some() {
-        return Some(Decision {
-            outcome: keep_outcome(),
-            failure: user_failure,
-        });
-    }
-    if scripts.is_empty() {
+    if user.is_none() && failure.is_none() && before.is_empty() && after.is_empty() {
         return None;
     }
     let folders = &request.folders;
     let exists = |name: &str| {
-        name.eq_ignore_ascii_case("INBOX")
-            || folders.contains(&crate::local::mutf7_encode(&name.replace('.', "/")))
+        let name = crate::local::folder_name(name, request.layout);
+        name == "INBOX" || folders.contains(&name)
     };
     let input = Input {
         envelope: Envelope {
@@ -203,26 +192,48 @@ pub(crate) fn decide(
         own_addresses: &request.own_addresses,
         mailbox_exists: &exists,
     };
-    let refs: Vec<&Script> = scripts.iter().collect();
-    match mailstead_sieve::evaluate_sequence(&refs, &input, &config.limits) {
-        Ok(outcome) => Some(Decision {
-            outcome,
-            failure: None,
-        }),
-        Err(err) => {
-            warn!(cause = %err, "Sieve evaluation failed; keeping the message");
-            // The user's script is the one to tell about, when there is one.
-            let failure = user_key.map(|(key, name)| ScriptFailure {
-                key,
-                name,
-                message: err.to_string(),
-            });
-            Some(Decision {
-                outcome: keep_outcome(),
-                failure,
-            })
+    // A user script that does not compile is left out; the global ones still run (spam
+    // still goes to Junk).
+    let globals_only = || -> Vec<&Script> { before.iter().chain(after.iter()).collect() };
+    let sequence: Vec<&Script> = match &user {
+        Some((script, _, _)) => before
+            .iter()
+            .chain(std::iter::once(script))
+            .chain(after.iter())
+            .collect(),
+        None => globals_only(),
+    };
+    let run = |scripts: &[&Script]| {
+        if scripts.is_empty() {
+            return Ok(keep_outcome());
         }
-    }
+        mailstead_sieve::evaluate_sequence(scripts, &input, &config.limits)
+    };
+    let outcome = match run(&sequence) {
+        Ok(outcome) => outcome,
+        Err(err) => match user {
+            // Without the user's script: if that works, the user's script was at fault.
+            Some((_, key, name)) => match run(&globals_only()) {
+                Ok(outcome) => {
+                    failure = Some(ScriptFailure {
+                        key,
+                        name,
+                        message: err.to_string(),
+                    });
+                    outcome
+                }
+                Err(global) => {
+                    error!(cause = %global, "a global Sieve script failed; keeping the message");
+                    keep_outcome()
+                }
+            },
+            None => {
+                error!(cause = %err, "a global Sieve script failed; keeping the message");
+                keep_outcome()
+            }
+        },
+    };
+    Some(Decision { outcome, failure })
 }
 
 fn keep_outcome() -> Outcome {

@@ -270,7 +270,12 @@ impl Queue {
     /// The local delivery every local recipient of this queue goes through.
     pub fn local_delivery(&self) -> &LocalDelivery {
         self.inner.local.get_or_init(|| {
-            let local = LocalDelivery::new(&self.inner.store, LocalConfig::default());
+            let store = &self.inner.store;
+            let local = LocalDelivery::new(
+                store,
+                mailstead_store::MailStore::new(store),
+                LocalConfig::default(),
+            );
             local.bind(&self.inner);
             local
         })

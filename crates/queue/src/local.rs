@@ -118,13 +118,13 @@ impl Filing {
 }
 
 impl LocalDelivery {
-    /// Folders are opened through their own `MailStore` registry, which shares `store`'s
-    /// notifier: a delivery into a folder wakes an IMAP session IDLEing on it.
-    pub fn new(store: &Store, config: LocalConfig) -> LocalDelivery {
+    /// `mail` is the registry of open folders IMAP uses too (made from `store`), so a
+    /// delivery into a folder updates the one `Folder` every session shares.
+    pub fn new(store: &Store, mail: MailStore, config: LocalConfig) -> LocalDelivery {
         LocalDelivery {
             inner: Arc::new(LocalInner {
                 store: store.clone(),
-                mail: MailStore::new(store),
+                mail,
                 config,
                 filters: FilterState::default(),
                 queue: OnceLock::new(),
@@ -232,6 +232,10 @@ impl LocalDelivery {
             message,
             own_addresses: vec![address.to_owned()],
             folders,
+            layout: match request.recipient.location.layout {
+                MaildirLayout::Fs => FolderLayout::Fs,
+                MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
+            },
         };
         let inner = Arc::clone(&self.inner);
         let decided = tokio::task::spawn_blocking(move || {
@@ -645,11 +649,7 @@ impl LocalDelivery {
         };
         message.shrink_to_fit();
         let account = self.account(recipient).await?;
-        let name = if inbox {
-            "INBOX".to_owned()
-        } else {
-            mutf7_encode(&filing.folder.replace('.', "/"))
-        };
+        let name = folder_name(&filing.folder, account.layout());
         let folder = match account.open(&name).await {
             Ok(folder) => folder,
             Err(MailboxError::NotFound(_)) if filing.create => {
@@ -937,9 +937,31 @@ fn store_error(maildir: &Path, err: MailboxError) -> StoreError {
     }
 }
 
+/// The store's name (modified UTF-7, `/` between levels) of a folder a script names: `.` is
+/// the hierarchy separator of Maildir++ accounts (Dovecot's default there), `/` of every
+/// account; a leading `INBOX.` (Courier-style namespaces) is dropped.
+pub(crate) fn folder_name(mailbox: &str, layout: FolderLayout) -> String {
+    if mailbox.eq_ignore_ascii_case("INBOX") {
+        return "INBOX".to_owned();
+    }
+    let name = match layout {
+        FolderLayout::MaildirPlusPlus => {
+            let trimmed = match mailbox.get(..6) {
+                Some(head) if head.eq_ignore_ascii_case("INBOX.") && mailbox.len() > 6 => {
+                    &mailbox[6..]
+                }
+                _ => mailbox,
+            };
+            trimmed.replace('.', "/")
+        }
+        FolderLayout::Fs => mailbox.to_owned(),
+    };
+    mutf7_encode(&name)
+}
+
 /// A UTF-8 folder name in modified UTF-7 (RFC 3501 5.1.3), the form IMAP clients send and
 /// the directory names Dovecot and the store use on disk.
-pub(crate) fn mutf7_encode(name: &str) -> String {
+fn mutf7_encode(name: &str) -> String {
     use base64::Engine;
     let mut out = String::with_capacity(name.len());
     let mut pending: Vec<u16> = Vec::new();
@@ -981,6 +1003,16 @@ mod tests {
         assert_eq!(mutf7_encode("Entwürfe"), "Entw&APw-rfe");
         assert_eq!(mutf7_encode("A&B"), "A&-B");
         assert_eq!(mutf7_encode("日本語"), "&ZeVnLIqe-");
+    }
+
+    #[test]
+    fn script_folder_names_follow_the_layout() {
+        let plus = FolderLayout::MaildirPlusPlus;
+        assert_eq!(folder_name("inbox", plus), "INBOX");
+        assert_eq!(folder_name("Work.Projects", plus), "Work/Projects");
+        assert_eq!(folder_name("INBOX.Work", plus), "Work");
+        assert_eq!(folder_name("Work/Entwürfe", plus), "Work/Entw&APw-rfe");
+        assert_eq!(folder_name("v1.2", FolderLayout::Fs), "v1.2");
     }
 
     #[test]

@@ -167,8 +167,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .to_owned(),
         source: std::io::Error::other(err),
     })?;
+    let mail_store = MailStore::new(&store);
     queue.set_local_delivery(mailstead_queue::LocalDelivery::new(
         &store,
+        mail_store.clone(),
         mailstead_queue::LocalConfig {
             quota_warnings: config
                 .quota
@@ -214,7 +216,6 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             policy: policy.clone(),
         })
     };
-    let mail_store = MailStore::new(&store);
     let imap = ImapContext::new(
         directory.clone(),
         mail_store.clone(),
