@@ -1835,6 +1835,51 @@ mod tests {
     }
 
     #[test]
+    fn sieve_and_quota_warnings_load_and_are_checked() {
+        let defaults = Config::default();
+        assert!(defaults.sieve.enabled);
+        assert_eq!(defaults.sieve.max_redirects_per_hour, 30);
+        assert_eq!(
+            defaults.sieve.vacation_min_period,
+            Duration::from_secs(86_400)
+        );
+        assert!(defaults.quota.warnings.is_empty());
+        let config = load(
+            "[sieve]\nbefore = [\"/etc/sieve/spam.sieve\"]\nvacation_min_period = \"1h\"\n\
+             [quota]\nwarnings = [{ percent = 80 }, { percent = 95, message = \"full\" }]\n\
+             warning_command = \"/usr/local/bin/warn\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.sieve.before,
+            [PathBuf::from("/etc/sieve/spam.sieve")]
+        );
+        assert_eq!(config.sieve.vacation_min_period, Duration::from_secs(3600));
+        assert_eq!(config.quota.warnings[1].percent, 95);
+        assert_eq!(config.quota.warnings[1].message, "full");
+        assert_invalid(
+            "[sieve]\nafter = [\"spam.sieve\"]\n",
+            "sieve.after",
+            "absolute",
+        );
+        assert_invalid(
+            "[sieve]\nvacation_min_period = \"100d\"\n",
+            "sieve.vacation_min_period",
+            "90d",
+        );
+        assert_invalid(
+            "[quota]\nwarnings = [{ percent = 0 }]\n",
+            "quota.warnings",
+            "1 to 100",
+        );
+        assert_invalid(
+            "[quota]\nwarning_command = \"warn.sh\"\n",
+            "quota.warning_command",
+            "absolute",
+        );
+    }
+
+    #[test]
     fn relative_paths_become_absolute() {
         let config = load(
             "[server]\ndata_dir = \"var/ms\"\n[tls]\ncert = \"c.pem\"\nkey = \"/etc/k.pem\"\n",

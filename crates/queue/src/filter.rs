@@ -553,6 +553,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_script_version_is_compiled_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.sieve");
+        std::fs::write(&path, "keep;").expect("write");
+        let state = FilterState::default();
+        let limits = Limits::default();
+        let key = script_key(&path);
+        assert!(state.compiled(&key, "keep;", &limits).is_ok());
+        // The same version is not compiled again: the cached result answers, whatever
+        // source comes with the key.
+        assert!(
+            state
+                .compiled(&key, "this does not compile", &limits)
+                .is_ok()
+        );
+        // A new version (another size) is.
+        std::fs::write(&path, "filein \"x\";").expect("write");
+        let changed = script_key(&path);
+        assert_ne!(changed, key);
+        let err = state
+            .compiled(&changed, "filein \"x\";", &limits)
+            .expect_err("compile error");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
     fn vacation_periods_are_clamped() {
         let day = Duration::from_secs(86_400);
         assert_eq!(vacation_period(0, day), day);

@@ -27,6 +27,10 @@
 //!   `max_active` at once), an attempt (local and remote recipients), back-off, expiry and
 //!   the reports owed (queued before the new state is written).
 //! - `envelope.rs`: the state file. `dsn.rs`: reports. `dkim.rs`: signing submitted mail.
+//! - `local.rs`: `LocalDelivery`, the one local delivery agent (sessions and the queue):
+//!   filing through the store, quota warnings, carrying out Sieve's actions.
+//!   `filter.rs`: running the scripts (cache, global scripts, errors), the vacation memory,
+//!   redirect limits and the messages Sieve sends.
 //! - `control.rs`: `queue list|show|hold|release|retry|remove|flush` for the CLI, through a
 //!   Unix socket while the server runs, on the files when it does not.
 //! - `outbound/`: the SMTP client (routes, MX, TLS policies, DANE, connection reuse).
