@@ -792,3 +792,244 @@ fn vacation_replies_once_per_sender_and_never_to_lists_bounces_or_robots() {
     assert!(dump.contains("Auto-Submitted: auto-replied"), "{dump}");
     assert!(!dump.contains("robot@remote.test") && !dump.contains("news@remote.test"));
 }
+
+/// Dovecot's LMTP with Pigeonhole on loopback, run as root with mail as `nobody`: the
+/// reference for where a script files mail.
+struct Pigeonhole {
+    dir: tempfile::TempDir,
+    lmtp_port: u16,
+}
+
+impl Pigeonhole {
+    const MAIL_UID: u32 = 65534;
+
+    fn start() -> Pigeonhole {
+        support::require("dovecot", "Debian's dovecot-lmtpd");
+        support::require(
+            "/usr/lib/dovecot/modules/lib90_sieve_plugin.so",
+            "Debian's dovecot-sieve",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        support::reachable_by_server(dir.path());
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let d = dir.path().display().to_string();
+        for sub in ["run", "state", "homes"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        std::os::unix::fs::chown(
+            dir.path().join("homes"),
+            Some(Self::MAIL_UID),
+            Some(Self::MAIL_UID),
+        )
+        .unwrap();
+        let lmtp_port = support::free_port();
+        let uid = Self::MAIL_UID;
+        fs::write(
+            dir.path().join("dovecot.conf"),
+            format!(
+                r#"protocols = lmtp
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = sieve-reference-{lmtp_port}
+log_path = {d}/dovecot.log
+ssl = no
+first_valid_uid = 1
+mail_uid = {uid}
+mail_gid = {uid}
+mail_location = maildir:~/Maildir:LAYOUT=fs
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={uid} home={d}/homes/%d/%n allow_all_users=yes
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins sieve
+  postmaster_address = postmaster@example.com
+}}
+plugin {{
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+}}
+"#
+            ),
+        )
+        .unwrap();
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(dir.path().join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.path().join("start.log")).unwrap())
+            .status()
+            .unwrap();
+        let pigeonhole = Pigeonhole { dir, lmtp_port };
+        assert!(
+            status.success(),
+            "dovecot failed to start:\n{}",
+            pigeonhole.log()
+        );
+        support::wait_for_greeting(lmtp_port, "220", "dovecot lmtp", || pigeonhole.log());
+        pigeonhole
+    }
+
+    fn log(&self) -> String {
+        ["start.log", "dovecot.log"]
+            .iter()
+            .map(|name| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default())
+            .collect()
+    }
+
+    fn home(&self, user: &str) -> PathBuf {
+        self.dir.path().join("homes/example.com").join(user)
+    }
+
+    fn install_script(&self, user: &str, source: &str) {
+        let home = self.home(user);
+        fs::create_dir_all(home.join("sieve")).unwrap();
+        fs::write(home.join("sieve/rules.sieve"), source).unwrap();
+        std::os::unix::fs::symlink("sieve/rules.sieve", home.join(".dovecot.sieve")).unwrap();
+        let mut chown = Command::new("chown");
+        chown
+            .args(["-R", "-h", &format!("{0}:{0}", Self::MAIL_UID)])
+            .arg(self.dir.path().join("homes"));
+        support::run_ok(chown, "chown", None);
+    }
+}
+
+impl Drop for Pigeonhole {
+    fn drop(&mut self) {
+        let mut stop = Command::new("doveadm");
+        stop.arg("-c")
+            .arg(self.dir.path().join("dovecot.conf"))
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = stop.status();
+    }
+}
+
+/// Every message below `maildir` as (folder, subject, IMAP flag letters), sorted.
+fn placement(maildir: &std::path::Path) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![maildir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !path.is_dir() {
+                continue;
+            }
+            if name == "new" || name == "cur" {
+                let folder = dir
+                    .strip_prefix(maildir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                for message in fs::read_dir(&path).unwrap().filter_map(Result::ok) {
+                    let file = message.file_name().to_string_lossy().into_owned();
+                    let flags = file.split_once(":2,").map_or("", |(_, f)| f).to_owned();
+                    let text = fs::read_to_string(message.path()).unwrap();
+                    let subject = text
+                        .lines()
+                        .find_map(|line| line.strip_prefix("Subject: "))
+                        .unwrap_or("")
+                        .to_owned();
+                    let folder = if folder.is_empty() {
+                        "INBOX".to_owned()
+                    } else {
+                        folder.clone()
+                    };
+                    found.push((folder, subject, flags));
+                }
+            } else if name != "tmp" {
+                dirs.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn folders_and_flags_agree_with_pigeonhole_over_lmtp() {
+    let script = r#"require ["fileinto", "imap4flags", "mailbox", "copy", "envelope"];
+if header :contains "subject" "[work]" { fileinto :create :flags ["\\Seen", "\\Flagged"] "Work"; stop; }
+if address :domain "from" "lists.test" { fileinto :create "Lists/Test"; stop; }
+if header :contains "subject" "missing" { fileinto "Nowhere"; stop; }
+if header :contains "subject" "copy" { fileinto :copy :create "Copies"; }
+if envelope :localpart "from" "boss" { addflag "\\Flagged"; }
+if size :over 2K { fileinto :create "Big"; }
+"#;
+    let pigeonhole = Pigeonhole::start();
+    pigeonhole.install_script("bob", script);
+    let (server, _sink) = server_with_sink("", &["bob"]);
+    server.install_script("bob", "rules", script);
+    let big = "y".repeat(60);
+    let big_body = (0..60).map(|_| big.as_str()).collect::<Vec<_>>().join("\n");
+    let messages = [
+        (
+            "alice@remote.test",
+            "Subject: [work] report\nFrom: alice@remote.test\n\nbody\n".to_owned(),
+        ),
+        (
+            "news@lists.test",
+            "Subject: newsletter\nFrom: news@lists.test\n\nbody\n".to_owned(),
+        ),
+        (
+            "alice@remote.test",
+            "Subject: missing folder\nFrom: alice@remote.test\n\nbody\n".to_owned(),
+        ),
+        (
+            "alice@remote.test",
+            "Subject: copy me\nFrom: alice@remote.test\n\nbody\n".to_owned(),
+        ),
+        (
+            "boss@remote.test",
+            "Subject: from the boss\nFrom: boss@remote.test\n\nbody\n".to_owned(),
+        ),
+        (
+            "alice@remote.test",
+            format!("Subject: big one\nFrom: alice@remote.test\n\n{big_body}\n"),
+        ),
+        (
+            "alice@remote.test",
+            "Subject: plain\nFrom: alice@remote.test\n\nbody\n".to_owned(),
+        ),
+    ];
+    for (from, message) in &messages {
+        for port in [pigeonhole.lmtp_port, server.lmtp_port] {
+            let mut client = Client::connect(port);
+            let replies = client.send(true, from, &["bob@example.com"], message);
+            assert!(
+                replies[0].starts_with("250"),
+                "{port}: {replies:?}\n{}",
+                pigeonhole.log()
+            );
+        }
+    }
+    let expected = placement(&pigeonhole.home("bob").join("Maildir"));
+    let got = placement(&server.maildir("bob"));
+    assert_eq!(
+        expected.len(),
+        messages.len() + 1,
+        "{expected:?}\n{}",
+        pigeonhole.log()
+    );
+    assert_eq!(got, expected, "\nserver log:\n{}", server.log());
+}
