@@ -323,7 +323,28 @@ pub(crate) fn vacation_due(
             .to_string()
             .as_bytes(),
     )?;
+    // Now and then (one reply in 64), entries whose period is over go.
+    if now % 64 == 0 {
+        forget_expired(&dir, now);
+    }
     Ok(true)
+}
+
+/// Removes the vacation entries whose period is over. Best effort.
+fn forget_expired(dir: &Path, now: i64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let expired = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .is_some_and(|until| until <= now);
+        if expired {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Whether the user was already told about this version of a failing script; records it.
@@ -602,6 +623,12 @@ mod tests {
         assert!(due("b@example.org", 2000), "another sender is due");
         assert!(due("a@example.org", 4601), "the period is over");
         assert!(vacation_due(home.path(), "other", "a@example.org", 4602, period).expect("m"));
+        // At a multiple of 64 the memory drops every entry whose period is over (all three
+        // ended by 8202); only the new one stays.
+        let dir = home.path().join(".mailstead/vacation");
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 3);
+        assert!(due("c@example.org", 9024));
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1);
     }
 
     #[test]
