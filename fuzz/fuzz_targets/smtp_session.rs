@@ -34,9 +34,15 @@ fn fixture() -> &'static Fixture {
                 max_message_size: 4096,
                 ..Limits::default()
             };
+            let local = mailstead_queue::LocalDelivery::new(
+                &store,
+                mailstead_store::MailStore::new(&store),
+                mailstead_queue::LocalConfig::default(),
+            );
             Arc::new(SmtpContext {
                 directory,
                 store,
+                local,
                 hostname: "mx.example.com".into(),
                 tls: None,
                 limits,

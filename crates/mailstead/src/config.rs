@@ -100,6 +100,69 @@ pub struct Config {
     pub submission: SubmissionSection,
     pub queue: QueueSection,
     pub stats: StatsSection,
+    pub sieve: SieveSection,
+    pub quota: QuotaSection,
+}
+
+/// `[sieve]`: the users' filters, run at every local delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SieveSection {
+    /// Run the recipient's active script (`~/.dovecot.sieve`) and the global ones.
+    pub enabled: bool,
+    /// Scripts run before the user's (Pigeonhole's sieve_before), e.g. spam to Junk.
+    pub before: Vec<PathBuf>,
+    /// Scripts run after the user's (sieve_after), while the keep is still in force.
+    pub after: Vec<PathBuf>,
+    /// Largest script accepted, in bytes (sieve_max_script_size).
+    pub max_script_size: usize,
+    /// Most actions one delivery may carry out (sieve_max_actions).
+    pub max_actions: usize,
+    /// Most redirects of one message (sieve_max_redirects).
+    pub max_redirects: usize,
+    /// Most redirects one user's scripts may send in an hour (counted in memory).
+    pub max_redirects_per_hour: u32,
+    /// The shortest vacation period a script may ask for (sieve_vacation_min_period);
+    /// at most 90 days are ever used.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub vacation_min_period: Duration,
+}
+
+impl Default for SieveSection {
+    fn default() -> Self {
+        SieveSection {
+            enabled: true,
+            before: Vec::new(),
+            after: Vec::new(),
+            max_script_size: 1024 * 1024,
+            max_actions: 32,
+            max_redirects: 4,
+            max_redirects_per_hour: 30,
+            vacation_min_period: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// `[quota]`: warnings as Dovecot's quota_warning sends them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    /// `[{ percent = 80 }, { percent = 95, message = "..." }]`: a delivery that takes the
+    /// usage over a threshold sends the user one message (from postmaster@ the domain).
+    pub warnings: Vec<QuotaWarningEntry>,
+    /// Run with the address and the percent as arguments (no shell) at each warning.
+    pub warning_command: Option<PathBuf>,
+}
+
+/// One threshold of `[quota] warnings`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaWarningEntry {
+    /// Percent of the byte quota, 1 to 100.
+    pub percent: u32,
+    /// The text of the message; `{percent}` is replaced. Empty: a default text.
+    #[serde(default)]
+    pub message: String,
 }
 
 /// `[submission]`: mail clients sending (RFC 6409, RFC 8314).
@@ -601,6 +664,8 @@ impl Default for Config {
             submission: SubmissionSection::default(),
             queue: QueueSection::default(),
             stats: StatsSection::default(),
+            sieve: SieveSection::default(),
+            quota: QuotaSection::default(),
         };
         match config.clone().make_paths_absolute() {
             Ok(absolute) => absolute,
@@ -1185,6 +1250,44 @@ impl Config {
                 ),
             );
         }
+
+        // [sieve], [quota]
+        for (key, paths) in [
+            ("sieve.before", &self.sieve.before),
+            ("sieve.after", &self.sieve.after),
+        ] {
+            if let Some(path) = paths.iter().find(|path| !path.is_absolute()) {
+                return fail(
+                    key,
+                    format!("{:?} must be an absolute path", path.display()),
+                );
+            }
+        }
+        if self.sieve.vacation_min_period > Duration::from_secs(90 * 86_400) {
+            return fail(
+                "sieve.vacation_min_period",
+                "must be at most \"90d\"".to_owned(),
+            );
+        }
+        if let Some(warning) = self
+            .quota
+            .warnings
+            .iter()
+            .find(|w| !(1..=100).contains(&w.percent))
+        {
+            return fail(
+                "quota.warnings",
+                format!("percent {} must be 1 to 100", warning.percent),
+            );
+        }
+        if let Some(command) = &self.quota.warning_command
+            && !command.is_absolute()
+        {
+            return fail(
+                "quota.warning_command",
+                format!("{:?} must be an absolute path", command.display()),
+            );
+        }
         Ok(())
     }
 
@@ -1729,6 +1832,51 @@ mod tests {
         assert!(config.smtp.quota_full_tempfail);
         assert_eq!(config.limits.command_timeout, Duration::from_secs(2));
         assert_eq!(config.limits.data_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn sieve_and_quota_warnings_load_and_are_checked() {
+        let defaults = Config::default();
+        assert!(defaults.sieve.enabled);
+        assert_eq!(defaults.sieve.max_redirects_per_hour, 30);
+        assert_eq!(
+            defaults.sieve.vacation_min_period,
+            Duration::from_secs(86_400)
+        );
+        assert!(defaults.quota.warnings.is_empty());
+        let config = load(
+            "[sieve]\nbefore = [\"/etc/sieve/spam.sieve\"]\nvacation_min_period = \"1h\"\n\
+             [quota]\nwarnings = [{ percent = 80 }, { percent = 95, message = \"full\" }]\n\
+             warning_command = \"/usr/local/bin/warn\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.sieve.before,
+            [PathBuf::from("/etc/sieve/spam.sieve")]
+        );
+        assert_eq!(config.sieve.vacation_min_period, Duration::from_secs(3600));
+        assert_eq!(config.quota.warnings[1].percent, 95);
+        assert_eq!(config.quota.warnings[1].message, "full");
+        assert_invalid(
+            "[sieve]\nafter = [\"spam.sieve\"]\n",
+            "sieve.after",
+            "absolute",
+        );
+        assert_invalid(
+            "[sieve]\nvacation_min_period = \"100d\"\n",
+            "sieve.vacation_min_period",
+            "90d",
+        );
+        assert_invalid(
+            "[quota]\nwarnings = [{ percent = 0 }]\n",
+            "quota.warnings",
+            "1 to 100",
+        );
+        assert_invalid(
+            "[quota]\nwarning_command = \"warn.sh\"\n",
+            "quota.warning_command",
+            "absolute",
+        );
     }
 
     #[test]

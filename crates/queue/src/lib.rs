@@ -27,6 +27,10 @@
 //!   `max_active` at once), an attempt (local and remote recipients), back-off, expiry and
 //!   the reports owed (queued before the new state is written).
 //! - `envelope.rs`: the state file. `dsn.rs`: reports. `dkim.rs`: signing submitted mail.
+//! - `local.rs`: `LocalDelivery`, the one local delivery agent (sessions and the queue):
+//!   filing through the store, quota warnings, carrying out Sieve's actions.
+//!   `filter.rs`: running the scripts (cache, global scripts, errors), the vacation memory,
+//!   redirect limits and the messages Sieve sends.
 //! - `control.rs`: `queue list|show|hold|release|retry|remove|flush` for the CLI, through a
 //!   Unix socket while the server runs, on the files when it does not.
 //! - `outbound/`: the SMTP client (routes, MX, TLS policies, DANE, connection reuse).
@@ -43,16 +47,20 @@ use std::time::Duration;
 use mailstead_directory::Directory;
 use mailstead_directory::resolve::{Outcome, Recipient};
 use mailstead_events::{Event, Kind};
-use mailstead_store::{QuotaLimit, SpooledMessage, Store, StoreError};
+use mailstead_store::{SpooledMessage, Store, StoreError};
 use tracing::{info, warn};
 
 pub mod control;
 pub mod dkim;
 pub mod dsn;
 pub mod envelope;
+mod filter;
+pub mod local;
 pub mod outbound;
 
 pub use envelope::{Envelope, QueuedRecipient, RecipientState, Ret};
+pub use filter::SieveConfig;
+pub use local::{LocalConfig, LocalDelivery, LocalOutcome, LocalRequest, QuotaWarning};
 pub use outbound::{Notify, Outbound, OutboundConfig};
 
 use crate::dsn::{Report, ReportKind};
@@ -148,6 +156,8 @@ struct Inner {
     directory: Directory,
     store: Store,
     outbound: Arc<Outbound>,
+    /// Local recipients' path, the sessions' too; set once at start-up, else the default.
+    local: std::sync::OnceLock<LocalDelivery>,
     schedule: Mutex<Schedule>,
     wake: tokio::sync::Notify,
     /// Held while the queue is open: one process owns the files.
@@ -242,6 +252,7 @@ impl Queue {
                 directory,
                 store,
                 outbound,
+                local: std::sync::OnceLock::new(),
                 schedule: Mutex::new(schedule),
                 wake: tokio::sync::Notify::new(),
                 _owner: owner,
@@ -251,6 +262,27 @@ impl Queue {
 
     pub fn config(&self) -> &QueueConfig {
         &self.inner.config
+    }
+
+    /// Sets how local recipients are delivered (quota warnings and the rest); call once,
+    /// before [`Queue::run`]. Returns false when it was already set.
+    pub fn set_local_delivery(&self, local: LocalDelivery) -> bool {
+        local.bind(&self.inner);
+        self.inner.local.set(local).is_ok()
+    }
+
+    /// The local delivery every local recipient of this queue goes through.
+    pub fn local_delivery(&self) -> &LocalDelivery {
+        self.inner.local.get_or_init(|| {
+            let store = &self.inner.store;
+            let local = LocalDelivery::new(
+                store,
+                mailstead_store::MailStore::new(store),
+                LocalConfig::default(),
+            );
+            local.bind(&self.inner);
+            local
+        })
     }
 
     fn paths(&self, id: &str) -> (PathBuf, PathBuf) {
@@ -512,11 +544,6 @@ impl Queue {
                     recipient.state = RecipientState::Delivered;
                     recipient.status = Some("2.0.0".into());
                     recipient.diagnostic = None;
-                    mailstead_events::record(
-                        Event::now(Kind::Delivered)
-                            .sender(&envelope.sender)
-                            .recipient(&address),
-                    );
                     info!(queue_id = %envelope.id, to = %mailstead_net::LogSafe(&address), "delivered to mailbox");
                 }
                 Err((result, status, diagnostic)) => {
@@ -567,19 +594,21 @@ impl Queue {
                 "x-mailstead; the mailbox no longer exists".into(),
             ));
         };
-        let prefix = format!(
-            "Return-Path: <{}>\r\nDelivered-To: {}\r\n{}",
-            envelope.sender, address, envelope.prefix
-        );
-        match message
-            .deliver(
-                &local.location.maildir,
-                QuotaLimit::bytes(local.quota.bytes),
-                Some(prefix.as_bytes()),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
+        let request = LocalRequest {
+            queue_id: &envelope.id,
+            sender: &envelope.sender,
+            recipient: &local,
+            original_to: None,
+            added: &envelope.prefix,
+            lmtp: false,
+        };
+        match self.local_delivery().deliver(message, &request).await {
+            Ok(LocalOutcome::Delivered) => Ok(()),
+            Ok(LocalOutcome::Refused(reason)) => Err((
+                AttemptResult::Failed,
+                "5.7.1".into(),
+                format!("x-mailstead; refused by the recipient's filter: {reason}"),
+            )),
             Err(err @ StoreError::OverQuota { .. }) => Err((
                 AttemptResult::Failed,
                 "5.2.2".into(),
@@ -859,7 +888,11 @@ impl Queue {
     }
 
     /// Queues a report to `to` from the null sender.
-    async fn enqueue_report(&self, to: &str, bytes: &[u8]) -> Result<String, QueueError> {
+    pub(crate) async fn enqueue_report(
+        &self,
+        to: &str,
+        bytes: &[u8],
+    ) -> Result<String, QueueError> {
         let mut writer = self.inner.store.begin().await?;
         writer.write_all(bytes).await?;
         let spooled = writer.finish().await?;

@@ -150,6 +150,8 @@ pub struct SmtpContext {
     /// Takes what cannot be delivered at once (remote recipients, a mailbox failing for now).
     /// Without it remote recipients get `451` (LMTP from a server with its own queue).
     pub queue: Option<mailstead_queue::Queue>,
+    /// Every local recipient's delivery (the queue's own, so both behave alike).
+    pub local: mailstead_queue::LocalDelivery,
     /// Verifies AUTH (submission).
     pub auth: Option<mailstead_auth::Authenticator>,
     pub policy: Policy,

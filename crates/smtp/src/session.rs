@@ -11,6 +11,7 @@ use mailstead_directory::resolve::{Outcome, Recipient, Rejection};
 use mailstead_directory::{Directory, DirectoryError};
 use mailstead_events::{Event, Kind};
 use mailstead_net::{Closing, ConnectionHandle, LogSafe, Peer};
+use mailstead_queue::LocalOutcome;
 use mailstead_store::{MessageWriter, QuotaLimit, StoreError};
 use tracing::{info, warn};
 
@@ -977,31 +978,23 @@ impl Session {
                 if outcomes.contains_key(&maildir) {
                     continue;
                 }
-                // Return-Path: and Delivered-To: (the final mailbox, as Postfix's virtual and
-                // Dovecot's LMTP add it) go only into this copy: the spool file is shared.
-                let address: String = local
-                    .address
-                    .to_string()
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .collect();
-                let prefix =
-                    format!("Return-Path: <{sender}>\r\nDelivered-To: {address}\r\n{added}");
-                let outcome = match spooled
-                    .deliver(
-                        &maildir,
-                        QuotaLimit::bytes(local.quota.bytes),
-                        Some(prefix.as_bytes()),
-                    )
-                    .await
-                {
-                    Ok(_) => {
-                        mailstead_events::record(
-                            Event::now(Kind::Delivered)
-                                .sender(&sender)
-                                .recipient(&address),
-                        );
-                        Ok(())
+                let request = mailstead_queue::LocalRequest {
+                    queue_id,
+                    sender: &sender,
+                    recipient: local,
+                    original_to: Some(&recipient.address),
+                    added: &added,
+                    lmtp: self.ctx.mode == Mode::Lmtp,
+                };
+                let outcome = match self.ctx.local.deliver(&spooled, &request).await {
+                    Ok(LocalOutcome::Delivered) => Ok(()),
+                    Ok(LocalOutcome::Refused(reason)) => {
+                        let reason: String = reason
+                            .chars()
+                            .map(|c| if c.is_control() { ' ' } else { c })
+                            .take(200)
+                            .collect();
+                        Err(Reply::new(550, format!("5.7.1 {reason}")))
                     }
                     Err(err) => {
                         warn!(queue_id, mailbox = %local.address, cause = %err, "delivery failed");

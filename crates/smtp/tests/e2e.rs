@@ -101,9 +101,15 @@ async fn start_with_capacity(mode: Mode, limits: Limits, capacity: usize) -> Ser
             .unwrap();
     }
     let store = Store::new("mx.test", dir.path().join("spool")).unwrap();
+    let local = mailstead_queue::LocalDelivery::new(
+        &store,
+        mailstead_store::MailStore::new(&store),
+        Default::default(),
+    );
     let ctx = Arc::new(SmtpContext {
         directory: directory.clone(),
         store,
+        local,
         hostname: "mx.example.com".into(),
         tls: Some(Arc::new(tls_config().into())),
         limits,

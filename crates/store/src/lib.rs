@@ -28,6 +28,8 @@
 //!   usage scan, and the lock every writer holds from its check to its recorded line.
 //! - `retire.rs`: moving a removed mailbox's files aside (or deleting them), so that an
 //!   address added again starts empty.
+//! - `scripts.rs`: a user's Sieve scripts (`ScriptStore`) in Pigeonhole's layout,
+//!   `~/sieve/NAME.sieve` and the `~/.dovecot.sieve` link to the active one.
 //! - `mailbox/`: the IMAP-facing side: [`MailStore`], [`Account`], [`Folder`] (folders, UIDs,
 //!   flags, keywords, modseqs) in Dovecot 2.3's own files; a delivery wakes the open
 //!   [`Folder`] of its Maildir through a registry shared with [`Store`].
@@ -69,6 +71,7 @@ pub mod mailbox;
 mod maildir;
 mod quota;
 mod retire;
+mod scripts;
 mod writer;
 
 use std::io;
@@ -84,6 +87,10 @@ pub use mailbox::{
 };
 pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};
+pub use scripts::{
+    ActiveScript, DEFAULT_MAX_SCRIPT_BYTES, MAX_SCRIPT_NAME_CHARS, RESCUED_SCRIPT_NAME,
+    ScriptEntry, ScriptError, ScriptStore, ScriptUsage, check_script_name,
+};
 pub use writer::{MessageWriter, SpooledMessage};
 
 /// The handle to local delivery; cheap to clone.

@@ -167,6 +167,36 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .to_owned(),
         source: std::io::Error::other(err),
     })?;
+    let mail_store = MailStore::new(&store);
+    queue.set_local_delivery(mailstead_queue::LocalDelivery::new(
+        &store,
+        mail_store.clone(),
+        mailstead_queue::LocalConfig {
+            quota_warnings: config
+                .quota
+                .warnings
+                .iter()
+                .map(|warning| mailstead_queue::QuotaWarning {
+                    percent: warning.percent,
+                    message: warning.message.clone(),
+                })
+                .collect(),
+            quota_warning_command: config.quota.warning_command.clone(),
+            sieve: mailstead_queue::SieveConfig {
+                enabled: config.sieve.enabled,
+                before: config.sieve.before.clone(),
+                after: config.sieve.after.clone(),
+                limits: mailstead_sieve::Limits {
+                    max_script_bytes: config.sieve.max_script_size,
+                    max_actions: config.sieve.max_actions,
+                    max_redirects: config.sieve.max_redirects,
+                    ..mailstead_sieve::Limits::default()
+                },
+                max_redirects_per_hour: config.sieve.max_redirects_per_hour,
+                vacation_min_period: config.sieve.vacation_min_period,
+            },
+        },
+    ));
     let policy = mailstead_smtp::Policy {
         check_from_header: config.submission.check_from_header,
         postmaster: (!config.queue.postmaster.is_empty()).then(|| config.queue.postmaster.clone()),
@@ -181,11 +211,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             mode,
             // LMTP comes from a server with a queue of its own.
             queue: (mode != Mode::Lmtp).then(|| queue.clone()),
+            local: queue.local_delivery().clone(),
             auth: (mode == Mode::Submission).then(|| auth.clone()),
             policy: policy.clone(),
         })
     };
-    let mail_store = MailStore::new(&store);
     let imap = ImapContext::new(
         directory.clone(),
         mail_store.clone(),
