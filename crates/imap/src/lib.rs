@@ -188,6 +188,9 @@ pub struct ImapContext {
     pub(crate) largest_input: Arc<AtomicUsize>,
     /// Wakes a user's NOTIFY sessions when another session changes the mailbox list.
     pub(crate) account_changes: cmd::notify::AccountChanges,
+    /// RFC 4314 ACLs in Dovecot's files; `None`: off, every user has every right on their
+    /// own folders and the ACL commands are not offered.
+    pub(crate) acls: Option<Arc<mailstead_store::acl::Acls>>,
 }
 
 impl ImapContext {
@@ -211,6 +214,7 @@ impl ImapContext {
             cpu: cpu::CpuPool::for_this_machine(),
             largest_input: Arc::default(),
             account_changes: cmd::notify::AccountChanges::default(),
+            acls: None,
         }
     }
 
@@ -227,6 +231,14 @@ impl ImapContext {
     #[must_use]
     pub fn with_authenticator(mut self, auth: Authenticator) -> ImapContext {
         self.auth = auth;
+        self
+    }
+
+    /// Turns ACLs on (the `ACL` capability and its commands; every command checks rights),
+    /// with the global ACLs, if any, in `global`.
+    #[must_use]
+    pub fn with_acls(mut self, global: Option<mailstead_store::acl::GlobalAcl>) -> ImapContext {
+        self.acls = Some(Arc::new(mailstead_store::acl::Acls::new(global)));
         self
     }
 }

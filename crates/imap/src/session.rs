@@ -490,6 +490,10 @@ impl Session {
 
     /// Runs one command allowed in the session's state.
     async fn dispatch(&mut self, tag: &str, command: Command) -> io::Result<Done> {
+        let command = match self.acl_gate(command).await {
+            Ok(command) => command,
+            Err(refused) => return Ok(refused),
+        };
         Ok(match command {
             Command::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -551,6 +555,21 @@ impl Session {
                 message,
             } => self.replace(uid, target, &mailbox, message).await?,
             Command::Compress(mechanism) => self.compress(tag, &mechanism).await?,
+            Command::GetAcl(mailbox) => self.get_acl(&mailbox).await?,
+            Command::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => self.set_acl(&mailbox, &identifier, Some(&rights)).await?,
+            Command::DeleteAcl {
+                mailbox,
+                identifier,
+            } => self.set_acl(&mailbox, &identifier, None).await?,
+            Command::ListRights {
+                mailbox,
+                identifier,
+            } => self.list_rights(&mailbox, &identifier).await?,
+            Command::MyRights(mailbox) => self.my_rights(&mailbox).await?,
             Command::Notify(notify) => self.notify_command(notify).await?,
             Command::Idle => self.idle().await?,
             Command::GetQuota(root) => self.get_quota(&root).await?,
@@ -595,6 +614,9 @@ impl Session {
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
             caps.push_str(" MULTIAPPEND CATENATE URL-PARTIAL REPLACE SAVEDATE OBJECTID PREVIEW");
             caps.push_str(" UTF8=ACCEPT NOTIFY");
+            if self.ctx.acls.is_some() {
+                caps.push_str(" ACL RIGHTS=texk");
+            }
             if !self.conn.compressed() {
                 caps.push_str(" COMPRESS=DEFLATE");
             }

@@ -265,6 +265,11 @@ pub struct ImapSection {
     /// `[limits] max_message_size`: users save messages they already have (a sent
     /// message with its attachments, a moved archive), which SMTP's limit did not bound.
     pub max_append_size: u64,
+    /// RFC 4314 ACLs in Dovecot's `dovecot-acl` files: Dovecot's `acl` setting, e.g.
+    /// "vfile" (per-folder files only) or "vfile:/var/vmail/conf.d/%d/acls" (and global
+    /// ACLs: a directory of per-mailbox files, `%d` the user's domain, or one file of
+    /// `MAILBOX-PATTERN IDENTIFIER RIGHTS` lines). Unset: no ACLs.
+    pub acl: Option<String>,
 }
 
 impl Default for ImapSection {
@@ -281,6 +286,7 @@ impl Default for ImapSection {
             // 50 MiB: what Stalwart allows, 5x SMTP's default; Dovecot's unlimited would let
             // one client fill the disk's spool in one command.
             max_append_size: 50 * 1024 * 1024,
+            acl: None,
         }
     }
 }

@@ -389,7 +389,7 @@ impl Session {
             return Ok(Done::ok("List completed."));
         }
         let folders = match mail.list().await {
-            Ok(folders) => folders,
+            Ok(folders) => self.visible_folders(folders).await,
             Err(err) => return Ok(self.no_for(&err)),
         };
         let need_subscriptions = list.subscribed || list.return_subscribed;
@@ -505,7 +505,7 @@ impl Session {
             return Ok(Done::bad("Please log in first."));
         };
         let subscriptions = match mail.subscriptions().await {
-            Ok(subscriptions) => subscriptions,
+            Ok(subscriptions) => self.visible_names(subscriptions).await,
             Err(err) => return Ok(self.no_for(&err)),
         };
         let separator = mail.layout().separator();

@@ -1,6 +1,7 @@
 //! The commands, one file per group, as `impl Session` blocks; and what several of them share:
 //! resolving sequence sets against the session's view, writing flags and UID sets.
 
+mod acl;
 mod append;
 mod auth;
 mod catenate;
