@@ -191,6 +191,16 @@ pub struct ImapContext {
     /// RFC 4314 ACLs in Dovecot's files; `None`: off, every user has every right on their
     /// own folders and the ACL commands are not offered.
     pub(crate) acls: Option<Arc<mailstead_store::acl::Acls>>,
+    /// The shared namespace (`Shared/owner@domain/Folder`), when configured.
+    pub(crate) shared: Option<Arc<SharedNamespace>>,
+}
+
+/// Other users' folders, as `<prefix><owner>/<folder>` (RFC 2342 "other users' namespace").
+pub struct SharedNamespace {
+    /// E.g. `Shared/`; ends with the separator, `/`.
+    pub prefix: String,
+    /// Who shared folders with whom, for LIST.
+    pub index: mailstead_store::acl::SharedIndex,
 }
 
 impl ImapContext {
@@ -215,6 +225,7 @@ impl ImapContext {
             largest_input: Arc::default(),
             account_changes: cmd::notify::AccountChanges::default(),
             acls: None,
+            shared: None,
         }
     }
 
@@ -239,6 +250,17 @@ impl ImapContext {
     #[must_use]
     pub fn with_acls(mut self, global: Option<mailstead_store::acl::GlobalAcl>) -> ImapContext {
         self.acls = Some(Arc::new(mailstead_store::acl::Acls::new(global)));
+        self
+    }
+
+    /// Offers other users' folders as `<prefix><owner>/<folder>`, as their ACLs allow (ACLs
+    /// are turned on if they are not).
+    #[must_use]
+    pub fn with_shared_namespace(mut self, shared: SharedNamespace) -> ImapContext {
+        if self.acls.is_none() {
+            self = self.with_acls(None);
+        }
+        self.shared = Some(Arc::new(shared));
         self
     }
 }

@@ -174,6 +174,8 @@ pub(crate) struct Session {
     pub(crate) user: Option<User>,
     /// Boxed: a connection waiting with no folder selected stays small.
     pub(crate) selected: Option<Box<Selected>>,
+    /// Where the selected folder's ACL is (its account may be another user's).
+    pub(crate) selected_place: Option<crate::cmd::acl::AclPlace>,
     /// The client is CONDSTORE-aware (ENABLE, SELECT (CONDSTORE), or a MODSEQ item or key).
     pub(crate) condstore: bool,
     /// ENABLE QRESYNC: expunges are reported as VANISHED.
@@ -235,6 +237,7 @@ pub(crate) async fn run(
         peer,
         user: None,
         selected: None,
+        selected_place: None,
         condstore: false,
         qresync: false,
         imap4rev2: false,

@@ -270,6 +270,31 @@ pub struct ImapSection {
     /// ACLs: a directory of per-mailbox files, `%d` the user's domain, or one file of
     /// `MAILBOX-PATTERN IDENTIFIER RIGHTS` lines). Unset: no ACLs.
     pub acl: Option<String>,
+    /// `[[imap.namespace]]`: namespaces beside the user's own folders (RFC 2342).
+    pub namespace: Vec<NamespaceSection>,
+}
+
+/// One `[[imap.namespace]]`, as Dovecot's `namespace { }` blocks. Only `type = "shared"`
+/// (other users' folders as `Shared/user@domain/Folder`) is served; a public namespace is
+/// refused at start-up rather than silently left out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceSection {
+    /// "shared" (or "public", not served yet).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// E.g. "Shared/": ends with "/".
+    pub prefix: String,
+    /// Public namespace only: the Maildir tree.
+    pub location: Option<String>,
+    /// Public namespace only: "fs" or "maildir++".
+    pub layout: Option<String>,
+    /// Public namespace only: the per-user index directory (`~/public`).
+    pub private_index: Option<String>,
+    /// Whether LIST shows the namespace (default true).
+    pub list: Option<bool>,
+    /// Whether the namespace keeps its own subscriptions.
+    pub subscriptions: Option<bool>,
 }
 
 impl Default for ImapSection {
@@ -287,6 +312,7 @@ impl Default for ImapSection {
             // one client fill the disk's spool in one command.
             max_append_size: 50 * 1024 * 1024,
             acl: None,
+            namespace: Vec::new(),
         }
     }
 }
@@ -830,6 +856,40 @@ impl Config {
     /// Checks every value; the error is `(dotted key, message)`.
     fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((key.to_owned(), message));
+
+        // [[imap.namespace]]
+        for namespace in &self.imap.namespace {
+            match namespace.kind.as_str() {
+                "shared" => {}
+                "public" => {
+                    return fail(
+                        "imap.namespace.type",
+                        "public namespaces are not served yet; remove it or use \"shared\""
+                            .to_owned(),
+                    );
+                }
+                other => {
+                    return fail(
+                        "imap.namespace.type",
+                        format!("{other:?} is not a namespace type; use \"shared\""),
+                    );
+                }
+            }
+            let levels = namespace.prefix.trim_end_matches('/');
+            if !namespace.prefix.ends_with('/')
+                || levels.is_empty()
+                || levels.contains('/')
+                || levels.eq_ignore_ascii_case("INBOX")
+            {
+                return fail(
+                    "imap.namespace.prefix",
+                    format!(
+                        "{:?} must be one level ending with \"/\", e.g. \"Shared/\"",
+                        namespace.prefix
+                    ),
+                );
+            }
+        }
 
         // [server]
         if let Err(why) = check_hostname(&self.server.hostname) {

@@ -829,6 +829,114 @@ pub fn modify_acl_file(
     Ok(entries)
 }
 
+/// Which users have given whom the `l` right on some folder: what LIST `Shared/%` shows
+/// without reading every account's ACL files (Dovecot keeps a dictionary for this too).
+/// One file per grantee (a login, or `anyone` for `anyone` and `authenticated`) in `dir`,
+/// one owner per line; SETACL adds to it. Entries are hints: a listing still checks the
+/// owner's ACLs, so an owner who took the right back is simply not shown.
+#[derive(Debug)]
+pub struct SharedIndex {
+    dir: PathBuf,
+    /// Serialises this process's read-modify-write of one grantee's file.
+    lock: Mutex<()>,
+}
+
+/// The grantee file of `anyone` and `authenticated`.
+const ANYONE: &str = "anyone";
+
+/// The most owners one grantee's file lists.
+const MAX_SHARED_OWNERS: usize = 10_000;
+
+impl SharedIndex {
+    pub fn new(dir: PathBuf) -> SharedIndex {
+        SharedIndex {
+            dir,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// Notes that `owner` gave `identifier` the `l` right on some folder.
+    ///
+    /// # Errors
+    ///
+    /// `Io`.
+    pub fn add(&self, identifier: &Identifier, owner: &str) -> Result<(), AclError> {
+        let grantee = match identifier {
+            Identifier::User(user) => user.as_str(),
+            Identifier::Anyone | Identifier::Authenticated => ANYONE,
+            // Groups are not known here; their members find the owner through `anyone`'s
+            // file, and the listing checks the ACLs.
+            Identifier::Group(_) | Identifier::GroupOverride(_) => ANYONE,
+            Identifier::Owner => return Ok(()),
+        };
+        let _guard = crate::mailbox::lock(&self.lock);
+        let path = self.dir.join(file_name(grantee));
+        let mut owners = self.read(&path)?;
+        if owners.iter().any(|o| o == owner) || owners.len() >= MAX_SHARED_OWNERS {
+            return Ok(());
+        }
+        owners.push(owner.to_owned());
+        let io_err = |source| AclError::Io {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(&self.dir).map_err(io_err)?;
+        let mut text = owners.join("\n");
+        text.push('\n');
+        crate::mailbox::write_atomic(&path, text.as_bytes())
+            .map_err(|err| io_err(io::Error::other(err.to_string())))
+    }
+
+    /// The owners who may have shared a folder with `user`.
+    ///
+    /// # Errors
+    ///
+    /// `Io`.
+    pub fn owners_for(&self, user: &str) -> Result<Vec<String>, AclError> {
+        let mut owners = self.read(&self.dir.join(file_name(user)))?;
+        for owner in self.read(&self.dir.join(file_name(ANYONE)))? {
+            if !owners.contains(&owner) {
+                owners.push(owner);
+            }
+        }
+        owners.retain(|owner| owner != user);
+        owners.sort();
+        Ok(owners)
+    }
+
+    fn read(&self, path: &Path) -> Result<Vec<String>, AclError> {
+        match fs::read_to_string(path) {
+            Ok(text) => Ok(text
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(AclError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}
+
+/// A grantee as a file name: letters, digits and `@._-` kept, anything else `%XX`, so no
+/// name can climb out of the directory or hide as a dot file.
+fn file_name(grantee: &str) -> String {
+    let mut out = String::new();
+    for (i, byte) in grantee.bytes().enumerate() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(byte, b'@' | b'_' | b'-')
+            || (byte == b'.' && i > 0);
+        if keep {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -988,6 +1096,25 @@ mod tests {
         assert!(wildcard_match("abc", "a?c"));
         assert!(!wildcard_match("abcd", "a?c"));
         assert!(wildcard_match("x", "*"));
+    }
+
+    #[test]
+    fn shared_index_lists_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SharedIndex::new(dir.path().join("shared"));
+        index
+            .add(&Identifier::User("bob@x".into()), "alice@x")
+            .unwrap();
+        index
+            .add(&Identifier::User("bob@x".into()), "alice@x")
+            .unwrap();
+        index.add(&Identifier::Anyone, "carol@x").unwrap();
+        index
+            .add(&Identifier::User("../evil".into()), "mallory@x")
+            .unwrap();
+        assert_eq!(index.owners_for("bob@x").unwrap(), ["alice@x", "carol@x"]);
+        assert_eq!(index.owners_for("carol@x").unwrap(), Vec::<String>::new());
+        assert!(dir.path().join("shared/%2E%2E%2Fevil").exists());
     }
 
     #[test]

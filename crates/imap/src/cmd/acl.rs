@@ -24,48 +24,80 @@ const WRITE_RIGHTS: Rights = Rights::WRITE_SEEN
     .union(Rights::INSERT)
     .union(Rights::EXPUNGE);
 
-/// What a folder's rights are looked up with.
-struct Lookup {
-    acls: Arc<Acls>,
+/// Where a folder's ACL is looked up.
+#[derive(Clone, Debug)]
+pub(crate) struct AclPlace {
+    /// The folder's Maildir directory, where its `dovecot-acl` is.
     dir: PathBuf,
-    name: String,
-    login: String,
+    /// Its name for the global ACLs (the owner's name for it).
+    mailbox: String,
+    /// `%d` of a global ACL directory: the owner's domain.
     domain: String,
+    /// Whether the logged-in user owns the folder.
+    own: bool,
+}
+
+/// A folder a command names: the account it is in, and its store name there.
+pub(crate) struct Target {
+    pub(crate) mail: mailstead_store::Account,
+    pub(crate) name: String,
+    /// The owner's login when the folder is another user's (shared namespace).
+    pub(crate) owner: Option<String>,
+    pub(crate) domain: String,
+}
+
+impl Target {
+    /// `None` for a name that names no folder (the command says why).
+    pub(crate) fn place(&self) -> Option<AclPlace> {
+        let dir = self.mail.folder_path(&self.name).ok()?;
+        Some(AclPlace {
+            dir,
+            mailbox: self.name.clone(),
+            domain: self.domain.clone(),
+            own: self.owner.is_none(),
+        })
+    }
 }
 
 impl Session {
-    /// The rights the logged-in user has on the folder with store name `name`: every right
-    /// when ACLs are off.
+    /// The rights the logged-in user has on the folder with store name `name` in their own
+    /// account: every right when ACLs are off.
     pub(crate) async fn rights_on(&mut self, name: &str) -> Rights {
+        let Some(user) = &self.user else {
+            return Rights::empty();
+        };
+        let place = user.mail.folder_path(name).ok().map(|dir| AclPlace {
+            dir,
+            mailbox: name.to_owned(),
+            domain: user.account.address.domain().to_owned(),
+            own: true,
+        });
+        self.rights_at(place).await
+    }
+
+    /// The rights the logged-in user has at `place` (`None`: no folder can be there, and
+    /// the command itself refuses the name).
+    pub(crate) async fn rights_at(&mut self, place: Option<AclPlace>) -> Rights {
         let Some(acls) = self.ctx.acls.clone() else {
             return Rights::ALL;
         };
         let Some(user) = &self.user else {
             return Rights::empty();
         };
-        let Ok(dir) = user.mail.folder_path(name) else {
-            // An invalid name names no folder; the command itself says why.
+        let Some(place) = place else {
             return Rights::ALL;
         };
-        let lookup = Lookup {
-            acls,
-            dir,
-            name: name.to_owned(),
-            login: user.account.address.to_string(),
-            domain: user.account.address.domain().to_owned(),
-        };
+        let login = user.account.address.to_string();
         let res = tokio::task::spawn_blocking(move || {
             // The user's ACL groups (Dovecot's `acl_groups`) come in here, once the
             // directory has them.
             let groups: Vec<String> = Vec::new();
             let who = Requester {
-                user: &lookup.login,
+                user: &login,
                 groups: &groups,
-                is_owner: true,
+                is_owner: place.own,
             };
-            lookup
-                .acls
-                .rights(&lookup.dir, &lookup.name, &lookup.domain, &who)
+            acls.rights(&place.dir, &place.mailbox, &place.domain, &who)
         })
         .await;
         match res {
@@ -87,10 +119,6 @@ impl Session {
         if self.ctx.acls.is_none() || self.user.is_none() {
             return Ok(command);
         }
-        let selected_name = self
-            .selected
-            .as_ref()
-            .map(|selected| selected.folder.name().to_owned());
         match &command {
             Command::Select(select) => {
                 let rights = self.client_rights(&select.mailbox).await?;
@@ -115,17 +143,15 @@ impl Session {
             }
             Command::Replace { mailbox, .. } => {
                 require(self.client_rights(mailbox).await?, Rights::INSERT)?;
-                self.require_selected(&selected_name, Rights::EXPUNGE)
-                    .await?;
+                self.require_selected(Rights::EXPUNGE).await?;
             }
             Command::Move { mailbox, .. } => {
                 require(self.client_rights(mailbox).await?, Rights::INSERT)?;
-                self.require_selected(&selected_name, Rights::WRITE_DELETED.union(Rights::EXPUNGE))
+                self.require_selected(Rights::WRITE_DELETED.union(Rights::EXPUNGE))
                     .await?;
             }
             Command::Expunge | Command::UidExpunge(_) => {
-                self.require_selected(&selected_name, Rights::EXPUNGE)
-                    .await?;
+                self.require_selected(Rights::EXPUNGE).await?;
             }
             Command::Store(store) => {
                 let mut needed = Rights::empty();
@@ -141,7 +167,17 @@ impl Session {
                         _ => Rights::WRITE,
                     });
                 }
-                self.require_selected(&selected_name, needed).await?;
+                self.require_selected(needed).await?;
+            }
+            Command::Create { mailbox, .. }
+            | Command::Delete(mailbox)
+            | Command::Rename { from: mailbox, .. }
+            | Command::Rename { to: mailbox, .. }
+                if self.in_shared_namespace(mailbox) =>
+            {
+                return Err(Done::no(
+                    "[CANNOT] Other users' folders are created, deleted and renamed by their owners.",
+                ));
             }
             Command::Create { mailbox, .. } => {
                 let name = self.store_name_of(mailbox)?;
@@ -179,10 +215,10 @@ impl Session {
     /// Whether FETCH may set `\Seen` in the selected folder.
     pub(crate) async fn may_set_seen(&mut self) -> bool {
         match &self.selected {
-            Some(selected) if self.ctx.acls.is_some() => {
-                let name = selected.folder.name().to_owned();
-                self.rights_on(&name).await.contains(Rights::WRITE_SEEN)
-            }
+            Some(_) if self.ctx.acls.is_some() => self
+                .rights_at(self.selected_place.clone())
+                .await
+                .contains(Rights::WRITE_SEEN),
             _ => true,
         }
     }
@@ -229,19 +265,15 @@ impl Session {
     }
 
     async fn client_rights(&mut self, mailbox: &str) -> Result<Rights, Done> {
-        let name = self.store_name_of(mailbox)?;
-        Ok(self.rights_on(&name).await)
+        let target = self.target(mailbox).await?;
+        Ok(self.rights_at(target.place()).await)
     }
 
-    async fn require_selected(
-        &mut self,
-        name: &Option<String>,
-        needed: Rights,
-    ) -> Result<(), Done> {
-        let Some(name) = name else {
+    async fn require_selected(&mut self, needed: Rights) -> Result<(), Done> {
+        if self.selected.is_none() {
             return Ok(());
-        };
-        let rights = self.rights_on(name).await;
+        }
+        let rights = self.rights_at(self.selected_place.clone()).await;
         if rights.contains(needed) {
             return Ok(());
         }
@@ -250,7 +282,7 @@ impl Session {
 
     /// GETACL: the folder's own entries; a folder without any shows its owner's default.
     pub(crate) async fn get_acl(&mut self, mailbox: &str) -> io::Result<Done> {
-        let (acls, dir) = match self.acl_target(mailbox) {
+        let (acls, dir, _) = match self.acl_target(mailbox).await {
             Ok(target) => target,
             Err(done) => return Ok(done),
         };
@@ -324,12 +356,24 @@ impl Session {
                 })
             }
         };
-        let (_, dir) = match self.acl_target(mailbox) {
+        let (_, dir, owner) = match self.acl_target(mailbox).await {
             Ok(target) => target,
             Err(done) => return Ok(done),
         };
+        let shared = self.ctx.shared.clone();
         let res = tokio::task::spawn_blocking(move || {
-            modify_acl_file(&dir, &identifier, negative, change).map(|_: Vec<AclEntry>| ())
+            let entries = modify_acl_file(&dir, &identifier, negative, change)?;
+            // LIST of the shared namespace finds the owner through the index.
+            let grants_lookup = entries.iter().any(|e: &AclEntry| {
+                e.identifier == identifier && e.rights.is_some_and(|r| r.contains(Rights::LOOKUP))
+            });
+            if let Some(shared) = shared
+                && grants_lookup
+                && let Err(err) = shared.index.add(&identifier, &owner)
+            {
+                warn!(cause = %err, "shared mailbox index not updated");
+            }
+            Ok::<(), mailstead_store::acl::AclError>(())
         })
         .await;
         Ok(match res {
@@ -352,7 +396,7 @@ impl Session {
         mailbox: &str,
         identifier: &str,
     ) -> io::Result<Done> {
-        if let Err(done) = self.acl_target(mailbox) {
+        if let Err(done) = self.acl_target(mailbox).await {
             return Ok(done);
         }
         let mut out = b"* LISTRIGHTS ".to_vec();
@@ -366,14 +410,14 @@ impl Session {
 
     /// MYRIGHTS.
     pub(crate) async fn my_rights(&mut self, mailbox: &str) -> io::Result<Done> {
-        let name = match self.store_name_of(mailbox) {
-            Ok(name) => name,
+        let target = match self.target(mailbox).await {
+            Ok(target) => target,
             Err(done) => return Ok(done),
         };
-        if !self.mail().is_some_and(|mail| mail.folder_exists(&name)) {
+        if !target.mail.folder_exists(&target.name) {
             return Ok(nonexistent());
         }
-        let rights = self.rights_on(&name).await;
+        let rights = self.rights_at(target.place()).await;
         let mut out = b"* MYRIGHTS ".to_vec();
         crate::wire::mailbox(&mut out, mailbox, self.utf8_names());
         out.push(b' ');
@@ -383,20 +427,23 @@ impl Session {
         Ok(Done::ok("Myrights completed."))
     }
 
-    /// The ACL configuration and the directory of an existing folder, or the refusal.
-    fn acl_target(&self, mailbox: &str) -> Result<(Arc<Acls>, PathBuf), Done> {
+    /// The ACL configuration, the directory of an existing folder and its owner's login, or
+    /// the refusal.
+    async fn acl_target(&mut self, mailbox: &str) -> Result<(Arc<Acls>, PathBuf, String), Done> {
         let Some(acls) = self.ctx.acls.clone() else {
             return Err(Done::no("[CANNOT] ACLs are not enabled on this server."));
         };
-        let name = self.store_name_of(mailbox)?;
-        let Some(mail) = self.mail() else {
-            return Err(Done::bad("Please log in first."));
-        };
-        if !mail.folder_exists(&name) {
+        let target = self.target(mailbox).await?;
+        if !target.mail.folder_exists(&target.name) {
             return Err(nonexistent());
         }
-        match mail.folder_path(&name) {
-            Ok(dir) => Ok((acls, dir)),
+        let owner = match (&target.owner, &self.user) {
+            (Some(owner), _) => owner.clone(),
+            (None, Some(user)) => user.account.address.to_string(),
+            (None, None) => return Err(Done::bad("Please log in first.")),
+        };
+        match target.mail.folder_path(&target.name) {
+            Ok(dir) => Ok((acls, dir, owner)),
             Err(err) => Err(self.no_for(&err)),
         }
     }
