@@ -27,6 +27,8 @@
 //! 5267 (ESORT, with PARTIAL of its section 4.4), 5051 (i;unicode-casemap, as SORT compares),
 //! draft-ietf-morg-inthread (THREAD=REFS, as Dovecot implements it).
 //! And 5032 (WITHIN), 5182 (SEARCHRES), 5267 (CONTEXT=SEARCH, and CONTEXT=SORT with positions in the sort order).
+//! And 4314 (ACL, RIGHTS=texk, when configured; `cmd/acl.rs`) with 2342's other users'
+//! namespace (`Shared/<owner>/...`, `cmd/shared.rs`).
 //!
 //! # SECURITY
 //!

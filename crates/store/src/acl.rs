@@ -220,11 +220,12 @@ impl Identifier {
     }
 
     /// Parses the IMAP form (as Dovecot's `imap_acl` reads it): `anyone`, `authenticated`,
-    /// `owner`, `$GROUP`, `!$GROUP` (group-override), else a user name.
+    /// `owner`, `$GROUP`, `!$GROUP` (group-override), else a user name. Spaces, quotes and
+    /// control characters are refused: a `vfile` line could not hold them unquoted.
     pub fn parse_imap(text: &str) -> Option<Identifier> {
         if text.is_empty()
             || text.len() > MAX_IDENTIFIER_BYTES
-            || text.chars().any(char::is_control)
+            || text.chars().any(|c| c.is_control() || c == ' ' || c == '"')
         {
             return None;
         }
@@ -985,6 +986,8 @@ mod tests {
             Some(Identifier::GroupOverride("Admins".into()))
         );
         assert_eq!(Identifier::parse_imap("$"), None);
+        assert_eq!(Identifier::parse_imap("two words"), None);
+        assert_eq!(Identifier::parse_imap("line\nbreak"), None);
     }
 
     #[test]
