@@ -1117,7 +1117,8 @@ mod tests {
             .unwrap();
         assert_eq!(index.owners_for("bob@x").unwrap(), ["alice@x", "carol@x"]);
         assert_eq!(index.owners_for("carol@x").unwrap(), Vec::<String>::new());
-        assert!(dir.path().join("shared/%2E%2E%2Fevil").exists());
+        assert!(dir.path().join("shared/%2E.%2Fevil").exists());
+        assert!(!dir.path().join("evil").exists());
     }
 
     #[test]
