@@ -2125,6 +2125,32 @@ mod tests {
     /// The example file must stay loadable and, with every key commented
     /// out, it documents the defaults: loading it gives exactly them.
     #[test]
+    fn namespaces_and_acl_settings() {
+        let base = "[server]\nhostname = \"mail.example.com\"\n[imap]\n";
+        let shared = load(&format!(
+            "{base}acl = \"vfile:/var/vmail/conf.d/%d/acls\"\n\
+             [[imap.namespace]]\ntype = \"shared\"\nprefix = \"Shared/\"\n"
+        ))
+        .unwrap();
+        assert_eq!(shared.imap.namespace[0].prefix, "Shared/");
+        assert_eq!(
+            shared.imap.acl.as_deref(),
+            Some("vfile:/var/vmail/conf.d/%d/acls")
+        );
+        let public = error(&format!(
+            "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
+             location = \"/var/vmail/public\"\n"
+        ));
+        assert!(public.contains("not served yet"), "{public}");
+        for prefix in ["Shared", "A/B/", "INBOX/", "/"] {
+            let bad = error(&format!(
+                "{base}[[imap.namespace]]\ntype = \"shared\"\nprefix = \"{prefix}\"\n"
+            ));
+            assert!(bad.contains("imap.namespace.prefix"), "{prefix}: {bad}");
+        }
+    }
+
+    #[test]
     fn example_file_loads_and_documents_defaults() {
         let example = Config::load(Some(&example_path())).unwrap();
         assert_eq!(example, Config::default());
