@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need_packages=() need_tools=()
-for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d postfix swaks isync msmtp python3-dkim fetchmail; do
+for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix swaks isync msmtp python3-dkim fetchmail; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
 done
 # Tools only, without what they recommend: wrk (bench/http.sh), systemd (systemd-analyze verifies

@@ -1,0 +1,2 @@
+redirect "<user@exam
+ple.com>";

@@ -1,0 +1,11 @@
+require ["variables", "fileinto"];
+set "a" "juMBlEd lETteRS";
+set :length "b" "${a}";
+set :lower "c" "${a}";
+set :upperfirst "d" "${a}";
+set :upperfirst :lower "e" "${a}";
+set :quotewildcard "f" "Rock*";
+set "honorific"  "Mr";
+set "last_name"  "Coyote";
+set "greeting" "Dear ${HONORIFIC} ${last_name}";
+fileinto "${b}/${c}/${d}/${e}/${f}/${greeting}";

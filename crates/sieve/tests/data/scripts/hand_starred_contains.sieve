@@ -1,0 +1,9 @@
+require ["fileinto"];
+if header :contains "subject" "***SPAM***"
+{
+	fileinto "StarredSpam";
+}
+if header :matches "subject" "\\*\\*\\**"
+{
+	fileinto "Escaped";
+}
