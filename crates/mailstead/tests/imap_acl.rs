@@ -192,7 +192,10 @@ fn rights_matrix_over_the_shared_namespace() {
     // The owner has every right while the folder has no ACL.
     assert_eq!(alice.my_rights("Work"), "lrwstipekxacd");
     let getacl = alice.ok("GETACL Work");
-    assert_eq!(getacl.untagged, ["* ACL Work owner lrwstipekxacd"]);
+    assert_eq!(
+        getacl.untagged,
+        [format!("* ACL Work {ALICE} lrwstipekxacd")]
+    );
 
     // Nothing shared yet: bob sees neither folder, and cannot tell them from missing ones.
     let listed = bob.ok("LIST \"\" \"Shared/*\"");
@@ -313,11 +316,17 @@ fn rights_matrix_over_the_shared_namespace() {
     assert_eq!(bad.status(), "BAD", "{}", bad.tagged);
     let bad = alice.send("SETACL Work");
     assert_eq!(bad.status(), "BAD", "{}", bad.tagged);
+    // RFC 4314 2.1.1: `c` is k and x, `d` is t and e (as Dovecot maps them), and both are
+    // shown with their members.
+    alice.ok(&format!("SETACL Work {BOB} cd"));
+    let getacl = alice.ok("GETACL Work");
+    assert_eq!(getacl.untagged, [format!("* ACL Work {BOB} tekxcd")]);
+    alice.ok(&format!("DELETEACL Work {BOB}"));
     let listrights = alice.ok(&format!("LISTRIGHTS Work {BOB}"));
     assert_eq!(
         listrights.untagged,
         [format!(
-            "* LISTRIGHTS Work {BOB} \"\" l r w s t i p e k x a c d"
+            "* LISTRIGHTS Work {BOB} \"\" l r w s t p i e k x a c d"
         )]
     );
 }

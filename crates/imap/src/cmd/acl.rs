@@ -280,9 +280,10 @@ impl Session {
         Err(Done::no("[NOPERM] Permission denied."))
     }
 
-    /// GETACL: the folder's own entries; a folder without any shows its owner's default.
+    /// GETACL: the folder's own entries; a folder without any shows its owner's default
+    /// (global ACLs are not listed: they cannot be changed over IMAP).
     pub(crate) async fn get_acl(&mut self, mailbox: &str) -> io::Result<Done> {
-        let (acls, dir, _) = match self.acl_target(mailbox).await {
+        let (acls, dir, owner) = match self.acl_target(mailbox).await {
             Ok(target) => target,
             Err(done) => return Ok(done),
         };
@@ -297,7 +298,11 @@ impl Session {
         let mut out = b"* ACL ".to_vec();
         crate::wire::mailbox(&mut out, mailbox, self.utf8_names());
         if entries.is_empty() {
-            out.extend_from_slice(format!(" owner {}", Rights::ALL.to_imap()).as_bytes());
+            // As Dovecot shows a folder without an ACL: its owner, with every right.
+            out.push(b' ');
+            crate::wire::astring(&mut out, owner.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(Rights::ALL.to_imap().as_bytes());
         }
         for entry in &entries {
             for (negative, rights) in [(false, entry.rights), (true, entry.negative)] {
@@ -403,7 +408,8 @@ impl Session {
         crate::wire::mailbox(&mut out, mailbox, self.utf8_names());
         out.push(b' ');
         crate::wire::astring(&mut out, identifier.as_bytes());
-        out.extend_from_slice(b" \"\" l r w s t i p e k x a c d\r\n");
+        // Dovecot's list, in its order.
+        out.extend_from_slice(b" \"\" l r w s t p i e k x a c d\r\n");
         self.conn.write(&out).await?;
         Ok(Done::ok("Listrights completed."))
     }
