@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use mailstead_imap::command::{Command, SearchKey, SearchReturn, SequenceSet};
 use mailstead_imap::framing::{CommandFramer, Frame, FramingLimits};
 use mailstead_imap::parser::{parse_append_head, parse_append_rest, parse_command};
+use mailstead_store::acl::{Identifier, Rights, parse_acl_file};
 
 fn check_set(set: &SequenceSet) {
     assert!(!set.is_saved_result() || set.ranges().is_empty());
@@ -30,6 +31,21 @@ fn check_key(key: &SearchKey) {
 
 fn check(command: &Command) {
     match command {
+        // What SETACL would write into a `dovecot-acl` file reads back the same.
+        Command::SetAcl {
+            identifier, rights, ..
+        } => {
+            let id = identifier.strip_prefix('-').unwrap_or(identifier);
+            if let Some(parsed) = Identifier::parse_imap(id) {
+                let line = format!("{parsed} l\n");
+                let entries = parse_acl_file(&line).expect("an identifier SETACL takes reads back");
+                assert_eq!(entries[0].identifier, parsed);
+            }
+            let letters = rights.strip_prefix(['+', '-']).unwrap_or(rights);
+            if let Ok(parsed) = Rights::parse_imap(letters) {
+                assert_eq!(Rights::parse_imap(&parsed.to_imap()), Ok(parsed));
+            }
+        }
         Command::Search(search) => {
             check_key(&search.criteria);
             let options = search.return_options.as_deref().unwrap_or_default();

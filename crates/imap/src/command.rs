@@ -120,6 +120,23 @@ pub enum Command {
         set: SequenceSet,
         mailbox: String,
     },
+
+    /// RFC 4314 `SETACL mailbox identifier rights` (`+`/`-` prefixes kept in `rights`).
+    SetAcl {
+        mailbox: String,
+        identifier: String,
+        rights: String,
+    },
+    DeleteAcl {
+        mailbox: String,
+        identifier: String,
+    },
+    GetAcl(String),
+    ListRights {
+        mailbox: String,
+        identifier: String,
+    },
+    MyRights(String),
 }
 
 /// RFC 5465 `NOTIFY SET [STATUS] (filter events) ...`.

@@ -27,6 +27,8 @@
 //! 5267 (ESORT, with PARTIAL of its section 4.4), 5051 (i;unicode-casemap, as SORT compares),
 //! draft-ietf-morg-inthread (THREAD=REFS, as Dovecot implements it).
 //! And 5032 (WITHIN), 5182 (SEARCHRES), 5267 (CONTEXT=SEARCH, and CONTEXT=SORT with positions in the sort order).
+//! And 4314 (ACL, RIGHTS=texk, when configured; `cmd/acl.rs`) with 2342's other users'
+//! namespace (`Shared/<owner>/...`, `cmd/shared.rs`).
 //!
 //! # SECURITY
 //!
@@ -188,6 +190,19 @@ pub struct ImapContext {
     pub(crate) largest_input: Arc<AtomicUsize>,
     /// Wakes a user's NOTIFY sessions when another session changes the mailbox list.
     pub(crate) account_changes: cmd::notify::AccountChanges,
+    /// RFC 4314 ACLs in Dovecot's files; `None`: off, every user has every right on their
+    /// own folders and the ACL commands are not offered.
+    pub(crate) acls: Option<Arc<mailstead_store::acl::Acls>>,
+    /// The shared namespace (`Shared/owner@domain/Folder`), when configured.
+    pub(crate) shared: Option<Arc<SharedNamespace>>,
+}
+
+/// Other users' folders, as `<prefix><owner>/<folder>` (RFC 2342 "other users' namespace").
+pub struct SharedNamespace {
+    /// E.g. `Shared/`; ends with the separator, `/`.
+    pub prefix: String,
+    /// Who shared folders with whom, for LIST.
+    pub index: mailstead_store::acl::SharedIndex,
 }
 
 impl ImapContext {
@@ -211,6 +226,8 @@ impl ImapContext {
             cpu: cpu::CpuPool::for_this_machine(),
             largest_input: Arc::default(),
             account_changes: cmd::notify::AccountChanges::default(),
+            acls: None,
+            shared: None,
         }
     }
 
@@ -227,6 +244,25 @@ impl ImapContext {
     #[must_use]
     pub fn with_authenticator(mut self, auth: Authenticator) -> ImapContext {
         self.auth = auth;
+        self
+    }
+
+    /// Turns ACLs on (the `ACL` capability and its commands; every command checks rights),
+    /// with the global ACLs, if any, in `global`.
+    #[must_use]
+    pub fn with_acls(mut self, global: Option<mailstead_store::acl::GlobalAcl>) -> ImapContext {
+        self.acls = Some(Arc::new(mailstead_store::acl::Acls::new(global)));
+        self
+    }
+
+    /// Offers other users' folders as `<prefix><owner>/<folder>`, as their ACLs allow (ACLs
+    /// are turned on if they are not).
+    #[must_use]
+    pub fn with_shared_namespace(mut self, shared: SharedNamespace) -> ImapContext {
+        if self.acls.is_none() {
+            self = self.with_acls(None);
+        }
+        self.shared = Some(Arc::new(shared));
         self
     }
 }

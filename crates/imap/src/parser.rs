@@ -789,6 +789,47 @@ impl<'a> Parser<'a> {
                 })?;
                 Command::SetQuota(root)
             }
+            "SETACL" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let identifier = self.astring("identifier")?;
+                self.sp()?;
+                let rights = self.astring("rights")?;
+                Command::SetAcl {
+                    mailbox,
+                    identifier,
+                    rights,
+                }
+            }
+            "DELETEACL" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let identifier = self.astring("identifier")?;
+                Command::DeleteAcl {
+                    mailbox,
+                    identifier,
+                }
+            }
+            "GETACL" => {
+                self.sp()?;
+                Command::GetAcl(self.mailbox()?)
+            }
+            "LISTRIGHTS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let identifier = self.astring("identifier")?;
+                Command::ListRights {
+                    mailbox,
+                    identifier,
+                }
+            }
+            "MYRIGHTS" => {
+                self.sp()?;
+                Command::MyRights(self.mailbox()?)
+            }
             "SEARCH" => Command::Search(self.search(false)?),
             "SORT" => Command::Sort(self.sort(false)?),
             "THREAD" => Command::Thread(self.thread(false)?),
@@ -2090,6 +2131,30 @@ mod tests {
         assert_eq!(ok("a1 LOGOUT"), Command::Logout);
         assert_eq!(ok("a1 STARTTLS"), Command::StartTls);
         assert_eq!(ok("a1 NAMESPACE"), Command::Namespace);
+        assert_eq!(
+            ok("a1 SETACL INBOX bob +lr"),
+            Command::SetAcl {
+                mailbox: "INBOX".into(),
+                identifier: "bob".into(),
+                rights: "+lr".into()
+            }
+        );
+        assert_eq!(
+            ok("a1 DELETEACL \"Work\" \"$staff\""),
+            Command::DeleteAcl {
+                mailbox: "Work".into(),
+                identifier: "$staff".into()
+            }
+        );
+        assert_eq!(ok("a1 GETACL INBOX"), Command::GetAcl("INBOX".into()));
+        assert_eq!(ok("a1 MYRIGHTS INBOX"), Command::MyRights("INBOX".into()));
+        assert_eq!(
+            ok("a1 LISTRIGHTS INBOX anyone"),
+            Command::ListRights {
+                mailbox: "INBOX".into(),
+                identifier: "anyone".into()
+            }
+        );
         assert_eq!(ok("a1 idle"), Command::Idle);
         assert_eq!(ok("a1 CHECK"), Command::Check);
         assert_eq!(ok("a1 CLOSE"), Command::Close);

@@ -174,6 +174,8 @@ pub(crate) struct Session {
     pub(crate) user: Option<User>,
     /// Boxed: a connection waiting with no folder selected stays small.
     pub(crate) selected: Option<Box<Selected>>,
+    /// Where the selected folder's ACL is (its account may be another user's).
+    pub(crate) selected_place: Option<crate::cmd::acl::AclPlace>,
     /// The client is CONDSTORE-aware (ENABLE, SELECT (CONDSTORE), or a MODSEQ item or key).
     pub(crate) condstore: bool,
     /// ENABLE QRESYNC: expunges are reported as VANISHED.
@@ -235,6 +237,7 @@ pub(crate) async fn run(
         peer,
         user: None,
         selected: None,
+        selected_place: None,
         condstore: false,
         qresync: false,
         imap4rev2: false,
@@ -490,6 +493,10 @@ impl Session {
 
     /// Runs one command allowed in the session's state.
     async fn dispatch(&mut self, tag: &str, command: Command) -> io::Result<Done> {
+        let command = match self.acl_gate(command).await {
+            Ok(command) => command,
+            Err(refused) => return Ok(refused),
+        };
         Ok(match command {
             Command::Capability => {
                 let line = format!("* CAPABILITY {}\r\n", self.capabilities());
@@ -551,6 +558,21 @@ impl Session {
                 message,
             } => self.replace(uid, target, &mailbox, message).await?,
             Command::Compress(mechanism) => self.compress(tag, &mechanism).await?,
+            Command::GetAcl(mailbox) => self.get_acl(&mailbox).await?,
+            Command::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => self.set_acl(&mailbox, &identifier, Some(&rights)).await?,
+            Command::DeleteAcl {
+                mailbox,
+                identifier,
+            } => self.set_acl(&mailbox, &identifier, None).await?,
+            Command::ListRights {
+                mailbox,
+                identifier,
+            } => self.list_rights(&mailbox, &identifier).await?,
+            Command::MyRights(mailbox) => self.my_rights(&mailbox).await?,
             Command::Notify(notify) => self.notify_command(notify).await?,
             Command::Idle => self.idle().await?,
             Command::GetQuota(root) => self.get_quota(&root).await?,
@@ -595,6 +617,9 @@ impl Session {
             caps.push_str(&format!(" APPENDLIMIT={}", self.ctx.limits.max_literal));
             caps.push_str(" MULTIAPPEND CATENATE URL-PARTIAL REPLACE SAVEDATE OBJECTID PREVIEW");
             caps.push_str(" UTF8=ACCEPT NOTIFY");
+            if self.ctx.acls.is_some() {
+                caps.push_str(" ACL RIGHTS=texk");
+            }
             if !self.conn.compressed() {
                 caps.push_str(" COMPRESS=DEFLATE");
             }

@@ -328,6 +328,36 @@ pub struct ImapSection {
     /// `[limits] max_message_size`: users save messages they already have (a sent
     /// message with its attachments, a moved archive), which SMTP's limit did not bound.
     pub max_append_size: u64,
+    /// RFC 4314 ACLs in Dovecot's `dovecot-acl` files: Dovecot's `acl` setting, e.g.
+    /// "vfile" (per-folder files only) or "vfile:/var/vmail/conf.d/%d/acls" (and global
+    /// ACLs: a directory of per-mailbox files, `%d` the user's domain, or one file of
+    /// `MAILBOX-PATTERN IDENTIFIER RIGHTS` lines). Unset: no ACLs.
+    pub acl: Option<String>,
+    /// `[[imap.namespace]]`: namespaces beside the user's own folders (RFC 2342).
+    pub namespace: Vec<NamespaceSection>,
+}
+
+/// One `[[imap.namespace]]`, as Dovecot's `namespace { }` blocks. Only `type = "shared"`
+/// (other users' folders as `Shared/user@domain/Folder`) is served; a public namespace is
+/// refused at start-up rather than silently left out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceSection {
+    /// "shared" (or "public", not served yet).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// E.g. "Shared/": ends with "/".
+    pub prefix: String,
+    /// Public namespace only: the Maildir tree.
+    pub location: Option<String>,
+    /// Public namespace only: "fs" or "maildir++".
+    pub layout: Option<String>,
+    /// Public namespace only: the per-user index directory (`~/public`).
+    pub private_index: Option<String>,
+    /// Whether LIST shows the namespace (default true).
+    pub list: Option<bool>,
+    /// Whether the namespace keeps its own subscriptions.
+    pub subscriptions: Option<bool>,
 }
 
 impl Default for ImapSection {
@@ -344,6 +374,8 @@ impl Default for ImapSection {
             // 50 MiB: what Stalwart allows, 5x SMTP's default; Dovecot's unlimited would let
             // one client fill the disk's spool in one command.
             max_append_size: 50 * 1024 * 1024,
+            acl: None,
+            namespace: Vec::new(),
         }
     }
 }
@@ -889,6 +921,40 @@ impl Config {
     /// Checks every value; the error is `(dotted key, message)`.
     fn validate(&self) -> Result<(), (String, String)> {
         let fail = |key: &str, message: String| Err((key.to_owned(), message));
+
+        // [[imap.namespace]]
+        for namespace in &self.imap.namespace {
+            match namespace.kind.as_str() {
+                "shared" => {}
+                "public" => {
+                    return fail(
+                        "imap.namespace.type",
+                        "public namespaces are not served yet; remove it or use \"shared\""
+                            .to_owned(),
+                    );
+                }
+                other => {
+                    return fail(
+                        "imap.namespace.type",
+                        format!("{other:?} is not a namespace type; use \"shared\""),
+                    );
+                }
+            }
+            let levels = namespace.prefix.trim_end_matches('/');
+            if !namespace.prefix.ends_with('/')
+                || levels.is_empty()
+                || levels.contains('/')
+                || levels.eq_ignore_ascii_case("INBOX")
+            {
+                return fail(
+                    "imap.namespace.prefix",
+                    format!(
+                        "{:?} must be one level ending with \"/\", e.g. \"Shared/\"",
+                        namespace.prefix
+                    ),
+                );
+            }
+        }
 
         // [server]
         if let Err(why) = check_hostname(&self.server.hostname) {
@@ -2206,6 +2272,32 @@ mod tests {
 
     /// The example file must stay loadable and, with every key commented
     /// out, it documents the defaults: loading it gives exactly them.
+    #[test]
+    fn namespaces_and_acl_settings() {
+        let base = "[server]\nhostname = \"mail.example.com\"\n[imap]\n";
+        let shared = load(&format!(
+            "{base}acl = \"vfile:/var/vmail/conf.d/%d/acls\"\n\
+             [[imap.namespace]]\ntype = \"shared\"\nprefix = \"Shared/\"\n"
+        ))
+        .unwrap();
+        assert_eq!(shared.imap.namespace[0].prefix, "Shared/");
+        assert_eq!(
+            shared.imap.acl.as_deref(),
+            Some("vfile:/var/vmail/conf.d/%d/acls")
+        );
+        let public = error(&format!(
+            "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
+             location = \"/var/vmail/public\"\n"
+        ));
+        assert!(public.contains("not served yet"), "{public}");
+        for prefix in ["Shared", "A/B/", "INBOX/", "/"] {
+            let bad = error(&format!(
+                "{base}[[imap.namespace]]\ntype = \"shared\"\nprefix = \"{prefix}\"\n"
+            ));
+            assert!(bad.contains("imap.namespace.prefix"), "{prefix}: {bad}");
+        }
+    }
+
     #[test]
     fn example_file_loads_and_documents_defaults() {
         let example = Config::load(Some(&example_path())).unwrap();

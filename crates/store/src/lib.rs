@@ -65,6 +65,7 @@
 //! never followed. Files are created `0600`, directories `0700`. This crate knows nothing
 //! about SQL, IMAP or SMTP.
 
+pub mod acl;
 mod dirsync;
 pub mod form;
 pub mod mailbox;

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use mailstead_store::{Account, Folder, MailboxError, MessageWriter, NewMessage, SpooledMessage};
 use time::OffsetDateTime;
 
-use crate::cmd::mailbox::store_name;
 use crate::cmd::{split_flags, uid_set_string};
 use crate::command::{AppendItem, AppendMessage, CatenatePart, Flag};
 use crate::framing::{Frame, MAX_DISCARD};
@@ -227,8 +226,8 @@ impl Session {
         }
         let mut folder = None;
         if refused.is_none() {
-            match store_name(&mail, mailbox) {
-                Ok(name) => match mail.open(&name).await {
+            match self.target(mailbox).await {
+                Ok(target) => match target.mail.open(&target.name).await {
                     Ok(opened) => folder = Some(opened),
                     Err(MailboxError::NotFound(_)) => {
                         refused = Some(Done::no("[TRYCREATE] Mailbox doesn't exist."));

@@ -189,6 +189,8 @@ impl Session {
             self.enable_condstore().await?;
         }
         let attributes: Arc<[FetchAttribute]> = Arc::from(attributes);
+        // Without the ACL's `s` right a read leaves `\Seen` as it is (RFC 4314 section 4).
+        let may_set_seen = self.may_set_seen().await;
         let Some(selected) = self.selected.as_mut() else {
             return Ok(Done::bad("No mailbox selected."));
         };
@@ -202,7 +204,7 @@ impl Session {
         // carry the new flags.
         // Sorted UIDs, looked up by binary search: no hashing per message.
         let mut seen_now: Vec<u32> = Vec::new();
-        if !selected.read_only && attributes.iter().any(FetchAttribute::sets_seen) {
+        if !selected.read_only && may_set_seen && attributes.iter().any(FetchAttribute::sets_seen) {
             let snapshot = folder.snapshot();
             let unseen: Vec<u32> = targets
                 .iter()

@@ -107,7 +107,7 @@ fn list_matches(pattern: &str, name: &str, separator: char) -> bool {
     row.last() == Some(&true)
 }
 
-fn list_pattern_matches(pattern: &str, name: &str, separator: char) -> bool {
+pub(crate) fn list_pattern_matches(pattern: &str, name: &str, separator: char) -> bool {
     if name == "INBOX" {
         // The INBOX matches its name in any case.
         return list_matches(&normalize(pattern, separator), name, separator)
@@ -389,7 +389,7 @@ impl Session {
             return Ok(Done::ok("List completed."));
         }
         let folders = match mail.list().await {
-            Ok(folders) => folders,
+            Ok(folders) => self.visible_folders(folders).await,
             Err(err) => return Ok(self.no_for(&err)),
         };
         let need_subscriptions = list.subscribed || list.return_subscribed;
@@ -410,6 +410,7 @@ impl Session {
         // threads.
         let subscribed_only = list.subscribed;
         let recursive_match = list.recursive_match;
+        let shared_patterns = patterns.clone();
         let utf8 = self.utf8_names();
         let (folders, store_names, subscriptions, matched) = self
             .ctx
@@ -484,6 +485,9 @@ impl Session {
                 }
             }
         }
+        if !subscribed_only && !list.special_use_only {
+            self.list_shared(&shared_patterns).await?;
+        }
         Ok(Done::ok("List completed."))
     }
 
@@ -492,8 +496,18 @@ impl Session {
         let Some(mail) = self.mail() else {
             return Ok(Done::bad("Please log in first."));
         };
+        // RFC 2342: personal, other users', shared.
+        let others = match &self.ctx.shared {
+            Some(shared) => {
+                let mut others = b"((".to_vec();
+                wire::string(&mut others, shared.prefix.as_bytes());
+                others.extend_from_slice(b" \"/\"))");
+                String::from_utf8_lossy(&others).into_owned()
+            }
+            None => "NIL".to_owned(),
+        };
         let line = format!(
-            "* NAMESPACE ((\"\" \"{}\")) NIL NIL\r\n",
+            "* NAMESPACE ((\"\" \"{}\")) {others} NIL\r\n",
             mail.layout().separator()
         );
         self.conn.write(line.as_bytes()).await?;
@@ -505,7 +519,7 @@ impl Session {
             return Ok(Done::bad("Please log in first."));
         };
         let subscriptions = match mail.subscriptions().await {
-            Ok(subscriptions) => subscriptions,
+            Ok(subscriptions) => self.visible_names(subscriptions).await,
             Err(err) => return Ok(self.no_for(&err)),
         };
         let separator = mail.layout().separator();
@@ -559,13 +573,25 @@ impl Session {
         if items.contains(&StatusItem::HighestModSeq) {
             self.enable_condstore().await?;
         }
-        let name = match store_name(&mail, mailbox) {
-            Ok(name) => name,
+        let target = match self.target(mailbox).await {
+            Ok(target) => target,
             Err(refused) => return Ok(refused),
         };
+        let name = target.name;
         let utf8 = self.utf8_names();
-        let shown = client_name(&name, mail.layout().separator(), utf8);
-        match status_line(&mail, &name, (&shown, utf8), items, self.held_recent()).await {
+        let shown = match target.owner {
+            Some(_) => mailbox.to_owned(),
+            None => client_name(&name, mail.layout().separator(), utf8),
+        };
+        match status_line(
+            &target.mail,
+            &name,
+            (&shown, utf8),
+            items,
+            self.held_recent(),
+        )
+        .await
+        {
             Ok(line) => {
                 self.conn.write(&line).await?;
                 Ok(Done::ok("Status completed."))

@@ -1,6 +1,7 @@
 //! The commands, one file per group, as `impl Session` blocks; and what several of them share:
 //! resolving sequence sets against the session's view, writing flags and UID sets.
 
+pub(crate) mod acl;
 mod append;
 mod auth;
 mod catenate;
@@ -13,6 +14,7 @@ pub(crate) mod rev2;
 mod search;
 pub(crate) mod search_context;
 mod select;
+mod shared;
 pub(crate) mod sort;
 mod store;
 mod thread;

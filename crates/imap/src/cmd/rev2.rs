@@ -88,7 +88,12 @@ pub(crate) fn names_to_store(command: &mut Command) {
         | Command::Replace { mailbox, .. }
         | Command::GetQuotaRoot(mailbox)
         | Command::Copy { mailbox, .. }
-        | Command::Move { mailbox, .. } => mailbox,
+        | Command::Move { mailbox, .. }
+        | Command::SetAcl { mailbox, .. }
+        | Command::DeleteAcl { mailbox, .. }
+        | Command::GetAcl(mailbox)
+        | Command::ListRights { mailbox, .. }
+        | Command::MyRights(mailbox) => mailbox,
         Command::Rename { from, to } => {
             *from = utf7::encode(from);
             to

@@ -5,7 +5,7 @@ use std::io;
 
 use mailstead_store::{MailboxError, SystemFlags};
 
-use crate::cmd::mailbox::{own_list_line, store_name};
+use crate::cmd::mailbox::own_list_line;
 use crate::cmd::rev2::nfc_name;
 use crate::cmd::search_context::SearchState;
 use crate::cmd::{flags_announcement, uid_set_string, write_flags};
@@ -31,13 +31,12 @@ impl Session {
                 .write(b"* OK [CLOSED] Previous mailbox closed.\r\n")
                 .await?;
         }
-        let Some(mail) = self.mail().cloned() else {
-            return Ok(Done::bad("Please log in first."));
-        };
-        let mut name = match store_name(&mail, &command.mailbox) {
-            Ok(name) => name,
+        let target = match self.target(&command.mailbox).await {
+            Ok(target) => target,
             Err(refused) => return Ok(refused),
         };
+        let place = target.place();
+        let (mail, mut name) = (target.mail, target.name);
         let mut opened = mail.open(&name).await;
         // A name given in another Unicode form than the one it was created in (NFC, see
         // `Session::normalize_new_name`) finds it; the LIST below says so (RFC 9051 6.3.2).
@@ -138,6 +137,7 @@ impl Session {
             }
         }
         self.conn.write(&out).await?;
+        self.selected_place = place;
         self.selected = Some(Box::new(Selected {
             folder,
             read_only,

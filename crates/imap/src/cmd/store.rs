@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use mailstead_store::{FlagOperation, MailboxError};
 
-use crate::cmd::mailbox::store_name;
 use crate::cmd::{split_flags, uid_set_string, write_flags};
 use crate::command::{SequenceSet, StoreCommand, StoreOperation};
 use crate::session::{Done, Session};
@@ -121,9 +120,6 @@ impl Session {
         mailbox: &str,
         move_messages: bool,
     ) -> io::Result<Done> {
-        let Some(mail) = self.mail().cloned() else {
-            return Ok(Done::bad("Please log in first."));
-        };
         let Some(selected) = self.selected.as_ref() else {
             return Ok(Done::bad("No mailbox selected."));
         };
@@ -139,11 +135,11 @@ impl Session {
             .filter_map(|&position| selected.uids.get(position))
             .collect();
         let source = Arc::clone(&selected.folder);
-        let name = match store_name(&mail, mailbox) {
-            Ok(name) => name,
+        let target = match self.target(mailbox).await {
+            Ok(target) => target,
             Err(refused) => return Ok(refused),
         };
-        let destination = match mail.open(&name).await {
+        let destination = match target.mail.open(&target.name).await {
             Ok(folder) => folder,
             Err(MailboxError::NotFound(_)) => {
                 return Ok(Done::no("[TRYCREATE] Mailbox doesn't exist."));

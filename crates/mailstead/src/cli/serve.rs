@@ -234,7 +234,19 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         },
         config.imap.login_on_loopback_without_tls,
     );
-    let imap = Arc::new(imap.with_authenticator(auth.clone()));
+    let imap = imap.with_authenticator(auth.clone());
+    let imap = match &config.imap.acl {
+        Some(setting) => imap.with_acls(mailstead_store::acl::GlobalAcl::from_setting(setting)),
+        None => imap,
+    };
+    let imap = match config.imap.namespace.iter().find(|ns| ns.kind == "shared") {
+        Some(shared) => imap.with_shared_namespace(mailstead_imap::SharedNamespace {
+            prefix: shared.prefix.clone(),
+            index: mailstead_store::acl::SharedIndex::new(data_dir.join("shared-mailboxes")),
+        }),
+        None => imap,
+    };
+    let imap = Arc::new(imap);
     let pop3 = Pop3Context::new(
         directory.clone(),
         mail_store.clone(),

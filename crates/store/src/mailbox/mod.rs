@@ -433,6 +433,22 @@ impl Account {
         self.inner.layout
     }
 
+    /// The Maildir directory of a folder name (which need not exist yet): where the
+    /// folder's side files, such as its `dovecot-acl`, live.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidName`.
+    pub fn folder_path(&self, name: &str) -> Result<PathBuf, MailboxError> {
+        let name = name::check(name, self.inner.layout)?;
+        Ok(self.inner.folder_dir(&name))
+    }
+
+    /// Whether the folder exists.
+    pub fn folder_exists(&self, name: &str) -> bool {
+        name::check(name, self.inner.layout).is_ok_and(|name| self.inner.folder_exists(&name))
+    }
+
     /// Every folder, `INBOX` first, then by name; names use `/` as the separator.
     ///
     /// # Errors

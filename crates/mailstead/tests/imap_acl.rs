@@ -1,0 +1,420 @@
+//! RFC 4314 ACLs and the shared namespace against `mailstead serve`, over plain IMAP on
+//! loopback: alice shares folders with bob through SETACL, and every command bob sends to
+//! `Shared/alice@example.test/...` is allowed or refused as the rights say (the matrix
+//! below); a folder bob may not see answers as if it did not exist; negative rights and an
+//! `owner` entry restrict as Dovecot's do; a `dovecot-acl` written the way seed 004's
+//! Dovecot keeps it, and a global ACL directory `acls/%d/` as its `acl = vfile:` names it,
+//! are read unchanged; and bob IDLEing in alice's folder is woken by alice's APPEND.
+//!
+//! The groups of the directory are not in this test: the group rules are checked against
+//! Dovecot in `crates/store/tests/acl_files.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "imap/harness.rs"]
+mod harness;
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::{DOMAIN, Mailstead, PASSWORD};
+
+const ALICE: &str = "alice@example.test";
+const BOB: &str = "bob@example.test";
+const SHARED: &str = "Shared/alice@example.test";
+
+/// A line-at-a-time IMAP client: enough for tagged commands and IDLE.
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    tags: u32,
+    who: &'static str,
+}
+
+/// What a command got: its untagged lines and the tagged status line.
+struct Reply {
+    untagged: Vec<String>,
+    tagged: String,
+}
+
+impl Reply {
+    fn status(&self) -> &str {
+        self.tagged.split(' ').nth(1).unwrap_or_default()
+    }
+}
+
+impl Client {
+    fn login(port: u16, user: &str, who: &'static str) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // Generous: only a hung server reaches it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut client = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            tags: 0,
+            who,
+        };
+        let greeting = client.line();
+        assert!(greeting.starts_with("* OK"), "greeting {greeting:?}");
+        client.ok(&format!("LOGIN {user} {PASSWORD}"));
+        client
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "{}: connection closed", self.who);
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    }
+
+    fn send(&mut self, command: &str) -> Reply {
+        self.tags += 1;
+        let tag = format!("t{}", self.tags);
+        self.writer
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .unwrap();
+        let mut untagged = Vec::new();
+        loop {
+            let line = self.line();
+            if line.starts_with(&format!("{tag} ")) {
+                return Reply {
+                    untagged,
+                    tagged: line,
+                };
+            }
+            untagged.push(line);
+        }
+    }
+
+    fn ok(&mut self, command: &str) -> Reply {
+        let reply = self.send(command);
+        assert_eq!(
+            reply.status(),
+            "OK",
+            "{}: {command} -> {} (untagged {:?})",
+            self.who,
+            reply.tagged,
+            reply.untagged
+        );
+        reply
+    }
+
+    /// The command must be refused with `code` (`NONEXISTENT`, `NOPERM`, ...).
+    fn no(&mut self, command: &str, code: &str) {
+        let reply = self.send(command);
+        assert!(
+            reply.status() == "NO" && reply.tagged.contains(&format!("[{code}]")),
+            "{}: {command} should be refused [{code}], got {}",
+            self.who,
+            reply.tagged
+        );
+    }
+
+    fn append(&mut self, mailbox: &str, subject: &str) -> Reply {
+        let message = format!("From: {ALICE}\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n");
+        self.send(&format!(
+            "APPEND \"{mailbox}\" {{{}+}}\r\n{message}",
+            message.len()
+        ))
+    }
+
+    fn my_rights(&mut self, mailbox: &str) -> String {
+        let reply = self.ok(&format!("MYRIGHTS \"{mailbox}\""));
+        let line = reply
+            .untagged
+            .iter()
+            .find(|l| l.starts_with("* MYRIGHTS "))
+            .unwrap()
+            .clone();
+        line.rsplit(' ').next().unwrap().to_owned()
+    }
+}
+
+fn start(dir: &Path) -> Mailstead {
+    let acls = dir.join("acls");
+    fs::create_dir_all(acls.join(DOMAIN)).unwrap();
+    support::reachable_by_server(dir);
+    Mailstead::start(
+        &dir.join("mailstead"),
+        &[ALICE.to_owned(), BOB.to_owned()],
+        &format!(
+            "login_on_loopback_without_tls = true\n\
+             acl = \"vfile:{}/%d:cache_secs=300\"\n\
+             [[imap.namespace]]\ntype = \"shared\"\nprefix = \"Shared/\"\n",
+            acls.display()
+        ),
+        "",
+    )
+}
+
+/// The directory of alice's folder `name` (Maildir++ or `LAYOUT=fs`).
+fn folder_dir(server: &Mailstead, name: &str) -> PathBuf {
+    let root = server
+        .dir
+        .join("data/mailboxes")
+        .join(DOMAIN)
+        .join("alice/Maildir");
+    let plus = root.join(format!(".{name}"));
+    if plus.is_dir() { plus } else { root.join(name) }
+}
+
+#[test]
+fn rights_matrix_over_the_shared_namespace() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let port = server.imap_port;
+    let mut alice = Client::login(port, ALICE, "alice");
+    let mut bob = Client::login(port, BOB, "bob");
+
+    let caps = alice.ok("CAPABILITY");
+    assert!(
+        caps.untagged[0].contains(" ACL RIGHTS=texk"),
+        "{:?}",
+        caps.untagged
+    );
+    let namespace = alice.ok("NAMESPACE");
+    assert!(
+        namespace.untagged[0].ends_with(" ((\"Shared/\" \"/\")) NIL"),
+        "{:?}",
+        namespace.untagged
+    );
+
+    for folder in ["Work", "Secret"] {
+        alice.ok(&format!("CREATE {folder}"));
+        assert_eq!(alice.append(folder, "first").status(), "OK");
+    }
+    // The owner has every right while the folder has no ACL.
+    assert_eq!(alice.my_rights("Work"), "lrwstipekxacd");
+    let getacl = alice.ok("GETACL Work");
+    assert_eq!(
+        getacl.untagged,
+        [format!("* ACL Work {ALICE} lrwstipekxacd")]
+    );
+
+    // Nothing shared yet: bob sees neither folder, and cannot tell them from missing ones.
+    let listed = bob.ok("LIST \"\" \"Shared/*\"");
+    assert!(listed.untagged.is_empty(), "{:?}", listed.untagged);
+    bob.no(&format!("SELECT \"{SHARED}/Work\""), "NONEXISTENT");
+    bob.no(&format!("SELECT \"{SHARED}/Nothing\""), "NONEXISTENT");
+    bob.no(&format!("MYRIGHTS \"{SHARED}/Work\""), "NONEXISTENT");
+    bob.no("SELECT \"Shared/nobody@example.test/INBOX\"", "NONEXISTENT");
+
+    // l r w: bob reads, flags with w, but neither \Seen, \Deleted, EXPUNGE nor APPEND.
+    alice.ok(&format!("SETACL Work {BOB} lrw"));
+    let getacl = alice.ok("GETACL Work");
+    assert_eq!(getacl.untagged, [format!("* ACL Work {BOB} lrw")]);
+    let acl_file = fs::read_to_string(folder_dir(&server, "Work").join("dovecot-acl")).unwrap();
+    assert_eq!(acl_file, format!("user={BOB} lrw\n"));
+
+    let listed = bob.ok("LIST \"\" \"Shared/*\"");
+    assert_eq!(
+        listed.untagged,
+        [
+            format!("* LIST (\\Noselect \\HasChildren) \"/\" {SHARED}"),
+            format!("* LIST () \"/\" {SHARED}/Work"),
+        ]
+    );
+    let listed = bob.ok("LIST \"\" \"Shared/%\"");
+    assert_eq!(listed.untagged.len(), 1, "{:?}", listed.untagged);
+    let listed = bob.ok("LIST \"\" \"%\"");
+    assert!(
+        listed
+            .untagged
+            .contains(&"* LIST (\\Noselect \\HasChildren) \"/\" Shared".to_owned()),
+        "{:?}",
+        listed.untagged
+    );
+    assert_eq!(bob.my_rights(&format!("{SHARED}/Work")), "lrw");
+    let selected = bob.ok(&format!("SELECT \"{SHARED}/Work\""));
+    assert!(
+        selected.tagged.contains("[READ-WRITE]"),
+        "{}",
+        selected.tagged
+    );
+    bob.ok(&format!("STATUS \"{SHARED}/Work\" (MESSAGES)"));
+    let fetched = bob.ok("FETCH 1 (BODY[TEXT] FLAGS)");
+    assert!(
+        fetched.untagged.iter().all(|l| !l.contains("\\Seen")),
+        "FETCH set \\Seen without the s right: {:?}",
+        fetched.untagged
+    );
+    bob.ok("STORE 1 +FLAGS (\\Flagged)");
+    bob.no("STORE 1 +FLAGS (\\Seen)", "NOPERM");
+    bob.no("STORE 1 +FLAGS (\\Deleted)", "NOPERM");
+    bob.no("EXPUNGE", "NOPERM");
+    assert_eq!(
+        bob.append(&format!("{SHARED}/Work"), "from bob").status(),
+        "NO"
+    );
+    bob.no(&format!("GETACL \"{SHARED}/Work\""), "NOPERM");
+    bob.no(
+        &format!("SETACL \"{SHARED}/Work\" {BOB} lrwstipekxa"),
+        "NOPERM",
+    );
+    bob.no(&format!("DELETE \"{SHARED}/Work\""), "CANNOT");
+    bob.no(&format!("COPY 1 \"{SHARED}/Secret\""), "NONEXISTENT");
+    // alice sees bob's \Flagged, and no \Seen.
+    alice.ok("SELECT Work");
+    let flags = alice.ok("FETCH 1 FLAGS");
+    assert!(flags.untagged[0].contains("\\Flagged") && !flags.untagged[0].contains("\\Seen"));
+
+    // + i t e s: APPEND, \Deleted, EXPUNGE, and \Seen on FETCH.
+    alice.ok(&format!("SETACL Work {BOB} +itse"));
+    assert_eq!(bob.my_rights(&format!("{SHARED}/Work")), "lrwstied");
+    assert_eq!(
+        bob.append(&format!("{SHARED}/Work"), "from bob").status(),
+        "OK"
+    );
+    bob.ok("NOOP");
+    let fetched = bob.ok("FETCH 2 (BODY[TEXT])");
+    assert!(
+        fetched.untagged.iter().any(|l| l.contains("\\Seen")),
+        "{:?}",
+        fetched.untagged
+    );
+    bob.ok("STORE 2 +FLAGS (\\Deleted)");
+    bob.ok("EXPUNGE");
+    bob.ok(&format!("COPY 1 \"{SHARED}/Work\""));
+    bob.ok("CLOSE");
+
+    // Only l r: SELECT is read-only.
+    alice.ok(&format!("SETACL Work {BOB} -witse"));
+    let selected = bob.ok(&format!("SELECT \"{SHARED}/Work\""));
+    assert!(
+        selected.tagged.contains("[READ-ONLY]"),
+        "{}",
+        selected.tagged
+    );
+    bob.ok("CLOSE");
+
+    // Negative rights: anyone lr, but -bob r leaves bob l only (NOPERM, the folder shows).
+    alice.ok(&format!("DELETEACL Work {BOB}"));
+    alice.ok("SETACL Work anyone lr");
+    alice.ok(&format!("SETACL Work -{BOB} r"));
+    assert_eq!(bob.my_rights(&format!("{SHARED}/Work")), "l");
+    bob.no(&format!("SELECT \"{SHARED}/Work\""), "NOPERM");
+    let acl_file = fs::read_to_string(folder_dir(&server, "Work").join("dovecot-acl")).unwrap();
+    assert_eq!(acl_file, format!("anyone lr\n-user={BOB} r\n"));
+    alice.ok(&format!("DELETEACL Work -{BOB}"));
+    alice.ok("DELETEACL Work anyone");
+    bob.no(&format!("SELECT \"{SHARED}/Work\""), "NONEXISTENT");
+
+    // An owner entry restricts the owner too.
+    alice.ok("SETACL Secret owner lra");
+    assert_eq!(alice.append("Secret", "again").status(), "NO");
+    alice.ok("SETACL Secret owner lrwstipekxa");
+    assert_eq!(alice.append("Secret", "again").status(), "OK");
+
+    // Bad input gets BAD with a reason.
+    let bad = alice.send("SETACL Work bob lrz");
+    assert_eq!(bad.status(), "BAD", "{}", bad.tagged);
+    let bad = alice.send("SETACL Work");
+    assert_eq!(bad.status(), "BAD", "{}", bad.tagged);
+    // RFC 4314 2.1.1: `c` is k and x, `d` is t and e (as Dovecot maps them), and both are
+    // shown with their members.
+    alice.ok(&format!("SETACL Work {BOB} cd"));
+    let getacl = alice.ok("GETACL Work");
+    assert_eq!(getacl.untagged, [format!("* ACL Work {BOB} tekxcd")]);
+    alice.ok(&format!("DELETEACL Work {BOB}"));
+    let listrights = alice.ok(&format!("LISTRIGHTS Work {BOB}"));
+    assert_eq!(
+        listrights.untagged,
+        [format!(
+            "* LISTRIGHTS Work {BOB} \"\" l r w s t p i e k x a c d"
+        )]
+    );
+}
+
+#[test]
+fn seed_004_acl_files_are_read_unchanged() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let port = server.imap_port;
+    let mut alice = Client::login(port, ALICE, "alice");
+    let mut bob = Client::login(port, BOB, "bob");
+    for folder in ["Team", "Board"] {
+        alice.ok(&format!("CREATE {folder}"));
+    }
+    // As seed 004's Dovecot keeps it, comment and group line included.
+    let seed = format!(
+        "# written by Dovecot's imap_acl\ngroup=PublicMailboxAdmins lrwstipekxa\n\
+         user={BOB} lrs\nanyone l\n-user={BOB} w\n"
+    );
+    let team_acl = folder_dir(&server, "Team").join("dovecot-acl");
+    fs::write(&team_acl, &seed).unwrap();
+    // The global directory `acls/%d/`, one file per mailbox name.
+    fs::write(
+        temp.path().join("acls").join(DOMAIN).join("Board"),
+        format!("user={BOB} lrwi\n"),
+    )
+    .unwrap();
+
+    assert_eq!(bob.my_rights(&format!("{SHARED}/Team")), "lrs");
+    assert_eq!(bob.my_rights(&format!("{SHARED}/Board")), "lrwi");
+    let getacl = alice.ok("GETACL Team");
+    assert_eq!(
+        getacl.untagged,
+        [format!(
+            "* ACL Team $PublicMailboxAdmins lrwstipekxacd {BOB} lrs -{BOB} w anyone l"
+        )]
+    );
+    bob.ok(&format!("EXAMINE \"{SHARED}/Team\""));
+    assert_eq!(
+        bob.append(&format!("{SHARED}/Board"), "to the board")
+            .status(),
+        "OK"
+    );
+    // Reading never rewrites the file.
+    assert_eq!(fs::read_to_string(&team_acl).unwrap(), seed);
+}
+
+#[test]
+fn idle_in_a_shared_folder_wakes_on_the_owners_append() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = start(temp.path());
+    let port = server.imap_port;
+    let mut alice = Client::login(port, ALICE, "alice");
+    let mut bob = Client::login(port, BOB, "bob");
+    alice.ok("CREATE Work");
+    alice.ok(&format!("SETACL Work {BOB} lr"));
+    let selected = bob.ok(&format!("SELECT \"{SHARED}/Work\""));
+    assert!(
+        selected.untagged.contains(&"* 0 EXISTS".to_owned()),
+        "{:?}",
+        selected.untagged
+    );
+
+    bob.writer.write_all(b"idle1 IDLE\r\n").unwrap();
+    let continuation = bob.line();
+    assert!(continuation.starts_with('+'), "{continuation}");
+    assert_eq!(alice.append("Work", "wake up").status(), "OK");
+    // Read until the EXISTS; the socket's read timeout stops a server that never sends it.
+    loop {
+        let line = bob.line();
+        if line == "* 1 EXISTS" {
+            break;
+        }
+        assert!(line.starts_with("* "), "unexpected {line:?} during IDLE");
+    }
+    bob.writer.write_all(b"DONE\r\n").unwrap();
+    loop {
+        let line = bob.line();
+        if line.starts_with("idle1 ") {
+            assert!(line.starts_with("idle1 OK"), "{line}");
+            break;
+        }
+    }
+    let fetched = bob.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    assert!(
+        fetched
+            .untagged
+            .iter()
+            .any(|l| l.contains("BODY[HEADER.FIELDS"))
+    );
+}
