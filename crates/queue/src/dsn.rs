@@ -42,7 +42,7 @@ pub struct Report<'a> {
     pub retry_until: Option<i64>,
 }
 
-fn rfc2822(secs: i64) -> String {
+pub(crate) fn rfc2822(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|date| {

@@ -494,7 +494,7 @@ pub(crate) fn vacation_message(
         "From: {from}\r\nTo: <{}>\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.vacation@{domain}>\r\nAuto-Submitted: auto-replied (vacation)\r\n",
         header_text(&vacation.to),
         header_text(&vacation.subject),
-        crate::local::rfc2822(now),
+        crate::dsn::rfc2822(now),
         crate::new_id(),
     );
     if let Some(id) = &vacation.in_reply_to {
@@ -532,7 +532,7 @@ pub(crate) fn rejection_message(
         "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\nTo: <{}>\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.reject@{domain}>\r\nAuto-Submitted: auto-replied (rejected)\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification;\r\n\tboundary=\"{boundary}\"\r\n\r\nThis is a MIME-encapsulated message.\r\n\r\n",
         header_text(sender),
         header_text(&format!("Rejected: {subject}")),
-        crate::local::rfc2822(now),
+        crate::dsn::rfc2822(now),
         crate::new_id(),
     );
     out.push_str(&format!(
@@ -562,7 +562,7 @@ pub(crate) fn failure_notice(user: &str, failure: &ScriptFailure, now: i64) -> V
     format!(
         "From: Mail Delivery System <postmaster@{domain}>\r\nTo: <{user}>\r\nSubject: Your Sieve script {} failed\r\nDate: {}\r\nMessage-ID: <{}.sieve@{domain}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nYour Sieve script {} failed: {message}\r\n\r\nMessages are delivered to your INBOX until the script is fixed. This notice is sent once for each version of the script.\r\n",
         header_text(&failure.name),
-        crate::local::rfc2822(now),
+        crate::dsn::rfc2822(now),
         crate::new_id(),
         failure.name,
     )

@@ -232,10 +232,7 @@ impl LocalDelivery {
             message,
             own_addresses: vec![address.to_owned()],
             folders,
-            layout: match request.recipient.location.layout {
-                MaildirLayout::Fs => FolderLayout::Fs,
-                MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
-            },
+            layout: folder_layout(request.recipient.location.layout),
         };
         let inner = Arc::clone(&self.inner);
         let decided = tokio::task::spawn_blocking(move || {
@@ -267,10 +264,7 @@ impl LocalDelivery {
         &self,
         recipient: &LocalRecipient,
     ) -> Result<mailstead_store::Account, StoreError> {
-        let layout = match recipient.location.layout {
-            MaildirLayout::Fs => FolderLayout::Fs,
-            MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
-        };
+        let layout = folder_layout(recipient.location.layout);
         let maildir = &recipient.location.maildir;
         self.inner
             .mail
@@ -818,7 +812,7 @@ fn warning_message(address: &str, warning: &QuotaWarning, now: i64) -> Vec<u8> {
         }
         wire
     };
-    let date = rfc2822(now);
+    let date = crate::dsn::rfc2822(now);
     let postmaster = postmaster_of(address);
     let id = crate::new_id();
     let domain = address.rsplit_once('@').map_or("localhost", |(_, d)| d);
@@ -826,16 +820,6 @@ fn warning_message(address: &str, warning: &QuotaWarning, now: i64) -> Vec<u8> {
         "From: Mail Delivery System <{postmaster}>\r\nTo: <{address}>\r\nSubject: Quota warning: your mailbox is {percent}% full\r\nDate: {date}\r\nMessage-ID: <{id}.quota@{domain}>\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}"
     )
     .into_bytes()
-}
-
-pub(crate) fn rfc2822(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|date| {
-            date.format(&time::format_description::well_known::Rfc2822)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Runs the warning command with the address and the percent as its arguments, never
@@ -991,6 +975,14 @@ fn mutf7_encode(name: &str) -> String {
     }
     flush(&mut pending, &mut out);
     out
+}
+
+/// The store's name for the directory's `LAYOUT=` option.
+fn folder_layout(layout: MaildirLayout) -> FolderLayout {
+    match layout {
+        MaildirLayout::Fs => FolderLayout::Fs,
+        MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
+    }
 }
 
 #[cfg(test)]

@@ -27,18 +27,12 @@ fn format_zone(offset: i32) -> String {
     format!("{sign}{:02}{:02}", offset / 3600, (offset / 60) % 60)
 }
 
-/// Howard Hinnant's civil_from_days: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// (year, month, day) of a day count since 1970-01-01 (Julian day 2,440,588); `None` outside
+/// the years the `time` crate covers (±9999), where every date part then matches nothing.
+fn civil_from_days(days: i64) -> Option<(i64, u8, u8)> {
+    let julian = i32::try_from(days.checked_add(2_440_588)?).ok()?;
+    let date = time::Date::from_julian_day(julian).ok()?;
+    Some((i64::from(date.year()), u8::from(date.month()), date.day()))
 }
 
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -52,7 +46,7 @@ pub(crate) fn date_part(timestamp: i64, offset: i32, part: &str) -> Option<Strin
     let local = timestamp.saturating_add(i64::from(offset));
     let days = local.div_euclid(86_400);
     let seconds = local.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = civil_from_days(days)?;
     let (hour, minute, second) = (seconds / 3600, (seconds / 60) % 60, seconds % 60);
     // 1970-01-01 was a Thursday.
     let weekday = (days + 4).rem_euclid(7);
@@ -78,7 +72,7 @@ pub(crate) fn date_part(timestamp: i64, offset: i32, part: &str) -> Option<Strin
         "std11" => format!(
             "{}, {day} {} {year:04} {hour:02}:{minute:02}:{second:02} {}",
             WEEKDAYS[weekday as usize],
-            MONTHS[(month - 1) as usize],
+            MONTHS[usize::from(month.saturating_sub(1))],
             format_zone(offset)
         ),
         "zone" => format_zone(offset),
