@@ -917,7 +917,9 @@ fn spawn_server(env: &Env) -> (Child, mpsc::Receiver<String>) {
             "[smtp]\nlisten = {}\n[imap]\nlisten = {}\nlisten_tls = {}\n\
              [submission]\nlisten = {}\nlisten_tls = {}\n\
              [pop3]\nlisten = {}\nlisten_tls = {}\n\
+             [managesieve]\nlisten = {}\n\
              [http]\nlisten = {}\n",
+            port(),
             port(),
             port(),
             port(),
