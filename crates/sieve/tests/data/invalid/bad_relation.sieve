@@ -1,0 +1,2 @@
+require "relational";
+if header :value "gg" "x" "1" { keep; }

@@ -1,0 +1,2 @@
+require "date";
+if currentdate :originalzone "year" "2020" {keep;}

@@ -1,0 +1,1 @@
+if true {keep;} else {keep;} elsif true {keep;}

@@ -1,0 +1,2 @@
+require "index";
+if header :index 0 "x" "y" {keep;}

@@ -1,0 +1,1 @@
+if header "subject" :is "x" {keep;}

@@ -1,0 +1,1 @@
+if headr :is "subject" "x" { keep; }

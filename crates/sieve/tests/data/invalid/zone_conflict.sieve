@@ -1,0 +1,2 @@
+require "date";
+if date :originalzone :zone "+0100" "date" "year" "2020" {keep;}

@@ -1,0 +1,4 @@
+/* A script full of comments
+   and odd layout. */ require [ "fileinto" ] ;
+if   header   :contains   # the subject
+  "Subject"   "release"   { fileinto   "Releases" ;   }

@@ -1,0 +1,6 @@
+require ["copy","fileinto"];
+fileinto :copy "Copies";
+if header :contains "subject" "SPAM"
+{
+	discard;
+}

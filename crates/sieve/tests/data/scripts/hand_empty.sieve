@@ -1,0 +1,1 @@
+# Nothing but a comment: the implicit keep files the message.

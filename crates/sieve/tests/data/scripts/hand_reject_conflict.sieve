@@ -1,0 +1,6 @@
+require ["reject","fileinto"];
+if header :contains "subject" "SPAM"
+{
+	fileinto "Junk";
+	reject "No spam please";
+}

@@ -1,0 +1,6 @@
+require ["vacation"];
+if header :contains "subject" "Lunch"
+{
+	vacation :handle "one" "first";
+	vacation :handle "two" "second";
+}

@@ -1,0 +1,8 @@
+require ["subaddress","fileinto"];
+if address :user "to" "user"
+{
+	if address :detail "to" "shopping"
+	{
+		fileinto "Shopping";
+	}
+}

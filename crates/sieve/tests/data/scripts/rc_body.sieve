@@ -1,0 +1,10 @@
+require ["body","fileinto"];
+# rule:[Body words]
+if body :text :contains "invoice"
+{
+	fileinto "Invoices";
+}
+elsif body :contains ["lunch", "christmas"]
+{
+	fileinto "Social";
+}

@@ -1,0 +1,6 @@
+require ["fileinto"];
+# rule:[Has list]
+if exists ["list-id", "list-post"]
+{
+	fileinto "Lists";
+}

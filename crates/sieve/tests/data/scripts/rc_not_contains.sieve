@@ -1,0 +1,6 @@
+require ["fileinto"];
+# rule:[Not for me]
+if not address :is ["to","cc"] "user@example.com"
+{
+	fileinto "NotDirect";
+}

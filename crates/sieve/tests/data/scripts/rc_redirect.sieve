@@ -1,0 +1,5 @@
+# rule:[Forward invoices]
+if header :contains "subject" "invoice"
+{
+	redirect "accounting@example.net";
+}

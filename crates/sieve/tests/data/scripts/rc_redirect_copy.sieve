@@ -1,0 +1,6 @@
+require ["copy"];
+# rule:[Forward everything]
+if true
+{
+	redirect :copy "backup@example.net";
+}

@@ -1,0 +1,4 @@
+if address :localpart :is "from" "mailer-daemon"
+{
+	discard;
+}

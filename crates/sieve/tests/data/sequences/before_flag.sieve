@@ -1,0 +1,5 @@
+require ["imap4flags"];
+if header :contains "subject" ["invoice", "release"]
+{
+	addflag "$Important";
+}

@@ -1,0 +1,2 @@
+# An explicit keep still lets the next script run.
+keep;

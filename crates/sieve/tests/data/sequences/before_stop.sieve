@@ -1,0 +1,2 @@
+# stop ends this script only.
+stop;

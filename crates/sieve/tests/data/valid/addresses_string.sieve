@@ -1,0 +1,2 @@
+require "vacation";
+vacation :addresses "a@b.example" "x";

@@ -1,0 +1,1 @@
+if header :comparator "I;OCTET" "subject" "x" {keep;}

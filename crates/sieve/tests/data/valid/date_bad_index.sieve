@@ -1,0 +1,2 @@
+require ["date","index"];
+if date :index 2 :last "date" "year" "2020" {keep;}

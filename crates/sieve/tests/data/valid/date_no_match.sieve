@@ -1,0 +1,2 @@
+require "date";
+if date "date" "year" "2020" {keep;}

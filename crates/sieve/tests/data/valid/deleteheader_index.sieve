@@ -1,0 +1,2 @@
+require "editheader";
+deleteheader :index 1 :last "X-A";

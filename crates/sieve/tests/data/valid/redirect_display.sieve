@@ -1,0 +1,1 @@
+redirect "User <user@example.com>";

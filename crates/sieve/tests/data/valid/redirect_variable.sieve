@@ -1,0 +1,3 @@
+require "variables";
+set "x" "a@example.com";
+redirect "${x}";

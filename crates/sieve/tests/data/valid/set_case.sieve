@@ -1,0 +1,3 @@
+require "variables";
+set "a" "b";
+set "A" "c";

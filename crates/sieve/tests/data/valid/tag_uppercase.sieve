@@ -1,0 +1,1 @@
+if header :IS "subject" "x" {keep;}
