@@ -552,10 +552,8 @@ fn passwd_file_import_dry_run_then_apply_then_rerun() {
     let out = stdout(&output);
     assert!(out.contains("(dry run: nothing was changed)"), "{out}");
     assert!(out.contains("total: 5 to create, 0 unchanged"), "{out}");
-    assert!(
-        out.contains("extra fields ignored: userdb_acl_groups"),
-        "{out}"
-    );
+    // Seed 004's userdb_acl_groups is read, not ignored.
+    assert!(!out.contains("userdb_acl_groups"), "{out}");
     assert!(
         env.mailbox_addresses().is_empty(),
         "a dry run created mailboxes"
@@ -580,6 +578,10 @@ fn passwd_file_import_dry_run_then_apply_then_rerun() {
         "maildir:/var/vmail/example.org/alice/Maildir"
     );
     assert_eq!(alice["password_scheme"], "SSHA");
+    assert_eq!(
+        env.ok(&["mailbox", "group", "list", "alice@example.org"]),
+        "PublicMailboxAdmins\n"
+    );
     let bob = env.json(&["mailbox", "show", "bob@example.org"]);
     assert_eq!(bob["own_quota"]["bytes"], 500u64 << 20);
     assert_eq!(bob["name"], "Bob Builder");
