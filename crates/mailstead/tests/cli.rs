@@ -552,10 +552,8 @@ fn passwd_file_import_dry_run_then_apply_then_rerun() {
     let out = stdout(&output);
     assert!(out.contains("(dry run: nothing was changed)"), "{out}");
     assert!(out.contains("total: 5 to create, 0 unchanged"), "{out}");
-    assert!(
-        out.contains("extra fields ignored: userdb_acl_groups"),
-        "{out}"
-    );
+    // Seed 004's userdb_acl_groups is read, not ignored.
+    assert!(!out.contains("userdb_acl_groups"), "{out}");
     assert!(
         env.mailbox_addresses().is_empty(),
         "a dry run created mailboxes"
@@ -580,6 +578,10 @@ fn passwd_file_import_dry_run_then_apply_then_rerun() {
         "maildir:/var/vmail/example.org/alice/Maildir"
     );
     assert_eq!(alice["password_scheme"], "SSHA");
+    assert_eq!(
+        env.ok(&["mailbox", "group", "list", "alice@example.org"]),
+        "PublicMailboxAdmins\n"
+    );
     let bob = env.json(&["mailbox", "show", "bob@example.org"]);
     assert_eq!(bob["own_quota"]["bytes"], 500u64 << 20);
     assert_eq!(bob["name"], "Bob Builder");
@@ -917,7 +919,9 @@ fn spawn_server(env: &Env) -> (Child, mpsc::Receiver<String>) {
             "[smtp]\nlisten = {}\n[imap]\nlisten = {}\nlisten_tls = {}\n\
              [submission]\nlisten = {}\nlisten_tls = {}\n\
              [pop3]\nlisten = {}\nlisten_tls = {}\n\
+             [managesieve]\nlisten = {}\n\
              [http]\nlisten = {}\n",
+            port(),
             port(),
             port(),
             port(),
@@ -1245,4 +1249,53 @@ fn dkim_keys_are_generated_listed_and_removed() {
     assert_eq!(out, "removed 1 DKIM keys of example.com\n");
     let out = env.ok(&["dkim", "list"]);
     assert!(out.starts_with("no DKIM keys"), "{out}");
+}
+
+#[test]
+fn mailbox_acl_groups_are_added_listed_and_removed() {
+    let env = Env::new();
+    env.ok(&["domain", "add", "example.com"]);
+    env.ok_with(&["mailbox", "add", "alice@example.com"], "alice-secret-1\n");
+    assert_eq!(
+        env.ok(&["mailbox", "group", "add", "alice@example.com", "Editors"]),
+        "alice@example.com is now in ACL group Editors\n"
+    );
+    env.ok(&[
+        "mailbox",
+        "group",
+        "add",
+        "alice@example.com",
+        "PublicMailboxAdmins",
+    ]);
+    assert_eq!(
+        env.ok(&["mailbox", "group", "list", "alice@example.com"]),
+        "Editors\nPublicMailboxAdmins\n"
+    );
+    assert_eq!(
+        env.json(&["mailbox", "group", "list", "alice@example.com"]),
+        serde_json::json!(["Editors", "PublicMailboxAdmins"])
+    );
+    let err = env.fails(
+        &["mailbox", "group", "add", "alice@example.com", "Editors"],
+        None,
+        65,
+    );
+    assert_eq!(
+        err,
+        "mailstead: alice@example.com is in ACL group Editors already\n"
+    );
+    env.ok(&["mailbox", "group", "remove", "alice@example.com", "Editors"]);
+    assert_eq!(
+        env.ok(&["mailbox", "group", "list", "alice@example.com"]),
+        "PublicMailboxAdmins\n"
+    );
+    let err = env.fails(
+        &["mailbox", "group", "remove", "alice@example.com", "Editors"],
+        None,
+        65,
+    );
+    assert_eq!(
+        err,
+        "mailstead: alice@example.com is not in ACL group Editors\n"
+    );
 }
