@@ -13,9 +13,8 @@ mod harness;
 mod support;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use harness::{DOMAIN, Mailstead, PASSWORD, both};
 use serde_json::Value;
@@ -31,49 +30,12 @@ fn home(mailstead: &Mailstead) -> PathBuf {
     mailstead.dir.join("data/mailboxes").join(DOMAIN).join(USER)
 }
 
-/// Runs `sieve-connect` with `args` (an action and its script names) against the server,
-/// the password on stdin, TLS required but the self-signed certificate accepted.
 fn sieve_connect(mailstead: &Mailstead, args: &[&str]) -> Output {
-    support::require("sieve-connect", "Debian's sieve-connect");
-    let mut child = Command::new("sieve-connect")
-        .args([
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &mailstead.managesieve_port.to_string(),
-            "--nosrv",
-            "--user",
-            &address(),
-            "--passwordfd",
-            "0",
-            "--notlsverify",
-            "--noclearauth",
-            "--noclearchan",
-        ])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    harness::sieve_connect(mailstead, &address(), args)
 }
 
 fn sieve_connect_ok(mailstead: &Mailstead, args: &[&str]) -> String {
-    let output = sieve_connect(mailstead, args);
-    assert!(
-        output.status.success(),
-        "sieve-connect {args:?}: {}\nserver log:\n{}",
-        both(&output),
-        mailstead.log()
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    harness::sieve_connect_ok(mailstead, &address(), args)
 }
 
 /// The script files in `~/sieve` and where `~/.dovecot.sieve` links to.

@@ -13,7 +13,6 @@ mod harness;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,8 @@ use harness::{DOMAIN, Mailstead, PASSWORD, both};
 use mailstead_directory::sizes::Measurable;
 use mailstead_directory::{Directory, DirectoryOptions};
 use serde_json::Value;
+
+use support::SmtpSink;
 
 fn python(script: &str, args: &[&str]) -> Value {
     support::python_json(script, args)
@@ -275,48 +276,6 @@ fn the_report_counts_what_happened_and_sizes_are_recorded() {
     assert_eq!(unknown["status"], 404, "{unknown}");
 }
 
-/// Postfix's smtp-sink on a free port with `options`; killed when dropped.
-struct Sink {
-    port: u16,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start(options: &[&str]) -> Sink {
-        use std::os::unix::fs::PermissionsExt;
-        support::require("/usr/sbin/smtp-sink", "postfix");
-        let dir = tempfile::tempdir().unwrap();
-        // smtp-sink drops to `nobody`.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let port = support::free_port();
-        let child = Command::new("/usr/sbin/smtp-sink")
-            .args(["-u", "nobody"])
-            .args(options)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("64")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        harness::wait_for_listener(port, "smtp-sink", String::new);
-        Sink {
-            port,
-            child,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_queues_outcomes_are_counted() {
     let temp = tempfile::tempdir().unwrap();
@@ -324,9 +283,9 @@ fn the_queues_outcomes_are_counted() {
     let mailstead = Mailstead::start(temp.path(), std::slice::from_ref(&ann), "", "");
     // Remote servers that take the message, refuse the recipient for good, and for now.
     let (taking, refusing, deferring) = (
-        Sink::start(&[]),
-        Sink::start(&["-f", "RCPT"]),
-        Sink::start(&["-r", "RCPT"]),
+        SmtpSink::start(&[]),
+        SmtpSink::start(&["-f", "RCPT"]),
+        SmtpSink::start(&["-r", "RCPT"]),
     );
     for (domain, sink, alias, remote) in [
         ("sent.test", &taking, "out", "carol"),

@@ -18,70 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::SmtpSink;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 const PASSWORD: &str = "alice-long-password-1";
-
-/// Postfix's smtp-sink on a free port, appending every message to one dump file.
-struct Sink {
-    port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    /// `options`: smtp-sink's, e.g. `["-f", "RCPT"]` (5xx to every RCPT), `["-r", "RCPT"]` (4xx).
-    fn start(options: &[&str]) -> Sink {
-        Sink::start_on(support::free_port(), options)
-    }
-
-    fn start_on(port: u16, options: &[&str]) -> Sink {
-        support::require("smtp-sink", "postfix");
-        let dir = tempfile::tempdir().unwrap();
-        // smtp-sink drops to `nobody`, which writes the dump.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        let child = Command::new("/usr/sbin/smtp-sink")
-            .args(["-u", "nobody", "-D"])
-            .arg(dir.path().join("dump"))
-            .args(options)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sink = Sink { port, child, dir };
-        support::wait_for_greeting(port, "220", "smtp-sink", String::new);
-        sink
-    }
-
-    fn dump(&self) -> String {
-        fs::read_to_string(self.dir.path().join("dump")).unwrap_or_default()
-    }
-
-    /// Waits until the dump holds `count` copies of `needle`.
-    fn wait_for(&self, needle: &str, count: usize, log: impl Fn() -> String) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let dump = self.dump();
-            if dump.matches(needle).count() >= count {
-                return dump;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} did not reach the sink {count} times; dump:\n{dump}\nserver log:\n{}",
-                log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A data directory, config and (while running) `mailstead serve`.
 struct Server {
@@ -351,7 +291,7 @@ fn message(from: &str, to: &str, token: &str) -> String {
 
 #[test]
 fn msmtp_and_smtplib_submit_and_the_queue_delivers_signed_mail_over_a_transport() {
-    let sink = Sink::start(&[]);
+    let sink = SmtpSink::start(&[]);
     let mut server = Server::new("");
     server.cli(
         &[
@@ -440,8 +380,8 @@ print("pass" if ok else "fail")
 
 #[test]
 fn a_5xx_bounces_to_the_local_sender_and_a_4xx_is_retried_until_it_expires() {
-    let hard = Sink::start(&["-f", "RCPT"]);
-    let soft = Sink::start(&["-r", "RCPT"]);
+    let hard = SmtpSink::start(&["-f", "RCPT"]);
+    let soft = SmtpSink::start(&["-r", "RCPT"]);
     let mut server = Server::new("max_age = \"4s\"\ndelay_warning = \"1s\"");
     server.cli(
         &[
@@ -580,7 +520,7 @@ with smtplib.SMTP("127.0.0.1", int(port)) as client:
 
 #[test]
 fn a_mailbox_over_quota_among_others_gets_a_bounce_and_the_rest_is_delivered() {
-    let sink = Sink::start(&[]);
+    let sink = SmtpSink::start(&[]);
     let mut server = Server::new(&format!("relay_host = \"[127.0.0.1]:{}\"", sink.port));
     server.cli(
         &["mailbox", "update", "bob@example.com", "--quota", "1K"],
@@ -612,7 +552,7 @@ fn a_mailbox_over_quota_among_others_gets_a_bounce_and_the_rest_is_delivered() {
 
 #[test]
 fn an_alias_reaches_its_outside_member_and_relaying_and_spoofing_are_refused() {
-    let sink = Sink::start(&[]);
+    let sink = SmtpSink::start(&[]);
     let mut server = Server::new(&format!("relay_host = \"[127.0.0.1]:{}\"", sink.port));
     server.cli(
         &[
@@ -756,7 +696,7 @@ fn kill_9_with_mail_queued_loses_nothing_and_the_queue_commands_work() {
     // Offline, the CLI works on the files itself.
     let text = server.cli(&["queue", "show", &ids[2]], None);
     assert!(text.contains("x@outside.test"), "{text}");
-    let sink = Sink::start_on(port, &[]);
+    let sink = SmtpSink::start_on(port, &[]);
     server.write_config_keeping_relay(port);
     server.start();
     server.cli(&["queue", "flush"], None);
@@ -844,7 +784,7 @@ fn a_large_transaction_keeps_its_session_past_max_recipients() {
 fn kill_9_while_the_queue_is_delivering_sends_every_message_after_the_restart() {
     let port = support::free_port();
     // The relay takes 3 s to answer each DATA: the kill comes while deliveries are open.
-    let slow = Sink::start_on(port, &["-w", "3"]);
+    let slow = SmtpSink::start_on(port, &["-w", "3"]);
     let mut server = Server::new(&format!("relay_host = \"[127.0.0.1]:{port}\""));
     server.start();
     for index in 0..3 {
@@ -870,7 +810,7 @@ fn kill_9_while_the_queue_is_delivering_sends_every_message_after_the_restart() 
     thread::sleep(Duration::from_millis(500));
     server.kill();
     drop(slow);
-    let sink = Sink::start_on(port, &[]);
+    let sink = SmtpSink::start_on(port, &[]);
     server.write_config_keeping_relay(port);
     server.start();
     for index in 0..3 {

@@ -19,65 +19,10 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::SmtpSink;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mailstead");
 const PASSWORD: &str = "bob-long-password-1";
-
-/// Postfix's smtp-sink on a free port, appending every transaction to one dump file.
-struct Sink {
-    port: u16,
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        support::require("smtp-sink", "postfix");
-        let port = support::free_port();
-        let dir = tempfile::tempdir().unwrap();
-        // smtp-sink drops to `nobody`, which writes the dump.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        let child = Command::new("/usr/sbin/smtp-sink")
-            .args(["-u", "nobody", "-D"])
-            .arg(dir.path().join("dump"))
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("100")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sink = Sink { port, child, dir };
-        support::wait_for_greeting(port, "220", "smtp-sink", String::new);
-        sink
-    }
-
-    fn dump(&self) -> String {
-        fs::read_to_string(self.dir.path().join("dump")).unwrap_or_default()
-    }
-
-    /// Waits until the dump holds `count` copies of `needle`; returns the dump.
-    fn wait_for(&self, needle: &str, count: usize, log: impl Fn() -> String) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let dump = self.dump();
-            if dump.matches(needle).count() >= count {
-                return dump;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} did not reach the sink {count} times; dump:\n{dump}\nserver log:\n{}",
-                log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A data directory, config and (while running) `mailstead serve`.
 struct Server {
@@ -102,6 +47,7 @@ impl Server {
              [submission]\nlisten = []\nlisten_tls = []\n\n\
              [imap]\nlisten = []\nlisten_tls = []\n\n\
              [pop3]\nlisten = []\nlisten_tls = []\n\n\
+             [managesieve]\nlisten = []\n\n\
              [http]\nlisten = []\n\n\
              [log]\nlevel = \"info\"\n\n{extra}\n",
             data_dir.display(),
@@ -443,8 +389,8 @@ fn message(headers: &str) -> String {
 }
 
 /// The server with a sink for what leaves: `remote.test` goes to it over a transport.
-fn server_with_sink(extra: &str, users: &[&str]) -> (Server, Sink) {
-    let sink = Sink::start();
+fn server_with_sink(extra: &str, users: &[&str]) -> (Server, SmtpSink) {
+    let sink = SmtpSink::start(&[]);
     let mut server = Server::new(&format!(
         "[queue]\nmin_backoff = \"1s\"\nmax_backoff = \"1s\"\n\n{extra}"
     ));

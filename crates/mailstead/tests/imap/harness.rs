@@ -766,3 +766,48 @@ pub fn imap_tool(
     );
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// Runs `sieve-connect` as `user` with `args` (an action and its script names) against the server,
+/// the password on stdin, TLS required but the self-signed certificate accepted.
+pub fn sieve_connect(mailstead: &Mailstead, user: &str, args: &[&str]) -> Output {
+    support::require("sieve-connect", "Debian's sieve-connect");
+    let mut child = Command::new("sieve-connect")
+        .args([
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &mailstead.managesieve_port.to_string(),
+            "--nosrv",
+            "--user",
+            user,
+            "--passwordfd",
+            "0",
+            "--notlsverify",
+            "--noclearauth",
+            "--noclearchan",
+        ])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn sieve_connect_ok(mailstead: &Mailstead, user: &str, args: &[&str]) -> String {
+    let output = sieve_connect(mailstead, user, args);
+    assert!(
+        output.status.success(),
+        "sieve-connect {args:?}: {}\nserver log:\n{}",
+        both(&output),
+        mailstead.log()
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

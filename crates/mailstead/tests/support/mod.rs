@@ -175,3 +175,69 @@ pub fn prometheus_sample(text: &str, series: &str) -> Option<f64> {
             .and_then(|value| value.trim().parse().ok())
     })
 }
+
+/// Postfix's smtp-sink on a free port, appending every message to one dump file.
+pub struct SmtpSink {
+    pub port: u16,
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    /// `options`: smtp-sink's, e.g. `["-f", "RCPT"]` (5xx to every RCPT), `["-r", "RCPT"]` (4xx).
+    pub fn start(options: &[&str]) -> SmtpSink {
+        SmtpSink::start_on(free_port(), options)
+    }
+
+    pub fn start_on(port: u16, options: &[&str]) -> SmtpSink {
+        require("smtp-sink", "postfix");
+        let dir = tempfile::tempdir().unwrap();
+        // smtp-sink drops to `nobody`, which writes the dump.
+        std::fs::set_permissions(
+            dir.path(),
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/smtp-sink")
+            .args(["-u", "nobody", "-D"])
+            .arg(dir.path().join("dump"))
+            .args(options)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sink = SmtpSink { port, child, dir };
+        wait_for_greeting(port, "220", "smtp-sink", String::new);
+        sink
+    }
+
+    pub fn dump(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dump")).unwrap_or_default()
+    }
+
+    /// Waits until the dump holds `count` copies of `needle`.
+    pub fn wait_for(&self, needle: &str, count: usize, log: impl Fn() -> String) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let dump = self.dump();
+            if dump.matches(needle).count() >= count {
+                return dump;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} did not reach the sink {count} times; dump:\n{dump}\nserver log:\n{}",
+                log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
