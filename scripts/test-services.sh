@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Make sure everything the test suite talks to is installed and running: PostgreSQL and
-# MariaDB (backend tests), and Debian's Dovecot, Postfix, mail clients and dkimpy (real peers).
+# MariaDB (backend tests), and Debian's Dovecot (with Pigeonhole's sieve-test), Postfix, mail
+# clients (sieve-connect among them) and dkimpy (real peers).
 # Idempotent; run as root. Used by .ci/run and by `scripts/test.sh`.
 set -euo pipefail
 
 need_packages=() need_tools=()
-for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix swaks isync msmtp python3-dkim fetchmail; do
+for pkg in postgresql mariadb-server dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve sieve-connect postfix swaks isync msmtp python3-dkim fetchmail; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
 done
 # Tools only, without what they recommend: wrk (bench/http.sh), systemd (systemd-analyze verifies
