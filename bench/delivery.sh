@@ -43,6 +43,8 @@ listen_tls = []
 [pop3]
 listen = []
 listen_tls = []
+[managesieve]
+listen = []
 [log]
 level = "warn"
 CONF

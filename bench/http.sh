@@ -42,6 +42,8 @@ listen_tls = ["127.0.0.1:10993"]
 [pop3]
 listen = []
 listen_tls = []
+[managesieve]
+listen = []
 [http]
 listen = ["127.0.0.1:$PORT"]
 max_connections_per_ip = 1000

@@ -80,6 +80,8 @@ listen_tls = []
 [pop3]
 listen = []
 listen_tls = []
+[managesieve]
+listen = []
 [log]
 level = "warn"
 ${2:-}

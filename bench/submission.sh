@@ -93,6 +93,8 @@ listen_tls = []
 [pop3]
 listen = []
 listen_tls = []
+[managesieve]
+listen = []
 [queue]
 relay_host = "[127.0.0.1]:$SINK_PORT"
 [log]

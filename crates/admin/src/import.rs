@@ -149,7 +149,11 @@ enum Op {
         /// Set once the domain's mailboxes and aliases are in (see the module comment).
         limits: DomainUpdate,
     },
-    Mailbox(Box<NewMailbox>),
+    Mailbox {
+        new: Box<NewMailbox>,
+        /// Its groups for IMAP ACLs, added once it exists.
+        acl_groups: Vec<String>,
+    },
     Alias(NewAlias),
     TlsPolicy(NewTlsPolicy),
 }
@@ -336,6 +340,18 @@ async fn plan_passwd_mailbox(target: &Directory, entry: &PasswdEntry) -> Result<
                     "the file",
                 );
             }
+            if !entry.acl_groups.is_empty() {
+                let mut wanted = entry.acl_groups.clone();
+                wanted.sort();
+                wanted.dedup();
+                differ(
+                    &mut differences,
+                    "acl_groups",
+                    &target.acl_groups(&address).await?.join(","),
+                    &wanted.join(","),
+                    "the file",
+                );
+            }
             existing_status(Kind::Mailbox, address, differences)
         }
         None => match alias_clash(target, &address).await? {
@@ -352,7 +368,14 @@ async fn plan_passwd_mailbox(target: &Directory, entry: &PasswdEntry) -> Result<
                     maildir: mail,
                     ..NewMailbox::default()
                 };
-                Step::create(Kind::Mailbox, address, Op::Mailbox(Box::new(new)))
+                let mut acl_groups = entry.acl_groups.clone();
+                acl_groups.sort();
+                acl_groups.dedup();
+                let op = Op::Mailbox {
+                    new: Box::new(new),
+                    acl_groups,
+                };
+                Step::create(Kind::Mailbox, address, op)
             }
         },
     };
@@ -609,8 +632,15 @@ pub async fn plan_mum(
                             "its password cannot be checked by mailstead ({err}); it is kept as is, but this login will fail until the password is set again"
                         ));
                     }
-                    Step::create(Kind::Mailbox, address, Op::Mailbox(Box::new(new)))
-                        .with_notes(notes)
+                    Step::create(
+                        Kind::Mailbox,
+                        address,
+                        Op::Mailbox {
+                            new: Box::new(new),
+                            acl_groups: Vec::new(),
+                        },
+                    )
+                    .with_notes(notes)
                 }
             },
         };
@@ -823,7 +853,17 @@ pub async fn apply(
                 }
                 result
             }
-            Op::Mailbox(new) => target.add_mailbox(actor, *new).await.map(drop),
+            Op::Mailbox { new, acl_groups } => {
+                let address = new.address.clone();
+                let mut result = target.add_mailbox(actor, *new).await.map(drop);
+                for group in &acl_groups {
+                    if result.is_err() {
+                        break;
+                    }
+                    result = target.add_acl_group(actor, &address, group).await;
+                }
+                result
+            }
             Op::Alias(new) => target.add_alias(actor, new).await.map(drop),
             Op::TlsPolicy(new) => target.add_tls_policy(actor, new).await.map(drop),
         };

@@ -24,11 +24,13 @@
 //!   `mail_location = maildir:~/Maildir`); a user with neither gets the configured templates;
 //! - the default quota rule (`*` or `?`) of `userdb_quota_rule=`, read with Dovecot's units:
 //!   `storage=` is in KiB unless suffixed with B, K, M, G or T (binary, as in Dovecot's
-//!   `quota-util.c`), `bytes=` is in bytes, `0` is unlimited.
+//!   `quota-util.c`), `bytes=` is in bytes, `0` is unlimited;
+//! - `userdb_acl_groups=` (comma-separated, as Dovecot's ACL plugin reads it) as the mailbox's
+//!   groups for IMAP ACLs.
 //!
 //! What is ignored, with a note: uid, gid and shell (Mailstead delivers as one user), message
 //! count limits, per-folder quota rules (`Trash:storage=+100M`), `quota_rule2…`, and other
-//! extra fields such as `userdb_acl_groups`.
+//! extra fields.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,6 +57,8 @@ pub struct PasswdEntry {
     pub mail: Option<String>,
     /// `None` when the file sets no default quota rule: the domain's quota applies.
     pub quota: Option<Quota>,
+    /// From `userdb_acl_groups=`: the groups whose `group=NAME` ACL entries apply to it.
+    pub acl_groups: Vec<String>,
     /// What was ignored or is doubtful about this entry, for the import report.
     pub notes: Vec<String>,
 }
@@ -69,6 +73,7 @@ impl std::fmt::Debug for PasswdEntry {
             .field("home", &self.home)
             .field("mail", &self.mail)
             .field("quota", &self.quota)
+            .field("acl_groups", &self.acl_groups)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +195,7 @@ fn parse_entry(line_text: &str, line: usize) -> Result<PasswdEntry, String> {
     let mut home = Some(field(5)).filter(|s| !s.is_empty()).map(str::to_owned);
     let mut mail: Option<String> = None;
     let mut quota: Option<Quota> = None;
+    let mut acl_groups: Vec<String> = Vec::new();
     let mut ignored: Vec<String> = Vec::new();
     for extra in field(7).split_whitespace() {
         let (key, value) = extra.split_once('=').unwrap_or((extra, ""));
@@ -202,6 +208,13 @@ fn parse_entry(line_text: &str, line: usize) -> Result<PasswdEntry, String> {
                 notes.extend(rule_notes);
             }
             "mail" if !value.is_empty() => mail = Some(value.to_owned()),
+            "acl_groups" => acl_groups.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|group| !group.is_empty())
+                    .map(str::to_owned),
+            ),
             "home" if !value.is_empty() => home = Some(value.to_owned()),
             _ => ignored.push(key.to_owned()),
         }
@@ -243,6 +256,7 @@ fn parse_entry(line_text: &str, line: usize) -> Result<PasswdEntry, String> {
         home,
         mail,
         quota,
+        acl_groups,
         notes,
     })
 }
@@ -413,7 +427,10 @@ mod tests {
                 .as_deref(),
             Some("maildir:/var/vmail/example.org/alice/Maildir")
         );
-        assert_eq!(entry.notes, vec!["extra fields ignored: userdb_acl_groups"]);
+        assert_eq!(entry.acl_groups, vec!["PublicMailboxAdmins"]);
+        assert!(entry.notes.is_empty(), "{:?}", entry.notes);
+        let two = one("b@example.org:{PLAIN}x:::::: acl_groups=Editors,Sales\n");
+        assert_eq!(two.acl_groups, vec!["Editors", "Sales"]);
     }
 
     #[test]

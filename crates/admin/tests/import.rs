@@ -330,3 +330,52 @@ async fn mum_import_skips_addresses_and_locations_unsafe_as_paths() {
     assert_eq!(target.list_mailboxes(None).await.unwrap().len(), 1);
     assert!(target.list_aliases(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn passwd_file_acl_groups_become_the_mailboxs_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = target(&dir).await;
+    // Seed 004's line: the groups come with the login's account.
+    let entries = passwd_file::parse(
+        "alice@example.org:{PLAIN}secret-one:5000:5000::/var/vmail/example.org/alice::userdb_quota_rule=\\\n    *:storage=5G userdb_acl_groups=PublicMailboxAdmins,Editors\n",
+        "users",
+    )
+    .unwrap();
+    let mut plan = import::plan_passwd_file(&target, "users", &entries)
+        .await
+        .unwrap();
+    import::apply(&target, "import:test", &mut plan)
+        .await
+        .unwrap();
+    assert!(!plan.is_incomplete());
+    assert_eq!(
+        target.acl_groups("alice@example.org").await.unwrap(),
+        vec!["Editors", "PublicMailboxAdmins"]
+    );
+    let account = target
+        .login_credentials("alice@example.org")
+        .await
+        .unwrap()
+        .unwrap()
+        .account
+        .unwrap();
+    assert_eq!(account.acl_groups, vec!["Editors", "PublicMailboxAdmins"]);
+
+    // Run again: unchanged; with other groups in the file: a difference, reported.
+    let plan = import::plan_passwd_file(&target, "users", &entries)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&plan)[1],
+        ("alice@example.org".to_owned(), "exists, unchanged")
+    );
+    let changed = passwd_file::parse(
+        "alice@example.org:{PLAIN}secret-one:5000:5000::/var/vmail/example.org/alice::userdb_quota_rule=*:storage=5G userdb_acl_groups=Editors\n",
+        "users",
+    )
+    .unwrap();
+    let plan = import::plan_passwd_file(&target, "users", &changed)
+        .await
+        .unwrap();
+    assert_eq!(statuses(&plan)[1].1, "exists, differs: kept");
+}

@@ -23,6 +23,9 @@ pub struct Account {
     pub is_super_admin: bool,
     pub location: MailboxLocation,
     pub quota: Quota,
+    /// The groups whose `group=NAME` entries of dovecot-acl files apply to this login
+    /// (Dovecot's userdb field `acl_groups`), by name.
+    pub acl_groups: Vec<String>,
 }
 
 /// What checking a login needs from the directory: the stored password and, when the
@@ -308,5 +311,6 @@ fn usable_account(mailbox: &MailboxRow) -> Option<Account> {
         is_super_admin: mailbox.is_super_admin,
         location: mailbox.location.clone(),
         quota: mailbox.effective_quota(),
+        acl_groups: mailbox.acl_groups.clone(),
     })
 }

@@ -35,6 +35,8 @@ pub(crate) struct MailboxRow {
     pub(crate) active: bool,
     pub(crate) domain_active: bool,
     pub(crate) is_super_admin: bool,
+    /// Its groups for IMAP ACLs; read only where an account is made from the row.
+    pub(crate) acl_groups: Vec<String>,
 }
 
 impl MailboxRow {
@@ -192,7 +194,22 @@ pub(crate) fn mailbox_from_row(row: &AnyRow) -> Result<MailboxRow, DirectoryErro
         active: flag(row, "active")?,
         domain_active: flag(row, "domain_active")?,
         is_super_admin: flag(row, "is_super_admin")?,
+        acl_groups: Vec::new(),
     })
+}
+
+/// The groups of a mailbox for IMAP ACLs (`group=NAME` in dovecot-acl files), by name.
+pub(crate) async fn acl_groups(db: &Db, mailbox_id: i64) -> Result<Vec<String>, DirectoryError> {
+    let rows =
+        sqlx::query(db.sql(
+            "SELECT group_name FROM mailbox_acl_groups WHERE mailbox_id = ? ORDER BY group_name",
+        ))
+        .bind(mailbox_id)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| Ok(row.try_get("group_name")?))
+        .collect()
 }
 
 pub(crate) async fn mailbox_by_address(
@@ -209,7 +226,12 @@ pub(crate) async fn mailbox_by_address(
         .fetch_optional(&db.pool)
         .await?;
     let mailbox = row.as_ref().map(mailbox_from_row).transpose()?;
-    Ok(mailbox.filter(safe_to_serve))
+    let Some(mut mailbox) = mailbox.filter(safe_to_serve) else {
+        return Ok(None);
+    };
+    // One more query, not a join: a login's row stays one row however many groups it has.
+    mailbox.acl_groups = acl_groups(db, mailbox.id).await?;
+    Ok(Some(mailbox))
 }
 
 /// Whether mail may be delivered to and read from this row's location. Mailstead refuses to

@@ -94,6 +94,7 @@ pub struct Config {
     pub lmtp: LmtpSection,
     pub imap: ImapSection,
     pub pop3: Pop3Section,
+    pub managesieve: ManageSieveSection,
     pub http: HttpSection,
     pub limits: LimitsSection,
     pub auth: AuthSection,
@@ -414,6 +415,43 @@ impl Default for Pop3Section {
     }
 }
 
+/// `[managesieve]`: the ManageSieve listeners (RFC 5804), where users edit their Sieve
+/// scripts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManageSieveSection {
+    /// Addresses for ManageSieve with STARTTLS, like "0.0.0.0:4190"; empty turns it off.
+    pub listen: Vec<String>,
+    /// Accept AUTHENTICATE without TLS from 127.0.0.0/8 and ::1, as
+    /// `[imap] login_on_loopback_without_tls` does for IMAP.
+    pub login_on_loopback_without_tls: bool,
+    /// Scripts one user may have (Pigeonhole's sieve_quota_max_scripts).
+    pub max_scripts: u32,
+    /// Largest script in bytes (Pigeonhole's sieve_max_script_size), for uploads and for
+    /// the compiler.
+    pub max_script_size: u64,
+    /// Total size of one user's scripts in bytes (Pigeonhole's sieve_quota_max_storage).
+    pub max_storage: u64,
+    /// Logged-in sessions one user may hold at once.
+    pub max_connections_per_user: u32,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: u32,
+}
+
+impl Default for ManageSieveSection {
+    fn default() -> Self {
+        ManageSieveSection {
+            listen: vec!["0.0.0.0:4190".to_owned()],
+            login_on_loopback_without_tls: false,
+            max_scripts: 20,
+            max_script_size: 1024 * 1024,
+            max_storage: 10 * 1024 * 1024,
+            max_connections_per_user: 10,
+            max_connections_per_ip: 50,
+        }
+    }
+}
+
 /// `[http]`: health, readiness, metrics and client autoconfiguration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -690,6 +728,7 @@ impl Default for Config {
             lmtp: LmtpSection::default(),
             imap: ImapSection::default(),
             pop3: Pop3Section::default(),
+            managesieve: ManageSieveSection::default(),
             http: HttpSection::default(),
             limits: LimitsSection::default(),
             auth: AuthSection::default(),
@@ -1256,6 +1295,29 @@ impl Config {
             return fail(
                 "pop3.max_connections_per_user",
                 "pop3.max_connections_per_user and pop3.max_connections_per_ip must be at least 1"
+                    .to_owned(),
+            );
+        }
+
+        // [managesieve]
+        if self.managesieve.max_scripts == 0
+            || self.managesieve.max_script_size == 0
+            || self.managesieve.max_storage < self.managesieve.max_script_size
+        {
+            return fail(
+                "managesieve.max_storage",
+                "managesieve.max_scripts and max_script_size must be at least 1, and max_storage \
+                 at least max_script_size"
+                    .to_owned(),
+            );
+        }
+        if self.managesieve.max_connections_per_user == 0
+            || self.managesieve.max_connections_per_ip == 0
+        {
+            return fail(
+                "managesieve.max_connections_per_user",
+                "managesieve.max_connections_per_user and managesieve.max_connections_per_ip \
+                 must be at least 1"
                     .to_owned(),
             );
         }
@@ -2361,6 +2423,10 @@ mod tests {
             "max_line_length",
             "max_append_size",
             "[pop3]",
+            "[managesieve]",
+            "max_scripts",
+            "max_script_size",
+            "max_storage",
             "[http]",
             "request_timeout",
             "mta_sts_mode",

@@ -917,7 +917,9 @@ fn spawn_server(env: &Env) -> (Child, mpsc::Receiver<String>) {
             "[smtp]\nlisten = {}\n[imap]\nlisten = {}\nlisten_tls = {}\n\
              [submission]\nlisten = {}\nlisten_tls = {}\n\
              [pop3]\nlisten = {}\nlisten_tls = {}\n\
+             [managesieve]\nlisten = {}\n\
              [http]\nlisten = {}\n",
+            port(),
             port(),
             port(),
             port(),
@@ -1245,4 +1247,53 @@ fn dkim_keys_are_generated_listed_and_removed() {
     assert_eq!(out, "removed 1 DKIM keys of example.com\n");
     let out = env.ok(&["dkim", "list"]);
     assert!(out.starts_with("no DKIM keys"), "{out}");
+}
+
+#[test]
+fn mailbox_acl_groups_are_added_listed_and_removed() {
+    let env = Env::new();
+    env.ok(&["domain", "add", "example.com"]);
+    env.ok_with(&["mailbox", "add", "alice@example.com"], "alice-secret-1\n");
+    assert_eq!(
+        env.ok(&["mailbox", "group", "add", "alice@example.com", "Editors"]),
+        "alice@example.com is now in ACL group Editors\n"
+    );
+    env.ok(&[
+        "mailbox",
+        "group",
+        "add",
+        "alice@example.com",
+        "PublicMailboxAdmins",
+    ]);
+    assert_eq!(
+        env.ok(&["mailbox", "group", "list", "alice@example.com"]),
+        "Editors\nPublicMailboxAdmins\n"
+    );
+    assert_eq!(
+        env.json(&["mailbox", "group", "list", "alice@example.com"]),
+        serde_json::json!(["Editors", "PublicMailboxAdmins"])
+    );
+    let err = env.fails(
+        &["mailbox", "group", "add", "alice@example.com", "Editors"],
+        None,
+        65,
+    );
+    assert_eq!(
+        err,
+        "mailstead: alice@example.com is in ACL group Editors already\n"
+    );
+    env.ok(&["mailbox", "group", "remove", "alice@example.com", "Editors"]);
+    assert_eq!(
+        env.ok(&["mailbox", "group", "list", "alice@example.com"]),
+        "PublicMailboxAdmins\n"
+    );
+    let err = env.fails(
+        &["mailbox", "group", "remove", "alice@example.com", "Editors"],
+        None,
+        65,
+    );
+    assert_eq!(
+        err,
+        "mailstead: alice@example.com is not in ACL group Editors\n"
+    );
 }

@@ -485,7 +485,7 @@ fn serve_http_only(dir: &Path, address: &str) -> Child {
         format!(
             "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"{}\"\n\
              [smtp]\nlisten = []\n[lmtp]\nlisten = []\n[imap]\nlisten = []\nlisten_tls = []\n\
-             [pop3]\nlisten = []\nlisten_tls = []\n[submission]\nlisten = []\nlisten_tls = []\n\
+             [pop3]\nlisten = []\nlisten_tls = []\n[managesieve]\nlisten = []\n[submission]\nlisten = []\nlisten_tls = []\n\
              [http]\nlisten = [\"{address}\"]\n",
             dir.join("data").display()
         ),

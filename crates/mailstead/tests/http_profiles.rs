@@ -93,6 +93,7 @@ fn apple_profiles_and_who_may_read_metrics() {
              [smtp]\nlisten = [\"127.0.0.1:{smtp}\"]\n\
              [imap]\nlisten = [\"127.0.0.1:{imap}\"]\nlisten_tls = [\"127.0.0.1:{imaps}\"]\n\
              [pop3]\nlisten = []\nlisten_tls = []\n\
+             [managesieve]\nlisten = []\n\
              [submission]\nlisten = [\"127.0.0.1:{submission}\"]\n\
              listen_tls = [\"127.0.0.1:{submissions}\"]\n\
              [http]\nlisten = [\"127.0.0.1:{http}\"]\nmetrics_allow = [\"127.0.0.2\"]\n",

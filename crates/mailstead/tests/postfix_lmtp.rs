@@ -289,7 +289,7 @@ fn postfix_delivers_through_lmtp() {
             "[server]\nhostname = \"mailstead.test\"\ndata_dir = \"{}\"\n\n\
              [smtp]\nlisten = [\"127.0.0.1:{smtp_port}\"]\n\n\
              [lmtp]\nlisten = [\"127.0.0.1:{lmtp_port}\"]\n\n\
-             [imap]\nlisten = []\nlisten_tls = []\n[pop3]\nlisten = []\nlisten_tls = []\n[submission]\nlisten = []\nlisten_tls = []\n[http]\nlisten = []\n\n\
+             [imap]\nlisten = []\nlisten_tls = []\n[pop3]\nlisten = []\nlisten_tls = []\n[managesieve]\nlisten = []\n[submission]\nlisten = []\nlisten_tls = []\n[http]\nlisten = []\n\n\
              [log]\nlevel = \"warn\"\n",
             mailstead_dir.join("data").display()
         ),

@@ -49,6 +49,7 @@ impl Server {
                  [lmtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
                  [submission]\nlisten = []\nlisten_tls = []\n\n\
                  [pop3]\nlisten = []\nlisten_tls = []\n\n\
+                 [managesieve]\nlisten = []\n\n\
                  [http]\nlisten = []\n\n\
                  [imap]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = []\n\
                  max_connections_per_ip = 100000\n\n\

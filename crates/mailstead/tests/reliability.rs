@@ -54,7 +54,7 @@ impl Server {
             "[server]\nhostname = \"mx.mailstead.test\"\ndata_dir = \"{}\"\n\n\
              [smtp]\nlisten = [\"127.0.0.1:{}\"]\n\n\
              [lmtp]\nlisten = [\"127.0.0.1:{lmtp_port}\", \"unix:{}\"]\n\n\
-             [imap]\nlisten = []\nlisten_tls = []\n[pop3]\nlisten = []\nlisten_tls = []\n[submission]\nlisten = []\nlisten_tls = []\n[http]\nlisten = []\n\n\
+             [imap]\nlisten = []\nlisten_tls = []\n[pop3]\nlisten = []\nlisten_tls = []\n[managesieve]\nlisten = []\n[submission]\nlisten = []\nlisten_tls = []\n[http]\nlisten = []\n\n\
              [log]\nlevel = \"warn\"\n",
             self.data_dir().display(),
             self.smtp_port,

@@ -123,6 +123,7 @@ impl Server {
              [submission]\nlisten = [\"127.0.0.1:{}\"]\nlisten_tls = [\"127.0.0.1:{}\"]\n\n\
              [imap]\nlisten = []\nlisten_tls = []\n\n\
              [pop3]\nlisten = []\nlisten_tls = []\n\n\
+             [managesieve]\nlisten = []\n\n\
              [http]\nlisten = []\n\n\
              [queue]\nmin_backoff = \"1s\"\nmax_backoff = \"1s\"\n{}\n\n\
              [log]\nlevel = \"info\"\n",

@@ -14,6 +14,7 @@
 //! - One file per kind of thing the directory holds: `domain.rs`, `mailbox.rs`, `alias.rs`
 //!   (aliases, their senders, alias domains), `tls_policy.rs`, `transport.rs`, `dkim.rs`.
 //! - `admins.rs`: MUM's `domain_admins` and `mailbox_admins` grants.
+//! - `acl_group.rs`: the groups of a mailbox for IMAP ACLs (`mailbox_acl_groups`).
 //! - `token.rs`: API tokens; `page.rs`: lists a page at a time, filtered and sorted in SQL.
 //! - `audit.rs`: reading the audit log back; `mum.rs`: MUM's tables read for an import.
 
@@ -33,6 +34,7 @@ use crate::model::{
 use crate::resolve::unix_now;
 use crate::{Directory, DirectoryError};
 
+mod acl_group;
 mod admins;
 mod alias;
 mod audit;
@@ -45,6 +47,7 @@ mod tls_policy;
 mod token;
 mod transport;
 
+pub use acl_group::MAX_ACL_GROUP_LEN;
 pub use admins::AdminGrant;
 pub use alias::{AliasUpdate, NewAlias};
 pub use domain::{DomainUpdate, NewDomain};

@@ -12,16 +12,19 @@ use mailstead_directory::model::{Mailbox, Quota};
 use mailstead_directory::{Directory, DirectoryError};
 use mailstead_store::{Retire, RetireError, RetiredDir, retire_mailbox};
 
-use crate::cli::admins;
 use crate::cli::exit::CliError;
 use crate::cli::values::{self, QuotaSetting};
 use crate::cli::{Ctx, actor, password, require_change, text_change, toggle};
+use crate::cli::{acl_group, admins};
 
 #[derive(Debug, Subcommand)]
 pub enum MailboxCommand {
     /// Who may manage mailboxes (MUM's mailbox_admins)
     #[command(subcommand)]
     Admin(admins::MailboxAdminCommand),
+    /// Groups for IMAP ACLs (`group=NAME` in dovecot-acl files)
+    #[command(subcommand)]
+    Group(acl_group::AclGroupCommand),
     /// Add a mailbox; the password is asked for (or read from stdin when piped). Files an
     /// earlier mailbox left at its home are moved aside first
     Add {
@@ -95,6 +98,9 @@ pub async fn run(ctx: &Ctx, command: MailboxCommand) -> anyhow::Result<ExitCode>
     match command {
         MailboxCommand::Admin(command) => {
             admins::mailbox(ctx, &ctx.directory().await?, command).await?;
+        }
+        MailboxCommand::Group(command) => {
+            acl_group::run(ctx, &ctx.directory().await?, command).await?;
         }
         MailboxCommand::Add {
             address,

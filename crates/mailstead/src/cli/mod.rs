@@ -10,6 +10,7 @@
 
 pub mod exit;
 
+mod acl_group;
 mod admins;
 mod alias;
 mod alias_domain;

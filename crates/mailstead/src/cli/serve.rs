@@ -25,6 +25,7 @@ use tracing::{error, info, warn};
 use mailstead_directory::Directory;
 use mailstead_directory::model::unsafe_location;
 use mailstead_imap::{ImapContext, Security};
+use mailstead_managesieve::ManageSieveContext;
 use mailstead_net::Connections;
 use mailstead_pop3::Pop3Context;
 use mailstead_smtp::{Limits, Mode, SmtpContext};
@@ -262,6 +263,22 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         config.pop3.login_on_loopback_without_tls,
     );
     let pop3 = Arc::new(pop3.with_authenticator(auth.clone()));
+    let managesieve = ManageSieveContext::new(
+        directory.clone(),
+        Some(Arc::clone(&tls_config)),
+        mailstead_managesieve::Limits {
+            max_scripts: usize::try_from(config.managesieve.max_scripts).unwrap_or(usize::MAX),
+            max_script_size: config.managesieve.max_script_size,
+            max_storage: config.managesieve.max_storage,
+            max_connections_per_ip: usize::try_from(config.managesieve.max_connections_per_ip)
+                .unwrap_or(usize::MAX),
+            max_connections_per_user: usize::try_from(config.managesieve.max_connections_per_user)
+                .unwrap_or(usize::MAX),
+            ..mailstead_managesieve::Limits::default()
+        },
+        config.managesieve.login_on_loopback_without_tls,
+    );
+    let managesieve = Arc::new(managesieve.with_authenticator(auth.clone()));
 
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -383,6 +400,15 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     listener,
                     Arc::clone(&pop3),
                     security,
+                    connections,
+                    stopped(),
+                ));
+            }
+            Bound::ManageSieve(listener) => {
+                tracked.spawn(mailstead_managesieve::serve(
+                    listener,
+                    Arc::clone(&managesieve),
+                    Security::StartTls,
                     connections,
                     stopped(),
                 ));
@@ -581,6 +607,7 @@ enum Bound {
     LmtpUnix(tokio::net::UnixListener),
     Imap(tokio::net::TcpListener, Security),
     Pop3(tokio::net::TcpListener, mailstead_pop3::Security),
+    ManageSieve(tokio::net::TcpListener),
     Submission(tokio::net::TcpListener),
     SubmissionTls(tokio::net::TcpListener),
     /// Plain (on loopback) or HTTPS.
@@ -672,6 +699,13 @@ async fn bind_listeners(config: &Config) -> Result<Vec<(String, Bound)>, CliErro
             ));
             info!(%address, ?security, "POP3 listening");
         }
+    }
+    for address in &config.managesieve.listen {
+        bound.push((
+            format!("managesieve {address}"),
+            Bound::ManageSieve(bind_tcp(address, "managesieve.listen").await?),
+        ));
+        info!(%address, "ManageSieve listening (STARTTLS)");
     }
     for address in &config.http.listen {
         let listener = bind_tcp(address, "http.listen").await?;

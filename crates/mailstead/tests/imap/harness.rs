@@ -448,6 +448,8 @@ pub struct Mailstead {
     pub smtp_port: u16,
     /// POP3 with passwords accepted on loopback without TLS.
     pub pop3_port: u16,
+    /// ManageSieve with STARTTLS (passwords only over TLS).
+    pub managesieve_port: u16,
     /// Plain HTTP (loopback): health, metrics, autoconfiguration.
     pub http_port: u16,
     child: Option<Child>,
@@ -476,6 +478,7 @@ impl Mailstead {
         let imaps_port = support::free_port();
         let smtp_port = support::free_port();
         let pop3_port = support::free_port();
+        let managesieve_port = support::free_port();
         let http_port = support::free_port();
         fs::write(
             dir.join("mailstead.toml"),
@@ -488,6 +491,7 @@ impl Mailstead {
                  [submission]\nlisten = []\nlisten_tls = []\n\n\
                  [pop3]\nlisten = [\"127.0.0.1:{pop3_port}\"]\nlisten_tls = []\n\
                  login_on_loopback_without_tls = true\n\n\
+                 [managesieve]\nlisten = [\"127.0.0.1:{managesieve_port}\"]\n\n\
                  [log]\nlevel = \"info\"\n\n\
                  [http]\nlisten = [\"127.0.0.1:{http_port}\"]\n{extra}",
                 data = dir.join("data").display()
@@ -500,6 +504,7 @@ impl Mailstead {
             imaps_port,
             smtp_port,
             pop3_port,
+            managesieve_port,
             http_port,
             child: None,
         };
@@ -562,6 +567,7 @@ impl Mailstead {
             self.imap_port,
             self.imaps_port,
             self.pop3_port,
+            self.managesieve_port,
             self.http_port,
         ] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
