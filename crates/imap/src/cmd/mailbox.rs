@@ -487,6 +487,7 @@ impl Session {
         }
         if !subscribed_only && !list.special_use_only {
             self.list_shared(&shared_patterns).await?;
+            self.list_public(&shared_patterns).await?;
         }
         Ok(Done::ok("List completed."))
     }
@@ -506,8 +507,17 @@ impl Session {
             }
             None => "NIL".to_owned(),
         };
+        let public = match &self.ctx.public {
+            Some(public) => {
+                let mut public_ns = b"((".to_vec();
+                wire::string(&mut public_ns, public.prefix.as_bytes());
+                public_ns.extend_from_slice(b" \"/\"))");
+                String::from_utf8_lossy(&public_ns).into_owned()
+            }
+            None => "NIL".to_owned(),
+        };
         let line = format!(
-            "* NAMESPACE ((\"\" \"{}\")) {others} NIL\r\n",
+            "* NAMESPACE ((\"\" \"{}\")) {others} {public}\r\n",
             mail.layout().separator()
         );
         self.conn.write(line.as_bytes()).await?;
