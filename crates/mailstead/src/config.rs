@@ -963,7 +963,12 @@ impl Config {
 
         // [[imap.namespace]]
         for kind in ["shared", "public"] {
-            let count = self.imap.namespace.iter().filter(|ns| ns.kind == kind).count();
+            let count = self
+                .imap
+                .namespace
+                .iter()
+                .filter(|ns| ns.kind == kind)
+                .count();
             if count > 1 {
                 return fail(
                     "imap.namespace",
@@ -2386,7 +2391,10 @@ mod tests {
         let no_location = error(&format!(
             "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n"
         ));
-        assert!(no_location.contains("imap.namespace.location"), "{no_location}");
+        assert!(
+            no_location.contains("imap.namespace.location"),
+            "{no_location}"
+        );
         let bad_layout = error(&format!(
             "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
              location = \"/p\"\nlayout = \"mbox\"\n"

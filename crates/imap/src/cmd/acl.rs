@@ -55,7 +55,10 @@ impl Target {
         let dir = self.mail.folder_path(&self.name).ok()?;
         Some(AclPlace {
             dir,
-            mailbox: self.public_name.clone().unwrap_or_else(|| self.name.clone()),
+            mailbox: self
+                .public_name
+                .clone()
+                .unwrap_or_else(|| self.name.clone()),
             domain: self.domain.clone(),
             own: self.owner.is_none() && self.public_name.is_none(),
         })

@@ -5,8 +5,12 @@
 //! so IDLE wakes on any user's changes.
 
 use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use mailstead_store::acl::Rights;
+use mailstead_store::private_seen::PrivateSeen;
+use mailstead_store::{FlagOperation, Folder, MailboxError, Snapshot, StoreResult, SystemFlags};
 
 use crate::cmd::acl::Target;
 use crate::cmd::mailbox::list_pattern_matches;
@@ -45,6 +49,102 @@ impl Session {
             domain: user.account.address.domain().to_owned(),
             public_name: Some(mailbox.to_owned()),
         }))
+    }
+
+    /// The user's `\Seen` file for a public folder, when the namespace keeps `\Seen` per
+    /// user (`private_index`, where `~` is the user's home).
+    pub(crate) fn private_seen_path(&self, target: &Target) -> Option<PathBuf> {
+        target.public_name.as_ref()?;
+        let index = self.ctx.public.as_ref()?.private_index.as_deref()?;
+        let user = self.user.as_ref()?;
+        let dir = match index.strip_prefix('~') {
+            Some(rest) => user
+                .account
+                .location
+                .home
+                .join(rest.trim_start_matches('/')),
+            None => PathBuf::from(index),
+        };
+        Some(PrivateSeen::path_for(&dir, &target.name))
+    }
+
+    /// The selected folder's messages as this user sees them: with their own `\Seen` in a
+    /// public folder with a private index. Every command that reads flags looks through it.
+    pub(crate) fn seen_view(&self, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
+        match self.selected.as_ref().and_then(|s| s.private_seen.as_ref()) {
+            Some(seen) => Arc::new(seen.apply(&snapshot)),
+            None => snapshot,
+        }
+    }
+
+    /// Changes flags of the selected folder: `\Seen` goes to the user's own file in a public
+    /// folder with a private index, everything else to the Maildir file names everyone shares.
+    pub(crate) async fn store_flags(
+        &mut self,
+        folder: &Arc<Folder>,
+        uids: &[u32],
+        operation: FlagOperation,
+        mut flags: SystemFlags,
+        keywords: &[String],
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreResult, MailboxError> {
+        let Some(mut seen) = self
+            .selected
+            .as_mut()
+            .and_then(|selected| selected.private_seen.take())
+        else {
+            return folder
+                .store(uids, operation, flags, keywords, unchanged_since)
+                .await;
+        };
+        let wants_seen = flags.contains(SystemFlags::SEEN);
+        flags.remove(SystemFlags::SEEN);
+        let mut result =
+            if operation == FlagOperation::Replace || !flags.is_empty() || !keywords.is_empty() {
+                folder
+                    .store(uids, operation, flags, keywords, unchanged_since)
+                    .await
+            } else {
+                Ok(StoreResult::default())
+            };
+        if let Ok(result) = &mut result {
+            let allowed: Vec<u32> = uids
+                .iter()
+                .copied()
+                .filter(|uid| !result.modified.contains(uid))
+                .collect();
+            let changed = match operation {
+                FlagOperation::Add if wants_seen => seen.set(&allowed, true),
+                FlagOperation::Remove if wants_seen => seen.set(&allowed, false),
+                FlagOperation::Replace => seen.set(&allowed, wants_seen),
+                _ => Vec::new(),
+            };
+            if !changed.is_empty() {
+                let snapshot = folder.snapshot();
+                let (saved, written) = tokio::task::spawn_blocking(move || {
+                    let written = seen.save(&snapshot);
+                    (seen, written)
+                })
+                .await
+                .map_err(|err| MailboxError::Task(err.to_string()))?;
+                seen = saved;
+                if let Err(err) = written {
+                    self.put_private_seen(seen);
+                    return Err(err);
+                }
+                result.updated.extend(changed);
+                result.updated.sort_unstable();
+                result.updated.dedup();
+            }
+        }
+        self.put_private_seen(seen);
+        result
+    }
+
+    fn put_private_seen(&mut self, seen: PrivateSeen) {
+        if let Some(selected) = self.selected.as_mut() {
+            selected.private_seen = Some(seen);
+        }
     }
 
     /// Whether a client's mailbox name is in the public namespace.
@@ -96,7 +196,11 @@ impl Session {
             let Ok(Some(target)) = self.public_target(&full) else {
                 continue;
             };
-            if self.rights_at(target.place()).await.contains(Rights::LOOKUP) {
+            if self
+                .rights_at(target.place())
+                .await
+                .contains(Rights::LOOKUP)
+            {
                 lines.push((full, ""));
             }
         }
