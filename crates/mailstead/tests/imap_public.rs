@@ -22,7 +22,7 @@ const ALICE: &str = "alice@example.test";
 const BOB: &str = "bob@example.test";
 
 /// The public tree: `Team` (alice lrwstie, bob lrs), `Board` (alice only), `Archive` (no
-/// ACL file: nobody).
+/// ACL file: only the global ACL file's `Public/Archive` line, for bob).
 fn public_tree(dir: &Path) -> PathBuf {
     let tree = dir.join("public");
     for folder in ["Team", "Board", "Archive"] {
@@ -41,15 +41,18 @@ fn public_tree(dir: &Path) -> PathBuf {
 
 fn start(dir: &Path) -> (Mailstead, PathBuf) {
     let tree = public_tree(dir);
+    let global = dir.join("global-acl");
+    fs::write(&global, format!("Public/Archive user={BOB} lr\n")).unwrap();
     support::reachable_by_server(dir);
     // Seed 004's namespace block, key by key.
     let server = Mailstead::start(
         &dir.join("mailstead"),
         &[ALICE.to_owned(), BOB.to_owned()],
         &format!(
-            "login_on_loopback_without_tls = true\n\
+            "login_on_loopback_without_tls = true\nacl = \"vfile:{}\"\n\
              [[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
              location = \"{}\"\nlayout = \"fs\"\nprivate_index = \"~/public\"\n",
+            global.display(),
             tree.display()
         ),
         "",
@@ -97,7 +100,13 @@ fn two_users_in_a_public_folder() {
         ]
     );
     let listed = bob.ok("LIST \"\" \"Public/*\"");
-    assert_eq!(listed.untagged, ["* LIST () \"/\" Public/Team"]);
+    assert_eq!(
+        listed.untagged,
+        [
+            "* LIST () \"/\" Public/Archive",
+            "* LIST () \"/\" Public/Team"
+        ]
+    );
     let top = bob.ok("LIST \"\" %");
     assert!(
         top.untagged
@@ -108,6 +117,7 @@ fn two_users_in_a_public_folder() {
     assert_eq!(alice.my_rights("Public/Team"), "lrwstied");
     assert_eq!(bob.my_rights("Public/Team"), "lrs");
     bob.no("SELECT Public/Board", "NONEXISTENT");
+    assert_eq!(bob.my_rights("Public/Archive"), "lr");
     alice.no("SELECT Public/Archive", "NONEXISTENT");
     alice.no("SELECT Public/INBOX", "NONEXISTENT");
     alice.no("GETACL Public/Team", "NOPERM");
