@@ -216,8 +216,9 @@ pub struct PublicNamespace {
 pub struct SharedNamespace {
     /// E.g. `Shared/`; ends with the separator, `/`.
     pub prefix: String,
-    /// Who shared folders with whom, for LIST.
-    pub index: mailstead_store::acl::SharedIndex,
+    /// Who shared folders with whom, for LIST (also filled at start-up, see
+    /// [`mailstead_store::acl::SharedIndex::record_owner`]).
+    pub index: Arc<mailstead_store::acl::SharedIndex>,
 }
 
 impl ImapContext {

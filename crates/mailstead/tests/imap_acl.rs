@@ -231,7 +231,7 @@ fn rights_matrix_over_the_shared_namespace() {
 #[test]
 fn seed_004_acl_files_are_read_unchanged() {
     let temp = tempfile::tempdir().unwrap();
-    let server = start(temp.path());
+    let mut server = start(temp.path());
     let port = server.imap_port;
     let mut alice = Client::login(port, ALICE, "alice");
     let mut bob = Client::login(port, BOB, "bob");
@@ -269,6 +269,27 @@ fn seed_004_acl_files_are_read_unchanged() {
     );
     // Reading never rewrites the file.
     assert_eq!(fs::read_to_string(&team_acl).unwrap(), seed);
+
+    // A hand-written ACL does not make alice show in bob's LIST until the server indexes the
+    // ACL files at start-up.
+    let listed = bob.ok("LIST \"\" \"Shared/%\"");
+    assert!(listed.untagged.is_empty(), "{:?}", listed.untagged);
+    drop((alice, bob));
+    server.stop();
+    server.serve();
+    let mut bob = Client::login(port, BOB, "bob");
+    let owner_line = format!("* LIST (\\Noselect \\HasChildren) \"/\" {SHARED}");
+    // The index is written in the background after start-up: ask until it is there.
+    let mut attempts = 0;
+    loop {
+        let listed = bob.ok("LIST \"\" \"Shared/%\"");
+        if listed.untagged.contains(&owner_line) {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 600, "owner never listed: {:?}", listed.untagged);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]
