@@ -258,15 +258,24 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         None => imap,
     };
     let imap = match config.imap.namespace.iter().find(|ns| ns.kind == "public") {
-        Some(public) => imap.with_public_namespace(mailstead_imap::PublicNamespace {
-            prefix: public.prefix.clone(),
-            location: public.location.clone().unwrap_or_default().into(),
-            layout: match public.layout.as_deref() {
-                Some("maildir++") => mailstead_store::FolderLayout::MaildirPlusPlus,
-                _ => mailstead_store::FolderLayout::Fs,
-            },
-            private_index: public.private_index.clone(),
-        }),
+        Some(public) => {
+            let location = public.location.clone().unwrap_or_default();
+            if !std::path::Path::new(&location).is_dir() {
+                warn!(
+                    location,
+                    "the public namespace's Maildir tree is missing; it lists nothing"
+                );
+            }
+            imap.with_public_namespace(mailstead_imap::PublicNamespace {
+                prefix: public.prefix.clone(),
+                location: location.into(),
+                layout: match public.layout.as_deref() {
+                    Some("maildir++") => mailstead_store::FolderLayout::MaildirPlusPlus,
+                    _ => mailstead_store::FolderLayout::Fs,
+                },
+                private_index: public.private_index.clone(),
+            })
+        }
         None => imap,
     };
     let imap = Arc::new(imap);
