@@ -195,14 +195,30 @@ pub struct ImapContext {
     pub(crate) acls: Option<Arc<mailstead_store::acl::Acls>>,
     /// The shared namespace (`Shared/owner@domain/Folder`), when configured.
     pub(crate) shared: Option<Arc<SharedNamespace>>,
+    /// The public namespace (`Public/Folder`), when configured.
+    pub(crate) public: Option<Arc<PublicNamespace>>,
+}
+
+/// Folders every user may open, as `<prefix><folder>` (RFC 2342 "shared namespace"): a
+/// Maildir tree outside any account, with rights from its `dovecot-acl` files only.
+pub struct PublicNamespace {
+    /// E.g. `Public/`; ends with the separator, `/`.
+    pub prefix: String,
+    /// The Maildir tree (its root is not a folder, as in Dovecot's public namespace).
+    pub location: std::path::PathBuf,
+    pub layout: mailstead_store::FolderLayout,
+    /// The directory (`~/public`, `~` is the user's home) where each user's own `\Seen`
+    /// flags of public folders are kept; `None`: `\Seen` is shared, as the other flags.
+    pub private_index: Option<String>,
 }
 
 /// Other users' folders, as `<prefix><owner>/<folder>` (RFC 2342 "other users' namespace").
 pub struct SharedNamespace {
     /// E.g. `Shared/`; ends with the separator, `/`.
     pub prefix: String,
-    /// Who shared folders with whom, for LIST.
-    pub index: mailstead_store::acl::SharedIndex,
+    /// Who shared folders with whom, for LIST (also filled at start-up, see
+    /// [`mailstead_store::acl::SharedIndex::record_owner`]).
+    pub index: Arc<mailstead_store::acl::SharedIndex>,
 }
 
 impl ImapContext {
@@ -228,6 +244,7 @@ impl ImapContext {
             account_changes: cmd::notify::AccountChanges::default(),
             acls: None,
             shared: None,
+            public: None,
         }
     }
 
@@ -263,6 +280,17 @@ impl ImapContext {
             self = self.with_acls(None);
         }
         self.shared = Some(Arc::new(shared));
+        self
+    }
+
+    /// Offers the public namespace, as its ACL files allow (ACLs are turned on if they are
+    /// not).
+    #[must_use]
+    pub fn with_public_namespace(mut self, public: PublicNamespace) -> ImapContext {
+        if self.acls.is_none() {
+            self = self.with_acls(None);
+        }
+        self.public = Some(Arc::new(public));
         self
     }
 }

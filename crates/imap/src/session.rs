@@ -145,6 +145,8 @@ pub(crate) struct Selected {
     pub(crate) own_changes: HashMap<u32, u64>,
     /// The saved search result (`$`) and the searches being updated.
     pub(crate) search: SearchState,
+    /// A public folder with a private index: this user's own `\Seen` flags.
+    pub(crate) private_seen: Option<mailstead_store::private_seen::PrivateSeen>,
 }
 
 impl Selected {
@@ -682,6 +684,7 @@ impl Session {
                 selected.folder.snapshot()
             }
         };
+        let snapshot = self.seen_view(snapshot);
         // RFC 5267 4.3.4: a search's expunged matches leave it before the expunge is told.
         if expunges
             && snapshot.expunge_serial != selected.known_expunges

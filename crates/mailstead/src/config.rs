@@ -338,20 +338,20 @@ pub struct ImapSection {
     pub namespace: Vec<NamespaceSection>,
 }
 
-/// One `[[imap.namespace]]`, as Dovecot's `namespace { }` blocks. Only `type = "shared"`
-/// (other users' folders as `Shared/user@domain/Folder`) is served; a public namespace is
-/// refused at start-up rather than silently left out.
+/// One `[[imap.namespace]]`, as Dovecot's `namespace { }` blocks: `type = "shared"` (other
+/// users' folders as `Shared/user@domain/Folder`) or `type = "public"` (a Maildir tree every
+/// user may open as `Public/Folder`, as its ACL files allow).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NamespaceSection {
-    /// "shared" (or "public", not served yet).
+    /// "shared" or "public".
     #[serde(rename = "type")]
     pub kind: String,
     /// E.g. "Shared/": ends with "/".
     pub prefix: String,
     /// Public namespace only: the Maildir tree.
     pub location: Option<String>,
-    /// Public namespace only: "fs" or "maildir++".
+    /// Public namespace only: "fs" (default) or "maildir++".
     pub layout: Option<String>,
     /// Public namespace only: the per-user index directory (`~/public`).
     pub private_index: Option<String>,
@@ -962,20 +962,51 @@ impl Config {
         let fail = |key: &str, message: String| Err((key.to_owned(), message));
 
         // [[imap.namespace]]
+        for kind in ["shared", "public"] {
+            let count = self
+                .imap
+                .namespace
+                .iter()
+                .filter(|ns| ns.kind == kind)
+                .count();
+            if count > 1 {
+                return fail(
+                    "imap.namespace",
+                    format!("{count} namespaces of type {kind:?}; one is served"),
+                );
+            }
+        }
+        if let [a, b] = self.imap.namespace.as_slice()
+            && a.prefix.eq_ignore_ascii_case(&b.prefix)
+        {
+            return fail(
+                "imap.namespace.prefix",
+                format!("{:?} is the prefix of both namespaces", a.prefix),
+            );
+        }
         for namespace in &self.imap.namespace {
             match namespace.kind.as_str() {
                 "shared" => {}
                 "public" => {
-                    return fail(
-                        "imap.namespace.type",
-                        "public namespaces are not served yet; remove it or use \"shared\""
-                            .to_owned(),
-                    );
+                    if namespace.location.as_deref().is_none_or(str::is_empty) {
+                        return fail(
+                            "imap.namespace.location",
+                            "a public namespace needs the Maildir tree's path, e.g. \"/var/vmail/public\"".to_owned(),
+                        );
+                    }
+                    if let Some(layout) = &namespace.layout
+                        && !matches!(layout.as_str(), "fs" | "maildir++")
+                    {
+                        return fail(
+                            "imap.namespace.layout",
+                            format!("{layout:?} is not a layout; use \"fs\" or \"maildir++\""),
+                        );
+                    }
                 }
                 other => {
                     return fail(
                         "imap.namespace.type",
-                        format!("{other:?} is not a namespace type; use \"shared\""),
+                        format!("{other:?} is not a namespace type; use \"shared\" or \"public\""),
                     );
                 }
             }
@@ -2347,11 +2378,34 @@ mod tests {
             shared.imap.acl.as_deref(),
             Some("vfile:/var/vmail/conf.d/%d/acls")
         );
-        let public = error(&format!(
+        // Seed 004's public namespace, as written there.
+        let public = load(&format!(
             "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
-             location = \"/var/vmail/public\"\n"
+             location = \"/var/vmail/public\"\nlayout = \"fs\"\nprivate_index = \"~/public\"\n"
+        ))
+        .unwrap();
+        let ns = &public.imap.namespace[0];
+        assert_eq!(ns.location.as_deref(), Some("/var/vmail/public"));
+        assert_eq!(ns.layout.as_deref(), Some("fs"));
+        assert_eq!(ns.private_index.as_deref(), Some("~/public"));
+        let no_location = error(&format!(
+            "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n"
         ));
-        assert!(public.contains("not served yet"), "{public}");
+        assert!(
+            no_location.contains("imap.namespace.location"),
+            "{no_location}"
+        );
+        let bad_layout = error(&format!(
+            "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
+             location = \"/p\"\nlayout = \"mbox\"\n"
+        ));
+        assert!(bad_layout.contains("imap.namespace.layout"), "{bad_layout}");
+        let twice = error(&format!(
+            "{base}[[imap.namespace]]\ntype = \"public\"\nprefix = \"Public/\"\n\
+             location = \"/p\"\n[[imap.namespace]]\ntype = \"public\"\nprefix = \"Team/\"\n\
+             location = \"/q\"\n"
+        ));
+        assert!(twice.contains("imap.namespace"), "{twice}");
         for prefix in ["Shared", "A/B/", "INBOX/", "/"] {
             let bad = error(&format!(
                 "{base}[[imap.namespace]]\ntype = \"shared\"\nprefix = \"{prefix}\"\n"

@@ -6,143 +6,40 @@
 //! Dovecot keeps it, and a global ACL directory `acls/%d/` as its `acl = vfile:` names it,
 //! are read unchanged; and bob IDLEing in alice's folder is woken by alice's APPEND.
 //!
-//! The groups of the directory are not in this test: the group rules are checked against
-//! Dovecot in `crates/store/tests/acl_files.rs`.
+//! A `group=NAME` entry gives a member of the directory's group (`mailstead mailbox group
+//! add`) the rights a non-member lacks; the finer group rules are checked against Dovecot in
+//! `crates/store/tests/acl_files.rs`.
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "imap/acl_client.rs"]
+mod acl_client;
 #[path = "imap/harness.rs"]
 mod harness;
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use harness::{DOMAIN, Mailstead, PASSWORD};
+use acl_client::Client;
+use harness::{DOMAIN, Mailstead};
 
 const ALICE: &str = "alice@example.test";
 const BOB: &str = "bob@example.test";
 const SHARED: &str = "Shared/alice@example.test";
 
-/// A line-at-a-time IMAP client: enough for tagged commands and IDLE.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    tags: u32,
-    who: &'static str,
-}
-
-/// What a command got: its untagged lines and the tagged status line.
-struct Reply {
-    untagged: Vec<String>,
-    tagged: String,
-}
-
-impl Reply {
-    fn status(&self) -> &str {
-        self.tagged.split(' ').nth(1).unwrap_or_default()
-    }
-}
-
-impl Client {
-    fn login(port: u16, user: &str, who: &'static str) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        // Generous: only a hung server reaches it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-            tags: 0,
-            who,
-        };
-        let greeting = client.line();
-        assert!(greeting.starts_with("* OK"), "greeting {greeting:?}");
-        client.ok(&format!("LOGIN {user} {PASSWORD}"));
-        client
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        assert!(!line.is_empty(), "{}: connection closed", self.who);
-        line.trim_end_matches(['\r', '\n']).to_owned()
-    }
-
-    fn send(&mut self, command: &str) -> Reply {
-        self.tags += 1;
-        let tag = format!("t{}", self.tags);
-        self.writer
-            .write_all(format!("{tag} {command}\r\n").as_bytes())
-            .unwrap();
-        let mut untagged = Vec::new();
-        loop {
-            let line = self.line();
-            if line.starts_with(&format!("{tag} ")) {
-                return Reply {
-                    untagged,
-                    tagged: line,
-                };
-            }
-            untagged.push(line);
-        }
-    }
-
-    fn ok(&mut self, command: &str) -> Reply {
-        let reply = self.send(command);
-        assert_eq!(
-            reply.status(),
-            "OK",
-            "{}: {command} -> {} (untagged {:?})",
-            self.who,
-            reply.tagged,
-            reply.untagged
-        );
-        reply
-    }
-
-    /// The command must be refused with `code` (`NONEXISTENT`, `NOPERM`, ...).
-    fn no(&mut self, command: &str, code: &str) {
-        let reply = self.send(command);
-        assert!(
-            reply.status() == "NO" && reply.tagged.contains(&format!("[{code}]")),
-            "{}: {command} should be refused [{code}], got {}",
-            self.who,
-            reply.tagged
-        );
-    }
-
-    fn append(&mut self, mailbox: &str, subject: &str) -> Reply {
-        let message = format!("From: {ALICE}\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n");
-        self.send(&format!(
-            "APPEND \"{mailbox}\" {{{}+}}\r\n{message}",
-            message.len()
-        ))
-    }
-
-    fn my_rights(&mut self, mailbox: &str) -> String {
-        let reply = self.ok(&format!("MYRIGHTS \"{mailbox}\""));
-        let line = reply
-            .untagged
-            .iter()
-            .find(|l| l.starts_with("* MYRIGHTS "))
-            .unwrap()
-            .clone();
-        line.rsplit(' ').next().unwrap().to_owned()
-    }
-}
-
 fn start(dir: &Path) -> Mailstead {
+    start_with(dir, &[ALICE, BOB])
+}
+
+fn start_with(dir: &Path, users: &[&str]) -> Mailstead {
     let acls = dir.join("acls");
     fs::create_dir_all(acls.join(DOMAIN)).unwrap();
     support::reachable_by_server(dir);
     Mailstead::start(
         &dir.join("mailstead"),
-        &[ALICE.to_owned(), BOB.to_owned()],
+        &users.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>(),
         &format!(
             "login_on_loopback_without_tls = true\n\
              acl = \"vfile:{}/%d:cache_secs=300\"\n\
@@ -334,7 +231,7 @@ fn rights_matrix_over_the_shared_namespace() {
 #[test]
 fn seed_004_acl_files_are_read_unchanged() {
     let temp = tempfile::tempdir().unwrap();
-    let server = start(temp.path());
+    let mut server = start(temp.path());
     let port = server.imap_port;
     let mut alice = Client::login(port, ALICE, "alice");
     let mut bob = Client::login(port, BOB, "bob");
@@ -372,6 +269,27 @@ fn seed_004_acl_files_are_read_unchanged() {
     );
     // Reading never rewrites the file.
     assert_eq!(fs::read_to_string(&team_acl).unwrap(), seed);
+
+    // A hand-written ACL does not make alice show in bob's LIST until the server indexes the
+    // ACL files at start-up.
+    let listed = bob.ok("LIST \"\" \"Shared/%\"");
+    assert!(listed.untagged.is_empty(), "{:?}", listed.untagged);
+    drop((alice, bob));
+    server.stop();
+    server.serve();
+    let mut bob = Client::login(port, BOB, "bob");
+    let owner_line = format!("* LIST (\\Noselect \\HasChildren) \"/\" {SHARED}");
+    // The index is written in the background after start-up: ask until it is there.
+    let mut attempts = 0;
+    loop {
+        let listed = bob.ok("LIST \"\" \"Shared/%\"");
+        if listed.untagged.contains(&owner_line) {
+            break;
+        }
+        attempts += 1;
+        assert!(attempts < 600, "owner never listed: {:?}", listed.untagged);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -416,5 +334,37 @@ fn idle_in_a_shared_folder_wakes_on_the_owners_append() {
             .untagged
             .iter()
             .any(|l| l.contains("BODY[HEADER.FIELDS"))
+    );
+}
+
+#[test]
+fn group_entry_gives_members_rights_non_members_lack() {
+    const CAROL: &str = "carol@example.test";
+    let temp = tempfile::tempdir().unwrap();
+    let server = start_with(temp.path(), &[ALICE, BOB, CAROL]);
+    let out = server.cli(
+        &["mailbox", "group", "add", BOB, "PublicMailboxAdmins"],
+        None,
+    );
+    assert!(out.status.success(), "{}", harness::both(&out));
+    let port = server.imap_port;
+    let mut alice = Client::login(port, ALICE, "alice");
+    alice.ok("CREATE Team");
+    fs::write(
+        folder_dir(&server, "Team").join("dovecot-acl"),
+        format!("group=PublicMailboxAdmins lrwi\nuser={CAROL} lr\n"),
+    )
+    .unwrap();
+    let mut bob = Client::login(port, BOB, "bob");
+    let mut carol = Client::login(port, CAROL, "carol");
+    assert_eq!(bob.my_rights(&format!("{SHARED}/Team")), "lrwi");
+    assert_eq!(carol.my_rights(&format!("{SHARED}/Team")), "lr");
+    assert_eq!(
+        bob.append(&format!("{SHARED}/Team"), "member").status(),
+        "OK"
+    );
+    assert_eq!(
+        carol.append(&format!("{SHARED}/Team"), "outsider").status(),
+        "NO"
     );
 }

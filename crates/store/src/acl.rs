@@ -888,6 +888,36 @@ impl SharedIndex {
             .map_err(|err| io_err(io::Error::other(err.to_string())))
     }
 
+    /// Notes every identifier given `l` by the `dovecot-acl` files of `owner`'s folders (in
+    /// `folder_dirs`): ACL files written by hand or by Dovecot make the owner show in LIST
+    /// too, once this has run (at start-up). Returns how many grants were noted.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the index cannot be written; an unreadable ACL file is skipped.
+    pub fn record_owner(
+        &self,
+        owner: &str,
+        folder_dirs: impl IntoIterator<Item = PathBuf>,
+    ) -> Result<usize, AclError> {
+        let mut noted = 0;
+        for dir in folder_dirs {
+            let Ok(text) = fs::read_to_string(dir.join(ACL_FILE)) else {
+                continue;
+            };
+            let Ok(entries) = parse_acl_file(&text) else {
+                continue;
+            };
+            for entry in entries {
+                if entry.rights.is_some_and(|r| r.contains(Rights::LOOKUP)) {
+                    self.add(&entry.identifier, owner)?;
+                    noted += 1;
+                }
+            }
+        }
+        Ok(noted)
+    }
+
     /// The owners who may have shared a folder with `user`.
     ///
     /// # Errors

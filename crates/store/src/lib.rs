@@ -70,6 +70,7 @@ mod dirsync;
 pub mod form;
 pub mod mailbox;
 mod maildir;
+pub mod private_seen;
 mod quota;
 mod retire;
 mod scripts;

@@ -44,6 +44,9 @@ pub(crate) struct Target {
     /// The owner's login when the folder is another user's (shared namespace).
     pub(crate) owner: Option<String>,
     pub(crate) domain: String,
+    /// Public namespace: the name global ACLs know the folder by (`Public/Team`); such a
+    /// folder has no owner, so `owner` entries never match it.
+    pub(crate) public_name: Option<String>,
 }
 
 impl Target {
@@ -52,9 +55,12 @@ impl Target {
         let dir = self.mail.folder_path(&self.name).ok()?;
         Some(AclPlace {
             dir,
-            mailbox: self.name.clone(),
+            mailbox: self
+                .public_name
+                .clone()
+                .unwrap_or_else(|| self.name.clone()),
             domain: self.domain.clone(),
-            own: self.owner.is_none(),
+            own: self.owner.is_none() && self.public_name.is_none(),
         })
     }
 }
@@ -88,10 +94,9 @@ impl Session {
             return Rights::ALL;
         };
         let login = user.account.address.to_string();
+        let groups = user.account.acl_groups.clone();
         let res = tokio::task::spawn_blocking(move || {
-            // The user's ACL groups (Dovecot's `acl_groups`) come in here, once the
-            // directory has them.
-            let groups: Vec<String> = Vec::new();
+            // The user's ACL groups from the directory (Dovecot's `acl_groups`).
             let who = Requester {
                 user: &login,
                 groups: &groups,
@@ -173,10 +178,10 @@ impl Session {
             | Command::Delete(mailbox)
             | Command::Rename { from: mailbox, .. }
             | Command::Rename { to: mailbox, .. }
-                if self.in_shared_namespace(mailbox) =>
+                if self.in_shared_namespace(mailbox) || self.in_public_namespace(mailbox) =>
             {
                 return Err(Done::no(
-                    "[CANNOT] Other users' folders are created, deleted and renamed by their owners.",
+                    "[CANNOT] Shared and public folders are created, deleted and renamed by their owners.",
                 ));
             }
             Command::Create { mailbox, .. } => {
@@ -297,7 +302,7 @@ impl Session {
         };
         let mut out = b"* ACL ".to_vec();
         crate::wire::mailbox(&mut out, mailbox, self.utf8_names());
-        if entries.is_empty() {
+        if entries.is_empty() && !owner.is_empty() {
             // As Dovecot shows a folder without an ACL: its owner, with every right.
             out.push(b' ');
             crate::wire::astring(&mut out, owner.as_bytes());
@@ -374,6 +379,7 @@ impl Session {
             });
             if let Some(shared) = shared
                 && grants_lookup
+                && !owner.is_empty()
                 && let Err(err) = shared.index.add(&identifier, &owner)
             {
                 warn!(cause = %err, "shared mailbox index not updated");
@@ -444,6 +450,8 @@ impl Session {
             return Err(nonexistent());
         }
         let owner = match (&target.owner, &self.user) {
+            // A public folder has no owner.
+            _ if target.public_name.is_some() => String::new(),
             (Some(owner), _) => owner.clone(),
             (None, Some(user)) => user.account.address.to_string(),
             (None, None) => return Err(Done::bad("Please log in first.")),

@@ -205,7 +205,7 @@ impl Session {
         // Sorted UIDs, looked up by binary search: no hashing per message.
         let mut seen_now: Vec<u32> = Vec::new();
         if !selected.read_only && may_set_seen && attributes.iter().any(FetchAttribute::sets_seen) {
-            let snapshot = folder.snapshot();
+            let snapshot = self.seen_view(folder.snapshot());
             let unseen: Vec<u32> = targets
                 .iter()
                 .filter(|(_, uid)| {
@@ -219,8 +219,15 @@ impl Session {
                 .map(|(_, uid)| *uid)
                 .collect();
             if !unseen.is_empty() {
-                match folder
-                    .store(&unseen, FlagOperation::Add, SystemFlags::SEEN, &[], None)
+                match self
+                    .store_flags(
+                        &folder,
+                        &unseen,
+                        FlagOperation::Add,
+                        SystemFlags::SEEN,
+                        &[],
+                        None,
+                    )
                     .await
                 {
                     Ok(result) => {
@@ -231,7 +238,10 @@ impl Session {
                 }
             }
         }
-        let snapshot = folder.snapshot();
+        let snapshot = self.seen_view(folder.snapshot());
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::bad("No mailbox selected."));
+        };
         if !seen_now.is_empty() {
             for uid in &seen_now {
                 if let Some(meta) = snapshot

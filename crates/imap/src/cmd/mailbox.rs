@@ -478,8 +478,14 @@ impl Session {
             self.conn.write(&line).await?;
             if let (Some(items), Some(store_name)) = (&list.return_status, store_name) {
                 // A folder that vanished between LIST and STATUS is simply not reported.
-                if let Ok(status) =
-                    status_line(&mail, store_name, (&name, utf8), items, self.held_recent()).await
+                if let Ok(status) = status_line(
+                    &mail,
+                    store_name,
+                    (&name, utf8),
+                    items,
+                    (self.held_recent(), None),
+                )
+                .await
                 {
                     self.conn.write(&status).await?;
                 }
@@ -487,6 +493,7 @@ impl Session {
         }
         if !subscribed_only && !list.special_use_only {
             self.list_shared(&shared_patterns).await?;
+            self.list_public(&shared_patterns).await?;
         }
         Ok(Done::ok("List completed."))
     }
@@ -506,8 +513,17 @@ impl Session {
             }
             None => "NIL".to_owned(),
         };
+        let public = match &self.ctx.public {
+            Some(public) => {
+                let mut public_ns = b"((".to_vec();
+                wire::string(&mut public_ns, public.prefix.as_bytes());
+                public_ns.extend_from_slice(b" \"/\"))");
+                String::from_utf8_lossy(&public_ns).into_owned()
+            }
+            None => "NIL".to_owned(),
+        };
         let line = format!(
-            "* NAMESPACE ((\"\" \"{}\")) {others} NIL\r\n",
+            "* NAMESPACE ((\"\" \"{}\")) {others} {public}\r\n",
             mail.layout().separator()
         );
         self.conn.write(line.as_bytes()).await?;
@@ -577,18 +593,19 @@ impl Session {
             Ok(target) => target,
             Err(refused) => return Ok(refused),
         };
+        let seen_path = self.private_seen_path(&target);
         let name = target.name;
         let utf8 = self.utf8_names();
-        let shown = match target.owner {
-            Some(_) => mailbox.to_owned(),
-            None => client_name(&name, mail.layout().separator(), utf8),
+        let shown = match (target.owner, target.public_name) {
+            (Some(_), _) | (_, Some(_)) => mailbox.to_owned(),
+            (None, None) => client_name(&name, mail.layout().separator(), utf8),
         };
         match status_line(
             &target.mail,
             &name,
             (&shown, utf8),
             items,
-            self.held_recent(),
+            (self.held_recent(), seen_path),
         )
         .await
         {
@@ -672,12 +689,17 @@ async fn status_line(
     name: &str,
     (shown, utf8): (&str, bool),
     items: &[StatusItem],
-    held: RecentCount,
+    (held, seen_path): (RecentCount, Option<std::path::PathBuf>),
 ) -> Result<Vec<u8>, MailboxError> {
     let folder = mail.open(name).await?;
     let mut snapshot = folder.sync().await?;
     if items.contains(&StatusItem::Size) {
         snapshot = folder.sized_snapshot().await?;
+    }
+    // A public folder with a private index: the user's own \Seen.
+    if let Some(path) = seen_path {
+        let seen = crate::cmd::select::load_private_seen(path, snapshot.uid_validity).await?;
+        snapshot = Arc::new(seen.apply(&snapshot));
     }
     // \Recent is counted without claiming it (RFC 3501 6.3.10): the ones this session holds
     // when the folder is its own selected one, else the ones no session has seen yet.

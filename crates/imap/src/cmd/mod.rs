@@ -10,6 +10,7 @@ mod fetch;
 mod idle;
 mod mailbox;
 pub(crate) mod notify;
+mod public;
 pub(crate) mod rev2;
 mod search;
 pub(crate) mod search_context;

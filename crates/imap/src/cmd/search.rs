@@ -589,6 +589,7 @@ impl Session {
         } else {
             folder.snapshot()
         };
+        let snapshot = self.seen_view(snapshot);
         let need = need(&criteria);
         let scope = Scope {
             last_sequence: u32::try_from(selected.uids.len()).unwrap_or(u32::MAX),

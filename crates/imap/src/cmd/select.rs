@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::io;
 
+use std::sync::Arc;
+
+use mailstead_store::private_seen::PrivateSeen;
 use mailstead_store::{MailboxError, SystemFlags};
 
 use crate::cmd::mailbox::own_list_line;
@@ -36,6 +39,7 @@ impl Session {
             Err(refused) => return Ok(refused),
         };
         let place = target.place();
+        let seen_path = self.private_seen_path(&target);
         let (mail, mut name) = (target.mail, target.name);
         let mut opened = mail.open(&name).await;
         // A name given in another Unicode form than the one it was created in (NFC, see
@@ -55,6 +59,17 @@ impl Session {
         let snapshot = match folder.sync().await {
             Ok(snapshot) => snapshot,
             Err(err) => return Ok(self.no_for(&err)),
+        };
+        let private_seen = match seen_path {
+            Some(path) => match load_private_seen(path, snapshot.uid_validity).await {
+                Ok(seen) => Some(seen),
+                Err(err) => return Ok(self.no_for(&err)),
+            },
+            None => None,
+        };
+        let snapshot = match &private_seen {
+            Some(seen) => Arc::new(seen.apply(&snapshot)),
+            None => snapshot,
         };
         let uids: Vec<u32> = snapshot.messages.iter().map(|meta| meta.uid).collect();
         let first_recent = if read_only {
@@ -149,6 +164,7 @@ impl Session {
             known_keywords: snapshot.keywords.len(),
             own_changes: HashMap::new(),
             search: SearchState::default(),
+            private_seen,
         }));
         Ok(Done::ok(if read_only {
             "[READ-ONLY] Examine completed."
@@ -202,4 +218,14 @@ impl Session {
             Err(err) => Ok(self.no_for(&err)),
         }
     }
+}
+
+/// Reads a user's `\Seen` file off the I/O threads.
+pub(crate) async fn load_private_seen(
+    path: std::path::PathBuf,
+    uid_validity: u32,
+) -> Result<PrivateSeen, MailboxError> {
+    tokio::task::spawn_blocking(move || PrivateSeen::load(path, uid_validity))
+        .await
+        .map_err(|err| MailboxError::Task(err.to_string()))?
 }

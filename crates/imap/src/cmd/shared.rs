@@ -31,7 +31,11 @@ impl Session {
             name: String::new(),
             owner: None,
             domain: user.account.address.domain().to_owned(),
+            public_name: None,
         };
+        if let Some(target) = self.public_target(mailbox)? {
+            return Ok(target);
+        }
         let shared_rest = self
             .ctx
             .shared
@@ -80,6 +84,7 @@ impl Session {
             name: folder.to_owned(),
             owner: Some(account.address.to_string()),
             domain: account.address.domain().to_owned(),
+            public_name: None,
         })
     }
 
@@ -152,6 +157,7 @@ impl Session {
                     name: folder.name.clone(),
                     owner: target.owner.clone(),
                     domain: target.domain.clone(),
+                    public_name: None,
                 }
                 .place();
                 if self.rights_at(place).await.contains(Rights::LOOKUP) {

@@ -40,14 +40,21 @@ impl Session {
             .collect();
         let uids: Vec<u32> = targets.iter().map(|(_, uid)| *uid).collect();
         let folder = Arc::clone(&selected.folder);
-        let result = match folder
-            .store(&uids, operation, flags, &keywords, store.unchanged_since)
+        let result = match self
+            .store_flags(
+                &folder,
+                &uids,
+                operation,
+                flags,
+                &keywords,
+                store.unchanged_since,
+            )
             .await
         {
             Ok(result) => result,
             Err(err) => return Ok(self.no_for(&err)),
         };
-        let snapshot = folder.snapshot();
+        let snapshot = self.seen_view(folder.snapshot());
         let Some(selected) = self.selected.as_mut() else {
             return Ok(Done::bad("No mailbox selected."));
         };

@@ -240,11 +240,42 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         Some(setting) => imap.with_acls(mailstead_store::acl::GlobalAcl::from_setting(setting)),
         None => imap,
     };
+    let shared_index = Arc::new(mailstead_store::acl::SharedIndex::new(
+        data_dir.join("shared-mailboxes"),
+    ));
     let imap = match config.imap.namespace.iter().find(|ns| ns.kind == "shared") {
-        Some(shared) => imap.with_shared_namespace(mailstead_imap::SharedNamespace {
-            prefix: shared.prefix.clone(),
-            index: mailstead_store::acl::SharedIndex::new(data_dir.join("shared-mailboxes")),
-        }),
+        Some(shared) => {
+            tokio::spawn(index_shared_owners(
+                directory.clone(),
+                mail_store.clone(),
+                Arc::clone(&shared_index),
+            ));
+            imap.with_shared_namespace(mailstead_imap::SharedNamespace {
+                prefix: shared.prefix.clone(),
+                index: shared_index,
+            })
+        }
+        None => imap,
+    };
+    let imap = match config.imap.namespace.iter().find(|ns| ns.kind == "public") {
+        Some(public) => {
+            let location = public.location.clone().unwrap_or_default();
+            if !std::path::Path::new(&location).is_dir() {
+                warn!(
+                    location,
+                    "the public namespace's Maildir tree is missing; it lists nothing"
+                );
+            }
+            imap.with_public_namespace(mailstead_imap::PublicNamespace {
+                prefix: public.prefix.clone(),
+                location: location.into(),
+                layout: match public.layout.as_deref() {
+                    Some("maildir++") => mailstead_store::FolderLayout::MaildirPlusPlus,
+                    _ => mailstead_store::FolderLayout::Fs,
+                },
+                private_index: public.private_index.clone(),
+            })
+        }
         None => imap,
     };
     let imap = Arc::new(imap);
@@ -528,6 +559,60 @@ async fn clean_maildir_tmps(directory: Directory, started: SystemTime) {
     info!(
         mailboxes = mailboxes.len(),
         removed, "cleaned leftovers in Maildir tmp/ directories"
+    );
+}
+
+/// Notes in the shared index the owners whose `dovecot-acl` files give someone `l`, so that
+/// ACLs written by hand or by Dovecot show in `LIST "Shared/%"` as SETACL's do.
+async fn index_shared_owners(
+    directory: Directory,
+    mail: MailStore,
+    index: Arc<mailstead_store::acl::SharedIndex>,
+) {
+    let mailboxes = match directory.list_mailboxes(None).await {
+        Ok(mailboxes) => mailboxes,
+        Err(err) => {
+            warn!(cause = %err, "cannot list mailboxes to index shared folders");
+            return;
+        }
+    };
+    let mut noted = 0;
+    for mailbox in &mailboxes {
+        if unsafe_location(&mailbox.address, &mailbox.location).is_some() {
+            continue;
+        }
+        let layout = match mailbox.location.layout {
+            mailstead_directory::model::MaildirLayout::Fs => mailstead_store::FolderLayout::Fs,
+            mailstead_directory::model::MaildirLayout::MaildirPlusPlus => {
+                mailstead_store::FolderLayout::MaildirPlusPlus
+            }
+        };
+        // Not yet delivered to: nothing shared.
+        let Ok(tree) = mail.open_tree(&mailbox.location.maildir, layout) else {
+            continue;
+        };
+        let Ok(folders) = tree.list().await else {
+            continue;
+        };
+        let dirs: Vec<_> = folders
+            .iter()
+            .filter_map(|folder| tree.folder_path(&folder.name).ok())
+            .collect();
+        let owner = mailbox.address.to_string();
+        let index = Arc::clone(&index);
+        match tokio::task::spawn_blocking(move || index.record_owner(&owner, dirs)).await {
+            Ok(Ok(count)) => noted += count,
+            Ok(Err(err)) => {
+                warn!(cause = %err, "shared mailbox index not updated");
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+    info!(
+        mailboxes = mailboxes.len(),
+        grants = noted,
+        "indexed shared folders"
     );
 }
 

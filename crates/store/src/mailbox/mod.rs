@@ -410,6 +410,27 @@ impl MailStore {
         blocking(move || setup.inner.ensure_defaults()).await?;
         Ok(account)
     }
+
+    /// Opens a Maildir tree that belongs to no user (a public namespace): no quota, and
+    /// none of an account's default folders or subscriptions are created in it.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when `root` is not a directory.
+    pub fn open_tree(&self, root: &Path, layout: FolderLayout) -> Result<Account, MailboxError> {
+        if !root.is_dir() {
+            return Err(MailboxError::NotFound(root.display().to_string()));
+        }
+        Ok(Account {
+            inner: Arc::new(AccountInner {
+                root: root.to_path_buf(),
+                layout,
+                quota: QuotaLimit::UNLIMITED,
+                store: self.clone(),
+                meta: Mutex::new(()),
+            }),
+        })
+    }
 }
 
 /// One user's folders; cheap to clone.
