@@ -2539,6 +2539,11 @@ mod tests {
         expected.queue.relay_auth_file = full.queue.relay_auth_file.clone();
         expected.queue.ca_file = full.queue.ca_file.clone();
         assert!(full.queue.relay_auth_file.is_some() && full.queue.ca_file.is_some());
+        // Examples where the default is none: a global script, warnings and their command.
+        expected.sieve.before = full.sieve.before.clone();
+        expected.quota = full.quota.clone();
+        assert!(!full.sieve.before.is_empty() && !full.quota.warnings.is_empty());
+        assert!(full.quota.warning_command.is_some());
         assert_eq!(full, expected);
     }
 }
