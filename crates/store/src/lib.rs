@@ -87,6 +87,7 @@ pub use mailbox::{
     MessageMeta, NewMessage, Pop3Record, QuotaUsage, RankKey, Snapshot, SortRanks, SpecialUse,
     StoreResult, SystemFlags, WatchGuard, email_id, quota_usage,
 };
+pub use private_seen::uid_set_string;
 pub use quota::{QuotaLimit, QuotaResource};
 pub use retire::{Retire, RetireError, RetiredDir, retire_mailbox};
 pub use scripts::{

@@ -110,7 +110,7 @@ impl PrivateSeen {
         let text = format!(
             "uidvalidity {}\n{}\n",
             self.uid_validity,
-            format_set(&self.uids)
+            uid_set_string(&self.uids.iter().copied().collect::<Vec<_>>())
         );
         write_atomic(&self.path, text.as_bytes())
     }
@@ -138,14 +138,23 @@ impl PrivateSeen {
     }
 }
 
-fn format_set(uids: &BTreeSet<u32>) -> String {
+/// `1:3,5,7:9` from UIDs (sorted and deduplicated first): IMAP's set syntax, which the
+/// private `\Seen` files use too.
+pub fn uid_set_string(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
     let mut out = String::new();
-    let mut iter = uids.iter().copied().peekable();
+    let mut iter = sorted.into_iter().peekable();
     while let Some(start) = iter.next() {
         let mut end = start;
-        while iter.peek() == Some(&(end.wrapping_add(1))) && end < u32::MAX {
-            end += 1;
-            iter.next();
+        while let Some(&next) = iter.peek() {
+            if next == end.saturating_add(1) {
+                end = next;
+                iter.next();
+            } else {
+                break;
+            }
         }
         if !out.is_empty() {
             out.push(',');

@@ -474,6 +474,7 @@ fn require(rights: Rights, needed: Rights) -> Result<(), Done> {
     Err(Done::no("[NOPERM] Permission denied."))
 }
 
-fn nonexistent() -> Done {
+/// What a folder the user may not see answers, the same as one that does not exist.
+pub(super) fn nonexistent() -> Done {
     Done::no("[NONEXISTENT] Mailbox doesn't exist.")
 }

@@ -164,20 +164,7 @@ impl Session {
                 "[LIMIT] Maximum number of connections for this user exceeded.",
             ));
         };
-        let layout = match account.location.layout {
-            MaildirLayout::Fs => FolderLayout::Fs,
-            MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
-        };
-        let mail = match self
-            .ctx
-            .mail
-            .open_account(
-                &account.location.maildir,
-                layout,
-                mailstead_store::QuotaLimit::bytes(account.quota.bytes),
-            )
-            .await
-        {
+        let mail = match open_mail(&self.ctx.mail, &account).await {
             Ok(mail) => mail,
             Err(err) => {
                 error!(user = %LogSafe(&address), cause = %err, "cannot open the mailbox's Maildir");
@@ -226,4 +213,22 @@ impl Session {
         self.conn.write(line.as_bytes()).await?;
         Ok(Done::ok("Enabled."))
     }
+}
+
+/// Opens the Maildir of a directory account (the logged-in user's, or a shared folder's
+/// owner's) with its layout and quota.
+pub(crate) async fn open_mail(
+    mail: &mailstead_store::MailStore,
+    account: &mailstead_directory::account::Account,
+) -> Result<mailstead_store::Account, mailstead_store::MailboxError> {
+    let layout = match account.location.layout {
+        MaildirLayout::Fs => FolderLayout::Fs,
+        MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
+    };
+    mail.open_account(
+        &account.location.maildir,
+        layout,
+        mailstead_store::QuotaLimit::bytes(account.quota.bytes),
+    )
+    .await
 }

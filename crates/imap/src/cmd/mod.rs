@@ -48,34 +48,7 @@ impl Session {
     }
 }
 
-/// `1:3,5,7:9` from ascending UIDs (unsorted input is sorted first).
-pub(crate) fn uid_set_string(uids: &[u32]) -> String {
-    let mut sorted = uids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut out = String::new();
-    let mut iter = sorted.into_iter().peekable();
-    while let Some(start) = iter.next() {
-        let mut end = start;
-        while let Some(&next) = iter.peek() {
-            if next == end.saturating_add(1) {
-                end = next;
-                iter.next();
-            } else {
-                break;
-            }
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-    }
-    out
-}
+pub(crate) use mailstead_store::uid_set_string;
 
 /// `* FLAGS (...)` and `* OK [PERMANENTFLAGS (...)]` for a folder's keywords.
 pub(crate) fn flags_announcement(snapshot: &Snapshot, read_only: bool) -> Vec<u8> {

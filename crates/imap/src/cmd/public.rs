@@ -12,10 +12,9 @@ use mailstead_store::acl::Rights;
 use mailstead_store::private_seen::PrivateSeen;
 use mailstead_store::{FlagOperation, Folder, MailboxError, Snapshot, StoreResult, SystemFlags};
 
-use crate::cmd::acl::Target;
+use crate::cmd::acl::{Target, nonexistent};
 use crate::cmd::mailbox::list_pattern_matches;
 use crate::session::{Done, Session};
-use crate::wire;
 
 /// The separator of the public namespace, whatever the tree's layout.
 const SEPARATOR: char = '/';
@@ -204,17 +203,6 @@ impl Session {
                 lines.push((full, ""));
             }
         }
-        let utf8 = self.utf8_names();
-        for (name, attributes) in lines {
-            let mut line = format!("* LIST ({attributes}) \"{SEPARATOR}\" ").into_bytes();
-            wire::mailbox(&mut line, &name, utf8);
-            line.extend_from_slice(b"\r\n");
-            self.conn.write(&line).await?;
-        }
-        Ok(())
+        self.write_list_lines(lines).await
     }
-}
-
-fn nonexistent() -> Done {
-    Done::no("[NONEXISTENT] Mailbox doesn't exist.")
 }

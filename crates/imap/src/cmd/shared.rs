@@ -5,12 +5,10 @@
 
 use std::io;
 
-use mailstead_directory::model::MaildirLayout;
-use mailstead_store::FolderLayout;
 use mailstead_store::acl::Rights;
 use tracing::warn;
 
-use crate::cmd::acl::Target;
+use crate::cmd::acl::{Target, nonexistent};
 use crate::cmd::mailbox::{list_pattern_matches, store_name};
 use crate::session::{Done, Session};
 use crate::wire;
@@ -65,18 +63,7 @@ impl Session {
                 return Err(Done::no("[UNAVAILABLE] Try again later."));
             }
         };
-        let layout = match account.location.layout {
-            MaildirLayout::Fs => FolderLayout::Fs,
-            MaildirLayout::MaildirPlusPlus => FolderLayout::MaildirPlusPlus,
-        };
-        let mail = self
-            .ctx
-            .mail
-            .open_account(
-                &account.location.maildir,
-                layout,
-                mailstead_store::QuotaLimit::bytes(account.quota.bytes),
-            )
+        let mail = crate::cmd::auth::open_mail(&self.ctx.mail, &account)
             .await
             .map_err(|err| self.no_for(&err))?;
         Ok(Target {
@@ -177,6 +164,14 @@ impl Session {
                 }
             }
         }
+        self.write_list_lines(lines).await
+    }
+
+    /// `* LIST` lines for names in another namespace (`Shared/`, `Public/`).
+    pub(super) async fn write_list_lines(
+        &mut self,
+        lines: Vec<(String, &'static str)>,
+    ) -> std::io::Result<()> {
         let utf8 = self.utf8_names();
         for (name, attributes) in lines {
             let mut line = format!("* LIST ({attributes}) \"{SEPARATOR}\" ").into_bytes();
@@ -186,8 +181,4 @@ impl Session {
         }
         Ok(())
     }
-}
-
-fn nonexistent() -> Done {
-    Done::no("[NONEXISTENT] Mailbox doesn't exist.")
 }
