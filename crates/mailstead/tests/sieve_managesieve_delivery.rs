@@ -98,8 +98,10 @@ const FIRST: &str = "require [\"fileinto\", \"mailbox\", \"vacation\", \"imap4fl
 vacation :days 1 :subject \"Away this week\" \"I am away until Monday.\";\r\n\
 if header :contains \"subject\" \"report\" {\r\n  fileinto :create :flags \"\\\\Flagged\" \"Reports\";\r\n}\r\n";
 
-const EDITED: &str = "require [\"fileinto\", \"mailbox\", \"vacation\"];\r\n\
+const EDITED: &str = "require [\"fileinto\", \"mailbox\", \"vacation\", \"imap4flags\"];\r\n\
 vacation :days 1 :subject \"Away this week\" \"I am away until Monday.\";\r\n\
+if mailboxexists \"Reports\" { addflag \"$HasReports\"; }\r\n\
+if mailboxexists \"Nowhere\" { addflag \"$HasNowhere\"; }\r\n\
 if header :contains \"subject\" \"report\" {\r\n  fileinto :create \"Archive/Reports\";\r\n}\r\n";
 
 #[test]
@@ -141,6 +143,12 @@ fn a_filter_edited_over_managesieve_rules_the_next_delivery_and_vacation_answers
     assert_eq!(
         subjects(&owner, "Archive/Reports"),
         ["Monthly report"],
+        "{owner}"
+    );
+    // `mailboxexists` sees the folder the first version created, and no other.
+    assert_eq!(
+        owner["Archive/Reports"][0]["flags"],
+        serde_json::json!(["$HasReports"]),
         "{owner}"
     );
     // Same sender, same vacation, same period: no second reply (the queue is empty, so a

@@ -6,7 +6,7 @@
 //! Never loses mail: a script that does not compile, fails at run time or cannot be read
 //! leaves the message in INBOX, and the user gets one notice per script version.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -92,7 +92,9 @@ pub(crate) struct Request {
     pub(crate) original_to: Option<String>,
     pub(crate) message: Vec<u8>,
     pub(crate) own_addresses: Vec<String>,
-    pub(crate) folders: HashSet<String>,
+    /// The account, for Sieve's `mailboxexists` (asked one folder at a time, on this
+    /// blocking thread); `None` when it cannot be opened: every folder then looks missing.
+    pub(crate) account: Option<mailstead_store::Account>,
     pub(crate) layout: mailstead_store::FolderLayout,
 }
 
@@ -175,10 +177,13 @@ pub(crate) fn decide(
     if user.is_none() && failure.is_none() && before.is_empty() && after.is_empty() {
         return None;
     }
-    let folders = &request.folders;
     let exists = |name: &str| {
         let name = crate::local::folder_name(name, request.layout);
-        name == "INBOX" || folders.contains(&name)
+        name == "INBOX"
+            || request
+                .account
+                .as_ref()
+                .is_some_and(|account| account.folder_exists(&name))
     };
     let input = Input {
         envelope: Envelope {

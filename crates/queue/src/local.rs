@@ -10,7 +10,6 @@
 //! the user gets one warning in INBOX and the warning command runs (Dovecot's
 //! `quota_warning`).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -221,7 +220,7 @@ impl LocalDelivery {
                 return None;
             }
         };
-        let folders = self.folder_names(request.recipient).await;
+        let account = self.account(request.recipient).await.ok();
         let filter_request = filter::Request {
             sender: request.sender.to_owned(),
             to: address.to_owned(),
@@ -231,7 +230,7 @@ impl LocalDelivery {
                 .map(str::to_owned),
             message,
             own_addresses: vec![address.to_owned()],
-            folders,
+            account,
             layout: folder_layout(request.recipient.location.layout),
         };
         let inner = Arc::clone(&self.inner);
@@ -245,18 +244,6 @@ impl LocalDelivery {
                 warn!(queue_id = request.queue_id, cause = %err, "Sieve evaluation stopped; keeping the message");
                 None
             }
-        }
-    }
-
-    /// The account's folder names as on disk, for Sieve's `mailboxexists`; empty when the
-    /// account cannot be listed (every folder then looks missing: fileinto goes to INBOX).
-    async fn folder_names(&self, recipient: &LocalRecipient) -> HashSet<String> {
-        let Ok(account) = self.account(recipient).await else {
-            return HashSet::new();
-        };
-        match account.list().await {
-            Ok(folders) => folders.into_iter().map(|folder| folder.name).collect(),
-            Err(_) => HashSet::new(),
         }
     }
 
